@@ -1,0 +1,13 @@
+// Command earshot is Earshot's one binary: every service, the CLI clients and the tools.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/earshot-dev/earshot/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}

@@ -1,0 +1,175 @@
+package bus
+
+import "time"
+
+// SampleRate is the rate of every audio sample on the bus: 16 kHz mono float/int16,
+// what whisper consumes. The gateway converts whatever the client sends.
+const SampleRate = 16000
+
+// SamplesPerMs is SampleRate / 1000.
+const SamplesPerMs = SampleRate / 1000
+
+// Priority orders work on a worker: live streams before pre-recorded files.
+type Priority int
+
+const (
+	PriorityLive  Priority = 0
+	PriorityBatch Priority = 1
+)
+
+// StreamOptions are the client's choices that change what the worker emits.
+type StreamOptions struct {
+	Language       string   `json:"language,omitempty"`
+	InterimResults bool     `json:"interim_results"`
+	EndpointingMs  int      `json:"endpointing_ms"` // silence that ends an utterance; <0 disables VAD finals
+	UtteranceEndMs int      `json:"utterance_end_ms,omitempty"`
+	VADEvents      bool     `json:"vad_events,omitempty"`
+	Redact         []string `json:"redact,omitempty"`
+}
+
+// SessionRequest asks any worker with a free slot for Model to take a session.
+// A worker subscribes to AudioSubject(Tenant, Session) BEFORE it replies, so no chunk
+// published after the grant is missed.
+type SessionRequest struct {
+	Session  SessionID     `json:"session"`
+	Tenant   TenantID      `json:"tenant"`
+	Key      KeyID         `json:"key,omitempty"`
+	Model    string        `json:"model"`
+	Channels int           `json:"channels"` // independent channels the worker transcribes (1 unless multichannel)
+	Options  StreamOptions `json:"options"`
+	Priority Priority      `json:"priority"`
+	// ResumeSample is the stream position (16 kHz samples, per channel) of the first
+	// chunk the worker will receive: non-zero when a gateway replays audio to a new
+	// worker after a failover. Result times stay relative to the start of the stream.
+	ResumeSample uint64 `json:"resume_sample,omitempty"`
+	// Prompt is committed text before ResumeSample, used as decoding context.
+	Prompt string `json:"prompt,omitempty"`
+}
+
+// SessionGrant is the worker's reply. Code is empty on success.
+type SessionGrant struct {
+	Session SessionID `json:"session"`
+	Worker  WorkerID  `json:"worker"`
+	Code    ErrorCode `json:"code,omitempty"`
+	Message string    `json:"message,omitempty"`
+}
+
+// ResultType says what a Result carries.
+type ResultType string
+
+const (
+	ResultPartial       ResultType = "partial"        // interim text for the open utterance
+	ResultFinal         ResultType = "final"          // settled text for [Start, End)
+	ResultSpeechStarted ResultType = "speech_started" // VAD saw speech start at Start
+	ResultUtteranceEnd  ResultType = "utterance_end"  // silence after the last word (LastWordEnd)
+	ResultError         ResultType = "error"          // the worker cannot continue the session
+	ResultClosed        ResultType = "closed"         // the worker has emitted everything for an End chunk
+)
+
+// Word is one recognised word; times are seconds from the start of the stream.
+type Word struct {
+	Word       string  `json:"word"`
+	Start      float64 `json:"start"`
+	End        float64 `json:"end"`
+	Confidence float64 `json:"confidence"`
+	Punctuated string  `json:"punctuated_word"`
+}
+
+// Result is what a worker publishes on ResultSubject. Seq increases by one per result of
+// a session (per worker incarnation), so a consumer can detect loss and order.
+type Result struct {
+	Type         ResultType `json:"type"`
+	Session      SessionID  `json:"session"`
+	Worker       WorkerID   `json:"worker"`
+	Seq          uint64     `json:"seq"`
+	Channel      int        `json:"channel"`
+	Start        float64    `json:"start"`    // seconds from stream start
+	Duration     float64    `json:"duration"` // seconds
+	Text         string     `json:"text,omitempty"`
+	Words        []Word     `json:"words,omitempty"`
+	Confidence   float64    `json:"confidence,omitempty"`
+	StableWords  int        `json:"stable_words,omitempty"` // partials: leading words that will not change
+	SpeechFinal  bool       `json:"speech_final,omitempty"` // final caused by endpointing (a pause)
+	FromFinalize bool       `json:"from_finalize,omitempty"`
+	LastWordEnd  float64    `json:"last_word_end,omitempty"`
+	// EndSample is the stream position (16 kHz samples) up to which audio is settled by
+	// this final: the gateway drops its replay buffer up to here.
+	EndSample uint64 `json:"end_sample,omitempty"`
+	// AudioSeq is the last audio chunk seq included when this result was computed.
+	AudioSeq uint64 `json:"audio_seq"`
+	// Timing of the hops, unix nanoseconds, for transport-overhead measurement.
+	ChunkSentNs  int64     `json:"chunk_sent_ns,omitempty"`  // gateway sent the chunk AudioSeq
+	WorkerRecvNs int64     `json:"worker_recv_ns,omitempty"` // worker received it
+	WorkerSentNs int64     `json:"worker_sent_ns,omitempty"` // worker published this result
+	Code         ErrorCode `json:"code,omitempty"`
+	Message      string    `json:"message,omitempty"`
+}
+
+// Capacity of one model on one worker.
+type Capacity struct {
+	Slots int `json:"slots"`
+	Free  int `json:"free"`
+}
+
+// Heartbeat is published by every worker every HeartbeatInterval.
+type Heartbeat struct {
+	Worker   WorkerID            `json:"worker"`
+	Models   map[string]Capacity `json:"models"`
+	Sessions []SessionID         `json:"sessions"`
+	Draining bool                `json:"draining,omitempty"`
+	SentAt   time.Time           `json:"sent_at"`
+}
+
+// HeartbeatInterval and WorkerLostAfter bound failover detection: a gateway treats a
+// worker as lost when no heartbeat listing a session came for WorkerLostAfter.
+const (
+	HeartbeatInterval = 500 * time.Millisecond
+	WorkerLostAfter   = 2 * time.Second
+)
+
+// UsageEvent records audio accepted into a session: DurationMs of audio starting at
+// StartMs of the session's stream (per track/channel). ID is deterministic
+// (UsageEventID) so a re-publish is deduplicated by JetStream and by billing.
+type UsageEvent struct {
+	ID         string    `json:"id"`
+	Tenant     TenantID  `json:"tenant"`
+	Key        KeyID     `json:"key,omitempty"`
+	Model      string    `json:"model"`
+	Session    SessionID `json:"session"`
+	Call       string    `json:"call,omitempty"`  // phone call id (Twilio callSid)
+	Track      string    `json:"track,omitempty"` // phone track or channel name
+	StartMs    int64     `json:"start_ms"`
+	DurationMs int64     `json:"duration_ms"`
+	Final      bool      `json:"final,omitempty"` // last event of the session
+	At         time.Time `json:"at"`
+}
+
+// UsageEventID is the deterministic id of the usage event starting at startMs of track.
+func UsageEventID(s SessionID, track string, startMs int64) string {
+	if track == "" {
+		track = "0"
+	}
+	return string(s) + ":" + track + ":" + itoa(startMs)
+}
+
+func itoa(v int64) string {
+	if v == 0 {
+		return "0"
+	}
+	neg := v < 0
+	if neg {
+		v = -v
+	}
+	var b [20]byte
+	i := len(b)
+	for v > 0 {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}

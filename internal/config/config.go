@@ -1,0 +1,186 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Common settings every service has.
+type Common struct {
+	NATSURL      string        `flag:"nats" env:"EARSHOT_NATS_URL" help:"NATS server URL (earshot serve: empty = embedded server)"`
+	NATSCreds    string        `flag:"nats-creds" env:"EARSHOT_NATS_CREDS" help:"NATS credentials file (JWT + nkey)"`
+	NATSCA       string        `flag:"nats-ca" env:"EARSHOT_NATS_CA" help:"CA file to verify the NATS server's TLS certificate"`
+	NATSCert     string        `flag:"nats-cert" env:"EARSHOT_NATS_CERT" help:"client certificate for NATS TLS"`
+	NATSKey      string        `flag:"nats-key" env:"EARSHOT_NATS_KEY" help:"client key for NATS TLS"`
+	RedisURL     string        `flag:"redis" env:"EARSHOT_REDIS_URL" help:"Redis URL (redis:// or rediss:// for TLS)"`
+	DataDir      string        `flag:"data-dir" env:"EARSHOT_DATA_DIR" help:"directory for JetStream files and other state kept on disk"`
+	ModelDir     string        `flag:"model-dir" env:"EARSHOT_MODEL_DIR" help:"directory holding ggml model files"`
+	HTTP         string        `flag:"http" env:"EARSHOT_HTTP" help:"address for /healthz, /readyz and /metrics (gateway and serve use --listen)"`
+	LogLevel     string        `flag:"log-level" env:"EARSHOT_LOG_LEVEL" help:"debug, info, warn or error"`
+	LogFormat    string        `flag:"log-format" env:"EARSHOT_LOG_FORMAT" help:"text or json"`
+	DrainTimeout time.Duration `flag:"drain-timeout" env:"EARSHOT_DRAIN_TIMEOUT" help:"how long SIGTERM waits for live sessions before forcing"`
+}
+
+// Gateway settings.
+type Gateway struct {
+	Listen          string        `flag:"listen" env:"EARSHOT_LISTEN" help:"address the gateway serves HTTP and WebSocket on"`
+	TLSCert         string        `flag:"tls-cert" env:"EARSHOT_TLS_CERT" help:"TLS certificate file (with --tls-key: serve HTTPS/WSS)"`
+	TLSKey          string        `flag:"tls-key" env:"EARSHOT_TLS_KEY" help:"TLS private key file"`
+	TokenSecret     string        `flag:"token-secret" env:"EARSHOT_TOKEN_SECRET" help:"secret that signs browser tokens (empty: generated once and kept in the data dir)"`
+	TokenTTL        time.Duration `flag:"token-ttl" env:"EARSHOT_TOKEN_TTL" help:"lifetime of tokens from POST /v1/auth/grant"`
+	MaxStreams      int           `flag:"max-streams-per-tenant" env:"EARSHOT_MAX_STREAMS_PER_TENANT" help:"concurrent live streams one tenant may hold"`
+	MaxSession      time.Duration `flag:"max-session" env:"EARSHOT_MAX_SESSION" help:"longest a live stream may last"`
+	Demo            bool          `flag:"demo" env:"EARSHOT_DEMO" help:"enable the one-machine demo: POST /demo/grant issues tokens for the demo tenant without a key"`
+	DemoTenant      string        `flag:"demo-tenant" env:"EARSHOT_DEMO_TENANT" help:"tenant used by the demo page"`
+	AllowSynthetic  bool          `flag:"allow-synthetic-models" env:"EARSHOT_ALLOW_SYNTHETIC" help:"serve models with random weights (benchmarks only)"`
+	DefaultModel    string        `flag:"default-model" env:"EARSHOT_DEFAULT_MODEL" help:"model used when a client names none"`
+}
+
+// Transcriber settings.
+type Transcriber struct {
+	WorkerID    string        `flag:"worker-id" env:"EARSHOT_WORKER_ID" help:"this worker's id (default: host name and pid)"`
+	Models      []string      `flag:"models" env:"EARSHOT_MODELS" help:"comma-separated models this worker loads"`
+	VADModel    string        `flag:"vad-model" env:"EARSHOT_VAD_MODEL" help:"Silero VAD ggml file (name in the model dir or a path)"`
+	Slots       int           `flag:"slots" env:"EARSHOT_SLOTS" help:"concurrent whisper decodes (0: cores / threads)"`
+	Threads     int           `flag:"threads" env:"EARSHOT_THREADS" help:"threads per decode (slots x threads <= cores)"`
+	MaxSessions int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker"`
+	Step        time.Duration `flag:"step" env:"EARSHOT_STEP" help:"partial decode cadence"`
+	GPU         bool          `flag:"gpu" env:"EARSHOT_GPU" help:"use the GPU backend when whisper.cpp was built with one"`
+}
+
+// Defaults returns the settings a fresh machine runs with.
+func Defaults() (Common, Gateway, Transcriber) {
+	return Common{
+			RedisURL:     "redis://127.0.0.1:6379/0",
+			DataDir:      "data",
+			LogLevel:     "info",
+			LogFormat:    "text",
+			DrainTimeout: 30 * time.Second,
+		}, Gateway{
+			Listen:       ":8080",
+			TokenTTL:     30 * time.Second,
+			MaxStreams:   20,
+			MaxSession:   4 * time.Hour,
+			DemoTenant:   "demo",
+			DefaultModel: "tiny.en",
+		}, Transcriber{
+			Models:      []string{"tiny.en"},
+			VADModel:    "ggml-silero-v6.2.0.bin",
+			Threads:     2,
+			MaxSessions: 4,
+			Step:        300 * time.Millisecond,
+		}
+}
+
+// Validate checks the common settings.
+func (c *Common) Validate(needNATS bool) error {
+	if needNATS && c.NATSURL == "" {
+		return fmt.Errorf("--nats (EARSHOT_NATS_URL) is required: point it at your NATS server, e.g. nats://127.0.0.1:4222")
+	}
+	if c.NATSURL != "" {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			if p, err := url.Parse(strings.TrimSpace(u)); err != nil || p.Host == "" {
+				return fmt.Errorf("--nats %q is not a URL like nats://host:4222", u)
+			}
+		}
+	}
+	if (c.NATSCert == "") != (c.NATSKey == "") {
+		return fmt.Errorf("--nats-cert and --nats-key go together: give both or neither")
+	}
+	if c.RedisURL != "" {
+		if p, err := url.Parse(c.RedisURL); err != nil || (p.Scheme != "redis" && p.Scheme != "rediss" && p.Scheme != "unix") {
+			return fmt.Errorf("--redis %q is not a Redis URL like redis://127.0.0.1:6379/0", c.RedisURL)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format %q: use text or json", c.LogFormat)
+	}
+	if c.DrainTimeout <= 0 {
+		return fmt.Errorf("--drain-timeout must be positive, like 30s")
+	}
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			return fmt.Errorf("--http %q is not host:port (like :9090)", c.HTTP)
+		}
+	}
+	return nil
+}
+
+// Validate checks the gateway settings.
+func (g *Gateway) Validate() error {
+	if _, _, err := net.SplitHostPort(g.Listen); err != nil {
+		return fmt.Errorf("--listen %q is not host:port (like :8080 or 127.0.0.1:8080)", g.Listen)
+	}
+	if (g.TLSCert == "") != (g.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together: give both or neither")
+	}
+	for _, f := range []string{g.TLSCert, g.TLSKey} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				return fmt.Errorf("TLS file: %w", err)
+			}
+		}
+	}
+	if g.TokenTTL < time.Second || g.TokenTTL > 24*time.Hour {
+		return fmt.Errorf("--token-ttl %v: use between 1s and 24h", g.TokenTTL)
+	}
+	if g.MaxStreams < 1 {
+		return fmt.Errorf("--max-streams-per-tenant must be at least 1")
+	}
+	if g.MaxSession < time.Second {
+		return fmt.Errorf("--max-session %v is too short", g.MaxSession)
+	}
+	if g.TokenSecret != "" && len(g.TokenSecret) < 16 {
+		return fmt.Errorf("--token-secret is too short: use at least 16 random characters")
+	}
+	return nil
+}
+
+// Validate checks the transcriber settings.
+func (t *Transcriber) Validate(cores int) error {
+	if len(t.Models) == 0 {
+		return fmt.Errorf("--models is empty: name at least one model, e.g. --models tiny.en")
+	}
+	if t.Threads < 1 {
+		return fmt.Errorf("--threads must be at least 1")
+	}
+	if t.Slots < 0 || t.MaxSessions < 1 {
+		return fmt.Errorf("--slots must be >= 0 and --max-sessions >= 1")
+	}
+	if t.Slots*t.Threads > cores*2 {
+		return fmt.Errorf("--slots %d x --threads %d oversubscribes %d cores: lower one of them", t.Slots, t.Threads, cores)
+	}
+	if t.Step < 50*time.Millisecond || t.Step > 5*time.Second {
+		return fmt.Errorf("--step %v: use between 50ms and 5s", t.Step)
+	}
+	return nil
+}
+
+// SlotsFor returns the decode slots to run: the setting, or cores / threads (at least 1).
+func (t *Transcriber) SlotsFor(cores int) int {
+	if t.Slots > 0 {
+		return t.Slots
+	}
+	if n := cores / t.Threads; n > 0 {
+		return n
+	}
+	return 1
+}
+
+// Abs makes p absolute relative to the working directory (for logs and errors).
+func Abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

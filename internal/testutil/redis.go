@@ -1,0 +1,109 @@
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a real redis-server started for one test on a random port.
+type Redis struct {
+	Addr string
+	Dir  string
+	Port int
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// StartRedis starts redis-server (AOF on, everysec) on a free port in a temp dir. When
+// redis-server is absent it skips the test with a loud message, except in CI (CI=true)
+// where that is a failure.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server not found: CI must install it (apt-get install redis-server)")
+		}
+		t.Skip("SKIPPING: redis-server not found; install it (apt-get install redis-server) to run this test")
+	}
+	r := &Redis{Dir: t.TempDir(), t: t}
+	r.Port = freePort(t)
+	r.Addr = "127.0.0.1:" + strconv.Itoa(r.Port)
+	r.start(bin)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func (r *Redis) start(bin string) {
+	r.t.Helper()
+	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--dir", r.Dir, "--appendonly", "yes", "--appendfsync", "everysec",
+		"--save", "", "--logfile", filepath.Join(r.Dir, "redis.log"))
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
+			r.t.Fatalf("redis-server on %s not ready after 10s:\n%s", r.Addr, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Client returns a go-redis client for this server, closed when the test ends.
+func (r *Redis) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	r.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// URL is the redis:// URL of this server.
+func (r *Redis) URL() string { return fmt.Sprintf("redis://%s/0", r.Addr) }
+
+// Stop terminates the server (SIGTERM, so the AOF is flushed) and waits for it.
+func (r *Redis) Stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-done
+	}
+	r.cmd = nil
+}
+
+// Restart stops the server and starts it again on the same port and data dir.
+func (r *Redis) Restart() {
+	r.t.Helper()
+	r.Stop()
+	bin, _ := exec.LookPath("redis-server")
+	r.start(bin)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

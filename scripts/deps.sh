@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system packages Earshot needs where they are missing: a C/C++ toolchain,
+# cmake, npm (to fetch the whisper.cpp sources), redis-server, python3/pip (to fetch real
+# weights when the canonical source is unreachable). Uses apt where apt exists; elsewhere
+# it says what to install. Set DEPS_BROWSER=1 to add chromium for the browser tests.
+set -euo pipefail
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v g++ >/dev/null || need+=(g++)
+command -v npm >/dev/null || need+=(npm)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
+if [ "${DEPS_BROWSER:-0}" = 1 ]; then command -v chromium >/dev/null || need+=(chromium); fi
+command -v go >/dev/null || { echo "deps: Go 1.26 is required: install it from https://go.dev/dl and put it on PATH" >&2; exit 1; }
+[ ${#need[@]} -eq 0 ] && exit 0
+if command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo ">> installing ${need[*]} with apt-get" >&2
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >&2
+else
+  echo "deps: please install: ${need[*]} (no apt-get here)" >&2
+  exit 1
+fi

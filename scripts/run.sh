@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Starts everything on one machine: a private Redis (AOF on) under ./data/redis unless
+# EARSHOT_REDIS_URL is set, then `earshot serve` (embedded NATS + gateway + transcriber +
+# billing) with the browser demo on. Ctrl-C stops everything it started.
+set -euo pipefail
+BIN="${EARSHOT_BIN:-bin/earshot}"
+DATA="${EARSHOT_DATA_DIR:-data}"
+LISTEN="${EARSHOT_LISTEN:-:8080}"
+redis_pid=""
+cleanup() {
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  true
+}
+trap cleanup EXIT
+if [ -z "${EARSHOT_REDIS_URL:-}" ]; then
+  port="${REDIS_PORT:-6380}"
+  mkdir -p "$DATA/redis"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$(cd "$DATA/redis" && pwd)" \
+    --appendonly yes --appendfsync everysec --save "" --logfile redis.log &
+  redis_pid=$!
+  for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$port" ping >/dev/null || { echo "run.sh: redis-server did not start; see $DATA/redis/redis.log" >&2; exit 1; }
+  export EARSHOT_REDIS_URL="redis://127.0.0.1:$port/0"
+  echo "redis: $EARSHOT_REDIS_URL (AOF in $DATA/redis)"
+fi
+export EARSHOT_DATA_DIR="$DATA"
+"$BIN" serve --listen "$LISTEN" --demo &
+serve_pid=$!
+trap 'kill -TERM $serve_pid 2>/dev/null; wait $serve_pid; cleanup' INT TERM
+wait $serve_pid

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds whisper.cpp 1.9.1 from the C/C++ sources bundled in the npm package
+# nodejs-whisper@0.3.1 into a per-user cache outside the checkout, and prints
+# the environment cgo needs. Reuses a finished build.
+#
+#   scripts/whisper.sh            # CPU, static libraries (the default)
+#   GPU=cuda scripts/whisper.sh   # CUDA backend (needs nvcc), shared libraries
+#   scripts/whisper.sh env        # print CGO_* exports for the current build
+#
+# Cache layout: $EARSHOT_CACHE/whisper.cpp-1.9.1/{src,build-cpu,build-cuda}
+set -euo pipefail
+
+NPM_PKG="nodejs-whisper@0.3.1"
+# sha512 integrity npm records for the tarball (npm view nodejs-whisper@0.3.1 dist.integrity).
+NPM_INTEGRITY="sha512-ceoilUVraRuR5FnNyXpGQT2auAR48Oc3AQBEmkXnVpSn9iN6yVRzQBFCqVTGWbk6Wdi95NhvwXNzFvuR7erLWw=="
+NPM_SHA256="92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37"
+WVER="1.9.1"
+
+GPU="${GPU:-none}"
+CACHE="${EARSHOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/earshot}"
+ROOT="$CACHE/whisper.cpp-$WVER"
+SRC="$ROOT/src"
+case "$GPU" in
+  none|cpu) BUILD="$ROOT/build-cpu" ;;
+  cuda)     BUILD="$ROOT/build-cuda" ;;
+  *) echo "whisper.sh: GPU=$GPU is not known; use GPU=none or GPU=cuda" >&2; exit 2 ;;
+esac
+
+print_env() {
+  local libs="-L$BUILD/src -L$BUILD/ggml/src"
+  if [ "$GPU" = cuda ]; then libs="$libs -L$BUILD/ggml/src/ggml-cuda -Wl,-rpath,$BUILD/src -Wl,-rpath,$BUILD/ggml/src"; fi
+  echo "export CGO_ENABLED=1"
+  echo "export CGO_CFLAGS='-I$SRC/include -I$SRC/ggml/include'"
+  echo "export CGO_CXXFLAGS='-I$SRC/include -I$SRC/ggml/include'"
+  echo "export CGO_LDFLAGS='$libs'"
+  echo "export C_INCLUDE_PATH='$SRC/include:$SRC/ggml/include'"
+  echo "export LIBRARY_PATH='$BUILD/src:$BUILD/ggml/src'"
+}
+
+if [ "${1:-}" = env ]; then print_env; exit 0; fi
+
+fetch_sources() {
+  [ -f "$SRC/include/whisper.h" ] && return 0
+  command -v npm >/dev/null || { echo "whisper.sh: npm is needed to fetch the whisper.cpp sources (apt-get install npm)" >&2; exit 1; }
+  local tmp; tmp=$(mktemp -d)
+  echo ">> fetching $NPM_PKG (whisper.cpp $WVER sources) with npm pack" >&2
+  (cd "$tmp" && npm pack --silent "$NPM_PKG" >/dev/null)
+  local tgz; tgz=$(ls "$tmp"/*.tgz)
+  local got; got=$(sha256sum "$tgz" | cut -d' ' -f1)
+  if [ "$got" != "$NPM_SHA256" ]; then
+    echo "whisper.sh: $NPM_PKG tarball sha256 is $got, expected $NPM_SHA256 ($NPM_INTEGRITY); refusing to build" >&2
+    exit 1
+  fi
+  tar -xzf "$tgz" -C "$tmp"
+  mkdir -p "$ROOT"
+  rm -rf "$SRC.tmp"; mv "$tmp/package/cpp/whisper.cpp" "$SRC.tmp"; mv "$SRC.tmp" "$SRC"
+  rm -rf "$tmp"
+}
+
+build() {
+  if [ -f "$BUILD/.done" ]; then return 0; fi
+  command -v cmake >/dev/null || { echo "whisper.sh: cmake is needed (apt-get install cmake)" >&2; exit 1; }
+  local args=(-DCMAKE_BUILD_TYPE=Release -DWHISPER_BUILD_EXAMPLES=OFF -DWHISPER_BUILD_TESTS=OFF
+    -DWHISPER_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_OPENMP=ON)
+  if [ "$GPU" = cuda ]; then
+    command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "whisper.sh: GPU=cuda needs nvcc (CUDA toolkit) on PATH" >&2; exit 1; }
+    args+=(-DBUILD_SHARED_LIBS=ON -DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90-real}")
+    command -v ninja >/dev/null && args+=(-G Ninja)
+  else
+    args+=(-DBUILD_SHARED_LIBS=OFF)
+  fi
+  echo ">> building whisper.cpp $WVER ($GPU) in $BUILD" >&2
+  cmake -S "$SRC" -B "$BUILD" "${args[@]}" >&2
+  cmake --build "$BUILD" -j "$(nproc)" --target whisper >&2
+  touch "$BUILD/.done"
+}
+
+fetch_sources
+build
+print_env

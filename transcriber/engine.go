@@ -1,0 +1,91 @@
+package transcriber
+
+import (
+	"context"
+	"errors"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// Sentinel errors of the transcriber.
+var (
+	ErrNoCapacity   = errors.New("transcriber: no free decode slot")
+	ErrUnknownModel = errors.New("transcriber: model not loaded on this worker")
+	ErrOverloaded   = errors.New("transcriber: session buffer full, audio arrives faster than it is decoded")
+	ErrClosed       = errors.New("transcriber: session closed")
+)
+
+// Token is one decoded token; times are seconds relative to the window start.
+type Token struct {
+	ID   int
+	Text string
+	T0   float64
+	T1   float64
+	P    float32
+}
+
+// Hypothesis is whisper's output for one window.
+type Hypothesis struct {
+	Text         string
+	Tokens       []Token // text tokens only (no special tokens)
+	NoSpeechProb float32
+	AvgLogprob   float64
+}
+
+// DecodeRequest is one whisper call over a window of 16 kHz mono audio.
+type DecodeRequest struct {
+	Samples      []float32
+	PromptTokens []int // previous committed text, as context
+	AudioCtx     int   // encoder context (0 = whisper's 1500); scale with the window length
+	Language     string
+	Threads      int
+	// Offline asks for whole-file decoding with segment timestamps (not single_segment).
+	Offline bool
+}
+
+// Decoder decodes windows for one stream. It owns one whisper_state; it is not safe for
+// concurrent use, and Close releases it. Decode returns early with ctx.Err() when ctx is
+// cancelled (whisper's abort callback).
+type Decoder interface {
+	Decode(ctx context.Context, req DecodeRequest) (Hypothesis, error)
+	Tokenize(text string) ([]int, error)
+	Close() error
+}
+
+// Model is one set of loaded weights shared by every Decoder made from it. Safe for
+// concurrent use.
+type Model interface {
+	Name() string
+	NewDecoder() (Decoder, error)
+	Close() error
+}
+
+// VAD gives speech probabilities for one stream; it keeps state between calls, so one per
+// stream; not safe for concurrent use.
+type VAD interface {
+	// Process consumes samples and returns one probability per complete window of
+	// WindowSamples(); a trailing partial window is kept for the next call.
+	Process(samples []float32) ([]float32, error)
+	WindowSamples() int
+	Reset()
+	Close() error
+}
+
+// Emitter receives a session's results in order. It must not block for long.
+type Emitter func(r bus.Result)
+
+// Session is one live stream on a worker.
+type Session interface {
+	// Write hands over one chunk of audio (and its Finalize/End flags). It does not block
+	// on decoding; it returns ErrOverloaded when the session cannot keep up.
+	Write(c *bus.AudioChunk) error
+	// Close stops the session and frees its slot; no result is emitted after it returns.
+	Close()
+}
+
+// SessionFactory opens sessions on the models a worker holds. Safe for concurrent use.
+type SessionFactory interface {
+	Models() []string
+	Capacity(model string) bus.Capacity
+	Open(req bus.SessionRequest, emit Emitter) (Session, error)
+}
