@@ -30,6 +30,9 @@ type Hypothesis struct {
 	Tokens       []Token // text tokens only (no special tokens)
 	NoSpeechProb float32
 	AvgLogprob   float64
+	// Segments is whisper's own segmentation with times from the input start;
+	// set only for DecodeRequest.Offline (see whisper.go).
+	Segments []Segment
 }
 
 // DecodeRequest is one whisper call over a window of 16 kHz mono audio.

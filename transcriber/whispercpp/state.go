@@ -1,0 +1,252 @@
+package whispercpp
+
+/*
+#include <stdlib.h>
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime/cgo"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// SampleRate is the only rate whisper accepts: 16 kHz mono float32 in [-1, 1].
+const SampleRate = 16000
+
+// MinSamples is the shortest input Full hands to whisper. Shorter non-empty
+// input is padded with trailing zeros up to it: whisper returns nothing for
+// under 100 ms ("input is too short") and reads past the buffer for under 201
+// samples (the mel's 200-sample reflect pad). Times are unaffected (the padding
+// is at the end) and are clamped to the real input length.
+const MinSamples = SampleRate
+
+// Token is one decoded token. Times are seconds from the start of the input;
+// they are -1 unless Params.TokenTimestamps was set.
+type Token struct {
+	ID      int
+	Text    string // raw bytes; a multi-byte character may span tokens
+	P       float32
+	PLog    float32
+	T0, T1  float64
+	Special bool // id ≥ EOT: <|endoftext|>, timestamps, <|notimestamps|> …
+}
+
+// Segment is one whisper segment; T0/T1 in seconds from the start of the input.
+type Segment struct {
+	T0, T1       float64
+	Text         string
+	NoSpeechProb float32
+	Tokens       []Token // every token, special ones included
+	AvgLogprob   float64 // mean PLog of the non-special tokens; 0 if none
+}
+
+// Result is the output of one Full call.
+type Result struct {
+	Segments   []Segment
+	AvgLogprob float64 // mean PLog over all non-special tokens; 0 if none
+	Padded     bool    // input was shorter than MinSamples and was padded
+}
+
+// Text joins the segment texts.
+func (r *Result) Text() string {
+	var b strings.Builder
+	for _, s := range r.Segments {
+		b.WriteString(s.Text)
+	}
+	return b.String()
+}
+
+// State is one whisper_state: the mutable half of a decoder (KV caches, mel,
+// results). Calls on one State are serialised; use one State per goroutine for
+// parallel decoding. Close frees it; later calls return ErrClosed.
+type State struct {
+	mu  sync.Mutex
+	m   *Model
+	ctx *C.struct_whisper_context // kept alive by the Model's refcount
+	st  *C.struct_whisper_state
+}
+
+// Close frees the state (waiting for a running Full). Idempotent.
+func (s *State) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == nil {
+		return nil
+	}
+	C.whisper_free_state(s.st)
+	s.forget()
+	return nil
+}
+
+// forget drops the state pointer and the Model reference; s.mu must be held.
+func (s *State) forget() {
+	s.st = nil
+	s.ctx = nil
+	s.m.release()
+}
+
+// Full runs whisper_full_with_state on samples (16 kHz mono). When ctx is
+// cancelled whisper stops after the current encoder or decoder pass and Full
+// returns ctx.Err(). Empty input returns an empty Result without calling
+// whisper.
+func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if p.Threads < 0 || p.AudioCtx < 0 || p.MaxTokens < 0 || p.BestOf < 0 || p.BestOf > 8 {
+		return nil, fmt.Errorf("params %+v: %w", p, ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == nil {
+		return nil, ErrClosed
+	}
+	res := &Result{}
+	if len(samples) == 0 {
+		return res, nil
+	}
+	if p.AudioCtx > s.m.info.NAudioCtx {
+		return nil, fmt.Errorf("audio_ctx %d > model's %d: %w", p.AudioCtx, s.m.info.NAudioCtx, ErrInvalid)
+	}
+	realLen := len(samples)
+	if realLen < MinSamples {
+		padded := make([]float32, MinSamples)
+		copy(padded, samples)
+		samples = padded
+		res.Padded = true
+	}
+
+	cp := C.whisper_full_default_params(C.WHISPER_SAMPLING_GREEDY)
+	if p.Threads > 0 {
+		cp.n_threads = C.int(p.Threads)
+	}
+	cp.audio_ctx = C.int(p.AudioCtx)
+	cp.no_timestamps = C.bool(p.NoTimestamps)
+	cp.single_segment = C.bool(p.SingleSegment)
+	cp.token_timestamps = C.bool(p.TokenTimestamps)
+	cp.no_context = C.bool(p.NoContext)
+	cp.suppress_blank = C.bool(p.SuppressBlank)
+	cp.suppress_nst = C.bool(p.SuppressNST)
+	cp.no_speech_thold = C.float(p.NoSpeechThold)
+	cp.logprob_thold = C.float(p.LogprobThold)
+	cp.entropy_thold = C.float(p.EntropyThold)
+	cp.temperature = C.float(p.Temperature)
+	cp.temperature_inc = C.float(p.TemperatureInc)
+	if p.BestOf > 0 {
+		cp.greedy.best_of = C.int(p.BestOf)
+	}
+	cp.max_tokens = C.int(p.MaxTokens)
+	cp.print_progress = false
+	cp.print_realtime = false
+	cp.print_timestamps = false
+	cp.print_special = false
+
+	lang := p.Language
+	if lang == "" {
+		lang = "en"
+	}
+	if lang == "auto" {
+		cp.language = nil
+	} else {
+		clang := C.CString(lang)
+		defer C.free(unsafe.Pointer(clang))
+		cp.language = clang
+	}
+	if n := len(p.PromptTokens); n > 0 {
+		buf := (*C.whisper_token)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.whisper_token(0)))))
+		defer C.free(unsafe.Pointer(buf))
+		dst := unsafe.Slice(buf, n)
+		for i, id := range p.PromptTokens {
+			dst[i] = C.whisper_token(id)
+		}
+		cp.prompt_tokens = buf
+		cp.prompt_n_tokens = C.int(n)
+	}
+
+	h := cgo.NewHandle(ctx)
+	defer h.Delete()
+	C.earshot_set_abort(&cp, C.uintptr_t(h))
+
+	rc := C.whisper_full_with_state(s.ctx, s.st, cp, (*C.float)(unsafe.Pointer(&samples[0])), C.int(len(samples)))
+	switch {
+	case rc == -7:
+		// whisper freed the state itself (KV cache reallocation failed).
+		s.forget()
+		return nil, fmt.Errorf("whisper_full_with_state: code -7: %w", ErrStateLost)
+	case rc != 0:
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("whisper_full_with_state: code %d: %w", int(rc), ErrDecode)
+	}
+	s.collect(res, p, float64(realLen)/SampleRate)
+	return res, nil
+}
+
+// collect copies the results out of the state; s.mu must be held.
+// With NoTimestamps or SingleSegment whisper's segment times are not
+// meaningful (t1 is start + 30 s, t0 can be garbage): they are set to the
+// input's span.
+func (s *State) collect(res *Result, p Params, dur float64) {
+	tokenTimes := p.TokenTimestamps && !p.NoTimestamps
+	clamp := func(cs C.int64_t) float64 {
+		return min(max(float64(cs)/100, 0), dur)
+	}
+	eot := s.m.eot
+	nseg := int(C.whisper_full_n_segments_from_state(s.st))
+	res.Segments = make([]Segment, 0, nseg)
+	var sumAll float64
+	var nAll int
+	for i := 0; i < nseg; i++ {
+		ci := C.int(i)
+		seg := Segment{
+			T0:           clamp(C.whisper_full_get_segment_t0_from_state(s.st, ci)),
+			T1:           clamp(C.whisper_full_get_segment_t1_from_state(s.st, ci)),
+			Text:         C.GoString(C.whisper_full_get_segment_text_from_state(s.st, ci)),
+			NoSpeechProb: float32(C.whisper_full_get_segment_no_speech_prob_from_state(s.st, ci)),
+		}
+		if p.NoTimestamps || p.SingleSegment {
+			seg.T0, seg.T1 = 0, dur
+		}
+		ntok := int(C.whisper_full_n_tokens_from_state(s.st, ci))
+		seg.Tokens = make([]Token, 0, ntok)
+		var sum float64
+		var n int
+		for j := 0; j < ntok; j++ {
+			cj := C.int(j)
+			d := C.whisper_full_get_token_data_from_state(s.st, ci, cj)
+			tok := Token{
+				ID:      int(d.id),
+				Text:    C.GoString(C.whisper_full_get_token_text_from_state(s.ctx, s.st, ci, cj)),
+				P:       float32(d.p),
+				PLog:    float32(d.plog),
+				T0:      -1,
+				T1:      -1,
+				Special: int(d.id) >= eot,
+			}
+			if tokenTimes && d.t0 >= 0 && d.t1 >= 0 {
+				tok.T0, tok.T1 = clamp(d.t0), clamp(d.t1)
+			}
+			if !tok.Special && !math.IsInf(float64(tok.PLog), 0) && !math.IsNaN(float64(tok.PLog)) {
+				sum += float64(tok.PLog)
+				n++
+			}
+			seg.Tokens = append(seg.Tokens, tok)
+		}
+		if n > 0 {
+			seg.AvgLogprob = sum / float64(n)
+		}
+		sumAll += sum
+		nAll += n
+		res.Segments = append(res.Segments, seg)
+	}
+	if nAll > 0 {
+		res.AvgLogprob = sumAll / float64(nAll)
+	}
+}

@@ -1,0 +1,310 @@
+package whispercpp_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/transcriber/whispercpp"
+)
+
+const jfkText = "And so my fellow Americans ask not what your country can do for you ask what you can do for your country."
+
+var (
+	sharedOnce  sync.Once
+	sharedModel *whispercpp.Model
+	sharedErr   error
+)
+
+// model loads the tiny.en weights once for the package's tests.
+func model(t *testing.T) *whispercpp.Model {
+	t.Helper()
+	p := modelPath(t)
+	sharedOnce.Do(func() { sharedModel, sharedErr = whispercpp.Load(p, whispercpp.DefaultContextParams()) })
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return sharedModel
+}
+
+func params() whispercpp.Params {
+	p := whispercpp.DefaultParams()
+	p.Threads = 2
+	return p
+}
+
+func decode(t *testing.T, st *whispercpp.State, p whispercpp.Params, s []float32) *whispercpp.Result {
+	t.Helper()
+	r, err := st.Full(context.Background(), p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestSystemInfo(t *testing.T) {
+	if si := whispercpp.SystemInfo(); !strings.Contains(si, "CPU") {
+		t.Errorf("SystemInfo() = %q, want the CPU feature list", si)
+	}
+	if v := whispercpp.Version(); v != "1.9.1" {
+		t.Errorf("Version() = %q, want 1.9.1", v)
+	}
+}
+
+func TestLoadBadFiles(t *testing.T) {
+	dir := testdata.Require(t)
+	for _, tc := range []struct{ name, path string }{
+		{"missing", filepath.Join(t.TempDir(), "nope.bin")},
+		{"vocabulary only, no weights", filepath.Join(dir, "models", "for-tests-ggml-tiny.en.bin")},
+		{"not a whisper model", filepath.Join(dir, "models", "ggml-silero-v6.2.0.bin")},
+		{"a directory", t.TempDir()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := whispercpp.Load(tc.path, whispercpp.DefaultContextParams())
+			if !errors.Is(err, whispercpp.ErrLoad) {
+				if m != nil {
+					m.Close()
+				}
+				t.Fatalf("Load(%s) error = %v, want ErrLoad", tc.path, err)
+			}
+		})
+	}
+}
+
+func TestFullJFK(t *testing.T) {
+	m := model(t)
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := params()
+	p.TokenTimestamps = true
+	r := decode(t, st, p, loadWAV(t, "whispercpp_jfk.wav"))
+	if got := strings.TrimSpace(r.Text()); got != jfkText {
+		t.Errorf("JFK = %q\nwant %q", got, jfkText)
+	}
+	if r.AvgLogprob >= 0 || r.AvgLogprob < -1 {
+		t.Errorf("AvgLogprob = %v, want in [-1, 0)", r.AvgLogprob)
+	}
+	last := -1.0
+	for _, s := range r.Segments {
+		if s.T0 < last || s.T1 < s.T0 || s.T1 > 11 {
+			t.Errorf("segment %q times %.2f-%.2f out of order", s.Text, s.T0, s.T1)
+		}
+		last = s.T1
+		for _, tk := range s.Tokens {
+			if !tk.Special && (tk.T0 < s.T0 || tk.T1 > s.T1+0.01 || tk.P <= 0 || tk.P > 1) {
+				t.Errorf("token %q t=%.2f-%.2f p=%.2f outside segment %.2f-%.2f", tk.Text, tk.T0, tk.T1, tk.P, s.T0, s.T1)
+			}
+		}
+	}
+	if n := len(r.Segments); n == 0 || r.Segments[0].NoSpeechProb > 0.2 {
+		t.Errorf("segments %d, no_speech_prob of speech should be low: %+v", n, r.Segments)
+	}
+}
+
+func TestFullShortAndEmpty(t *testing.T) {
+	m := model(t)
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := params()
+	p.SingleSegment, p.NoTimestamps, p.TemperatureInc = true, true, 0
+	p.AudioCtx = 1500/30 + 64 // 1 s of padded input; keeps the test fast
+	for _, n := range []int{0, 1, 100, 200, 1600, 15999} {
+		r, err := st.Full(context.Background(), p, make([]float32, n))
+		if err != nil {
+			t.Fatalf("%d samples: %v", n, err)
+		}
+		if n > 0 && !r.Padded {
+			t.Errorf("%d samples: not padded", n)
+		}
+		for _, s := range r.Segments {
+			if s.T1 > float64(n)/16000 {
+				t.Errorf("%d samples: segment ends at %.3f s", n, s.T1)
+			}
+		}
+	}
+}
+
+func TestUseAfterClose(t *testing.T) {
+	m, err := whispercpp.Load(modelPath(t), whispercpp.DefaultContextParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closing the model with a state open keeps the weights until the state closes.
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := m.NewState(); !errors.Is(err, whispercpp.ErrClosed) {
+		t.Errorf("NewState after Close = %v, want ErrClosed", err)
+	}
+	if _, err := m.Tokenize("hello"); !errors.Is(err, whispercpp.ErrClosed) {
+		t.Errorf("Tokenize after Close = %v, want ErrClosed", err)
+	}
+	p := params()
+	p.SingleSegment, p.NoTimestamps = true, true
+	if _, err := st.Full(context.Background(), p, make([]float32, 16000)); err != nil {
+		t.Errorf("Full on a live state of a closed model: %v", err)
+	}
+	st.Close()
+	st.Close()
+	if _, err := st.Full(context.Background(), p, make([]float32, 16000)); !errors.Is(err, whispercpp.ErrClosed) {
+		t.Errorf("Full after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestTokenize(t *testing.T) {
+	m := model(t)
+	ids, err := m.Tokenize(" ask not what your country can do for you")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		if id >= m.EOT() {
+			t.Errorf("special token %d in text", id)
+		}
+		b.WriteString(m.TokenText(id))
+	}
+	if got := b.String(); got != " ask not what your country can do for you" {
+		t.Errorf("detokenized %q", got)
+	}
+	if ids, err := m.Tokenize(""); err != nil || len(ids) != 0 {
+		t.Errorf("Tokenize(\"\") = %v, %v", ids, err)
+	}
+}
+
+func TestPromptTokens(t *testing.T) {
+	m := model(t)
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	prompt, err := m.Tokenize(" And so my fellow Americans,")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := params()
+	p.SingleSegment, p.NoTimestamps, p.TemperatureInc = true, true, 0
+	p.PromptTokens = prompt
+	s := loadWAV(t, "whispercpp_jfk.wav")
+	p.AudioCtx = 8*1500/30 + 64
+	r := decode(t, st, p, s[:8*16000])
+	if !strings.Contains(strings.ToLower(r.Text()), "ask not what your country") {
+		t.Errorf("with prompt: %q", r.Text())
+	}
+}
+
+func TestAbort(t *testing.T) {
+	m := model(t)
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := loadWAV(t, "whispercpp_jfk.wav")
+	long := append(append(append([]float32{}, s...), s...), s...) // 33 s: two windows
+	start := time.Now()
+	if _, err := st.Full(context.Background(), params(), long); err != nil {
+		t.Fatal(err)
+	}
+	full := time.Since(start)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start = time.Now()
+	_, err = st.Full(ctx, params(), long)
+	took := time.Since(start)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Full after cancel = %v, want context.Canceled", err)
+	}
+	// whisper checks the abort callback after each encoder or decoder pass, so
+	// the call ends after the pass running at the cancel: well before the
+	// uncancelled decode (two 30 s windows).
+	t.Logf("uncancelled %v; cancelled at 300 ms, returned after %v", full, took)
+	if took > full/2 {
+		t.Errorf("cancelled decode took %v, uncancelled %v", took, full)
+	}
+	// The state still works after an abort.
+	p := params()
+	p.SingleSegment, p.NoTimestamps = true, true
+	if r := decode(t, st, p, s); !strings.Contains(r.Text(), "Americans") {
+		t.Errorf("after abort: %q", r.Text())
+	}
+	if _, err := st.Full(ctx, p, s); !errors.Is(err, context.Canceled) {
+		t.Errorf("Full with a cancelled ctx = %v", err)
+	}
+}
+
+func TestVAD(t *testing.T) {
+	v, err := whispercpp.LoadVAD(vadPath(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	s := loadWAV(t, "whispercpp_jfk.wav")
+	n := len(s) / whispercpp.VADWindow * whispercpp.VADWindow
+	probs, err := v.DetectSpeechNoReset(s[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(probs) != n/whispercpp.VADWindow {
+		t.Fatalf("%d probabilities for %d windows", len(probs), n/whispercpp.VADWindow)
+	}
+	// JFK speaks from about 0.3 s to 2.1 s ("And so my fellow Americans").
+	if mean := meanProb(probs, 0.5, 2.0); mean < 0.7 {
+		t.Errorf("mean speech probability 0.5-2.0 s = %.2f, want ≥ 0.7", mean)
+	}
+	if err := v.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	zeros, err := v.DetectSpeechNoReset(make([]float32, 16*whispercpp.VADWindow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range zeros {
+		if p > 0.1 {
+			t.Errorf("zeros window %d: p = %.2f", i, p)
+		}
+	}
+	if _, err := v.DetectSpeechNoReset(make([]float32, 100)); !errors.Is(err, whispercpp.ErrInvalid) {
+		t.Errorf("partial window: %v, want ErrInvalid", err)
+	}
+	v.Close()
+	v.Close()
+	if _, err := v.DetectSpeechNoReset(make([]float32, 512)); !errors.Is(err, whispercpp.ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+	if err := v.Reset(); !errors.Is(err, whispercpp.ErrClosed) {
+		t.Errorf("Reset after Close: %v", err)
+	}
+}
+
+func meanProb(probs []float32, from, to float64) float32 {
+	var sum float32
+	var n int
+	for i, p := range probs {
+		t := float64(i*whispercpp.VADWindow) / 16000
+		if t >= from && t < to {
+			sum += p
+			n++
+		}
+	}
+	return sum / float32(max(n, 1))
+}
