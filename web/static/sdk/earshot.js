@@ -1,0 +1,579 @@
+// @earshot/sdk: a client for Earshot's live transcription WebSocket, which speaks
+// Deepgram's live-streaming protocol. Works in browsers and in Node (pass a
+// WebSocket constructor such as the `ws` package's where there is no global one).
+//
+// Stream time: every time in the events (start, end, word times) is seconds of audio
+// since the first sample given to sendAudio, across reconnects.
+export class EarshotError extends Error {
+    constructor(code, message, o = {}) {
+        super(message);
+        this.name = "EarshotError";
+        this.code = code;
+        this.status = o.status;
+        this.closeCode = o.closeCode;
+        this.fatal = o.fatal ?? true;
+    }
+    /** Whether trying again later can help (capacity, stream limits, network). */
+    get retryable() {
+        return RETRYABLE.has(this.code);
+    }
+}
+const RETRYABLE = new Set([
+    "NO_CAPACITY", "TOO_MANY_STREAMS", "SHUTTING_DOWN", "UNREACHABLE", "CONNECTION_LOST", "INTERNAL",
+    "RATE_LIMITED", "IDLE_TIMEOUT", "CONNECTION_REFUSED", "SLOW_CONSUMER",
+]);
+/** What the server's close codes mean (gateway/wire/codes.go). */
+const CLOSE_CODES = {
+    1008: "SLOW_CONSUMER", 1009: "MESSAGE_TOO_LARGE", 1011: "INTERNAL", 1012: "SHUTTING_DOWN",
+    1013: "NO_CAPACITY", 4001: "IDLE_TIMEOUT", 4002: "QUOTA_EXHAUSTED", 4003: "MAX_DURATION",
+    4004: "BAD_AUDIO", 4029: "TOO_MANY_STREAMS",
+};
+/** HTTP statuses of a refused upgrade, when the body did not say. */
+const HTTP_STATUS = {
+    400: "BAD_REQUEST", 401: "INVALID_AUTH", 402: "QUOTA_EXHAUSTED", 403: "MODEL_NOT_IN_PLAN",
+    404: "NOT_FOUND", 429: "TOO_MANY_STREAMS", 500: "INTERNAL", 502: "INTERNAL", 503: "NO_CAPACITY",
+};
+/** Codes after which reconnecting cannot help. */
+const FATAL = new Set([
+    "INVALID_AUTH", "UNKNOWN_MODEL", "MODEL_NOT_IN_PLAN", "INSUFFICIENT_BALANCE", "QUOTA_EXHAUSTED",
+    "BAD_AUDIO", "MESSAGE_TOO_LARGE", "MAX_DURATION", "BAD_REQUEST", "NOT_FOUND", "TOKEN",
+]);
+const MESSAGES = {
+    QUOTA_EXHAUSTED: "The usage quota is used up.",
+    INSUFFICIENT_BALANCE: "The account has no balance left.",
+    TOO_MANY_STREAMS: "Too many streams are open for this account.",
+    NO_CAPACITY: "The server has no free transcription capacity right now.",
+    SHUTTING_DOWN: "The server is restarting.",
+    INVALID_AUTH: "The credentials were refused.",
+    UNREACHABLE: "The server cannot be reached.",
+};
+const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
+function bytesPerSample(enc) {
+    switch (enc) {
+        case "linear32":
+        case "float32":
+            return 4;
+        case "mulaw":
+        case "alaw":
+            return 1;
+    }
+    return 2;
+}
+/** listenURL builds the /v1/listen URL (without credentials) from the options. */
+export function listenURL(o) {
+    let base = o.url.replace(/^http/i, "ws");
+    if (!/\/v1\/listen\/?$/.test(base.split("?")[0]))
+        base = base.replace(/\/+$/, "") + "/v1/listen";
+    const u = new URL(base);
+    const q = u.searchParams;
+    if (o.model)
+        q.set("model", o.model);
+    if (o.language)
+        q.set("language", o.language);
+    q.set("encoding", o.encoding ?? "linear16");
+    q.set("sample_rate", String(o.sampleRate ?? 16000));
+    q.set("channels", String(o.channels ?? 1));
+    q.set("interim_results", String(o.interimResults ?? true));
+    q.set("vad_events", String(o.vadEvents ?? true));
+    if (o.endpointing !== undefined)
+        q.set("endpointing", o.endpointing === false ? "false" : String(o.endpointing));
+    if (o.utteranceEndMs !== undefined)
+        q.set("utterance_end_ms", String(o.utteranceEndMs));
+    return u.toString();
+}
+/** Parse an HTTP error body ({err_code, err_msg} or {code, message}). */
+function httpError(status, body) {
+    const b = (body && typeof body === "object" ? body : {});
+    const code = String(b.err_code ?? b.code ?? HTTP_STATUS[status] ?? "CONNECTION_REFUSED");
+    const msg = String(b.err_msg ?? b.message ?? MESSAGES[code] ?? `The server refused the connection (HTTP ${status}).`);
+    return new EarshotError(code, msg, { status });
+}
+/**
+ * connect opens a live transcription stream. It returns at once; audio given to
+ * sendAudio before the socket opens is sent when it does. Events: open, partial,
+ * final, speechstart, utteranceend, metadata, error, reconnecting, close.
+ *
+ * Reconnection: after an unexpected close (network, server restart, no capacity)
+ * the connection gets a fresh token from getToken, reopens, and resends the audio
+ * after the last delivered final, so no speech is lost; finals (and words) that end
+ * at or before the last delivered final are dropped, so none is delivered twice.
+ */
+export function connect(opts) {
+    const maybeWS = opts.WebSocket ?? globalThis.WebSocket;
+    if (!maybeWS)
+        throw new EarshotError("BAD_REQUEST", "no WebSocket constructor: pass options.WebSocket (e.g. the ws package) in Node < 22");
+    const WS = maybeWS;
+    if (!opts.token && !opts.getToken)
+        throw new EarshotError("TOKEN", "connect needs token or getToken");
+    const url = listenURL(opts);
+    const enc = opts.encoding ?? "linear16";
+    const bytesPerSecond = bytesPerSample(enc) * (opts.channels ?? 1) * (opts.sampleRate ?? 16000);
+    const reconnect = opts.reconnect ?? true;
+    const maxReconnects = opts.maxReconnects ?? 6;
+    const maxBuffer = opts.maxBufferSeconds ?? 120;
+    const keepAliveMs = opts.keepAliveMs ?? 4000;
+    const listeners = new Map();
+    const emit = (type, ev) => {
+        for (const fn of [...(listeners.get(type) ?? [])]) {
+            try {
+                fn(ev);
+            }
+            catch (e) {
+                setTimeout(() => { throw e; });
+            }
+        }
+    };
+    let state = "connecting";
+    let sock = null;
+    let attempt = 0; // consecutive failed attempts
+    let sessions = 0; // sockets opened so far
+    let offset = 0; // stream time at which the current server session's time 0 lies
+    let sent = 0; // stream seconds given to sendAudio
+    let finalEnd = 0; // stream time up to which finals were delivered
+    let requestId = "";
+    let chunks = []; // audio after finalEnd, oldest first
+    let lastWords = 0; // words in the last result of the current segment
+    let lastSend = now();
+    let keepAlive;
+    let closeWaiters = [];
+    let closing = false;
+    let lastError;
+    let pendingFinalize = false;
+    let token = opts.token;
+    const trim = () => {
+        // Keep audio that ends after the last final (resent on reconnect), at most maxBuffer seconds.
+        let i = 0;
+        while (i < chunks.length && (chunks[i].end <= finalEnd || sent - chunks[i].start > maxBuffer))
+            i++;
+        if (i > 0)
+            chunks = chunks.slice(i);
+    };
+    // When the audio at stream time t was (last) sent, for the latency estimate.
+    const sentAt = (t) => {
+        for (let i = chunks.length - 1; i >= 0; i--) {
+            const c = chunks[i];
+            if (c.start <= t + 1e-6)
+                return c.sentAt >= 0 ? c.sentAt : undefined;
+        }
+        return undefined;
+    };
+    const finish = (code, reason, err) => {
+        if (state === "closed")
+            return;
+        state = "closed";
+        if (keepAlive)
+            clearInterval(keepAlive);
+        chunks = [];
+        emit("close", { code, reason, error: err });
+        for (const w of closeWaiters)
+            w();
+        closeWaiters = [];
+    };
+    const fail = (err, code, reason) => {
+        lastError = err;
+        const canRetry = reconnect && !closing && !FATAL.has(err.code) && attempt < maxReconnects && state !== "closed";
+        if (!canRetry) {
+            emit("error", err);
+            finish(code, reason, err);
+            return;
+        }
+        attempt++;
+        state = "reconnecting";
+        const delayMs = Math.min(8000, 250 * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+        const buffered = chunks.reduce((s, c) => s + (c.end - c.start), 0);
+        emit("reconnecting", { attempt, delayMs, bufferedSeconds: buffered, error: err });
+        setTimeout(open, delayMs);
+    };
+    // Why was a socket refused before it opened? Node's ws says the status in the
+    // error message; browsers hide it, so ask the server with a plain GET.
+    const diagnose = async (ev, tok) => {
+        const msg = String(ev?.message ?? "");
+        const m = /Unexpected server response: (\d+)/.exec(msg);
+        if (m)
+            return httpError(Number(m[1]), {});
+        if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET/.test(msg)) {
+            return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE + " " + msg);
+        }
+        const f = opts.fetch ?? globalThis.fetch;
+        if (!f)
+            return new EarshotError("CONNECTION_REFUSED", "The WebSocket connection failed.");
+        try {
+            const res = await f(url.replace(/^ws/i, "http"), { headers: { Authorization: "Bearer " + tok }, cache: "no-store" });
+            let body = {};
+            try {
+                body = await res.json();
+            }
+            catch {
+                /* not JSON */
+            }
+            const e = httpError(res.status, body);
+            // A server that checks the upgrade header first answers 400 "send an Upgrade
+            // request"; that says nothing about why the socket was refused.
+            if (res.ok || res.status === 426 || (res.status === 400 && /upgrade/i.test(e.message))) {
+                return new EarshotError("CONNECTION_REFUSED", "The server refused the WebSocket connection.");
+            }
+            return e;
+        }
+        catch {
+            return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE);
+        }
+    };
+    const deliver = (m) => {
+        const ch = (m.channel ?? {});
+        const alt = ch.alternatives?.[0] ?? {};
+        const start = offset + Number(m.start ?? 0);
+        const end = start + Number(m.duration ?? 0);
+        const isFinal = Boolean(m.is_final);
+        let words = (alt.words ?? []).map((w) => ({ ...w, start: w.start + offset, end: w.end + offset }));
+        let transcript = String(alt.transcript ?? "");
+        // After a resend, the first results repeat audio whose finals were delivered.
+        if (finalEnd > 0 && start < finalEnd - 1e-3) {
+            if (words.length > 0) {
+                const kept = words.filter((w) => (w.start + w.end) / 2 > finalEnd);
+                if (kept.length !== words.length) {
+                    words = kept;
+                    transcript = kept.map((w) => w.punctuated_word ?? w.word).join(" ");
+                }
+            }
+            else if (end <= finalEnd + 0.05) {
+                transcript = "";
+            }
+            if (isFinal && words.length === 0 && transcript === "" && end <= finalEnd + 0.05)
+                return;
+        }
+        const newWords = words.length > lastWords || (words.length === 0 && transcript !== "" && lastWords === 0);
+        const t = sentAt(end);
+        const ev = {
+            transcript, words, start, end, confidence: Number(alt.confidence ?? 0), isFinal,
+            speechFinal: Boolean(m.speech_final), fromFinalize: Boolean(m.from_finalize),
+            latencyMs: t === undefined ? undefined : Math.max(0, now() - t), newWords,
+            requestId: String(m.metadata?.request_id ?? requestId), raw: m,
+        };
+        if (isFinal) {
+            if (end > finalEnd)
+                finalEnd = end;
+            lastWords = 0;
+            trim();
+            emit("final", ev);
+        }
+        else {
+            lastWords = words.length;
+            emit("partial", ev);
+        }
+    };
+    const onMessage = (data) => {
+        if (typeof data !== "string")
+            return;
+        let m;
+        try {
+            m = JSON.parse(data);
+        }
+        catch {
+            return;
+        }
+        switch (m.type) {
+            case "Results":
+                deliver(m);
+                break;
+            case "SpeechStarted":
+                emit("speechstart", { timestamp: offset + Number(m.timestamp ?? 0) });
+                break;
+            case "UtteranceEnd":
+                emit("utteranceend", { lastWordEnd: offset + Number(m.last_word_end ?? 0) });
+                break;
+            case "Metadata":
+                if (typeof m.request_id === "string")
+                    requestId = m.request_id;
+                emit("metadata", m);
+                break;
+            case "Error": {
+                const code = String(m.code ?? "INTERNAL");
+                const warn = code === "TOO_FAST" || code === "UNKNOWN_MESSAGE";
+                const e = new EarshotError(code, String(m.description ?? code), { fatal: !warn });
+                if (warn)
+                    emit("error", e);
+                else
+                    lastError = e; // the close that follows reports it
+                break;
+            }
+        }
+    };
+    const sendNow = (c) => {
+        if (!sock || sock.readyState !== 1)
+            return;
+        sock.send(c.data);
+        c.sentAt = now();
+        lastSend = c.sentAt;
+    };
+    async function open() {
+        if (state === "closed")
+            return;
+        let tok;
+        try {
+            tok = opts.getToken && (sessions > 0 || attempt > 0 || !token) ? await opts.getToken() : token;
+            token = tok;
+        }
+        catch (e) {
+            const err = e instanceof EarshotError ? e : new EarshotError("TOKEN", "could not get a token: " + String(e?.message ?? e), { fatal: false });
+            // A grant endpoint that cannot be reached is a network problem: retry.
+            fail(err.code === "TOKEN" ? new EarshotError("UNREACHABLE", err.message) : err, 1006, "token");
+            return;
+        }
+        const useProto = (opts.auth ?? "subprotocol") === "subprotocol";
+        const u = useProto ? url : url + "&token=" + encodeURIComponent(tok);
+        let s;
+        try {
+            s = useProto ? new WS(u, ["token", tok]) : new WS(u);
+        }
+        catch (e) {
+            fail(new EarshotError("BAD_REQUEST", String(e?.message ?? e)), 1006, "constructor");
+            return;
+        }
+        s.binaryType = "arraybuffer";
+        sock = s;
+        let opened = false;
+        let errEv;
+        lastError = undefined;
+        s.addEventListener("open", () => {
+            if (sock !== s)
+                return;
+            opened = true;
+            attempt = 0;
+            sessions++;
+            lastWords = 0;
+            state = closing ? "closing" : "open";
+            trim();
+            // The new server session's time 0 is the start of the first resent chunk.
+            offset = chunks.length > 0 ? chunks[0].start : sent;
+            for (const c of chunks)
+                sendNow(c);
+            if (pendingFinalize || closing)
+                s.send(JSON.stringify({ type: "Finalize" }));
+            pendingFinalize = false;
+            if (closing)
+                s.send(JSON.stringify({ type: "CloseStream" }));
+            emit("open", { requestId, attempt: sessions });
+        });
+        s.addEventListener("message", (ev) => {
+            if (sock === s)
+                onMessage(ev.data);
+        });
+        s.addEventListener("error", (ev) => {
+            errEv = ev;
+        });
+        s.addEventListener("close", (ev) => {
+            if (sock !== s)
+                return;
+            sock = null;
+            const code = ev.code;
+            const reason = ev.reason ?? "";
+            if (!opened) {
+                void diagnose(errEv, tok).then((err) => fail(err, code, reason));
+                return;
+            }
+            if (code === 1000 && closing) {
+                finish(code, reason);
+                return;
+            }
+            if (code === 1000 && !closing) {
+                // The server ended the stream normally (e.g. drained): nothing to resume unless audio is pending.
+                if (chunks.length === 0 || !reconnect) {
+                    finish(code, reason);
+                    return;
+                }
+            }
+            const err = lastError ?? (CLOSE_CODES[code]
+                ? new EarshotError(CLOSE_CODES[code], reason || MESSAGES[CLOSE_CODES[code]] || CLOSE_CODES[code], { closeCode: code })
+                : new EarshotError("CONNECTION_LOST", `connection lost (close ${code}${reason ? ": " + reason : ""})`, { closeCode: code }));
+            if (closing) {
+                finish(code, reason, err);
+                return;
+            }
+            fail(err, code, reason);
+        });
+    }
+    if (keepAliveMs > 0) {
+        keepAlive = setInterval(() => {
+            if (sock && sock.readyState === 1 && now() - lastSend >= keepAliveMs) {
+                sock.send(JSON.stringify({ type: "KeepAlive" }));
+                lastSend = now();
+            }
+        }, Math.max(250, keepAliveMs / 2));
+        keepAlive.unref?.();
+    }
+    const conn = {
+        sendAudio(audio) {
+            if (state === "closed" || closing)
+                return;
+            let data;
+            if (audio instanceof ArrayBuffer)
+                data = audio.slice(0);
+            else
+                data = audio.buffer.slice(audio.byteOffset, audio.byteOffset + audio.byteLength);
+            if (data.byteLength === 0)
+                return;
+            const c = { data, start: sent, end: sent + data.byteLength / bytesPerSecond, sentAt: -1 };
+            sent = c.end;
+            chunks.push(c);
+            sendNow(c);
+            trim();
+        },
+        finalize() {
+            if (sock && sock.readyState === 1)
+                sock.send(JSON.stringify({ type: "Finalize" }));
+            else
+                pendingFinalize = true;
+        },
+        close(timeoutMs = 15000) {
+            if (state === "closed")
+                return Promise.resolve();
+            const done = new Promise((resolve) => closeWaiters.push(resolve));
+            if (!closing) {
+                closing = true;
+                if (sock && sock.readyState === 1) {
+                    state = "closing";
+                    sock.send(JSON.stringify({ type: "CloseStream" }));
+                }
+                else if (state === "reconnecting" && chunks.length === 0) {
+                    finish(1000, "closed while reconnecting");
+                }
+                const t = setTimeout(() => {
+                    sock?.close(1000);
+                    finish(1000, "close timed out", lastError);
+                }, timeoutMs);
+                void done.then(() => clearTimeout(t));
+            }
+            return done;
+        },
+        abort() {
+            closing = true;
+            const s = sock;
+            sock = null;
+            s?.close(1000);
+            finish(1000, "aborted");
+        },
+        on(type, fn) {
+            let set = listeners.get(type);
+            if (!set)
+                listeners.set(type, (set = new Set()));
+            set.add(fn);
+            return () => conn.off(type, fn);
+        },
+        off(type, fn) {
+            listeners.get(type)?.delete(fn);
+        },
+        get state() {
+            return state;
+        },
+        get sentSeconds() {
+            return sent;
+        },
+        get finalEnd() {
+            return finalEnd;
+        },
+        get requestId() {
+            return requestId;
+        },
+        _dropForTest() {
+            const s = sock;
+            if (!s)
+                return;
+            if (typeof s.terminate === "function")
+                s.terminate();
+            else
+                s.close(4000, "test drop");
+        },
+    };
+    void open();
+    return conn;
+}
+/**
+ * microphone asks for the microphone and streams it, low-pass filtered and
+ * resampled to 16 kHz mono PCM16 by the capture AudioWorklet, into
+ * connection.sendAudio (or onAudio). Errors are EarshotErrors with code
+ * MIC_DENIED, MIC_NOT_FOUND or MIC_UNAVAILABLE (no mediaDevices: the page is not
+ * https or localhost).
+ */
+export async function microphone(o) {
+    const AC = globalThis.AudioContext ??
+        globalThis.webkitAudioContext;
+    const md = globalThis.navigator?.mediaDevices;
+    if (!md?.getUserMedia || !AC) {
+        throw new EarshotError("MIC_UNAVAILABLE", "This page cannot use a microphone (it needs https or localhost, and a browser with Web Audio).");
+    }
+    const ownContext = !o.audioContext;
+    const ctx = o.audioContext ?? new AC();
+    let stream;
+    try {
+        stream = await md.getUserMedia({
+            audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true, ...o.constraints },
+        });
+    }
+    catch (e) {
+        if (ownContext)
+            void ctx.close();
+        const name = e?.name ?? "";
+        if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+            throw new EarshotError("MIC_DENIED", "Microphone access was denied. Allow it in the browser's site settings and try again.");
+        }
+        if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
+            throw new EarshotError("MIC_NOT_FOUND", "No microphone was found.");
+        }
+        throw new EarshotError("MIC_UNAVAILABLE", "The microphone could not be started: " + String(e?.message ?? e));
+    }
+    try {
+        await ctx.audioWorklet.addModule(String(o.workletURL));
+        const src = ctx.createMediaStreamSource(stream);
+        const frameMs = Math.min(100, Math.max(20, o.frameMs ?? 40));
+        const node = new AudioWorkletNode(ctx, "earshot-capture", {
+            numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1],
+            processorOptions: { targetRate: 16000, frameSamples: Math.round((16000 * frameMs) / 1000) },
+        });
+        node.port.onmessage = (ev) => {
+            const d = ev.data;
+            if (d.pcm) {
+                const pcm = new Int16Array(d.pcm);
+                o.connection?.sendAudio(pcm);
+                o.onAudio?.(pcm);
+            }
+            if (d.rms !== undefined)
+                o.onLevel?.(d.rms, d.peak ?? d.rms);
+        };
+        // A silent path to the destination keeps every browser pulling the graph.
+        const mute = ctx.createGain();
+        mute.gain.value = 0;
+        src.connect(node);
+        node.connect(mute);
+        mute.connect(ctx.destination);
+        if (ctx.state !== "running")
+            await ctx.resume();
+        let stopped = false;
+        return {
+            context: ctx,
+            stream,
+            async stop() {
+                if (stopped)
+                    return;
+                stopped = true;
+                node.port.postMessage({ type: "stop" });
+                node.port.onmessage = null;
+                src.disconnect();
+                node.disconnect();
+                mute.disconnect();
+                for (const t of stream.getTracks())
+                    t.stop();
+                if (ownContext)
+                    await ctx.close();
+            },
+        };
+    }
+    catch (e) {
+        for (const t of stream.getTracks())
+            t.stop();
+        if (ownContext)
+            void ctx.close();
+        if (e instanceof EarshotError)
+            throw e;
+        throw new EarshotError("MIC_UNAVAILABLE", "Audio capture could not start: " + String(e?.message ?? e));
+    }
+}
