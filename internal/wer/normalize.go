@@ -41,11 +41,12 @@ func Normalize(s string) []string {
 			b.WriteByte(' ')
 		}
 	}
-	words := strings.Fields(b.String())
-	for i, w := range words {
+	var words []string
+	for _, w := range strings.Fields(b.String()) {
 		if v, ok := variants[w]; ok {
-			words[i] = v
+			w = v
 		}
+		words = append(words, spellNumber(w)...)
 	}
 	return words
 }
