@@ -1,0 +1,111 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// Quota answers the gateway's two questions: may this tenant open a stream of this
+// model, and for how long may it stream. Safe for concurrent use.
+type Quota struct {
+	s *Store
+}
+
+// NewQuota reads quotas from s.
+func NewQuota(s *Store) *Quota { return &Quota{s: s} }
+
+// Check returns nil when tenant may start streaming model, else an error wrapping
+// ErrUnknownTenant, ErrModelNotInPlan, ErrNoBalance or ErrQuotaExhausted.
+func (q *Quota) Check(ctx context.Context, tenant bus.TenantID, model string) error {
+	_, _, err := q.Remaining(ctx, tenant, model)
+	return err
+}
+
+// Remaining is how many ms of audio tenant may still stream with model as of the billed
+// ledger (audio in flight is the caller's to subtract, see LiveGuard). unlimited is true
+// for monthly plans that allow overage. err is non-nil exactly when Check would refuse.
+//
+// Prepaid: balance_u / price (floor). Monthly: included ms − this month's billed ms.
+func (q *Quota) Remaining(ctx context.Context, tenant bus.TenantID, model string) (ms int64, unlimited bool, err error) {
+	t, p, err := q.s.tenantPlan(ctx, tenant)
+	if err != nil {
+		return 0, false, err
+	}
+	if !p.AllowsModel(model) {
+		return 0, false, fmt.Errorf("%w: %q is not in plan %s (allowed: %v)", ErrModelNotInPlan, model, p.ID, p.Models)
+	}
+	switch p.Kind {
+	case PayAsYouGo:
+		if t.BalanceU <= 0 {
+			return 0, false, fmt.Errorf("%w: tenant %s balance %d minor units", ErrNoBalance, tenant, t.BalanceMinor())
+		}
+		ms = t.BalanceU / p.PricePerHourMinor
+		if ms < 1 {
+			return 0, false, fmt.Errorf("%w: tenant %s balance below 1 ms of audio", ErrNoBalance, tenant)
+		}
+		return ms, false, nil
+	default:
+		if p.OverageAllowed {
+			return 0, true, nil
+		}
+		used, err := q.s.MonthUsage(ctx, tenant, q.s.now().UTC().Format("2006-01"))
+		if err != nil {
+			return 0, false, err
+		}
+		ms = p.IncludedMs()
+		for _, v := range used {
+			ms -= v
+		}
+		if ms <= 0 {
+			return 0, false, fmt.Errorf("%w: tenant %s used the %d included hours of plan %s this month",
+				ErrQuotaExhausted, tenant, p.IncludedHours, p.ID)
+		}
+		return ms, false, nil
+	}
+}
+
+// LiveGuard ends one live stream when it has used what the tenant had left when it
+// started. The gateway calls Check about once a second; accepted must return the audio
+// accepted in this session so far (Meter.Total), billed or not, so in-flight audio
+// counts at once and the stream stops within a poll of exhaustion.
+type LiveGuard struct {
+	q         *Quota
+	tenant    bus.TenantID
+	model     string
+	accepted  func() int64
+	mu        sync.Mutex
+	remaining int64
+	unlimited bool
+	tripped   error
+}
+
+// NewLiveGuard reads the tenant's remaining audio at stream start; it fails like
+// Quota.Check when the stream may not start at all.
+func NewLiveGuard(ctx context.Context, q *Quota, tenant bus.TenantID, model string, accepted func() int64) (*LiveGuard, error) {
+	ms, unl, err := q.Remaining(ctx, tenant, model)
+	if err != nil {
+		return nil, err
+	}
+	return &LiveGuard{q: q, tenant: tenant, model: model, accepted: accepted, remaining: ms, unlimited: unl}, nil
+}
+
+// RemainingAtStart is the audio the stream was allowed when it started (0 if unlimited).
+func (g *LiveGuard) RemainingAtStart() (ms int64, unlimited bool) { return g.remaining, g.unlimited }
+
+// Check returns an error wrapping ErrQuotaExhausted once the session's accepted audio
+// reaches the remaining audio at start; it stays tripped after that.
+func (g *LiveGuard) Check() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.tripped != nil || g.unlimited {
+		return g.tripped
+	}
+	if a := g.accepted(); a >= g.remaining {
+		g.tripped = fmt.Errorf("%w: tenant %s streamed %d ms of %d ms left at stream start",
+			ErrQuotaExhausted, g.tenant, a, g.remaining)
+	}
+	return g.tripped
+}

@@ -1,0 +1,176 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestQuotaCheckNamesTheReason(t *testing.T) {
+	s, _ := newStore(t, testPlans(t))
+	ctx := context.Background()
+	for id, plan := range map[bus.TenantID]string{"prepaid": "payg", "broke": "payg", "trial": "trial", "monthly": "monthly"} {
+		if _, err := s.CreateTenant(ctx, id, plan); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateTenant(ctx, "prepaid", "payg"); !errors.Is(err, ErrTenantExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	if _, err := s.TopUp(ctx, "prepaid", 10); err != nil { // 10 cents at $10/h = 36 s
+		t.Fatal(err)
+	}
+	// The trial's one included hour used up this month.
+	now := time.Now()
+	if _, err := s.Apply(ctx, usage("trial", "tiny.en", "x", "", 0, MaxEventMs, now, true), now); err != nil {
+		t.Fatal(err)
+	}
+	q := NewQuota(s)
+	cases := []struct {
+		tenant bus.TenantID
+		model  string
+		want   error
+		ms     int64
+		unl    bool
+	}{
+		{"prepaid", "tiny.en", nil, 36000, false},
+		{"broke", "tiny.en", ErrNoBalance, 0, false},
+		{"trial", "tiny.en", ErrQuotaExhausted, 0, false},
+		{"trial", "large-v3", ErrModelNotInPlan, 0, false},
+		{"monthly", "large-v3", nil, 0, true},
+		{"nobody", "tiny.en", ErrUnknownTenant, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(string(c.tenant)+"/"+c.model, func(t *testing.T) {
+			err := q.Check(ctx, c.tenant, c.model)
+			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+				t.Fatalf("Check = %v, want %v", err, c.want)
+			}
+			ms, unl, _ := q.Remaining(ctx, c.tenant, c.model)
+			if ms != c.ms || unl != c.unl {
+				t.Fatalf("Remaining = %d %v, want %d %v", ms, unl, c.ms, c.unl)
+			}
+		})
+	}
+	if err := s.SetPlan(ctx, "broke", "monthly", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Check(ctx, "broke", "tiny.en"); err != nil {
+		t.Fatalf("after moving to a monthly plan: %v", err)
+	}
+	if err := s.SetPlan(ctx, "broke", "gold", 0); !errors.Is(err, ErrUnknownPlan) {
+		t.Fatalf("unknown plan: %v", err)
+	}
+}
+
+// A tenant with a balance worth 10 s streams 1 s of audio per 100 ms of wall time; the
+// gateway polls the guard every 250 ms (2.5 s of audio): the stream ends at >= 10 s and
+// < 15 s of audio, and the ledger debits all of it.
+func TestLiveGuardEndsTheStreamWithinFiveSeconds(t *testing.T) {
+	s, _ := newStore(t, testPlans(t))
+	js := newJS(t)
+	ctx := context.Background()
+	if _, err := s.CreateTenant(ctx, "live", "live"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TopUp(ctx, "live", 1); err != nil { // 1 cent at 360 cents/h = 10 s
+		t.Fatal(err)
+	}
+	runConsumer(t, js, s, prometheus.NewRegistry(), fastCfg)
+	m, err := NewMeter(js, bus.UsageEvent{Tenant: "live", Model: "tiny.en", Session: "live-1"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewLiveGuard(ctx, NewQuota(s), "live", "tiny.en", m.Total)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := g.RemainingAtStart(); ms != 10000 {
+		t.Fatalf("remaining at start %d ms, want 10000", ms)
+	}
+	stop := make(chan struct{})
+	go func() {
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				m.Add(1000)
+			}
+		}
+	}()
+	poll := time.NewTicker(250 * time.Millisecond)
+	deadline := time.After(10 * time.Second)
+	var at int64
+	for at == 0 {
+		select {
+		case <-poll.C:
+			if err := g.Check(); err != nil {
+				if !errors.Is(err, ErrQuotaExhausted) {
+					t.Fatal(err)
+				}
+				at = m.Total()
+			}
+		case <-deadline:
+			t.Fatal("guard never tripped")
+		}
+	}
+	close(stop)
+	poll.Stop()
+	if at < 10000 || at >= 15000 {
+		t.Fatalf("guard tripped at %d ms of audio, want within [10000, 15000)", at)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := m.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	total := m.Total()
+	waitDrained(t, js, "billing", 10*time.Second)
+	tn, _ := s.Get(ctx, "live")
+	if want := int64(UnitsPerMinor) - total*360; tn.BalanceU != want {
+		t.Fatalf("balance %d u, want %d u for %d ms", tn.BalanceU, want, total)
+	}
+	if err := NewQuota(s).Check(ctx, "live", "tiny.en"); !errors.Is(err, ErrNoBalance) {
+		t.Fatalf("a new stream after exhaustion: %v", err)
+	}
+	t.Logf("tripped at %d ms, closed at %d ms, balance %d minor", at, total, tn.BalanceMinor())
+}
+
+func TestPlansFromFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "plans.json")
+	os.WriteFile(good, []byte(`{"plans":[{"id":"pro","version":1,"kind":"monthly","currency":"EUR","price_per_hour_minor":50,
+		"monthly_fee_minor":9900,"included_hours":100,"overage_allowed":true,"round_ms":1000},
+		{"id":"pro","version":2,"kind":"monthly","currency":"EUR","price_per_hour_minor":40,"included_hours":120}]}`), 0o600)
+	p, err := LoadPlans(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest, _ := p.Get("pro", 0); latest.Version != 2 || latest.IncludedMs() != 120*3600000 {
+		t.Fatalf("latest %+v", latest)
+	}
+	for name, body := range map[string]string{
+		"unknown key": `{"plans":[{"id":"x","version":1,"kind":"payg","price_per_hour_minor":1,"colour":"red"}]}`,
+		"bad kind":    `{"plans":[{"id":"x","version":1,"kind":"yearly"}]}`,
+		"free payg":   `{"plans":[{"id":"x","version":1,"kind":"payg"}]}`,
+		"duplicate":   `{"plans":[{"id":"x","version":1,"kind":"monthly"},{"id":"x","version":1,"kind":"monthly"}]}`,
+	} {
+		f := filepath.Join(dir, "bad.json")
+		os.WriteFile(f, []byte(body), 0o600)
+		if _, err := LoadPlans(f); !errors.Is(err, ErrBadPlan) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if ids := DefaultPlans().IDs(); len(ids) != 5 {
+		t.Fatalf("default plans %v", ids)
+	}
+}
