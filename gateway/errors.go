@@ -1,0 +1,31 @@
+package gateway
+
+import "errors"
+
+// Sentinel errors. Implementations of the interfaces in interfaces.go wrap these (with
+// %w) so the gateway can map them to HTTP statuses and wire codes.
+var (
+	// ErrNoCapacity: Backend.Open found no transcriber with a free slot (503 / close 1013).
+	ErrNoCapacity = errors.New("no transcription capacity")
+	// ErrNoBalance: the tenant has no balance left (402).
+	ErrNoBalance = errors.New("insufficient balance")
+	// ErrQuotaExhausted: a usage quota of the tenant is used up (402).
+	ErrQuotaExhausted = errors.New("quota exhausted")
+	// ErrModelNotInPlan: the tenant's plan does not include the model (403).
+	ErrModelNotInPlan = errors.New("model not in plan")
+	// ErrTooManyStreams: the tenant's concurrent-stream limit is reached (429).
+	ErrTooManyStreams = errors.New("too many concurrent streams")
+
+	// ErrUnauthorized: missing, malformed, unknown, revoked or expired credentials.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrKeyNotFound: no API key with this secret or id.
+	ErrKeyNotFound = errors.New("api key not found")
+	// ErrTokenExpired: a signed token is past its expiry.
+	ErrTokenExpired = errors.New("token expired")
+	// ErrBadToken: a signed token is malformed or its signature does not verify.
+	ErrBadToken = errors.New("bad token")
+	// ErrDraining: the server is shutting down and takes no new streams.
+	ErrDraining = errors.New("gateway is draining")
+	// ErrConfig: a Config is invalid.
+	ErrConfig = errors.New("invalid gateway config")
+)

@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// Backend opens transcription streams (in production: ingest.Client over NATS).
+// Open must be safe for concurrent use and return within ctx's deadline; when no
+// transcriber has a free slot it returns an error wrapping ErrNoCapacity.
+type Backend interface {
+	Open(ctx context.Context, req bus.SessionRequest) (Stream, error)
+}
+
+// Stream is one open transcription session.
+//
+// Send is called from one goroutine at a time (the gateway serialises its calls);
+// pcm is 16 kHz mono audio of output channel ch, and the stream must not keep pcm
+// after Send returns. A Send with FlagFinalize or FlagEnd and no samples marks that
+// point of the channel's audio. After FlagEnd has been sent on every channel, the
+// stream delivers one ResultClosed per channel once all results are out.
+//
+// Results is the same channel on every call; it is closed by the Stream after Close
+// (or when the stream fails, after a ResultError). Close is idempotent, safe to call
+// concurrently with Send, and releases everything the stream holds; after Close the
+// Stream must not block forever on a Results channel nobody reads any more.
+type Stream interface {
+	Send(pcm []int16, ch int, flags bus.ChunkFlag) error
+	Results() <-chan bus.Result
+	Close()
+}
+
+// AudioFormat is the raw audio format a client declared on /v1/listen.
+type AudioFormat struct {
+	Encoding     string // lower case, as given ("linear16", "mulaw", ...)
+	SampleRate   int    // 0 when not given
+	Channels     int
+	Multichannel bool // true: one output per channel; false: mixed down to one
+}
+
+// AudioPipeline decodes one stream's raw frames to 16 kHz float32 output channels
+// (*ingest.Pipeline satisfies it). It is used from one goroutine at a time.
+// Push rejects a frame that does not decode with the declared format, whole.
+type AudioPipeline interface {
+	Push(frame []byte) ([][]float32, error)
+	Flush() [][]float32
+	Outputs() int
+	AcceptedMs() int64
+}
+
+// PipelineFactory builds the AudioPipeline for a declared format. An unsupported
+// format is reported as a *wire.ParamError naming the parameter at fault
+// ("encoding", "sample_rate" or "channels"); any other error is reported as a bad
+// "encoding".
+type PipelineFactory func(AudioFormat) (AudioPipeline, error)
+
+// Model describes one model of the catalog as the gateway needs it. Card is what
+// GET /v1/models returns for it (marshalled with encoding/json).
+type Model struct {
+	Name    string
+	Version string
+	Arch    string
+	UUID    string
+	Card    any
+}
+
+// ModelCatalog knows which models exist. Safe for concurrent use.
+type ModelCatalog interface {
+	Lookup(name string) (Model, bool)
+	List() []Model
+}
+
+// Quota decides whether a tenant may (still) stream a model. Check returns nil, or an
+// error wrapping ErrNoBalance, ErrQuotaExhausted or ErrModelNotInPlan; other errors
+// are treated as internal failures. Safe for concurrent use. It is called before a
+// stream opens and then every Config.QuotaRecheck while it runs.
+type Quota interface {
+	Check(ctx context.Context, tenant bus.TenantID, model string) error
+}
+
+// SessionInfo identifies a stream to the metering and live-stream guard.
+type SessionInfo struct {
+	Session bus.SessionID
+	Tenant  bus.TenantID
+	Key     bus.KeyID
+	Model   string
+}
+
+// Metering starts the usage meter of a session (in production: billing.Meter).
+type Metering interface {
+	Start(ctx context.Context, s SessionInfo) (Meter, error)
+}
+
+// Meter accumulates the audio accepted into one session. Add is called with each
+// increment of accepted milliseconds (from one goroutine); Close is called once at the
+// end, with a context bounded by the drain deadline, and flushes what is pending.
+type Meter interface {
+	Add(ms int64)
+	Close(ctx context.Context) error
+}
+
+// LiveGuard enforces the per-tenant concurrent-stream limit (in production one shared
+// through Redis so it holds across gateways). Acquire returns an error wrapping
+// ErrTooManyStreams when the tenant is at its limit; release is called exactly once.
+type LiveGuard interface {
+	Acquire(ctx context.Context, s SessionInfo) (release func(), err error)
+}
+
+// KeyLookup resolves credentials (KeyStore satisfies it).
+type KeyLookup interface {
+	// Lookup returns the key whose secret this is, or an error wrapping ErrKeyNotFound.
+	Lookup(ctx context.Context, secret string) (Key, error)
+	// Active reports whether key id still exists (tokens die with their key).
+	Active(ctx context.Context, id bus.KeyID) (bool, error)
+}

@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/gorilla/websocket"
+)
+
+// handleListen admits a stream on GET /v1/listen. Everything that can fail before
+// audio flows — credentials, parameters, model, plan, quota, the tenant's stream
+// limit and the transcriber's capacity (Backend.Open) — is checked BEFORE the
+// WebSocket upgrade, so a client sees a plain HTTP status with a JSON body (and a
+// dg-error header) instead of a socket that opens and closes at once.
+func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
+	sid := bus.NewSessionID()
+	reqID := string(sid)
+	log := s.log.With("request_id", reqID, "remote", clientAddr(r))
+	fail := func(status int, code wire.ErrorCode, msg, param string) {
+		s.m.errors.WithLabelValues(string(code)).Inc()
+		writeHTTPError(w, status, code, msg, param, reqID)
+		log.Info("listen rejected", "status", status, "code", code, "param", param)
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		fail(http.StatusBadRequest, wire.CodeBadRequest, "GET /v1/listen is a WebSocket endpoint; send an Upgrade request", "")
+		return
+	}
+	if s.isDraining() {
+		w.Header().Set("Retry-After", "5")
+		fail(http.StatusServiceUnavailable, wire.CodeShuttingDown, "the gateway is restarting; reconnect", "")
+		return
+	}
+	p, sub, ok := s.authRequest(w, r, reqID)
+	if !ok {
+		return
+	}
+	log = log.With("tenant", p.Tenant, "key", p.Key)
+	params, err := wire.ParseQuery(r.URL.Query())
+	if err != nil {
+		var pe *wire.ParamError
+		errors.As(err, &pe)
+		fail(http.StatusBadRequest, wire.CodeBadRequest, err.Error(), pe.Param)
+		return
+	}
+	if params.Model == "" {
+		params.Model = s.cfg.DefaultModel
+	}
+	model, ok := s.cfg.Models.Lookup(params.Model)
+	if !ok {
+		fail(http.StatusBadRequest, wire.CodeUnknownModel, "no model named "+strconv.Quote(params.Model)+"; GET /v1/models lists them", "model")
+		return
+	}
+	if params.Encoding == "" {
+		fail(http.StatusBadRequest, wire.CodeBadRequest,
+			"parameter encoding: required on live streams (linear16, linear32/float32, mulaw, alaw) with sample_rate", "encoding")
+		return
+	}
+	pipe, err := s.cfg.Pipelines(AudioFormat{Encoding: params.Encoding, SampleRate: params.SampleRate,
+		Channels: params.Channels, Multichannel: params.Multichannel})
+	if err != nil {
+		param := "encoding"
+		var pe *wire.ParamError
+		if errors.As(err, &pe) {
+			param = pe.Param
+		}
+		fail(http.StatusBadRequest, wire.CodeBadRequest, err.Error(), param)
+		return
+	}
+	ctx := r.Context()
+	if s.cfg.Quota != nil {
+		if err := s.cfg.Quota.Check(ctx, p.Tenant, model.Name); err != nil {
+			status, code := quotaStatus(err)
+			if code == wire.CodeInternal {
+				log.Error("quota check", "err", err)
+				fail(status, code, "quota service unavailable", "")
+				return
+			}
+			fail(status, code, err.Error(), "")
+			return
+		}
+	}
+	info := SessionInfo{Session: sid, Tenant: p.Tenant, Key: p.Key, Model: model.Name}
+	releaseSlot, err := s.live.Acquire(ctx, info)
+	if err != nil {
+		if errors.Is(err, ErrTooManyStreams) {
+			fail(http.StatusTooManyRequests, wire.CodeTooManyStreams, err.Error(), "")
+		} else {
+			log.Error("live guard", "err", err)
+			fail(http.StatusInternalServerError, wire.CodeInternal, "stream limiter unavailable", "")
+		}
+		return
+	}
+	ss := newSession(s, info, params, model, pipe, log)
+	if err := s.admit(ss); err != nil {
+		releaseSlot()
+		w.Header().Set("Retry-After", "5")
+		fail(http.StatusServiceUnavailable, wire.CodeShuttingDown, "the gateway is restarting; reconnect", "")
+		return
+	}
+	defer s.release(ss)
+	defer releaseSlot()
+	defer ss.cancel()
+
+	openCtx, cancelOpen := context.WithTimeout(ss.ctx, s.cfg.OpenTimeout)
+	stream, err := s.cfg.Backend.Open(openCtx, bus.SessionRequest{
+		Session: sid, Tenant: p.Tenant, Key: p.Key, Model: model.Name, Channels: params.OutputChannels(),
+		Priority: bus.PriorityLive,
+		Options: bus.StreamOptions{Language: params.Language, InterimResults: params.InterimResults,
+			EndpointingMs: params.EndpointingMs, UtteranceEndMs: params.UtteranceEndMs,
+			VADEvents: params.VADEvents, Redact: params.Redact},
+	})
+	cancelOpen()
+	if err != nil {
+		if errors.Is(err, ErrNoCapacity) || errors.Is(err, context.DeadlineExceeded) {
+			w.Header().Set("Retry-After", "1")
+			fail(http.StatusServiceUnavailable, wire.CodeNoCapacity, "no transcriber has a free slot for "+model.Name+"; retry shortly", "")
+		} else {
+			log.Error("open stream", "err", err)
+			fail(http.StatusBadGateway, wire.CodeInternal, "could not open a transcription stream", "")
+		}
+		return
+	}
+	var meter Meter = nopMeter{}
+	if s.cfg.Metering != nil {
+		if meter, err = s.cfg.Metering.Start(ctx, info); err != nil {
+			stream.Close()
+			log.Error("start meter", "err", err)
+			fail(http.StatusServiceUnavailable, wire.CodeInternal, "metering unavailable", "")
+			return
+		}
+	}
+	hdr := http.Header{"dg-request-id": {reqID}}
+	if sub != "" {
+		hdr.Set("Sec-WebSocket-Protocol", sub)
+	}
+	conn, err := s.upgrader.Upgrade(w, r, hdr)
+	if err != nil {
+		stream.Close()
+		closeMeter(meter, s.cfg.CloseTimeout)
+		s.m.errors.WithLabelValues(string(wire.CodeBadRequest)).Inc()
+		log.Info("upgrade failed", "err", err)
+		return
+	}
+	ss.run(conn, stream, meter)
+}
+
+func quotaStatus(err error) (int, wire.ErrorCode) {
+	switch {
+	case errors.Is(err, ErrNoBalance):
+		return http.StatusPaymentRequired, wire.CodeNoBalance
+	case errors.Is(err, ErrQuotaExhausted):
+		return http.StatusPaymentRequired, wire.CodeQuotaExhausted
+	case errors.Is(err, ErrModelNotInPlan):
+		return http.StatusForbidden, wire.CodeModelNotInPlan
+	}
+	return http.StatusInternalServerError, wire.CodeInternal
+}
+
+type nopMeter struct{}
+
+func (nopMeter) Add(int64)                   {}
+func (nopMeter) Close(context.Context) error { return nil }
+
+func closeMeter(m Meter, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return m.Close(ctx)
+}

@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/gorilla/websocket"
+)
+
+// Server is the gateway's HTTP and WebSocket edge. Create it with New, serve
+// Handler() from an http.Server, and call Shutdown to drain.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	m        *metrics
+	fails    *failLimiter
+	live     LiveGuard
+	upgrader websocket.Upgrader
+
+	mu       sync.Mutex
+	draining bool
+	sessions map[*session]struct{}
+	wg       sync.WaitGroup // one per session, from admission to the end of its handler
+}
+
+// New validates cfg (after defaults) and returns a Server with its routes mounted:
+//
+//	GET  /v1/listen       live transcription (WebSocket)
+//	POST /v1/auth/grant   short-lived token for the caller's key
+//	GET  /v1/models       models the caller's plan allows
+//	POST /demo/grant      demo token (only with Config.Demo.Enabled)
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("gateway metrics: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Log.With("component", "gateway"),
+		mux:      http.NewServeMux(),
+		m:        m,
+		fails:    newFailLimiter(cfg.AuthFailBurst, cfg.AuthFailPerSec),
+		live:     cfg.Live,
+		sessions: map[*session]struct{}{},
+	}
+	if s.live == nil {
+		s.live = newLocalGuard(cfg.MaxStreamsPerTenant)
+	}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   16 << 10,
+		WriteBufferSize:  16 << 10,
+		// Browsers cannot send an Authorization header on a WebSocket, so cross-origin
+		// pages authenticate with a token; credentials, not origins, guard the API.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			writeHTTPError(w, status, wire.CodeBadRequest, reason.Error(), "", "")
+		},
+	}
+	s.mux.HandleFunc("GET /v1/listen", s.handleListen)
+	s.mux.HandleFunc("POST /v1/auth/grant", s.handleGrant)
+	s.mux.HandleFunc("GET /v1/models", s.handleModels)
+	if cfg.Demo.Enabled {
+		s.mux.HandleFunc("POST /demo/grant", s.handleDemoGrant)
+	}
+	return s, nil
+}
+
+// Handler returns the mux with the gateway's routes and whatever was Mounted.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Mount adds a route (http.ServeMux pattern syntax) to the gateway's mux, for
+// /healthz, /readyz, /metrics and the like.
+func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// LiveStreams is the number of streams this server is running.
+func (s *Server) LiveStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown drains: new streams get 503 SHUTTING_DOWN, every live stream is finalized
+// (its remaining finals and Metadata are sent) and closed with 1012, and Shutdown
+// waits for them until ctx ends; streams still open then are closed at once and
+// ctx.Err() is returned. Stop the http.Server's listener first (or after: both orders
+// work) — hijacked WebSockets are not tracked by http.Server.Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	live := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		live = append(live, ss)
+	}
+	s.mu.Unlock()
+	s.log.Info("draining", "live_streams", len(live))
+	for _, ss := range live {
+		ss.drain()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for ss := range s.sessions {
+			ss.abort()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// admit registers a session unless the server is draining.
+func (s *Server) admit(ss *session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return ErrDraining
+	}
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	return nil
+}
+
+func (s *Server) release(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// writeHTTPError writes the JSON error body and Deepgram's dg-error header.
+func writeHTTPError(w http.ResponseWriter, status int, code wire.ErrorCode, msg, param, reqID string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("dg-error", msg)
+	if reqID != "" {
+		h.Set("dg-request-id", reqID)
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(wire.HTTPError{Code: code, Message: msg, Param: param, RequestID: reqID})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// clientAddr is the peer's IP address. Forwarding headers are not trusted.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"hash"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/gorilla/websocket"
+)
+
+// session is one live stream after admission. Goroutines:
+//   - the handler goroutine reads frames (readLoop) and is the only one that
+//     decodes audio and calls Stream.Send (under mu, shared with drain);
+//   - writeLoop is the only writer of data frames; it takes prepared JSON from the
+//     bounded queue out, and finally the close frame from closeReq;
+//   - relayLoop maps the Stream's results to wire messages and runs the timers
+//     (maximum length, quota recheck, close deadline, drain).
+type session struct {
+	srv    *Server
+	info   SessionInfo
+	params wire.Params
+	model  Model
+	pipe   AudioPipeline
+	log    *slog.Logger
+	start  time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	conn   atomic.Pointer[websocket.Conn]
+	stream Stream
+	meter  Meter
+
+	out        chan []byte
+	closeReq   chan closeMsg
+	endOnce    sync.Once
+	closeCode  atomic.Int64
+	readerDone chan struct{}
+	writerExit chan struct{}
+
+	drainCh   chan struct{}
+	drainOnce sync.Once
+	endingCh  chan struct{} // closed when FlagEnd went to the stream
+
+	mu         sync.Mutex // guards the fields below and calls into pipe and stream.Send
+	ending     bool
+	endCode    int // close code once the finals are out: 1000 CloseStream, 1012 drain
+	sha        hash.Hash
+	acceptedMs int64
+	firstAudio time.Time
+	frames     int
+	results    atomic.Int64
+}
+
+type closeMsg struct {
+	code   int
+	reason string
+	msg    *wire.Error
+	flush  bool // write what is queued first
+}
+
+func newSession(s *Server, info SessionInfo, p wire.Params, m Model, pipe AudioPipeline, log *slog.Logger) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &session{
+		srv: s, info: info, params: p, model: m, pipe: pipe, log: log, start: time.Now(),
+		ctx: ctx, cancel: cancel,
+		out: make(chan []byte, s.cfg.WriteQueue), closeReq: make(chan closeMsg, 1),
+		readerDone: make(chan struct{}), writerExit: make(chan struct{}), drainCh: make(chan struct{}), endingCh: make(chan struct{}),
+		sha: sha256.New(),
+	}
+}
+
+// drain asks the session to finish like a CloseStream and close with 1012.
+func (ss *session) drain() { ss.drainOnce.Do(func() { close(ss.drainCh) }) }
+
+// abort ends the session at once: no more writes, the socket is closed.
+func (ss *session) abort() {
+	ss.closeCode.CompareAndSwap(0, wire.CloseServiceRestart)
+	ss.cancel()
+	if c := ss.conn.Load(); c != nil {
+		_ = c.Close()
+	}
+}
+
+func (ss *session) run(conn *websocket.Conn, stream Stream, meter Meter) {
+	ss.conn.Store(conn)
+	ss.stream, ss.meter = stream, meter
+	s := ss.srv
+	s.m.live.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Inc()
+	ss.log.Info("stream open", "model", ss.info.Model, "encoding", ss.params.Encoding,
+		"sample_rate", ss.params.SampleRate, "channels", ss.params.Channels, "multichannel", ss.params.Multichannel,
+		"interim_results", ss.params.InterimResults, "ignored_params", ss.params.Ignored)
+	if ss.ctx.Err() != nil { // aborted while opening
+		_ = conn.Close()
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ss.writeLoop()
+		// The socket is closed: stop everything, and unblock a Send stuck on a
+		// stream whose results nobody reads any more.
+		close(ss.writerExit)
+		ss.cancel()
+		stream.Close()
+	}()
+	go func() { defer wg.Done(); ss.relayLoop() }()
+
+	ss.readLoop()
+	close(ss.readerDone)
+	// A no-op unless the client closed or vanished first; then the writer sends the
+	// close frame (or finds the socket dead) and exits.
+	ss.end(closeMsg{code: websocket.CloseNormalClosure})
+	<-ss.writerExit
+	ss.cancel()
+	stream.Close()
+	wg.Wait()
+
+	if err := closeMeter(meter, s.cfg.CloseTimeout); err != nil {
+		ss.log.Error("close meter", "err", err)
+	}
+	s.m.live.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Dec()
+	code := int(ss.closeCode.Load())
+	s.m.sessions.WithLabelValues(strconv.Itoa(code)).Inc()
+	ss.mu.Lock()
+	audioMs, frames := ss.acceptedMs, ss.frames
+	ss.mu.Unlock()
+	ss.log.Info("stream closed", "close_code", code, "audio_ms", audioMs, "frames", frames,
+		"results", ss.results.Load(), "duration", time.Since(ss.start).Round(time.Millisecond))
+}

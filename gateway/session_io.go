@@ -1,0 +1,503 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/gorilla/websocket"
+)
+
+// end asks the writer to close the socket; the first call wins.
+func (ss *session) end(c closeMsg) {
+	ss.endOnce.Do(func() {
+		ss.closeCode.CompareAndSwap(0, int64(c.code))
+		if c.msg != nil {
+			c.msg.RequestID = string(ss.info.Session)
+			ss.srv.m.errors.WithLabelValues(string(c.msg.Code)).Inc()
+			ss.log.Info("stream error", "code", c.msg.Code, "description", c.msg.Description)
+		}
+		ss.closeReq <- c
+	})
+}
+
+// fail ends the session with an Error message and close code.
+func (ss *session) fail(code int, ec wire.ErrorCode, desc string) {
+	ss.end(closeMsg{code: code, reason: string(ec), msg: wire.NewError(ec, desc)})
+}
+
+// enqueue queues a message for the client; a full queue means the client does not
+// read: the session ends with 1008 "slow consumer".
+func (ss *session) enqueue(v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		ss.log.Error("marshal", "err", err)
+		return false
+	}
+	select {
+	case ss.out <- b:
+		return true
+	default:
+		ss.fail(wire.ClosePolicy, wire.CodeSlowConsumer, "slow consumer: results are not being read")
+		return false
+	}
+}
+
+func (ss *session) writeLoop() {
+	conn := ss.conn.Load()
+	wt := ss.srv.cfg.WriteTimeout
+	write := func(b []byte, d time.Duration) error {
+		_ = conn.SetWriteDeadline(time.Now().Add(d))
+		return conn.WriteMessage(websocket.TextMessage, b)
+	}
+	for {
+		select {
+		case b := <-ss.out:
+			if err := write(b, wt); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					ss.srv.m.errors.WithLabelValues(string(wire.CodeSlowConsumer)).Inc()
+					ss.closeCode.CompareAndSwap(0, wire.ClosePolicy)
+					_ = conn.WriteControl(websocket.CloseMessage,
+						websocket.FormatCloseMessage(wire.ClosePolicy, "slow consumer"), time.Now().Add(100*time.Millisecond))
+				}
+				ss.closeCode.CompareAndSwap(0, websocket.CloseAbnormalClosure)
+				_ = conn.Close()
+				return
+			}
+		case c := <-ss.closeReq:
+			var err error
+			if c.flush {
+			flush:
+				for err == nil {
+					select {
+					case b := <-ss.out:
+						err = write(b, wt)
+					default:
+						break flush
+					}
+				}
+			}
+			if c.msg != nil && err == nil {
+				b, _ := json.Marshal(c.msg)
+				err = write(b, time.Second)
+			}
+			if err == nil {
+				_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason),
+					time.Now().Add(time.Second))
+				// Give the client a moment to answer the close; the reader sees it.
+				select {
+				case <-ss.readerDone:
+				case <-time.After(2 * time.Second):
+				case <-ss.ctx.Done():
+				}
+			}
+			_ = conn.Close()
+			return
+		case <-ss.ctx.Done():
+			_ = conn.Close()
+			return
+		}
+	}
+}
+
+// readLoop reads frames until the socket fails or closes.
+func (ss *session) readLoop() {
+	conn := ss.conn.Load()
+	cfg := ss.srv.cfg
+	for {
+		ss.mu.Lock()
+		ending := ss.ending
+		ss.mu.Unlock()
+		if ending {
+			_ = conn.SetReadDeadline(time.Now().Add(cfg.CloseTimeout + 5*time.Second))
+		} else {
+			_ = conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		}
+		mt, rd, err := conn.NextReader()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !ending {
+				ss.fail(wire.CloseIdleTimeout, wire.CodeIdleTimeout,
+					"no audio, KeepAlive or control message within "+cfg.IdleTimeout.String())
+			}
+			return
+		}
+		limit := cfg.MaxFrameBytes
+		if mt == websocket.TextMessage {
+			limit = cfg.MaxTextBytes
+		}
+		b, err := io.ReadAll(io.LimitReader(rd, int64(limit)+1))
+		if err != nil {
+			return
+		}
+		if len(b) > limit {
+			ss.fail(wire.CloseTooLarge, wire.CodeMessageTooLarge,
+				"frame larger than "+itoa(limit)+" bytes")
+			return
+		}
+		var ok bool
+		if mt == websocket.BinaryMessage {
+			ok = ss.audio(b)
+		} else {
+			ok = ss.control(b)
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// audio decodes one binary frame and sends it on. False ends the read loop.
+func (ss *session) audio(b []byte) bool {
+	ss.mu.Lock()
+	if ss.ending {
+		ss.mu.Unlock()
+		return true // audio after CloseStream or during a drain is ignored
+	}
+	if len(b) == 0 { // Deepgram's old close signal
+		ss.mu.Unlock()
+		ss.beginEnding(wire.CloseNormal)
+		return true
+	}
+	payload := b
+	if ss.frames == 0 {
+		var err error
+		if payload, err = sniffContainer(b); err != nil {
+			ss.mu.Unlock()
+			ss.fail(wire.CloseBadAudio, wire.CodeBadAudio, err.Error())
+			return false
+		}
+	}
+	outs, err := ss.pipe.Push(payload)
+	if err != nil {
+		ss.mu.Unlock()
+		ss.fail(wire.CloseBadAudio, wire.CodeBadAudio, "audio does not match encoding="+ss.params.Encoding+": "+err.Error())
+		return false
+	}
+	ss.frames++
+	ss.sha.Write(b)
+	if ss.firstAudio.IsZero() {
+		ss.firstAudio = time.Now()
+	}
+	if err := ss.sendLocked(outs, 0); err != nil {
+		ss.mu.Unlock()
+		ss.fail(wire.CloseInternal, wire.CodeInternal, "transcription stream failed")
+		ss.log.Error("send audio", "err", err)
+		return false
+	}
+	ms := ss.pipe.AcceptedMs()
+	delta := ms - ss.acceptedMs
+	ss.acceptedMs = ms
+	first := ss.firstAudio
+	ss.mu.Unlock()
+
+	if delta > 0 {
+		ss.meter.Add(delta)
+		ss.srv.m.audioSeconds.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Add(float64(delta) / 1000)
+	}
+	ss.pace(first, ms)
+	return true
+}
+
+// pace slows reading when audio arrives faster than RealtimeFactor × real time
+// (after a burst of RealtimeBurst): TCP backpressure does the rest.
+func (ss *session) pace(first time.Time, accepted int64) {
+	f := ss.srv.cfg.RealtimeFactor
+	if f <= 0 {
+		return
+	}
+	allowed := f*float64(time.Since(first).Milliseconds()) + float64(ss.srv.cfg.RealtimeBurst.Milliseconds())
+	ahead := float64(accepted) - allowed
+	if ahead <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ahead/f) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ss.ctx.Done():
+	}
+}
+
+// sendLocked converts and sends decoded audio; ss.mu is held.
+func (ss *session) sendLocked(outs [][]float32, flags bus.ChunkFlag) error {
+	for ch, f := range outs {
+		if len(f) == 0 {
+			continue
+		}
+		if err := ss.stream.Send(toPCM16(f), ch, flags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// control handles one text frame. False ends the read loop.
+func (ss *session) control(b []byte) bool {
+	c, err := wire.ParseControl(b)
+	if err != nil {
+		code := wire.CodeBadRequest
+		if errors.Is(err, wire.ErrUnknownControl) {
+			code = wire.CodeUnknownMessage
+		}
+		ss.srv.m.errors.WithLabelValues(string(code)).Inc()
+		e := wire.NewError(code, err.Error())
+		e.RequestID = string(ss.info.Session)
+		return ss.enqueue(e)
+	}
+	switch c.Type {
+	case wire.ControlKeepAlive:
+	case wire.ControlFinalize:
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		if ss.ending {
+			return true
+		}
+		for ch := 0; ch < ss.pipe.Outputs(); ch++ {
+			if c.Channel != nil && *c.Channel != ch {
+				continue
+			}
+			if err := ss.stream.Send(nil, ch, bus.FlagFinalize); err != nil {
+				ss.log.Error("send finalize", "err", err)
+			}
+		}
+	case wire.ControlCloseStream:
+		ss.beginEnding(wire.CloseNormal)
+	}
+	return true
+}
+
+// beginEnding flushes the decoder, marks the end of every channel and arms the close
+// deadline; the relay closes with code once every channel reported ResultClosed.
+func (ss *session) beginEnding(code int) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.ending {
+		return
+	}
+	ss.ending = true
+	ss.endCode = code
+	if ss.stream != nil {
+		_ = ss.sendLocked(ss.pipe.Flush(), 0)
+		for ch := 0; ch < ss.pipe.Outputs(); ch++ {
+			if err := ss.stream.Send(nil, ch, bus.FlagEnd); err != nil {
+				ss.log.Error("send end", "err", err)
+			}
+		}
+	}
+	close(ss.endingCh)
+}
+
+// relayLoop maps results to wire messages and runs the session's timers.
+func (ss *session) relayLoop() {
+	cfg := ss.srv.cfg
+	results := ss.stream.Results()
+	maxLen := time.NewTimer(cfg.MaxSession)
+	defer maxLen.Stop()
+	var quotaTick <-chan time.Time
+	if cfg.Quota != nil {
+		t := time.NewTicker(cfg.QuotaRecheck)
+		defer t.Stop()
+		quotaTick = t.C
+	}
+	drainCh, endingCh := ss.drainCh, ss.endingCh
+	var closeBy <-chan time.Time
+	closed := 0
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case r, ok := <-results:
+			if !ok {
+				ss.fail(wire.CloseInternal, wire.CodeInternal, "the transcription stream ended unexpectedly")
+				return
+			}
+			ss.results.Add(1)
+			if r.Type == bus.ResultClosed {
+				if closed++; closed >= ss.pipe.Outputs() {
+					ss.finish()
+					return
+				}
+				continue
+			}
+			if !ss.relay(r) {
+				return
+			}
+		case <-drainCh:
+			drainCh = nil
+			ss.beginEnding(wire.CloseServiceRestart)
+		case <-endingCh:
+			endingCh = nil
+			t := time.NewTimer(cfg.CloseTimeout)
+			defer t.Stop()
+			closeBy = t.C
+		case <-closeBy:
+			ss.log.Warn("finals did not arrive before the close deadline", "timeout", cfg.CloseTimeout)
+			ss.finish()
+			return
+		case <-maxLen.C:
+			ss.fail(wire.CloseMaxDuration, wire.CodeMaxDuration, "the stream reached its maximum length of "+cfg.MaxSession.String())
+			return
+		case <-quotaTick:
+			if err := cfg.Quota.Check(ss.ctx, ss.info.Tenant, ss.info.Model); err != nil {
+				if _, code := quotaStatus(err); code != wire.CodeInternal {
+					ss.fail(wire.CloseQuota, code, err.Error())
+					return
+				}
+				ss.log.Warn("quota recheck", "err", err)
+			}
+		}
+	}
+}
+
+// finish sends the Metadata and closes with the code chosen by beginEnding.
+func (ss *session) finish() {
+	ss.mu.Lock()
+	code := ss.endCode
+	md := &wire.Metadata{
+		Type: wire.TypeMetadata, TransactionKey: "deprecated", RequestID: string(ss.info.Session),
+		SHA256: hex.EncodeToString(ss.sha.Sum(nil)), Created: ss.start.UTC().Format(time.RFC3339Nano),
+		Duration: float64(ss.acceptedMs) / 1000, Channels: ss.params.Channels,
+		Models:    []string{ss.modelUUID()},
+		ModelInfo: map[string]wire.ModelInfo{ss.modelUUID(): ss.modelInfo()},
+	}
+	ss.mu.Unlock()
+	ss.enqueue(md)
+	reason := ""
+	if code == wire.CloseServiceRestart {
+		reason = "service restart"
+	}
+	ss.end(closeMsg{code: code, reason: reason, flush: true})
+}
+
+func (ss *session) modelUUID() string {
+	if ss.model.UUID != "" {
+		return ss.model.UUID
+	}
+	return ss.model.Name
+}
+
+func (ss *session) modelInfo() wire.ModelInfo {
+	return wire.ModelInfo{Name: ss.model.Name, Version: ss.model.Version, Arch: ss.model.Arch}
+}
+
+// relay maps one result; false ends the loop.
+func (ss *session) relay(r bus.Result) bool {
+	p := ss.params
+	chIdx := []int{r.Channel, p.OutputChannels()}
+	switch r.Type {
+	case bus.ResultPartial, bus.ResultFinal:
+		final := r.Type == bus.ResultFinal
+		if !final && !p.InterimResults {
+			return true
+		}
+		words := make([]wire.Word, len(r.Words))
+		for i, w := range r.Words {
+			words[i] = wire.Word{Word: w.Word, Start: w.Start, End: w.End, Confidence: w.Confidence, PunctuatedWord: w.Punctuated}
+			if words[i].PunctuatedWord == "" {
+				words[i].PunctuatedWord = w.Word
+			}
+		}
+		msg := &wire.Results{
+			Type: wire.TypeResults, ChannelIndex: chIdx, Duration: r.Duration, Start: r.Start,
+			IsFinal: final, SpeechFinal: final && r.SpeechFinal, FromFinalize: final && r.FromFinalize,
+			Channel:  wire.Channel{Alternatives: []wire.Alternative{{Transcript: r.Text, Confidence: r.Confidence, Words: words}}},
+			Metadata: wire.ResultMetadata{RequestID: string(ss.info.Session), ModelInfo: ss.modelInfo(), ModelUUID: ss.modelUUID()},
+		}
+		if r.ChunkSentNs > 0 {
+			lat := time.Since(time.Unix(0, r.ChunkSentNs)).Seconds()
+			if final {
+				ss.srv.m.finalLat.Observe(lat)
+			} else {
+				ss.srv.m.partialLat.Observe(lat)
+			}
+		}
+		return ss.enqueue(msg)
+	case bus.ResultSpeechStarted:
+		if !p.VADEvents {
+			return true
+		}
+		return ss.enqueue(&wire.SpeechStarted{Type: wire.TypeSpeechStarted, Channel: chIdx, Timestamp: r.Start})
+	case bus.ResultUtteranceEnd:
+		if p.UtteranceEndMs <= 0 {
+			return true
+		}
+		return ss.enqueue(&wire.UtteranceEnd{Type: wire.TypeUtteranceEnd, Channel: chIdx, LastWordEnd: r.LastWordEnd})
+	case bus.ResultError:
+		code, ec := wire.CloseInternal, wire.CodeInternal
+		switch r.Code {
+		case bus.CodeNoCapacity, bus.CodeOverloaded, bus.CodeShuttingDown:
+			code, ec = wire.CloseTryAgainLater, wire.CodeNoCapacity
+		case bus.CodeBadAudio:
+			code, ec = wire.CloseBadAudio, wire.CodeBadAudio
+		case bus.CodeQuota:
+			code, ec = wire.CloseQuota, wire.CodeQuotaExhausted
+		case bus.CodeUnknownModel:
+			code, ec = wire.CloseBadRequest, wire.CodeUnknownModel
+		case bus.CodeBadRequest:
+			code, ec = wire.CloseBadRequest, wire.CodeBadRequest
+		}
+		desc := r.Message
+		if desc == "" {
+			desc = "the transcriber failed"
+		}
+		ss.fail(code, ec, desc)
+		return false
+	}
+	return true
+}
+
+// sniffContainer looks at the first frame: a WAV header is stripped (the client sent
+// a .wav file with encoding set, as Deepgram's examples do); compressed containers
+// are refused with a clear message.
+func sniffContainer(b []byte) ([]byte, error) {
+	switch {
+	case bytes.HasPrefix(b, []byte("OggS")), bytes.HasPrefix(b, []byte("fLaC")),
+		bytes.HasPrefix(b, []byte("ID3")), bytes.HasPrefix(b, []byte{0x1a, 0x45, 0xdf, 0xa3}):
+		return nil, errors.New("the first frame is a compressed container (Ogg, FLAC, MP3 or WebM); send raw audio in the declared encoding")
+	case len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WAVE":
+		off := 12
+		for off+8 <= len(b) {
+			id, size := string(b[off:off+4]), int(binary.LittleEndian.Uint32(b[off+4:]))
+			off += 8
+			if id == "data" {
+				return b[off:], nil
+			}
+			if size < 0 || size > len(b)-off {
+				break
+			}
+			off += size + size&1
+		}
+		return nil, errors.New("the first frame starts a WAV header whose data chunk is not in this frame; send the header and data together or raw audio")
+	}
+	return b, nil
+}
+
+func toPCM16(f []float32) []int16 {
+	out := make([]int16, len(f))
+	for i, v := range f {
+		x := float64(v) * 32767
+		switch {
+		case math.IsNaN(x):
+			x = 0
+		case x > 32767:
+			x = 32767
+		case x < -32768:
+			x = -32768
+		}
+		out[i] = int16(math.Round(x))
+	}
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

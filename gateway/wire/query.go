@@ -1,0 +1,196 @@
+package wire
+
+import (
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// DefaultEndpointingMs is Deepgram's default endpointing (silence that ends an utterance).
+const DefaultEndpointingMs = 10
+
+// Params are the query parameters of GET /v1/listen after syntax checks. Whether a
+// model, encoding or sample rate is actually supported is decided later, by the
+// catalog and the audio decoder, which name the parameter in their errors too.
+type Params struct {
+	Model          string // "" means the server's default model
+	Language       string
+	Encoding       string // lower case; "" when absent
+	SampleRate     int    // 0 when absent
+	Channels       int    // 1 when absent
+	Multichannel   bool   // transcribe each channel on its own (otherwise channels are mixed down)
+	InterimResults bool
+	EndpointingMs  int // -1 when endpointing=false
+	UtteranceEndMs int // 0 when absent
+	VADEvents      bool
+	Punctuate      bool // accepted; whisper output is always punctuated (see docs/api.md)
+	SmartFormat    bool // accepted; ignored
+	Redact         []string
+	// Ignored lists the names of parameters we do not know, sorted, for logging.
+	Ignored []string
+}
+
+// OutputChannels is the number of transcripts the stream produces.
+func (p Params) OutputChannels() int {
+	if p.Multichannel {
+		return p.Channels
+	}
+	return 1
+}
+
+// known lists every parameter ParseQuery reads. "token" carries a credential and is
+// read by the authenticator.
+var known = map[string]bool{
+	"model": true, "language": true, "encoding": true, "sample_rate": true, "channels": true,
+	"multichannel": true, "interim_results": true, "endpointing": true, "utterance_end_ms": true,
+	"vad_events": true, "punctuate": true, "smart_format": true, "redact": true, "token": true,
+}
+
+// ParseQuery parses and checks the query of GET /v1/listen. Errors are *ParamError.
+func ParseQuery(q url.Values) (Params, error) {
+	p := Params{Channels: 1, EndpointingMs: DefaultEndpointingMs}
+	var err error
+	one := func(name string) (string, bool, error) {
+		vs, ok := q[name]
+		if !ok {
+			return "", false, nil
+		}
+		if len(vs) != 1 {
+			return "", false, BadParam(name, "given %d times; give it once", len(vs))
+		}
+		return strings.TrimSpace(vs[0]), true, nil
+	}
+	if p.Model, _, err = one("model"); err != nil {
+		return Params{}, err
+	}
+	if p.Model != "" && !validName(p.Model, 128) {
+		return Params{}, BadParam("model", "%s is not a model name", clip(p.Model))
+	}
+	if p.Language, _, err = one("language"); err != nil {
+		return Params{}, err
+	}
+	if p.Language != "" && !validName(p.Language, 35) {
+		return Params{}, BadParam("language", "%s is not a language tag", clip(p.Language))
+	}
+	if p.Encoding, _, err = one("encoding"); err != nil {
+		return Params{}, err
+	}
+	p.Encoding = strings.ToLower(p.Encoding)
+	if p.Encoding != "" && !validName(p.Encoding, 32) {
+		return Params{}, BadParam("encoding", "%s is not an encoding name", clip(p.Encoding))
+	}
+	if p.SampleRate, err = intParam(one, "sample_rate", 0, 1, 384000); err != nil {
+		return Params{}, err
+	}
+	if p.Channels, err = intParam(one, "channels", 1, 1, 64); err != nil {
+		return Params{}, err
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{
+		{"multichannel", &p.Multichannel}, {"interim_results", &p.InterimResults},
+		{"vad_events", &p.VADEvents}, {"punctuate", &p.Punctuate}, {"smart_format", &p.SmartFormat},
+	} {
+		if *b.dst, err = boolParam(one, b.name); err != nil {
+			return Params{}, err
+		}
+	}
+	if v, ok, err := one("endpointing"); err != nil {
+		return Params{}, err
+	} else if ok {
+		switch strings.ToLower(v) {
+		case "false":
+			p.EndpointingMs = -1
+		case "true":
+		default:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 60000 {
+				return Params{}, BadParam("endpointing", "%s: want false, true or milliseconds 0..60000", clip(v))
+			}
+			p.EndpointingMs = n
+		}
+	}
+	if p.UtteranceEndMs, err = intParam(one, "utterance_end_ms", 0, 0, 60000); err != nil {
+		return Params{}, err
+	}
+	for _, v := range q["redact"] {
+		for _, r := range strings.Split(v, ",") {
+			r = strings.ToLower(strings.TrimSpace(r))
+			switch {
+			case r == "" || r == "false":
+			case validName(r, 32):
+				p.Redact = append(p.Redact, r)
+			default:
+				return Params{}, BadParam("redact", "%s is not a redaction name", clip(r))
+			}
+		}
+		if len(p.Redact) > 16 {
+			return Params{}, BadParam("redact", "more than 16 values")
+		}
+	}
+	for k := range q {
+		if !known[k] {
+			p.Ignored = append(p.Ignored, clip(k))
+			if len(p.Ignored) >= 32 {
+				break
+			}
+		}
+	}
+	sort.Strings(p.Ignored)
+	return p, nil
+}
+
+type oneFunc func(string) (string, bool, error)
+
+func intParam(one oneFunc, name string, def, lo, hi int) (int, error) {
+	v, ok, err := one(name)
+	if err != nil || !ok {
+		return def, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, BadParam(name, "%s is not an integer", clip(v))
+	}
+	if n < lo || n > hi {
+		return 0, BadParam(name, "%d is out of range %d..%d", n, lo, hi)
+	}
+	return n, nil
+}
+
+func boolParam(one oneFunc, name string) (bool, error) {
+	v, ok, err := one(name)
+	if err != nil || !ok {
+		return false, err
+	}
+	switch strings.ToLower(v) {
+	case "true", "1":
+		return true, nil
+	case "false", "0", "":
+		return false, nil
+	}
+	return false, BadParam(name, "%s: want true or false", clip(v))
+}
+
+// validName accepts 1..max characters of [A-Za-z0-9._-].
+func validName(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// clip quotes s for an error message, cut to 40 bytes.
+func clip(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,162 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseControl(t *testing.T) {
+	zero := 0
+	cases := []struct {
+		in   string
+		want Control
+		err  error
+	}{
+		{`{"type":"KeepAlive"}`, Control{Type: ControlKeepAlive}, nil},
+		{` {"type":"CloseStream","extra":1} `, Control{Type: ControlCloseStream}, nil},
+		{`{"type":"Finalize"}`, Control{Type: ControlFinalize}, nil},
+		{`{"type":"Finalize","channel":0}`, Control{Type: ControlFinalize, Channel: &zero}, nil},
+		{`{"type":"Finalize","channel":"x"}`, Control{}, ErrBadControl},
+		{`{"type":"Finalize","channel":-1}`, Control{}, ErrBadControl},
+		{`{"type":"Dance"}`, Control{}, ErrUnknownControl},
+		{`{"type":5}`, Control{}, ErrBadControl},
+		{`{}`, Control{}, ErrBadControl},
+		{`[]`, Control{}, ErrBadControl},
+		{`not json`, Control{}, ErrBadControl},
+		{``, Control{}, ErrBadControl},
+		{`{"type":"KeepAlive"`, Control{}, ErrBadControl},
+		{`{"type":"KeepAlive","pad":"` + strings.Repeat("x", MaxControlBytes) + `"}`, Control{}, ErrControlTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.in[:min(len(c.in), 30)], func(t *testing.T) {
+			got, err := ParseControl([]byte(c.in))
+			if !errors.Is(err, c.err) || (c.err == nil && err != nil) {
+				t.Fatalf("err = %v, want %v", err, c.err)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestParseQuery(t *testing.T) {
+	p, err := ParseQuery(url.Values{
+		"model": {"tiny.en"}, "encoding": {"LINEAR16"}, "sample_rate": {"16000"}, "channels": {"2"},
+		"multichannel": {"true"}, "interim_results": {"true"}, "endpointing": {"false"},
+		"utterance_end_ms": {"1000"}, "vad_events": {"true"}, "punctuate": {"true"},
+		"redact": {"pci", "ssn,numbers"}, "tag": {"x"}, "token": {"t"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Params{Model: "tiny.en", Encoding: "linear16", SampleRate: 16000, Channels: 2, Multichannel: true,
+		InterimResults: true, EndpointingMs: -1, UtteranceEndMs: 1000, VADEvents: true, Punctuate: true,
+		Redact: []string{"pci", "ssn", "numbers"}, Ignored: []string{`"tag"`}}
+	if !reflect.DeepEqual(p, want) {
+		t.Fatalf("got %+v\nwant %+v", p, want)
+	}
+	if p.OutputChannels() != 2 {
+		t.Fatal(p.OutputChannels())
+	}
+	def, err := ParseQuery(url.Values{})
+	if err != nil || def.Channels != 1 || def.EndpointingMs != DefaultEndpointingMs || def.OutputChannels() != 1 {
+		t.Fatalf("defaults %+v %v", def, err)
+	}
+
+	bad := []struct{ q, param string }{
+		{"sample_rate=abc", "sample_rate"},
+		{"sample_rate=-5", "sample_rate"},
+		{"sample_rate=1&sample_rate=2", "sample_rate"},
+		{"channels=0", "channels"},
+		{"interim_results=maybe", "interim_results"},
+		{"endpointing=soon", "endpointing"},
+		{"utterance_end_ms=99999999", "utterance_end_ms"},
+		{"model=a%20b", "model"},
+		{"language=en%20us", "language"},
+		{"encoding=lin%2F16", "encoding"},
+		{"redact=a*b", "redact"},
+	}
+	for _, b := range bad {
+		t.Run(b.q, func(t *testing.T) {
+			q, _ := url.ParseQuery(b.q)
+			_, err := ParseQuery(q)
+			var pe *ParamError
+			if !errors.As(err, &pe) || pe.Param != b.param || !errors.Is(err, ErrBadParam) {
+				t.Fatalf("err = %v, want a ParamError naming %s", err, b.param)
+			}
+			if !strings.Contains(err.Error(), b.param) {
+				t.Fatalf("message %q does not name %s", err, b.param)
+			}
+		})
+	}
+}
+
+func TestResultsJSONShape(t *testing.T) {
+	r := Results{Type: TypeResults, ChannelIndex: []int{0, 1}, IsFinal: true,
+		Channel:  Channel{Alternatives: []Alternative{{Transcript: "hi", Words: []Word{{Word: "hi", PunctuatedWord: "Hi"}}}}},
+		Metadata: ResultMetadata{RequestID: "r", ModelInfo: ModelInfo{Name: "m"}}}
+	b, _ := json.Marshal(r)
+	for _, k := range []string{`"type":"Results"`, `"channel_index":[0,1]`, `"is_final":true`, `"speech_final":false`,
+		`"from_finalize":false`, `"channel":{"alternatives":[{"transcript":"hi"`, `"punctuated_word":"Hi"`,
+		`"metadata":{"request_id":"r","model_info":{"name":"m"`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("%s lacks %s", b, k)
+		}
+	}
+	if r.Transcript() != "hi" || (&Results{}).Transcript() != "" {
+		t.Fatal("Transcript()")
+	}
+}
+
+func FuzzParseControl(f *testing.F) {
+	for _, s := range []string{`{"type":"KeepAlive"}`, `{"type":"Finalize","channel":1}`, `{"type":"CloseStream"}`,
+		`{"type":null}`, `{`, `{"type":"Finalize","channel":1e99}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseControl(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadControl) && !errors.Is(err, ErrUnknownControl) && !errors.Is(err, ErrControlTooLarge) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		switch c.Type {
+		case ControlKeepAlive, ControlFinalize, ControlCloseStream:
+		default:
+			t.Fatalf("accepted type %q", c.Type)
+		}
+		if c.Channel != nil && (*c.Channel < 0 || *c.Channel > 255) {
+			t.Fatalf("channel %d", *c.Channel)
+		}
+	})
+}
+
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"model=tiny.en&encoding=linear16&sample_rate=16000&interim_results=true",
+		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "sample_rate=%zz", "a=1&a=2&;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, _ := url.ParseQuery(raw)
+		p, err := ParseQuery(q)
+		if err != nil {
+			var pe *ParamError
+			if !errors.As(err, &pe) || pe.Param == "" {
+				t.Fatalf("error without a parameter name: %v", err)
+			}
+			return
+		}
+		if p.Channels < 1 || p.Channels > 64 || p.SampleRate < 0 || p.EndpointingMs < -1 || p.OutputChannels() < 1 {
+			t.Fatalf("out of range: %+v", p)
+		}
+		if p.Model != "" && !validName(p.Model, 128) {
+			t.Fatalf("model %q", p.Model)
+		}
+	})
+}
