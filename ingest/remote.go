@@ -1,0 +1,649 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// Errors of the NATS side of a session.
+var (
+	// ErrNoCapacity: no worker with a free slot for the model answered in time.
+	ErrNoCapacity = errors.New("no capacity")
+	// ErrTooFast: the client sends audio faster than ClientOptions.MaxSpeed × real time.
+	ErrTooFast = errors.New("audio sent faster than real time allows")
+	// ErrSessionClosed: the session was closed, ended, or failed.
+	ErrSessionClosed = errors.New("session closed")
+	// ErrBadSessionRequest: a tenant, session or model name is not a valid subject token.
+	ErrBadSessionRequest = errors.New("bad session request")
+)
+
+// GrantError is a worker's refusal of a session, with the worker's code.
+type GrantError struct {
+	Model   string
+	Code    bus.ErrorCode
+	Message string
+}
+
+func (e *GrantError) Error() string {
+	return fmt.Sprintf("worker refused session for model %s: %s: %s", e.Model, e.Code, e.Message)
+}
+
+// Is makes a NO_CAPACITY grant match ErrNoCapacity.
+func (e *GrantError) Is(target error) bool {
+	return target == ErrNoCapacity && e.Code == bus.CodeNoCapacity
+}
+
+// ClientOptions tune a Client. Zero values take the defaults.
+type ClientOptions struct {
+	// GrantTimeout bounds Open (and each failover): within it, requests that find no
+	// responder or a full worker are retried; after it, ErrNoCapacity. Default 2 s.
+	GrantTimeout time.Duration
+	// ReplayLimit is the most audio per channel kept since the last final. Default 120 s.
+	ReplayLimit time.Duration
+	// LostAfter: a worker that sent no heartbeat listing the session for this long is
+	// lost. Default bus.WorkerLostAfter.
+	LostAfter time.Duration
+	// MaxSpeed is the fastest audio may be sent, in multiples of real time, sustained.
+	// Default 2; negative disables the check.
+	MaxSpeed float64
+	// SpeedBurst is the audio that may be sent at once ahead of MaxSpeed (a client's
+	// pre-buffered audio). Default 5 s.
+	SpeedBurst time.Duration
+	// ResultBuffer is the capacity of a session's Results channel. Partials are dropped
+	// when it is full; finals wait for the consumer. Default 256.
+	ResultBuffer int
+}
+
+func (o *ClientOptions) defaults() {
+	if o.GrantTimeout <= 0 {
+		o.GrantTimeout = 2 * time.Second
+	}
+	if o.ReplayLimit <= 0 {
+		o.ReplayLimit = 120 * time.Second
+	}
+	if o.LostAfter <= 0 {
+		o.LostAfter = bus.WorkerLostAfter
+	}
+	if o.MaxSpeed == 0 {
+		o.MaxSpeed = 2
+	}
+	if o.SpeedBurst <= 0 {
+		o.SpeedBurst = 5 * time.Second
+	}
+	if o.ResultBuffer <= 0 {
+		o.ResultBuffer = 256
+	}
+}
+
+// Client is the gateway's side of the bus: it opens sessions on workers and watches
+// worker heartbeats, once per Client, to fail sessions over. Safe for concurrent use;
+// Close it when done.
+type Client struct {
+	nc   *nats.Conn
+	log  *slog.Logger
+	opts ClientOptions
+	hb   *nats.Subscription
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+
+	mu       sync.Mutex
+	sessions map[bus.SessionID]*RemoteSession
+}
+
+// NewClient subscribes to every worker's heartbeat and starts the failover watchdog.
+func NewClient(nc *nats.Conn, log *slog.Logger, opts ClientOptions) (*Client, error) {
+	if nc == nil {
+		return nil, errors.New("ingest: NewClient needs a NATS connection")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts.defaults()
+	c := &Client{
+		nc: nc, opts: opts,
+		log:      log.With("component", "remote"),
+		stop:     make(chan struct{}),
+		sessions: make(map[bus.SessionID]*RemoteSession),
+	}
+	sub, err := nc.Subscribe(bus.HeartbeatWildcard, c.onHeartbeat)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to heartbeats: %w", err)
+	}
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to heartbeats: %w", err)
+	}
+	c.hb = sub
+	c.wg.Add(1)
+	go c.watch()
+	return c, nil
+}
+
+// Close stops watching heartbeats. Sessions still open no longer fail over.
+func (c *Client) Close() error {
+	c.once.Do(func() {
+		close(c.stop)
+		_ = c.hb.Unsubscribe()
+		c.wg.Wait()
+	})
+	return nil
+}
+
+func (c *Client) onHeartbeat(msg *nats.Msg) {
+	var hb bus.Heartbeat
+	if err := json.Unmarshal(msg.Data, &hb); err != nil || hb.Worker == "" {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range hb.Sessions {
+		if s := c.sessions[id]; s != nil {
+			s.alive(hb.Worker, now)
+		}
+	}
+}
+
+// watch starts a failover for every session whose worker fell silent.
+func (c *Client) watch() {
+	defer c.wg.Done()
+	tick := time.NewTicker(max(c.opts.LostAfter/20, 20*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-tick.C:
+			c.mu.Lock()
+			all := make([]*RemoteSession, 0, len(c.sessions))
+			for _, s := range c.sessions {
+				all = append(all, s)
+			}
+			c.mu.Unlock()
+			for _, s := range all {
+				s.checkAlive(now)
+			}
+		}
+	}
+}
+
+// Open asks a worker with a free slot for req.Model to take the session (a new
+// SessionID when req.Session is empty) and returns it once granted. With no worker
+// free within GrantTimeout it returns an error wrapping ErrNoCapacity ("no capacity for
+// model X"); a worker's refusal is a *GrantError.
+func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*RemoteSession, error) {
+	if req.Session == "" {
+		req.Session = bus.NewSessionID()
+	}
+	if req.Channels <= 0 {
+		req.Channels = 1
+	}
+	for what, tok := range map[string]string{"tenant": string(req.Tenant), "session": string(req.Session)} {
+		if !bus.ValidToken(tok) {
+			return nil, fmt.Errorf("%w: %s %q", ErrBadSessionRequest, what, tok)
+		}
+	}
+	if !bus.ValidModel(req.Model) {
+		return nil, fmt.Errorf("%w: model %q", ErrBadSessionRequest, req.Model)
+	}
+	s := &RemoteSession{
+		c:         c,
+		req:       req,
+		log:       c.log.With("session", req.Session, "tenant", req.Tenant, "model", req.Model),
+		audioSubj: bus.AudioSubject(req.Tenant, req.Session),
+		pos:       make([]uint64, req.Channels),
+		lastEnd:   make([]uint64, req.Channels),
+		replay:    NewReplayBuffer(int(c.opts.ReplayLimit.Seconds() * bus.SampleRate)),
+		rate: newRateLimit(c.opts.MaxSpeed*float64(req.Channels),
+			c.opts.SpeedBurst*time.Duration(req.Channels), time.Now()),
+		out:  make(chan bus.Result, c.opts.ResultBuffer),
+		done: make(chan struct{}),
+	}
+	// Results first, so nothing the worker publishes after the grant is missed.
+	sub, err := c.nc.Subscribe(bus.ResultSubject(req.Tenant, req.Session), s.onResult)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to results of %s: %w", req.Session, err)
+	}
+	s.sub = sub
+	c.mu.Lock()
+	if c.sessions[req.Session] != nil {
+		c.mu.Unlock()
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("%w: session %s is already open", ErrBadSessionRequest, req.Session)
+	}
+	c.sessions[req.Session] = s
+	c.mu.Unlock()
+	g, err := c.request(ctx, req)
+	if err != nil {
+		c.forget(s)
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.worker, s.accept, s.lastHB = g.Worker, g.Worker, time.Now()
+	s.mu.Unlock()
+	s.log.Debug("session granted", "worker", g.Worker)
+	return s, nil
+}
+
+func (c *Client) forget(s *RemoteSession) {
+	c.mu.Lock()
+	if c.sessions[s.req.Session] == s {
+		delete(c.sessions, s.req.Session)
+	}
+	c.mu.Unlock()
+}
+
+// request asks for a grant until one comes, a worker refuses for good, or GrantTimeout
+// passes. No responders, a full worker and a draining worker are retried: a worker
+// resubscribes as soon as a slot frees.
+func (c *Client) request(ctx context.Context, req bus.SessionRequest) (bus.SessionGrant, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return bus.SessionGrant{}, fmt.Errorf("marshal session request: %w", err)
+	}
+	subj := bus.SessionRequestSubject(req.Model)
+	noCap := fmt.Errorf("%w for model %s", ErrNoCapacity, req.Model)
+	rctx, cancel := context.WithTimeout(ctx, c.opts.GrantTimeout)
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	for {
+		msg, err := c.nc.RequestWithContext(rctx, subj, data)
+		switch {
+		case err == nil:
+			var g bus.SessionGrant
+			if err := json.Unmarshal(msg.Data, &g); err != nil {
+				return g, fmt.Errorf("grant for model %s: %w", req.Model, err)
+			}
+			switch g.Code {
+			case "":
+				if g.Worker == "" {
+					return g, fmt.Errorf("grant for model %s names no worker", req.Model)
+				}
+				return g, nil
+			case bus.CodeNoCapacity, bus.CodeShuttingDown:
+				// full or draining: another worker may take it
+			default:
+				return g, &GrantError{Model: req.Model, Code: g.Code, Message: g.Message}
+			}
+		case ctx.Err() != nil:
+			return bus.SessionGrant{}, fmt.Errorf("request worker for model %s: %w", req.Model, ctx.Err())
+		case errors.Is(err, nats.ErrNoResponders):
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			return bus.SessionGrant{}, noCap
+		default:
+			return bus.SessionGrant{}, fmt.Errorf("request worker for model %s: %w", req.Model, err)
+		}
+		select {
+		case <-rctx.Done():
+			if ctx.Err() != nil {
+				return bus.SessionGrant{}, fmt.Errorf("request worker for model %s: %w", req.Model, ctx.Err())
+			}
+			return bus.SessionGrant{}, noCap
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// RemoteSession is one session as the gateway sees it: audio out, results in, with
+// failover to another worker. Send and Close are safe to call from other goroutines
+// than the one reading Results.
+type RemoteSession struct {
+	c         *Client
+	req       bus.SessionRequest
+	log       *slog.Logger
+	audioSubj string
+	sub       *nats.Subscription
+
+	mu            sync.Mutex
+	worker        bus.WorkerID // the worker serving the session
+	accept        bus.WorkerID // results are taken from it; "" while failing over
+	lastHB        time.Time
+	failing       bool
+	failovers     int
+	seq           uint64   // last audio chunk seq
+	pos           []uint64 // next StartSample per channel
+	replay        *ReplayBuffer
+	rate          *rateLimit
+	ended         bool   // FlagEnd sent
+	terminal      bool   // closed, failed, or Close called
+	lastWorkerSeq uint64 // last result seq taken from the current worker
+	outSeq        uint64
+	lastEnd       []uint64 // per channel, EndSample of the last delivered final
+	prompt        string
+
+	outMu     sync.Mutex // serialises delivery and the closing of out
+	out       chan bus.Result
+	outClosed bool
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// ID is the session id.
+func (s *RemoteSession) ID() bus.SessionID { return s.req.Session }
+
+// Worker is the worker serving the session now.
+func (s *RemoteSession) Worker() bus.WorkerID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.worker
+}
+
+// Failovers counts the times the session moved to another worker.
+func (s *RemoteSession) Failovers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failovers
+}
+
+// Results delivers the session's results in order, each final once, with Seq
+// renumbered from 1 across failovers. It is closed after a terminal result (closed or
+// error) or Close.
+func (s *RemoteSession) Results() <-chan bus.Result { return s.out }
+
+// Send publishes one chunk of 16 kHz PCM16 audio of channel with flags, assigning its
+// Seq and StartSample, and keeps it for replay until a final covers it. An empty chunk
+// without flags is a keep-alive. Errors: ErrTooFast (the chunk is dropped), ErrReplayFull
+// (too long without a final), ErrChannels, ErrSessionClosed.
+func (s *RemoteSession) Send(pcm []int16, channel int, flags bus.ChunkFlag) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.terminal:
+		return fmt.Errorf("send to session %s: %w", s.req.Session, ErrSessionClosed)
+	case s.ended:
+		return fmt.Errorf("send to session %s after its end: %w", s.req.Session, ErrSessionClosed)
+	case channel < 0 || channel >= s.req.Channels:
+		return fmt.Errorf("%w: channel %d of a %d-channel session", ErrChannels, channel, s.req.Channels)
+	}
+	flags &^= bus.FlagReplay
+	if len(pcm) == 0 && flags == 0 {
+		if s.failing {
+			return nil
+		}
+		c := bus.AudioChunk{Session: s.req.Session, Channel: channel, StartSample: s.pos[channel], SentNs: time.Now().UnixNano()}
+		return s.publish(&c)
+	}
+	if !s.rate.take(len(pcm), time.Now()) {
+		return fmt.Errorf("%w: more than %.3gx real time", ErrTooFast, s.c.opts.MaxSpeed)
+	}
+	c := &bus.AudioChunk{
+		Session: s.req.Session, Seq: s.seq + 1, Channel: channel,
+		StartSample: s.pos[channel], SentNs: time.Now().UnixNano(), Flags: flags,
+		PCM: append([]int16(nil), pcm...),
+	}
+	if err := s.replay.Add(c); err != nil {
+		return fmt.Errorf("send chunk %d of session %s: %w", c.Seq, s.req.Session, err)
+	}
+	s.seq++
+	s.pos[channel] += uint64(len(pcm))
+	if flags&bus.FlagEnd != 0 {
+		s.ended = true
+	}
+	if s.failing {
+		return nil // replayed to the next worker
+	}
+	return s.publish(c)
+}
+
+func (s *RemoteSession) publish(c *bus.AudioChunk) error {
+	if err := s.c.nc.Publish(s.audioSubj, c.Marshal()); err != nil {
+		return fmt.Errorf("publish chunk %d of session %s: %w", c.Seq, s.req.Session, err)
+	}
+	return nil
+}
+
+// Close ends the session here: it stops results and failover and closes Results. If
+// the stream was not ended with FlagEnd, it sends an End chunk so the worker frees its
+// slot. For a graceful end, Send FlagEnd and read Results until it closes first.
+func (s *RemoteSession) Close() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		if !s.ended && !s.terminal && !s.failing {
+			s.seq++
+			c := bus.AudioChunk{Session: s.req.Session, Seq: s.seq, StartSample: s.pos[0], SentNs: time.Now().UnixNano(), Flags: bus.FlagEnd}
+			_ = s.publish(&c)
+		}
+		s.ended, s.terminal = true, true
+		s.mu.Unlock()
+		close(s.done)
+		_ = s.sub.Unsubscribe()
+		s.c.forget(s)
+		s.outMu.Lock()
+		if !s.outClosed {
+			s.outClosed = true
+			close(s.out)
+		}
+		s.outMu.Unlock()
+	})
+}
+
+// alive records a heartbeat of w listing the session.
+func (s *RemoteSession) alive(w bus.WorkerID, now time.Time) {
+	s.mu.Lock()
+	if s.worker == w && !s.failing {
+		s.lastHB = now
+	}
+	s.mu.Unlock()
+}
+
+func (s *RemoteSession) checkAlive(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.terminal && !s.failing && s.worker != "" && now.Sub(s.lastHB) > s.c.opts.LostAfter {
+		s.failoverLocked(fmt.Sprintf("no heartbeat for %v", now.Sub(s.lastHB).Round(time.Millisecond)))
+	}
+}
+
+func (s *RemoteSession) onResult(msg *nats.Msg) {
+	var r bus.Result
+	if err := json.Unmarshal(msg.Data, &r); err != nil || r.Session != s.req.Session {
+		return
+	}
+	s.mu.Lock()
+	if s.terminal || s.accept == "" || r.Worker != s.accept || r.Channel < 0 || r.Channel >= s.req.Channels {
+		s.mu.Unlock()
+		return
+	}
+	if r.Seq != 0 && r.Seq <= s.lastWorkerSeq {
+		s.mu.Unlock()
+		return // duplicate
+	}
+	s.lastWorkerSeq = max(s.lastWorkerSeq, r.Seq)
+	terminal := false
+	switch r.Type {
+	case bus.ResultFinal:
+		end := r.EndSample
+		if end == 0 && r.Start+r.Duration > 0 {
+			end = uint64((r.Start+r.Duration)*bus.SampleRate + 0.5)
+			r.EndSample = end
+		}
+		if end > 0 {
+			if end <= s.lastEnd[r.Channel] {
+				s.mu.Unlock()
+				return // delivered before a failover
+			}
+			s.lastEnd[r.Channel] = end
+			s.replay.Trim(r.Channel, end)
+		}
+		if r.Channel == 0 {
+			s.prompt = promptTail(s.prompt, r.Text)
+		}
+	case bus.ResultError:
+		if r.Code == bus.CodeShuttingDown {
+			s.failoverLocked("worker shutting down")
+			s.mu.Unlock()
+			return
+		}
+		terminal = true
+	case bus.ResultClosed:
+		terminal = true
+	}
+	s.outSeq++
+	r.Seq = s.outSeq
+	s.terminal = s.terminal || terminal
+	s.mu.Unlock()
+	s.deliver(r, terminal)
+}
+
+// deliver hands r to the consumer. A partial that does not fit is dropped (a later one
+// supersedes it); anything else waits for the consumer or Close.
+func (s *RemoteSession) deliver(r bus.Result, terminal bool) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.outClosed {
+		return
+	}
+	if r.Type == bus.ResultPartial {
+		select {
+		case s.out <- r:
+		default:
+		}
+	} else {
+		select {
+		case s.out <- r:
+		case <-s.done:
+			return
+		}
+	}
+	if terminal {
+		s.outClosed = true
+		close(s.out)
+		go func() {
+			_ = s.sub.Unsubscribe()
+			s.c.forget(s)
+		}()
+	}
+}
+
+// failoverLocked starts moving the session to another worker; s.mu is held.
+func (s *RemoteSession) failoverLocked(reason string) {
+	if s.failing || s.terminal {
+		return
+	}
+	s.failing = true
+	s.accept = ""
+	req := s.req
+	req.ResumeSample = s.pos[0]
+	if start, ok := s.replay.Start(0); ok {
+		req.ResumeSample = start
+	}
+	req.Prompt = s.prompt
+	old := s.worker
+	s.log.Warn("worker lost, failing over", "worker", old, "reason", reason, "resume_sample", req.ResumeSample,
+		"replay_chunks", s.replay.Len())
+	go s.failover(req, old)
+}
+
+func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	g, err := s.c.request(ctx, req)
+	s.mu.Lock()
+	if s.terminal {
+		s.mu.Unlock()
+		return
+	}
+	if err != nil {
+		s.terminal = true
+		s.outSeq++
+		r := bus.Result{Type: bus.ResultError, Session: s.req.Session, Worker: old, Seq: s.outSeq,
+			Code: bus.CodeNoCapacity, Message: fmt.Sprintf("worker lost and no other worker took over: %v", err)}
+		var ge *GrantError
+		if errors.As(err, &ge) {
+			r.Code = ge.Code
+		}
+		s.mu.Unlock()
+		s.log.Warn("failover failed", "err", err)
+		s.deliver(r, true)
+		return
+	}
+	s.worker, s.accept, s.lastHB = g.Worker, g.Worker, time.Now()
+	s.lastWorkerSeq = 0
+	s.failing = false
+	s.failovers++
+	var perr error
+	chunks := s.replay.Chunks()
+	for i := range chunks {
+		chunks[i].Flags |= bus.FlagReplay
+		if err := s.publish(&chunks[i]); err != nil && perr == nil {
+			perr = err
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("failed over", "from", old, "to", g.Worker, "replayed_chunks", len(chunks), "err", perr)
+}
+
+// promptTail appends text to the committed text and keeps its last ~200 bytes, cut at
+// a space, as decoding context for the next worker.
+func promptTail(prompt, text string) string {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return prompt
+	}
+	if prompt != "" {
+		prompt += " "
+	}
+	prompt += text
+	const keep = 200
+	if len(prompt) > keep {
+		cut := prompt[len(prompt)-keep:]
+		if i := strings.IndexByte(cut, ' '); i >= 0 {
+			cut = cut[i+1:]
+		}
+		prompt = cut
+	}
+	return prompt
+}
+
+// rateLimit is a token bucket of audio samples: it refills at speed × real time and
+// holds at most burst. Not safe for concurrent use.
+type rateLimit struct {
+	speed  float64 // samples per second of wall time
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newRateLimit(speed float64, burst time.Duration, now time.Time) *rateLimit {
+	if speed < 0 {
+		return nil
+	}
+	b := burst.Seconds() * bus.SampleRate
+	return &rateLimit{speed: speed * bus.SampleRate, burst: b, tokens: b, last: now}
+}
+
+// take spends n samples if the bucket holds them.
+func (r *rateLimit) take(n int, now time.Time) bool {
+	if r == nil {
+		return true
+	}
+	if d := now.Sub(r.last).Seconds(); d > 0 {
+		r.tokens = min(r.burst, r.tokens+d*r.speed)
+		r.last = now
+	}
+	if float64(n) > r.tokens {
+		return false
+	}
+	r.tokens -= float64(n)
+	return true
+}

@@ -1,0 +1,293 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/testutil"
+)
+
+// These tests drive the Client against scripted responders on a real embedded NATS,
+// so that ingest stays testable without whisper.cpp. The end-to-end tests against real
+// transcriber.Workers (routing to capacity, failover on kill and on drain) are
+// TestWorkerRemote* in transcriber/worker_test.go.
+
+const remoteModel = "fake.en"
+
+// scriptedWorker is a stand-in worker (a fake, for client unit tests): it grants every
+// request as worker id, replying with the codes in refuse first.
+func scriptedWorker(t *testing.T, nc *nats.Conn, id bus.WorkerID, refuse ...bus.ErrorCode) *atomic.Int32 {
+	t.Helper()
+	var n atomic.Int32
+	_, err := nc.QueueSubscribe(bus.SessionRequestSubject(remoteModel), bus.QueueWorkers(remoteModel), func(m *nats.Msg) {
+		var req bus.SessionRequest
+		_ = json.Unmarshal(m.Data, &req)
+		g := bus.SessionGrant{Session: req.Session, Worker: id}
+		if i := int(n.Add(1)) - 1; i < len(refuse) {
+			g.Code, g.Message = refuse[i], "scripted refusal"
+		}
+		data, _ := json.Marshal(g)
+		_ = m.Respond(data)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
+
+func newRemoteClient(t *testing.T, nc *nats.Conn, opts ingest.ClientOptions) *ingest.Client {
+	t.Helper()
+	c, err := ingest.NewClient(nc, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func openRemote(t *testing.T, c *ingest.Client, req bus.SessionRequest) *ingest.RemoteSession {
+	t.Helper()
+	s, err := c.Open(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestRemoteNoCapacityIsAnErrorNotAHang(t *testing.T) {
+	srv := testutil.NATS(t)
+	c := newRemoteClient(t, testutil.Connect(t, srv), ingest.ClientOptions{})
+	start := time.Now()
+	_, err := c.Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	if !errors.Is(err, ingest.ErrNoCapacity) || err.Error() != "no capacity for model fake.en" {
+		t.Fatalf("open with no worker: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	// A caller's deadline shorter than GrantTimeout is honoured.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := c.Open(ctx, bus.SessionRequest{Tenant: "acme", Model: remoteModel}); err == nil || time.Since(start) > time.Second {
+		t.Fatalf("open under a 200ms deadline: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestRemoteGrantCodes(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	// Full and draining workers are retried; the third answer grants.
+	n := scriptedWorker(t, nc, "w9", bus.CodeNoCapacity, bus.CodeShuttingDown)
+	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	if s.Worker() != "w9" || n.Load() != 3 {
+		t.Fatalf("worker %q after %d requests", s.Worker(), n.Load())
+	}
+
+	srv2 := testutil.NATS(t)
+	nc2 := testutil.Connect(t, srv2)
+	scriptedWorker(t, nc2, "w9", bus.CodeQuota)
+	_, err := newRemoteClient(t, nc2, ingest.ClientOptions{}).Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	var ge *ingest.GrantError
+	if !errors.As(err, &ge) || ge.Code != bus.CodeQuota {
+		t.Fatalf("refusal with a code: %v", err)
+	}
+}
+
+func TestRemoteRejectsBadRequests(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	scriptedWorker(t, nc, "w9")
+	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	for _, req := range []bus.SessionRequest{
+		{Tenant: "a.b", Model: remoteModel},
+		{Tenant: "*", Model: remoteModel},
+		{Tenant: "acme", Model: ""},
+		{Tenant: "acme", Model: "tiny.>"},
+		{Tenant: "acme", Session: "x y", Model: remoteModel},
+	} {
+		if _, err := c.Open(context.Background(), req); !errors.Is(err, ingest.ErrBadSessionRequest) {
+			t.Errorf("%+v: %v", req, err)
+		}
+	}
+	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	if _, err := c.Open(context.Background(), bus.SessionRequest{Tenant: "globex", Session: s.ID(), Model: remoteModel}); err == nil {
+		t.Error("a second session with a live session's id was opened")
+	}
+}
+
+func TestRemoteSendNumbersChunksOnTheTenantsSubject(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	scriptedWorker(t, nc, "w9")
+	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel, Channels: 2})
+	audio, _ := nc.SubscribeSync(bus.AudioSubject("acme", s.ID()))
+	other, _ := nc.SubscribeSync("earshot.audio.globex.>")
+	_ = nc.Flush()
+	sends := []struct {
+		ch int
+		n  int
+	}{{0, 100}, {1, 50}, {0, 30}, {1, 70}}
+	for _, x := range sends {
+		if err := s.Send(make([]int16, x.n), x.ch, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Send(make([]int16, 1), 2, 0); !errors.Is(err, ingest.ErrChannels) {
+		t.Fatalf("channel 2 of 2: %v", err)
+	}
+	want := []struct{ seq, start uint64 }{{1, 0}, {2, 0}, {3, 100}, {4, 50}}
+	for i, w := range want {
+		m, err := audio.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := bus.UnmarshalAudioChunk(m.Data)
+		if err != nil || c.Seq != w.seq || c.StartSample != w.start || c.Channel != sends[i].ch || c.SentNs == 0 {
+			t.Fatalf("chunk %d: %+v %v", i, c, err)
+		}
+	}
+	if m, err := other.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("another tenant's subject carried audio: %q", m.Subject)
+	}
+}
+
+func publishResult(t *testing.T, nc *nats.Conn, s *ingest.RemoteSession, r bus.Result) {
+	t.Helper()
+	r.Session = s.ID()
+	data, _ := json.Marshal(r)
+	if err := nc.Publish(bus.ResultSubject("acme", s.ID()), data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRemoteResultsDeduplicatedAndOrdered(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	scriptedWorker(t, nc, "w9")
+	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	for _, r := range []bus.Result{
+		{Type: bus.ResultFinal, Worker: "w9", Seq: 1, Text: "one", EndSample: 1600},
+		{Type: bus.ResultFinal, Worker: "w9", Seq: 1, Text: "one again", EndSample: 1600},   // duplicate seq
+		{Type: bus.ResultFinal, Worker: "ghost", Seq: 2, Text: "not ours", EndSample: 3200}, // another worker
+		{Type: bus.ResultFinal, Worker: "w9", Seq: 2, Text: "stale", EndSample: 1600},       // already delivered
+		{Type: bus.ResultPartial, Worker: "w9", Seq: 3, Text: "two"},
+		{Type: bus.ResultFinal, Worker: "w9", Seq: 4, Text: "two", Start: 0.1, Duration: 0.1}, // end from times
+		{Type: bus.ResultClosed, Worker: "w9", Seq: 5},
+	} {
+		publishResult(t, nc, s, r)
+	}
+	var got []string
+	timeout := time.After(5 * time.Second)
+	for done := false; !done; {
+		select {
+		case r, ok := <-s.Results():
+			if !ok {
+				done = true
+				break
+			}
+			if r.Seq != uint64(len(got)+1) {
+				t.Fatalf("result %q has seq %d", r.Text, r.Seq)
+			}
+			got = append(got, string(r.Type)+":"+r.Text)
+		case <-timeout:
+			t.Fatalf("results not closed; got %v", got)
+		}
+	}
+	if strings.Join(got, ",") != "final:one,partial:two,final:two,closed:" {
+		t.Fatalf("consumer saw %v", got)
+	}
+	if err := s.Send(make([]int16, 10), 0, 0); !errors.Is(err, ingest.ErrSessionClosed) {
+		t.Fatalf("send after closed: %v", err)
+	}
+}
+
+func TestRemoteReplayBufferBoundsSend(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	scriptedWorker(t, nc, "w9")
+	c := newRemoteClient(t, nc, ingest.ClientOptions{ReplayLimit: time.Second, MaxSpeed: -1})
+	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	var err error
+	sent := 0
+	for ; sent < 100 && err == nil; sent++ {
+		err = s.Send(make([]int16, 1000), 0, 0)
+	}
+	if !errors.Is(err, ingest.ErrReplayFull) || sent != 17 {
+		t.Fatalf("after %d chunks of 1000 samples with a 16000-sample limit: %v", sent, err)
+	}
+	// A final settles the first 8000 samples: room again.
+	publishResult(t, nc, s, bus.Result{Type: bus.ResultFinal, Worker: "w9", Seq: 1, Text: "x", EndSample: 8000})
+	<-s.Results()
+	if err := s.Send(make([]int16, 1000), 0, 0); err != nil {
+		t.Fatalf("after a final freed the buffer: %v", err)
+	}
+}
+
+func TestRemoteTooFast(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	scriptedWorker(t, nc, "w9")
+	c := newRemoteClient(t, nc, ingest.ClientOptions{SpeedBurst: time.Second})
+	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	// As fast as possible: a second of burst, then 2x real time, then ErrTooFast.
+	var err error
+	n := 0
+	start := time.Now()
+	for ; n < 1000 && err == nil; n++ {
+		err = s.Send(make([]int16, 320), 0, 0) // 20 ms
+	}
+	allowed := 50 + int(time.Since(start).Seconds()*2*50) + 1
+	if !errors.Is(err, ingest.ErrTooFast) || n < 50 || n > allowed+1 {
+		t.Fatalf("after %d chunks of 20 ms (allowed about %d): %v", n, allowed, err)
+	}
+	// At real time, sending goes on.
+	time.Sleep(100 * time.Millisecond)
+	for i := range 10 {
+		if err := s.Send(make([]int16, 320), 0, 0); err != nil {
+			t.Fatalf("real-time chunk %d: %v", i, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRemoteCloseEndsTheStream(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	scriptedWorker(t, nc, "w9")
+	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	s, err := c.Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, _ := nc.SubscribeSync(bus.AudioSubject("acme", s.ID()))
+	_ = nc.Flush()
+	s.Close()
+	s.Close()
+	m, err := audio.NextMsg(2 * time.Second)
+	if err != nil {
+		t.Fatal("Close sent no end chunk: the worker would hold the slot until its idle timeout")
+	}
+	if ch, err := bus.UnmarshalAudioChunk(m.Data); err != nil || ch.Flags&bus.FlagEnd == 0 {
+		t.Fatalf("chunk on close: %+v %v", ch, err)
+	}
+	if _, ok := <-s.Results(); ok {
+		t.Fatal("Results open after Close")
+	}
+}

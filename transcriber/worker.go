@@ -1,0 +1,645 @@
+package transcriber
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// ErrConnClosed is returned by Worker.Run when its NATS connection closes under it.
+var ErrConnClosed = errors.New("transcriber: NATS connection closed")
+
+// Defaults of WorkerConfig.
+const (
+	DefaultDrainTimeout = 30 * time.Second
+	DefaultIdleTimeout  = 30 * time.Second
+	DefaultMaxChannels  = 8
+)
+
+// WorkerConfig configures a Worker. Zero values take the defaults.
+type WorkerConfig struct {
+	ID         bus.WorkerID // must pass bus.ValidToken
+	Log        *slog.Logger
+	Registerer prometheus.Registerer // nil: metrics go to a private registry
+	// DrainTimeout bounds how long a draining worker waits for live sessions to end
+	// before it closes them with CodeShuttingDown.
+	DrainTimeout time.Duration
+	// IdleTimeout closes a session that received no chunk (an empty chunk is a
+	// keep-alive) for this long: its gateway is gone.
+	IdleTimeout time.Duration
+	// MaxChannels is the most channels one session may ask for.
+	MaxChannels int
+}
+
+// Worker serves sessions from a SessionFactory over NATS. For every model it is in
+// the queue group QueueWorkers(model) on SessionRequestSubject(model) only while it
+// has a free slot, so NATS itself routes requests to capacity. Create with NewWorker,
+// then call Run once.
+type Worker struct {
+	nc  *nats.Conn
+	f   SessionFactory
+	cfg WorkerConfig
+	log *slog.Logger
+	m   *wkMetrics
+
+	changed chan struct{} // a session ended (buffered 1, for the drain wait)
+
+	mu       sync.Mutex
+	running  bool
+	draining bool
+	subs     map[string]*nats.Subscription // model → request subscription, while free
+	sessions map[wkKey]*wkSession
+	live     map[string]int // model → sessions registered
+	pending  map[string]int // model → Opens in progress
+}
+
+type wkKey struct {
+	tenant  bus.TenantID
+	session bus.SessionID
+}
+
+// NewWorker checks cfg, applies defaults and registers the worker's metrics.
+func NewWorker(nc *nats.Conn, f SessionFactory, cfg WorkerConfig) (*Worker, error) {
+	if nc == nil || f == nil {
+		return nil, errors.New("transcriber: NewWorker needs a NATS connection and a session factory")
+	}
+	if !bus.ValidToken(string(cfg.ID)) {
+		return nil, fmt.Errorf("transcriber: worker id %q is not a valid subject token", cfg.ID)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxChannels <= 0 {
+		cfg.MaxChannels = DefaultMaxChannels
+	}
+	m, err := newWkMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{
+		nc: nc, f: f, cfg: cfg, m: m,
+		log:      cfg.Log.With("component", "worker", "worker", cfg.ID),
+		changed:  make(chan struct{}, 1),
+		subs:     make(map[string]*nats.Subscription),
+		sessions: make(map[wkKey]*wkSession),
+		live:     make(map[string]int),
+		pending:  make(map[string]int),
+	}, nil
+}
+
+// Run serves sessions and heartbeats until ctx is cancelled, then drains: it stops
+// taking sessions (heartbeat Draining=true), lets live sessions finish for up to
+// DrainTimeout, closes the rest with CodeShuttingDown so gateways fail over, and returns
+// nil. It returns ErrConnClosed (wrapped) at once when the NATS connection closes.
+func (w *Worker) Run(ctx context.Context) error {
+	w.mu.Lock()
+	if w.running {
+		w.mu.Unlock()
+		return errors.New("transcriber: Worker.Run called twice")
+	}
+	w.running = true
+	w.mu.Unlock()
+
+	if err := w.rebalance(); err != nil {
+		return err
+	}
+	if err := w.nc.Flush(); err != nil {
+		return fmt.Errorf("transcriber: worker %s: flush subscriptions: %w", w.cfg.ID, err)
+	}
+	w.log.Info("worker serving", "models", w.f.Models())
+	w.heartbeat()
+	tick := time.NewTicker(bus.HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return w.drain()
+		case <-tick.C:
+			if w.nc.IsClosed() {
+				w.abandon()
+				return fmt.Errorf("worker %s: %w", w.cfg.ID, ErrConnClosed)
+			}
+			w.reapIdle()
+			if err := w.rebalance(); err != nil {
+				w.log.Warn("update request subscriptions", "err", err)
+			}
+			w.heartbeat()
+		}
+	}
+}
+
+// drain is Run's shutdown: stop taking sessions, wait, then close what is left.
+func (w *Worker) drain() error {
+	w.mu.Lock()
+	w.draining = true
+	w.mu.Unlock()
+	_ = w.rebalance()
+	w.heartbeat()
+	w.log.Info("worker draining", "live", w.liveCount(), "timeout", w.cfg.DrainTimeout)
+
+	deadline := time.NewTimer(w.cfg.DrainTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(bus.HeartbeatInterval)
+	defer tick.Stop()
+wait:
+	for w.liveCount() > 0 && !w.nc.IsClosed() {
+		select {
+		case <-deadline.C:
+			break wait
+		case <-w.changed:
+		case <-tick.C:
+			w.reapIdle()
+			w.heartbeat()
+		}
+	}
+	for _, ws := range w.snapshot() {
+		ws.fail(bus.CodeShuttingDown, "worker is shutting down; reconnect to continue")
+	}
+	w.heartbeat()
+	if !w.nc.IsClosed() {
+		if err := w.nc.FlushTimeout(2 * time.Second); err != nil {
+			w.log.Warn("flush at shutdown", "err", err)
+		}
+	}
+	w.log.Info("worker drained")
+	return nil
+}
+
+// abandon closes every session without publishing anything: the connection is gone.
+func (w *Worker) abandon() {
+	for _, ws := range w.snapshot() {
+		ws.fail(bus.CodeShuttingDown, "worker lost its NATS connection")
+	}
+}
+
+func (w *Worker) snapshot() []*wkSession {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*wkSession, 0, len(w.sessions))
+	for _, ws := range w.sessions {
+		out = append(out, ws)
+	}
+	return out
+}
+
+func (w *Worker) liveCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.sessions)
+}
+
+// freeLocked is the number of sessions model can still take here. It trusts the
+// factory's count and the worker's own, whichever is lower.
+func (w *Worker) freeLocked(model string) int {
+	c := w.f.Capacity(model)
+	free := min(c.Free, c.Slots-w.live[model]) - w.pending[model]
+	return max(free, 0)
+}
+
+// rebalance subscribes to the request subject of every model with a free slot and
+// drains the subscription of every model without one (or all, when draining). A
+// draining subscription still answers what NATS already delivered to it, with
+// CodeNoCapacity, so no request is left without a reply.
+func (w *Worker) rebalance() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var errs []error
+	for _, model := range w.f.Models() {
+		want := !w.draining && w.freeLocked(model) > 0
+		sub := w.subs[model]
+		switch {
+		case want && sub == nil:
+			if !bus.ValidModel(model) {
+				errs = append(errs, fmt.Errorf("model name %q cannot be carried on a subject", model))
+				continue
+			}
+			s, err := w.nc.QueueSubscribe(bus.SessionRequestSubject(model), bus.QueueWorkers(model),
+				func(msg *nats.Msg) { w.handleRequest(model, msg) })
+			if err != nil {
+				errs = append(errs, fmt.Errorf("subscribe %s: %w", bus.SessionRequestSubject(model), err))
+				continue
+			}
+			w.subs[model] = s
+		case !want && sub != nil:
+			if err := sub.Drain(); err != nil {
+				_ = sub.Unsubscribe()
+			}
+			delete(w.subs, model)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Worker) handleRequest(model string, msg *nats.Msg) {
+	reply := func(g bus.SessionGrant) {
+		if msg.Reply == "" {
+			return
+		}
+		g.Worker = w.cfg.ID
+		if g.Code != "" {
+			w.m.errors.WithLabelValues(string(g.Code)).Inc()
+		}
+		data, _ := json.Marshal(g)
+		if err := msg.Respond(data); err != nil {
+			w.log.Warn("reply to session request", "err", err)
+		}
+	}
+	var req bus.SessionRequest
+	if err := json.Unmarshal(msg.Data, &req); err != nil {
+		reply(bus.SessionGrant{Code: bus.CodeBadRequest, Message: "session request is not valid JSON"})
+		return
+	}
+	g := bus.SessionGrant{Session: req.Session}
+	if code, why := w.validate(model, &req); code != "" {
+		g.Code, g.Message = code, why
+		reply(g)
+		return
+	}
+	if msg.Reply == "" {
+		return // nobody to grant to
+	}
+	key := wkKey{req.Tenant, req.Session}
+	w.mu.Lock()
+	switch {
+	case w.draining:
+		w.mu.Unlock()
+		g.Code, g.Message = bus.CodeShuttingDown, "worker is draining"
+		reply(g)
+		return
+	case w.sessions[key] != nil:
+		// A repeated request (a gateway retrying): the session is already ours.
+		w.mu.Unlock()
+		reply(g)
+		return
+	case w.freeLocked(model) <= 0:
+		w.mu.Unlock()
+		g.Code, g.Message = bus.CodeNoCapacity, "no free slot for model "+model
+		reply(g)
+		return
+	}
+	w.pending[model]++
+	w.mu.Unlock()
+
+	ws, err := w.open(req)
+
+	w.mu.Lock()
+	w.pending[model]--
+	w.mu.Unlock()
+	if err != nil {
+		w.log.Warn("open session", "session", req.Session, "err", err)
+		g.Code, g.Message = wkCode(err), err.Error()
+		_ = w.rebalance()
+		reply(g)
+		return
+	}
+	_ = w.rebalance()
+	ws.log.Info("session granted", "channels", req.Channels, "resume_sample", req.ResumeSample)
+	reply(g)
+}
+
+func (w *Worker) validate(model string, req *bus.SessionRequest) (bus.ErrorCode, string) {
+	switch {
+	case !bus.ValidToken(string(req.Session)):
+		return bus.CodeBadRequest, "invalid session id"
+	case !bus.ValidToken(string(req.Tenant)):
+		return bus.CodeBadRequest, "invalid tenant id"
+	case req.Model != model:
+		return bus.CodeUnknownModel, fmt.Sprintf("request for model %q on the subject of %q", req.Model, model)
+	case req.Channels < 0 || req.Channels > w.cfg.MaxChannels:
+		return bus.CodeBadRequest, fmt.Sprintf("channels %d out of range 1..%d", req.Channels, w.cfg.MaxChannels)
+	}
+	if req.Channels == 0 {
+		req.Channels = 1
+	}
+	return "", ""
+}
+
+// open opens the session on the factory, registers it and subscribes to its audio.
+// The subscription is in place before the caller replies with the grant: NATS keeps the
+// order of one connection's protocol lines, so the server has the interest before the
+// gateway can see the grant.
+func (w *Worker) open(req bus.SessionRequest) (*wkSession, error) {
+	ws := &wkSession{
+		w:          w,
+		req:        req,
+		resultSubj: bus.ResultSubject(req.Tenant, req.Session),
+		log:        w.log.With("session", req.Session, "tenant", req.Tenant, "model", req.Model),
+	}
+	ws.lastAudio.Store(time.Now().UnixNano())
+	sess, err := w.f.Open(req, ws.emit)
+	if err != nil {
+		return nil, err
+	}
+	ws.mu.Lock()
+	ws.sess = sess
+	ws.mu.Unlock()
+	key := wkKey{req.Tenant, req.Session}
+	w.mu.Lock()
+	w.sessions[key] = ws
+	w.live[req.Model]++
+	w.mu.Unlock()
+	sub, err := w.nc.Subscribe(bus.AudioSubject(req.Tenant, req.Session), ws.handleChunk)
+	if err != nil {
+		ws.finish()
+		return nil, fmt.Errorf("subscribe to audio of session %s: %w", req.Session, err)
+	}
+	ws.mu.Lock()
+	ws.sub = sub
+	ended := ws.ended
+	ws.mu.Unlock()
+	if ended { // the session ended during Open; finish raced with the subscription
+		_ = sub.Unsubscribe()
+	}
+	w.m.live.WithLabelValues(req.Model).Inc()
+	w.m.opened.WithLabelValues(req.Model).Inc()
+	return ws, nil
+}
+
+// remove forgets a finished session and frees its slot.
+func (w *Worker) remove(ws *wkSession) {
+	key := wkKey{ws.req.Tenant, ws.req.Session}
+	w.mu.Lock()
+	if w.sessions[key] == ws {
+		delete(w.sessions, key)
+		w.live[ws.req.Model]--
+		w.m.live.WithLabelValues(ws.req.Model).Dec()
+	}
+	w.mu.Unlock()
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+	if err := w.rebalance(); err != nil {
+		w.log.Warn("update request subscriptions", "err", err)
+	}
+}
+
+func (w *Worker) reapIdle() {
+	cutoff := time.Now().Add(-w.cfg.IdleTimeout).UnixNano()
+	for _, ws := range w.snapshot() {
+		if ws.lastAudio.Load() < cutoff {
+			ws.fail(bus.CodeBadRequest, fmt.Sprintf("no audio or keep-alive for %v", w.cfg.IdleTimeout))
+		}
+	}
+}
+
+// heartbeat publishes the worker's capacity and live sessions.
+func (w *Worker) heartbeat() {
+	if w.nc.IsClosed() {
+		return
+	}
+	hb := bus.Heartbeat{Worker: w.cfg.ID, Models: make(map[string]bus.Capacity), SentAt: time.Now()}
+	w.mu.Lock()
+	hb.Draining = w.draining
+	for _, model := range w.f.Models() {
+		c := bus.Capacity{Slots: w.f.Capacity(model).Slots}
+		if !w.draining {
+			c.Free = w.freeLocked(model)
+		}
+		hb.Models[model] = c
+	}
+	hb.Sessions = make([]bus.SessionID, 0, len(w.sessions))
+	for k := range w.sessions {
+		hb.Sessions = append(hb.Sessions, k.session)
+	}
+	w.mu.Unlock()
+	slices.Sort(hb.Sessions)
+	data, _ := json.Marshal(hb)
+	if err := w.nc.Publish(bus.HeartbeatSubject(w.cfg.ID), data); err != nil {
+		w.log.Warn("publish heartbeat", "err", err)
+	}
+}
+
+// wkCode maps a factory or session error to the code a gateway sees.
+func wkCode(err error) bus.ErrorCode {
+	switch {
+	case errors.Is(err, ErrOverloaded):
+		return bus.CodeOverloaded
+	case errors.Is(err, ErrNoCapacity):
+		return bus.CodeNoCapacity
+	case errors.Is(err, ErrUnknownModel):
+		return bus.CodeUnknownModel
+	case errors.Is(err, ErrClosed):
+		return bus.CodeShuttingDown
+	default:
+		return bus.CodeInternal
+	}
+}
+
+// wkSession is one session served by the worker.
+type wkSession struct {
+	w          *Worker
+	req        bus.SessionRequest
+	resultSubj string
+	log        *slog.Logger
+	lastAudio  atomic.Int64 // unix ns of the last chunk or keep-alive
+
+	lastSeq uint64 // only touched by the audio subscription's goroutine
+
+	mu      sync.Mutex
+	sess    Session
+	sub     *nats.Subscription
+	seq     uint64 // results published
+	ended   bool   // a terminal result was published (or the session is being finished)
+	times   [64]wkChunkTimes
+	latest  wkChunkTimes
+	closing sync.Once
+}
+
+type wkChunkTimes struct {
+	seq          uint64
+	sentNs, recv int64
+}
+
+func (ws *wkSession) handleChunk(msg *nats.Msg) {
+	recv := time.Now().UnixNano()
+	m := ws.w.m
+	c, err := bus.UnmarshalAudioChunk(msg.Data)
+	if err != nil {
+		m.dropped.WithLabelValues("malformed").Inc()
+		ws.log.Debug("malformed chunk", "err", err)
+		return
+	}
+	if c.Session != ws.req.Session || c.Channel >= ws.req.Channels {
+		m.dropped.WithLabelValues("foreign").Inc()
+		return
+	}
+	ws.lastAudio.Store(recv)
+	if len(c.PCM) == 0 && c.Flags == 0 {
+		return // keep-alive
+	}
+	if c.Seq <= ws.lastSeq {
+		m.dropped.WithLabelValues("duplicate").Inc()
+		return
+	}
+	ws.lastSeq = c.Seq
+	ws.mu.Lock()
+	if ws.ended {
+		ws.mu.Unlock()
+		return
+	}
+	t := wkChunkTimes{seq: c.Seq, sentNs: c.SentNs, recv: recv}
+	ws.times[c.Seq%uint64(len(ws.times))] = t
+	ws.latest = t
+	sess := ws.sess
+	ws.mu.Unlock()
+	m.chunks.WithLabelValues(ws.req.Model).Inc()
+	m.audio.WithLabelValues(ws.req.Model).Add(float64(len(c.PCM)) / bus.SampleRate)
+	if err := sess.Write(c); err != nil {
+		ws.log.Warn("session write", "seq", c.Seq, "err", err)
+		ws.fail(wkCode(err), err.Error())
+	}
+}
+
+// emit is the session's Emitter: it stamps and publishes one result. A terminal
+// result (closed or error) ends the session.
+func (ws *wkSession) emit(r bus.Result) {
+	ws.mu.Lock()
+	if ws.ended {
+		ws.mu.Unlock()
+		return
+	}
+	terminal := r.Type == bus.ResultClosed || r.Type == bus.ResultError
+	if terminal {
+		ws.ended = true
+	}
+	ws.publishLocked(r)
+	ws.mu.Unlock()
+	if terminal {
+		go ws.finish()
+	}
+}
+
+// publishLocked stamps r with the session, worker, seq and timings and publishes it.
+func (ws *wkSession) publishLocked(r bus.Result) {
+	r.Session = ws.req.Session
+	r.Worker = ws.w.cfg.ID
+	ws.seq++
+	r.Seq = ws.seq
+	t := ws.latest
+	if r.AudioSeq != 0 {
+		if tt := ws.times[r.AudioSeq%uint64(len(ws.times))]; tt.seq == r.AudioSeq {
+			t = tt
+		}
+	} else {
+		r.AudioSeq = t.seq
+	}
+	r.ChunkSentNs, r.WorkerRecvNs = t.sentNs, t.recv
+	r.WorkerSentNs = time.Now().UnixNano()
+	m := ws.w.m
+	m.results.WithLabelValues(ws.req.Model, string(r.Type)).Inc()
+	if r.Type == bus.ResultError {
+		m.errors.WithLabelValues(string(r.Code)).Inc()
+	}
+	if t.recv != 0 && (r.Type == bus.ResultFinal || r.Type == bus.ResultPartial) {
+		m.delay.WithLabelValues(string(r.Type)).Observe(float64(r.WorkerSentNs-t.recv) / 1e9)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		ws.log.Error("marshal result", "err", err)
+		return
+	}
+	if err := ws.w.nc.Publish(ws.resultSubj, data); err != nil {
+		ws.log.Warn("publish result", "type", r.Type, "seq", r.Seq, "err", err)
+	}
+}
+
+// fail closes the session and publishes a ResultError with code as its last result.
+func (ws *wkSession) fail(code bus.ErrorCode, msg string) {
+	ws.mu.Lock()
+	if ws.ended {
+		ws.mu.Unlock()
+		return
+	}
+	ws.ended = true
+	ws.mu.Unlock()
+	ws.closeSession() // no result from the session after this
+	ws.mu.Lock()
+	ws.publishLocked(bus.Result{Type: bus.ResultError, Code: code, Message: msg})
+	ws.mu.Unlock()
+	ws.log.Info("session failed", "code", code, "msg", msg)
+	ws.finish()
+}
+
+func (ws *wkSession) closeSession() {
+	ws.closing.Do(func() {
+		ws.mu.Lock()
+		sess := ws.sess
+		ws.mu.Unlock()
+		if sess != nil {
+			sess.Close()
+		}
+	})
+}
+
+// finish closes the session, stops its audio and frees its slot.
+func (ws *wkSession) finish() {
+	ws.closeSession()
+	ws.mu.Lock()
+	ws.ended = true
+	sub := ws.sub
+	ws.mu.Unlock()
+	if sub != nil {
+		_ = sub.Unsubscribe()
+	}
+	ws.w.remove(ws)
+}
+
+type wkMetrics struct {
+	live    *prometheus.GaugeVec
+	opened  *prometheus.CounterVec
+	chunks  *prometheus.CounterVec
+	audio   *prometheus.CounterVec
+	dropped *prometheus.CounterVec
+	results *prometheus.CounterVec
+	errors  *prometheus.CounterVec
+	delay   *prometheus.HistogramVec
+}
+
+func newWkMetrics(reg prometheus.Registerer) (*wkMetrics, error) {
+	m := &wkMetrics{
+		live: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "earshot_worker_sessions_live",
+			Help: "Sessions open on this worker."}, []string{"model"}),
+		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_sessions_opened_total",
+			Help: "Sessions granted by this worker."}, []string{"model"}),
+		chunks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_chunks_total",
+			Help: "Audio chunks handed to sessions."}, []string{"model"}),
+		audio: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_audio_seconds_total",
+			Help: "Seconds of audio handed to sessions."}, []string{"model"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_chunks_dropped_total",
+			Help: "Chunks ignored: malformed, of another session or channel, or duplicates."}, []string{"reason"}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_results_total",
+			Help: "Results published."}, []string{"model", "type"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_errors_total",
+			Help: "Refused requests and failed sessions, by code."}, []string{"code"}),
+		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "earshot_worker_result_delay_seconds",
+			Help:    "Time from receiving a chunk to publishing a result that includes it.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"type"}),
+	}
+	for _, c := range []prometheus.Collector{m.live, m.opened, m.chunks, m.audio, m.dropped, m.results, m.errors, m.delay} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("transcriber: register worker metrics: %w", err)
+		}
+	}
+	return m, nil
+}
