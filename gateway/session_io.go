@@ -257,6 +257,16 @@ func (ss *session) control(b []byte) bool {
 	}
 	switch c.Type {
 	case wire.ControlKeepAlive:
+		// Pass it on (an empty chunk) so the worker's idle timer, which only sees
+		// chunks, does not end a stream whose client is quiet but present.
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		if ss.ending || ss.stream == nil {
+			return true
+		}
+		if err := ss.stream.Send(nil, 0, 0); err != nil {
+			ss.log.Debug("send keep-alive", "err", err)
+		}
 	case wire.ControlFinalize:
 		ss.mu.Lock()
 		defer ss.mu.Unlock()

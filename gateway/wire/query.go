@@ -7,8 +7,10 @@ import (
 	"strings"
 )
 
-// DefaultEndpointingMs is Deepgram's default endpointing (silence that ends an utterance).
-const DefaultEndpointingMs = 10
+// DefaultEndpointingMs is what an absent endpointing parameter means: 0, the server's
+// own default (600 ms of silence). Deepgram's default is 10 ms; whisper needs longer
+// utterances, so we differ here (docs/api.md).
+const DefaultEndpointingMs = 0
 
 // Params are the query parameters of GET /v1/listen after syntax checks. Whether a
 // model, encoding or sample rate is actually supported is decided later, by the

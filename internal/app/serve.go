@@ -1,0 +1,339 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/earshot-dev/earshot/billing"
+	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/config"
+	"github.com/earshot-dev/earshot/models"
+	"github.com/earshot-dev/earshot/transcriber"
+	"github.com/earshot-dev/earshot/web"
+)
+
+// Parts says which services a process runs.
+type Parts struct {
+	Gateway, Transcriber, Billing bool
+	// Embedded runs nats-server in the process when Common.NATSURL is empty.
+	Embedded bool
+}
+
+// Options is everything a process needs.
+type Options struct {
+	Parts       Parts
+	Common      config.Common
+	Gateway     config.Gateway
+	Transcriber config.Transcriber
+	Log         *slog.Logger
+	// Ready, if set, is called with the gateway's (or ops') base URL once serving.
+	Ready func(url string)
+}
+
+// Run runs the configured services until ctx is cancelled, then drains them.
+func Run(ctx context.Context, o Options) error {
+	log := o.Log
+	c := o.Common
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir %s: %w", c.DataDir, err)
+	}
+	ops := NewOps()
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+
+	// NATS: embedded for one-machine use, else external.
+	url := c.NATSURL
+	if url == "" && o.Parts.Embedded {
+		ns, err := StartEmbeddedNATS(c.DataDir, 0, log)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, func() { ns.Shutdown(); ns.WaitForShutdown() })
+		url = ns.ClientURL()
+		ops.AddCheck("nats-server", func(context.Context) error {
+			if !ns.Running() || !ns.JetStreamEnabled() {
+				return errors.New("embedded nats (JetStream) not running")
+			}
+			return nil
+		})
+	}
+	if url == "" {
+		return fmt.Errorf("--nats (EARSHOT_NATS_URL) is required: point it at your NATS server, e.g. nats://127.0.0.1:4222")
+	}
+	nc, err := ConnectNATS(url, "earshot", c, log)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, func() { _ = nc.Drain() })
+	ops.AddCheck("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected to %s", url)
+		}
+		return nil
+	})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	var rdb *redis.Client
+	if o.Parts.Gateway || o.Parts.Billing {
+		ropts, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			return fmt.Errorf("--redis %q: %w", c.RedisURL, err)
+		}
+		rdb = redis.NewClient(ropts)
+		closers = append(closers, func() { _ = rdb.Close() })
+		ops.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	plans := billing.DefaultPlans()
+	var store *billing.Store
+	if rdb != nil {
+		store = billing.NewStore(rdb, plans, log.With("component", "billing"))
+	}
+	if o.Parts.Billing || o.Parts.Gateway {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := billing.EnsureStream(sctx, js)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("usage stream: %w", err)
+		}
+	}
+	if o.Parts.Billing {
+		cons := billing.NewConsumer(js, store, ops.Registry, log.With("component", "billing"), billing.ConsumerConfig{})
+		g.Go(func() error { return cons.Run(gctx) })
+	}
+
+	if o.Parts.Transcriber {
+		w, err := newWorker(nc, o, ops, log)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return w.Run(gctx) })
+	}
+
+	var srv *http.Server
+	var gw *gateway.Server
+	mux := http.NewServeMux()
+	if o.Parts.Gateway {
+		if o.Gateway.Demo {
+			if _, err := store.CreateTenant(ctx, bus.TenantID(o.Gateway.DemoTenant), "team"); err != nil && !errors.Is(err, billing.ErrTenantExists) {
+				return fmt.Errorf("demo tenant: %w", err)
+			}
+		}
+		secret, err := tokenSecret(o.Gateway.TokenSecret, c.DataDir)
+		if err != nil {
+			return err
+		}
+		signer, err := gateway.NewSigner(secret)
+		if err != nil {
+			return err
+		}
+		client, err := ingest.NewClient(nc, log.With("component", "ingest"), ingest.ClientOptions{})
+		if err != nil {
+			return err
+		}
+		closers = append(closers, func() { _ = client.Close() })
+		gw, err = gateway.New(gateway.Config{
+			Backend:             backend{client},
+			Pipelines:           pipelines,
+			Models:              catalog{allowSynthetic: o.Gateway.AllowSynthetic},
+			Keys:                gateway.NewKeyStore(rdb),
+			Signer:              signer,
+			Quota:               billing.NewQuota(store),
+			Metering:            metering{js},
+			Log:                 log,
+			Metrics:             ops.Registry,
+			DefaultModel:        o.Gateway.DefaultModel,
+			MaxStreamsPerTenant: o.Gateway.MaxStreams,
+			MaxSession:          o.Gateway.MaxSession,
+			TokenTTL:            o.Gateway.TokenTTL,
+			Demo:                gateway.DemoConfig{Enabled: o.Gateway.Demo, Tenant: bus.TenantID(o.Gateway.DemoTenant)},
+		})
+		if err != nil {
+			return err
+		}
+		gw.Mount("GET /v1/usage", billing.UsageHandler(store, gw.TenantFromRequest))
+		gw.Mount("/", web.Handler())
+		ops.Mount(muxOf(gw))
+		srv = &http.Server{Addr: o.Gateway.Listen, Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	} else if c.HTTP != "" {
+		ops.Mount(mux)
+		srv = &http.Server{Addr: c.HTTP, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	if srv != nil {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w (is another earshot running? pick another with --listen)", srv.Addr, err)
+		}
+		base := "http://" + displayAddr(ln.Addr())
+		if o.Gateway.TLSCert != "" && o.Parts.Gateway {
+			base = "https://" + displayAddr(ln.Addr())
+		}
+		g.Go(func() error {
+			var err error
+			if o.Gateway.TLSCert != "" && o.Parts.Gateway {
+				err = srv.ServeTLS(ln, o.Gateway.TLSCert, o.Gateway.TLSKey)
+			} else {
+				err = srv.Serve(ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		})
+		log.Info("serving", "url", base)
+		if o.Ready != nil {
+			o.Ready(base)
+		}
+	}
+
+	<-gctx.Done()
+	ops.SetDraining()
+	log.Info("draining", "timeout", c.DrainTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), c.DrainTimeout)
+	defer cancel()
+	if gw != nil {
+		if err := gw.Shutdown(dctx); err != nil {
+			log.Warn("gateway drain", "err", err)
+		}
+	}
+	if srv != nil {
+		_ = srv.Shutdown(dctx)
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// muxOf returns a mux that routes into the gateway's own mux (ops routes share it).
+func muxOf(gw *gateway.Server) *http.ServeMux {
+	m := http.NewServeMux()
+	gw.Mount("GET /healthz", m)
+	gw.Mount("GET /readyz", m)
+	gw.Mount("GET /metrics", m)
+	return m
+}
+
+func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcriber.Worker, error) {
+	t := o.Transcriber
+	cores := runtime.NumCPU()
+	if err := t.Validate(cores); err != nil {
+		return nil, err
+	}
+	loaded := map[string]transcriber.Model{}
+	for _, name := range t.Models {
+		card, err := models.Lookup(name)
+		if err == nil && card.Synthetic && !o.Gateway.AllowSynthetic {
+			return nil, fmt.Errorf("model %s has random weights: start with --allow-synthetic-models to serve it (benchmarks only)", name)
+		}
+		path, err := models.Resolve(o.Common.ModelDir, name)
+		if err != nil {
+			return nil, err
+		}
+		if info, err := models.ReadGGMLInfo(path); err == nil && info.Synthetic && !o.Gateway.AllowSynthetic {
+			return nil, fmt.Errorf("%s is a synthetic (random-weight) model: start with --allow-synthetic-models to serve it", path)
+		}
+		m, err := transcriber.LoadWhisper(path, transcriber.LoadOptions{Name: name, Threads: t.Threads, UseGPU: t.GPU, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		loaded[name] = m
+	}
+	vadPath, err := models.Resolve(o.Common.ModelDir, strings.TrimSuffix(strings.TrimPrefix(t.VADModel, "ggml-"), ".bin"))
+	if err != nil {
+		if _, serr := os.Stat(t.VADModel); serr == nil {
+			vadPath = t.VADModel
+		} else {
+			return nil, fmt.Errorf("VAD model: %w", err)
+		}
+	}
+	id := t.WorkerID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s-%d", strings.ReplaceAll(host, ".", "-"), os.Getpid())
+	}
+	pool, err := transcriber.NewPool(transcriber.PoolConfig{
+		Models:           loaded,
+		NewVAD:           func() (transcriber.VAD, error) { return transcriber.NewSileroVAD(vadPath) },
+		Worker:           bus.WorkerID(id),
+		Slots:            t.SlotsFor(cores),
+		ThreadsPerDecode: t.Threads,
+		MaxSessions:      t.MaxSessions,
+		Step:             t.Step,
+		Log:              log.With("component", "transcriber"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ops.AddCheck("models", func(context.Context) error {
+		if len(loaded) == 0 {
+			return errors.New("no model loaded")
+		}
+		return nil
+	})
+	return transcriber.NewWorker(nc, pool, transcriber.WorkerConfig{
+		ID: bus.WorkerID(id), Log: log.With("component", "worker"), Registerer: ops.Registry,
+		DrainTimeout: o.Common.DrainTimeout,
+	})
+}
+
+// tokenSecret returns the configured secret, or one generated once and kept in the data dir.
+func tokenSecret(configured, dataDir string) ([]byte, error) {
+	if configured != "" {
+		if len(configured) < 32 {
+			return nil, fmt.Errorf("--token-secret must be at least 32 characters")
+		}
+		return []byte(configured), nil
+	}
+	p := filepath.Join(dataDir, "token-secret")
+	if b, err := os.ReadFile(p); err == nil && len(b) >= 64 {
+		return b, nil
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, err
+	}
+	b := []byte(hex.EncodeToString(raw[:]))
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return nil, fmt.Errorf("keep token secret in %s: %w", p, err)
+	}
+	return b, nil
+}
+
+func displayAddr(a net.Addr) string {
+	t, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if t.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", t.Port)
+	}
+	return t.String()
+}

@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/earshot-dev/earshot/billing"
+	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+func init() {
+	register(&command{
+		name:    "keys",
+		summary: "create, list and revoke a tenant's API keys (stored hashed in Redis)",
+		usage: `Subcommands:
+  create --tenant T      print a new key (shown once; only its hash is stored)
+  list --tenant T        key ids and creation times
+  revoke --tenant T ID   revoke a key; tokens granted with it stop working too`,
+		run: runKeys,
+	})
+	register(&command{
+		name:    "tenants",
+		summary: "create tenants, set their price plan, top up prepaid balances, show them",
+		usage: `Subcommands:
+  create T [--plan P]        a tenant on plan P (default payg); plans: payg, payg-min, starter, team, trial
+  plan T P [--version N]     move T to plan P (latest version unless --version)
+  topup T AMOUNT             add AMOUNT minor units (cents) to T's prepaid balance
+  show T                     plan, balance, creation time`,
+		run: runTenants,
+	})
+}
+
+func redisFlag(e *env, fsRedis *string) (*redis.Client, error) {
+	url := *fsRedis
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("--redis %q: %w (use redis://host:port/db)", url, err)
+	}
+	return redis.NewClient(opts), nil
+}
+
+func defaultRedis(e *env) string {
+	for _, kv := range e.environ {
+		if len(kv) > len("EARSHOT_REDIS_URL=") && kv[:len("EARSHOT_REDIS_URL=")] == "EARSHOT_REDIS_URL=" {
+			return kv[len("EARSHOT_REDIS_URL="):]
+		}
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+func runKeys(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, commands["keys"], "<create|list|revoke> --tenant T [ID]")
+	tenant := fs.String("tenant", "", "tenant id")
+	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
+	if len(args) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	sub := args[0]
+	if sub == "-h" || sub == "--help" {
+		fs.Usage()
+		return nil
+	}
+	if err := parse(fs, interleave(args[1:])); err != nil {
+		return err
+	}
+	if *tenant == "" {
+		return fmt.Errorf("--tenant is required")
+	}
+	rdb, err := redisFlag(e, rurl)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	ks := gateway.NewKeyStore(rdb)
+	t := bus.TenantID(*tenant)
+	switch sub {
+	case "create":
+		k, secret, err := ks.Create(ctx, t)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "key id: %s\nsecret: %s\n(the secret is shown once; use it as: Authorization: Token <secret>)\n", k.ID, secret)
+		return nil
+	case "list":
+		keys, err := ks.List(ctx, t)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCREATED")
+		for _, k := range keys {
+			fmt.Fprintf(tw, "%s\t%s\n", k.ID, k.Created.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "revoke":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: earshot keys revoke --tenant T ID")
+		}
+		if err := ks.Revoke(ctx, t, bus.KeyID(fs.Arg(0))); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "revoked %s\n", fs.Arg(0))
+		return nil
+	}
+	return fmt.Errorf("unknown subcommand %q: use create, list or revoke", sub)
+}
+
+func runTenants(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, commands["tenants"], "<create|plan|topup|show> T [args]")
+	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
+	plan := fs.String("plan", "payg", "create: price plan")
+	version := fs.Int("version", 0, "plan: plan version (0 = latest)")
+	if len(args) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	sub := args[0]
+	if sub == "-h" || sub == "--help" {
+		fs.Usage()
+		return nil
+	}
+	if err := parse(fs, interleave(args[1:])); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 {
+		return fmt.Errorf("usage: earshot tenants %s T ...", sub)
+	}
+	rdb, err := redisFlag(e, rurl)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store := billing.NewStore(rdb, billing.DefaultPlans(), nil)
+	t := bus.TenantID(fs.Arg(0))
+	switch sub {
+	case "create":
+		tn, err := store.CreateTenant(ctx, t, *plan)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "tenant %s on plan %s v%d\n", tn.ID, tn.Plan, tn.PlanVersion)
+		return nil
+	case "plan":
+		if fs.NArg() != 2 {
+			return fmt.Errorf("usage: earshot tenants plan T PLAN")
+		}
+		return store.SetPlan(ctx, t, fs.Arg(1), *version)
+	case "topup":
+		if fs.NArg() != 2 {
+			return fmt.Errorf("usage: earshot tenants topup T AMOUNT_MINOR")
+		}
+		amt, err := strconv.ParseInt(fs.Arg(1), 10, 64)
+		if err != nil || amt <= 0 {
+			return fmt.Errorf("AMOUNT must be a positive whole number of minor units (cents), got %q", fs.Arg(1))
+		}
+		tn, err := store.TopUp(ctx, t, amt)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "tenant %s balance %d minor units\n", tn.ID, tn.BalanceMinor())
+		return nil
+	case "show":
+		tn, err := store.Get(ctx, t)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "tenant %s\nplan %s v%d\nbalance %d minor units\ncreated %s\n", tn.ID, tn.Plan, tn.PlanVersion,
+			tn.BalanceMinor(), tn.Created.UTC().Format(time.RFC3339))
+		return nil
+	}
+	return fmt.Errorf("unknown subcommand %q: use create, plan, topup or show", sub)
+}
+
+// runBillingReport prints a tenant's invoice for a month (earshot billing report).
+func runBillingReport(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, commands["billing"], "report --tenant T --month YYYY-MM [--csv]")
+	tenant := fs.String("tenant", "", "tenant id")
+	month := fs.String("month", time.Now().UTC().Format("2006-01"), "month, YYYY-MM")
+	csv := fs.Bool("csv", false, "print CSV instead of a table")
+	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
+	if err := parse(fs, interleave(args)); err != nil {
+		return err
+	}
+	if *tenant == "" {
+		return fmt.Errorf("--tenant is required")
+	}
+	if _, err := time.Parse("2006-01", *month); err != nil {
+		return fmt.Errorf("--month %q: use YYYY-MM, like 2026-11", *month)
+	}
+	rdb, err := redisFlag(e, rurl)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	inv, err := billing.NewStore(rdb, billing.DefaultPlans(), nil).Report(ctx, bus.TenantID(*tenant), *month)
+	if err != nil {
+		return err
+	}
+	if *csv {
+		return inv.WriteCSV(e.stdout)
+	}
+	return inv.WriteTable(e.stdout)
+}

@@ -1,0 +1,130 @@
+package transcriber
+
+import (
+	"strings"
+	"unicode"
+)
+
+// agreement is LocalAgreement-2 (Macháček et al., whisper_streaming) over the word
+// sequences of the successive hypotheses of one utterance: a word is committed once two
+// consecutive hypotheses agree on it and on every word before it. Committed words never
+// change. Words are compared normalised (case and punctuation ignored) but kept as
+// whisper wrote them.
+type agreement struct {
+	committed []string // whisper's spelling, in order
+	prev      []string // the previous hypothesis, words after the committed ones
+}
+
+// maxShift bounds how far a new hypothesis may be shifted (inserted or dropped words)
+// against the committed words when aligning it.
+const maxShift = 2
+
+// update takes the words of a new hypothesis over the whole utterance window and
+// returns the unstable tail: the hypothesis words after the committed ones.
+func (a *agreement) update(hyp []string) (tail []string) {
+	rest := continuation(a.committed, hyp)
+	if a.prev != nil {
+		n := commonPrefix(a.prev, rest)
+		a.committed = append(a.committed, rest[:n]...)
+		rest = rest[n:]
+	}
+	a.prev = rest
+	return rest
+}
+
+// settled reports whether the last two hypotheses agreed on every word: nothing is left
+// in the unstable tail, so a final may reuse the last hypothesis without decoding again.
+func (a *agreement) settled() bool { return len(a.committed) > 0 && a.prev != nil && len(a.prev) == 0 }
+
+// stable is the number of committed words.
+func (a *agreement) stable() int { return len(a.committed) }
+
+// finish merges the final decode of the utterance with the committed words. When the
+// final decode continues the committed words (they align), the result is the committed
+// words + its continuation, so the final reads as the partials did. When it does not (the
+// final decode saw the whole utterance with its context and changed its mind), the final
+// decode wins: a final replaces its utterance's partials, and accuracy matters more there
+// than agreement with what was shown. An empty final decode, or one that is only a prefix of the committed words
+// (a truncated decode), keeps the committed words.
+func (a *agreement) finish(hyp []string) []string {
+	out := append([]string(nil), a.committed...)
+	if len(hyp) == 0 {
+		return out
+	}
+	cont, aligned := align(a.committed, hyp)
+	if !aligned {
+		if commonPrefix(a.committed, hyp) == len(hyp) {
+			return out // the final decode lost the tail the partials had: keep them
+		}
+		return append([]string(nil), hyp...)
+	}
+	return append(out, cont...)
+}
+
+// continuation returns the words of hyp after the point aligned with the end of
+// committed. It looks for the shift (up to maxShift words either way) at which the last
+// one or two committed words appear in hyp, preferring no shift; without a match it uses
+// the plain position len(committed).
+func continuation(committed, hyp []string) []string {
+	cont, _ := align(committed, hyp)
+	return cont
+}
+
+// align is continuation that also reports whether the committed words were found in hyp.
+func align(committed, hyp []string) ([]string, bool) {
+	k := len(committed)
+	if k == 0 {
+		return hyp, true
+	}
+	for _, d := range [...]int{0, 1, -1, 2, -2} {
+		j := k + d // index in hyp just after the last committed word
+		if j < 1 || j > len(hyp) {
+			continue
+		}
+		if !sameWord(hyp[j-1], committed[k-1]) {
+			continue
+		}
+		if k >= 2 && j >= 2 && !sameWord(hyp[j-2], committed[k-2]) {
+			continue
+		}
+		return hyp[j:], true
+	}
+	if k >= len(hyp) {
+		return nil, false
+	}
+	return hyp[k:], false
+}
+
+func commonPrefix(a, b []string) int {
+	n := 0
+	for n < len(a) && n < len(b) && sameWord(a[n], b[n]) {
+		n++
+	}
+	return n
+}
+
+func sameWord(a, b string) bool { return normWord(a) == normWord(b) }
+
+// normWord lower-cases a word and drops everything but letters, digits and inner
+// apostrophes: "America," and "america" are the same word.
+func normWord(w string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(w) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '\'' {
+			b.WriteRune(r)
+		}
+	}
+	return strings.Trim(b.String(), "'")
+}
+
+// normText normalises a whole text to space-separated normalised words.
+func normText(s string) string {
+	f := strings.Fields(s)
+	out := f[:0]
+	for _, w := range f {
+		if n := normWord(w); n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, " ")
+}

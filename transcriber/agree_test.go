@@ -1,0 +1,69 @@
+package transcriber
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestAgreeLocalAgreement2(t *testing.T) {
+	tests := []struct {
+		name       string
+		hyps       []string
+		wantCommit string
+		wantTail   string
+	}{
+		{"one hypothesis commits nothing", []string{"hello world"}, "", "hello world"},
+		{"agreed prefix commits", []string{"hello wor", "hello world how"}, "hello", "world how"},
+		{"punctuation and case ignored", []string{"Hello, world", "hello world. How"}, "hello world.", "How"},
+		{"disagreement commits nothing new", []string{"a b c", "a b c d", "a b c e"}, "a b c", "e"},
+		{"unalignable hypothesis continues by position", []string{"a b c", "a b c d", "a b x y"}, "a b c", "y"},
+		{"committed kept when whisper changes its mind", []string{"my fellow", "my fellow americans", "by fellow americans ask"}, "my fellow americans", "ask"},
+		{"inserted word aligned", []string{"ask not what", "ask not what your", "so ask not what your country"}, "ask not what your", "country"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a agreement
+			var tail []string
+			for _, h := range tt.hyps {
+				tail = a.update(strings.Fields(h))
+			}
+			if got := strings.Join(a.committed, " "); got != tt.wantCommit {
+				t.Errorf("committed %q, want %q", got, tt.wantCommit)
+			}
+			if got := strings.Join(tail, " "); got != tt.wantTail {
+				t.Errorf("tail %q, want %q", got, tt.wantTail)
+			}
+		})
+	}
+}
+
+func TestAgreeFinishPrefersAlignedFinalDecode(t *testing.T) {
+	var a agreement
+	a.update(strings.Fields("ask not what your"))
+	a.update(strings.Fields("ask not what your country"))
+	tests := []struct{ final, want string }{
+		{"ask not what your country can do", "ask not what your country can do"},
+		{"Ask not, what your country can do.", "ask not what your country can do."},
+		{"ask knot what you're country can do", "ask knot what you're country can do"}, // the final decode wins
+		{"ask not", "ask not what your"},
+		{"", "ask not what your"},
+	}
+	for _, tt := range tests {
+		got := strings.Join(a.finish(strings.Fields(tt.final)), " ")
+		if got != tt.want {
+			t.Errorf("finish(%q) = %q, want %q", tt.final, got, tt.want)
+		}
+	}
+	if !reflect.DeepEqual(a.committed, strings.Fields("ask not what your")) {
+		t.Errorf("finish changed committed words: %q", a.committed)
+	}
+}
+
+func TestAgreeNormWord(t *testing.T) {
+	for in, want := range map[string]string{"America,": "america", "'Tis": "tis", "don't": "don't", "...": "", "42.": "42"} {
+		if got := normWord(in); got != want {
+			t.Errorf("normWord(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

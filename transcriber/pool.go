@@ -1,0 +1,223 @@
+package transcriber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// PoolConfig configures a Pool. Zero values take the documented defaults.
+type PoolConfig struct {
+	// Models are the loaded weights by name (what SessionRequest.Model names).
+	Models map[string]Model
+	// NewVAD makes one VAD per stream (Silero in production). Required.
+	NewVAD func() (VAD, error)
+	// Worker is copied into every Result.
+	Worker bus.WorkerID
+	// Slots is the number of concurrent whisper calls (decode workers), shared by all
+	// models. Default: max(1, NumCPU/4).
+	Slots int
+	// ThreadsPerDecode is whisper's n_threads per call. Default: max(1, NumCPU/Slots), so
+	// Slots × ThreadsPerDecode ≤ cores.
+	ThreadsPerDecode int
+	// MaxSessions is the number of sessions each model accepts (what Capacity reports).
+	// Default: 4 × Slots.
+	MaxSessions int
+	// Step is the partial cadence: a stream in speech is decoded again once at least Step
+	// has passed since its last decode finished and Step of new audio arrived.
+	// Default 300 ms.
+	Step time.Duration
+	// MaxSegment forces a final when an utterance window grows this long. Default 15 s.
+	MaxSegment time.Duration
+	// EndpointSilence is the silence after speech that ends an utterance (a final with
+	// SpeechFinal). StreamOptions.EndpointingMs > 0 overrides it per session; < 0
+	// disables VAD finals. Default 600 ms.
+	EndpointSilence time.Duration
+	// MinEndpoint is the shortest endpointing a client may ask for: whisper decodes a
+	// one-word utterance badly and without context, so a shorter request (Deepgram's
+	// default is 10 ms) is raised to it. Default 500 ms.
+	MinEndpoint time.Duration
+	// MaxBuffer bounds the audio a stream holds that has not been settled by a final;
+	// beyond it Write fails with ErrOverloaded and the session ends with an error
+	// result. Default 60 s.
+	MaxBuffer time.Duration
+	// Pad is the audio kept before the VAD's speech start (and after its end for finals)
+	// in each decode window. Default 200 ms.
+	Pad time.Duration
+	// Log is the pool's logger. Default: discard.
+	Log *slog.Logger
+
+	now func() time.Time // clock; tests replace it
+}
+
+func (c *PoolConfig) defaults() error {
+	if len(c.Models) == 0 {
+		return errors.New("transcriber: pool without models")
+	}
+	if c.NewVAD == nil {
+		return errors.New("transcriber: pool without a VAD factory")
+	}
+	cores := runtime.NumCPU()
+	if c.Slots <= 0 {
+		c.Slots = max(1, cores/4)
+	}
+	if c.ThreadsPerDecode <= 0 {
+		c.ThreadsPerDecode = max(1, cores/c.Slots)
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 4 * c.Slots
+	}
+	if c.Step <= 0 {
+		c.Step = 300 * time.Millisecond
+	}
+	if c.MaxSegment <= 0 {
+		c.MaxSegment = 15 * time.Second
+	}
+	if c.MinEndpoint <= 0 {
+		c.MinEndpoint = 500 * time.Millisecond
+	}
+	if c.EndpointSilence <= 0 {
+		c.EndpointSilence = 600 * time.Millisecond
+	}
+	if c.MaxBuffer <= 0 {
+		c.MaxBuffer = 60 * time.Second
+	}
+	if c.MaxBuffer < c.MaxSegment+5*time.Second {
+		return fmt.Errorf("transcriber: MaxBuffer %v must exceed MaxSegment %v by 5 s", c.MaxBuffer, c.MaxSegment)
+	}
+	if c.Pad <= 0 {
+		c.Pad = 200 * time.Millisecond
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return nil
+}
+
+// Pool serves streaming sessions on a fixed number of decode slots: it implements
+// SessionFactory. Safe for concurrent use. Decoders (one whisper_state each) belong to
+// the decode workers, not to sessions, so memory grows with Slots, not with sessions.
+type Pool struct {
+	cfg    PoolConfig
+	log    *slog.Logger
+	sched  *scheduler
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	sessions map[string]int // open sessions per model
+	closed   bool
+}
+
+var _ SessionFactory = (*Pool)(nil)
+
+// NewPool validates cfg, applies defaults and starts cfg.Slots decode workers. Close
+// stops them.
+func NewPool(cfg PoolConfig) (*Pool, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Slots*cfg.ThreadsPerDecode > runtime.NumCPU() {
+		cfg.Log.Warn("decode threads exceed cores", "slots", cfg.Slots, "threads", cfg.ThreadsPerDecode, "cores", runtime.NumCPU())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pool{
+		cfg:      cfg,
+		log:      cfg.Log.With("component", "pool"),
+		sched:    newScheduler(),
+		ctx:      ctx,
+		cancel:   cancel,
+		sessions: make(map[string]int),
+	}
+	for i := 0; i < cfg.Slots; i++ {
+		w := &decodeSlot{id: i, pool: p, decoders: make(map[string]Decoder)}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			w.run(ctx)
+		}()
+	}
+	return p, nil
+}
+
+// Models lists the model names, sorted.
+func (p *Pool) Models() []string {
+	names := make([]string, 0, len(p.cfg.Models))
+	for n := range p.cfg.Models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Capacity reports the sessions model accepts in all and how many are free.
+func (p *Pool) Capacity(model string) bus.Capacity {
+	if _, ok := p.cfg.Models[model]; !ok {
+		return bus.Capacity{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return bus.Capacity{Slots: p.cfg.MaxSessions}
+	}
+	return bus.Capacity{Slots: p.cfg.MaxSessions, Free: max(0, p.cfg.MaxSessions-p.sessions[model])}
+}
+
+// Open starts a session; emit receives its results in order until Close returns.
+func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
+	if _, ok := p.cfg.Models[req.Model]; !ok {
+		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, ErrUnknownModel)
+	}
+	p.mu.Lock()
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		return nil, fmt.Errorf("open session %s: %w", req.Session, ErrClosed)
+	case p.sessions[req.Model] >= p.cfg.MaxSessions:
+		p.mu.Unlock()
+		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, ErrNoCapacity)
+	}
+	p.sessions[req.Model]++
+	p.mu.Unlock()
+	s, err := newSession(p, req, emit)
+	if err != nil {
+		p.release(req.Model)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (p *Pool) release(model string) {
+	p.mu.Lock()
+	p.sessions[model]--
+	p.mu.Unlock()
+}
+
+// Close stops the decode workers (aborting in-flight decodes) and closes their
+// decoders. Sessions should be closed first; their later Writes still buffer but no
+// longer decode. The models are the caller's to close.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+	p.sched.close()
+	p.wg.Wait()
+	return nil
+}

@@ -1,0 +1,102 @@
+package transcriber
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+func TestPoolCapacityAndModels(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{Slots: 2, MaxSessions: 2}, nil)
+	if m := rig.pool.Models(); len(m) != 1 || m[0] != "fake" {
+		t.Errorf("models %v", m)
+	}
+	if c := rig.pool.Capacity("fake"); c != (bus.Capacity{Slots: 2, Free: 2}) {
+		t.Errorf("capacity %+v", c)
+	}
+	if _, err := rig.pool.Open(bus.SessionRequest{Model: "large"}, func(bus.Result) {}); !errors.Is(err, ErrUnknownModel) {
+		t.Errorf("unknown model: %v", err)
+	}
+	var open []Session
+	for i := 0; i < 2; i++ {
+		s, err := rig.pool.Open(bus.SessionRequest{Model: "fake"}, func(bus.Result) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, s)
+	}
+	if _, err := rig.pool.Open(bus.SessionRequest{Model: "fake"}, func(bus.Result) {}); !errors.Is(err, ErrNoCapacity) {
+		t.Errorf("third session: %v, want ErrNoCapacity", err)
+	}
+	open[0].Close()
+	open[0].Close() // idempotent
+	if c := rig.pool.Capacity("fake"); c.Free != 1 {
+		t.Errorf("capacity after one Close %+v", c)
+	}
+	open[1].Close()
+}
+
+func TestPoolTwentyConcurrentSessions(t *testing.T) {
+	dec := &scriptedDecoder{Delay: time.Millisecond}
+	rig := newFakeRig(t, PoolConfig{Slots: 2, MaxSessions: 20, now: time.Now}, dec)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := []int{i % 8, (i + 1) % 8, (i + 2) % 8}
+			pcm := cat(speech(w...), silence(1000), speech(w[0]), silence(300))
+			c := &collector{}
+			done := make(chan struct{})
+			s, err := rig.pool.Open(bus.SessionRequest{Session: bus.SessionID(fmt.Sprint(i)), Model: "fake", Channels: 1,
+				Options: bus.StreamOptions{InterimResults: true, VADEvents: true}}, func(r bus.Result) {
+				c.emit(r)
+				if r.Type == bus.ResultClosed {
+					close(done)
+				}
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			for j := 0; j < len(pcm); j += 320 {
+				ch := &bus.AudioChunk{StartSample: uint64(j), PCM: pcm[j:min(j+320, len(pcm))]}
+				if j+320 >= len(pcm) {
+					ch.Flags = bus.FlagEnd
+				}
+				if err := s.Write(ch); err != nil {
+					t.Error(err)
+					return
+				}
+				if j%3200 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Errorf("session %d: no closed result", i)
+				return
+			}
+			var got []string
+			for _, r := range c.ofType(bus.ResultFinal) {
+				got = append(got, r.Text)
+			}
+			want := fakeVocab[w[0]] + " " + fakeVocab[w[1]] + " " + fakeVocab[w[2]] + "|" + fakeVocab[w[0]]
+			if strings.Join(got, "|") != want {
+				t.Errorf("session %d finals %q, want %q", i, got, want)
+			}
+			checkPartials(t, c.results())
+		}()
+	}
+	wg.Wait()
+	if m := dec.maxIn.Load(); m > 2 {
+		t.Errorf("%d concurrent decodes on 2 slots", m)
+	}
+}

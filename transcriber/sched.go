@@ -1,0 +1,228 @@
+package transcriber
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// scheduler queues streams that are due for a decode. Fairness: finals go before
+// partials; among equals, the stream whose last decode finished longest ago (never
+// decoded = first) goes first, then the one queued first. A stream is in the queue at
+// most once (stream.queued, guarded by its session's lock, plus the index here).
+// Lock order: session.mu before scheduler.mu; the scheduler never calls into a stream.
+type scheduler struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  []*queued
+	index  map[*stream]*queued
+	busy   int // workers between next and done
+	closed bool
+}
+
+type queued struct {
+	st       *stream
+	final    bool
+	lastDone time.Time
+	at       time.Time
+}
+
+func newScheduler() *scheduler {
+	s := &scheduler{index: make(map[*stream]*queued)}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+// push queues st, or upgrades its entry to a final. Callers hold st's session lock.
+func (s *scheduler) push(st *stream, final bool, lastDone, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if q, ok := s.index[st]; ok {
+		q.final = q.final || final
+		return
+	}
+	q := &queued{st: st, final: final, lastDone: lastDone, at: now}
+	s.queue = append(s.queue, q)
+	s.index[st] = q
+	s.cond.Signal()
+}
+
+// remove drops st from the queue (its session closed).
+func (s *scheduler) remove(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.index[st]; !ok {
+		return
+	}
+	delete(s.index, st)
+	for i, q := range s.queue {
+		if q.st == st {
+			s.queue = append(s.queue[:i], s.queue[i+1:]...)
+			break
+		}
+	}
+}
+
+func (a *queued) before(b *queued) bool {
+	if a.final != b.final {
+		return a.final
+	}
+	if !a.lastDone.Equal(b.lastDone) {
+		return a.lastDone.Before(b.lastDone)
+	}
+	return a.at.Before(b.at)
+}
+
+// next blocks until a stream is due and returns it, or nil once closed. The caller
+// must call done when it has finished with the stream.
+func (s *scheduler) next() *stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue) == 0 && !s.closed {
+		s.cond.Wait()
+	}
+	if s.closed {
+		return nil
+	}
+	best := 0
+	for i := 1; i < len(s.queue); i++ {
+		if s.queue[i].before(s.queue[best]) {
+			best = i
+		}
+	}
+	q := s.queue[best]
+	s.queue = append(s.queue[:best], s.queue[best+1:]...)
+	delete(s.index, q.st)
+	s.busy++
+	return q.st
+}
+
+func (s *scheduler) done() {
+	s.mu.Lock()
+	s.busy--
+	s.mu.Unlock()
+}
+
+// idle reports whether nothing is queued or being decoded (tests).
+func (s *scheduler) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) == 0 && s.busy == 0
+}
+
+func (s *scheduler) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.queue, s.index = nil, map[*stream]*queued{}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// decodeSlot is one decode worker: it owns one Decoder per model (made on first use), so a
+// whisper_state is never used by two goroutines.
+type decodeSlot struct {
+	id       int
+	pool     *Pool
+	decoders map[string]Decoder
+}
+
+func (w *decodeSlot) run(ctx context.Context) {
+	defer func() {
+		for name, d := range w.decoders {
+			if err := d.Close(); err != nil {
+				w.pool.log.Warn("close decoder", "model", name, "err", err)
+			}
+		}
+	}()
+	for {
+		st := w.pool.sched.next()
+		if st == nil {
+			return
+		}
+		w.serve(ctx, st)
+		w.pool.sched.done()
+	}
+}
+
+func (w *decodeSlot) serve(ctx context.Context, st *stream) {
+	j, ok := st.prepare()
+	if !ok {
+		return
+	}
+	d, err := w.decoder(st.sess.model)
+	if err != nil {
+		st.complete(j, Hypothesis{}, err)
+		return
+	}
+	req := DecodeRequest{
+		Samples:  j.samples,
+		AudioCtx: audioCtx(len(j.samples), j.final),
+		Language: st.sess.req.Options.Language,
+		Threads:  w.pool.cfg.ThreadsPerDecode,
+	}
+	if j.prompt != "" {
+		if toks, err := d.Tokenize(j.prompt); err == nil {
+			req.PromptTokens = lastN(toks, maxPromptTokens)
+		} else {
+			st.sess.log.Debug("tokenize prompt", "err", err)
+		}
+	}
+	dctx, cancel := mergeCtx(ctx, j.ctx)
+	hyp, err := d.Decode(dctx, req)
+	cancel()
+	st.complete(j, hyp, err)
+}
+
+func (w *decodeSlot) decoder(model string) (Decoder, error) {
+	if d, ok := w.decoders[model]; ok {
+		return d, nil
+	}
+	m, ok := w.pool.cfg.Models[model]
+	if !ok {
+		return nil, ErrUnknownModel
+	}
+	d, err := m.NewDecoder()
+	if err != nil {
+		return nil, err
+	}
+	w.decoders[model] = d
+	return d, nil
+}
+
+// maxPromptTokens bounds the prompt (previous finals of the stream) passed to whisper.
+const maxPromptTokens = 100
+
+func lastN(t []int, n int) []int {
+	if len(t) > n {
+		return t[len(t)-n:]
+	}
+	return t
+}
+
+// audioCtx scales whisper's encoder context to the window: the encoder reads
+// audio_ctx × 20 ms, so ceil(sec/30·1500) covers the audio; +64 frames (1.28 s) of
+// margin against the truncated-tail hallucination of too small a context (whisper.cpp
+// issue #1855 suggests +128), capped at the model's 1500.
+// Finals get +128 frames: they are decoded once per utterance and must not lose its tail.
+func audioCtx(samples int, final bool) int {
+	frames := (samples*1500 + 30*16000 - 1) / (30 * 16000)
+	margin := 64
+	if final {
+		margin = 128
+	}
+	return min(1500, frames+margin)
+}
+
+// mergeCtx is a context cancelled when either parent is.
+func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(a)
+	stop := context.AfterFunc(b, func() { cancel(context.Cause(b)) })
+	return ctx, func() {
+		stop()
+		cancel(errors.New("decode done"))
+	}
+}

@@ -1,0 +1,633 @@
+package transcriber
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// session is one live stream on the pool: one independent stream per channel, one lock
+// for all of them, and one result sequence. Results are emitted with s.mu held, so
+// they are ordered and none follows Close.
+type session struct {
+	pool  *Pool
+	req   bus.SessionRequest
+	model string
+	emit  Emitter
+	log   *slog.Logger
+	ctx   context.Context // cancelled by Close: aborts in-flight decodes
+	stop  context.CancelFunc
+
+	endpoint     uint64 // samples of silence that end an utterance; 0 = no VAD finals
+	hangover     uint64 // samples of silence that end speech for the decode gate
+	utteranceEnd uint64 // samples; 0 = no ResultUtteranceEnd
+	step         uint64 // samples
+	pad          uint64
+	maxSegment   uint64
+	maxBuffer    uint64
+
+	mu         sync.Mutex
+	streams    []*stream
+	seq        uint64
+	closed     bool // Close called
+	failed     bool // an error result was sent; the session decodes no more
+	ending     bool // an End chunk arrived
+	closedSent bool
+}
+
+func newSession(p *Pool, req bus.SessionRequest, emit Emitter) (*session, error) {
+	cfg := &p.cfg
+	samples := func(d time.Duration) uint64 { return uint64(d.Milliseconds()) * bus.SamplesPerMs }
+	s := &session{
+		pool:         p,
+		req:          req,
+		model:        req.Model,
+		emit:         emit,
+		log:          cfg.Log.With("session", req.Session),
+		step:         samples(cfg.Step),
+		pad:          samples(cfg.Pad),
+		maxSegment:   samples(cfg.MaxSegment),
+		maxBuffer:    samples(cfg.MaxBuffer),
+		endpoint:     samples(cfg.EndpointSilence),
+		hangover:     samples(cfg.EndpointSilence),
+		utteranceEnd: uint64(max(0, req.Options.UtteranceEndMs)) * bus.SamplesPerMs,
+	}
+	switch ms := req.Options.EndpointingMs; {
+	case ms > 0:
+		s.endpoint = max(uint64(ms)*bus.SamplesPerMs, samples(cfg.MinEndpoint))
+		s.hangover = s.endpoint
+	case ms < 0:
+		s.endpoint = 0
+	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	channels := max(1, req.Channels)
+	for ch := 0; ch < channels; ch++ {
+		v, err := cfg.NewVAD()
+		if err != nil {
+			s.closeVADs()
+			s.stop()
+			return nil, fmt.Errorf("open session %s: vad: %w", req.Session, err)
+		}
+		st := &stream{sess: s, ch: ch, vad: v}
+		st.history = lastWords(strings.Fields(req.Prompt), maxHistoryWords)
+		s.streams = append(s.streams, st)
+	}
+	return s, nil
+}
+
+func (s *session) closeVADs() {
+	for _, st := range s.streams {
+		if err := st.vad.Close(); err != nil {
+			s.log.Warn("close vad", "err", err)
+		}
+	}
+}
+
+// Write buffers one chunk, runs the VAD over it and queues the stream for a decode
+// when one is due. It never waits for a decode.
+func (s *session) Write(c *bus.AudioChunk) error {
+	now := s.pool.cfg.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed || s.ending:
+		return fmt.Errorf("session %s chunk %d: %w", s.req.Session, c.Seq, ErrClosed)
+	case s.failed:
+		return fmt.Errorf("session %s chunk %d: %w", s.req.Session, c.Seq, ErrOverloaded)
+	case c.Channel < 0 || c.Channel >= len(s.streams):
+		return fmt.Errorf("session %s chunk %d: channel %d of %d", s.req.Session, c.Seq, c.Channel, len(s.streams))
+	}
+	if err := s.streams[c.Channel].write(c, now); err != nil {
+		return err
+	}
+	if c.Flags&(bus.FlagFinalize|bus.FlagEnd) != 0 {
+		s.ending = c.Flags&bus.FlagEnd != 0
+		for _, st := range s.streams {
+			st.finalize(c.Flags&bus.FlagFinalize != 0)
+		}
+	}
+	for _, st := range s.streams {
+		st.drain()
+		st.schedule(now)
+	}
+	s.maybeClosed()
+	return nil
+}
+
+// Close stops the session: an in-flight decode is aborted, nothing is emitted once
+// Close returns, and the session's place in Capacity is freed.
+func (s *session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.stop()
+	for _, st := range s.streams {
+		s.pool.sched.remove(st)
+	}
+	s.closeVADs()
+	s.mu.Unlock()
+	s.pool.release(s.model)
+}
+
+// fail ends the session with an error result. Callers hold s.mu.
+func (s *session) fail(st *stream, code bus.ErrorCode, err error) {
+	if s.failed || s.closed {
+		return
+	}
+	s.log.Warn("session failed", "code", code, "err", err)
+	s.send(st, bus.Result{Type: bus.ResultError, Code: code, Message: err.Error()})
+	s.failed = true
+	for _, x := range s.streams {
+		s.pool.sched.remove(x)
+	}
+}
+
+// maybeClosed sends ResultClosed once an End chunk's finals are all out.
+func (s *session) maybeClosed() {
+	if !s.ending || s.closedSent || s.closed || s.failed {
+		return
+	}
+	for _, st := range s.streams {
+		if len(st.pending) > 0 {
+			return
+		}
+	}
+	s.closedSent = true
+	st := s.streams[0]
+	s.send(st, bus.Result{Type: bus.ResultClosed, Start: sec(st.end()), EndSample: st.end()})
+}
+
+// send stamps and emits r. Callers hold s.mu.
+func (s *session) send(st *stream, r bus.Result) {
+	if s.closed {
+		return
+	}
+	s.seq++
+	r.Session, r.Worker, r.Seq, r.Channel = s.req.Session, s.pool.cfg.Worker, s.seq, st.ch
+	if r.AudioSeq == 0 {
+		r.AudioSeq = st.audioSeq
+	}
+	r.ChunkSentNs, r.WorkerRecvNs = st.sentNs, st.recvNs
+	r.WorkerSentNs = time.Now().UnixNano()
+	s.emit(r)
+}
+
+// stream is the policy state of one channel. Every field is guarded by sess.mu.
+type stream struct {
+	sess *session
+	ch   int
+	vad  VAD
+	ep   endpointer
+
+	buf      []float32 // audio from bufStart to end()
+	bufStart uint64
+	started  bool
+	audioSeq uint64 // last chunk seq written
+	sentNs   int64
+	recvNs   int64
+
+	// The open utterance.
+	uttOpen       bool
+	uttID         uint64
+	uttStart      uint64
+	agree         agreement
+	lastText      string
+	speechInWin   bool   // speech arrived since the last partial decode was prepared
+	decodedEnd    uint64 // window end of the last prepared partial decode
+	lastDone      time.Time
+	pending       []*finalSeg // finals in order; pending[0] may be decoding
+	queued        bool
+	decoding      bool
+	decodingFinal bool
+	abortPartial  context.CancelFunc // cancels the in-flight partial decode
+
+	// The newest partial hypothesis of the open utterance (guarded words) and the end of
+	// its window: a final can reuse it when it already covers all the speech.
+	lastHyp     []string
+	lastHypEnd  uint64
+	lastHypConf float64
+
+	history     []string // words of earlier finals: the decode prompt
+	lastWordEnd float64
+	ueSent      bool
+}
+
+// finalSeg is an utterance waiting for its final decode.
+type finalSeg struct {
+	start, speechEnd, end uint64
+	speechFinal           bool
+	fromFinalize          bool
+	empty                 bool // nothing to decode: answer a Finalize with an empty final
+	agree                 agreement
+	audioSeq              uint64
+	reuse                 []string // a partial hypothesis that covered all the speech
+	reuseConf             float64
+	reused                bool
+}
+
+const (
+	maxHistoryWords  = 150
+	minDecodeSamples = bus.SampleRate // windows are zero-padded to 1 s (whisper's short-input traps)
+)
+
+func sec(sample uint64) float64 { return float64(sample) / bus.SampleRate }
+
+func (st *stream) end() uint64 { return st.bufStart + uint64(len(st.buf)) }
+
+func (st *stream) write(c *bus.AudioChunk, now time.Time) error {
+	s := st.sess
+	if !st.started {
+		st.started = true
+		st.bufStart = c.StartSample
+		st.ep = newEndpointer(st.vad.WindowSamples(), c.StartSample, max(s.hangover, 1))
+		st.decodedEnd = c.StartSample
+	}
+	st.audioSeq, st.sentNs, st.recvNs = c.Seq, c.SentNs, now.UnixNano()
+	pcm := c.PCM
+	switch end := st.end(); {
+	case c.StartSample < end: // replayed overlap
+		skip := end - c.StartSample
+		if skip >= uint64(len(pcm)) {
+			pcm = nil
+		} else {
+			pcm = pcm[skip:]
+		}
+	case c.StartSample > end: // lost audio: keep the timeline with silence
+		gap := c.StartSample - end
+		if gap > s.maxBuffer {
+			return fmt.Errorf("session %s chunk %d: gap of %d samples", s.req.Session, c.Seq, gap)
+		}
+		st.buf = append(st.buf, make([]float32, gap)...)
+	}
+	from := len(st.buf)
+	for _, v := range pcm {
+		st.buf = append(st.buf, float32(v)/32768)
+	}
+	if held := uint64(len(st.buf)); held > s.maxBuffer {
+		err := fmt.Errorf("session %s: %.1f s of audio not yet transcribed: %w", s.req.Session, sec(held), ErrOverloaded)
+		s.fail(st, bus.CodeOverloaded, err)
+		return err
+	}
+	probs, err := st.vad.Process(st.buf[from:])
+	if err != nil {
+		err = fmt.Errorf("session %s: vad: %w", s.req.Session, err)
+		s.fail(st, bus.CodeInternal, err)
+		return err
+	}
+	for _, p := range probs {
+		switch st.ep.push(p) {
+		case evSpeechStart:
+			if !st.uttOpen {
+				st.open(st.ep.speechStart)
+				if s.req.Options.VADEvents {
+					s.send(st, bus.Result{Type: bus.ResultSpeechStarted, Start: sec(st.ep.speechStart)})
+				}
+			}
+		case evSpeechEnd:
+			if st.uttOpen && s.endpoint > 0 {
+				st.cut(st.ep.pos, st.ep.speechEnd, true, false)
+			}
+		}
+		if st.ep.inSpeech {
+			st.speechInWin = true
+		}
+	}
+	if st.uttOpen && st.end()-st.uttStart+s.pad >= s.maxSegment {
+		st.cut(st.end(), st.end(), false, false)
+		if st.ep.inSpeech {
+			st.open(st.end())
+		}
+	}
+	st.utteranceEnd()
+	st.trim()
+	return nil
+}
+
+// open starts an utterance at sample at.
+func (st *stream) open(at uint64) {
+	st.uttOpen, st.uttStart = true, at
+	st.uttID++
+	st.agree, st.lastText, st.lastHyp = agreement{}, "", nil
+	st.decodedEnd, st.speechInWin = at, true
+	st.ueSent = false
+}
+
+// cut closes the open utterance at end (speech up to speechEnd) and queues its final.
+func (st *stream) cut(end, speechEnd uint64, speechFinal, fromFinalize bool) {
+	seg := &finalSeg{
+		start: st.uttStart, speechEnd: speechEnd, end: end,
+		speechFinal: speechFinal, fromFinalize: fromFinalize,
+		agree: st.agree, audioSeq: st.audioSeq,
+	}
+	if len(st.lastHyp) > 0 && st.lastHypEnd >= min(end, speechEnd+st.sess.pad) && st.agree.settled() {
+		seg.reuse, seg.reuseConf, seg.reused = st.lastHyp, st.lastHypConf, true
+	}
+	st.pending = append(st.pending, seg)
+	st.uttOpen = false
+	st.uttID++
+	st.agree, st.lastText, st.lastHyp = agreement{}, "", nil
+	if st.abortPartial != nil { // its result would be stale; free the slot for the final
+		st.abortPartial()
+		st.abortPartial = nil
+	}
+}
+
+// finalize handles Finalize and End: the open utterance becomes a final now. A
+// Finalize with nothing open is answered with an empty FromFinalize final (in order).
+func (st *stream) finalize(fromFinalize bool) {
+	if !st.started {
+		return
+	}
+	inSpeech := st.ep.inSpeech
+	switch {
+	case st.uttOpen:
+		speechEnd := st.end()
+		if !inSpeech && st.ep.speechEnd > st.uttStart {
+			speechEnd = st.ep.speechEnd // the trailing silence is not decoded
+		}
+		st.cut(st.end(), speechEnd, false, fromFinalize)
+		if inSpeech && !st.sess.ending {
+			st.open(st.end())
+		}
+	case fromFinalize:
+		st.pending = append(st.pending, &finalSeg{start: st.end(), speechEnd: st.end(), end: st.end(),
+			fromFinalize: true, empty: true, audioSeq: st.audioSeq})
+	}
+}
+
+// drain emits the finals at the head of pending that need no decode: empty Finalize
+// answers, and utterances whose newest partial decode already covered all their speech
+// (its window reached the VAD speech end + Pad, so a second decode would see the same
+// audio plus silence; this saves a whole decode on the endpointing path, where the
+// latency budget is tightest).
+func (st *stream) drain() {
+	for len(st.pending) > 0 && !st.decodingFinal {
+		seg := st.pending[0]
+		switch {
+		case seg.empty:
+			st.pending = st.pending[1:]
+			st.sess.send(st, bus.Result{Type: bus.ResultFinal, Start: sec(seg.start), FromFinalize: true,
+				EndSample: seg.end, AudioSeq: seg.audioSeq})
+		case seg.reused:
+			st.emitFinal(seg.reuse, seg.reuseConf)
+		default:
+			return
+		}
+	}
+}
+
+// utteranceEnd emits ResultUtteranceEnd once UtteranceEndMs of silence follows the
+// last word of a final and nothing is open or pending.
+func (st *stream) utteranceEnd() {
+	s := st.sess
+	if s.utteranceEnd == 0 || st.ueSent || st.lastWordEnd == 0 || st.uttOpen || st.ep.inSpeech || len(st.pending) > 0 {
+		return
+	}
+	if sec(st.end())-st.lastWordEnd < sec(s.utteranceEnd) {
+		return
+	}
+	st.ueSent = true
+	s.send(st, bus.Result{Type: bus.ResultUtteranceEnd, Start: st.lastWordEnd, LastWordEnd: st.lastWordEnd})
+}
+
+// trim drops audio no decode can need any more, a second at a time.
+func (st *stream) trim() {
+	s := st.sess
+	keep := st.end()
+	if len(st.pending) > 0 {
+		keep = min(keep, st.pending[0].start)
+	}
+	if st.uttOpen {
+		keep = min(keep, st.uttStart)
+	}
+	if st.ep.cand {
+		keep = min(keep, st.ep.candStart)
+	}
+	// VAD-detected speech starts up to minSpeech + a window before it is declared.
+	keep = min(keep, st.end()-min(st.end(), st.ep.minSpeech+st.ep.win))
+	if keep < s.pad {
+		return
+	}
+	keep -= s.pad
+	if keep <= st.bufStart || keep-st.bufStart < bus.SampleRate {
+		return
+	}
+	n := keep - st.bufStart
+	st.buf = append(st.buf[:0], st.buf[n:]...)
+	st.bufStart = keep
+}
+
+// partialDue reports whether the open utterance should get a partial decode.
+func (st *stream) partialDue(now time.Time, checkTime bool) bool {
+	s := st.sess
+	if !s.req.Options.InterimResults || !st.uttOpen || !st.speechInWin {
+		return false
+	}
+	if st.end()-st.decodedEnd < s.step {
+		return false
+	}
+	return !checkTime || now.Sub(st.lastDone) >= s.pool.cfg.Step
+}
+
+// schedule queues the stream when a final or a partial is due. Callers hold sess.mu.
+func (st *stream) schedule(now time.Time) {
+	s := st.sess
+	if s.closed || s.failed || st.decoding {
+		return
+	}
+	final := len(st.pending) > 0
+	if final || st.partialDue(now, true) {
+		st.queued = true
+		s.pool.sched.push(st, final, st.lastDone, now)
+	}
+}
+
+// job is one decode prepared from a stream's state.
+type job struct {
+	ctx         context.Context // the session's, or a partial's own (cancelled by a cut)
+	final       bool
+	uttID       uint64
+	seg         *finalSeg
+	samples     []float32
+	winStart    uint64
+	winEnd      uint64
+	speechStart uint64
+	speechEnd   uint64
+	prompt      string
+}
+
+// prepare builds the stream's next decode (a final first), or false if none is due.
+func (st *stream) prepare() (job, bool) {
+	s := st.sess
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.queued = false
+	if s.closed || s.failed || st.decoding {
+		return job{}, false
+	}
+	st.drain()
+	var j job
+	switch {
+	case len(st.pending) > 0:
+		seg := st.pending[0]
+		j = job{final: true, seg: seg, speechStart: seg.start, speechEnd: seg.speechEnd}
+		j.winStart = seg.start - min(seg.start, s.pad)
+		j.winEnd = min(seg.end, seg.speechEnd+s.pad)
+		st.decodingFinal = true
+	case st.partialDue(time.Time{}, false):
+		j = job{uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.end()}
+		j.winStart = st.uttStart - min(st.uttStart, s.pad)
+		j.winEnd = st.end()
+		st.decodedEnd, st.speechInWin = st.end(), st.ep.inSpeech
+		j.ctx, st.abortPartial = context.WithCancel(s.ctx)
+	default:
+		return job{}, false
+	}
+	j.winStart = max(j.winStart, st.bufStart)
+	j.winEnd = max(j.winEnd, j.winStart)
+	n := max(int(j.winEnd-j.winStart), minDecodeSamples)
+	j.samples = make([]float32, n)
+	copy(j.samples, st.buf[j.winStart-st.bufStart:j.winEnd-st.bufStart])
+	j.prompt = strings.Join(st.history, " ")
+	if j.ctx == nil {
+		j.ctx = s.ctx
+	}
+	st.decoding = true
+	return j, true
+}
+
+// complete applies a finished decode and queues the stream again if more is due.
+func (st *stream) complete(j job, hyp Hypothesis, err error) {
+	s := st.sess
+	now := s.pool.cfg.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.decoding, st.lastDone = false, now
+	if j.final {
+		st.decodingFinal = false
+	} else if st.abortPartial != nil {
+		st.abortPartial()
+		st.abortPartial = nil
+	}
+	if s.closed || s.failed {
+		return
+	}
+	if err != nil {
+		if s.pool.ctx.Err() != nil {
+			return // the pool is closing
+		}
+		if !j.final && j.ctx.Err() != nil { // aborted by a cut: go on with the final
+			st.drain()
+			s.maybeClosed()
+			st.schedule(now)
+			return
+		}
+		s.fail(st, bus.CodeInternal, fmt.Errorf("session %s: decode: %w", s.req.Session, err))
+		return
+	}
+	speech := sec(j.speechEnd - min(j.speechEnd, j.speechStart))
+	text, why := guardText(hyp, speech)
+	if why != guardNone {
+		s.log.Debug("hypothesis guarded", "reason", why, "text", hyp.Text, "final", j.final)
+	}
+	if j.final {
+		st.emitFinal(strings.Fields(text), confidence(hyp))
+	} else {
+		st.emitPartial(j, strings.Fields(text), hyp)
+	}
+	st.drain()
+	s.maybeClosed()
+	st.utteranceEnd()
+	st.trim()
+	st.schedule(now)
+}
+
+func (st *stream) emitPartial(j job, words []string, hyp Hypothesis) {
+	if j.uttID != st.uttID || !st.uttOpen {
+		return // the utterance was cut while this decode ran; its final follows
+	}
+	tail := st.agree.update(words)
+	conf := confidence(hyp)
+	st.lastHyp, st.lastHypEnd, st.lastHypConf = words, j.winEnd, conf
+	all := append(append([]string(nil), st.agree.committed...), tail...)
+	text := strings.Join(all, " ")
+	if text == "" || text == st.lastText {
+		return
+	}
+	st.lastText = text
+	st.sess.send(st, bus.Result{
+		Type: bus.ResultPartial, Start: sec(st.uttStart), Duration: sec(j.winEnd - st.uttStart),
+		Text: text, Words: spreadWords(all, j.speechStart, j.winEnd, conf), Confidence: conf,
+		StableWords: st.agree.stable(),
+	})
+}
+
+// emitFinal emits the final of pending[0] from the words of its decode.
+func (st *stream) emitFinal(words []string, conf float64) {
+	seg := st.pending[0]
+	st.pending = st.pending[1:]
+	all := seg.agree.finish(words)
+	if len(all) == 0 && !seg.fromFinalize {
+		return
+	}
+	ws := spreadWords(all, seg.start, seg.speechEnd, conf)
+	if len(ws) > 0 {
+		st.lastWordEnd = ws[len(ws)-1].End
+		st.ueSent = false
+	}
+	st.history = lastWords(append(st.history, all...), maxHistoryWords)
+	st.sess.send(st, bus.Result{
+		Type: bus.ResultFinal, Start: sec(seg.start), Duration: sec(seg.end - seg.start),
+		Text: strings.Join(all, " "), Words: ws, Confidence: conf,
+		SpeechFinal: seg.speechFinal, FromFinalize: seg.fromFinalize,
+		EndSample: seg.end, AudioSeq: seg.audioSeq,
+	})
+}
+
+// spreadWords gives words times by linear interpolation over the speech span [from, to)
+// in proportion to their length in characters (+1 for the gap). The decode runs with
+// single_segment and no timestamps, so whisper gives no token times; interpolation is
+// exact at the utterance edges (VAD) and typically within a few hundred ms inside.
+func spreadWords(words []string, from, to uint64, conf float64) []bus.Word {
+	if len(words) == 0 {
+		return nil
+	}
+	total := 0
+	for _, w := range words {
+		total += len([]rune(w)) + 1
+	}
+	t0, span := sec(from), sec(to-min(to, from))
+	out := make([]bus.Word, len(words))
+	acc := 0
+	for i, w := range words {
+		start := t0 + span*float64(acc)/float64(total)
+		acc += len([]rune(w)) + 1
+		end := t0 + span*float64(acc-1)/float64(total)
+		out[i] = bus.Word{Word: normWord(w), Punctuated: w, Start: start, End: end, Confidence: conf}
+	}
+	return out
+}
+
+// confidence maps whisper's mean token log-probability to [0, 1].
+func confidence(h Hypothesis) float64 {
+	if h.AvgLogprob == 0 && len(h.Tokens) == 0 {
+		return 0
+	}
+	return math.Max(0, math.Min(1, math.Exp(h.AvgLogprob)))
+}
+
+func lastWords(w []string, n int) []string {
+	if len(w) > n {
+		return append([]string(nil), w[len(w)-n:]...)
+	}
+	return w
+}

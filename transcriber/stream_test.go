@@ -1,0 +1,345 @@
+package transcriber
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// checkPartials asserts the user-visible streaming contract: within an utterance, the
+// words a partial declared stable are a prefix of every later partial and of the final;
+// StableWords never decreases; no unstable guess ("~") is ever stable.
+func checkPartials(t *testing.T, rs []bus.Result) {
+	t.Helper()
+	var stable []string
+	for i, r := range rs {
+		switch r.Type {
+		case bus.ResultPartial, bus.ResultFinal:
+			w := strings.Fields(r.Text)
+			if len(w) < len(stable) || strings.Join(w[:len(stable)], " ") != strings.Join(stable, " ") {
+				t.Errorf("result %d (%s %q) does not start with the stable words %q", i, r.Type, r.Text, stable)
+			}
+			if r.Type == bus.ResultFinal {
+				stable = nil
+				continue
+			}
+			if r.StableWords < len(stable) || r.StableWords > len(w) {
+				t.Errorf("partial %d %q: StableWords %d after %d", i, r.Text, r.StableWords, len(stable))
+				continue
+			}
+			stable = w[:r.StableWords]
+			if strings.Contains(strings.Join(stable, " "), "~") {
+				t.Errorf("partial %d %q committed an unstable guess", i, r.Text)
+			}
+		}
+	}
+}
+
+func TestStreamPartialsAndEndpointFinal(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true, VADEvents: true, UtteranceEndMs: 1000})
+	pos := rig.feed(s, c, silence(500), 0, 0)
+	speechStart := pos
+	pos = rig.feed(s, c, speech(0, 1, 2, 3, 4, 5, 6, 7), pos, 0)
+	speechEnd := pos - fakeGapMs*bus.SamplesPerMs
+	rig.feed(s, c, silence(1500), pos, 0)
+
+	rs := c.results()
+	checkPartials(t, rs)
+	if rs[0].Type != bus.ResultSpeechStarted || rs[0].Start < sec(speechStart)-0.05 || rs[0].Start > sec(speechStart)+0.05 {
+		t.Errorf("first result %+v, want speech_started at %.2f s", rs[0], sec(speechStart))
+	}
+	partials := c.ofType(bus.ResultPartial)
+	if len(partials) < 5 {
+		t.Fatalf("%d partials for 2.4 s of speech at a 300 ms step", len(partials))
+	}
+	finals := c.ofType(bus.ResultFinal)
+	if len(finals) != 1 {
+		t.Fatalf("finals %+v, want 1", finals)
+	}
+	f := finals[0]
+	if want := strings.Join(fakeVocab, " "); f.Text != want || !f.SpeechFinal {
+		t.Errorf("final %q speech_final=%v, want %q by endpointing", f.Text, f.SpeechFinal, want)
+	}
+	var at uint64
+	for i, r := range c.rs {
+		if r.Type == bus.ResultFinal {
+			at = c.at[i]
+		}
+	}
+	if lag := sec(at - speechEnd); lag > 0.6+0.3+0.05 {
+		t.Errorf("final came %.2f s of audio after speech ended, want ≤ endpoint 0.6 + step 0.3", lag)
+	}
+	if f.EndSample < speechEnd || f.EndSample > at || len(f.Words) != 8 {
+		t.Errorf("final EndSample %d (speech end %d, fed %d), %d words", f.EndSample, speechEnd, at, len(f.Words))
+	}
+	if w := f.Words[0]; w.Start < sec(speechStart)-0.05 || f.Words[7].End > sec(speechEnd)+0.05 {
+		t.Errorf("word times %.2f..%.2f outside speech %.2f..%.2f", w.Start, f.Words[7].End, sec(speechStart), sec(speechEnd))
+	}
+	ue := c.ofType(bus.ResultUtteranceEnd)
+	if len(ue) != 1 || ue[0].LastWordEnd != f.Words[7].End || rs[len(rs)-1].Type != bus.ResultUtteranceEnd {
+		t.Errorf("utterance_end %+v, want one after the final with its last word end", ue)
+	}
+	for i := 1; i < len(rs); i++ {
+		if rs[i].Seq != rs[i-1].Seq+1 {
+			t.Fatalf("seq %d after %d", rs[i].Seq, rs[i-1].Seq)
+		}
+	}
+}
+
+func TestStreamNoInterimMeansFinalsOnly(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	s, c := rig.open(bus.StreamOptions{})
+	pos := rig.feed(s, c, speech(1, 2, 3), 0, 0)
+	rig.feed(s, c, silence(1000), pos, 0)
+	if rs := c.results(); len(rs) != 1 || rs[0].Type != bus.ResultFinal || rs[0].Text != "bravo charlie delta" {
+		t.Errorf("results %+v, want one final", rs)
+	}
+	if n := rig.dec.calls.Load(); n != 1 {
+		t.Errorf("%d decodes without interim results, want 1", n)
+	}
+}
+
+func TestStreamFinalizeAndEnd(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true, EndpointingMs: -1})
+	pos := rig.feed(s, c, speech(0, 1, 2), 0, 0)
+	pos = rig.feed(s, c, silence(2000), pos, bus.FlagFinalize)
+	finals := c.ofType(bus.ResultFinal)
+	if len(finals) != 1 || finals[0].Text != "alpha bravo charlie" || !finals[0].FromFinalize || finals[0].SpeechFinal {
+		t.Fatalf("after Finalize with endpointing off: finals %+v", finals)
+	}
+	if finals[0].EndSample != pos {
+		t.Errorf("finalize EndSample %d, want %d (all audio sent)", finals[0].EndSample, pos)
+	}
+	// Finalize with nothing open is still answered.
+	pos = rig.feed(s, c, silence(100), pos, bus.FlagFinalize)
+	if f := c.ofType(bus.ResultFinal); len(f) != 2 || f[1].Text != "" || !f[1].FromFinalize {
+		t.Fatalf("empty finalize: %+v", f)
+	}
+	pos = rig.feed(s, c, speech(3, 4), pos, bus.FlagEnd)
+	rs := c.results()
+	last := rs[len(rs)-1]
+	if last.Type != bus.ResultClosed {
+		t.Fatalf("last result %+v, want closed", last)
+	}
+	f := c.ofType(bus.ResultFinal)
+	if got := f[len(f)-1]; got.Text != "delta echo" || got.FromFinalize || got.EndSample != pos {
+		t.Errorf("End final %+v, want 'delta echo' up to %d", got, pos)
+	}
+	checkPartials(t, rs)
+	if err := s.Write(&bus.AudioChunk{StartSample: pos, PCM: silence(20)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after End: %v, want ErrClosed", err)
+	}
+}
+
+func TestStreamSilenceEmitsNothing(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true, VADEvents: true, UtteranceEndMs: 1000})
+	quiet := silence(5000)
+	for i := range quiet {
+		quiet[i] = int16((i*7919)%301 - 150) // ±0.5 % hiss
+	}
+	rig.feed(s, c, quiet, 0, bus.FlagEnd)
+	if rs := c.results(); len(rs) != 1 || rs[0].Type != bus.ResultClosed {
+		t.Errorf("silence gave %+v, want only closed", rs)
+	}
+	if n := rig.dec.calls.Load(); n != 0 {
+		t.Errorf("silence was decoded %d times", n)
+	}
+}
+
+func TestStreamGuardsDropInventedText(t *testing.T) {
+	tests := []struct {
+		name string
+		hyp  func(string) Hypothesis
+		want string
+	}{
+		{"thanks for watching", func(string) Hypothesis {
+			return Hypothesis{Text: "Thanks for watching!", AvgLogprob: -0.3}
+		}, ""},
+		{"low-confidence you", func(string) Hypothesis {
+			return Hypothesis{Text: " you", AvgLogprob: -1.1, NoSpeechProb: 0.4}
+		}, ""},
+		{"no speech", func(s string) Hypothesis {
+			return Hypothesis{Text: s, AvgLogprob: -1.5, NoSpeechProb: 0.9}
+		}, ""},
+		{"repetition loop", func(s string) Hypothesis {
+			return Hypothesis{Text: s + " go go go go go go go go", AvgLogprob: -0.3}
+		}, "alpha bravo go"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rig := newFakeRig(t, PoolConfig{}, &scriptedDecoder{Override: tt.hyp})
+			s, c := rig.open(bus.StreamOptions{InterimResults: true})
+			pos := rig.feed(s, c, speech(0, 1), 0, 0)
+			rig.feed(s, c, silence(1000), pos, 0)
+			var texts []string
+			for _, r := range c.results() {
+				if strings.Contains(r.Text, "watching") || strings.Contains(r.Text, "go go go go") || r.Text == "you" {
+					t.Errorf("invented text emitted: %+v", r)
+				}
+				if r.Type == bus.ResultFinal {
+					texts = append(texts, r.Text)
+				}
+			}
+			if got := strings.Join(texts, "|"); got != tt.want {
+				t.Errorf("finals %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStreamMaxSegmentForcesFinal(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{MaxSegment: 3 * time.Second}, nil)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true})
+	var words []int
+	for i := 0; i < 20; i++ { // 6 s of continuous speech
+		words = append(words, i%8)
+	}
+	pos := rig.feed(s, c, speech(words...), 0, 0)
+	rig.feed(s, c, silence(1000), pos, 0)
+	finals := c.ofType(bus.ResultFinal)
+	if len(finals) < 2 {
+		t.Fatalf("%d finals for 6 s of speech with MaxSegment 3 s", len(finals))
+	}
+	for _, f := range finals[:len(finals)-1] {
+		if f.SpeechFinal || f.Duration > 3.05 {
+			t.Errorf("forced final %+v: want speech_final=false, ≤ 3 s", f)
+		}
+	}
+	for i := 1; i < len(finals); i++ {
+		if finals[i].Start < sec(finals[i-1].EndSample)-0.001 {
+			t.Errorf("final %d starts at %.2f before the previous end %.2f", i, finals[i].Start, sec(finals[i-1].EndSample))
+		}
+	}
+	checkPartials(t, c.results())
+}
+
+func TestStreamBufferOverflow(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{MaxSegment: 5 * time.Second, MaxBuffer: 10 * time.Second}, &scriptedDecoder{Block: true})
+	s, c := rig.open(bus.StreamOptions{InterimResults: true})
+	pcm := speech(0, 1, 2, 3, 4, 5, 6, 7)
+	var err error
+	var pos uint64
+	for i := 0; i < 10 && err == nil; i++ { // 24 s of speech, decoder stuck
+		for j := 0; j < len(pcm) && err == nil; j += 320 {
+			err = s.Write(&bus.AudioChunk{StartSample: pos, PCM: pcm[j:min(j+320, len(pcm))]})
+			pos += uint64(min(320, len(pcm)-j))
+		}
+	}
+	if !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("write with a stuck decoder: %v, want ErrOverloaded", err)
+	}
+	if sec(pos) > 10.1 {
+		t.Errorf("overloaded only after %.1f s", sec(pos))
+	}
+	rs := c.results()
+	if last := rs[len(rs)-1]; last.Type != bus.ResultError || last.Code != bus.CodeOverloaded {
+		t.Errorf("last result %+v, want an OVERLOADED error", last)
+	}
+	if err := s.Write(&bus.AudioChunk{StartSample: pos, PCM: silence(20)}); !errors.Is(err, ErrOverloaded) {
+		t.Errorf("write after overload: %v", err)
+	}
+}
+
+func TestStreamCloseStopsEmitting(t *testing.T) {
+	dec := &scriptedDecoder{Block: true}
+	rig := newFakeRig(t, PoolConfig{}, dec)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true})
+	pcm := speech(0, 1, 2)
+	for j := 0; j < len(pcm); j += 320 {
+		rig.clock.Advance(20 * time.Millisecond)
+		if err := s.Write(&bus.AudioChunk{StartSample: uint64(j), PCM: pcm[j:min(j+320, len(pcm))]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for dec.inFlight.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if dec.inFlight.Load() == 0 {
+		t.Fatal("no decode started")
+	}
+	if free := rig.pool.Capacity("fake").Free; free != rig.pool.cfg.MaxSessions-1 {
+		t.Errorf("free %d with one session open", free)
+	}
+	start := time.Now()
+	s.Close()
+	c.closed.Store(true)
+	rig.waitIdle()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close and abort took %v", d)
+	}
+	if dec.aborted.Load() != 1 {
+		t.Errorf("in-flight decode not aborted")
+	}
+	if err := s.Write(&bus.AudioChunk{StartSample: uint64(len(pcm)), PCM: silence(20)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after close: %v", err)
+	}
+	if c.late.Load() != 0 {
+		t.Errorf("%d results after Close", c.late.Load())
+	}
+	if free := rig.pool.Capacity("fake").Free; free != rig.pool.cfg.MaxSessions {
+		t.Errorf("free %d after Close, want %d", free, rig.pool.cfg.MaxSessions)
+	}
+}
+
+func TestStreamResumeAndReplayOverlap(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	c := &collector{}
+	const resume = 48000 // 3 s into the stream
+	s, err := rig.pool.Open(bus.SessionRequest{Session: "s", Model: "fake", Channels: 1, ResumeSample: resume, Prompt: "earlier words"}, c.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pcm := speech(2, 3)
+	pos := rig.feed(s, c, pcm[:4800], resume, 0)
+	// A replayed chunk overlapping what was already written is trimmed.
+	pos = rig.feed(s, c, pcm[3200:], pos-1600, 0)
+	rig.feed(s, c, silence(1000), pos, 0)
+	f := c.ofType(bus.ResultFinal)
+	if len(f) != 1 || f[0].Text != "charlie delta" || f[0].Start < 3 || f[0].EndSample <= resume {
+		t.Fatalf("finals %+v, want 'charlie delta' after 3 s", f)
+	}
+	rig.dec.mu.Lock()
+	defer rig.dec.mu.Unlock()
+	if len(rig.dec.reqs[0].PromptTokens) != 2 {
+		t.Errorf("prompt tokens %v, want the 2 words of the request prompt", rig.dec.reqs[0].PromptTokens)
+	}
+}
+
+func TestStreamMultiChannel(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	c := &collector{}
+	s, err := rig.pool.Open(bus.SessionRequest{Session: "s", Model: "fake", Channels: 2}, c.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	left := cat(speech(0, 1), silence(1200))
+	right := cat(silence(600), speech(5, 6), silence(600))
+	for i := 0; i < len(left); i += 320 {
+		rig.clock.Advance(20 * time.Millisecond)
+		for ch, pcm := range [][]int16{left, right} {
+			if err := s.Write(&bus.AudioChunk{Channel: ch, StartSample: uint64(i), PCM: pcm[i:min(i+320, len(pcm))]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rig.waitIdle()
+	}
+	got := map[int]string{}
+	for _, r := range c.ofType(bus.ResultFinal) {
+		got[r.Channel] += r.Text
+	}
+	if got[0] != "alpha bravo" || got[1] != "foxtrot golf" {
+		t.Errorf("finals by channel %v", got)
+	}
+	if err := s.Write(&bus.AudioChunk{Channel: 2, PCM: silence(20)}); err == nil {
+		t.Error("chunk of a third channel accepted")
+	}
+}
