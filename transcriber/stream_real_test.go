@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -24,19 +23,8 @@ func realEngine(t *testing.T) (Model, func() (VAD, error)) {
 	if testing.Short() {
 		t.Skip("SKIP: real-engine streaming test runs in real time (-short)")
 	}
-	p := os.Getenv("EARSHOT_MODEL")
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "earshot", "models", "ggml-tiny.en.bin")
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("whisper model required in CI: %v (run `make model`)", err)
-		}
-		t.Skipf("SKIP: whisper model missing: %v (run `earshot models pull tiny.en` or `make model`)", err)
-	}
-	dir := testdata.Require(t)
-	vadPath := filepath.Join(dir, "models", "ggml-silero-v6.2.0.bin")
+	p := testdata.Model(t, "tiny.en")
+	vadPath := testdata.VAD(t)
 	m, err := LoadWhisper(p, LoadOptions{Threads: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -15,23 +15,9 @@ import (
 	"github.com/earshot-dev/earshot/transcriber"
 )
 
-// whisperModelPath returns the tiny.en weights ($EARSHOT_MODEL or
-// ~/.cache/earshot/models/ggml-tiny.en.bin); it skips loudly when they are
-// missing, and fails under CI=true.
 func whisperModelPath(tb testing.TB) string {
 	tb.Helper()
-	p := os.Getenv("EARSHOT_MODEL")
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "earshot", "models", "ggml-tiny.en.bin")
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("whisper model required in CI: %v (run `make model`)", err)
-		}
-		tb.Skipf("SKIP: whisper model missing: %v (run `earshot models pull tiny.en` or `make model`)", err)
-	}
-	return p
+	return testdata.Model(tb, "tiny.en")
 }
 
 // whisperTiny acquires tiny.en from the shared registry for the test.

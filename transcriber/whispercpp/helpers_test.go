@@ -9,23 +9,9 @@ import (
 	"github.com/earshot-dev/earshot/internal/testdata"
 )
 
-// modelPath returns the tiny.en weights ($EARSHOT_MODEL or
-// ~/.cache/earshot/models/ggml-tiny.en.bin). It skips the test when they are
-// missing, except under CI=true, where that is a failure.
 func modelPath(tb testing.TB) string {
 	tb.Helper()
-	p := os.Getenv("EARSHOT_MODEL")
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "earshot", "models", "ggml-tiny.en.bin")
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("whisper model required in CI: %v (run `make model`)", err)
-		}
-		tb.Skipf("SKIP: whisper model missing: %v (run `earshot models pull tiny.en` or `make model`)", err)
-	}
-	return p
+	return testdata.Model(tb, "tiny.en")
 }
 
 func vadPath(tb testing.TB) string {
