@@ -16,27 +16,29 @@ type OfflineOptions struct {
 
 // Transcript is a whole-file transcription.
 type Transcript struct {
-	Text     string
-	Duration float64 // seconds of input
-	Segments []TranscriptSegment
+	Text     string              `json:"text"`
+	Duration float64             `json:"duration"` // seconds of input
+	Segments []TranscriptSegment `json:"segments"`
 }
 
 // TranscriptSegment is one whisper segment; times in seconds from the start.
 type TranscriptSegment struct {
-	Start, End   float64
-	Text         string
-	Words        []Word
-	NoSpeechProb float32
-	AvgLogprob   float64
+	Start        float64 `json:"start"`
+	End          float64 `json:"end"`
+	Text         string  `json:"text"`
+	Words        []Word  `json:"words"`
+	NoSpeechProb float32 `json:"no_speech_prob"`
+	AvgLogprob   float64 `json:"avg_logprob"`
 }
 
 // Word is one word with times from whisper's token timestamps (an estimate:
 // whisper.cpp's experimental token-level timing) and the mean probability of
 // its tokens.
 type Word struct {
-	Start, End  float64
-	Text        string
-	Probability float32
+	Start       float64 `json:"start"`
+	End         float64 `json:"end"`
+	Text        string  `json:"word"`
+	Probability float32 `json:"probability"`
 }
 
 // Transcribe decodes a whole 16 kHz mono recording with its own Decoder

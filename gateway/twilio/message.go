@@ -42,7 +42,13 @@ type Message struct {
 	DTMF           *DTMFInfo  `json:"dtmf,omitempty"`
 	Mark           *MarkInfo  `json:"mark,omitempty"`
 	Stop           *StopInfo  `json:"stop,omitempty"`
+
+	decoded Media // media: the checked payload (set by ParseMessage)
 }
+
+// Decoded returns a media message's checked chunk number, track and audio, as
+// ParseMessage decoded them.
+func (m *Message) Decoded() Media { return m.decoded }
 
 // StartInfo is the start message's metadata.
 type StartInfo struct {
@@ -141,9 +147,11 @@ func ParseMessage(b []byte) (*Message, error) {
 		if m.Media == nil {
 			return nil, fmt.Errorf("%w: media without media object", ErrProtocol)
 		}
-		if _, err := m.Media.Decode(); err != nil {
+		d, err := m.Media.Decode()
+		if err != nil {
 			return nil, err
 		}
+		m.decoded = d
 	case EventDTMF:
 		if m.DTMF == nil || m.DTMF.Digit == "" {
 			return nil, fmt.Errorf("%w: dtmf without digit", ErrProtocol)

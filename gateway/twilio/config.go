@@ -1,0 +1,92 @@
+package twilio
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// CallMetering starts the usage meter of one track of one call. It is the phone
+// counterpart of gateway.Metering: the usage events it produces carry Call (the
+// Twilio callSid) and Track ("inbound" or "outbound"). Safe for concurrent use.
+// In production: billing.NewMeter(js, bus.UsageEvent{Tenant, Model, Session, Call,
+// Track}, every) behind a one-line adapter.
+type CallMetering interface {
+	Start(ctx context.Context, tenant bus.TenantID, model string, session bus.SessionID, call, track string) (gateway.Meter, error)
+}
+
+// Config configures a Handler. Zero values take the defaults.
+type Config struct {
+	// Backend opens one transcription session per track. Required.
+	Backend gateway.Backend
+	// Tenants resolves stream secrets (a *SecretStore). Required.
+	Tenants TenantResolver
+	// Metering meters each track. Required: a call that cannot be billed is refused.
+	Metering CallMetering
+	// Quota, when set, is checked once at start (the plan and balance of the tenant).
+	Quota gateway.Quota
+	// Webhooks says where a tenant's events go; nil: NATS only.
+	Webhooks Webhooks
+	// Publisher receives every event on CallSubject and undeliverable ones on
+	// DeadLetterSubject (a *nats.Conn); nil: webhook only, failures only logged.
+	Publisher Publisher
+	// Model transcribes calls unless the start message's customParameters name
+	// another ("model"). Default "tiny.en".
+	Model string
+	// AuthToken is the Twilio account auth token. When set, every handshake must carry a
+	// valid X-Twilio-Signature (HMAC-SHA1 of the URL Twilio connected to).
+	AuthToken string
+	// PublicURL is the scheme and host Twilio connects to ("wss://stt.example.com"),
+	// needed to check X-Twilio-Signature behind a proxy. Default: from the request.
+	PublicURL string
+	// IdleTimeout finalises and bills a call that sent nothing for this long (no stop).
+	// Default 10 s.
+	IdleTimeout time.Duration
+	// ReorderWindow is how many chunks may wait for a late one before the gap is filled
+	// with silence. Default 10 (200 ms).
+	ReorderWindow int
+	// FinalTimeout bounds the wait for a track's last finals after the call ended.
+	// Default 20 s.
+	FinalTimeout time.Duration
+	// OpenTimeout bounds Backend.Open. Default 5 s.
+	OpenTimeout time.Duration
+	// NoPartials delivers finals and the summary only.
+	NoPartials bool
+	// Delivery tunes the webhook.
+	Delivery DeliveryOptions
+	// Log is the handler's logger. Default: discard.
+	Log *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.Backend == nil || c.Tenants == nil || c.Metering == nil {
+		return fmt.Errorf("%w: Backend, Tenants and Metering are required", ErrConfig)
+	}
+	if c.Model == "" {
+		c.Model = "tiny.en"
+	}
+	if !bus.ValidModel(c.Model) {
+		return fmt.Errorf("%w: model %q", ErrConfig, c.Model)
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 10 * time.Second
+	}
+	if c.ReorderWindow <= 0 {
+		c.ReorderWindow = 10
+	}
+	if c.FinalTimeout <= 0 {
+		c.FinalTimeout = 20 * time.Second
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = 5 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	c.Delivery.defaults()
+	return nil
+}

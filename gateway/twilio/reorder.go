@@ -1,0 +1,102 @@
+package twilio
+
+import (
+	"fmt"
+	"sort"
+)
+
+// maxAhead is the furthest a chunk number may jump past the one expected (60 s of
+// 20 ms chunks): a larger jump is not a lost packet but a broken sender, and filling
+// it with silence would let one message allocate without bound.
+const maxAhead = 3000
+
+// mulawSilence is the µ-law code of a zero sample.
+const mulawSilence = 0xFF
+
+// reorder puts one track's media chunks back in chunk order. A chunk that arrives
+// early waits in a window of up to `window` chunks; a chunk at or below the last one
+// released, or already waiting, is a duplicate and dropped. When the window overflows
+// (or at Flush), the missing chunks before the earliest waiting one are given up on
+// and replaced by silence of the size of the last chunk seen, so the stream's clock
+// (and every later word time) stays right. Not safe for concurrent use.
+type reorder struct {
+	window  int
+	next    uint64            // chunk number expected next
+	pending map[uint64][]byte // early chunks by number
+	lastLen int               // size of the last chunk seen (for gap filling)
+
+	duplicates, filled int // counters for logs and the summary
+}
+
+func newReorder(window int) *reorder {
+	return &reorder{window: window, next: 1, pending: map[uint64][]byte{}, lastLen: FrameBytes}
+}
+
+// release is one piece of audio ready to decode, in order.
+type release struct {
+	audio  []byte
+	filler bool // silence standing in for a lost chunk (not billed)
+}
+
+// Add takes chunk n and returns what is now ready, in order. A chunk more than
+// maxAhead past the expected one is an error wrapping ErrProtocol.
+func (r *reorder) Add(n uint64, audio []byte) ([]release, error) {
+	if n < r.next {
+		r.duplicates++
+		return nil, nil
+	}
+	if _, dup := r.pending[n]; dup {
+		r.duplicates++
+		return nil, nil
+	}
+	if n-r.next > maxAhead {
+		return nil, fmt.Errorf("%w: media chunk %d jumps %d chunks past the expected %d", ErrProtocol, n, n-r.next, r.next)
+	}
+	r.lastLen = len(audio)
+	r.pending[n] = audio
+	out := r.drain(nil)
+	for len(r.pending) > r.window {
+		out = r.skipGap(out)
+	}
+	return out, nil
+}
+
+// Flush gives up on every missing chunk and releases all that wait.
+func (r *reorder) Flush() []release {
+	var out []release
+	for len(r.pending) > 0 {
+		out = r.skipGap(out)
+	}
+	return out
+}
+
+func (r *reorder) drain(out []release) []release {
+	for {
+		a, ok := r.pending[r.next]
+		if !ok {
+			return out
+		}
+		delete(r.pending, r.next)
+		out = append(out, release{audio: a})
+		r.next++
+	}
+}
+
+// skipGap fills the gap before the earliest waiting chunk with silence, then drains.
+func (r *reorder) skipGap(out []release) []release {
+	keys := make([]uint64, 0, len(r.pending))
+	for k := range r.pending {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	first := keys[0]
+	for ; r.next < first; r.next++ {
+		s := make([]byte, r.lastLen)
+		for i := range s {
+			s[i] = mulawSilence
+		}
+		out = append(out, release{audio: s, filler: true})
+		r.filled++
+	}
+	return r.drain(out)
+}
