@@ -90,3 +90,10 @@ type metering struct{ js jetstream.JetStream }
 func (m metering) Start(_ context.Context, s gateway.SessionInfo) (gateway.Meter, error) {
 	return billing.NewMeter(m.js, bus.UsageEvent{Tenant: s.Tenant, Key: s.Key, Model: s.Model, Session: s.Session}, 2*time.Second)
 }
+
+// callMetering meters one phone-call track per session, with the call id on its events.
+type callMetering struct{ js jetstream.JetStream }
+
+func (m callMetering) Start(_ context.Context, t bus.TenantID, model string, s bus.SessionID, call, track string) (gateway.Meter, error) {
+	return billing.NewMeter(m.js, bus.UsageEvent{Tenant: t, Model: model, Session: s, Call: call, Track: track}, 2*time.Second)
+}

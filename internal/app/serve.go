@@ -22,6 +22,7 @@ import (
 
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/gateway/twilio"
 	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/config"
@@ -138,6 +139,7 @@ func Run(ctx context.Context, o Options) error {
 
 	var srv *http.Server
 	var gw *gateway.Server
+	var phone *twilio.Handler
 	mux := http.NewServeMux()
 	if o.Parts.Gateway {
 		if o.Gateway.Demo {
@@ -178,6 +180,23 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		gw.Mount("GET /v1/usage", billing.UsageHandler(store, gw.TenantFromRequest))
+		phone, err = twilio.New(twilio.Config{
+			Backend:   backend{client},
+			Tenants:   twilio.NewSecretStore(rdb),
+			Metering:  callMetering{js},
+			Quota:     billing.NewQuota(store),
+			Webhooks:  twilio.NewRedisWebhooks(rdb),
+			Publisher: nc,
+			Model:     o.Gateway.DefaultModel,
+			AuthToken: o.Gateway.TwilioAuthToken,
+			PublicURL: o.Gateway.PublicURL,
+			Log:       log.With("component", "twilio"),
+		})
+		if err != nil {
+			return err
+		}
+		gw.Mount("GET /v1/twilio", phone)
+		gw.Mount("GET /v1/twilio/{secret}", phone)
 		gw.Mount("/", web.Handler())
 		ops.Mount(muxOf(gw))
 		srv = &http.Server{Addr: o.Gateway.Listen, Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -217,6 +236,11 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("draining", "timeout", c.DrainTimeout)
 	dctx, cancel := context.WithTimeout(context.Background(), c.DrainTimeout)
 	defer cancel()
+	if phone != nil {
+		if err := phone.Shutdown(dctx); err != nil {
+			log.Warn("phone bridge drain", "err", err)
+		}
+	}
 	if gw != nil {
 		if err := gw.Shutdown(dctx); err != nil {
 			log.Warn("gateway drain", "err", err)

@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/internal/app"
+	"github.com/earshot-dev/earshot/internal/bench"
+	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/testdata"
+)
+
+func init() {
+	register(&command{
+		name:    "bench",
+		summary: "load benchmark: N concurrent real-time streams through the public WebSocket API",
+		usage: `Streams the WAV files of a speech manifest (looped, each followed by 1 s of silence) on N
+concurrent connections in real time, for each N of --streams, and measures partial, word and final
+latency, WER against the references, RTF, CPU and peak RSS of the service processes (--pids, else
+every process named "earshot" but this one), and audio billed (GET /v1/usage). The sweep stops
+after the first level whose partial p95 exceeds --knee or that had errors. Writes bench.json,
+bench.md, latency.svg and cpu.svg to --out. Credentials: --key, --token, or demo tokens
+(earshot serve --demo).
+
+--engine skips the gateway: sessions are opened on transcriber workers over NATS (--nats URL, or
+--nats-port P to run an embedded NATS server here that 'earshot transcriber --nats
+nats://127.0.0.1:P' joins). For hosts without Redis (the GPU benchmark); billing is then n/a.`,
+		run: runBench,
+	})
+}
+
+func runBench(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, commands["bench"], "[flags]")
+	url := fs.String("url", "ws://localhost:8080/v1/listen", "gateway WebSocket URL")
+	key := fs.String("key", "", "API key (or env EARSHOT_API_KEY)")
+	token := fs.String("token", "", "token from POST /v1/auth/grant (must outlive the sweep's dials)")
+	model := fs.String("model", "", "model (default: the server's; --engine: tiny.en)")
+	manifest := fs.String("manifest", "", "speech manifest (default: the shared test data's speech/manifest.tsv)")
+	streams := fs.String("streams", "1,2,4,8", "concurrent streams per level, ascending")
+	dur := fs.Duration("duration", 60*time.Second, "audio per stream per level")
+	chunk := fs.Int("chunk-ms", 100, "audio per frame")
+	knee := fs.Duration("knee", 2*time.Second, "stop after a level whose partial p95 is above this")
+	out := fs.String("out", "bench/out", "directory for bench.json, bench.md, latency.svg, cpu.svg")
+	asJSON := fs.Bool("json", false, "print the report as JSON on stdout (else the Markdown table)")
+	pids := fs.String("pids", "", "comma-separated pids of the service processes (default: every 'earshot' process but this one)")
+	gpu := fs.Bool("gpu", false, "sample GPU utilisation and memory with nvidia-smi")
+	engine := fs.Bool("engine", false, "open sessions on workers over NATS instead of the WebSocket gateway")
+	natsURL := fs.String("nats", "", "--engine: NATS URL of the workers")
+	natsPort := fs.Int("nats-port", 0, "--engine: run an embedded NATS server on this loopback port")
+	wait := fs.Duration("wait-worker", 3*time.Minute, "--engine: how long to wait for a worker's heartbeat")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log := newBenchLog(e)
+	cfg := bench.Config{Duration: *dur, ChunkMs: *chunk, KneeP95: *knee, GPU: *gpu, Log: log}
+	var err error
+	if cfg.Streams, err = parseInts(*streams); err != nil {
+		return fmt.Errorf("--streams: %w", err)
+	}
+	if *pids != "" {
+		if cfg.Pids, err = parseInts(*pids); err != nil {
+			return fmt.Errorf("--pids: %w", err)
+		}
+	} else {
+		cfg.Pids = bench.FindPids("earshot")
+	}
+	if *manifest == "" {
+		if *manifest, err = testdata.Path(testdata.SpeechManifest); err != nil {
+			return fmt.Errorf("no --manifest and %w", err)
+		}
+	}
+	if cfg.Clips, err = bench.LoadClips(*manifest); err != nil {
+		return err
+	}
+	if *engine {
+		stop, err := useEngine(ctx, &cfg, *natsURL, *natsPort, *model, *wait, e)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if *pids == "" {
+			cfg.Pids = bench.FindPids("earshot")
+		}
+	} else {
+		if *key == "" {
+			for _, kv := range e.environ {
+				if v, ok := strings.CutPrefix(kv, "EARSHOT_API_KEY="); ok {
+					*key = v
+				}
+			}
+		}
+		cfg.UseWebSocket(*url, *model, &bench.Credentials{Key: *key, Token: *token, Base: bench.HTTPBase(*url)})
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if rep == nil {
+		return err
+	}
+	if werr := bench.WriteFiles(*out, rep); werr != nil {
+		return werr
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		bench.WriteMarkdown(e.stdout, rep)
+	}
+	abs, _ := filepath.Abs(*out)
+	fmt.Fprintf(e.stderr, "wrote %s/{bench.json,bench.md,latency.svg,cpu.svg}\n", abs)
+	return err
+}
+
+// useEngine connects cfg to workers over NATS (embedding a NATS server when natsPort
+// > 0) and waits for the first worker heartbeat.
+func useEngine(ctx context.Context, cfg *bench.Config, url string, port int, model string, wait time.Duration, e *env) (func(), error) {
+	var stops []func()
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	if port > 0 {
+		dir, err := os.MkdirTemp("", "earshot-bench-nats-")
+		if err != nil {
+			return nil, err
+		}
+		ns, err := app.StartEmbeddedNATS(dir, port, cfg.Log)
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, func() { ns.Shutdown(); ns.WaitForShutdown(); os.RemoveAll(dir) })
+		url = ns.ClientURL()
+		fmt.Fprintf(e.stderr, "bench: NATS ready on %s\n", url)
+	}
+	if url == "" {
+		return nil, fmt.Errorf("--engine needs --nats URL or --nats-port P")
+	}
+	nc, err := nats.Connect(url, nats.Name("earshot-bench"), nats.MaxReconnects(-1))
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("nats %s: %w", url, err)
+	}
+	stops = append(stops, nc.Close)
+	hb := make(chan struct{}, 1)
+	sub, err := nc.Subscribe(bus.HeartbeatWildcard, func(*nats.Msg) {
+		select {
+		case hb <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	select {
+	case <-hb:
+	case <-time.After(wait):
+		stop()
+		return nil, fmt.Errorf("no transcriber heartbeat on %s within %v", url, wait)
+	case <-ctx.Done():
+		stop()
+		return nil, ctx.Err()
+	}
+	_ = sub.Unsubscribe()
+	cl, err := ingest.NewClient(nc, cfg.Log, ingest.ClientOptions{GrantTimeout: 5 * time.Second})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	stops = append(stops, func() { _ = cl.Close() })
+	if model == "" {
+		model = "tiny.en"
+	}
+	cfg.UseBus(cl, model, "bus "+url+" model "+model)
+	return stop, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func newBenchLog(e *env) *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
