@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
@@ -161,4 +162,19 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRedactionNamesMatchTheGateway: every redact= value the gateway accepts at
+// negotiation is one the worker implements, and the reverse for the documented names.
+func TestRedactionNamesMatchTheGateway(t *testing.T) {
+	for name := range wire.KnownRedactions {
+		if err := ValidRedaction([]string{name}); err != nil {
+			t.Errorf("gateway accepts redact=%s but the worker refuses it: %v", name, err)
+		}
+	}
+	for _, name := range []string{RedactPCI, RedactNumbers, RedactEmail, RedactPhone} {
+		if !wire.KnownRedactions[name] {
+			t.Errorf("worker implements redact=%s but the gateway refuses it", name)
+		}
+	}
 }

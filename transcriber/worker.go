@@ -36,7 +36,7 @@ type WorkerConfig struct {
 	// before it closes them with CodeShuttingDown.
 	DrainTimeout time.Duration
 	// IdleTimeout closes a session that received no chunk (an empty chunk is a
-	// keep-alive) for this long: its gateway is gone.
+	// keep-alive) for this long, until its End chunk: its gateway is gone.
 	IdleTimeout time.Duration
 	// MaxChannels is the most channels one session may ask for.
 	MaxChannels int
@@ -397,7 +397,7 @@ func (w *Worker) remove(ws *wkSession) {
 func (w *Worker) reapIdle() {
 	cutoff := time.Now().Add(-w.cfg.IdleTimeout).UnixNano()
 	for _, ws := range w.snapshot() {
-		if ws.lastAudio.Load() < cutoff {
+		if ws.lastAudio.Load() < cutoff && !ws.inputDone.Load() {
 			ws.fail(bus.CodeBadRequest, fmt.Sprintf("no audio or keep-alive for %v", w.cfg.IdleTimeout))
 		}
 	}
@@ -453,6 +453,7 @@ type wkSession struct {
 	resultSubj string
 	log        *slog.Logger
 	lastAudio  atomic.Int64 // unix ns of the last chunk or keep-alive
+	inputDone  atomic.Bool  // the End chunk arrived: silence from the gateway is expected now
 
 	lastSeq uint64 // only touched by the audio subscription's goroutine
 
@@ -493,6 +494,11 @@ func (ws *wkSession) handleChunk(msg *nats.Msg) {
 		return
 	}
 	ws.lastSeq = c.Seq
+	if c.Flags&bus.FlagEnd != 0 {
+		// The gateway has sent everything; the session now ends by its own ResultClosed
+		// however long the decoding of its backlog takes, not by the idle timer.
+		ws.inputDone.Store(true)
+	}
 	ws.mu.Lock()
 	if ws.ended {
 		ws.mu.Unlock()
@@ -522,6 +528,17 @@ func (ws *wkSession) emit(r bus.Result) {
 	terminal := r.Type == bus.ResultClosed || r.Type == bus.ResultError
 	if terminal {
 		ws.ended = true
+	}
+	if len(ws.req.Options.Redact) > 0 && (r.Text != "" || len(r.Words) > 0) {
+		// Redacted before the result leaves the worker: the unredacted text never
+		// crosses NATS.
+		text, words, err := Redact(r.Text, r.Words, ws.req.Options.Redact)
+		if err != nil {
+			r = bus.Result{Type: bus.ResultError, Channel: r.Channel, Code: bus.CodeBadRequest, Message: err.Error()}
+			terminal, ws.ended = true, true
+		} else {
+			r.Text, r.Words = text, words
+		}
 	}
 	ws.publishLocked(r)
 	ws.mu.Unlock()

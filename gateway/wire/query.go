@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// KnownRedactions are the redact= values the workers implement (transcriber.Redact),
+// by Deepgram's names; "true" is Deepgram's alias of "numbers".
+var KnownRedactions = map[string]bool{"pci": true, "numbers": true, "true": true, "email": true, "phone": true}
+
 // DefaultEndpointingMs is what an absent endpointing parameter means: 0, the server's
 // own default (600 ms of silence). Deepgram's default is 10 ms; whisper needs longer
 // utterances, so we differ here (docs/api.md).
@@ -122,10 +126,10 @@ func ParseQuery(q url.Values) (Params, error) {
 			r = strings.ToLower(strings.TrimSpace(r))
 			switch {
 			case r == "" || r == "false":
-			case validName(r, 32):
+			case KnownRedactions[r]:
 				p.Redact = append(p.Redact, r)
 			default:
-				return Params{}, BadParam("redact", "%s is not a redaction name", clip(r))
+				return Params{}, BadParam("redact", "%s is not a redaction name: use pci, numbers (or true), email or phone", clip(r))
 			}
 		}
 		if len(p.Redact) > 16 {

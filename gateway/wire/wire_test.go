@@ -49,14 +49,14 @@ func TestParseQuery(t *testing.T) {
 		"model": {"tiny.en"}, "encoding": {"LINEAR16"}, "sample_rate": {"16000"}, "channels": {"2"},
 		"multichannel": {"true"}, "interim_results": {"true"}, "endpointing": {"false"},
 		"utterance_end_ms": {"1000"}, "vad_events": {"true"}, "punctuate": {"true"},
-		"redact": {"pci", "ssn,numbers"}, "tag": {"x"}, "token": {"t"},
+		"redact": {"pci", "email,numbers"}, "tag": {"x"}, "token": {"t"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Params{Model: "tiny.en", Encoding: "linear16", SampleRate: 16000, Channels: 2, Multichannel: true,
 		InterimResults: true, EndpointingMs: -1, UtteranceEndMs: 1000, VADEvents: true, Punctuate: true,
-		Redact: []string{"pci", "ssn", "numbers"}, Ignored: []string{`"tag"`}}
+		Redact: []string{"pci", "email", "numbers"}, Ignored: []string{`"tag"`}}
 	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("got %+v\nwant %+v", p, want)
 	}

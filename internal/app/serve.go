@@ -22,10 +22,12 @@ import (
 
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/gateway/prerecorded"
 	"github.com/earshot-dev/earshot/gateway/twilio"
 	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/config"
+	"github.com/earshot-dev/earshot/internal/privacy"
 	"github.com/earshot-dev/earshot/models"
 	"github.com/earshot-dev/earshot/transcriber"
 	"github.com/earshot-dev/earshot/web"
@@ -155,7 +157,10 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		client, err := ingest.NewClient(nc, log.With("component", "ingest"), ingest.ClientOptions{})
+		// The gateway paces clients itself (2x real time after a 10 s burst, by pausing
+		// reads); the client's own guard gets more burst so that the pacing, not an
+		// error, is what a fast client meets.
+		client, err := ingest.NewClient(nc, log.With("component", "ingest"), ingest.ClientOptions{SpeedBurst: 15 * time.Second})
 		if err != nil {
 			return err
 		}
@@ -197,6 +202,38 @@ func Run(ctx context.Context, o Options) error {
 		}
 		gw.Mount("GET /v1/twilio", phone)
 		gw.Mount("GET /v1/twilio/{secret}", phone)
+
+		retention, err := privacy.Open(ctx, privacy.Config{JS: js, Log: log.With("component", "privacy")})
+		if err != nil {
+			return fmt.Errorf("retention store: %w", err)
+		}
+		g.Go(func() error { return retention.Run(gctx) })
+		// Pre-recorded files go through their own client: they may be sent faster than
+		// real time (the handler paces them against the worker's progress).
+		batchClient, err := ingest.NewClient(nc, log.With("component", "ingest-batch"), ingest.ClientOptions{MaxSpeed: -1})
+		if err != nil {
+			return err
+		}
+		closers = append(closers, func() { _ = batchClient.Close() })
+		pre, err := prerecorded.New(ctx, prerecorded.Config{
+			Backend:        backend{batchClient},
+			Pipelines:      pipelines,
+			Auth:           gw.Authenticate,
+			Metering:       metering{js},
+			JS:             js,
+			Retention:      retention,
+			URLAllowList:   o.Gateway.URLAllowList,
+			Log:            log.With("component", "prerecorded"),
+			DefaultModel:   o.Gateway.DefaultModel,
+			ValidRedaction: transcriber.ValidRedaction,
+		})
+		if err != nil {
+			return fmt.Errorf("pre-recorded API: %w", err)
+		}
+		g.Go(func() error { return pre.Run(gctx) })
+		gw.Mount("POST /v1/listen", pre)
+		gw.Mount("GET /v1/requests/{id}", pre)
+		gw.Mount("DELETE /v1/requests/{id}", pre)
 		gw.Mount("/", web.Handler())
 		ops.Mount(muxOf(gw))
 		srv = &http.Server{Addr: o.Gateway.Listen, Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +23,7 @@ import (
 	"github.com/earshot-dev/earshot/internal/bench"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/transcriber"
 )
 
 func init() {
@@ -54,10 +60,18 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout (else the Markdown table)")
 	pids := fs.String("pids", "", "comma-separated pids of the service processes (default: every 'earshot' process but this one)")
 	gpu := fs.Bool("gpu", false, "sample GPU utilisation and memory with nvidia-smi")
+	serve := fs.Bool("serve", false, "start redis-server and 'earshot serve --demo' on free loopback ports for the run (ignores --url)")
 	engine := fs.Bool("engine", false, "open sessions on workers over NATS instead of the WebSocket gateway")
 	natsURL := fs.String("nats", "", "--engine: NATS URL of the workers")
 	natsPort := fs.Int("nats-port", 0, "--engine: run an embedded NATS server on this loopback port")
 	wait := fs.Duration("wait-worker", 3*time.Minute, "--engine: how long to wait for a worker's heartbeat")
+	var lw localWorker
+	fs.StringVar(&lw.model, "worker-model", "", "--engine: run a worker in this process on this ggml file (random weights allowed: benchmarks only)")
+	fs.StringVar(&lw.vad, "vad", "", "--worker-model: Silero VAD ggml file (default: ggml-silero-v6.2.0.bin beside the model)")
+	fs.BoolVar(&lw.gpu, "gpu-decode", false, "--worker-model: decode on the GPU (needs a CUDA build of whisper.cpp)")
+	fs.IntVar(&lw.slots, "slots", 0, "--worker-model: concurrent decodes (0: cores / threads)")
+	fs.IntVar(&lw.threads, "threads", 2, "--worker-model: threads per decode")
+	fs.IntVar(&lw.maxSessions, "max-sessions", 0, "--worker-model: live sessions the worker accepts (0: the largest level)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -83,15 +97,41 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *engine {
-		stop, err := useEngine(ctx, &cfg, *natsURL, *natsPort, *model, *wait, e)
+		if lw.model != "" {
+			if lw.maxSessions == 0 {
+				lw.maxSessions = cfg.Streams[len(cfg.Streams)-1]
+			}
+			if *model == "" {
+				*model = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(lw.model), "ggml-"), ".bin")
+			}
+			if *natsPort == 0 && *natsURL == "" {
+				*natsPort = -1
+			}
+		}
+		stop, err := useEngine(ctx, &cfg, *natsURL, *natsPort, *model, *wait, e, &lw)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		if *pids == "" {
+		switch {
+		case *pids != "":
+		case lw.model != "":
+			cfg.Pids = []int{os.Getpid()} // the worker runs here
+		default:
 			cfg.Pids = bench.FindPids("earshot")
 		}
 	} else {
+		if *serve {
+			u, pid, stop, err := startServe(ctx, e)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			*url = u
+			if *pids == "" {
+				cfg.Pids = []int{pid}
+			}
+		}
 		if *key == "" {
 			for _, kv := range e.environ {
 				if v, ok := strings.CutPrefix(kv, "EARSHOT_API_KEY="); ok {
@@ -122,19 +162,19 @@ func runBench(ctx context.Context, e *env, args []string) error {
 
 // useEngine connects cfg to workers over NATS (embedding a NATS server when natsPort
 // > 0) and waits for the first worker heartbeat.
-func useEngine(ctx context.Context, cfg *bench.Config, url string, port int, model string, wait time.Duration, e *env) (func(), error) {
+func useEngine(ctx context.Context, cfg *bench.Config, url string, port int, model string, wait time.Duration, e *env, lw *localWorker) (func(), error) {
 	var stops []func()
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
 	}
-	if port > 0 {
+	if port != 0 {
 		dir, err := os.MkdirTemp("", "earshot-bench-nats-")
 		if err != nil {
 			return nil, err
 		}
-		ns, err := app.StartEmbeddedNATS(dir, port, cfg.Log)
+		ns, err := app.StartEmbeddedNATS(dir, max(port, 0), cfg.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -151,6 +191,14 @@ func useEngine(ctx context.Context, cfg *bench.Config, url string, port int, mod
 		return nil, fmt.Errorf("nats %s: %w", url, err)
 	}
 	stops = append(stops, nc.Close)
+	if lw.model != "" {
+		wstop, err := lw.start(nc, cfg.Log)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, wstop)
+	}
 	hb := make(chan struct{}, 1)
 	sub, err := nc.Subscribe(bus.HeartbeatWildcard, func(*nats.Msg) {
 		select {
@@ -199,4 +247,131 @@ func parseInts(s string) ([]int, error) {
 
 func newBenchLog(e *env) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// localWorker is a transcriber worker run inside the bench process (--worker-model):
+// for hosts with no Redis and no other earshot services, and for random-weight models.
+type localWorker struct {
+	model, vad                  string
+	gpu                         bool
+	slots, threads, maxSessions int
+}
+
+func (lw *localWorker) start(nc *nats.Conn, log *slog.Logger) (func(), error) {
+	name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(lw.model), "ggml-"), ".bin")
+	m, err := transcriber.LoadWhisper(lw.model, transcriber.LoadOptions{Name: name, Threads: lw.threads, UseGPU: lw.gpu, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	vad := lw.vad
+	if vad == "" {
+		vad = filepath.Join(filepath.Dir(lw.model), "ggml-silero-v6.2.0.bin")
+	}
+	slots := lw.slots
+	if slots <= 0 {
+		slots = max(1, runtime.NumCPU()/max(lw.threads, 1))
+	}
+	pool, err := transcriber.NewPool(transcriber.PoolConfig{
+		Models:           map[string]transcriber.Model{name: m},
+		NewVAD:           func() (transcriber.VAD, error) { return transcriber.NewSileroVAD(vad) },
+		Worker:           "bench-local",
+		Slots:            slots,
+		ThreadsPerDecode: lw.threads,
+		MaxSessions:      lw.maxSessions,
+		Log:              log.With("component", "transcriber"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	w, err := transcriber.NewWorker(nc, pool, transcriber.WorkerConfig{ID: "bench-local", Log: log})
+	if err != nil {
+		_ = pool.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	log.Info("local worker", "model", name, "gpu", lw.gpu, "slots", slots, "threads", lw.threads, "max_sessions", lw.maxSessions)
+	return func() { cancel(); <-done; _ = pool.Close() }, nil
+}
+
+// startServe runs a private redis-server and `earshot serve --demo` (this binary) on
+// free loopback ports and returns the WebSocket URL, the serve pid and a stop function.
+func startServe(ctx context.Context, e *env) (url string, pid int, stop func(), err error) {
+	redisBin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("--serve needs redis-server on PATH (apt-get install redis-server)")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	dir, err := os.MkdirTemp("", "earshot-bench-serve-")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	var procs []*exec.Cmd
+	stop = func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			_ = procs[i].Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func(c *exec.Cmd) { _ = c.Wait(); close(done) }(procs[i])
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = procs[i].Process.Kill()
+			}
+		}
+		os.RemoveAll(dir)
+	}
+	rport, gport, err := freePort(), freePort(), nil
+	redis := exec.Command(redisBin, "--port", strconv.Itoa(rport), "--bind", "127.0.0.1", "--save", "", "--dir", dir,
+		"--logfile", filepath.Join(dir, "redis.log"))
+	if err = redis.Start(); err != nil {
+		stop()
+		return "", 0, nil, err
+	}
+	procs = append(procs, redis)
+	logf, err := os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		stop()
+		return "", 0, nil, err
+	}
+	srv := exec.Command(self, "serve", "--listen", "127.0.0.1:"+strconv.Itoa(gport), "--demo")
+	srv.Env = append(os.Environ(), fmt.Sprintf("EARSHOT_REDIS_URL=redis://127.0.0.1:%d/0", rport),
+		"EARSHOT_DATA_DIR="+filepath.Join(dir, "data"))
+	srv.Stdout, srv.Stderr = logf, logf
+	if err = srv.Start(); err != nil {
+		stop()
+		return "", 0, nil, err
+	}
+	procs = append(procs, srv)
+	base := fmt.Sprintf("http://127.0.0.1:%d", gport)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, herr := http.Get(base + "/readyz")
+		if herr == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			out, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+			stop()
+			return "", 0, nil, fmt.Errorf("earshot serve not ready on %s within 2 minutes:\n%s", base, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fmt.Fprintf(e.stderr, "bench: earshot serve (pid %d) on %s, redis on port %d\n", srv.Process.Pid, base, rport)
+	return fmt.Sprintf("ws://127.0.0.1:%d/v1/listen", gport), srv.Process.Pid, stop, nil
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -40,6 +40,7 @@ type Gateway struct {
 	AllowSynthetic  bool          `flag:"allow-synthetic-models" env:"EARSHOT_ALLOW_SYNTHETIC" help:"serve models with random weights (benchmarks only)"`
 	TwilioAuthToken string        `flag:"twilio-auth-token" env:"EARSHOT_TWILIO_AUTH_TOKEN" help:"Twilio auth token: when set, /v1/twilio handshakes must carry a valid X-Twilio-Signature"`
 	PublicURL       string        `flag:"public-url" env:"EARSHOT_PUBLIC_URL" help:"scheme and host clients reach the gateway at (wss://stt.example.com), for Twilio signatures behind a proxy"`
+	URLAllowList    []string      `flag:"url-allow-list" env:"EARSHOT_URL_ALLOW_LIST" help:"hosts POST /v1/listen may fetch {\"url\": ...} from (comma-separated, *.example.com allowed); empty: none"`
 	DefaultModel    string        `flag:"default-model" env:"EARSHOT_DEFAULT_MODEL" help:"model used when a client names none"`
 }
 

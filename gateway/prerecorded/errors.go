@@ -1,0 +1,20 @@
+package prerecorded
+
+import "errors"
+
+// Sentinel errors, mapped to HTTP statuses in http.go.
+var (
+	// ErrTooLarge: the upload (or fetched file) is larger than Config.MaxUpload (413).
+	ErrTooLarge = errors.New("audio too large")
+	// ErrNotAudio: the body is not audio Earshot can decode (400).
+	ErrNotAudio = errors.New("not audio")
+	// ErrURLRefused: url= or callback= is outside the allow-list or points at an
+	// internal address (400).
+	ErrURLRefused = errors.New("url refused")
+	// ErrFetch: fetching url= failed (400: the client's URL does not serve a file).
+	ErrFetch = errors.New("fetch failed")
+	// ErrCallback: the callback did not accept the result after every retry.
+	ErrCallback = errors.New("callback not delivered")
+	// ErrConfig: a Config is invalid.
+	ErrConfig = errors.New("invalid prerecorded config")
+)

@@ -1,0 +1,179 @@
+package prerecorded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// checkURL parses an absolute http(s) URL without credentials.
+func checkURL(raw string) (*url.URL, error) {
+	if raw == "" || len(raw) > 2048 {
+		return nil, fmt.Errorf("want an absolute http or https URL of at most 2048 bytes")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("URL has no host")
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("credentials in URLs are not accepted")
+	}
+	return u, nil
+}
+
+// guard decides which hosts and addresses the server may fetch from or call back.
+type guard struct {
+	allow         []string // host names or "*.suffix"; empty: no url= fetches
+	allowLoopback bool     // tests only
+}
+
+// hostAllowed reports whether host is on the allow-list.
+func (g guard) hostAllowed(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, a := range g.allow {
+		a = strings.ToLower(a)
+		if a == host || strings.HasPrefix(a, "*.") && strings.HasSuffix(host, a[1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// addrRefused names why ip may not be reached, or returns "".
+func (g guard) addrRefused(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case ip.IsLoopback():
+		if g.allowLoopback {
+			return ""
+		}
+		return "a loopback address"
+	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
+		return "a link-local address (cloud metadata lives there)"
+	case ip.IsPrivate() || cgnat.Contains(ip):
+		return "a private address"
+	case ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || !ip.IsValid():
+		return "not a unicast address"
+	case ip.Is4() && ip.As4()[0] == 0:
+		return "not a unicast address"
+	}
+	return ""
+}
+
+// checkHost resolves host and refuses it when any of its addresses is internal.
+func (g guard) checkHost(ctx context.Context, host string) error {
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		ips = []netip.Addr{ip}
+	} else {
+		ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return fmt.Errorf("%w: cannot resolve %s", ErrFetch, host)
+		}
+	}
+	for _, ip := range ips {
+		if why := g.addrRefused(ip); why != "" {
+			return fmt.Errorf("%w: %s resolves to %s, %s", ErrURLRefused, host, ip, why)
+		}
+	}
+	return nil
+}
+
+// client returns an HTTP client whose every connection (redirects included) is
+// checked at dial time, so a DNS answer that changes after checkHost cannot reach an
+// internal address. checkRedirect, if set, vets each redirect's URL.
+func (g guard) client(timeout time.Duration, checkRedirect func(*url.URL) error) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return fmt.Errorf("%w: %s", ErrURLRefused, address)
+		}
+		if why := g.addrRefused(ip); why != "" {
+			return fmt.Errorf("%w: %s is %s", ErrURLRefused, ip, why)
+		}
+		return nil
+	}}
+	tr := &http.Transport{DialContext: d.DialContext, Proxy: nil, ForceAttemptHTTP2: true,
+		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 30 * time.Second, MaxIdleConns: 4}
+	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return fmt.Errorf("%w: more than 5 redirects", ErrURLRefused)
+		}
+		if checkRedirect != nil {
+			return checkRedirect(r.URL)
+		}
+		return nil
+	}}
+}
+
+// fetch downloads raw (url= of a request) after checking it against the allow-list
+// and the address rules, reading at most limit bytes. It returns the body and its
+// Content-Type.
+func (g guard) fetch(ctx context.Context, raw string, limit int64) ([]byte, string, error) {
+	u, err := checkURL(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrURLRefused, err)
+	}
+	vet := func(u *url.URL) error {
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return fmt.Errorf("%w: redirect to scheme %q", ErrURLRefused, u.Scheme)
+		}
+		if !g.hostAllowed(u.Hostname()) {
+			return fmt.Errorf("%w: host %s is not in the URL allow-list", ErrURLRefused, u.Hostname())
+		}
+		return g.checkHost(ctx, u.Hostname())
+	}
+	if err := vet(u); err != nil {
+		return nil, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrURLRefused, err)
+	}
+	resp, err := g.client(5*time.Minute, vet).Do(req)
+	if err != nil {
+		if errors.Is(err, ErrURLRefused) {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				return nil, "", ue.Err
+			}
+			return nil, "", err
+		}
+		return nil, "", fmt.Errorf("%w: %s: %v", ErrFetch, u.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, "", fmt.Errorf("%w: %s answered %s", ErrFetch, u.Redacted(), resp.Status)
+	}
+	if resp.ContentLength > limit {
+		return nil, "", fmt.Errorf("%w: %s is %d bytes, over the %d-byte limit", ErrTooLarge, u.Redacted(), resp.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %s: %v", ErrFetch, u.Redacted(), err)
+	}
+	if int64(len(b)) > limit {
+		return nil, "", fmt.Errorf("%w: %s is over the %d-byte limit", ErrTooLarge, u.Redacted(), limit)
+	}
+	return b, resp.Header.Get("Content-Type"), nil
+}

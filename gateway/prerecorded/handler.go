@@ -1,0 +1,287 @@
+package prerecorded
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/privacy"
+)
+
+// DefaultMaxUpload is the largest upload or fetched file accepted by default.
+const DefaultMaxUpload = 100 << 20
+
+// Config configures the pre-recorded API. Backend, Pipelines, Auth and JS are required.
+type Config struct {
+	Backend   gateway.Backend
+	Pipelines gateway.PipelineFactory
+	// Auth authenticates a request (the gateway's API keys and tokens); an error is 401.
+	Auth     func(*http.Request) (bus.TenantID, bus.KeyID, error)
+	Metering gateway.Metering // nil: not billed (tests)
+	JS       jetstream.JetStream
+	// Retention keeps what tenants opt in to; nil: retain= is refused.
+	Retention *privacy.Store
+	// URLAllowList names the hosts url= may fetch from ("media.example.com",
+	// "*.example.com"); empty: url= is refused.
+	URLAllowList []string
+	MaxUpload    int64 // bytes; default DefaultMaxUpload
+	Log          *slog.Logger
+	DefaultModel string // default "tiny.en"
+	// ValidRedaction checks redact= (transcriber.ValidRedaction); nil: the built-in list.
+	ValidRedaction func([]string) error
+	// Redact, if set (transcriber.Redact), is applied to every final before it leaves
+	// this package, in addition to the worker's own redaction.
+	Redact func(text string, words []bus.Word, kinds []string) (string, []bus.Word, error)
+	// Speed is the most audio sent per second of wall time, in multiples of real time
+	// (default 8); the backend's own limit applies on top (ingest.Client MaxSpeed).
+	Speed float64
+	// Window is how far audio may run ahead of the oldest speech the worker has not
+	// settled; keep it under the worker's MaxBuffer minus MaxSegment. Default 30 s.
+	Window time.Duration
+	// JobTTL bounds how long queued audio and request status are kept. Default 24 h.
+	JobTTL time.Duration
+	// CallbackAttempts and CallbackBackoff: retries of a failing callback POST, the
+	// backoff doubling from CallbackBackoff. Defaults 6 and 1 s.
+	CallbackAttempts int
+	CallbackBackoff  time.Duration
+	// AllowLoopback lets url= and callback= reach loopback addresses. Tests only.
+	AllowLoopback bool
+}
+
+// Handler serves POST /v1/listen, GET and DELETE /v1/requests/{id}, and (Run) the
+// queue of callback jobs. Safe for concurrent use.
+type Handler struct {
+	cfg    Config
+	log    *slog.Logger
+	mux    *http.ServeMux
+	guard  guard
+	status jetstream.KeyValue
+	audio  jetstream.ObjectStore
+	stream jetstream.Stream
+	cb     *http.Client
+}
+
+// New checks cfg, creates the PRERECORDED stream, the PRERECORDED_AUDIO object store
+// and the REQUESTS status bucket, and registers the tenant eraser with Retention.
+func New(ctx context.Context, cfg Config) (*Handler, error) {
+	if cfg.Backend == nil || cfg.Pipelines == nil || cfg.Auth == nil || cfg.JS == nil {
+		return nil, fmt.Errorf("%w: Backend, Pipelines, Auth and JS are required", ErrConfig)
+	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = DefaultMaxUpload
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultModel == "" {
+		cfg.DefaultModel = "tiny.en"
+	}
+	if cfg.Speed <= 0 {
+		cfg.Speed = 8
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 30 * time.Second
+	}
+	if cfg.JobTTL <= 0 {
+		cfg.JobTTL = 24 * time.Hour
+	}
+	if cfg.CallbackAttempts <= 0 {
+		cfg.CallbackAttempts = 6
+	}
+	if cfg.CallbackBackoff <= 0 {
+		cfg.CallbackBackoff = time.Second
+	}
+	h := &Handler{cfg: cfg, log: cfg.Log.With("component", "prerecorded"), mux: http.NewServeMux(),
+		guard: guard{allow: cfg.URLAllowList, allowLoopback: cfg.AllowLoopback}}
+	h.cb = h.guard.client(30*time.Second, nil)
+	if err := h.ensure(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.Retention != nil {
+		cfg.Retention.OnErase("prerecorded", h.eraseTenant)
+	}
+	h.mux.HandleFunc("POST /v1/listen", h.listen)
+	h.mux.HandleFunc("GET /v1/requests/{id}", h.getRequest)
+	h.mux.HandleFunc("DELETE /v1/requests/{id}", h.deleteRequest)
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func writeErr(w http.ResponseWriter, status int, code wire.ErrorCode, msg, param string, id bus.SessionID) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("dg-error", string(code))
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(wire.HTTPError{Code: code, Message: msg, Param: param, RequestID: string(id)})
+}
+
+// fail maps an error to its HTTP status.
+func (h *Handler) fail(w http.ResponseWriter, err error, id bus.SessionID) {
+	var pe *wire.ParamError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &pe):
+		writeErr(w, http.StatusBadRequest, wire.CodeBadRequest, pe.Error(), pe.Param, id)
+	case errors.As(err, &mbe) || errors.Is(err, ErrTooLarge):
+		writeErr(w, http.StatusRequestEntityTooLarge, wire.CodeMessageTooLarge,
+			fmt.Sprintf("audio too large: the limit is %d MiB (%d bytes); send a shorter file", h.cfg.MaxUpload>>20, h.cfg.MaxUpload), "", id)
+	case errors.Is(err, ErrNotAudio):
+		writeErr(w, http.StatusBadRequest, wire.CodeBadAudio, err.Error(), "", id)
+	case errors.Is(err, ErrURLRefused), errors.Is(err, ErrFetch):
+		writeErr(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error(), "url", id)
+	case errors.Is(err, gateway.ErrNoCapacity):
+		writeErr(w, http.StatusServiceUnavailable, wire.CodeNoCapacity, err.Error(), "", id)
+	case errors.Is(err, privacy.ErrNotFound):
+		writeErr(w, http.StatusNotFound, wire.CodeNotFound, "no such request", "", id)
+	case errors.Is(err, context.Canceled):
+		writeErr(w, 499, wire.CodeBadRequest, "request cancelled", "", id)
+	default:
+		h.log.Error("pre-recorded request failed", "request", id, "err", err)
+		writeErr(w, http.StatusInternalServerError, wire.CodeInternal, "transcription failed", "", id)
+	}
+}
+
+// listen serves POST /v1/listen.
+func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
+	id := bus.NewSessionID()
+	w.Header().Set("dg-request-id", string(id))
+	tenant, key, err := h.cfg.Auth(r)
+	if err != nil {
+		writeErr(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or invalid credentials", "", id)
+		return
+	}
+	p, err := ParseListenParams(r.URL.Query(), h.cfg.ValidRedaction)
+	if err != nil {
+		h.fail(w, err, id)
+		return
+	}
+	pol, err := h.policy(r.Context(), tenant, p)
+	if err != nil {
+		h.fail(w, err, id)
+		return
+	}
+	body, ctype, err := h.readBody(w, r)
+	if err != nil {
+		h.fail(w, err, id)
+		return
+	}
+	pcm, err := decode(body, ctype, p, h.cfg.Pipelines)
+	if err != nil {
+		h.fail(w, err, id)
+		return
+	}
+	sum := sha256.Sum256(body)
+	j := job{Request: id, Tenant: tenant, Key: key, Model: p.Model, Language: p.Language, Redact: p.Redact}
+	if j.Model == "" {
+		j.Model = h.cfg.DefaultModel
+	}
+	log := h.log.With("request", id, "tenant", tenant)
+	if p.Callback != "" {
+		q := queued{Job: j, Callback: p.Callback, Retain: pol, SHA256: hex.EncodeToString(sum[:]),
+			ContentType: ctype, Encoding: p.Encoding, SampleRate: p.SampleRate, Channels: p.Channels,
+			Samples: len(pcm), Created: time.Now().UTC()}
+		if err := h.enqueue(r.Context(), q, body); err != nil {
+			h.fail(w, err, id)
+			return
+		}
+		log.Info("pre-recorded request queued", "audio_s", float64(len(pcm))/bus.SampleRate)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]string{"request_id": string(id)})
+		return
+	}
+	start := time.Now()
+	finals, err := h.transcribe(r.Context(), j, pcm, nil)
+	if err != nil {
+		h.fail(w, err, id)
+		return
+	}
+	resp := h.response(j, hex.EncodeToString(sum[:]), len(pcm), time.Now(), finals)
+	out, _ := json.Marshal(resp)
+	if err := h.keep(r.Context(), tenant, id, pol, out, body); err != nil {
+		log.Error("retention failed", "err", err)
+	}
+	log.Info("pre-recorded request done", "audio_s", resp.Metadata.Duration, "took", time.Since(start).Round(time.Millisecond))
+	writeResponse(w, r, resp, out)
+}
+
+// policy is the retention of this request: its own choice, else the tenant's.
+func (h *Handler) policy(ctx context.Context, t bus.TenantID, p Params) (privacy.Policy, error) {
+	if h.cfg.Retention == nil {
+		if p.RetainSet && p.Retain.Keeps() {
+			return privacy.Policy{}, wire.BadParam("retain", "retention is not enabled on this server")
+		}
+		return privacy.Policy{}, nil
+	}
+	return h.cfg.Retention.Effective(ctx, t, p.Retain, p.RetainSet)
+}
+
+func (h *Handler) keep(ctx context.Context, t bus.TenantID, id bus.SessionID, pol privacy.Policy, resp, audio []byte) error {
+	if h.cfg.Retention == nil || !pol.Keeps() {
+		return nil
+	}
+	return h.cfg.Retention.Keep(ctx, t, id, pol, resp, audio)
+}
+
+// readBody reads the upload (at most MaxUpload bytes) or, for {"url": ...}, fetches it.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
+	ctype := r.Header.Get("Content-Type")
+	if r.ContentLength > h.cfg.MaxUpload {
+		return nil, "", ErrTooLarge
+	}
+	if isJSON(ctype) {
+		var req struct {
+			URL string `json:"url"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || req.URL == "" {
+			return nil, "", wire.BadParam("url", `the JSON body must be {"url": "https://..."}`)
+		}
+		if len(h.cfg.URLAllowList) == 0 {
+			return nil, "", fmt.Errorf("%w: fetching URLs is not enabled on this server (empty URL allow-list)", ErrURLRefused)
+		}
+		return h.guard.fetch(r.Context(), req.URL, h.cfg.MaxUpload)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxUpload))
+	return b, ctype, err
+}
+
+func (h *Handler) response(j job, sum string, samples int, at time.Time, finals []bus.Result) *Response {
+	return &Response{
+		Metadata: Metadata{TransactionKey: "deprecated", RequestID: string(j.Request), SHA256: sum,
+			Created: at.UTC().Format(time.RFC3339Nano), Duration: round3(float64(samples) / bus.SampleRate),
+			Channels: 1, Models: []string{j.Model}},
+		Results: Results{Channels: []wire.Channel{{Alternatives: []wire.Alternative{assemble(finals)}}}},
+	}
+}
+
+// writeResponse answers in the format of the Accept header: JSON, WebVTT or SRT.
+func writeResponse(w http.ResponseWriter, r *http.Request, resp *Response, js []byte) {
+	accept := r.Header.Get("Accept")
+	switch {
+	case strings.Contains(accept, "text/vtt"):
+		w.Header().Set("Content-Type", "text/vtt; charset=utf-8")
+		_, _ = io.WriteString(w, resp.WebVTT())
+	case strings.Contains(accept, "application/x-subrip") || strings.Contains(accept, "text/srt"):
+		w.Header().Set("Content-Type", "application/x-subrip; charset=utf-8")
+		_, _ = io.WriteString(w, resp.SRT())
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(js)
+	}
+}

@@ -1,0 +1,184 @@
+package prerecorded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// job identifies one transcription.
+type job struct {
+	Request  bus.SessionID `json:"request_id"`
+	Tenant   bus.TenantID  `json:"tenant"`
+	Key      bus.KeyID     `json:"key,omitempty"`
+	Model    string        `json:"model"`
+	Language string        `json:"language,omitempty"`
+	Redact   []string      `json:"redact,omitempty"`
+}
+
+const chunkSamples = bus.SampleRate / 2 // 0.5 s per Send
+
+// transcribe streams pcm through a worker at batch priority and collects its finals.
+//
+// Pacing: audio goes out at most Config.Speed × real time and never more than
+// Config.Window ahead of the oldest speech the worker has not settled with a final
+// (learnt from its speech_started events and finals), so the worker's bounded buffer
+// never overflows however slow its decoding is. A backend that refuses audio as too
+// fast (ingest.ErrTooFast: the client's MaxSpeed) is retried after a pause, so the
+// backend's own limit wins when it is lower.
+func (h *Handler) transcribe(ctx context.Context, j job, pcm []int16, progress func(pct int)) ([]bus.Result, error) {
+	st, err := h.cfg.Backend.Open(ctx, bus.SessionRequest{
+		Session: j.Request, Tenant: j.Tenant, Key: j.Key, Model: j.Model, Channels: 1,
+		Priority: bus.PriorityBatch,
+		Options:  bus.StreamOptions{Language: j.Language, VADEvents: true, Redact: j.Redact},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var meter gateway.Meter
+	if h.cfg.Metering != nil {
+		if meter, err = h.cfg.Metering.Start(ctx, gateway.SessionInfo{Session: j.Request, Tenant: j.Tenant, Key: j.Key, Model: j.Model}); err != nil {
+			return nil, fmt.Errorf("start metering: %w", err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := meter.Close(cctx); err != nil {
+				h.log.Error("usage not flushed", "request", j.Request, "err", err)
+			}
+		}()
+	}
+
+	var (
+		mu       sync.Mutex
+		finals   []bus.Result
+		settled  uint64   // end of the last final, samples
+		cont     bool     // the last final was cut mid-speech: speech continues from settled
+		starts   []uint64 // speech starts reported by the worker
+		failed   error
+		done     = make(chan struct{})
+		wake     = make(chan struct{}, 1)
+		closedOK bool
+	)
+	go func() {
+		defer close(done)
+		for r := range st.Results() {
+			mu.Lock()
+			switch r.Type {
+			case bus.ResultFinal:
+				finals = append(finals, r)
+				end := r.EndSample
+				if end == 0 {
+					end = uint64((r.Start+r.Duration)*bus.SampleRate + 0.5)
+				}
+				settled, cont = max(settled, end), !r.SpeechFinal && !r.FromFinalize
+			case bus.ResultSpeechStarted:
+				starts = append(starts, uint64(r.Start*bus.SampleRate+0.5))
+			case bus.ResultError:
+				failed = fmt.Errorf("transcriber: %s: %s", r.Code, r.Message)
+			case bus.ResultClosed:
+				closedOK = true
+			}
+			mu.Unlock()
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	// anchor is the oldest unsettled speech position, or -1 when none is known.
+	anchor := func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		a := int64(-1)
+		if cont {
+			a = int64(settled)
+		}
+		for _, s := range starts {
+			if s >= settled && (a < 0 || int64(s) < a) {
+				a = int64(s)
+			}
+		}
+		return a
+	}
+	window := int64(h.cfg.Window.Seconds() * bus.SampleRate)
+	began := time.Now()
+	var meteredMs int64
+	lastPct := -1
+	for pos := 0; pos < len(pcm); {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-done:
+			mu.Lock()
+			err := failed
+			mu.Unlock()
+			if err == nil {
+				err = errors.New("transcriber closed the session early")
+			}
+			return nil, err
+		default:
+		}
+		allowed := int64(time.Since(began).Seconds()*h.cfg.Speed*bus.SampleRate) + 5*bus.SampleRate
+		if a := anchor(); int64(pos) > allowed || a >= 0 && int64(pos)-a > window {
+			select {
+			case <-wake:
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		n := min(chunkSamples, len(pcm)-pos)
+		if err := st.Send(pcm[pos:pos+n], 0, 0); err != nil {
+			if errors.Is(err, ingest.ErrTooFast) {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return nil, fmt.Errorf("send audio: %w", err)
+		}
+		pos += n
+		if meter != nil {
+			ms := int64(pos) / bus.SamplesPerMs
+			meter.Add(ms - meteredMs)
+			meteredMs = ms
+		}
+		if pct := pos * 99 / len(pcm); progress != nil && pct != lastPct {
+			lastPct = pct
+			progress(pct)
+		}
+	}
+	if err := st.Send(nil, 0, bus.FlagEnd); err != nil {
+		return nil, fmt.Errorf("end audio: %w", err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != nil {
+		return nil, failed
+	}
+	if !closedOK {
+		return nil, errors.New("transcriber stream ended without closing")
+	}
+	if h.cfg.Redact != nil && len(j.Redact) > 0 {
+		for i := range finals {
+			t, w, err := h.cfg.Redact(finals[i].Text, finals[i].Words, j.Redact)
+			if err != nil {
+				return nil, err
+			}
+			finals[i].Text, finals[i].Words = t, w
+		}
+	}
+	return finals, nil
+}

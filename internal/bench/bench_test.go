@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"context"
+	"encoding/xml"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDistNearestRank(t *testing.T) {
+	var v []float64
+	for i := 100; i >= 1; i-- {
+		v = append(v, float64(i))
+	}
+	d := distOf(v)
+	if d.N != 100 || d.P50 != 50 || d.P95 != 95 || d.P99 != 99 || d.Max != 100 || d.Mean != 50.5 {
+		t.Fatalf("%+v", d)
+	}
+	if (distOf(nil) != Dist{}) {
+		t.Fatal("empty dist")
+	}
+	if d := distOf([]float64{7}); d.P50 != 7 || d.P99 != 7 {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestSendClockMapsStreamTimeToTheFrameThatCompletesIt(t *testing.T) {
+	c := &sendClock{chunkMs: 100}
+	t0 := time.Unix(1000, 0)
+	for k := 0; k < 5; k++ {
+		c.mark(t0.Add(time.Duration(k) * 100 * time.Millisecond))
+	}
+	cases := []struct {
+		sec  float64
+		want time.Duration
+		ok   bool
+	}{
+		{0, 0, true},       // nothing to wait for: the first frame
+		{0.1, 0, true},     // completed by frame 0
+		{0.15, 100, true},  // needs frame 1
+		{0.5, 400, true},   // the last frame sent
+		{0.51, 400, false}, // not sent yet: clamps to the latest
+	}
+	for _, tc := range cases {
+		got, ok := c.sentAt(tc.sec)
+		if got.Sub(t0) != tc.want*time.Millisecond || ok != tc.ok {
+			t.Errorf("sentAt(%v) = %v, %v; want %v ms, %v", tc.sec, got.Sub(t0), ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestProgramPlansWholeClipsFromEachStreamsOwnStart(t *testing.T) {
+	clips := []Clip{{ID: "a", PCM: make([]byte, 32000), Reference: "alpha"},
+		{ID: "b", PCM: make([]byte, 64000), Reference: "bravo"},
+		{ID: "c", PCM: make([]byte, 32000), Reference: "charlie"}}
+	p := newProgram(clips, 5*time.Second)
+	pcm, ref := p.plan(1, 5*time.Second)
+	// b(2 s)+gap, c(1 s)+gap = 5 s: reaches the duration at a clip boundary.
+	if len(pcm) != 5*32000 || ref != "bravo charlie" {
+		t.Fatalf("stream 1: %d bytes, %q", len(pcm), ref)
+	}
+	pcm, ref = p.plan(2, 5*time.Second)
+	// c+gap, a+gap = 4 s < 5 s: b+gap is sent whole too.
+	if len(pcm) != 7*32000 || ref != "charlie alpha bravo" {
+		t.Fatalf("stream 2: %d bytes, %q", len(pcm), ref)
+	}
+	if _, ref := p.plan(3, time.Second); ref != "alpha" {
+		t.Fatalf("stream 3 starts again at the first clip: %q", ref)
+	}
+}
+
+func TestProcStatsOfThisProcess(t *testing.T) {
+	pid := os.Getpid()
+	if _, err := cpuTicks(pid); err != nil {
+		t.Fatal(err)
+	}
+	if kb, err := rssKB(pid); err != nil || kb <= 0 {
+		t.Fatalf("rss %d %v", kb, err)
+	}
+	s := startProcSampler([]int{pid}, 10*time.Millisecond)
+	for i := 0; i < 3e7; i++ { // burn a little CPU
+		_ = i * i
+	}
+	st := s.finish()
+	if len(st) != 1 || st[0].PeakRSSMB <= 0 || st[0].CPUSec < 0 {
+		t.Fatalf("%+v", st)
+	}
+	for _, p := range FindPids("earshot") {
+		if p == pid {
+			t.Fatal("FindPids lists the caller")
+		}
+	}
+}
+
+func TestReportFiles(t *testing.T) {
+	billed := 3.2
+	r := &Report{Target: "ws://x", Started: time.Now(), Clips: 2, Duration: 10, KneeP95Ms: 2000, Knee: 2,
+		Levels: []Level{
+			{Streams: 1, PartialMs: Dist{N: 3, P50: 300, P95: 900}, FinalMs: Dist{N: 1, P50: 700, P95: 700}, BilledSec: &billed,
+				Procs: []ProcStat{{Pid: 1, CPUPercent: 80, PeakRSSMB: 200}}},
+			{Streams: 2, PartialMs: Dist{N: 3, P50: 500, P95: 2500}, OverKnee: "partial p95 2500 ms > 2s"},
+		}}
+	dir := t.TempDir()
+	if err := WriteFiles(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(dir + "/bench.md")
+	for _, want := range []string{"| 1 | 300 / 900 /", "3.200", "n/a", "(partial p95 2500 ms > 2s)", "Knee: 2 concurrent"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("bench.md lacks %q:\n%s", want, md)
+		}
+	}
+	for _, f := range []string{"latency.svg", "cpu.svg"} {
+		b, _ := os.ReadFile(dir + "/" + f)
+		if err := xml.Unmarshal(b, new(struct{})); err != nil {
+			t.Errorf("%s is not well-formed XML: %v", f, err)
+		}
+		if !strings.Contains(string(b), "<polyline") {
+			t.Errorf("%s has no line", f)
+		}
+	}
+}
+
+// TestSweepOverTheBus runs a real two-level sweep through Run over the bus (echo
+// worker): every partial is counted, its latency is small, accepted equals sent.
+func TestSweepOverTheBus(t *testing.T) {
+	r := newTransportRig(t)
+	cfg := Config{Clips: []Clip{{ID: "tone", PCM: make([]byte, 32000), Reference: "echo"}},
+		Streams: []int{1, 2}, Duration: 2 * time.Second}
+	cfg.UseBus(r.cl, echoModel, "bus test")
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Levels) != 2 || rep.Knee != 2 {
+		t.Fatalf("levels %d knee %d: %+v", len(rep.Levels), rep.Knee, rep.Levels)
+	}
+	for _, l := range rep.Levels {
+		if l.Errors != 0 || l.AudioSec != float64(2*l.Streams) || l.AcceptedSec != l.AudioSec {
+			t.Errorf("level %d: errors %d, audio %.1f s, accepted %.1f s", l.Streams, l.Errors, l.AudioSec, l.AcceptedSec)
+		}
+		if l.PartialMs.N != 20*l.Streams || l.PartialMs.P95 > 500 {
+			t.Errorf("level %d: %d partials (want one per frame), p95 %.1f ms", l.Streams, l.PartialMs.N, l.PartialMs.P95)
+		}
+		if l.BilledSec != nil {
+			t.Errorf("billing over the bus should be unavailable")
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+
+	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/internal/testdata"
+)
+
+// Clip is one utterance to stream: 16 kHz mono linear16 audio and its reference text.
+type Clip struct {
+	ID        string
+	PCM       []byte // linear16 little-endian, 16 kHz, mono
+	Reference string
+}
+
+// Seconds is the clip's length.
+func (c Clip) Seconds() float64 { return float64(len(c.PCM)) / 32000 }
+
+// LoadClips reads the WAV files of a speech manifest (see internal/testdata). Every
+// file must be 16 kHz mono: the bench streams them back to back on one connection.
+func LoadClips(manifest string) ([]Clip, error) {
+	items, err := testdata.LoadManifest(manifest)
+	if err != nil {
+		return nil, err
+	}
+	clips := make([]Clip, 0, len(items))
+	for _, it := range items {
+		c, err := LoadWAV(it.WAV)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", it.ID, err)
+		}
+		c.ID, c.Reference = it.ID, it.Reference
+		clips = append(clips, c)
+	}
+	if len(clips) == 0 {
+		return nil, fmt.Errorf("%s: %w", manifest, ErrNoClips)
+	}
+	return clips, nil
+}
+
+// LoadWAV reads one 16 kHz mono WAV file as a Clip without a reference.
+func LoadWAV(path string) (Clip, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Clip{}, err
+	}
+	f, chans, err := ingest.ReadWAV(bytes.NewReader(b))
+	if err != nil {
+		return Clip{}, err
+	}
+	if f.SampleRate != 16000 || len(chans) != 1 {
+		return Clip{}, fmt.Errorf("%s is %d Hz × %d channels: %w", path, f.SampleRate, len(chans), ErrClipFormat)
+	}
+	pcm := make([]byte, 2*len(chans[0]))
+	for i, v := range chans[0] {
+		s := math.Max(-32768, math.Min(32767, math.Round(float64(v)*32767)))
+		binary.LittleEndian.PutUint16(pcm[2*i:], uint16(int16(s)))
+	}
+	return Clip{ID: path, PCM: pcm}, nil
+}
+
+// silence returns d seconds of 16 kHz linear16 zeros.
+func silence(seconds float64) []byte { return make([]byte, 2*int(seconds*16000)) }

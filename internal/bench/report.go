@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// WriteFiles writes bench.json, bench.md, latency.svg and cpu.svg into dir.
+func WriteFiles(dir string, r *Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"bench.json":  append(b, '\n'),
+		"latency.svg": []byte(LatencySVG(r)),
+		"cpu.svg":     []byte(CPUSVG(r)),
+	}
+	var md strings.Builder
+	WriteMarkdown(&md, r)
+	files["bench.md"] = []byte(md.String())
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteMarkdown renders the sweep as a Markdown table with the definitions under it.
+func WriteMarkdown(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "Target %s, %s UTC; %d clips looped, %.0f s of audio per stream per level; knee rule: partial p95 > %.0f ms or any error.\n\n",
+		r.Target, r.Started.Format("2006-01-02 15:04"), r.Clips, r.Duration, r.KneeP95Ms)
+	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | final p50 / p95 / p99 ms | WER | RTF | CPU s / audio s | peak RSS MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
+	fmt.Fprintln(w, "|---:|---|---|---|---:|---:|---:|---:|---|---|---:|")
+	for _, l := range r.Levels {
+		var rss float64
+		for _, p := range l.Procs {
+			rss += p.PeakRSSMB
+		}
+		bill := "n/a"
+		if l.BilledSec != nil {
+			bill = fmt.Sprintf("%.3f", *l.BilledSec)
+		}
+		gpu := "–"
+		if l.GPU != nil {
+			gpu = fmt.Sprintf("%.0f / %.0f", l.GPU.UtilMeanPct, l.GPU.MemPeakMiB)
+		}
+		note := ""
+		if l.OverKnee != "" {
+			note = " (" + l.OverKnee + ")"
+		}
+		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.1f%% | %.3f | %.3f | %.0f | %s | %.1f / %.1f / %s | %d%s |\n",
+			l.Streams, l.PartialMs.P50, l.PartialMs.P95, l.PartialMs.P99, l.WordMs.P50, l.WordMs.P95,
+			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, 100*l.WER, l.RTF, l.CPUPerAudio, rss, gpu,
+			l.AudioSec, l.AcceptedSec, bill, l.Errors, note)
+	}
+	if r.Knee > 0 {
+		fmt.Fprintf(w, "\nKnee: %d concurrent streams stayed under the rule.\n", r.Knee)
+	} else {
+		fmt.Fprintf(w, "\nKnee: not even the first level stayed under the rule.\n")
+	}
+	fmt.Fprint(w, `
+Definitions (stream clock = seconds of audio since the stream began; "sent(t)" = the wall
+time at which the bench had written the frame that completes stream time t):
+- partial latency: for each non-empty partial, arrival − sent(start + duration of the partial).
+- word latency: for each word the first time it appears in a partial, arrival − sent(word end).
+- final latency: for each non-empty final, arrival − sent(start + duration of the final); it
+  includes the endpointing silence the server waits for.
+- WER: all finals of a stream joined, against the references of the clips it sent
+  (internal/wer normalisation), pooled over streams.
+- RTF: stream wall time (first frame → close) / audio seconds; live audio cannot go below ~1.
+- CPU s / audio s: CPU seconds of the measured service processes / audio seconds of the level.
+- billed: growth of GET /v1/usage total_ms over the level (n/a when unavailable).
+`)
+}

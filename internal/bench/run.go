@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Config of a sweep. Zero values take the defaults noted.
+type Config struct {
+	Clips    []Clip        // required
+	Streams  []int         // concurrent streams per level, ascending; default 1,2,4,8
+	Duration time.Duration // audio per stream per level (rounded up to whole clips); default 60 s
+	ChunkMs  int           // audio per frame; default 100
+	KneeP95  time.Duration // stop after a level whose partial p95 is above this; default 2 s
+	Pids     []int         // service processes to measure (CPU, RSS)
+	GPU      bool          // sample nvidia-smi during each level
+	Log      *slog.Logger
+
+	// dial opens one stream; set by RunWebSocket or RunBus.
+	dial dialer
+	// usage returns the tenant's billed ms; nil or ok=false: unavailable.
+	usage func(context.Context) (int64, bool)
+	// Target names what was measured, for the report ("ws://…", "bus nats://…").
+	Target string
+}
+
+func (c *Config) defaults() error {
+	if len(c.Clips) == 0 {
+		return fmt.Errorf("%w: no clips", ErrConfig)
+	}
+	if len(c.Streams) == 0 {
+		c.Streams = []int{1, 2, 4, 8}
+	}
+	if !slices.IsSorted(c.Streams) || c.Streams[0] < 1 {
+		return fmt.Errorf("%w: --streams must be ascending and ≥ 1: %v", ErrConfig, c.Streams)
+	}
+	if c.Duration <= 0 {
+		c.Duration = 60 * time.Second
+	}
+	if c.ChunkMs <= 0 {
+		c.ChunkMs = 100
+	}
+	if c.KneeP95 <= 0 {
+		c.KneeP95 = 2 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Level is one step of the sweep: N streams at once.
+type Level struct {
+	Streams     int            `json:"streams"`
+	Errors      int            `json:"errors"`
+	ErrorSample []string       `json:"error_sample,omitempty"`
+	PartialMs   Dist           `json:"partial_latency_ms"`
+	WordMs      Dist           `json:"word_latency_ms"`
+	FinalMs     Dist           `json:"final_latency_ms"`
+	WER         float64        `json:"wer"` // pooled over streams: errors / reference words
+	AudioSec    float64        `json:"audio_sec"`
+	AcceptedSec float64        `json:"accepted_sec"`
+	BilledSec   *float64       `json:"billed_sec"` // null: billing unavailable
+	BilledNote  string         `json:"billed_note,omitempty"`
+	WallSec     float64        `json:"wall_sec"`
+	RTF         float64        `json:"rtf"`                   // mean over streams of wall / audio (≥ 1 for live audio)
+	CPUPerAudio float64        `json:"cpu_sec_per_audio_sec"` // service CPU seconds per audio second
+	Procs       []ProcStat     `json:"procs,omitempty"`       // each measured process
+	GPU         *GPUStat       `json:"gpu,omitempty"`         // nvidia-smi, when asked for and present
+	PerStream   []StreamResult `json:"per_stream"`
+	OverKnee    string         `json:"over_knee,omitempty"` // why the sweep stopped here
+}
+
+// Report is a whole sweep.
+type Report struct {
+	Target    string    `json:"target"`
+	Started   time.Time `json:"started"`
+	Clips     int       `json:"clips"`
+	Duration  float64   `json:"duration_sec"`
+	KneeP95Ms float64   `json:"knee_p95_ms"`
+	Knee      int       `json:"knee_streams"` // most streams that stayed under the knee; 0: none
+	Levels    []Level   `json:"levels"`
+}
+
+// Run sweeps the levels of cfg, stopping after the first level over the knee.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if cfg.dial == nil {
+		return nil, fmt.Errorf("%w: no transport (use RunWebSocket or RunBus)", ErrConfig)
+	}
+	rep := &Report{Target: cfg.Target, Started: time.Now().UTC(), Clips: len(cfg.Clips),
+		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds())}
+	prog := newProgram(cfg.Clips, cfg.Duration)
+	for _, n := range cfg.Streams {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		cfg.Log.Info("level", "streams", n, "duration", cfg.Duration)
+		lv := runLevel(ctx, cfg, prog, n)
+		rep.Levels = append(rep.Levels, lv)
+		cfg.Log.Info("level done", "streams", n, "partial_p95_ms", lv.PartialMs.P95,
+			"final_p95_ms", lv.FinalMs.P95, "wer", lv.WER, "errors", lv.Errors)
+		if lv.OverKnee != "" {
+			break
+		}
+		rep.Knee = n
+	}
+	return rep, nil
+}
+
+func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
+	lv := Level{Streams: n}
+	var before int64
+	usageOK := cfg.usage != nil
+	if usageOK {
+		before, usageOK = cfg.usage(ctx)
+	}
+	ps := startProcSampler(cfg.Pids, 500*time.Millisecond)
+	var gs *gpuSampler
+	if cfg.GPU {
+		gs = startGPUSampler(time.Second)
+	}
+	t0 := time.Now()
+	results := make([]StreamResult, n)
+	var wg sync.WaitGroup
+	// Stagger the starts over up to 2 s so the streams do not decode in lockstep.
+	stagger := min(2*time.Second/time.Duration(n), 200*time.Millisecond)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-time.After(time.Duration(i) * stagger):
+			case <-ctx.Done():
+			}
+			pcm, ref := prog.plan(i, cfg.Duration)
+			results[i] = runStream(ctx, cfg.dial, i, pcm, ref, cfg.ChunkMs)
+		}()
+	}
+	wg.Wait()
+	lv.WallSec = time.Since(t0).Seconds()
+	lv.Procs = ps.finish()
+	if gs != nil {
+		lv.GPU = gs.finish()
+	}
+	var pm, wm, fm []float64
+	var errs, refs int
+	var rtf float64
+	for _, r := range results {
+		pm, wm, fm = append(pm, r.PartialMs...), append(wm, r.WordMs...), append(fm, r.FinalMs...)
+		errs, refs = errs+r.WordErrors, refs+r.RefWords
+		lv.AudioSec += r.AudioSec
+		lv.AcceptedSec += r.AcceptedSec
+		lv.Errors += r.Errors
+		if r.Error != "" && len(lv.ErrorSample) < 5 {
+			lv.ErrorSample = append(lv.ErrorSample, fmt.Sprintf("stream %d: %s", r.Index, r.Error))
+		}
+		if r.AudioSec > 0 {
+			rtf += r.WallSec / r.AudioSec
+		}
+	}
+	lv.PerStream = results
+	lv.PartialMs, lv.WordMs, lv.FinalMs = distOf(pm), distOf(wm), distOf(fm)
+	lv.RTF = rtf / float64(n)
+	if refs > 0 {
+		lv.WER = float64(errs) / float64(refs)
+	}
+	var cpu float64
+	for _, p := range lv.Procs {
+		cpu += p.CPUSec
+	}
+	if lv.AudioSec > 0 {
+		lv.CPUPerAudio = cpu / lv.AudioSec
+	}
+	lv.BilledSec, lv.BilledNote = billed(ctx, cfg, usageOK, before, lv.AcceptedSec)
+	switch {
+	case lv.Errors > 0:
+		lv.OverKnee = fmt.Sprintf("%d errors", lv.Errors)
+	case lv.PartialMs.N == 0:
+		lv.OverKnee = "no partials"
+	case lv.PartialMs.P95 > float64(cfg.KneeP95.Milliseconds()):
+		lv.OverKnee = fmt.Sprintf("partial p95 %.0f ms > %v", lv.PartialMs.P95, cfg.KneeP95)
+	}
+	return lv
+}
+
+// billed waits (up to 15 s: billing applies usage asynchronously from JetStream) for
+// the tenant's usage to grow by the accepted audio and returns the growth.
+func billed(ctx context.Context, cfg Config, ok bool, before int64, acceptedSec float64) (*float64, string) {
+	if !ok {
+		return nil, "unavailable: no GET /v1/usage for these credentials"
+	}
+	want := int64(acceptedSec*1000 + 0.5)
+	deadline := time.Now().Add(15 * time.Second)
+	var got int64
+	for {
+		after, ok := cfg.usage(ctx)
+		if !ok {
+			return nil, "unavailable: GET /v1/usage failed after the level"
+		}
+		got = after - before
+		if got >= want || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	s := float64(got) / 1000
+	note := ""
+	if got != want {
+		note = fmt.Sprintf("billed %d ms ≠ accepted %d ms (other streams of this tenant count too)", got, want)
+	}
+	return &s, note
+}

@@ -1,0 +1,209 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/wer"
+)
+
+// gapSeconds of silence follow every clip, so the server's endpointing ends the
+// utterance there and finals line up with clips.
+const gapSeconds = 1.0
+
+// program is the audio every stream draws from: the clips back to back, each followed
+// by a gap, repeated to cover a stream of the level's duration from any starting clip.
+// Read-only once built, shared by all streams.
+type program struct {
+	pcm  []byte
+	segs []segment
+	n    int // distinct clips
+}
+
+type segment struct {
+	from, to int // byte offsets in pcm (clip and its gap)
+	ref      string
+}
+
+func newProgram(clips []Clip, d time.Duration) *program {
+	p := &program{n: len(clips)}
+	gap := silence(gapSeconds)
+	need := 32000 * (d.Seconds() + 1)
+	var cycle float64
+	for _, c := range clips {
+		cycle += float64(len(c.PCM) + len(gap))
+	}
+	for i := 0; float64(len(p.pcm)) < cycle+need; i++ {
+		c := clips[i%len(clips)]
+		from := len(p.pcm)
+		p.pcm = append(p.pcm, c.PCM...)
+		p.pcm = append(p.pcm, gap...)
+		p.segs = append(p.segs, segment{from: from, to: len(p.pcm), ref: c.Reference})
+	}
+	return p
+}
+
+// plan is the whole segments stream i sends: starting at clip i, until at least d.
+func (p *program) plan(i int, d time.Duration) (pcm []byte, ref string) {
+	first := i % p.n
+	var refs []string
+	last := first
+	for k := first; k < len(p.segs); k++ {
+		last = k
+		refs = append(refs, p.segs[k].ref)
+		if float64(p.segs[k].to-p.segs[first].from) >= d.Seconds()*32000 {
+			break
+		}
+	}
+	return p.pcm[p.segs[first].from:p.segs[last].to], strings.Join(refs, " ")
+}
+
+// StreamResult is what one stream measured. Latencies are in milliseconds.
+type StreamResult struct {
+	Index       int       `json:"index"`
+	AudioSec    float64   `json:"audio_sec"`    // sent
+	AcceptedSec float64   `json:"accepted_sec"` // the gateway's Metadata duration
+	WallSec     float64   `json:"wall_sec"`     // first audio sent → stream closed
+	Partials    int       `json:"partials"`
+	Finals      int       `json:"finals"`
+	WER         float64   `json:"wer"`
+	WordErrors  int       `json:"word_errors"`
+	RefWords    int       `json:"ref_words"`
+	Error       string    `json:"error,omitempty"`
+	Errors      int       `json:"errors"`
+	Partial     Dist      `json:"partial_latency_ms"`
+	Word        Dist      `json:"word_latency_ms"`
+	Final       Dist      `json:"final_latency_ms"`
+	PartialMs   []float64 `json:"-"`
+	WordMs      []float64 `json:"-"`
+	FinalMs     []float64 `json:"-"`
+	Transcript  string    `json:"-"`
+	Reference   string    `json:"-"`
+}
+
+// sendClock remembers when each chunk went out, to map a stream time to the wall time
+// at which that much audio had been sent.
+type sendClock struct {
+	mu      sync.Mutex
+	chunkMs int
+	at      []time.Time // at[k]: chunk k (audio up to (k+1)·chunkMs) written
+}
+
+func (c *sendClock) mark(t time.Time) { c.mu.Lock(); c.at = append(c.at, t); c.mu.Unlock() }
+
+// sentAt is when audio up to stream time sec had been sent; ok=false when it has not
+// been sent yet (a result cannot cover audio the server never got; it then reads as
+// the latest chunk's time).
+func (c *sendClock) sentAt(sec float64) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.at) == 0 {
+		return time.Time{}, false
+	}
+	k := int(math.Ceil(sec*1000/float64(c.chunkMs)-1e-6)) - 1
+	k = max(k, 0)
+	if k >= len(c.at) {
+		return c.at[len(c.at)-1], false
+	}
+	return c.at[k], true
+}
+
+// runStream streams pcm in real time on one connection and measures it.
+func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string, chunkMs int) StreamResult {
+	res := StreamResult{Index: idx, Reference: ref}
+	c, err := dial(ctx)
+	if err != nil {
+		res.Error, res.Errors = "dial: "+err.Error(), 1
+		return res
+	}
+	clock := &sendClock{chunkMs: chunkMs}
+	chunk := 32 * chunkMs
+	start := time.Now()
+	sendErr := make(chan error, 1)
+	go func() {
+		for k := 0; k*chunk < len(pcm); k++ {
+			due := start.Add(time.Duration(k*chunkMs) * time.Millisecond)
+			select {
+			case <-time.After(time.Until(due)):
+			case <-ctx.Done():
+				c.abort()
+				sendErr <- ctx.Err()
+				return
+			}
+			if err := c.send(pcm[k*chunk : min((k+1)*chunk, len(pcm))]); err != nil {
+				sendErr <- err
+				return
+			}
+			clock.mark(time.Now())
+		}
+		sendErr <- c.closeStream()
+	}()
+	res.AudioSec = float64(len(pcm)) / 32000
+	var finals []string
+	seen := 0 // words of the open utterance already seen in a partial
+	// lat is the latency of a result arriving at now that covers audio up to sec.
+	lat := func(now time.Time, sec float64) (float64, bool) {
+		t, _ := clock.sentAt(sec)
+		if t.IsZero() {
+			return 0, false
+		}
+		return float64(now.Sub(t).Microseconds()) / 1000, true
+	}
+	watchdog := time.AfterFunc(time.Duration(res.AudioSec*float64(time.Second))+60*time.Second, c.abort)
+	defer watchdog.Stop()
+	for ev := range c.events() {
+		now := time.Now()
+		switch ev.kind {
+		case evPartial:
+			if ev.text == "" {
+				continue
+			}
+			res.Partials++
+			if l, ok := lat(now, ev.start+ev.dur); ok {
+				res.PartialMs = append(res.PartialMs, l)
+			}
+			for j := seen; j < len(ev.words); j++ {
+				if l, ok := lat(now, ev.words[j].end); ok {
+					res.WordMs = append(res.WordMs, l)
+				}
+			}
+			seen = max(seen, len(ev.words))
+		case evFinal:
+			seen = 0
+			if ev.text == "" {
+				continue
+			}
+			res.Finals++
+			finals = append(finals, ev.text)
+			if l, ok := lat(now, ev.start+ev.dur); ok {
+				res.FinalMs = append(res.FinalMs, l)
+			}
+		case evMetadata:
+			res.AcceptedSec = ev.acceptedSec
+		case evError:
+			res.Errors++
+			if res.Error == "" {
+				res.Error = ev.err
+			}
+		}
+	}
+	res.WallSec = time.Since(start).Seconds()
+	if err := <-sendErr; err != nil && res.Error == "" {
+		res.Error, res.Errors = "send: "+err.Error(), res.Errors+1
+	}
+	if err := c.err(); err != nil && !errors.Is(err, context.Canceled) {
+		res.Errors++
+		if res.Error == "" {
+			res.Error = err.Error()
+		}
+	}
+	res.Partial, res.Word, res.Final = distOf(res.PartialMs), distOf(res.WordMs), distOf(res.FinalMs)
+	res.Transcript = strings.Join(finals, " ")
+	cnt := wer.Compare(ref, res.Transcript)
+	res.WER, res.WordErrors, res.RefWords = cnt.Rate(), cnt.Errors(), cnt.Ref
+	return res
+}

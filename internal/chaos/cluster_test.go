@@ -1,0 +1,233 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/testutil"
+	"github.com/earshot-dev/earshot/models"
+)
+
+var (
+	natsOnce sync.Once
+	natsBin  string
+	natsErr  error
+)
+
+// natsServer builds the nats-server of the module graph once per test process.
+func natsServer(t *testing.T) string {
+	t.Helper()
+	natsOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "earshot-chaos-nats-")
+		if err != nil {
+			natsErr = err
+			return
+		}
+		natsBin = filepath.Join(dir, "nats-server")
+		cmd := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2")
+		cmd.Dir = testutil.ModuleRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			natsErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if natsErr != nil {
+		t.Fatalf("build nats-server: %v", natsErr)
+	}
+	return natsBin
+}
+
+// cluster is one Earshot deployment of separate processes on this machine.
+type cluster struct {
+	t        *testing.T
+	bin      string
+	redis    *testutil.Redis
+	natsPort int
+	natsDir  string
+	gwPort   int
+	dataDir  string
+	modelDir string
+
+	nats        *testutil.Proc
+	gateway     *testutil.Proc
+	billing     *testutil.Proc
+	transcriber []*testutil.Proc
+}
+
+// requireModel returns the model dir holding tiny.en, or skips (fails in CI).
+func requireModel(t *testing.T) string {
+	t.Helper()
+	dir := models.DefaultDir()
+	if _, err := os.Stat(filepath.Join(dir, "ggml-tiny.en.bin")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI needs the tiny.en model in %s (make model): %v", dir, err)
+		}
+		t.Skipf("SKIPPING: no tiny.en model in %s (make model)", dir)
+	}
+	return dir
+}
+
+func newCluster(t *testing.T, transcribers int) *cluster {
+	t.Helper()
+	testdata.Require(t)
+	c := &cluster{t: t, modelDir: requireModel(t)}
+	c.redis = testutil.StartRedis(t)
+	c.bin = testutil.Binary(t)
+	c.natsPort, c.gwPort = freePort(t), freePort(t)
+	c.natsDir, c.dataDir = t.TempDir(), t.TempDir()
+	c.startNATS()
+	c.startBilling()
+	for i := range transcribers {
+		c.startTranscriber(i)
+	}
+	c.startGateway()
+	return c
+}
+
+func (c *cluster) natsURL() string { return "nats://127.0.0.1:" + strconv.Itoa(c.natsPort) }
+func (c *cluster) httpURL() string { return "http://127.0.0.1:" + strconv.Itoa(c.gwPort) }
+func (c *cluster) wsURL() string   { return "ws://127.0.0.1:" + strconv.Itoa(c.gwPort) + "/v1/listen" }
+
+func (c *cluster) env() []string {
+	return []string{"EARSHOT_NATS_URL=" + c.natsURL(), "EARSHOT_REDIS_URL=" + c.redis.URL(),
+		"EARSHOT_DATA_DIR=" + c.dataDir, "EARSHOT_MODEL_DIR=" + c.modelDir, "EARSHOT_LOG_LEVEL=info"}
+}
+
+func (c *cluster) startNATS() {
+	c.t.Helper()
+	c.nats = testutil.Start(c.t, "nats-server", natsServer(c.t), nil,
+		"-a", "127.0.0.1", "-p", strconv.Itoa(c.natsPort), "-js", "-sd", c.natsDir)
+	c.nats.WaitOutput("Server is ready", 20*time.Second)
+}
+
+func (c *cluster) startBilling() {
+	c.t.Helper()
+	c.billing = testutil.Start(c.t, "billing", c.bin, c.env(), "billing")
+	c.billing.WaitOutput("billing consumer running", 30*time.Second)
+}
+
+func (c *cluster) startTranscriber(i int) {
+	c.t.Helper()
+	p := testutil.Start(c.t, fmt.Sprintf("transcriber-%d", i), c.bin, c.env(), "transcriber",
+		"--worker-id", fmt.Sprintf("w%d", i), "--models", "tiny.en", "--threads", "1", "--slots", "1")
+	p.WaitOutput("worker serving", 60*time.Second)
+	if i < len(c.transcriber) {
+		c.transcriber[i] = p
+	} else {
+		c.transcriber = append(c.transcriber, p)
+	}
+}
+
+func (c *cluster) startGateway() {
+	c.t.Helper()
+	c.gateway = testutil.Start(c.t, "gateway", c.bin, c.env(), "gateway",
+		"--listen", "127.0.0.1:"+strconv.Itoa(c.gwPort), "--demo", "--token-ttl", "10m")
+	c.gateway.WaitOutput("msg=serving", 30*time.Second)
+}
+
+// token is a demo token of the demo tenant (valid for 10 minutes, across gateway restarts:
+// the signing secret is kept in the data dir).
+func (c *cluster) token() string {
+	c.t.Helper()
+	resp, err := http.Post(c.httpURL()+"/demo/grant", "", nil)
+	if err != nil {
+		c.t.Fatalf("demo grant: %v", err)
+	}
+	defer resp.Body.Close()
+	var g struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&g); err != nil || g.AccessToken == "" {
+		c.t.Fatalf("demo grant: HTTP %d %v", resp.StatusCode, err)
+	}
+	return g.AccessToken
+}
+
+// billedMs is the demo tenant's total_ms from GET /v1/usage.
+func (c *cluster) billedMs(token string) (int64, error) {
+	req, _ := http.NewRequest(http.MethodGet, c.httpURL()+"/v1/usage", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /v1/usage: HTTP %d", resp.StatusCode)
+	}
+	var u struct {
+		TotalMs int64 `json:"total_ms"`
+	}
+	return u.TotalMs, json.NewDecoder(resp.Body).Decode(&u)
+}
+
+// waitBilled polls until the tenant's billed ms equal want or timeout passes, and
+// returns the last value read.
+func (c *cluster) waitBilled(token string, want int64, timeout time.Duration) int64 {
+	deadline := time.Now().Add(timeout)
+	var got int64
+	for {
+		v, err := c.billedMs(token)
+		if err == nil {
+			got = v
+		}
+		if got >= want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// serving returns the index of the transcriber that granted the most recent session.
+func (c *cluster) serving(session string) int {
+	for i, p := range c.transcriber {
+		if p != nil && !p.Exited() && strings.Contains(p.Output(), "session="+session) {
+			return i
+		}
+	}
+	return -1
+}
+
+// gatewayMetric reads one unlabelled sample from the gateway's /metrics.
+func (c *cluster) gatewayMetric(name string) (float64, bool) {
+	resp, err := http.Get(c.httpURL() + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var _ = context.Background
+
+func testdataDir(t *testing.T) string { return testdata.Require(t) }

@@ -1,0 +1,108 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The long form of the suite (`make chaos`): one fault per test, each on its own
+// cluster, each against the undisturbed run of the same cluster.
+
+// TestRedisRestart restarts Redis 4 s into a stream: keys, quotas and the billing
+// ledger are unavailable for about a second.
+func TestRedisRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long chaos suite")
+	}
+	c := newCluster(t, 1)
+	token := c.token()
+	base := baseline(t, c, token)
+	g0, _ := c.gatewayMetric("go_goroutines")
+	pcm, ref := jfk(t)
+	o := stream(t, c.wsURL(), token, pcm, ref, false, hook{4 * time.Second, func(string) { c.redis.Restart() }})
+	t.Logf("Redis restarted at 4 s: %v", o)
+	if len(o.Errors) > 0 {
+		t.Errorf("a Redis restart should not end a live stream: %q", o.Errors)
+	}
+	if o.WER > base.WER+werSlack {
+		t.Errorf("WER %.1f%% vs %.1f%% undisturbed", 100*o.WER, 100*base.WER)
+	}
+	checkBilled(t, c, token, base.AcceptedMs+o.AcceptedMs)
+	checkGoroutines(t, c, g0)
+	// A new stream after the restart is served as before.
+	after := stream(t, c.wsURL(), token, pcm, ref, false)
+	t.Logf("stream after the restart: %v", after)
+	if len(after.Errors) > 0 || after.WER > base.WER+werSlack {
+		t.Errorf("stream after the Redis restart: %v", after)
+	}
+}
+
+// TestGatewayRestart kills the gateway (SIGKILL) 4 s into a stream whose client has
+// Reconnect on, and starts it again on the same port at once. (With a second of
+// downtime the SDK gives up: client.Conn redials once and does not retry a refused
+// dial; see RELIABILITY.md.)
+func TestGatewayRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long chaos suite")
+	}
+	c := newCluster(t, 1)
+	token := c.token()
+	base := baseline(t, c, token)
+	pcm, ref := jfk(t)
+	o := stream(t, c.wsURL(), token, pcm, ref, true, hook{4 * time.Second, func(string) {
+		c.gateway.Kill()
+		c.startGateway()
+	}})
+	t.Logf("gateway killed at 4 s and restarted: %v", o)
+	if !o.Reconnected {
+		t.Errorf("the client did not reconnect: %v", o)
+	}
+	if o.WER > base.WER+werSlack {
+		t.Errorf("WER %.1f%% vs %.1f%% undisturbed", 100*o.WER, 100*base.WER)
+	}
+	// The killed gateway's unpublished usage (< 2 s) is lost, and the reconnected
+	// stream is metered again from its replay: billed is within 2 s of accepted+replay.
+	billed := c.waitBilled(token, base.AcceptedMs+o.AcceptedMs, 20*time.Second) - base.AcceptedMs
+	t.Logf("billed %d ms for the disturbed stream; %d ms sent; last connection accepted %d ms", billed, o.SentMs, o.AcceptedMs)
+	if billed < o.AcceptedMs || billed > o.SentMs+2000+o.AcceptedMs {
+		t.Errorf("billed %d ms outside [%d, %d]", billed, o.AcceptedMs, o.SentMs+2000+o.AcceptedMs)
+	}
+}
+
+// TestNATSRestart kills nats-server (SIGKILL) 4 s into a stream and starts it again on
+// the same port and JetStream directory 1 s later.
+func TestNATSRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long chaos suite")
+	}
+	c := newCluster(t, 1)
+	token := c.token()
+	base := baseline(t, c, token)
+	g0, _ := c.gatewayMetric("go_goroutines")
+	pcm, ref := jfk(t)
+	o := stream(t, c.wsURL(), token, pcm, ref, true, hook{4 * time.Second, func(string) {
+		c.nats.Kill()
+		time.Sleep(time.Second)
+		c.startNATS()
+	}})
+	t.Logf("NATS killed at 4 s and restarted: %v", o)
+	if len(o.Finals) == 0 && len(o.Errors) == 0 {
+		t.Errorf("the stream neither continued nor said why it stopped: %v", o)
+	}
+	for _, e := range o.Errors {
+		if strings.TrimSpace(e) == "" {
+			t.Errorf("an empty error reached the client")
+		}
+	}
+	billed := c.waitBilled(token, base.AcceptedMs+o.AcceptedMs, 30*time.Second) - base.AcceptedMs
+	t.Logf("billed %d ms for the disturbed stream, accepted %d ms, sent %d ms", billed, o.AcceptedMs, o.SentMs)
+	checkGoroutines(t, c, g0)
+	// After the restart, new streams work again.
+	time.Sleep(2 * time.Second)
+	after := stream(t, c.wsURL(), token, pcm, ref, false)
+	t.Logf("stream after the restart: %v", after)
+	if len(after.Errors) > 0 || after.WER > base.WER+werSlack {
+		t.Errorf("stream after the NATS restart: %v", after)
+	}
+}

@@ -1,0 +1,6 @@
+// Package privacy keeps what a tenant asked Earshot to keep, and nothing else: opt-in
+// retention of transcripts (JetStream KV bucket RETAINED) and audio (object store
+// RETAINED_AUDIO) with a TTL, deletion by request, tenant-wide erasure, and an
+// append-only audit log (JetStream stream AUDIT) of retention changes, deletions and
+// erasures. See docs/privacy.md.
+package privacy
