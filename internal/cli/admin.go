@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/privacy"
 )
 
 func init() {
@@ -31,7 +35,10 @@ func init() {
   create T [--plan P]        a tenant on plan P (default payg); plans: payg, payg-min, starter, team, trial
   plan T P [--version N]     move T to plan P (latest version unless --version)
   topup T AMOUNT             add AMOUNT minor units (cents) to T's prepaid balance
-  show T                     plan, balance, creation time`,
+  show T                     plan, balance, creation time
+  erase T --nats URL         delete everything kept for T (retained transcripts and audio, queued
+                             jobs, policy) except the billing ledger and the audit log
+  audit T --nats URL         T's audit log (key, plan, retention changes, erasures)`,
 		run: runTenants,
 	})
 }
@@ -45,14 +52,7 @@ func redisFlag(e *env, fsRedis *string) (*redis.Client, error) {
 	return redis.NewClient(opts), nil
 }
 
-func defaultRedis(e *env) string {
-	for _, kv := range e.environ {
-		if len(kv) > len("EARSHOT_REDIS_URL=") && kv[:len("EARSHOT_REDIS_URL=")] == "EARSHOT_REDIS_URL=" {
-			return kv[len("EARSHOT_REDIS_URL="):]
-		}
-	}
-	return "redis://127.0.0.1:6379/0"
-}
+func defaultRedis(e *env) string { return envOr(e, "EARSHOT_REDIS_URL", "redis://127.0.0.1:6379/0") }
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["keys"], "<create|list|revoke> --tenant T [ID]")
@@ -117,6 +117,7 @@ func runTenants(ctx context.Context, e *env, args []string) error {
 	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
 	plan := fs.String("plan", "payg", "create: price plan")
 	version := fs.Int("version", 0, "plan: plan version (0 = latest)")
+	natsURL := fs.String("nats", envOr(e, "EARSHOT_NATS_URL", "nats://127.0.0.1:4222"), "erase, audit: NATS URL (env EARSHOT_NATS_URL)")
 	if len(args) == 0 {
 		fs.Usage()
 		return errUsage
@@ -166,6 +167,30 @@ func runTenants(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "tenant %s balance %d minor units\n", tn.ID, tn.BalanceMinor())
 		return nil
+	case "erase", "audit":
+		ps, closeFn, err := privacyStore(ctx, *natsURL)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		if sub == "audit" {
+			entries, err := ps.AuditLog(ctx, t)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "AT\tACTOR\tACTION\tTARGET")
+			for _, en := range entries {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", en.At.UTC().Format(time.RFC3339), en.Actor, en.Action, en.Target)
+			}
+			return tw.Flush()
+		}
+		n, err := ps.EraseTenant(ctx, t, "cli")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "erased tenant %s: %d transcripts, %d audio files (billing ledger kept)\n", t, n.Transcripts, n.Audio)
+		return nil
 	case "show":
 		tn, err := store.Get(ctx, t)
 		if err != nil {
@@ -207,4 +232,32 @@ func runBillingReport(ctx context.Context, e *env, args []string) error {
 		return inv.WriteCSV(e.stdout)
 	}
 	return inv.WriteTable(e.stdout)
+}
+
+func envOr(e *env, name, def string) string {
+	for _, kv := range e.environ {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return def
+}
+
+// privacyStore connects to NATS and opens the retention and audit store.
+func privacyStore(ctx context.Context, url string) (*privacy.Store, func(), error) {
+	nc, err := nats.Connect(url, nats.Name("earshot-cli"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (set --nats)", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	ps, err := privacy.Open(ctx, privacy.Config{JS: js})
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return ps, nc.Close, nil
 }
