@@ -7,6 +7,9 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 WHISPER_ENV = eval "$$(GPU=$(GPU) scripts/whisper.sh env)"
 GOFLAGS_BUILD := -trimpath -ldflags "-X github.com/earshot-dev/earshot/internal/cli.Version=$(VERSION)"
 TEST_TIMEOUT ?= 25m
+# whisper.cpp's OpenMP threads must sleep, not spin, while they wait: several tests decode
+# at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: all deps whisper build model run test test-short lint fuzz bench chaos clean
 

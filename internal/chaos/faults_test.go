@@ -1,20 +1,27 @@
 package chaos
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-// The long form of the suite (`make chaos`): one fault per test, each on its own
-// cluster, each against the undisturbed run of the same cluster.
+// The long form of the suite (`make chaos`, which sets EARSHOT_CHAOS=full): one fault
+// per test, each on its own cluster, each against the undisturbed run of the same
+// cluster. `go test ./...` runs only TestShortFailover.
+
+func longSuite(t *testing.T) {
+	t.Helper()
+	if os.Getenv("EARSHOT_CHAOS") != "full" {
+		t.Skip("long chaos suite: run scripts/chaos.sh (EARSHOT_CHAOS=full)")
+	}
+}
 
 // TestRedisRestart restarts Redis 4 s into a stream: keys, quotas and the billing
 // ledger are unavailable for about a second.
 func TestRedisRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long chaos suite")
-	}
+	longSuite(t)
 	c := newCluster(t, 1)
 	token := c.token()
 	base := baseline(t, c, token)
@@ -43,9 +50,7 @@ func TestRedisRestart(t *testing.T) {
 // downtime the SDK gives up: client.Conn redials once and does not retry a refused
 // dial; see RELIABILITY.md.)
 func TestGatewayRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long chaos suite")
-	}
+	longSuite(t)
 	c := newCluster(t, 1)
 	token := c.token()
 	base := baseline(t, c, token)
@@ -73,9 +78,7 @@ func TestGatewayRestart(t *testing.T) {
 // TestNATSRestart kills nats-server (SIGKILL) 4 s into a stream and starts it again on
 // the same port and JetStream directory 1 s later.
 func TestNATSRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long chaos suite")
-	}
+	longSuite(t)
 	c := newCluster(t, 1)
 	token := c.token()
 	base := baseline(t, c, token)

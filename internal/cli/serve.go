@@ -72,7 +72,9 @@ func runService(ctx context.Context, e *env, name string, parts app.Parts, args 
 	// Every EARSHOT_* a service could use is known, even where this part ignores it.
 	c0, g0, t0 := config.Defaults()
 	known = append(append(append(known, config.EnvNames(&c0)...), config.EnvNames(&g0)...), config.EnvNames(&t0)...)
-	known = append(known, "EARSHOT_BIN", "EARSHOT_CACHE", "EARSHOT_TESTDATA")
+	// Variables of the scripts, tests and clients that share the prefix.
+	known = append(known, "EARSHOT_BIN", "EARSHOT_CACHE", "EARSHOT_TESTDATA", "EARSHOT_MODEL", "EARSHOT_WER_REPORT",
+		"EARSHOT_BENCH_PHONE", "EARSHOT_API_KEY")
 	if err := config.CheckEnv(e.environ, known); err != nil {
 		return err
 	}

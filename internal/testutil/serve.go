@@ -1,0 +1,76 @@
+package testutil
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Serve is an `earshot serve --demo` child process with its own Redis and data dir.
+type Serve struct {
+	*Proc
+	URL     string // http://127.0.0.1:PORT
+	WSURL   string // ws://127.0.0.1:PORT/v1/listen
+	NATSURL string // the embedded NATS server
+	Redis   *Redis
+	DataDir string
+	t       testing.TB
+}
+
+var natsLine = regexp.MustCompile(`embedded NATS ready"? url=(nats://[0-9.:]+)`)
+
+// StartServe builds earshot, starts a Redis and `earshot serve --demo` on free ports and
+// waits until /readyz answers 200 (the model is loaded, NATS and Redis are up). Extra
+// flags are appended to the command line.
+func StartServe(t testing.TB, extra ...string) *Serve {
+	t.Helper()
+	bin := Binary(t)
+	r := StartRedis(t)
+	s := &Serve{Redis: r, DataDir: t.TempDir(), t: t}
+	port := freePort(t)
+	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	s.WSURL = fmt.Sprintf("ws://127.0.0.1:%d/v1/listen", port)
+	args := append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--demo", "--drain-timeout", "5s"}, extra...)
+	s.Proc = Start(t, "earshot serve", bin, []string{"EARSHOT_REDIS_URL=" + r.URL(), "EARSHOT_DATA_DIR=" + s.DataDir}, args...)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if resp, err := http.Get(s.URL + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if s.Exited() {
+			t.Fatalf("earshot serve exited:\n%s", s.Output())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("earshot serve not ready within 90s:\n%s", s.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m := natsLine.FindStringSubmatch(s.Output()); m != nil {
+		s.NATSURL = m[1]
+	}
+	return s
+}
+
+// DemoToken gets a short-lived token for the demo tenant.
+func (s *Serve) DemoToken() string {
+	s.t.Helper()
+	resp, err := http.Post(s.URL+"/demo/grant", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		s.t.Fatalf("demo grant: %v", err)
+	}
+	defer resp.Body.Close()
+	var g struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&g); err != nil || g.AccessToken == "" {
+		s.t.Fatalf("demo grant: status %d, %v", resp.StatusCode, err)
+	}
+	return g.AccessToken
+}
