@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 25m
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model run test test-short lint fuzz bench chaos clean
+.PHONY: all deps whisper build model run test lint fuzz bench bench-engine chaos chaos-short gpu-bench-prep gpu-bench clean
 
 all: build
 
@@ -41,6 +41,28 @@ lint: ## gofmt and vet
 
 fuzz: whisper ## run every fuzz target for FUZZTIME each (default 20s)
 	@scripts/fuzz.sh $${FUZZTIME:-20s}
+
+BENCH_STREAMS ?= 1,2,4
+BENCH_DURATION ?= 60s
+bench: build model ## load sweep through the public WebSocket API (redis + earshot serve on free ports) → bench/out/
+	@$(BIN) bench --serve --streams $(BENCH_STREAMS) --duration $(BENCH_DURATION) --out bench/out
+	@$(WHISPER_ENV) && go test -run XXX -bench Transport -benchtime 2000x ./internal/bench/
+
+bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only)
+	@mkdir -p bench/out
+	@$(WHISPER_ENV) && EARSHOT_WER_REPORT=bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ | tee bench/out/engine.log
+
+chaos: build model ## fault-injection suite (kill/restart transcriber, billing, Redis, gateway, NATS)
+	@scripts/chaos.sh
+
+chaos-short: build model ## the CI form of the fault-injection suite (~35 s)
+	@scripts/chaos.sh short
+
+gpu-bench-prep: whisper ## build bin/gpu-bench to carry to a GPU host
+	@scripts/gpu-bench.sh prep
+
+gpu-bench: ## GPU load benchmark (GPU=none: the same on CPU, tiny.en, N=1,2)
+	@GPU=$(if $(filter none,$(GPU)),none,cuda) scripts/gpu-bench.sh
 
 clean:
 	rm -rf bin

@@ -28,7 +28,10 @@ esac
 
 print_env() {
   local libs="-L$BUILD/src -L$BUILD/ggml/src"
-  if [ "$GPU" = cuda ]; then libs="$libs -L$BUILD/ggml/src/ggml-cuda -Wl,-rpath,$BUILD/src -Wl,-rpath,$BUILD/ggml/src"; fi
+  if [ "$GPU" = cuda ]; then
+    # Shared libraries: whisper.cpp's CMake puts them in build/bin.
+    libs="-L$BUILD/bin $libs -L$BUILD/ggml/src/ggml-cuda -Wl,-rpath,$BUILD/bin -Wl,-rpath,$BUILD/src -Wl,-rpath,$BUILD/ggml/src"
+  fi
   echo "export CGO_ENABLED=1"
   echo "export CGO_CFLAGS='-I$SRC/include -I$SRC/ggml/include'"
   echo "export CGO_CXXFLAGS='-I$SRC/include -I$SRC/ggml/include'"
