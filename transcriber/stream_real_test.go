@@ -185,7 +185,7 @@ func TestStreamLongformRealEngine(t *testing.T) {
 		// A sanity bound that catches a stalled or lost final; the latency target itself
 		// (p95 ≤ 1 s) is measured by the benchmark on a quiet machine (BENCHMARKS.md), not
 		// asserted here, where other packages' tests share the 2 cores.
-		if d > 4*time.Second {
+		if d > 8*time.Second {
 			t.Errorf("utterance %s: final %v after its end", u.ID, d)
 		}
 	}
