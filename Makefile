@@ -50,7 +50,7 @@ bench: build model ## load sweep through the public WebSocket API (redis + earsh
 
 bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only)
 	@mkdir -p bench/out
-	@$(WHISPER_ENV) && EARSHOT_WER_REPORT=bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ | tee bench/out/engine.log
+	@$(WHISPER_ENV) && EARSHOT_WER_REPORT=$(CURDIR)/bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ | tee bench/out/engine.log
 
 chaos: build model ## fault-injection suite (kill/restart transcriber, billing, Redis, gateway, NATS)
 	@scripts/chaos.sh

@@ -17,6 +17,13 @@ import (
 // limit and the transcriber's capacity (Backend.Open) — is checked BEFORE the
 // WebSocket upgrade, so a client sees a plain HTTP status with a JSON body (and a
 // dg-error header) instead of a socket that opens and closes at once.
+//
+// Browsers cannot read the status of a refused upgrade, so a plain (non-upgrade)
+// GET with the same query and credentials is a probe: it runs the same checks and
+// answers with their status and JSON body, or 426 Upgrade Required when they all
+// pass. The probe opens no transcription stream and holds no stream slot (it takes
+// the tenant's slot and gives it back at once), so it cannot tell 503 NO_CAPACITY:
+// a probe that gets 426 after a refused upgrade most likely met a full transcriber.
 func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	sid := bus.NewSessionID()
 	reqID := string(sid)
@@ -26,10 +33,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, status, code, msg, param, reqID)
 		log.Info("listen rejected", "status", status, "code", code, "param", param)
 	}
-	if !websocket.IsWebSocketUpgrade(r) {
-		fail(http.StatusBadRequest, wire.CodeBadRequest, "GET /v1/listen is a WebSocket endpoint; send an Upgrade request", "")
-		return
-	}
+	probe := !websocket.IsWebSocketUpgrade(r)
 	if s.isDraining() {
 		w.Header().Set("Retry-After", "5")
 		fail(http.StatusServiceUnavailable, wire.CodeShuttingDown, "the gateway is restarting; reconnect", "")
@@ -95,6 +99,14 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if probe {
+		releaseSlot()
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		writeHTTPError(w, http.StatusUpgradeRequired, codeUpgradeRequired,
+			"admission checks pass; GET /v1/listen is a WebSocket endpoint: send an Upgrade request", "", reqID)
+		return
+	}
 	ss := newSession(s, info, params, model, pipe, log)
 	if err := s.admit(ss); err != nil {
 		releaseSlot()
@@ -148,6 +160,9 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	}
 	ss.run(conn, stream, meter)
 }
+
+// codeUpgradeRequired answers a probe (a plain GET /v1/listen) whose checks all pass.
+const codeUpgradeRequired wire.ErrorCode = "UPGRADE_REQUIRED"
 
 func quotaStatus(err error) (int, wire.ErrorCode) {
 	switch {

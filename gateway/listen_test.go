@@ -356,14 +356,87 @@ func TestAdmissionErrors(t *testing.T) {
 		c2, _ := h.mustDial(pcmQuery)
 		c2.Close()
 	})
-	t.Run("plain GET", func(t *testing.T) {
-		resp, err := http.Get(h.ts.URL + "/v1/listen")
+}
+
+// TestListenProbe: a plain GET /v1/listen (what a browser can send to learn why its
+// upgrade was refused) runs the admission checks and answers their status and body,
+// or 426 when they pass, without opening a transcription stream or keeping a slot.
+func TestListenProbe(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxStreamsPerTenant = 1 })
+	h.quota.notPlan = map[string]bool{"base.en": true}
+	tok, _ := h.signer.Issue(testTenant, h.key.ID, time.Minute)
+	bearer := http.Header{"Authorization": {"Bearer " + tok}}
+	probe := func(t *testing.T, query string, hdr http.Header) (*http.Response, wire.HTTPError) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, h.ts.URL+"/v1/listen?"+query, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != 400 {
-			t.Fatalf("status %d", resp.StatusCode)
+		req.Header = hdr
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var he wire.HTTPError
+		if err := decodeJSON(resp, &he); err != nil {
+			t.Fatalf("body of %d: %v", resp.StatusCode, err)
+		}
+		return resp, he
+	}
+	cases := []struct {
+		name   string
+		query  string
+		hdr    http.Header
+		setup  func()
+		status int
+		code   wire.ErrorCode
+		param  string
+	}{
+		{"no credentials", pcmQuery, http.Header{}, nil, 401, wire.CodeUnauthorized, ""},
+		{"bad parameter", "encoding=linear16&sample_rate=abc", bearer, nil, 400, wire.CodeBadRequest, "sample_rate"},
+		{"unknown model", pcmQuery + "&model=huge.xx", bearer, nil, 400, wire.CodeUnknownModel, "model"},
+		{"model not in plan", pcmQuery + "&model=base.en", bearer, nil, 403, wire.CodeModelNotInPlan, ""},
+		{"quota", pcmQuery, bearer, func() { h.quota.set(errors.Join(errors.New("minutes"), ErrQuotaExhausted)) }, 402, wire.CodeQuotaExhausted, ""},
+		{"admitted (token)", pcmQuery, bearer, func() { h.quota.set(nil) }, 426, codeUpgradeRequired, ""},
+		{"admitted (key)", pcmQuery, h.keyHeader(), nil, 426, codeUpgradeRequired, ""},
+		// The probe stops before the transcriber is asked, so a full one is not seen.
+		{"no capacity is not seen", pcmQuery, bearer, func() { h.backend.openErr = ErrNoCapacity }, 426, codeUpgradeRequired, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.setup != nil {
+				c.setup()
+			}
+			resp, he := probe(t, c.query, c.hdr)
+			if resp.StatusCode != c.status || he.Code != c.code || he.Param != c.param || he.RequestID == "" {
+				t.Fatalf("got %d %+v, want %d %s param %q", resp.StatusCode, he, c.status, c.code, c.param)
+			}
+			if c.status == 426 && !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
+				t.Fatalf("426 without Upgrade: websocket header: %v", resp.Header)
+			}
+		})
+	}
+	h.backend.openErr = nil
+	if n := len(h.backend.opened); n != 0 {
+		t.Fatalf("probes opened %d transcription streams", n)
+	}
+	if n := h.srv.LiveStreams(); n != 0 {
+		t.Fatalf("probes left %d live streams", n)
+	}
+
+	t.Run("too many streams", func(t *testing.T) {
+		// The probes above gave their slot back: the one allowed stream opens.
+		c1, _ := h.mustDial(pcmQuery)
+		resp, he := probe(t, pcmQuery, bearer)
+		if resp.StatusCode != 429 || he.Code != wire.CodeTooManyStreams {
+			t.Fatalf("probe beside an open stream: %d %+v", resp.StatusCode, he)
+		}
+		sendControl(t, c1, wire.ControlCloseStream)
+		readAll(t, c1, 3*time.Second)
+		testutil.Eventually(t, 2*time.Second, "slot released", func() bool { return h.srv.LiveStreams() == 0 })
+		if resp, he := probe(t, pcmQuery, bearer); resp.StatusCode != 426 {
+			t.Fatalf("probe after the stream ended: %d %+v", resp.StatusCode, he)
 		}
 	})
 }

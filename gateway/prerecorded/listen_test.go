@@ -131,7 +131,7 @@ func TestBadInputs(t *testing.T) {
 		{"too large", "", "audio/wav", wavOf(t, tone(3)), 413, "limit is 0 MiB (65536 bytes)"},
 		{"not audio", "", "text/plain", []byte("hello, this is not audio"), 400, "not a WAV file"},
 		{"broken wav", "", "audio/wav", append([]byte("RIFF\x00\x00\x00\x00WAVE"), make([]byte, 20)...), 400, "does not decode"},
-		{"unknown redaction", "redact=ssn", "audio/wav", wav, 400, "valid redactions are pci"},
+		{"unknown redaction", "redact=ssn", "audio/wav", wav, 400, "is not a redaction name: use pci"},
 		{"bad retain", "retain=forever", "audio/wav", wav, 400, "retain"},
 		{"ssrf loopback", "", "application/json", []byte(`{"url":"http://127.0.0.1:9/a.wav"}`), 400, "loopback"},
 		{"ssrf metadata", "", "application/json", []byte(`{"url":"http://169.254.169.254/latest/meta-data"}`), 400, "link-local"},

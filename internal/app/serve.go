@@ -247,13 +247,23 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("listen on %s: %w (is another earshot running? pick another with --listen)", srv.Addr, err)
 		}
 		base := "http://" + displayAddr(ln.Addr())
-		if o.Gateway.TLSCert != "" && o.Parts.Gateway {
+		tlsOn := o.Gateway.TLSCert != "" && o.Parts.Gateway
+		if tlsOn {
+			// The certificate is read on every handshake from a reloader: SIGHUP loads
+			// renewed files without a restart (a failed reload keeps the old pair).
+			certs, err := NewCertReloader(o.Gateway.TLSCert, o.Gateway.TLSKey, log.With("component", "tls"))
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			srv.TLSConfig = certs.TLSConfig()
+			g.Go(func() error { return certs.Run(gctx) })
 			base = "https://" + displayAddr(ln.Addr())
 		}
 		g.Go(func() error {
 			var err error
-			if o.Gateway.TLSCert != "" && o.Parts.Gateway {
-				err = srv.ServeTLS(ln, o.Gateway.TLSCert, o.Gateway.TLSKey)
+			if tlsOn {
+				err = srv.ServeTLS(ln, "", "")
 			} else {
 				err = srv.Serve(ln)
 			}

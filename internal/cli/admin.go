@@ -25,7 +25,8 @@ func init() {
 		usage: `Subcommands:
   create --tenant T      print a new key (shown once; only its hash is stored)
   list --tenant T        key ids and creation times
-  revoke --tenant T ID   revoke a key; tokens granted with it stop working too`,
+  revoke --tenant T ID   revoke a key; tokens granted with it stop working too
+create and revoke are recorded in T's audit log when NATS (--nats) is reachable.`,
 		run: runKeys,
 	})
 	register(&command{
@@ -58,6 +59,7 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["keys"], "<create|list|revoke> --tenant T [ID]")
 	tenant := fs.String("tenant", "", "tenant id")
 	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
+	natsURL := fs.String("nats", envOr(e, "EARSHOT_NATS_URL", "nats://127.0.0.1:4222"), "create, revoke: NATS URL for the audit log (env EARSHOT_NATS_URL)")
 	if len(args) == 0 {
 		fs.Usage()
 		return errUsage
@@ -69,6 +71,18 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 	}
 	if err := parse(fs, interleave(args[1:])); err != nil {
 		return err
+	}
+	// audit records a key change in the tenant's audit log when NATS is reachable; the
+	// key change itself does not depend on it.
+	audit := func(action string, id bus.KeyID) {
+		ps, closeFn, err := privacyStore(ctx, *natsURL)
+		if err == nil {
+			defer closeFn()
+			err = ps.Audit(ctx, privacy.Entry{Actor: "cli", Action: action, Tenant: bus.TenantID(*tenant), Target: string(id)})
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "warning: %s not recorded in the audit log: %v\n", action, err)
+		}
 	}
 	if *tenant == "" {
 		return fmt.Errorf("--tenant is required")
@@ -87,6 +101,7 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "key id: %s\nsecret: %s\n(the secret is shown once; use it as: Authorization: Token <secret>)\n", k.ID, secret)
+		audit("key.created", k.ID)
 		return nil
 	case "list":
 		keys, err := ks.List(ctx, t)
@@ -107,6 +122,7 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "revoked %s\n", fs.Arg(0))
+		audit("key.revoked", bus.KeyID(fs.Arg(0)))
 		return nil
 	}
 	return fmt.Errorf("unknown subcommand %q: use create, list or revoke", sub)
