@@ -271,12 +271,21 @@ func (c *Conn) readLoop(ws *websocket.Conn) {
 		retry := err != nil && c.opts.Reconnect && !c.closing && reconnects < c.opts.MaxReconnects &&
 			(ce == nil || ce.Code == 1011 || ce.Code == 1012 || ce.Code == 1013 || ce.Code == 1006)
 		c.mu.Unlock()
-		if retry {
+		// A refused redial (the gateway is still restarting) is retried with backoff
+		// until MaxReconnects attempts are spent, not given up after the first.
+		for retry {
 			reconnects++
-			if nws, rerr := c.resume(reconnects); rerr == nil {
+			nws, rerr := c.resume(reconnects)
+			if rerr == nil {
 				ws = nws
-				continue
+				break
 			}
+			c.mu.Lock()
+			retry = !c.closing && reconnects < c.opts.MaxReconnects
+			c.mu.Unlock()
+		}
+		if retry {
+			continue
 		}
 		c.err = err
 		close(c.events)

@@ -57,9 +57,10 @@ func TestGatewayRestart(t *testing.T) {
 	pcm, ref := jfk(t)
 	o := stream(t, c.wsURL(), token, pcm, ref, true, hook{4 * time.Second, func(string) {
 		c.gateway.Kill()
+		time.Sleep(time.Second) // down for a second: the client's redials are refused meanwhile
 		c.startGateway()
 	}})
-	t.Logf("gateway killed at 4 s and restarted: %v", o)
+	t.Logf("gateway killed at 4 s and restarted 1 s later: %v", o)
 	if !o.Reconnected {
 		t.Errorf("the client did not reconnect: %v", o)
 	}
