@@ -97,3 +97,23 @@ type callMetering struct{ js jetstream.JetStream }
 func (m callMetering) Start(_ context.Context, t bus.TenantID, model string, s bus.SessionID, call, track string) (gateway.Meter, error) {
 	return billing.NewMeter(m.js, bus.UsageEvent{Tenant: t, Model: model, Session: s, Call: call, Track: track}, 2*time.Second)
 }
+
+// quota maps billing's refusals onto the gateway's sentinel errors, so that they become
+// 402/403 before the upgrade and close 4002 during a stream.
+type quota struct{ q *billing.Quota }
+
+func (a quota) Check(ctx context.Context, tenant bus.TenantID, model string) error {
+	err := a.q.Check(ctx, tenant, model)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, billing.ErrNoBalance), errors.Is(err, billing.ErrUnknownTenant):
+		// A key whose tenant has no billing account cannot pay either.
+		return fmt.Errorf("%w: %v", gateway.ErrNoBalance, err)
+	case errors.Is(err, billing.ErrQuotaExhausted):
+		return fmt.Errorf("%w: %v", gateway.ErrQuotaExhausted, err)
+	case errors.Is(err, billing.ErrModelNotInPlan):
+		return fmt.Errorf("%w: %v", gateway.ErrModelNotInPlan, err)
+	}
+	return err
+}

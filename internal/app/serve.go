@@ -114,6 +114,11 @@ func Run(ctx context.Context, o Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	plans := billing.DefaultPlans()
+	if c.PlansFile != "" {
+		if plans, err = billing.LoadPlans(c.PlansFile); err != nil {
+			return fmt.Errorf("--plans: %w", err)
+		}
+	}
 	var store *billing.Store
 	if rdb != nil {
 		store = billing.NewStore(rdb, plans, log.With("component", "billing"))
@@ -145,7 +150,13 @@ func Run(ctx context.Context, o Options) error {
 	mux := http.NewServeMux()
 	if o.Parts.Gateway {
 		if o.Gateway.Demo {
-			if _, err := store.CreateTenant(ctx, bus.TenantID(o.Gateway.DemoTenant), "team"); err != nil && !errors.Is(err, billing.ErrTenantExists) {
+			// The demo tenant is on the "team" plan (500 h included), or on the first plan of
+			// a custom plans file that has none by that name.
+			demoPlan := "team"
+			if _, err := plans.Get(demoPlan, 0); err != nil {
+				demoPlan = plans.IDs()[0]
+			}
+			if _, err := store.CreateTenant(ctx, bus.TenantID(o.Gateway.DemoTenant), demoPlan); err != nil && !errors.Is(err, billing.ErrTenantExists) {
 				return fmt.Errorf("demo tenant: %w", err)
 			}
 		}
@@ -171,15 +182,18 @@ func Run(ctx context.Context, o Options) error {
 			Models:              catalog{allowSynthetic: o.Gateway.AllowSynthetic},
 			Keys:                gateway.NewKeyStore(rdb),
 			Signer:              signer,
-			Quota:               billing.NewQuota(store),
+			Quota:               quota{billing.NewQuota(store)},
 			Metering:            metering{js},
 			Log:                 log,
 			Metrics:             ops.Registry,
 			DefaultModel:        o.Gateway.DefaultModel,
 			MaxStreamsPerTenant: o.Gateway.MaxStreams,
 			MaxSession:          o.Gateway.MaxSession,
-			TokenTTL:            o.Gateway.TokenTTL,
-			Demo:                gateway.DemoConfig{Enabled: o.Gateway.Demo, Tenant: bus.TenantID(o.Gateway.DemoTenant)},
+			// Balances are debited as usage events arrive (every 2 s of audio); checking
+			// every second ends an exhausted stream within about 3 s of the cut.
+			QuotaRecheck: time.Second,
+			TokenTTL:     o.Gateway.TokenTTL,
+			Demo:         gateway.DemoConfig{Enabled: o.Gateway.Demo, Tenant: bus.TenantID(o.Gateway.DemoTenant)},
 		})
 		if err != nil {
 			return err
@@ -189,7 +203,7 @@ func Run(ctx context.Context, o Options) error {
 			Backend:   backend{client},
 			Tenants:   twilio.NewSecretStore(rdb),
 			Metering:  callMetering{js},
-			Quota:     billing.NewQuota(store),
+			Quota:     quota{billing.NewQuota(store)},
 			Webhooks:  twilio.NewRedisWebhooks(rdb),
 			Publisher: nc,
 			Model:     o.Gateway.DefaultModel,

@@ -133,6 +133,7 @@ func runTenants(ctx context.Context, e *env, args []string) error {
 	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
 	plan := fs.String("plan", "payg", "create: price plan")
 	version := fs.Int("version", 0, "plan: plan version (0 = latest)")
+	plansFile := fs.String("plans", envOr(e, "EARSHOT_PLANS", ""), "price plans JSON file (env EARSHOT_PLANS; default: built-in plans)")
 	natsURL := fs.String("nats", envOr(e, "EARSHOT_NATS_URL", "nats://127.0.0.1:4222"), "erase, audit: NATS URL (env EARSHOT_NATS_URL)")
 	if len(args) == 0 {
 		fs.Usage()
@@ -154,7 +155,11 @@ func runTenants(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer rdb.Close()
-	store := billing.NewStore(rdb, billing.DefaultPlans(), nil)
+	plans, err := loadPlans(*plansFile)
+	if err != nil {
+		return err
+	}
+	store := billing.NewStore(rdb, plans, nil)
 	t := bus.TenantID(fs.Arg(0))
 	switch sub {
 	case "create":
@@ -225,6 +230,7 @@ func runBillingReport(ctx context.Context, e *env, args []string) error {
 	tenant := fs.String("tenant", "", "tenant id")
 	month := fs.String("month", time.Now().UTC().Format("2006-01"), "month, YYYY-MM")
 	csv := fs.Bool("csv", false, "print CSV instead of a table")
+	plansFile := fs.String("plans", envOr(e, "EARSHOT_PLANS", ""), "price plans JSON file (env EARSHOT_PLANS; default: built-in plans)")
 	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
 	if err := parse(fs, interleave(args)); err != nil {
 		return err
@@ -240,7 +246,11 @@ func runBillingReport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer rdb.Close()
-	inv, err := billing.NewStore(rdb, billing.DefaultPlans(), nil).Report(ctx, bus.TenantID(*tenant), *month)
+	plans, err := loadPlans(*plansFile)
+	if err != nil {
+		return err
+	}
+	inv, err := billing.NewStore(rdb, plans, nil).Report(ctx, bus.TenantID(*tenant), *month)
 	if err != nil {
 		return err
 	}
@@ -276,4 +286,12 @@ func privacyStore(ctx context.Context, url string) (*privacy.Store, func(), erro
 		return nil, nil, err
 	}
 	return ps, nc.Close, nil
+}
+
+// loadPlans reads a plans file, or returns the built-in plans for "".
+func loadPlans(path string) (*billing.Plans, error) {
+	if path == "" {
+		return billing.DefaultPlans(), nil
+	}
+	return billing.LoadPlans(path)
 }
