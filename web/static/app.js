@@ -100,7 +100,8 @@ async function loadModels() {
   for (const m of models) {
     const opt = document.createElement("option");
     opt.value = m.name;
-    const langs = Array.isArray(m.languages) ? m.languages.join(", ") : m.languages || "";
+    let langs = Array.isArray(m.languages) ? m.languages.join(", ") : m.languages || "";
+    if (/^multilingual/i.test(langs) || langs.length > 24) langs = "multilingual"; // not "multilingual (99 languages)"
     opt.textContent = langs ? `${m.name} (${langs})` : m.name;
     ui.model.append(opt);
   }

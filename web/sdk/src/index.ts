@@ -38,6 +38,14 @@ export interface ConnectOptions {
   maxReconnects?: number;
   /** Seconds of unfinalized audio kept for resending. Default 120. */
   maxBufferSeconds?: number;
+  /**
+   * Seconds of already-finalized speech resent before the unfinalized audio on a
+   * reconnect, starting at a pause (the end of an earlier final, or the stream start).
+   * The new server session transcribes it as context (its results are not delivered
+   * again): without it the first word after the cut is often lost or misheard.
+   * Default 3; 0 resends only the audio after the last final.
+   */
+  resumeContextSeconds?: number;
   /** Send KeepAlive when no audio was sent for this long (ms). Default 4000; 0 turns it off. */
   keepAliveMs?: number;
   /** WebSocket constructor; default globalThis.WebSocket. */
@@ -85,6 +93,7 @@ export interface EventMap {
   metadata: Record<string, unknown>;
   /** fatal: the connection is over (a close event follows). Non-fatal errors are warnings such as TOO_FAST. */
   error: EarshotError;
+  /** bufferedSeconds: audio not yet covered by a final, resent on reopen (with resumeContextSeconds before it). */
   reconnecting: { attempt: number; delayMs: number; bufferedSeconds: number; error: EarshotError };
   close: { code: number; reason: string; error?: EarshotError };
 }
@@ -250,6 +259,7 @@ export function connect(opts: ConnectOptions): Connection {
   const reconnect = opts.reconnect ?? true;
   const maxReconnects = opts.maxReconnects ?? 6;
   const maxBuffer = opts.maxBufferSeconds ?? 120;
+  const resumeContext = Math.max(0, opts.resumeContextSeconds ?? 3);
   const keepAliveMs = opts.keepAliveMs ?? 4000;
 
   const listeners = new Map<string, Set<Listener<never>>>();
@@ -270,6 +280,8 @@ export function connect(opts: ConnectOptions): Connection {
   let offset = 0; // stream time at which the current server session's time 0 lies
   let sent = 0; // stream seconds given to sendAudio
   let finalEnd = 0; // stream time up to which finals were delivered
+  let resumeFrom = 0; // where a reconnect resends from: a pause at least resumeContext before finalEnd
+  let pauses: number[] = []; // ends of delivered finals after resumeFrom, oldest first
   let requestId = "";
   let chunks: Chunk[] = []; // audio after finalEnd, oldest first
   let lastWords = 0; // words in the last result of the current segment
@@ -282,11 +294,16 @@ export function connect(opts: ConnectOptions): Connection {
   let token = opts.token;
 
   const trim = (): void => {
-    // Keep audio that ends after the last final (resent on reconnect), at most maxBuffer seconds.
+    // Keep the audio a reconnect resends: from resumeFrom (context before the last
+    // final) on, at most maxBuffer seconds of it.
+    while (pauses.length > 0 && pauses[0] <= finalEnd - resumeContext) resumeFrom = pauses.shift() as number;
     let i = 0;
-    while (i < chunks.length && (chunks[i].end <= finalEnd || sent - chunks[i].start > maxBuffer)) i++;
+    while (i < chunks.length && (chunks[i].end <= resumeFrom || sent - chunks[i].start > maxBuffer + resumeContext)) i++;
     if (i > 0) chunks = chunks.slice(i);
   };
+
+  // Seconds of buffered audio not yet covered by a final (the context before it does not count).
+  const pending = (): number => chunks.reduce((s, c) => s + Math.max(0, c.end - Math.max(c.start, finalEnd)), 0);
 
   // When the audio at stream time t was (last) sent, for the latency estimate.
   const sentAt = (t: number): number | undefined => {
@@ -318,13 +335,16 @@ export function connect(opts: ConnectOptions): Connection {
     attempt++;
     state = "reconnecting";
     const delayMs = Math.min(8000, 250 * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
-    const buffered = chunks.reduce((s, c) => s + (c.end - c.start), 0);
-    emit("reconnecting", { attempt, delayMs, bufferedSeconds: buffered, error: err });
+    emit("reconnecting", { attempt, delayMs, bufferedSeconds: pending(), error: err });
     setTimeout(open, delayMs);
   };
 
   // Why was a socket refused before it opened? Node's ws says the status in the
-  // error message; browsers hide it, so ask the server with a plain GET.
+  // error message; browsers hide it, so ask the server: a plain GET of the same URL
+  // with the same credentials runs the same admission checks and answers their
+  // status and JSON body, or 426 when they all pass (docs/api.md). The probe cannot
+  // see transcriber capacity, so a 426 after a refused upgrade most likely means
+  // NO_CAPACITY; it is reported as CONNECTION_REFUSED, which is retried.
   const diagnose = async (ev: Event | undefined, tok: string): Promise<EarshotError> => {
     const msg = String((ev as { message?: string } | undefined)?.message ?? "");
     const m = /Unexpected server response: (\d+)/.exec(msg);
@@ -334,8 +354,12 @@ export function connect(opts: ConnectOptions): Connection {
     }
     const f = opts.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
     if (!f) return new EarshotError("CONNECTION_REFUSED", "The WebSocket connection failed.");
+    const ac = typeof AbortController !== "undefined" ? new AbortController() : undefined;
+    const timer = setTimeout(() => ac?.abort(), 5000);
     try {
-      const res = await f(url.replace(/^ws/i, "http"), { headers: { Authorization: "Bearer " + tok }, cache: "no-store" });
+      const res = await f(url.replace(/^ws/i, "http"), {
+        headers: { Authorization: "Bearer " + tok }, cache: "no-store", signal: ac?.signal,
+      });
       let body: unknown = {};
       try {
         body = await res.json();
@@ -343,14 +367,17 @@ export function connect(opts: ConnectOptions): Connection {
         /* not JSON */
       }
       const e = httpError(res.status, body);
-      // A server that checks the upgrade header first answers 400 "send an Upgrade
-      // request"; that says nothing about why the socket was refused.
+      // 426: every check passed. An older server answers 400 "send an Upgrade request"
+      // to any plain GET; that says nothing about why the socket was refused.
       if (res.ok || res.status === 426 || (res.status === 400 && /upgrade/i.test(e.message))) {
-        return new EarshotError("CONNECTION_REFUSED", "The server refused the WebSocket connection.");
+        return new EarshotError("CONNECTION_REFUSED",
+          "The server refused the WebSocket connection; most likely it has no free transcription capacity right now.");
       }
       return e;
     } catch {
       return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE);
+    } finally {
+      clearTimeout(timer);
     }
   };
 
@@ -373,7 +400,8 @@ export function connect(opts: ConnectOptions): Connection {
       } else if (end <= finalEnd + 0.05) {
         transcript = "";
       }
-      if (isFinal && words.length === 0 && transcript === "" && end <= finalEnd + 0.05) return;
+      // Results that lie wholly in the resent context are not delivered again.
+      if (words.length === 0 && transcript === "" && end <= finalEnd + 0.05) return;
     }
     const newWords = words.length > lastWords || (words.length === 0 && transcript !== "" && lastWords === 0);
     const t = sentAt(end);
@@ -384,7 +412,10 @@ export function connect(opts: ConnectOptions): Connection {
       requestId: String((m.metadata as { request_id?: string } | undefined)?.request_id ?? requestId), raw: m,
     };
     if (isFinal) {
-      if (end > finalEnd) finalEnd = end;
+      if (end > finalEnd) {
+        finalEnd = end;
+        pauses.push(end);
+      }
       lastWords = 0;
       trim();
       emit("final", ev);
@@ -497,7 +528,7 @@ export function connect(opts: ConnectOptions): Connection {
       }
       if (code === 1000 && !closing) {
         // The server ended the stream normally (e.g. drained): nothing to resume unless audio is pending.
-        if (chunks.length === 0 || !reconnect) {
+        if (pending() === 0 || !reconnect) {
           finish(code, reason);
           return;
         }
@@ -548,7 +579,7 @@ export function connect(opts: ConnectOptions): Connection {
         if (sock && sock.readyState === 1) {
           state = "closing";
           sock.send(JSON.stringify({ type: "CloseStream" }));
-        } else if (state === "reconnecting" && chunks.length === 0) {
+        } else if (state === "reconnecting" && pending() === 0) {
           finish(1000, "closed while reconnecting");
         }
         const t = setTimeout(() => {

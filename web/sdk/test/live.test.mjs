@@ -28,6 +28,21 @@ function record(conn) {
   return rec;
 }
 
+// The whole clip, as tiny.en hears it when nothing goes wrong.
+const CLIP = "and so my fellow americans " + SENTENCE + " ask what you can do for your country";
+
+/** Word-level edit distance. */
+function wordDistance(a, b) {
+  const x = a.split(" "), y = b.split(" ");
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= y.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[y.length];
+}
+
 const silence = (rate, s) => new Int16Array(Math.round(rate * s));
 
 test("JFK in real time: partials, then a final with the sentence", { timeout: 120_000 }, async () => {
@@ -75,10 +90,44 @@ test("reconnect mid-sentence resumes without losing or repeating speech", { time
   assert.ok(rec.reconnects >= 1, "the SDK did not reconnect");
   assert.ok(rec.opens >= 2, `opened ${rec.opens} times, want a second session`);
   assert.ok(tokens >= 2, "reconnect did not fetch a fresh token");
+  // Nothing lost, nothing repeated. The first words after the pause at 5.4 s are
+  // ambiguous to tiny.en ("what your" comes back as "watch your", "why your", "why do"
+  // on some runs, most often after a reconnect: apparently the server keeps words its
+  // early partials agreed on, and the resend changes when those run). So allow two word
+  // edits against the clip, and require each phrase outside that spot exactly as often
+  // as the clip has it: a lost or repeated resend removes or doubles one of them.
+  // (fake.test.mjs checks loss and repetition exactly, sample by sample.)
   const text = rec.text();
-  assert.match(text, new RegExp(SENTENCE), `finals: ${JSON.stringify(text)}`);
-  assert.equal(text.split("ask not").length - 1, 1, `"ask not" delivered more than once: ${JSON.stringify(text)}`);
+  const dist = wordDistance(text, CLIP);
+  assert.ok(dist <= 2, `finals differ from the clip by ${dist} words:\n got: ${JSON.stringify(text)}\nwant: ${JSON.stringify(CLIP)}`);
+  for (const [phrase, n] of [["fellow americans", 1], ["ask not", 1], ["can do for you ask what you can do for your country", 1]]) {
+    const count = text.match(new RegExp(`\\b${phrase}\\b`, "g"))?.length ?? 0;
+    assert.equal(count, n, `"${phrase}" delivered ${count} times, want ${n}: ${JSON.stringify(text)}`);
+  }
   for (let i = 1; i < rec.finals.length; i++) {
     assert.ok(rec.finals[i].end > rec.finals[i - 1].end, `finals out of order or repeated: ${rec.finals.map((f) => [f.start, f.end])}`);
+  }
+});
+
+// A WebSocket that, like a browser's, does not say why an upgrade was refused (no
+// HTTP status in the error), so the SDK must ask with a plain GET /v1/listen.
+class BrowserLikeWebSocket extends WebSocket {
+  addEventListener(type, fn, opts) {
+    return super.addEventListener(type, type === "error" ? () => fn({ type: "error" }) : fn, opts);
+  }
+}
+
+test("refused upgrade with the status hidden (as in a browser): the SDK learns the code from GET /v1/listen", { timeout: 30_000 }, async () => {
+  const cases = [
+    { name: "bad token", opts: { token: "est1.not-a-token" }, status: 401, code: "INVALID_AUTH" },
+    { name: "bad parameter", opts: { token: await demoToken(srv.base), sampleRate: 100 }, status: 400, code: "BAD_REQUEST", msg: /sample_rate/ },
+    { name: "unknown model", opts: { token: await demoToken(srv.base), model: "no-such-model" }, status: 400, code: "UNKNOWN_MODEL" },
+  ];
+  for (const c of cases) {
+    const conn = connect({ url: srv.base, WebSocket: BrowserLikeWebSocket, reconnect: false, ...c.opts });
+    const close = await new Promise((r) => conn.on("close", r));
+    assert.equal(close.error?.code, c.code, `${c.name}: ${close.error?.code} ${close.error?.message}`);
+    assert.equal(close.error?.status, c.status, c.name);
+    if (c.msg) assert.match(close.error.message, c.msg, c.name);
   }
 });

@@ -30,6 +30,14 @@ export interface ConnectOptions {
     maxReconnects?: number;
     /** Seconds of unfinalized audio kept for resending. Default 120. */
     maxBufferSeconds?: number;
+    /**
+     * Seconds of already-finalized speech resent before the unfinalized audio on a
+     * reconnect, starting at a pause (the end of an earlier final, or the stream start).
+     * The new server session transcribes it as context (its results are not delivered
+     * again): without it the first word after the cut is often lost or misheard.
+     * Default 3; 0 resends only the audio after the last final.
+     */
+    resumeContextSeconds?: number;
     /** Send KeepAlive when no audio was sent for this long (ms). Default 4000; 0 turns it off. */
     keepAliveMs?: number;
     /** WebSocket constructor; default globalThis.WebSocket. */
@@ -81,6 +89,7 @@ export interface EventMap {
     metadata: Record<string, unknown>;
     /** fatal: the connection is over (a close event follows). Non-fatal errors are warnings such as TOO_FAST. */
     error: EarshotError;
+    /** bufferedSeconds: audio not yet covered by a final, resent on reopen (with resumeContextSeconds before it). */
     reconnecting: {
         attempt: number;
         delayMs: number;
