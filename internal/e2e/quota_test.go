@@ -8,12 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/earshot-dev/earshot/billing"
-	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/gateway/client"
-	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
@@ -31,31 +27,12 @@ func TestQuotaCutsLiveStream(t *testing.T) {
 	}
 	srv := testutil.StartServe(t, "--plans", plans)
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Redis.Addr})
-	defer rdb.Close()
-	store := billing.NewStore(rdb, mustPlans(t, plans), nil)
-	if _, err := store.CreateTenant(ctx, "tenpenny", "cent-per-second"); err != nil {
-		t.Fatal(err)
-	}
+	store, key := tenantWithKey(t, srv, "tenpenny", "cent-per-second", mustPlans(t, plans))
 	if _, err := store.TopUp(ctx, "tenpenny", 10); err != nil { // 10 cents = 10 s
 		t.Fatal(err)
 	}
-	_, key, err := gateway.NewKeyStore(rdb).Create(ctx, "tenpenny")
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	// 60 s of speech: the longform file's first 60 s.
-	f, err := os.Open(filepath.Join(testdata.Require(t), "speech", "wav16k", "longform_dev.wav"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	format, chans, err := ingest.ReadWAV(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := ingest.PCM16Bytes(ingest.Convert16kMono(format, chans)[:60*16000])
+	pcm := speechPCM(t, "longform_dev.wav")[:60*16000*2]
 
 	conn, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Model: "tiny.en", Encoding: "linear16", SampleRate: 16000, InterimResults: true})
 	if err != nil {
