@@ -47,7 +47,7 @@ BENCH_STREAMS ?= 1,2,4
 BENCH_DURATION ?= 60s
 bench: build model ## load sweep through the public WebSocket API (redis + earshot serve on free ports) → bench/out/
 	@$(BIN) bench --serve --streams $(BENCH_STREAMS) --duration $(BENCH_DURATION) --out bench/out
-	@$(WHISPER_ENV) && go test -run XXX -bench Transport -benchtime 2000x ./internal/bench/
+	@$(WHISPER_ENV) && go test -run XXX -bench Transport -benchtime 1000x ./internal/bench/
 
 bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only)
 	@mkdir -p bench/out
