@@ -125,4 +125,3 @@ func TestNoCapacityAcrossProcesses(t *testing.T) {
 		return true
 	})
 }
-
