@@ -60,16 +60,8 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 	tenant := fs.String("tenant", "", "tenant id")
 	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
 	natsURL := fs.String("nats", envOr(e, "EARSHOT_NATS_URL", "nats://127.0.0.1:4222"), "create, revoke: NATS URL for the audit log (env EARSHOT_NATS_URL)")
-	if len(args) == 0 {
-		fs.Usage()
-		return errUsage
-	}
-	sub := args[0]
-	if sub == "-h" || sub == "--help" {
-		fs.Usage()
-		return nil
-	}
-	if err := parse(fs, interleave(args[1:])); err != nil {
+	sub, err := parseSub(fs, args)
+	if err != nil {
 		return err
 	}
 	// audit records a key change in the tenant's audit log when NATS is reachable; the
@@ -135,16 +127,8 @@ func runTenants(ctx context.Context, e *env, args []string) error {
 	version := fs.Int("version", 0, "plan: plan version (0 = latest)")
 	plansFile := fs.String("plans", envOr(e, "EARSHOT_PLANS", ""), "price plans JSON file (env EARSHOT_PLANS; default: built-in plans)")
 	natsURL := fs.String("nats", envOr(e, "EARSHOT_NATS_URL", "nats://127.0.0.1:4222"), "erase, audit: NATS URL (env EARSHOT_NATS_URL)")
-	if len(args) == 0 {
-		fs.Usage()
-		return errUsage
-	}
-	sub := args[0]
-	if sub == "-h" || sub == "--help" {
-		fs.Usage()
-		return nil
-	}
-	if err := parse(fs, interleave(args[1:])); err != nil {
+	sub, err := parseSub(fs, args)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {

@@ -115,6 +115,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseSub splits "SUB [flags and args]" for commands with subcommands: it prints the
+// usage for no arguments (errUsage) or for -h/--help (flag.ErrHelp), else parses the
+// flags, which may stand before or after the positional arguments.
+func parseSub(fs *flag.FlagSet, args []string) (string, error) {
+	if len(args) == 0 {
+		fs.Usage()
+		return "", errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" {
+		fs.Usage()
+		return "", flag.ErrHelp
+	}
+	return args[0], parse(fs, interleave(args[1:]))
+}
+
 func init() {
 	register(&command{
 		name:    "version",

@@ -39,16 +39,8 @@ func runModels(ctx context.Context, e *env, args []string) error {
 	name := fs.String("name", "", "import-ct2: catalog name of the imported model (e.g. tiny.en)")
 	dims := fs.String("dims", "", "synth: "+strings.Join(models.SynthDims(), "|"))
 	out := fs.String("out", "", "synth: output file")
-	if len(args) == 0 {
-		fs.Usage()
-		return errUsage
-	}
-	sub, rest := args[0], args[1:]
-	if sub == "-h" || sub == "--help" {
-		fs.Usage()
-		return nil
-	}
-	if err := parse(fs, interleave(rest)); err != nil {
+	sub, err := parseSub(fs, args)
+	if err != nil {
 		return err
 	}
 	pos := fs.Args()
