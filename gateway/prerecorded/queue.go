@@ -3,14 +3,12 @@ package prerecorded
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -69,20 +67,11 @@ type queued struct {
 	Created     time.Time      `json:"created"`
 }
 
-var safeKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
-func keyPart(s string) string {
-	if safeKey.MatchString(s) {
-		return s
-	}
-	return "x" + hex.EncodeToString([]byte(s))
-}
-
 func statusKey(t bus.TenantID, id bus.SessionID) string {
-	return keyPart(string(t)) + "." + keyPart(string(id))
+	return privacy.KeyPart(string(t)) + "." + privacy.KeyPart(string(id))
 }
 func objName(t bus.TenantID, id bus.SessionID) string {
-	return keyPart(string(t)) + "/" + keyPart(string(id))
+	return privacy.KeyPart(string(t)) + "/" + privacy.KeyPart(string(id))
 }
 
 func (h *Handler) ensure(ctx context.Context) error {
@@ -405,7 +394,7 @@ func (h *Handler) eraseTenant(ctx context.Context, t bus.TenantID) error {
 			return fmt.Errorf("purge jobs: %w", err)
 		}
 	}
-	tk := keyPart(string(t))
+	tk := privacy.KeyPart(string(t))
 	if l, err := h.status.ListKeysFiltered(ctx, tk+".>"); err == nil {
 		var keys []string
 		for k := range l.Keys() {

@@ -249,7 +249,11 @@ func Run(ctx context.Context, o Options) error {
 		gw.Mount("GET /v1/requests/{id}", pre)
 		gw.Mount("DELETE /v1/requests/{id}", pre)
 		gw.Mount("/", web.Handler())
-		ops.Mount(muxOf(gw))
+		opsMux := http.NewServeMux()
+		ops.Mount(opsMux)
+		for _, route := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
+			gw.Mount(route, opsMux)
+		}
 		srv = &http.Server{Addr: o.Gateway.Listen, Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	} else if c.HTTP != "" {
 		ops.Mount(mux)
@@ -315,15 +319,6 @@ func Run(ctx context.Context, o Options) error {
 		err = nil
 	}
 	return err
-}
-
-// muxOf returns a mux that routes into the gateway's own mux (ops routes share it).
-func muxOf(gw *gateway.Server) *http.ServeMux {
-	m := http.NewServeMux()
-	gw.Mount("GET /healthz", m)
-	gw.Mount("GET /readyz", m)
-	gw.Mount("GET /metrics", m)
-	return m
 }
 
 func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcriber.Worker, error) {

@@ -121,8 +121,10 @@ func (s *Store) OnErase(name string, fn Eraser) {
 
 var safeKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// keyPart maps an id to a KV key token: as is when it is [A-Za-z0-9_-]+, else hex.
-func keyPart(s string) string {
+// KeyPart maps an id to one KV key or object-name token: as is when it is
+// [A-Za-z0-9_-]+, else "x" + hex. Every bucket of tenant data keys by it, so erasure can
+// find a tenant's entries by prefix.
+func KeyPart(s string) string {
 	if safeKey.MatchString(s) {
 		return s
 	}
@@ -130,15 +132,15 @@ func keyPart(s string) string {
 }
 
 func recKey(t bus.TenantID, r bus.SessionID) string {
-	return keyPart(string(t)) + "." + keyPart(string(r))
+	return KeyPart(string(t)) + "." + KeyPart(string(r))
 }
 func audioName(t bus.TenantID, r bus.SessionID) string {
-	return keyPart(string(t)) + "/" + keyPart(string(r))
+	return KeyPart(string(t)) + "/" + KeyPart(string(r))
 }
 
 // Policy returns the tenant's retention policy (RetainNone when never set).
 func (s *Store) Policy(ctx context.Context, t bus.TenantID) (Policy, error) {
-	e, err := s.pol.Get(ctx, keyPart(string(t)))
+	e, err := s.pol.Get(ctx, KeyPart(string(t)))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Policy{}, nil
 	}
@@ -159,7 +161,7 @@ func (s *Store) SetPolicy(ctx context.Context, t bus.TenantID, p Policy, actor s
 		return err
 	}
 	b, _ := json.Marshal(p)
-	if _, err := s.pol.Put(ctx, keyPart(string(t)), b); err != nil {
+	if _, err := s.pol.Put(ctx, KeyPart(string(t)), b); err != nil {
 		return fmt.Errorf("privacy: set policy of %s: %w", t, err)
 	}
 	target := "retain=none"
@@ -270,7 +272,7 @@ type Erased struct {
 // the registered erasers hold (queued jobs, request status). It records the erasure.
 func (s *Store) EraseTenant(ctx context.Context, t bus.TenantID, actor string) (Erased, error) {
 	var out Erased
-	tk := keyPart(string(t))
+	tk := KeyPart(string(t))
 	lister, err := s.kv.ListKeysFiltered(ctx, tk+".>")
 	if err != nil {
 		return out, fmt.Errorf("privacy: erase %s: list: %w", t, err)
