@@ -6,6 +6,13 @@
 // (Quota, LiveGuard), invoices (Report) and the GET /v1/usage endpoint (UsageHandler)
 // read the same integer counters.
 //
+// Resumed streams. A client that reconnects after a gateway crash resends the audio
+// after its last final, naming the stream and offset it resumes; its meter numbers its
+// events from that offset under the original stream's id. The script bills only the part
+// of an event's interval that no earlier event of the same stream and track covered (up
+// to ResumeCreditMs of such overlap per track), so the union of the intervals is billed,
+// whatever order events arrive in.
+//
 // Units. Usage is kept as integer milliseconds of audio. Money is integer minor units
 // (cents) computed from milliseconds when an invoice is made. A prepaid balance is kept
 // in "price units" (u): 1 minor unit = 3,600,000 u, so one millisecond at a price of P
@@ -23,6 +30,7 @@
 //	usage:{t}:dk:2026-11-28       hash key → ms
 //	usage:{t}:s:2026-11           hash "model|session|track" → ms (per-stream totals for rounding)
 //	usage:{t}:sc:2026-11          hash stream → ms debited from the prepaid balance, stream|f → closed
-//	usage:{t}:sess:<session>      hash "ms" → ms (session total, TTL DedupeTTL)
+//	usage:{t}:sess:<session>      hash "ms" → ms (session total), "cov|track" → covered intervals
+//	                              "s-e,s-e", "ovl|track" → overlap credited (TTL DedupeTTL)
 //	usage:{t}:unknown             ms applied while no tenant:{t} existed (flag for operators)
 package billing

@@ -42,7 +42,7 @@ func newJS(t *testing.T) jetstream.JetStream {
 }
 
 func usage(tenant bus.TenantID, model string, sid bus.SessionID, track string, start, dur int64, at time.Time, final bool) bus.UsageEvent {
-	return bus.UsageEvent{ID: bus.UsageEventID(sid, track, start), Tenant: tenant, Model: model, Session: sid,
+	return bus.UsageEvent{ID: bus.UsageEventID(sid, track, start, dur), Tenant: tenant, Model: model, Session: sid,
 		Track: track, StartMs: start, DurationMs: dur, Final: final, At: at}
 }
 

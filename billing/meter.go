@@ -26,14 +26,16 @@ const meterQueue = 16
 type Meter struct {
 	js    jetstream.JetStream
 	tmpl  bus.UsageEvent
+	base  int64 // stream time of this meter's first ms (non-zero on a resumed stream)
 	every int64
 	subj  string
 
-	mu     sync.Mutex
-	total  int64 // ms accepted
-	cut    int64 // ms handed to the publisher
-	acked  int64 // ms acknowledged by JetStream
-	closed bool
+	mu      sync.Mutex
+	total   int64         // ms accepted
+	cut     int64         // ms handed to the publisher
+	acked   int64         // ms acknowledged by JetStream
+	ackedCh chan struct{} // closed and replaced at each ack (Flush waits on it)
+	closed  bool
 
 	queue  chan bus.UsageEvent
 	done   chan struct{}
@@ -42,13 +44,16 @@ type Meter struct {
 }
 
 // NewMeter starts a meter for tmpl's tenant, key, model, session, call and track.
-// tmpl's ID, StartMs, DurationMs, Final and At are filled per event.
+// tmpl.StartMs is the stream time of the first accepted ms: 0 for a new stream, the
+// resume offset for a stream continued after a reconnect (billing counts the union of
+// a session's intervals, so audio sent again is not billed twice). tmpl's ID,
+// DurationMs, Final and At are filled per event.
 func NewMeter(js jetstream.JetStream, tmpl bus.UsageEvent, every time.Duration) (*Meter, error) {
 	if every <= 0 {
 		every = DefaultMeterEvery
 	}
 	probe := tmpl
-	probe.ID = "probe"
+	probe.ID, probe.DurationMs, probe.Final = "probe", 0, false
 	if err := ValidateEvent(probe); err != nil {
 		return nil, fmt.Errorf("meter template: %w", err)
 	}
@@ -57,8 +62,9 @@ func NewMeter(js jetstream.JetStream, tmpl bus.UsageEvent, every time.Duration) 
 		return nil, fmt.Errorf("%w: meter increment %v", ErrBadEvent, every)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Meter{js: js, tmpl: tmpl, every: e, subj: bus.UsageSubject(tmpl.Tenant),
-		queue: make(chan bus.UsageEvent, meterQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	m := &Meter{js: js, tmpl: tmpl, base: tmpl.StartMs, every: e, subj: bus.UsageSubject(tmpl.Tenant),
+		ackedCh: make(chan struct{}),
+		queue:   make(chan bus.UsageEvent, meterQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go m.publishLoop()
 	return m, nil
 }
@@ -87,13 +93,49 @@ func (m *Meter) Add(ms int64) {
 	}
 }
 
-// event builds the event for [start, start+d); the caller holds m.mu.
+// event builds the event for [start, start+d) of this meter's audio; the caller
+// holds m.mu.
 func (m *Meter) event(start, d int64, final bool) bus.UsageEvent {
 	ev := m.tmpl
-	ev.StartMs, ev.DurationMs, ev.Final = start, d, final
-	ev.ID = bus.UsageEventID(ev.Session, ev.Track, start)
+	ev.StartMs, ev.DurationMs, ev.Final = m.base+start, d, final
+	ev.ID = bus.UsageEventID(ev.Session, ev.Track, ev.StartMs, d)
 	ev.At = time.Now().UTC()
 	return ev
+}
+
+// Flush publishes the audio accepted so far that no event carries yet, and waits
+// until JetStream acknowledged every event up to it or ctx ends. The gateway calls it
+// before it sends a final, so that the audio under every delivered final is billed
+// even if the gateway dies right after: a client that reconnects resends only the
+// audio after its last final.
+func (m *Meter) Flush(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	if d := min(m.total-m.cut, MaxEventMs); d > 0 {
+		select {
+		case m.queue <- m.event(m.cut, d, false):
+			m.cut += d
+		default: // publisher behind: wait for what is queued; the rest goes out later
+		}
+	}
+	target := m.cut
+	for m.acked < target {
+		ch := m.ackedCh
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.done:
+			return ErrMeterClosed
+		}
+		m.mu.Lock()
+	}
+	m.mu.Unlock()
+	return nil
 }
 
 // Total is the audio accepted so far: published plus pending.
@@ -172,6 +214,8 @@ func (m *Meter) publishLoop() {
 			}
 			m.mu.Lock()
 			m.acked += ev.DurationMs
+			close(m.ackedCh)
+			m.ackedCh = make(chan struct{})
 			m.mu.Unlock()
 		case <-m.ctx.Done():
 			return

@@ -60,7 +60,7 @@ func TestMeterNeverBlocksAndLosesNothing(t *testing.T) {
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.StartMs != next || ev.ID != bus.UsageEventID("s1", "inbound", ev.StartMs) || ev.DurationMs > MaxEventMs {
+		if ev.StartMs != next || ev.ID != bus.UsageEventID("s1", "inbound", ev.StartMs, ev.DurationMs) || ev.DurationMs > MaxEventMs {
 			t.Fatalf("event %d %+v does not continue at %d", n, ev, next)
 		}
 		next += ev.DurationMs
@@ -75,5 +75,60 @@ func TestMeterNeverBlocksAndLosesNothing(t *testing.T) {
 	t.Logf("%d ms in %d events", next, n)
 	if m.Close(ctx) != ErrMeterClosed {
 		t.Fatal("second Close")
+	}
+}
+
+// Flush publishes what Add kept pending (less than one increment) and returns only once
+// JetStream has it; a meter of a resumed stream numbers its events from the resume offset.
+func TestMeterFlushAndResumeOffset(t *testing.T) {
+	js := newJS(t)
+	m, err := NewMeter(js, bus.UsageEvent{Tenant: "acme", Model: "tiny.en", Session: "s2", StartMs: 7250}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Add(1200) // under one 2 s increment: nothing published yet
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m.Acked() != 1200 {
+		t.Fatalf("after Flush acked %d of 1200 ms", m.Acked())
+	}
+	m.Add(2500)
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Flush(ctx); err != nil {
+		t.Fatalf("Flush after Close: %v", err)
+	}
+	oc, err := js.OrderedConsumer(ctx, bus.UsageStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for next := int64(7250); next < 7250+3700; {
+		msg, err := oc.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			t.Fatalf("events %v: %v", got, err)
+		}
+		var ev bus.UsageEvent
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.StartMs != next {
+			t.Fatalf("event %+v does not continue at %d (events so far %v)", ev, next, got)
+		}
+		next += ev.DurationMs
+		got = append(got, ev.ID)
+	}
+	want := []string{"s2:0:7250:8450", "s2:0:8450:10450", "s2:0:10450:10950"}
+	if len(got) != len(want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("events %v, want %v", got, want)
+		}
 	}
 }

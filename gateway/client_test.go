@@ -13,6 +13,7 @@ import (
 	"github.com/earshot-dev/earshot/gateway/client"
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
@@ -118,6 +119,17 @@ func TestSDKReconnectResendsSinceLastFinal(t *testing.T) {
 	}
 	if md := evs[len(evs)-1].Metadata; md == nil || md.Duration != 2 {
 		t.Fatalf("the second stream should have received 2 s: %s", evs[len(evs)-1].Raw)
+	}
+	// The second connection said which stream it resumes and from where, so billing
+	// counts the resent audio once; the final before the loss flushed the first meter.
+	h.meter.mu.Lock()
+	defer h.meter.mu.Unlock()
+	second := h.meter.infos[bus.SessionID(c.RequestID())]
+	if second.Billed != bus.SessionID(first) || second.OffsetMs != 1000 {
+		t.Fatalf("the second connection is billed to %q from %d ms, want %q from 1000 ms", second.Billed, second.OffsetMs, first)
+	}
+	if h.meter.infos[bus.SessionID(first)].Billed != bus.SessionID(first) || h.meter.flushes[bus.SessionID(first)] == 0 {
+		t.Fatalf("first connection: info %+v, %d flushes", h.meter.infos[bus.SessionID(first)], h.meter.flushes[bus.SessionID(first)])
 	}
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
 )
@@ -85,6 +86,11 @@ type SessionInfo struct {
 	Tenant  bus.TenantID
 	Key     bus.KeyID
 	Model   string
+	// Billed is the stream the audio is billed to: Session, or on a resumed
+	// connection the request_id it continues; OffsetMs is where in that stream this
+	// connection's audio starts (0 on a new stream).
+	Billed   bus.SessionID
+	OffsetMs int64
 }
 
 // Metering starts the usage meter of a session (in production: billing.Meter).
@@ -99,6 +105,18 @@ type Meter interface {
 	Add(ms int64)
 	Close(ctx context.Context) error
 }
+
+// MeterFlusher is a Meter that can publish its pending audio on demand (billing.Meter
+// can). The gateway flushes before it sends a final, bounded by FlushTimeout, so the
+// audio under every final a client received is billed even if the gateway then dies;
+// a reconnecting client resends only the audio after its last final.
+type MeterFlusher interface {
+	Flush(ctx context.Context) error
+}
+
+// FlushTimeout bounds the wait for a meter flush before a final: a slow or absent
+// JetStream delays finals by at most this much.
+const FlushTimeout = 250 * time.Millisecond
 
 // LiveGuard enforces the per-tenant concurrent-stream limit (in production one shared
 // through Redis so it holds across gateways). Acquire returns an error wrapping

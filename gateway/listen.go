@@ -88,7 +88,10 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	info := SessionInfo{Session: sid, Tenant: p.Tenant, Key: p.Key, Model: model.Name}
+	info := SessionInfo{Session: sid, Tenant: p.Tenant, Key: p.Key, Model: model.Name, Billed: sid}
+	if params.Resume != "" {
+		info.Billed, info.OffsetMs = bus.SessionID(params.Resume), params.ResumeOffsetMs
+	}
 	releaseSlot, err := s.live.Acquire(ctx, info)
 	if err != nil {
 		if errors.Is(err, ErrTooManyStreams) {

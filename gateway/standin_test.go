@@ -193,9 +193,11 @@ func (q *standInQuota) set(err error) { q.mu.Lock(); q.err = err; q.mu.Unlock() 
 
 // standInMetering records the milliseconds metered per session.
 type standInMetering struct {
-	mu     sync.Mutex
-	ms     map[bus.SessionID]int64
-	closed map[bus.SessionID]bool
+	mu      sync.Mutex
+	ms      map[bus.SessionID]int64
+	closed  map[bus.SessionID]bool
+	infos   map[bus.SessionID]SessionInfo
+	flushes map[bus.SessionID]int
 }
 
 type standInMeter struct {
@@ -208,8 +210,17 @@ func (m *standInMetering) Start(_ context.Context, s SessionInfo) (Meter, error)
 	defer m.mu.Unlock()
 	if m.ms == nil {
 		m.ms, m.closed = map[bus.SessionID]int64{}, map[bus.SessionID]bool{}
+		m.infos, m.flushes = map[bus.SessionID]SessionInfo{}, map[bus.SessionID]int{}
 	}
+	m.infos[s.Session] = s
 	return standInMeter{m, s.Session}, nil
+}
+
+func (m standInMeter) Flush(context.Context) error {
+	m.m.mu.Lock()
+	m.m.flushes[m.id]++
+	m.m.mu.Unlock()
+	return nil
 }
 
 func (m standInMeter) Add(ms int64) { m.m.mu.Lock(); m.m.ms[m.id] += ms; m.m.mu.Unlock() }

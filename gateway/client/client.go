@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -87,6 +88,7 @@ type Conn struct {
 	mu        sync.Mutex // guards ws writes and the fields below
 	ws        *websocket.Conn
 	requestID string
+	streamID  string  // request_id of the first connection: what a reconnect resumes
 	replay    []byte  // audio sent since the last final (with Reconnect)
 	dropped   int64   // bytes of audio before replay[0]
 	offset    float64 // seconds added to result times of the current connection
@@ -165,7 +167,7 @@ func Dial(ctx context.Context, base string, o Options) (*Conn, error) {
 		d = &websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	}
 	c := &Conn{url: u.String(), hdr: hdr, opts: o, dialer: d, events: make(chan Event, 256), done: make(chan struct{})}
-	ws, err := c.dial(ctx)
+	ws, err := c.dial(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -174,8 +176,16 @@ func Dial(ctx context.Context, base string, o Options) (*Conn, error) {
 	return c, nil
 }
 
-func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
-	ws, resp, err := c.dialer.DialContext(ctx, c.url, c.hdr)
+func (c *Conn) dial(ctx context.Context, query string) (*websocket.Conn, error) {
+	u := c.url
+	if query != "" {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + query
+	}
+	ws, resp, err := c.dialer.DialContext(ctx, u, c.hdr)
 	if err != nil {
 		if resp != nil {
 			defer resp.Body.Close()
@@ -190,6 +200,9 @@ func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
 	}
 	c.mu.Lock()
 	c.requestID = resp.Header.Get("dg-request-id")
+	if c.streamID == "" {
+		c.streamID = c.requestID
+	}
 	c.mu.Unlock()
 	return ws, nil
 }
@@ -294,12 +307,21 @@ func (c *Conn) readLoop(ws *websocket.Conn) {
 	}
 }
 
-// resume redials with backoff and replays the audio since the last final.
+// resume redials with backoff and replays the audio since the last final. The new
+// connection names the stream it continues and where its audio starts (resume,
+// resume_offset_ms), so the server bills the resent audio once.
 func (c *Conn) resume(attempt int) (*websocket.Conn, error) {
 	time.Sleep(time.Duration(attempt*attempt) * 200 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	ws, err := c.dial(ctx)
+	c.mu.Lock()
+	var query string
+	if c.streamID != "" {
+		query = url.Values{"resume": {c.streamID},
+			"resume_offset_ms": {strconv.FormatInt(c.dropped*1000/int64(c.bytesPerSecond()), 10)}}.Encode()
+	}
+	c.mu.Unlock()
+	ws, err := c.dial(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -397,9 +419,11 @@ func (c *Conn) settle(end float64) {
 	if !c.opts.Reconnect {
 		return
 	}
-	bps := c.bytesPerSecond()
-	frame := int64(bps) / int64(max(c.opts.SampleRate, 1))
-	upTo := int64(end * bps)
+	// Cut on a whole millisecond (exact for rates that are multiples of 1 kHz), so the
+	// resume offset a reconnect declares is exactly where its audio starts.
+	bps := int64(c.bytesPerSecond())
+	frame := bps / int64(max(c.opts.SampleRate, 1))
+	upTo := int64(math.Round(end*1000)) * bps / 1000
 	if frame > 0 {
 		upTo -= upTo % frame
 	}

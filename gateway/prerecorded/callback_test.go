@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -122,6 +123,12 @@ func TestCallbackLongFileDeliveredOnce(t *testing.T) {
 		t.Fatalf("202 body %s (%v)", body, err)
 	}
 	id := queued.RequestID
+	// A piece of the uploaded audio (speech, not silence) is in the JetStream store
+	// while the job waits: the scan at the end can find it.
+	needle := audioNeedle(t, wav)
+	if files := filesHolding(t, r.ns.StoreDir(), needle); len(files) == 0 {
+		t.Fatal("the queued upload's audio is not in the JetStream store: the scan below could not fail")
+	}
 
 	// Poll the status until done, keeping every percent seen while running.
 	var percents []int
@@ -203,7 +210,7 @@ func TestCallbackLongFileDeliveredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := obs.GetInfo(ctx, objName("acme", bus.SessionID(id))); !errors.Is(err, jetstream.ErrObjectNotFound) {
-		t.Fatalf("queued upload still kept: %v", err)
+		t.Fatalf("queued upload still kept: %v\nlogs:\n%s", err, r.logs)
 	}
 	s, err := r.js.Stream(ctx, JobStream)
 	if err != nil {
@@ -212,6 +219,53 @@ func TestCallbackLongFileDeliveredOnce(t *testing.T) {
 	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 0 {
 		t.Fatalf("job stream still holds %d messages (%v)", info.State.Msgs, err)
 	}
+	// Nor are its bytes left in the block files: the upload was erased in place, not
+	// only marked deleted.
+	if files := filesHolding(t, r.ns.StoreDir(), needle); len(files) > 0 {
+		t.Fatalf("the processed upload's audio is still on disk in %v", files)
+	}
 	t.Logf("%.0f s of audio: done in %v (%.1fx real time), progress %v, %d words delivered",
 		secs, took.Round(time.Second), secs/took.Seconds(), percents, len(strings.Fields(text)))
+}
+
+// audioNeedle returns 64 bytes of wav's samples from a loud stretch (after its
+// 44-byte header), distinctive enough to be found only where the audio was stored.
+func audioNeedle(t *testing.T, wav []byte) []byte {
+	t.Helper()
+	for off := 44 + 32000; off+64 <= len(wav); off += 6400 {
+		loud := 0
+		for i := off; i+1 < off+64; i += 2 {
+			if v := int16(uint16(wav[i]) | uint16(wav[i+1])<<8); v > 1000 || v < -1000 {
+				loud++
+			}
+		}
+		if loud >= 8 {
+			return wav[off : off+64]
+		}
+	}
+	t.Fatal("no loud stretch in the recording")
+	return nil
+}
+
+// filesHolding lists the files under dir whose bytes contain needle.
+func filesHolding(t *testing.T, dir string, needle []byte) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, needle) {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -221,12 +221,12 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 		if state == StateDone {
 			st.Percent = 100
 		}
+		// The upload is erased before the status says the request is over.
+		if _, err := privacy.EraseObject(context.WithoutCancel(ctx), h.cfg.JS, h.audio, AudioBucket, objName(j.Tenant, j.Request)); err != nil {
+			log.Error("queued upload not erased", "err", err)
+		}
 		if err := h.setStatus(context.WithoutCancel(ctx), st); err != nil {
 			log.Error("status not saved", "err", err)
-		}
-		if err := h.audio.Delete(context.WithoutCancel(ctx), objName(j.Tenant, j.Request)); err != nil &&
-			!errors.Is(err, jetstream.ErrObjectNotFound) {
-			log.Error("queued upload not deleted", "err", err)
 		}
 		_ = m.Ack()
 	}
@@ -378,7 +378,10 @@ func (h *Handler) deleteRequest(w http.ResponseWriter, r *http.Request) {
 	if _, ok, _ := h.getStatus(r.Context(), tenant, id); ok {
 		found = true
 		_ = h.status.Purge(r.Context(), statusKey(tenant, id))
-		_ = h.audio.Delete(r.Context(), objName(tenant, id))
+		if _, err := privacy.EraseObject(r.Context(), h.cfg.JS, h.audio, AudioBucket, objName(tenant, id)); err != nil {
+			h.fail(w, err, id)
+			return
+		}
 	}
 	if !found {
 		h.fail(w, privacy.ErrNotFound, id)
@@ -414,8 +417,8 @@ func (h *Handler) eraseTenant(ctx context.Context, t bus.TenantID) error {
 	}
 	for _, o := range objs {
 		if strings.HasPrefix(o.Name, tk+"/") {
-			if err := h.audio.Delete(ctx, o.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-				return fmt.Errorf("delete upload: %w", err)
+			if _, err := privacy.EraseObject(ctx, h.cfg.JS, h.audio, AudioBucket, o.Name); err != nil {
+				return fmt.Errorf("erase upload: %w", err)
 			}
 		}
 	}

@@ -33,6 +33,12 @@ type Params struct {
 	Punctuate      bool // accepted; whisper output is always punctuated (see docs/api.md)
 	SmartFormat    bool // accepted; ignored
 	Redact         []string
+	// Resume is the request_id of the stream this connection continues (a client
+	// reconnecting after a dropped connection), and ResumeOffsetMs the time in that
+	// stream of the first audio this connection sends. Billing counts the audio of both
+	// connections once (docs/api.md). Both are empty/0 on a new stream.
+	Resume         string
+	ResumeOffsetMs int64
 	// Ignored lists the names of parameters we do not know, sorted, for logging.
 	Ignored []string
 }
@@ -51,7 +57,11 @@ var known = map[string]bool{
 	"model": true, "language": true, "encoding": true, "sample_rate": true, "channels": true,
 	"multichannel": true, "interim_results": true, "endpointing": true, "utterance_end_ms": true,
 	"vad_events": true, "punctuate": true, "smart_format": true, "redact": true, "token": true,
+	"resume": true, "resume_offset_ms": true,
 }
+
+// MaxResumeOffsetMs bounds resume_offset_ms: a day of audio.
+const MaxResumeOffsetMs = 24 * 3600 * 1000
 
 // ParseQuery parses and checks the query of GET /v1/listen. Errors are *ParamError.
 func ParseQuery(q url.Values) (Params, error) {
@@ -135,6 +145,26 @@ func ParseQuery(q url.Values) (Params, error) {
 		if len(p.Redact) > 16 {
 			return Params{}, BadParam("redact", "more than 16 values")
 		}
+	}
+	if p.Resume, _, err = one("resume"); err != nil {
+		return Params{}, err
+	}
+	if p.Resume != "" && !validName(p.Resume, 64) {
+		return Params{}, BadParam("resume", "%s is not a request_id", clip(p.Resume))
+	}
+	if v, ok, err := one("resume_offset_ms"); err != nil {
+		return Params{}, err
+	} else if ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > MaxResumeOffsetMs {
+			return Params{}, BadParam("resume_offset_ms", "%s: want milliseconds 0..%d", clip(v), MaxResumeOffsetMs)
+		}
+		if p.Resume == "" {
+			return Params{}, BadParam("resume_offset_ms", "given without resume (the request_id of the stream it continues)")
+		}
+		p.ResumeOffsetMs = n
+	} else if p.Resume != "" {
+		return Params{}, BadParam("resume", "given without resume_offset_ms (where in that stream this connection's audio starts)")
 	}
 	for k := range q {
 		if !known[k] {

@@ -50,13 +50,15 @@ func TestParseQuery(t *testing.T) {
 		"multichannel": {"true"}, "interim_results": {"true"}, "endpointing": {"false"},
 		"utterance_end_ms": {"1000"}, "vad_events": {"true"}, "punctuate": {"true"},
 		"redact": {"pci", "email,numbers"}, "tag": {"x"}, "token": {"t"},
+		"resume": {"0b8e7c1e-5d2a-4c55-9d61-0d6c1f6f7a10"}, "resume_offset_ms": {"4520"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Params{Model: "tiny.en", Encoding: "linear16", SampleRate: 16000, Channels: 2, Multichannel: true,
 		InterimResults: true, EndpointingMs: -1, UtteranceEndMs: 1000, VADEvents: true, Punctuate: true,
-		Redact: []string{"pci", "email", "numbers"}, Ignored: []string{`"tag"`}}
+		Redact: []string{"pci", "email", "numbers"}, Ignored: []string{`"tag"`},
+		Resume: "0b8e7c1e-5d2a-4c55-9d61-0d6c1f6f7a10", ResumeOffsetMs: 4520}
 	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("got %+v\nwant %+v", p, want)
 	}
@@ -80,6 +82,11 @@ func TestParseQuery(t *testing.T) {
 		{"language=en%20us", "language"},
 		{"encoding=lin%2F16", "encoding"},
 		{"redact=a*b", "redact"},
+		{"resume=abc", "resume"},
+		{"resume_offset_ms=10", "resume_offset_ms"},
+		{"resume=abc&resume_offset_ms=-1", "resume_offset_ms"},
+		{"resume=abc&resume_offset_ms=99999999999", "resume_offset_ms"},
+		{"resume=a%20b&resume_offset_ms=1", "resume"},
 	}
 	for _, b := range bad {
 		t.Run(b.q, func(t *testing.T) {
@@ -139,7 +146,7 @@ func FuzzParseControl(f *testing.F) {
 
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{"model=tiny.en&encoding=linear16&sample_rate=16000&interim_results=true",
-		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "sample_rate=%zz", "a=1&a=2&;"} {
+		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "resume=r1&resume_offset_ms=2000", "sample_rate=%zz", "a=1&a=2&;"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {

@@ -84,11 +84,16 @@ func modelOf(card models.Card) gateway.Model {
 	return gateway.Model{Name: card.Name, Version: "whisper.cpp-1.9.1", Arch: "whisper", UUID: card.SHA256, Card: card}
 }
 
-// metering starts a billing.Meter per session.
+// metering starts a billing.Meter per session, billed to s.Billed from s.OffsetMs (a
+// resumed stream continues the usage of the stream it resumes).
 type metering struct{ js jetstream.JetStream }
 
 func (m metering) Start(_ context.Context, s gateway.SessionInfo) (gateway.Meter, error) {
-	return billing.NewMeter(m.js, bus.UsageEvent{Tenant: s.Tenant, Key: s.Key, Model: s.Model, Session: s.Session}, 2*time.Second)
+	billed := s.Billed
+	if billed == "" {
+		billed = s.Session
+	}
+	return billing.NewMeter(m.js, bus.UsageEvent{Tenant: s.Tenant, Key: s.Key, Model: s.Model, Session: billed, StartMs: s.OffsetMs}, 2*time.Second)
 }
 
 // callMetering meters one phone-call track per session, with the call id on its events.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/earshot-dev/earshot/internal/redislog"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -107,6 +108,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("--redis %q: %w", c.RedisURL, err)
 		}
+		redislog.Route(log)
 		rdb = redis.NewClient(ropts)
 		closers = append(closers, func() { _ = rdb.Close() })
 		ops.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })

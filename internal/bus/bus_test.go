@@ -67,8 +67,8 @@ func TestModelNamesWithDots(t *testing.T) {
 }
 
 func TestUsageEventIDDeterministic(t *testing.T) {
-	a := UsageEventID("s", "", 2000)
-	if a != "s:0:2000" || UsageEventID("s", "inbound", -5) != "s:inbound:-5" {
+	a := UsageEventID("s", "", 2000, 2000)
+	if a != "s:0:2000:4000" || UsageEventID("s", "inbound", -5, 5) != "s:inbound:-5:0" || a == UsageEventID("s", "", 2000, 3000) {
 		t.Fatalf("%q", a)
 	}
 }

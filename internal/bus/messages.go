@@ -129,7 +129,9 @@ const (
 
 // UsageEvent records audio accepted into a session: DurationMs of audio starting at
 // StartMs of the session's stream (per track/channel). ID is deterministic
-// (UsageEventID) so a re-publish is deduplicated by JetStream and by billing.
+// (UsageEventID) so a re-publish is deduplicated by JetStream and by billing. Billing
+// counts the union of the intervals of a session track, so audio that a resumed
+// stream sends again (StartMs before the end of what was billed) is not billed twice.
 type UsageEvent struct {
 	ID         string    `json:"id"`
 	Tenant     TenantID  `json:"tenant"`
@@ -144,12 +146,15 @@ type UsageEvent struct {
 	At         time.Time `json:"at"`
 }
 
-// UsageEventID is the deterministic id of the usage event starting at startMs of track.
-func UsageEventID(s SessionID, track string, startMs int64) string {
+// UsageEventID is the deterministic id of the usage event covering [startMs,
+// startMs+durationMs) of track. The end is part of the id: a resumed stream (a client
+// reconnecting after a gateway crash) meters again from its resume point, and an event
+// of a different length that starts where an earlier one did must not be taken for it.
+func UsageEventID(s SessionID, track string, startMs, durationMs int64) string {
 	if track == "" {
 		track = "0"
 	}
-	return string(s) + ":" + track + ":" + itoa(startMs)
+	return string(s) + ":" + track + ":" + itoa(startMs) + ":" + itoa(startMs+durationMs)
 }
 
 func itoa(v int64) string {

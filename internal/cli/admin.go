@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/earshot-dev/earshot/internal/redislog"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/earshot-dev/earshot/billing"
@@ -50,6 +51,7 @@ func redisFlag(e *env, fsRedis *string) (*redis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--redis %q: %w (use redis://host:port/db)", url, err)
 	}
+	redislog.Route(nil) // the command reports the error itself
 	return redis.NewClient(opts), nil
 }
 

@@ -2,5 +2,6 @@
 // retention of transcripts (JetStream KV bucket RETAINED) and audio (object store
 // RETAINED_AUDIO) with a TTL, deletion by request, tenant-wide erasure, and an
 // append-only audit log (JetStream stream AUDIT) of retention changes, deletions and
-// erasures. See docs/privacy.md.
+// erasures. Deleted and expired records are erased: overwritten in JetStream's block
+// files, not only dropped from its index (erase.go). See docs/privacy.md.
 package privacy

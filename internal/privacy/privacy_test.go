@@ -71,8 +71,12 @@ func TestKeepGetDeleteAcrossTenants(t *testing.T) {
 }
 
 func TestRetainedTranscriptExpires(t *testing.T) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
 	s, _ := openStore(t)
+	s.sweepEvery = 100 * time.Millisecond // Run, not the server's TTL, removes it
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
 	req := bus.NewSessionID()
 	if err := s.Keep(ctx, "acme", req, Policy{Retain: RetainTranscript, TTL: time.Second}, []byte(`{}`), nil); err != nil {
 		t.Fatal(err)

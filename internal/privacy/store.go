@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,20 +47,25 @@ type Config struct {
 	Log *slog.Logger
 	// Replicas of the buckets and the audit stream. Default 1.
 	Replicas int
+	// SweepEvery is how often Run erases expired records. Default DefaultSweepEvery.
+	SweepEvery time.Duration
 }
 
 // Store keeps retained transcripts and audio, tenant policies and the audit log.
 // Safe for concurrent use.
 type Store struct {
-	js      jetstream.JetStream
-	log     *slog.Logger
-	kv      jetstream.KeyValue
-	pol     jetstream.KeyValue
-	audio   jetstream.ObjectStore
-	audit   jetstream.Stream
-	now     func() time.Time
-	mu      sync.Mutex
-	erasers []namedEraser
+	js          jetstream.JetStream
+	log         *slog.Logger
+	kv          jetstream.KeyValue
+	kvStream    jetstream.Stream // the stream of kv, for SecureDeleteMsg
+	pol         jetstream.KeyValue
+	audio       jetstream.ObjectStore
+	audioStream jetstream.Stream // the stream of audio
+	audit       jetstream.Stream
+	sweepEvery  time.Duration
+	now         func() time.Time
+	mu          sync.Mutex
+	erasers     []namedEraser
 }
 
 type namedEraser struct {
@@ -78,15 +84,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
-	s := &Store{js: cfg.JS, log: cfg.Log.With("component", "privacy"), now: time.Now}
-	var err error
-	s.kv, err = cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: RetainedBucket, Description: "opt-in retained transcripts (privacy)",
-		TTL: MaxTTL, LimitMarkerTTL: time.Second, History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
-	})
-	if err != nil {
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = DefaultSweepEvery
+	}
+	s := &Store{js: cfg.JS, log: cfg.Log.With("component", "privacy"), now: time.Now, sweepEvery: cfg.SweepEvery}
+	if err := s.openRetained(ctx, cfg.Replicas); err != nil {
 		return nil, fmt.Errorf("privacy: bucket %s: %w", RetainedBucket, err)
 	}
+	var err error
 	s.pol, err = cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: PolicyBucket, Description: "per-tenant retention policy", History: 1,
 		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
@@ -96,9 +101,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.audio, err = cfg.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: RetainedAudioBucket, Description: "opt-in retained audio (privacy)",
-		TTL: MaxTTL, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		TTL: MaxTTL + expiryGrace, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("privacy: object store %s: %w", RetainedAudioBucket, err)
+	}
+	if s.audioStream, err = cfg.JS.Stream(ctx, audioStream); err != nil {
 		return nil, fmt.Errorf("privacy: object store %s: %w", RetainedAudioBucket, err)
 	}
 	s.audit, err = cfg.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -181,8 +189,9 @@ func (s *Store) Effective(ctx context.Context, t bus.TenantID, req Policy, reqSe
 }
 
 // Keep retains a response (and, with RetainAudio, the audio) under the request id for
-// p.TTL. It does nothing when p keeps nothing. The choice is recorded in the audit log
-// (ids and TTL only, never content).
+// p.TTL: Get stops returning it then, and Run erases it within Config.SweepEvery. It
+// does nothing when p keeps nothing. The choice is recorded in the audit log (ids and
+// TTL only, never content).
 func (s *Store) Keep(ctx context.Context, t bus.TenantID, r bus.SessionID, p Policy, response []byte, audio []byte) error {
 	p, err := p.Validate()
 	if err != nil || !p.Keeps() {
@@ -203,7 +212,7 @@ func (s *Store) Keep(ctx context.Context, t bus.TenantID, r bus.SessionID, p Pol
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Create(ctx, recKey(t, r), b, jetstream.KeyTTL(p.TTL)); err != nil {
+	if _, err := s.kv.Create(ctx, recKey(t, r), b, jetstream.KeyTTL(serverTTL(p.TTL))); err != nil {
 		return fmt.Errorf("privacy: keep %s: %w", r, err)
 	}
 	return s.Audit(ctx, Entry{Actor: "request", Action: ActionRetained, Tenant: t,
@@ -246,17 +255,19 @@ func (s *Store) Audio(ctx context.Context, t bus.TenantID, r bus.SessionID) ([]b
 	return io.ReadAll(res)
 }
 
-// Delete removes what is retained of request r (ErrNotFound when nothing is) and
-// records the deletion.
+// Delete erases what is retained of request r (ErrNotFound when nothing is): the
+// messages that held it are overwritten in the block files, not only unlinked from the
+// index. The deletion is recorded.
 func (s *Store) Delete(ctx context.Context, t bus.TenantID, r bus.SessionID, actor string) error {
 	if _, err := s.Get(ctx, t, r); err != nil {
 		return err
 	}
-	if err := s.kv.Purge(ctx, recKey(t, r)); err != nil {
-		return fmt.Errorf("privacy: delete %s: %w", r, err)
-	}
-	if err := s.audio.Delete(ctx, audioName(t, r)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+	// Audio first: the record is what a retry finds.
+	if _, err := s.eraseAudio(ctx, audioName(t, r)); err != nil {
 		return fmt.Errorf("privacy: delete audio of %s: %w", r, err)
+	}
+	if _, err := s.eraseRecord(ctx, recKey(t, r)); err != nil {
+		return fmt.Errorf("privacy: delete %s: %w", r, err)
 	}
 	return s.Audit(ctx, Entry{Actor: actor, Action: ActionDeleted, Tenant: t, Target: string(r)})
 }
@@ -268,37 +279,32 @@ type Erased struct {
 }
 
 // EraseTenant removes everything Earshot keeps of tenant t except the billing ledger
-// and the audit log: retained transcripts and audio, the retention policy, and what
-// the registered erasers hold (queued jobs, request status). It records the erasure.
+// and the audit log: retained transcripts and audio (erased in the block files, as
+// Delete does), the retention policy, and what the registered erasers hold (queued
+// jobs, request status). It records the erasure.
 func (s *Store) EraseTenant(ctx context.Context, t bus.TenantID, actor string) (Erased, error) {
 	var out Erased
 	tk := KeyPart(string(t))
-	lister, err := s.kv.ListKeysFiltered(ctx, tk+".>")
-	if err != nil {
-		return out, fmt.Errorf("privacy: erase %s: list: %w", t, err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	for _, k := range keys {
-		if err := s.kv.Purge(ctx, k); err != nil {
-			return out, fmt.Errorf("privacy: erase %s: %w", t, err)
-		}
-		out.Transcripts++
-	}
-	objs, err := s.audio.List(ctx)
+	objs, err := s.audio.List(ctx, jetstream.ListObjectsShowDeleted())
 	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return out, fmt.Errorf("privacy: erase %s: list audio: %w", t, err)
 	}
 	for _, o := range objs {
-		if len(o.Name) > len(tk) && o.Name[:len(tk)+1] == tk+"/" {
-			if err := s.audio.Delete(ctx, o.Name); err != nil {
+		if strings.HasPrefix(o.Name, tk+"/") {
+			live, err := s.eraseAudio(ctx, o.Name)
+			if err != nil {
 				return out, fmt.Errorf("privacy: erase %s: %w", t, err)
 			}
-			out.Audio++
+			if live {
+				out.Audio++
+			}
 		}
 	}
+	live, err := eraseSubjects(ctx, s.kvStream, recSubject(tk+".>"))
+	if err != nil {
+		return out, fmt.Errorf("privacy: erase %s: %w", t, err)
+	}
+	out.Transcripts = len(live)
 	if err := s.pol.Purge(ctx, tk); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return out, fmt.Errorf("privacy: erase %s: policy: %w", t, err)
 	}
@@ -315,11 +321,12 @@ func (s *Store) EraseTenant(ctx context.Context, t bus.TenantID, actor string) (
 		Target: fmt.Sprintf("transcripts=%d audio=%d", out.Transcripts, out.Audio)})
 }
 
-// Run deletes retained audio past its expiry every interval (the bucket's own TTL is
-// the 30-day maximum; a shorter per-request TTL is enforced here and on read) until
-// ctx ends.
+// Run erases retained transcripts and audio past their expiry every Config.SweepEvery
+// until ctx ends. Get hides an expired record at once; Run is what removes its bytes.
+// The servers' own TTLs are an hour later (expiryGrace) and do not overwrite: every
+// process that serves retention must run it.
 func (s *Store) Run(ctx context.Context) error {
-	tick := time.NewTicker(time.Minute)
+	tick := time.NewTicker(s.sweepEvery)
 	defer tick.Stop()
 	for {
 		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
@@ -333,23 +340,23 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
-// Sweep deletes retained audio whose TTL has passed.
+// Sweep erases the retained transcripts and audio whose TTL has passed.
 func (s *Store) Sweep(ctx context.Context) error {
 	objs, err := s.audio.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return nil
-	}
-	if err != nil {
-		return err
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return fmt.Errorf("list audio: %w", err)
 	}
 	now := s.now()
 	for _, o := range objs {
 		exp, err := time.Parse(time.RFC3339Nano, o.Metadata["expires"])
-		if err == nil && now.After(exp) {
-			if err := s.audio.Delete(ctx, o.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if err == nil && !now.Before(exp) {
+			if _, err := s.eraseAudio(ctx, o.Name); err != nil {
 				return err
 			}
 		}
+	}
+	if err := s.sweepTranscripts(ctx); err != nil {
+		return fmt.Errorf("transcripts: %w", err)
 	}
 	return nil
 }

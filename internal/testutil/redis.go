@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot-dev/earshot/internal/redislog"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -45,6 +46,7 @@ func StartRedis(t testing.TB) *Redis {
 
 func (r *Redis) start(bin string) {
 	r.t.Helper()
+	redislog.Route(nil) // tests stop Redis on purpose: keep go-redis's retries off stderr
 	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--dir", r.Dir, "--appendonly", "yes", "--appendfsync", "everysec",
 		"--save", "", "--logfile", filepath.Join(r.Dir, "redis.log"))

@@ -14,8 +14,9 @@ const RATE = 16000;
 function fakeServer({ reject } = {}) {
   const http = createServer();
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (ps) => [...ps][0] });
-  const state = { connections: 0, tokens: [], sockets: [] };
+  const state = { connections: 0, tokens: [], sockets: [], queries: [], received: [] };
   http.on("upgrade", (req, sock, head) => {
+    state.queries.push(new URL(req.url, "http://x").searchParams);
     const tok = (req.headers["sec-websocket-protocol"] || "").split(",").map((s) => s.trim())[1];
     state.tokens.push(tok);
     const r = reject?.(state.connections);
@@ -30,6 +31,7 @@ function fakeServer({ reject } = {}) {
   function session(ws) {
     state.sockets.push(ws);
     const samples = [];
+    state.received.push(samples);
     let done = 0; // samples finalized
     let lastPartial = 0;
     const words = (from, to) => {
@@ -115,6 +117,14 @@ test("reconnect resends the audio after the last final, and no word is delivered
   const want = Array.from({ length: 20 }, (_, i) => "q" + i).join(" ");
   assert.equal(text, want);
   for (const f of finals) for (const w of f.words) assert.equal(w.word, "q" + Math.round(w.start * 4 - 0.49), `${w.word} at ${w.start}s (stream time)`);
+  // The second connection names the stream it resumes and where its audio starts in
+  // it, exactly: offset + the audio it received = the whole stream (billing counts the
+  // resent audio once from these).
+  assert.equal(srv.queries[0].get("resume"), null, "a new stream resumes nothing");
+  assert.equal(srv.queries[1].get("resume"), "fake");
+  const offsetMs = Number(srv.queries[1].get("resume_offset_ms"));
+  assert.equal(offsetMs + (srv.received[1].length * 1000) / RATE, 5000, `resume_offset_ms=${offsetMs}, ${srv.received[1].length} samples resent`);
+  assert.ok(offsetMs < 2600, `resume_offset_ms=${offsetMs}: the resend starts before the drop at 2.6 s`);
 });
 
 test("refused connections report the server's code; quota is not retried", async () => {

@@ -65,8 +65,17 @@ test("JFK in real time: partials, then a final with the sentence", { timeout: 12
   assert.ok(last.end > 8 && last.end < 13, `last final ends at ${last.end}s of an 11 s clip`);
 });
 
-test("reconnect mid-sentence resumes without losing or repeating speech", { timeout: 120_000 }, async () => {
+/** The demo tenant's billed audio (GET /v1/usage total_ms). */
+async function billedMs(base) {
+  const r = await fetch(base + "/v1/usage", { headers: { Authorization: "Bearer " + (await demoToken(base)) } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(`GET /v1/usage: HTTP ${r.status} ${JSON.stringify(body)}`);
+  return Number(body.total_ms);
+}
+
+test("reconnect mid-sentence resumes without losing or repeating speech, billed once", { timeout: 120_000 }, async () => {
   const { rate, samples } = readWav(jfkWav);
+  const billedBefore = await billedMs(srv.base);
   let tokens = 0;
   const conn = connect({
     url: srv.base, getToken: () => { tokens++; return demoToken(srv.base); },
@@ -107,6 +116,17 @@ test("reconnect mid-sentence resumes without losing or repeating speech", { time
   for (let i = 1; i < rec.finals.length; i++) {
     assert.ok(rec.finals[i].end > rec.finals[i - 1].end, `finals out of order or repeated: ${rec.finals.map((f) => [f.start, f.end])}`);
   }
+  // Both connections are metered, the second from its resume point: the audio is
+  // billed once, to the millisecond (JFK and the silence are whole milliseconds).
+  const sentMs = Math.round(((samples.length + silence(rate, 1.5).length) * 1000) / rate);
+  let billed = 0;
+  for (let i = 0; i < 100 && billed - billedBefore < sentMs; i++) {
+    billed = await billedMs(srv.base);
+    if (billed - billedBefore < sentMs) await new Promise((r) => setTimeout(r, 200));
+  }
+  await new Promise((r) => setTimeout(r, 1000)); // a double count would still be arriving
+  billed = await billedMs(srv.base);
+  assert.equal(billed - billedBefore, sentMs, `billed ${billed - billedBefore} ms for ${sentMs} ms of audio sent over two connections`);
 });
 
 // A WebSocket that, like a browser's, does not say why an upgrade was refused (no

@@ -134,6 +134,9 @@ export function connect(opts) {
     let resumeFrom = 0; // where a reconnect resends from: a pause at least resumeContext before finalEnd
     let pauses = []; // ends of delivered finals after resumeFrom, oldest first
     let requestId = "";
+    // request_id of the first connection, from its first result: a reconnect names it
+    // (resume, resume_offset_ms) so that the server bills the resent audio once.
+    let streamId = "";
     let chunks = []; // audio after finalEnd, oldest first
     let lastWords = 0; // words in the last result of the current segment
     let lastSend = now();
@@ -262,6 +265,11 @@ export function connect(opts) {
         }
         const newWords = words.length > lastWords || (words.length === 0 && transcript !== "" && lastWords === 0);
         const t = sentAt(end);
+        if (streamId === "" && sessions === 1) {
+            const rid = m.metadata?.request_id;
+            if (typeof rid === "string")
+                streamId = rid;
+        }
         const ev = {
             transcript, words, start, end, confidence: Number(alt.confidence ?? 0), isFinal,
             speechFinal: Boolean(m.speech_final), fromFinalize: Boolean(m.from_finalize),
@@ -341,7 +349,14 @@ export function connect(opts) {
             return;
         }
         const useProto = (opts.auth ?? "subprotocol") === "subprotocol";
-        const u = useProto ? url : url + "&token=" + encodeURIComponent(tok);
+        let u = useProto ? url : url + "&token=" + encodeURIComponent(tok);
+        if (sessions > 0 && streamId !== "") {
+            // Where the resent audio starts in the stream (the open handler sends from the
+            // same chunk unless more than maxBufferSeconds piled up meanwhile).
+            trim();
+            const from = chunks.length > 0 ? chunks[0].start : sent;
+            u += "&resume=" + encodeURIComponent(streamId) + "&resume_offset_ms=" + String(Math.round(from * 1000));
+        }
         let s;
         try {
             s = useProto ? new WS(u, ["token", tok]) : new WS(u);
