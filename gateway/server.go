@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,7 +25,7 @@ type Server struct {
 	m        *metrics
 	fails    *failLimiter
 	live     LiveGuard
-	upgrader websocket.Upgrader
+	upgrader wsUpgrader
 
 	mu       sync.Mutex
 	draining bool
@@ -58,12 +60,13 @@ func New(cfg Config) (*Server, error) {
 	if s.live == nil {
 		s.live = newLocalGuard(cfg.MaxStreamsPerTenant)
 	}
-	s.upgrader = websocket.Upgrader{
+	s.upgrader.Upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		// Small per-connection buffers and a shared write-buffer pool: an idle stream
-		// then holds no write buffer at all (internal/bench TestGatewayCapacity measures
-		// the memory per idle connection). Larger frames are read in several pieces.
-		ReadBufferSize:  4 << 10,
+		// A small read buffer and a shared write-buffer pool: an idle stream holds 1 KiB
+		// of buffers (internal/bench TestGatewayCapacity measures the memory per idle
+		// connection). Frame headers and control frames are read through the buffer;
+		// the payload of a larger frame is read straight into the caller's slice.
+		ReadBufferSize:  1 << 10,
 		WriteBufferSize: 16 << 10,
 		WriteBufferPool: &sync.Pool{},
 		// Browsers cannot send an Authorization header on a WebSocket, so cross-origin
@@ -80,6 +83,39 @@ func New(cfg Config) (*Server, error) {
 		s.mux.HandleFunc("POST /demo/grant", s.handleDemoGrant)
 	}
 	return s, nil
+}
+
+// wsUpgrader is websocket.Upgrader with one saving: a stream runs inside its HTTP
+// handler, so net/http's connection state (with its 4 KiB read and write buffers)
+// lives as long as the stream, although after the hijack nothing in net/http uses
+// those buffers again. Upgrade drops them; the websocket.Conn has its own.
+type wsUpgrader struct{ websocket.Upgrader }
+
+func (u *wsUpgrader) Upgrade(w http.ResponseWriter, r *http.Request, h http.Header) (*websocket.Conn, error) {
+	return u.Upgrader.Upgrade(releasingHijacker{w}, r, h)
+}
+
+// releasingHijacker hands out the hijacked connection with small stand-ins for
+// net/http's buffers, which the hijacker owns from then on. A reader that holds data
+// already is left as it is (websocket refuses such a handshake).
+type releasingHijacker struct{ http.ResponseWriter }
+
+func (h releasingHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the response does not implement http.Hijacker")
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	// The websocket handshake reply is built in a buffer of its own when the writer's
+	// is this small, and the websocket.Conn reads with its own buffer.
+	*brw.Writer = *bufio.NewWriterSize(c, 16)
+	if brw.Reader.Buffered() == 0 {
+		*brw.Reader = *bufio.NewReaderSize(c, 16)
+	}
+	return c, brw, nil
 }
 
 // Handler returns the mux with the gateway's routes and whatever was Mounted.

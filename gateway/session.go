@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"hash"
 	"log/slog"
 	"strconv"
@@ -17,10 +16,14 @@ import (
 // session is one live stream after admission. Goroutines:
 //   - the handler goroutine reads frames (readLoop) and is the only one that
 //     decodes audio and calls Stream.Send (under mu, shared with drain);
-//   - writeLoop is the only writer of data frames; it takes prepared JSON from the
-//     bounded queue out, and finally the close frame from closeReq;
+//   - writeLoop is the only writer of data frames; it writes the prepared JSON of
+//     the bounded queue, and finally the close frame once end asked for it. It runs
+//     only while there is something to write: an idle stream has no writer;
 //   - relayLoop maps the Stream's results to wire messages and runs the timers
 //     (maximum length, quota recheck, close deadline, drain).
+//
+// An idle stream costs its two goroutines' stacks and the state below; keep both
+// small (internal/bench TestGatewayCapacity measures it).
 type session struct {
 	srv    *Server
 	info   SessionInfo
@@ -36,12 +39,16 @@ type session struct {
 	stream Stream
 	meter  Meter
 
-	out        chan []byte
-	closeReq   chan closeMsg
+	wmu        sync.Mutex // guards the writer's fields below
+	queue      [][]byte   // messages for the client, at most Config.WriteQueue
+	closing    *closeMsg  // set once, by end
+	writing    bool       // a writeLoop is running
+	sockDone   bool       // the socket is closed: nothing more is written
 	endOnce    sync.Once
 	closeCode  atomic.Int64
 	readerDone chan struct{}
-	writerExit chan struct{}
+	writerExit chan struct{}  // closed with sockDone
+	wg         sync.WaitGroup // relayLoop and writeLoop
 
 	drainCh   chan struct{}
 	drainOnce sync.Once
@@ -49,8 +56,8 @@ type session struct {
 
 	mu         sync.Mutex // guards the fields below and calls into pipe and stream.Send
 	ending     bool
-	endCode    int // close code once the finals are out: 1000 CloseStream, 1012 drain
-	sha        hash.Hash
+	endCode    int       // close code once the finals are out: 1000 CloseStream, 1012 drain
+	sha        hash.Hash // of the raw frames; nil until the first one
 	acceptedMs int64
 	firstAudio time.Time
 	frames     int
@@ -69,9 +76,7 @@ func newSession(s *Server, info SessionInfo, p wire.Params, m Model, pipe AudioP
 	return &session{
 		srv: s, info: info, params: p, model: m, pipe: pipe, log: log, start: time.Now(),
 		ctx: ctx, cancel: cancel,
-		out: make(chan []byte, s.cfg.WriteQueue), closeReq: make(chan closeMsg, 1),
 		readerDone: make(chan struct{}), writerExit: make(chan struct{}), drainCh: make(chan struct{}), endingCh: make(chan struct{}),
-		sha: sha256.New(),
 	}
 }
 
@@ -90,28 +95,16 @@ func (ss *session) abort() {
 func (ss *session) run(conn *websocket.Conn, stream Stream, meter Meter) {
 	ss.conn.Store(conn)
 	ss.stream, ss.meter = stream, meter
-	s := ss.srv
-	s.m.live.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Inc()
-	ss.log.Info("stream open", "model", ss.info.Model, "encoding", ss.params.Encoding,
-		"sample_rate", ss.params.SampleRate, "channels", ss.params.Channels, "multichannel", ss.params.Multichannel,
-		"interim_results", ss.params.InterimResults, "ignored_params", ss.params.Ignored)
+	ss.reportOpen()
 	if ss.ctx.Err() != nil { // aborted while opening
 		_ = conn.Close()
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		ss.writeLoop()
-		// The socket is closed: stop everything, and unblock a Send stuck on a
-		// stream whose results nobody reads any more.
-		close(ss.writerExit)
-		ss.cancel()
-		stream.Close()
-	}()
-	go func() { defer wg.Done(); ss.relayLoop() }()
+	ss.wg.Add(1)
+	go func() { defer ss.wg.Done(); ss.relayLoop() }()
 
+	// The reader runs on the handler goroutine, whose stack already holds net/http's
+	// frames: what it calls while a stream idles must stay shallow (see control).
 	ss.readLoop()
 	close(ss.readerDone)
 	// A no-op unless the client closed or vanished first; then the writer sends the
@@ -120,11 +113,25 @@ func (ss *session) run(conn *websocket.Conn, stream Stream, meter Meter) {
 	<-ss.writerExit
 	ss.cancel()
 	stream.Close()
-	wg.Wait()
+	ss.wg.Wait()
 
-	if err := closeMeter(meter, s.cfg.CloseTimeout); err != nil {
+	if err := closeMeter(meter, ss.srv.cfg.CloseTimeout); err != nil {
 		ss.log.Error("close meter", "err", err)
 	}
+	ss.reportClosed()
+}
+
+// reportOpen counts and logs the stream's start.
+func (ss *session) reportOpen() {
+	ss.srv.m.live.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Inc()
+	ss.log.Info("stream open", "model", ss.info.Model, "encoding", ss.params.Encoding,
+		"sample_rate", ss.params.SampleRate, "channels", ss.params.Channels, "multichannel", ss.params.Multichannel,
+		"interim_results", ss.params.InterimResults, "ignored_params", ss.params.Ignored)
+}
+
+// reportClosed counts and logs the stream's end.
+func (ss *session) reportClosed() {
+	s := ss.srv
 	s.m.live.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Dec()
 	code := int(ss.closeCode.Load())
 	s.m.sessions.WithLabelValues(strconv.Itoa(code)).Inc()

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -26,7 +28,10 @@ func (ss *session) end(c closeMsg) {
 			ss.srv.m.errors.WithLabelValues(string(c.msg.Code)).Inc()
 			ss.log.Info("stream error", "code", c.msg.Code, "description", c.msg.Description)
 		}
-		ss.closeReq <- c
+		ss.wmu.Lock()
+		ss.closing = &c
+		ss.startWriterLocked()
+		ss.wmu.Unlock()
 	})
 }
 
@@ -36,23 +41,46 @@ func (ss *session) fail(code int, ec wire.ErrorCode, desc string) {
 }
 
 // enqueue queues a message for the client; a full queue means the client does not
-// read: the session ends with 1008 "slow consumer".
+// read: the session ends with 1008 "slow consumer". False: the message was not
+// queued (the queue is full, or the socket is closed).
 func (ss *session) enqueue(v any) bool {
 	b, err := json.Marshal(v)
 	if err != nil {
 		ss.log.Error("marshal", "err", err)
 		return false
 	}
-	select {
-	case ss.out <- b:
-		return true
-	default:
+	ss.wmu.Lock()
+	if ss.sockDone {
+		ss.wmu.Unlock()
+		return false
+	}
+	if len(ss.queue) >= ss.srv.cfg.WriteQueue {
+		ss.wmu.Unlock()
 		ss.fail(wire.ClosePolicy, wire.CodeSlowConsumer, "slow consumer: results are not being read")
 		return false
 	}
+	ss.queue = append(ss.queue, b)
+	ss.startWriterLocked()
+	ss.wmu.Unlock()
+	return true
 }
 
+// startWriterLocked starts writeLoop unless one runs or the socket is closed; ss.wmu
+// is held.
+func (ss *session) startWriterLocked() {
+	if ss.writing || ss.sockDone {
+		return
+	}
+	ss.writing = true
+	ss.wg.Add(1)
+	go ss.writeLoop()
+}
+
+// writeLoop writes the queue in order and returns when it is empty; once end asked
+// for the close, it writes what is queued (if the close says flush), the Error
+// message and the close frame, closes the socket and stops the session.
 func (ss *session) writeLoop() {
+	defer ss.wg.Done()
 	conn := ss.conn.Load()
 	wt := ss.srv.cfg.WriteTimeout
 	write := func(b []byte, d time.Duration) error {
@@ -60,9 +88,30 @@ func (ss *session) writeLoop() {
 		return conn.WriteMessage(websocket.TextMessage, b)
 	}
 	for {
-		select {
-		case b := <-ss.out:
-			if err := write(b, wt); err != nil {
+		ss.wmu.Lock()
+		c, aborted := ss.closing, ss.ctx.Err() != nil
+		var b []byte
+		if !aborted && len(ss.queue) > 0 && (c == nil || c.flush) {
+			b = ss.queue[0]
+			ss.queue[0] = nil
+			ss.queue = ss.queue[1:]
+		} else if !aborted && c == nil {
+			ss.queue = nil // an idle stream keeps no queue
+			ss.writing = false
+			ss.wmu.Unlock()
+			return
+		}
+		ss.wmu.Unlock()
+
+		switch {
+		case aborted:
+			_ = conn.Close()
+		case b != nil:
+			err := write(b, wt)
+			if err == nil {
+				continue
+			}
+			if c == nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
 					ss.srv.m.errors.WithLabelValues(string(wire.CodeSlowConsumer)).Inc()
@@ -71,23 +120,11 @@ func (ss *session) writeLoop() {
 						websocket.FormatCloseMessage(wire.ClosePolicy, "slow consumer"), time.Now().Add(100*time.Millisecond))
 				}
 				ss.closeCode.CompareAndSwap(0, websocket.CloseAbnormalClosure)
-				_ = conn.Close()
-				return
 			}
-		case c := <-ss.closeReq:
+			_ = conn.Close()
+		default: // the close, with nothing (more) to flush
 			var err error
-			if c.flush {
-			flush:
-				for err == nil {
-					select {
-					case b := <-ss.out:
-						err = write(b, wt)
-					default:
-						break flush
-					}
-				}
-			}
-			if c.msg != nil && err == nil {
+			if c.msg != nil {
 				b, _ := json.Marshal(c.msg)
 				err = write(b, time.Second)
 			}
@@ -95,25 +132,36 @@ func (ss *session) writeLoop() {
 				_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason),
 					time.Now().Add(time.Second))
 				// Give the client a moment to answer the close; the reader sees it.
+				t := time.NewTimer(2 * time.Second)
 				select {
 				case <-ss.readerDone:
-				case <-time.After(2 * time.Second):
+				case <-t.C:
 				case <-ss.ctx.Done():
 				}
+				t.Stop()
 			}
 			_ = conn.Close()
-			return
-		case <-ss.ctx.Done():
-			_ = conn.Close()
-			return
 		}
+		ss.socketClosed()
+		return
 	}
+}
+
+// socketClosed stops everything once the writer closed the socket, and unblocks a
+// Send stuck on a stream whose results nobody reads any more.
+func (ss *session) socketClosed() {
+	ss.wmu.Lock()
+	ss.sockDone, ss.writing, ss.queue = true, false, nil
+	ss.wmu.Unlock()
+	close(ss.writerExit)
+	ss.cancel()
+	ss.stream.Close()
 }
 
 // readLoop reads frames until the socket fails or closes.
 func (ss *session) readLoop() {
 	conn := ss.conn.Load()
-	cfg := ss.srv.cfg
+	cfg := &ss.srv.cfg
 	for {
 		ss.mu.Lock()
 		ending := ss.ending
@@ -185,6 +233,9 @@ func (ss *session) audio(b []byte) bool {
 		return false
 	}
 	ss.frames++
+	if ss.sha == nil {
+		ss.sha = sha256.New()
+	}
 	ss.sha.Write(b)
 	if ss.firstAudio.IsZero() {
 		ss.firstAudio = time.Now()
@@ -244,6 +295,10 @@ func (ss *session) sendLocked(outs [][]float32, flags bus.ChunkFlag) error {
 
 // control handles one text frame. False ends the read loop.
 func (ss *session) control(b []byte) bool {
+	if isKeepAlive(b) {
+		ss.keepAlive()
+		return true
+	}
 	c, err := wire.ParseControl(b)
 	if err != nil {
 		code := wire.CodeBadRequest
@@ -257,16 +312,7 @@ func (ss *session) control(b []byte) bool {
 	}
 	switch c.Type {
 	case wire.ControlKeepAlive:
-		// Pass it on (an empty chunk) so the worker's idle timer, which only sees
-		// chunks, does not end a stream whose client is quiet but present.
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		if ss.ending || ss.stream == nil {
-			return true
-		}
-		if err := ss.stream.Send(nil, 0, 0); err != nil {
-			ss.log.Debug("send keep-alive", "err", err)
-		}
+		ss.keepAlive()
 	case wire.ControlFinalize:
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
@@ -285,6 +331,29 @@ func (ss *session) control(b []byte) bool {
 		ss.beginEnding(wire.CloseNormal)
 	}
 	return true
+}
+
+// keepAlive passes a KeepAlive on (an empty chunk) so the worker's idle timer, which
+// only sees chunks, does not end a stream whose client is quiet but present.
+func (ss *session) keepAlive() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.ending || ss.stream == nil {
+		return
+	}
+	if err := ss.stream.Send(nil, 0, 0); err != nil {
+		ss.log.Debug("send keep-alive", "err", err)
+	}
+}
+
+// isKeepAlive recognises the KeepAlive that clients send (as JSON.stringify and
+// Python's json.dumps write it) without the JSON decoder: decoding on the handler
+// goroutine, below net/http's and handleListen's frames, doubles its stack to 16 KiB
+// for the rest of the stream, and a KeepAlive is all an idle stream sends. Any other
+// spelling goes through wire.ParseControl as before.
+func isKeepAlive(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return string(b) == `{"type":"KeepAlive"}` || string(b) == `{"type": "KeepAlive"}`
 }
 
 // beginEnding flushes the decoder, marks the end of every channel and arms the close
@@ -310,7 +379,7 @@ func (ss *session) beginEnding(code int) {
 
 // relayLoop maps results to wire messages and runs the session's timers.
 func (ss *session) relayLoop() {
-	cfg := ss.srv.cfg
+	cfg := &ss.srv.cfg
 	results := ss.stream.Results()
 	maxLen := time.NewTimer(cfg.MaxSession)
 	defer maxLen.Stop()
@@ -376,7 +445,7 @@ func (ss *session) finish() {
 	code := ss.endCode
 	md := &wire.Metadata{
 		Type: wire.TypeMetadata, TransactionKey: "deprecated", RequestID: string(ss.info.Session),
-		SHA256: hex.EncodeToString(ss.sha.Sum(nil)), Created: ss.start.UTC().Format(time.RFC3339Nano),
+		SHA256: ss.audioSHA256(), Created: ss.start.UTC().Format(time.RFC3339Nano),
 		Duration: float64(ss.acceptedMs) / 1000, Channels: ss.params.Channels,
 		Models:    []string{ss.modelUUID()},
 		ModelInfo: map[string]wire.ModelInfo{ss.modelUUID(): ss.modelInfo()},
@@ -388,6 +457,15 @@ func (ss *session) finish() {
 		reason = "service restart"
 	}
 	ss.end(closeMsg{code: code, reason: reason, flush: true})
+}
+
+// audioSHA256 is the hex SHA-256 of the raw frames received; ss.mu is held.
+func (ss *session) audioSHA256() string {
+	if ss.sha == nil {
+		sum := sha256.Sum256(nil)
+		return hex.EncodeToString(sum[:])
+	}
+	return hex.EncodeToString(ss.sha.Sum(nil))
 }
 
 func (ss *session) modelUUID() string {
@@ -423,6 +501,9 @@ func (ss *session) relay(r bus.Result) bool {
 			IsFinal: final, SpeechFinal: final && r.SpeechFinal, FromFinalize: final && r.FromFinalize,
 			Channel:  wire.Channel{Alternatives: []wire.Alternative{{Transcript: r.Text, Confidence: r.Confidence, Words: words}}},
 			Metadata: wire.ResultMetadata{RequestID: string(ss.info.Session), ModelInfo: ss.modelInfo(), ModelUUID: ss.modelUUID()},
+		}
+		if final {
+			ss.flushMeter()
 		}
 		if r.ChunkSentNs > 0 {
 			lat := time.Since(time.Unix(0, r.ChunkSentNs)).Seconds()
@@ -465,6 +546,20 @@ func (ss *session) relay(r bus.Result) bool {
 		return false
 	}
 	return true
+}
+
+// flushMeter has the audio accepted so far billed before a final goes out (see
+// MeterFlusher); it waits at most FlushTimeout.
+func (ss *session) flushMeter() {
+	f, ok := ss.meter.(MeterFlusher)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ss.ctx, FlushTimeout)
+	defer cancel()
+	if err := f.Flush(ctx); err != nil {
+		ss.log.Debug("meter flush before a final", "err", err)
+	}
 }
 
 // sniffContainer looks at the first frame: a WAV header is stripped (the client sent

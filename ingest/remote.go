@@ -60,7 +60,9 @@ type ClientOptions struct {
 	// pre-buffered audio). Default 5 s.
 	SpeedBurst time.Duration
 	// ResultBuffer is the capacity of a session's Results channel. Partials are dropped
-	// when it is full; finals wait for the consumer. Default 256.
+	// when it is full; finals wait for the consumer (NATS holds what arrives meanwhile).
+	// Default 8: the channel's buffer is allocated whole when the session opens, at
+	// 224 bytes a slot, idle or not (256 slots were 57 KB per session).
 	ResultBuffer int
 }
 
@@ -81,7 +83,7 @@ func (o *ClientOptions) defaults() {
 		o.SpeedBurst = 5 * time.Second
 	}
 	if o.ResultBuffer <= 0 {
-		o.ResultBuffer = 256
+		o.ResultBuffer = 8
 	}
 }
 
@@ -224,7 +226,7 @@ func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*RemoteSessi
 	}
 	c.sessions[req.Session] = s
 	c.mu.Unlock()
-	g, err := c.request(ctx, req)
+	g, err := c.requestAside(ctx, req)
 	if err != nil {
 		c.forget(s)
 		_ = sub.Unsubscribe()
@@ -243,6 +245,23 @@ func (c *Client) forget(s *RemoteSession) {
 		delete(c.sessions, s.req.Session)
 	}
 	c.mu.Unlock()
+}
+
+// requestAside is request run on a goroutine of its own. Its JSON and NATS calls go
+// deep, and the gateway calls Open on the goroutine that then serves the stream, for
+// hours, with whatever stack the call grew it to: 16 KiB instead of 8 KiB per stream.
+func (c *Client) requestAside(ctx context.Context, req bus.SessionRequest) (bus.SessionGrant, error) {
+	type reply struct {
+		g   bus.SessionGrant
+		err error
+	}
+	ch := make(chan reply, 1)
+	go func() {
+		g, err := c.request(ctx, req)
+		ch <- reply{g, err}
+	}()
+	r := <-ch
+	return r.g, r.err
 }
 
 // request asks for a grant until one comes, a worker refuses for good, or GrantTimeout
@@ -317,14 +336,14 @@ type RemoteSession struct {
 	pos           []uint64 // next StartSample per channel
 	replay        *ReplayBuffer
 	rate          *rateLimit
-	ended         bool   // FlagEnd sent
-	terminal      bool   // closed, failed, or Close called
-	lastWorkerSeq uint64 // last result seq taken from the current worker
-	outSeq        uint64
+	ended         bool     // FlagEnd sent
+	terminal      bool     // closed, failed, or Close called
+	lastWorkerSeq uint64   // last result seq taken from the current worker
 	lastEnd       []uint64 // per channel, EndSample of the last delivered final
 	prompt        string
 
 	outMu     sync.Mutex // serialises delivery and the closing of out
+	outSeq    uint64     // Seq of the last result delivered (guarded by outMu)
 	out       chan bus.Result
 	outClosed bool
 	done      chan struct{}
@@ -491,8 +510,6 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 	case bus.ResultClosed:
 		terminal = true
 	}
-	s.outSeq++
-	r.Seq = s.outSeq
 	s.terminal = s.terminal || terminal
 	s.mu.Unlock()
 	s.deliver(r, terminal)
@@ -506,10 +523,13 @@ func (s *RemoteSession) deliver(r bus.Result, terminal bool) {
 	if s.outClosed {
 		return
 	}
+	// Numbered here, as delivered: a dropped partial leaves no gap.
+	r.Seq = s.outSeq + 1
 	if r.Type == bus.ResultPartial {
 		select {
 		case s.out <- r:
 		default:
+			return
 		}
 	} else {
 		select {
@@ -518,6 +538,7 @@ func (s *RemoteSession) deliver(r bus.Result, terminal bool) {
 			return
 		}
 	}
+	s.outSeq++
 	if terminal {
 		s.outClosed = true
 		close(s.out)
@@ -565,8 +586,7 @@ func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
 	}
 	if err != nil {
 		s.terminal = true
-		s.outSeq++
-		r := bus.Result{Type: bus.ResultError, Session: s.req.Session, Worker: old, Seq: s.outSeq,
+		r := bus.Result{Type: bus.ResultError, Session: s.req.Session, Worker: old,
 			Code: bus.CodeNoCapacity, Message: fmt.Sprintf("worker lost and no other worker took over: %v", err)}
 		var ge *GrantError
 		if errors.As(err, &ge) {

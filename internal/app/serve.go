@@ -15,9 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/earshot-dev/earshot/internal/redislog"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/earshot-dev/earshot/internal/redislog"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 

@@ -17,18 +17,29 @@ import (
 // no recognition and answers every chunk at once with one partial naming the chunk,
 // and FlagEnd with ResultClosed, so what is timed is the bus and the worker alone.
 type echoFactory struct {
-	mu   sync.Mutex
-	open int
+	model string // "": echoModel
+	slots int    // 0: 64
+	mu    sync.Mutex
+	open  int
 }
 
 const echoModel = "echo"
 
-func (f *echoFactory) Models() []string { return []string{echoModel} }
+func (f *echoFactory) Models() []string {
+	if f.model != "" {
+		return []string{f.model}
+	}
+	return []string{echoModel}
+}
 
 func (f *echoFactory) Capacity(string) bus.Capacity {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return bus.Capacity{Slots: 64, Free: 64 - f.open}
+	slots := f.slots
+	if slots == 0 {
+		slots = 64
+	}
+	return bus.Capacity{Slots: slots, Free: slots - f.open}
 }
 
 func (f *echoFactory) Open(_ bus.SessionRequest, emit transcriber.Emitter) (transcriber.Session, error) {

@@ -8,9 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/earshot-dev/earshot/internal/redislog"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/earshot-dev/earshot/internal/redislog"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/earshot-dev/earshot/billing"
