@@ -20,11 +20,16 @@ type agreement struct {
 const maxShift = 2
 
 // update takes the words of a new hypothesis over the whole utterance window and
-// returns the unstable tail: the hypothesis words after the committed ones.
-func (a *agreement) update(hyp []string) (tail []string) {
+// returns the unstable tail: the hypothesis words after the committed ones. Only the
+// first commitable words of hyp may be committed (the rest lie too close to the end of
+// the window, where whisper still changes its mind); commitable < 0 means all.
+func (a *agreement) update(hyp []string, commitable int) (tail []string) {
 	rest := continuation(a.committed, hyp)
 	if a.prev != nil {
 		n := commonPrefix(a.prev, rest)
+		if commitable >= 0 {
+			n = min(n, max(0, commitable-(len(hyp)-len(rest))))
+		}
 		a.committed = append(a.committed, rest[:n]...)
 		rest = rest[n:]
 	}

@@ -26,7 +26,7 @@ func TestAgreeLocalAgreement2(t *testing.T) {
 			var a agreement
 			var tail []string
 			for _, h := range tt.hyps {
-				tail = a.update(strings.Fields(h))
+				tail = a.update(strings.Fields(h), -1)
 			}
 			if got := strings.Join(a.committed, " "); got != tt.wantCommit {
 				t.Errorf("committed %q, want %q", got, tt.wantCommit)
@@ -40,8 +40,8 @@ func TestAgreeLocalAgreement2(t *testing.T) {
 
 func TestAgreeFinishKeepsCommittedWords(t *testing.T) {
 	var a agreement
-	a.update(strings.Fields("ask not what your"))
-	a.update(strings.Fields("ask not what your country"))
+	a.update(strings.Fields("ask not what your"), -1)
+	a.update(strings.Fields("ask not what your country"), -1)
 	tests := []struct{ final, want string }{
 		{"ask not what your country can do", "ask not what your country can do"},
 		{"Ask not, what your country can do.", "ask not what your country can do."},
@@ -65,5 +65,22 @@ func TestAgreeNormWord(t *testing.T) {
 		if got := normWord(in); got != want {
 			t.Errorf("normWord(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestAgreeCommitableHoldsBackTheWindowEnd: words the caller marks as too close to the
+// window end are not committed even when two hypotheses agree on them.
+func TestAgreeCommitableHoldsBackTheWindowEnd(t *testing.T) {
+	var a agreement
+	a.update(strings.Fields("ask not what your"), 1)
+	tail := a.update(strings.Fields("ask not what your country"), 2)
+	if got := strings.Join(a.committed, " "); got != "ask not" {
+		t.Errorf("committed %q, want the first 2 words only", got)
+	}
+	if got := strings.Join(tail, " "); got != "what your country" {
+		t.Errorf("tail %q", got)
+	}
+	if n := commitable(strings.Fields("aa bb"), 0, 4*16000, 2*16000); n != 1 {
+		t.Errorf("commitable %d, want 1 (\"bb\" ends at 4 s, within 2 s of the end)", n)
 	}
 }

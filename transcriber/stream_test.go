@@ -343,3 +343,42 @@ func TestStreamMultiChannel(t *testing.T) {
 		t.Error("chunk of a third channel accepted")
 	}
 }
+
+// TestStreamSpeculativeFinal: the final's decode starts once Pad of silence follows the
+// speech; if the silence holds to the endpoint that decode is the final (one decode in
+// all), and if speech resumes it is only a partial and the final covers every word.
+func TestStreamSpeculativeFinal(t *testing.T) {
+	t.Run("silence holds", func(t *testing.T) {
+		rig := newFakeRig(t, PoolConfig{}, nil)
+		s, c := rig.open(bus.StreamOptions{})
+		pos := rig.feed(s, c, speech(1, 2, 3), 0, 0)
+		rig.feed(s, c, silence(1000), pos, 0)
+		if f := c.ofType(bus.ResultFinal); len(f) != 1 || f[0].Text != "bravo charlie delta" || !f[0].SpeechFinal {
+			t.Fatalf("finals %+v", f)
+		}
+		if n := rig.dec.calls.Load(); n != 1 {
+			t.Errorf("%d decodes, want the speculative one only", n)
+		}
+	})
+	t.Run("speech resumes", func(t *testing.T) {
+		rig := newFakeRig(t, PoolConfig{}, nil)
+		s, c := rig.open(bus.StreamOptions{InterimResults: true})
+		pos := rig.feed(s, c, speech(1, 2), 0, 0)
+		pos = rig.feed(s, c, silence(300), pos, 0) // a pause shorter than the endpoint
+		pos = rig.feed(s, c, speech(3, 4), pos, 0)
+		rig.feed(s, c, silence(1000), pos, 0)
+		rs := c.results()
+		checkPartials(t, rs)
+		f := c.ofType(bus.ResultFinal)
+		if len(f) != 1 || f[0].Text != "bravo charlie delta echo" {
+			t.Fatalf("finals %+v, want one with all four words", f)
+		}
+		spec := false
+		for _, p := range c.ofType(bus.ResultPartial) {
+			spec = spec || p.Text == "bravo charlie"
+		}
+		if !spec {
+			t.Errorf("no partial from the decode of the pause")
+		}
+	})
+}

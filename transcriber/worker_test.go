@@ -680,7 +680,9 @@ func TestWorkerRemoteRoutesToCapacity(t *testing.T) {
 func TestWorkerRemoteGrantThenAudioNoLoss(t *testing.T) {
 	srv := testutil.NATS(t)
 	startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
-	c := newRemoteClient(t, srv, ingest.ClientOptions{MaxSpeed: -1})
+	// Every partial is counted below: a buffer that holds them all, since by default a
+	// session drops partials that pile up behind a slow reader (ResultBuffer 8).
+	c := newRemoteClient(t, srv, ingest.ClientOptions{MaxSpeed: -1, ResultBuffer: 256})
 	s := openRemote(t, c, "acme")
 	res := consumeResults(s)
 	const n, size = 60, 320
