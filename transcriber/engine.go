@@ -44,6 +44,9 @@ type DecodeRequest struct {
 	Threads      int
 	// Offline asks for whole-file decoding with segment timestamps (not single_segment).
 	Offline bool
+	// MaxTokens stops a streaming decode after this many text tokens (0: whisper's
+	// limit, 220). See maxTokens.
+	MaxTokens int
 }
 
 // Decoder decodes windows for one stream. It owns one whisper_state; it is not safe for

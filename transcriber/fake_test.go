@@ -113,7 +113,7 @@ func (d *scriptedDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypoth
 		}
 	}
 	d.mu.Lock()
-	d.reqs = append(d.reqs, DecodeRequest{AudioCtx: req.AudioCtx, PromptTokens: req.PromptTokens, Samples: nil})
+	d.reqs = append(d.reqs, DecodeRequest{AudioCtx: req.AudioCtx, PromptTokens: req.PromptTokens, MaxTokens: req.MaxTokens, Samples: nil})
 	d.mu.Unlock()
 	if d.Block {
 		<-ctx.Done()

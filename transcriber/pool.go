@@ -32,7 +32,9 @@ type PoolConfig struct {
 	// Default: 4 × Slots.
 	MaxSessions int
 	// Step is the partial cadence: a stream in speech is decoded again once at least Step
-	// has passed since its last decode finished and Step of new audio arrived.
+	// has passed since its last decode finished and Step of new audio arrived. (Counting
+	// from the start instead, so that slow partials follow each other at once, was
+	// measured: partials sooner, finals later; see BENCHMARKS.md.)
 	// Default 300 ms.
 	Step time.Duration
 	// MaxSegment forces a final when an utterance window grows this long. Default 15 s.
@@ -52,6 +54,11 @@ type PoolConfig struct {
 	// Pad is the audio kept before the VAD's speech start (and after its end for finals)
 	// in each decode window. Default 200 ms.
 	Pad time.Duration
+	// Warm makes each decode slot create its decoder for every model and run one decode
+	// of a second of silence before it serves, so the first stream does not pay for the
+	// whisper_state's allocation and first touch of its buffers (about 100 MB each).
+	// Off by default (tests count decodes); the service turns it on.
+	Warm bool
 	// Log is the pool's logger. Default: discard.
 	Log *slog.Logger
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
 func TestPoolCapacityAndModels(t *testing.T) {
@@ -98,5 +99,23 @@ func TestPoolTwentyConcurrentSessions(t *testing.T) {
 	wg.Wait()
 	if m := dec.maxIn.Load(); m > 2 {
 		t.Errorf("%d concurrent decodes on 2 slots", m)
+	}
+}
+
+// With Warm, every slot decodes a second of silence on each model before it serves:
+// the decodes happen with no session open, one per slot.
+func TestPoolWarmDecodesOncePerSlot(t *testing.T) {
+	r := newFakeRig(t, PoolConfig{Slots: 3, ThreadsPerDecode: 1, Warm: true}, nil)
+	testutil.Eventually(t, 5*time.Second, "three warm-up decodes", func() bool { return r.dec.calls.Load() == 3 })
+	time.Sleep(50 * time.Millisecond)
+	if n := r.dec.calls.Load(); n != 3 {
+		t.Fatalf("%d warm-up decodes for 3 slots", n)
+	}
+	r.dec.mu.Lock()
+	defer r.dec.mu.Unlock()
+	for _, q := range r.dec.reqs {
+		if q.AudioCtx != audioCtx(bus.SampleRate) {
+			t.Fatalf("warm-up request with audio_ctx %d, want %d (one second)", q.AudioCtx, audioCtx(bus.SampleRate))
+		}
 	}
 }

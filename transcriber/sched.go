@@ -3,8 +3,11 @@ package transcriber
 import (
 	"context"
 	"errors"
+	"sort"
 	"sync"
 	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
 )
 
 // scheduler queues streams that are due for a decode. Fairness: finals go before
@@ -138,6 +141,9 @@ func (w *decodeSlot) run(ctx context.Context) {
 			}
 		}
 	}()
+	if w.pool.cfg.Warm {
+		w.warm(ctx)
+	}
 	for {
 		st := w.pool.sched.next()
 		if st == nil {
@@ -159,10 +165,11 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		return
 	}
 	req := DecodeRequest{
-		Samples:  j.samples,
-		AudioCtx: audioCtx(len(j.samples)),
-		Language: st.sess.req.Options.Language,
-		Threads:  w.pool.cfg.ThreadsPerDecode,
+		Samples:   j.samples,
+		AudioCtx:  audioCtx(len(j.samples)),
+		Language:  st.sess.req.Options.Language,
+		Threads:   w.pool.cfg.ThreadsPerDecode,
+		MaxTokens: maxTokens(len(j.samples)),
 	}
 	if j.prompt != "" {
 		if toks, err := d.Tokenize(j.prompt); err == nil {
@@ -175,6 +182,30 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 	hyp, err := d.Decode(dctx, req)
 	cancel()
 	st.complete(j, hyp, err)
+}
+
+// warm makes this slot's decoder of every model and decodes a second of silence on
+// each (see PoolConfig.Warm). A failure is logged; the model's first stream retries.
+func (w *decodeSlot) warm(ctx context.Context) {
+	names := make([]string, 0, len(w.pool.cfg.Models))
+	for n := range w.pool.cfg.Models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		start := time.Now()
+		d, err := w.decoder(name)
+		if err == nil {
+			samples := make([]float32, bus.SampleRate)
+			_, err = d.Decode(ctx, DecodeRequest{Samples: samples, AudioCtx: audioCtx(len(samples)),
+				Threads: w.pool.cfg.ThreadsPerDecode})
+		}
+		if err != nil {
+			w.pool.log.Warn("warm-up decode failed", "slot", w.id, "model", name, "err", err)
+			continue
+		}
+		w.pool.log.Debug("decoder warm", "slot", w.id, "model", name, "took", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 func (w *decodeSlot) decoder(model string) (Decoder, error) {
@@ -191,6 +222,16 @@ func (w *decodeSlot) decoder(model string) (Decoder, error) {
 	}
 	w.decoders[model] = d
 	return d, nil
+}
+
+// maxTokens bounds the text tokens of one streaming decode: 10 per second of window
+// plus 12, about twice what fast speech needs (~4.5 words/s, ~6 tokens/s). Whisper
+// sometimes loops on a short window ("and and and …", a prompt phrase over and over)
+// until its 220-token limit: on 2 threads that held the decode slot for 1–2 s, so the
+// first partials of an utterance never came (seen in the browser test, 1 run in 3).
+// Capped, such a decode ends within a few tokens, and the repetition guard drops it.
+func maxTokens(samples int) int {
+	return 12 + 10*samples/bus.SampleRate
 }
 
 // maxPromptTokens bounds the prompt (previous finals of the stream) passed to whisper.

@@ -88,6 +88,24 @@ func TestStreamPartialsAndEndpointFinal(t *testing.T) {
 			t.Fatalf("seq %d after %d", rs[i].Seq, rs[i-1].Seq)
 		}
 	}
+	// Every decode is capped in tokens by its window, so a looping decode cannot hold
+	// the slot: a window of audio_ctx a frames is ~(a−256)·20 ms long.
+	rig.dec.mu.Lock()
+	defer rig.dec.mu.Unlock()
+	for _, q := range rig.dec.reqs {
+		secs := float64(q.AudioCtx-audioCtxMargin) * 0.02
+		if want := 12 + 10*secs; q.MaxTokens < 12 || float64(q.MaxTokens) > want+1 || float64(q.MaxTokens) < want-1 {
+			t.Fatalf("decode of ~%.2f s capped at %d tokens, want about %.0f", secs, q.MaxTokens, want)
+		}
+	}
+}
+
+func TestMaxTokens(t *testing.T) {
+	for _, c := range []struct{ samples, want int }{{0, 12}, {bus.SampleRate / 2, 17}, {10 * bus.SampleRate, 112}, {30 * bus.SampleRate, 312}} {
+		if got := maxTokens(c.samples); got != c.want {
+			t.Errorf("maxTokens(%d) = %d, want %d", c.samples, got, c.want)
+		}
+	}
 }
 
 func TestStreamNoInterimMeansFinalsOnly(t *testing.T) {

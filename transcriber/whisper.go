@@ -138,6 +138,7 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 		p.TemperatureInc = 0
 		p.BestOf = 1
 		p.SuppressNST = true
+		p.MaxTokens = req.MaxTokens
 	}
 	res, err := d.st.Full(ctx, p, req.Samples)
 	if err != nil {

@@ -369,6 +369,7 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 		ThreadsPerDecode: t.Threads,
 		MaxSessions:      t.MaxSessions,
 		Step:             t.Step,
+		Warm:             true,
 		Log:              log.With("component", "transcriber"),
 	})
 	if err != nil {
