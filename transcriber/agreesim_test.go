@@ -7,9 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
-	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/wer"
 )
 
@@ -22,20 +20,7 @@ func TestAgreeCommitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_AGREE") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_AGREE=1")
 	}
-	m, err := LoadWhisper(testdata.Model(t, "tiny.en"), LoadOptions{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	d, err := m.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	lf, _ := testdata.LoadLongform()
-	f, _ := os.Open(lf.WAV)
-	format, ch, _ := ingest.ReadWAV(f)
-	all := ingest.Convert16kMono(format, ch)
+	d, lf, all := longformDecoder(t)
 	// VAD segments (start, speech end) of a real-time run of TestStreamLongformRealEngine.
 	segs := [][2]float64{{1.344, 3.232}, {4.288, 5.408}, {6.4, 12}, {15.072, 20}, {21.888, 31.552},
 		{35.744, 42.368}, {43.552, 52.096}, {52.96, 62.624}, {63.68, 68.544}, {71.488, 75.936}}

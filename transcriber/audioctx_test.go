@@ -20,20 +20,7 @@ func TestAudioCtxMargin(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_CTX") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_CTX=1")
 	}
-	m, err := LoadWhisper(testdata.Model(t, "tiny.en"), LoadOptions{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	d, err := m.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	lf, _ := testdata.LoadLongform()
-	f, _ := os.Open(lf.WAV)
-	format, ch, _ := ingest.ReadWAV(f)
-	all := ingest.Convert16kMono(format, ch)
+	d, lf, all := longformDecoder(t)
 	got := map[int]float64{}
 	for _, margin := range []int{64, 128, 256, -1} {
 		var c wer.Corpus
@@ -59,4 +46,34 @@ func TestAudioCtxMargin(t *testing.T) {
 		t.Errorf("margin %d: WER %.2f%%, more than 1.5 points above the full context's %.2f%%",
 			audioCtxMargin, 100*got[audioCtxMargin], 100*got[-1])
 	}
+}
+
+// longformDecoder loads real tiny.en (2 threads) and returns one decoder on it, closed
+// when the test ends, with longform_dev and its audio at 16 kHz mono.
+func longformDecoder(t *testing.T) (Decoder, testdata.Longform, []float32) {
+	t.Helper()
+	m, err := LoadWhisper(testdata.Model(t, "tiny.en"), LoadOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	d, err := m.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	lf, err := testdata.LoadLongform()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(lf.WAV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	format, ch, err := ingest.ReadWAV(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, lf, ingest.Convert16kMono(format, ch)
 }
