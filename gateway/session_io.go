@@ -35,9 +35,11 @@ func (ss *session) end(c closeMsg) {
 	})
 }
 
-// fail ends the session with an Error message and close code.
+// fail ends the session with an Error message and close code. What is already queued
+// (a final that came just before the worker was lost, say) goes out first, except to a
+// client that does not read (slow consumer); every write has Config.WriteTimeout.
 func (ss *session) fail(code int, ec wire.ErrorCode, desc string) {
-	ss.end(closeMsg{code: code, reason: string(ec), msg: wire.NewError(ec, desc)})
+	ss.end(closeMsg{code: code, reason: string(ec), msg: wire.NewError(ec, desc), flush: ec != wire.CodeSlowConsumer})
 }
 
 // enqueue queues a message for the client; a full queue means the client does not
