@@ -16,6 +16,9 @@ const (
 	// MaxEventMs is the longest audio one event may carry (one hour). A Meter never
 	// emits more; anything larger is a bug or an attack, not usage.
 	MaxEventMs = int64(time.Hour / time.Millisecond)
+	// MaxStartMs bounds where in its stream an event may start (a year of audio). The
+	// ledger's interval arithmetic runs in Lua numbers (doubles): exact far beyond it.
+	MaxStartMs = int64(366 * 24 * time.Hour / time.Millisecond)
 	// MaxFieldLen bounds ids and names carried in an event.
 	MaxFieldLen = 256
 	// FutureSkew is how far in the future an event's At may be before it is clamped to
@@ -44,7 +47,7 @@ func DecodeUsageEvent(b []byte) (bus.UsageEvent, error) {
 }
 
 // ValidateEvent checks what billing relies on: ids present and of sane size, a tenant
-// id usable in subjects and keys, StartMs >= 0 and 0 <= DurationMs <= MaxEventMs.
+// id usable in subjects and keys, 0 <= StartMs <= MaxStartMs and 0 <= DurationMs <= MaxEventMs.
 func ValidateEvent(ev bus.UsageEvent) error {
 	switch {
 	case ev.ID == "" || len(ev.ID) > 3*MaxFieldLen:
@@ -63,6 +66,8 @@ func ValidateEvent(ev bus.UsageEvent) error {
 		return fmt.Errorf("%w: call id of %d bytes", ErrBadEvent, len(ev.Call))
 	case ev.StartMs < 0:
 		return fmt.Errorf("%w: negative start_ms %d", ErrBadEvent, ev.StartMs)
+	case ev.StartMs > MaxStartMs:
+		return fmt.Errorf("%w: start_ms %d beyond a year of audio", ErrBadEvent, ev.StartMs)
 	case ev.DurationMs < 0:
 		return fmt.Errorf("%w: negative duration_ms %d", ErrBadEvent, ev.DurationMs)
 	case ev.DurationMs > MaxEventMs:

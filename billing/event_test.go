@@ -23,6 +23,8 @@ func TestValidateEvent(t *testing.T) {
 		{"negative duration", func(e *bus.UsageEvent) { e.DurationMs = -1 }, false},
 		{"over one hour", func(e *bus.UsageEvent) { e.DurationMs = MaxEventMs + 1 }, false},
 		{"negative start", func(e *bus.UsageEvent) { e.StartMs = -2000 }, false},
+		{"start a year in", func(e *bus.UsageEvent) { e.StartMs = MaxStartMs }, true},
+		{"start beyond a year", func(e *bus.UsageEvent) { e.StartMs = MaxStartMs + 1 }, false},
 		{"no id", func(e *bus.UsageEvent) { e.ID = "" }, false},
 		{"no tenant", func(e *bus.UsageEvent) { e.Tenant = "" }, false},
 		{"tenant with dot", func(e *bus.UsageEvent) { e.Tenant = "a.b" }, false},
