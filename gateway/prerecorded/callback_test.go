@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +21,7 @@ import (
 	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
 // longRecording concatenates the speech manifest's recordings with gap seconds of
@@ -126,7 +126,7 @@ func TestCallbackLongFileDeliveredOnce(t *testing.T) {
 	// A piece of the uploaded audio (speech, not silence) is in the JetStream store
 	// while the job waits: the scan at the end can find it.
 	needle := audioNeedle(t, wav)
-	if files := filesHolding(t, r.ns.StoreDir(), needle); len(files) == 0 {
+	if files := testutil.FilesContaining(t, r.ns.StoreDir(), needle); len(files) == 0 {
 		t.Fatal("the queued upload's audio is not in the JetStream store: the scan below could not fail")
 	}
 
@@ -221,7 +221,7 @@ func TestCallbackLongFileDeliveredOnce(t *testing.T) {
 	}
 	// Nor are its bytes left in the block files: the upload was erased in place, not
 	// only marked deleted.
-	if files := filesHolding(t, r.ns.StoreDir(), needle); len(files) > 0 {
+	if files := testutil.FilesContaining(t, r.ns.StoreDir(), needle); len(files) > 0 {
 		t.Fatalf("the processed upload's audio is still on disk in %v", files)
 	}
 	t.Logf("%.0f s of audio: done in %v (%.1fx real time), progress %v, %d words delivered",
@@ -245,27 +245,4 @@ func audioNeedle(t *testing.T, wav []byte) []byte {
 	}
 	t.Fatal("no loud stretch in the recording")
 	return nil
-}
-
-// filesHolding lists the files under dir whose bytes contain needle.
-func filesHolding(t *testing.T, dir string, needle []byte) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, needle) {
-			out = append(out, path)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -35,7 +35,7 @@ func TestEraseObjectFromDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	needle := []byte("uploaded-audio-bytes-7f3a9c")
-	testutil.Eventually(t, 10*time.Second, "the upload on disk", func() bool { return len(onDisk(t, srv.StoreDir(), needle)) > 0 })
+	testutil.Eventually(t, 10*time.Second, "the upload on disk", func() bool { return len(testutil.FilesContaining(t, srv.StoreDir(), needle)) > 0 })
 
 	live, err := EraseObject(ctx, js, obs, "UPLOADS", "acme/req-1")
 	if err != nil || !live {
@@ -44,7 +44,7 @@ func TestEraseObjectFromDisk(t *testing.T) {
 	if _, err := obs.GetInfo(ctx, "acme/req-1", jetstream.GetObjectInfoShowDeleted()); !errors.Is(err, jetstream.ErrObjectNotFound) {
 		t.Fatalf("GetInfo after erase: %v, want ErrObjectNotFound", err)
 	}
-	if files := onDisk(t, srv.StoreDir(), needle); len(files) > 0 {
+	if files := testutil.FilesContaining(t, srv.StoreDir(), needle); len(files) > 0 {
 		t.Fatalf("erased object still on disk in %v", files)
 	}
 	if b, err := obs.GetBytes(ctx, "acme/req-2"); err != nil || !bytes.Equal(b, other) {

@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,39 +37,6 @@ func openDiskStore(t *testing.T, cfg Config) diskStore {
 	return diskStore{s, js, srv.StoreDir()}
 }
 
-// onDisk lists the files under dir whose raw bytes contain needle.
-func onDisk(t *testing.T, dir string, needle []byte) []string {
-	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) { // removed while we walk
-				return nil
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, needle) {
-			rel, _ := filepath.Rel(dir, p)
-			found = append(found, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("scan %s: %v", dir, err)
-	}
-	return found
-}
-
 // secret is one retained request with words and audio that occur nowhere else.
 type secret struct {
 	tenant bus.TenantID
@@ -99,21 +63,21 @@ func (x secret) keep(t *testing.T, s *Store, p Policy) {
 func (x secret) mustBeOnDisk(t *testing.T, dir string, audio bool) {
 	t.Helper()
 	testutil.Eventually(t, 5*time.Second, "the retained words in the block files", func() bool {
-		return len(onDisk(t, dir, x.words)) > 0
+		return len(testutil.FilesContaining(t, dir, x.words)) > 0
 	})
 	if audio {
 		testutil.Eventually(t, 5*time.Second, "the retained audio in the block files", func() bool {
-			return len(onDisk(t, dir, x.audio[:64])) > 0
+			return len(testutil.FilesContaining(t, dir, x.audio[:64])) > 0
 		})
 	}
 }
 
 func (x secret) mustBeGone(t *testing.T, dir string) {
 	t.Helper()
-	if f := onDisk(t, dir, x.words); len(f) > 0 {
+	if f := testutil.FilesContaining(t, dir, x.words); len(f) > 0 {
 		t.Errorf("words %q still on disk in %v", x.words, f)
 	}
-	if f := onDisk(t, dir, x.audio[:64]); len(f) > 0 {
+	if f := testutil.FilesContaining(t, dir, x.audio[:64]); len(f) > 0 {
 		t.Errorf("audio of %q still on disk in %v", x.words, f)
 	}
 }
@@ -221,7 +185,7 @@ func TestExpiryErasesFromDisk(t *testing.T) {
 		t.Fatalf("not kept: %v", err)
 	}
 	testutil.Eventually(t, 6*time.Second, "the expired record to be erased from disk", func() bool {
-		return len(onDisk(t, s.dir, short.words)) == 0 && len(onDisk(t, s.dir, short.audio[:64])) == 0
+		return len(testutil.FilesContaining(t, s.dir, short.words)) == 0 && len(testutil.FilesContaining(t, s.dir, short.audio[:64])) == 0
 	})
 	if d := time.Since(kept); d < 1900*time.Millisecond {
 		t.Fatalf("erased after %v, before its 2 s TTL", d)
