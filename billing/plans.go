@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // PlanKind says how a plan charges.
@@ -72,10 +74,19 @@ func (p Plan) Validate() error {
 	return nil
 }
 
-// AllowsModel reports whether model may be used on the plan.
+// AllowsModel reports whether model may be used on the plan. A quantized copy of an
+// allowed model ("tiny.en-q8_0" for "tiny.en": same weights in fewer bits, as
+// `earshot models quantize` or the catalog's -q files make them) is allowed too.
 func (p Plan) AllowsModel(model string) bool {
-	return len(p.Models) == 0 || slices.Contains(p.Models, model)
+	if len(p.Models) == 0 || slices.Contains(p.Models, model) {
+		return true
+	}
+	base, q, ok := strings.Cut(model, "-q")
+	return ok && quantSuffix.MatchString("q"+q) && slices.Contains(p.Models, base)
 }
+
+// quantSuffix matches the catalog's quantization names: q8_0, q5_1, q4_k …
+var quantSuffix = regexp.MustCompile(`^q[2-8]_[01k]$`)
 
 // IncludedMs is the audio included per month.
 func (p Plan) IncludedMs() int64 { return p.IncludedHours * 3_600_000 }

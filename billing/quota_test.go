@@ -174,3 +174,20 @@ func TestPlansFromFile(t *testing.T) {
 		t.Fatalf("default plans %v", ids)
 	}
 }
+
+// TestPlanAllowsQuantizedCopies: a plan that allows tiny.en allows tiny.en-q8_0 (the same
+// weights in 8 bits), but not another model that merely shares a prefix.
+func TestPlanAllowsQuantizedCopies(t *testing.T) {
+	trial, err := DefaultPlans().Get("trial", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for model, want := range map[string]bool{
+		"tiny.en": true, "tiny.en-q8_0": true, "tiny-q5_1": true,
+		"base.en": false, "base.en-q8_0": false, "tiny.en-qx": false, "tiny.en-q8_0-q8_0": false, "tiny.en-turbo": false,
+	} {
+		if got := trial.AllowsModel(model); got != want {
+			t.Errorf("trial allows %s: %v, want %v", model, got, want)
+		}
+	}
+}

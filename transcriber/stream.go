@@ -216,6 +216,14 @@ type stream struct {
 	lastHyp     []string
 	lastHypEnd  uint64
 	lastHypConf float64
+	lastHypSkip int
+
+	// Window trimming (see retrim): the open utterance's decodes start at winFrom (0: at
+	// uttStart − Pad) and have its first winSkip committed words in their prompt.
+	winFrom  uint64
+	winSkip  int
+	vadProbs []float32 // the VAD's speech probability of each window of the buffer, from vadAt
+	vadAt    uint64
 
 	// The speculative final: once the VAD reports Pad of silence after speech (the
 	// start of the endpoint hangover), the window the final would decode, [uttStart −
@@ -227,6 +235,8 @@ type stream struct {
 	specDone  bool   // its result is in specWords
 	specWords []string
 	specConf  float64
+	specFrom  uint64 // the window trimming it was decoded with
+	specSkip  int
 
 	history     []string // words of earlier finals: the decode prompt
 	lastWordEnd float64
@@ -244,7 +254,10 @@ type finalSeg struct {
 	audioSeq              uint64
 	reuse                 []string // a partial hypothesis that covered all the speech
 	reuseConf             float64
+	reuseSkip             int // the window trimming reuse was decoded with
 	reused                bool
+	from                  uint64 // window trimming of the utterance when it was cut (stream.winFrom)
+	skip                  int
 }
 
 const (
@@ -297,6 +310,10 @@ func (st *stream) write(c *bus.AudioChunk, now time.Time) error {
 		return err
 	}
 	for _, p := range probs {
+		if len(st.vadProbs) == 0 {
+			st.vadAt = st.ep.pos
+		}
+		st.vadProbs = append(st.vadProbs, p)
 		switch st.ep.push(p) {
 		case evSpeechStart:
 			if !st.uttOpen {
@@ -345,6 +362,7 @@ func (st *stream) open(at uint64) {
 	st.agree, st.lastText, st.lastHyp = agreement{}, "", nil
 	st.decodedEnd, st.speechInWin = at, true
 	st.ueSent = false
+	st.winFrom, st.winSkip = 0, 0
 }
 
 // cut closes the open utterance at end (speech up to speechEnd) and queues its final.
@@ -352,13 +370,14 @@ func (st *stream) cut(end, speechEnd uint64, speechFinal, fromFinalize bool) {
 	seg := &finalSeg{
 		start: st.uttStart, speechEnd: speechEnd, end: end, uttID: st.uttID,
 		speechFinal: speechFinal, fromFinalize: fromFinalize,
-		agree: st.agree, audioSeq: st.audioSeq,
+		agree: st.agree, audioSeq: st.audioSeq, from: st.winFrom, skip: st.winSkip,
 	}
 	switch {
-	case st.specUtt == st.uttID && st.specEnd == speechEnd && st.specDone && st.specWindowMatches(end, speechEnd):
-		seg.reuse, seg.reuseConf, seg.reused = st.specWords, st.specConf, true
+	case st.specUtt == st.uttID && st.specEnd == speechEnd && st.specDone && st.specWindowMatches(end, speechEnd) &&
+		st.specFrom == st.winFrom && st.specSkip == st.winSkip:
+		seg.reuse, seg.reuseConf, seg.reuseSkip, seg.reused = st.specWords, st.specConf, st.specSkip, true
 	case len(st.lastHyp) > 0 && st.lastHypEnd >= min(end, speechEnd+st.sess.pad) && st.agree.settled():
-		seg.reuse, seg.reuseConf, seg.reused = st.lastHyp, st.lastHypConf, true
+		seg.reuse, seg.reuseConf, seg.reuseSkip, seg.reused = st.lastHyp, st.lastHypConf, st.lastHypSkip, true
 	}
 	// A speculative decode of this very window still in flight becomes the final when it
 	// completes (complete matches it to pending by uttID and speech end); it is not aborted.
@@ -366,6 +385,7 @@ func (st *stream) cut(end, speechEnd uint64, speechFinal, fromFinalize bool) {
 	st.uttOpen = false
 	st.uttID++
 	st.agree, st.lastText, st.lastHyp = agreement{}, "", nil
+	st.winFrom, st.winSkip = 0, 0
 	if st.abortPartial != nil { // its result would be stale; free the slot for the final
 		st.abortPartial()
 		st.abortPartial = nil
@@ -413,7 +433,7 @@ func (st *stream) drain() {
 			st.sess.send(st, bus.Result{Type: bus.ResultFinal, Start: sec(seg.start), FromFinalize: true,
 				EndSample: seg.end, AudioSeq: seg.audioSeq})
 		case seg.reused:
-			st.emitFinal(seg.reuse, seg.reuseConf)
+			st.emitFinal(seg.reuse, seg.reuseConf, seg.reuseSkip)
 		default:
 			return
 		}
@@ -459,6 +479,11 @@ func (st *stream) trim() {
 	n := keep - st.bufStart
 	st.buf = append(st.buf[:0], st.buf[n:]...)
 	st.bufStart = keep
+	if win := st.ep.win; win > 0 && keep > st.vadAt {
+		k := min(uint64(len(st.vadProbs)), (keep-st.vadAt)/win)
+		st.vadProbs = append(st.vadProbs[:0], st.vadProbs[k:]...)
+		st.vadAt += k * win
+	}
 }
 
 // partialDue reports whether the open utterance should get a partial decode.
@@ -527,6 +552,8 @@ type job struct {
 	winEnd      uint64
 	speechStart uint64
 	speechEnd   uint64
+	from        uint64 // where the words of the window start: speechStart, or the trimmed window's start
+	skip        int    // committed words before the window (in the prompt)
 	prompt      string
 }
 
@@ -541,24 +568,32 @@ func (st *stream) prepare() (job, bool) {
 	}
 	st.drain()
 	var j job
+	var committed []string
 	switch {
 	case len(st.pending) > 0:
 		seg := st.pending[0]
 		j = job{final: true, seg: seg, speechStart: seg.start, speechEnd: seg.speechEnd}
 		j.winStart = seg.start - min(seg.start, s.pad)
 		j.winEnd = min(seg.end, seg.speechEnd+s.pad)
+		j.trim(seg.from, seg.skip)
+		committed = seg.agree.committed
 		st.decodingFinal = true
 	case st.specDue():
 		j = job{spec: true, uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.ep.speechEnd}
 		j.winStart = st.uttStart - min(st.uttStart, s.pad)
 		j.winEnd = st.ep.speechEnd + s.pad
+		j.trim(st.winFrom, st.winSkip)
+		committed = st.agree.committed
 		st.specUtt, st.specEnd, st.specDone, st.specWords = st.uttID, st.ep.speechEnd, false, nil
+		st.specFrom, st.specSkip = st.winFrom, st.winSkip
 		st.decodedEnd, st.speechInWin = st.end(), false
 		j.ctx, st.abortSpec = context.WithCancel(s.ctx)
 	case st.partialDue(time.Time{}, false):
 		j = job{uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.end()}
 		j.winStart = st.uttStart - min(st.uttStart, s.pad)
 		j.winEnd = st.end()
+		j.trim(st.winFrom, st.winSkip)
+		committed = st.agree.committed
 		st.decodedEnd, st.speechInWin = st.end(), st.ep.inSpeech
 		j.ctx, st.abortPartial = context.WithCancel(s.ctx)
 	default:
@@ -569,12 +604,24 @@ func (st *stream) prepare() (job, bool) {
 	n := max(int(j.winEnd-j.winStart), minDecodeSamples)
 	j.samples = make([]float32, n)
 	copy(j.samples, st.buf[j.winStart-st.bufStart:j.winEnd-st.bufStart])
-	j.prompt = strings.Join(st.history, " ")
+	prompt := st.history
+	if j.skip > 0 {
+		prompt = append(append([]string(nil), st.history...), committed[:j.skip]...)
+	}
+	j.prompt = strings.Join(prompt, " ")
 	if j.ctx == nil {
 		j.ctx = s.ctx
 	}
 	st.decoding = true
 	return j, true
+}
+
+// trim applies the utterance's window trimming (stream.winFrom, winSkip) to the job.
+func (j *job) trim(from uint64, skip int) {
+	j.from = j.speechStart
+	if skip > 0 && from > j.winStart {
+		j.winStart, j.from, j.skip = from, from, skip
+	}
 }
 
 // complete applies a finished decode and queues the stream again if more is due.
@@ -610,14 +657,14 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 		s.fail(st, bus.CodeInternal, fmt.Errorf("session %s: decode: %w", s.req.Session, err))
 		return
 	}
-	speech := sec(j.speechEnd - min(j.speechEnd, j.speechStart))
+	speech := sec(j.speechEnd - min(j.speechEnd, j.from))
 	text, why := guardText(hyp, speech)
 	if why != guardNone {
 		s.log.Debug("hypothesis guarded", "reason", why, "text", hyp.Text, "final", j.final)
 	}
 	switch {
 	case j.final:
-		st.emitFinal(strings.Fields(text), confidence(hyp))
+		st.emitFinal(strings.Fields(text), confidence(hyp), j.skip)
 	case j.spec:
 		st.completeSpec(j, strings.Fields(text), hyp)
 	default:
@@ -636,8 +683,8 @@ func (st *stream) completeSpec(j job, words []string, hyp Hypothesis) {
 	conf := confidence(hyp)
 	if len(st.pending) > 0 {
 		if seg := st.pending[0]; seg.uttID == j.uttID && seg.speechEnd == j.speechEnd && seg.start == j.speechStart &&
-			!seg.reused && st.specWindowMatches(seg.end, seg.speechEnd) {
-			seg.reuse, seg.reuseConf, seg.reused = words, conf, true
+			!seg.reused && st.specWindowMatches(seg.end, seg.speechEnd) && seg.skip == j.skip && (j.skip == 0 || seg.from == j.from) {
+			seg.reuse, seg.reuseConf, seg.reuseSkip, seg.reused = words, conf, j.skip, true
 		}
 		return
 	}
@@ -654,11 +701,14 @@ func (st *stream) emitPartial(j job, words []string, hyp Hypothesis) {
 	if j.uttID != st.uttID || !st.uttOpen {
 		return // the utterance was cut while this decode ran; its final follows
 	}
-	tail := st.agree.update(words, commitable(words, j.speechStart, j.winEnd, commitLag))
-	st.sess.log.Debug("partial", "start", sec(j.speechStart), "win_end", sec(j.winEnd), "spec", j.spec,
+	tail := st.agree.update(words, wordEnds(words, j.from, j.winEnd), j.skip, commitable(words, j.from, j.winEnd, commitLag))
+	st.sess.log.Debug("partial", "start", sec(j.speechStart), "from", sec(j.from), "win_end", sec(j.winEnd), "spec", j.spec,
 		"committed", strings.Join(st.agree.committed, " "), "decoded", strings.Join(words, " "))
 	conf := confidence(hyp)
-	st.lastHyp, st.lastHypEnd, st.lastHypConf = words, j.winEnd, conf
+	st.lastHyp, st.lastHypEnd, st.lastHypConf, st.lastHypSkip = words, j.winEnd, conf, j.skip
+	if !j.spec { // a speculative final's window must stay the final's
+		st.retrim()
+	}
 	all := append(append([]string(nil), st.agree.committed...), tail...)
 	text := strings.Join(all, " ")
 	if text == "" || text == st.lastText {
@@ -672,11 +722,12 @@ func (st *stream) emitPartial(j job, words []string, hyp Hypothesis) {
 	})
 }
 
-// emitFinal emits the final of pending[0] from the words of its decode.
-func (st *stream) emitFinal(words []string, conf float64) {
+// emitFinal emits the final of pending[0] from the words of its decode (made after the
+// first skip committed words).
+func (st *stream) emitFinal(words []string, conf float64, skip int) {
 	seg := st.pending[0]
 	st.pending = st.pending[1:]
-	all := seg.agree.finish(words)
+	all := seg.agree.finish(words, skip)
 	st.sess.log.Debug("final", "start", sec(seg.start), "speech_end", sec(seg.speechEnd), "reused", seg.reused,
 		"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
 	if len(all) == 0 && !seg.fromFinalize {
@@ -718,6 +769,69 @@ func spreadWords(words []string, from, to uint64, conf float64) []bus.Word {
 		out[i] = bus.Word{Word: normWord(w), Punctuated: w, Start: start, End: end, Confidence: conf}
 	}
 	return out
+}
+
+// wordEnds is the estimated end sample of each word (spreadWords over [from, to)).
+func wordEnds(words []string, from, to uint64) []uint64 {
+	ws := spreadWords(words, from, to, 0)
+	out := make([]uint64, len(ws))
+	for i, w := range ws {
+		out[i] = uint64(math.Round(w.End * bus.SampleRate))
+	}
+	return out
+}
+
+// Window trimming. A long utterance's window would grow with it: a 10 s window takes
+// about 1 s to decode on 2 CPU threads, which every partial and the final wait for. The
+// audio well before the last committed word need not be decoded again: once the last
+// committed word is estimated to end trimMinStep + trimMargin after the window's start,
+// the window moves to the quietest VAD window of the trimSearch before a point trimMargin
+// ahead of that word's end, and the committed words estimated to end before the new
+// start join the prompt. The window still begins with the last committed words, which
+// continuation aligns (whisper_streaming trims its buffer at committed text in the same
+// spirit; it cuts at segment ends, 15 s).
+const (
+	trimMargin  = bus.SampleRate     // 1 s
+	trimSearch  = bus.SampleRate / 2 // 0.5 s
+	trimMinStep = 3 * bus.SampleRate / 2
+)
+
+// retrim moves the open utterance's window start after a partial committed words.
+func (st *stream) retrim() {
+	a := &st.agree
+	n := len(a.ends)
+	if n == 0 || a.ends[n-1] < trimMargin {
+		return
+	}
+	target := a.ends[n-1] - trimMargin
+	from := max(st.uttStart-min(st.uttStart, st.sess.pad), st.winFrom)
+	if target < from+trimMinStep {
+		return
+	}
+	cut := st.quietest(target-min(target, trimSearch), target)
+	skip := 0
+	for skip < n && a.ends[skip] <= cut {
+		skip++
+	}
+	if skip == 0 || cut <= from {
+		return
+	}
+	st.winFrom, st.winSkip = cut, skip
+	st.sess.log.Debug("window trimmed", "utterance_start", sec(st.uttStart), "from", sec(cut), "prompt_words", skip,
+		"committed", n)
+}
+
+// quietest returns the start of the buffered VAD window with the lowest speech
+// probability inside [a, b), or b when none is buffered there.
+func (st *stream) quietest(a, b uint64) uint64 {
+	best, bestP := b, float32(2)
+	for i, p := range st.vadProbs {
+		at := st.vadAt + uint64(i)*st.ep.win
+		if at >= a && at+st.ep.win <= b && p < bestP {
+			best, bestP = at, p
+		}
+	}
+	return best
 }
 
 // commitLag is how much audio must follow a word (by spreadWords' estimate) before the

@@ -2,6 +2,7 @@ package transcriber
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -399,4 +400,51 @@ func TestStreamSpeculativeFinal(t *testing.T) {
 			t.Errorf("no partial from the decode of the pause")
 		}
 	})
+}
+
+// TestStreamTrimsLongUtteranceWindow: a 6.6 s utterance (22 words without an endpoint
+// pause). Once words are committed, decodes stop starting at the utterance's start
+// (retrim): later partials and the final decode a shorter window with the committed words
+// before it in the prompt, and the final still holds every word once, in order.
+func TestStreamTrimsLongUtteranceWindow(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true})
+	var ks []int
+	var want []string
+	rng := rand.New(rand.NewPCG(4, 2))
+	for range 22 {
+		k := rng.IntN(len(fakeVocab))
+		ks = append(ks, k)
+		want = append(want, fakeVocab[k])
+	}
+	if text := strings.Join(want, " "); loopStart(want) >= 0 || compressionRatio(text) > maxCompression {
+		t.Fatalf("test words %q look like a decode loop to the guard", want)
+	}
+	pos := rig.feed(s, c, silence(300), 0, 0)
+	pos = rig.feed(s, c, speech(ks...), pos, 0)
+	rig.feed(s, c, silence(1500), pos, 0)
+
+	rs := c.results()
+	checkPartials(t, rs)
+	finals := c.ofType(bus.ResultFinal)
+	if len(finals) != 1 || finals[0].Text != strings.Join(want, " ") {
+		t.Fatalf("finals %+v, want one: %q", finals, strings.Join(want, " "))
+	}
+	rig.dec.mu.Lock()
+	defer rig.dec.mu.Unlock()
+	full := audioCtx(int(sec(uint64(len(speech(ks...))))*bus.SampleRate) + 2*200*bus.SamplesPerMs)
+	last := rig.dec.reqs[len(rig.dec.reqs)-1]
+	if last.AudioCtx >= full-100 || len(last.PromptTokens) == 0 {
+		t.Errorf("final decode: audio_ctx %d (whole utterance %d), %d prompt tokens: want a trimmed window after committed words",
+			last.AudioCtx, full, len(last.PromptTokens))
+	}
+	trimmed := 0
+	for _, q := range rig.dec.reqs {
+		if len(q.PromptTokens) > 0 {
+			trimmed++
+		}
+	}
+	if trimmed < 5 {
+		t.Errorf("%d of %d decodes trimmed", trimmed, len(rig.dec.reqs))
+	}
 }

@@ -1,7 +1,8 @@
-// C side of the cgo bridge: whisper/ggml log filtering and the abort callback
-// trampoline. Both forward to Go functions exported in bridge.go.
+// C side of the cgo bridge: whisper/ggml log filtering (forwarded to a Go function
+// exported in bridge.go) and the abort callback.
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include "bridge.h"
 #include "_cgo_export.h"
 
@@ -24,11 +25,26 @@ void earshot_log_install(int min_level) {
 	ggml_log_set(earshot_log_cb, NULL);
 }
 
+// The abort callback reads a flag that Go sets when the call's context is cancelled. It
+// must not enter Go: whisper.cpp as scripts/whisper.sh builds it (patch 0001) calls it
+// between the nodes of every graph, thousands of times per decode.
 static bool earshot_abort_cb(void * user_data) {
-	return earshotGoAbort((uintptr_t)user_data);
+	return atomic_load_explicit((atomic_int *)user_data, memory_order_relaxed) != 0;
 }
 
-void earshot_set_abort(struct whisper_full_params * p, uintptr_t handle) {
+void * earshot_abort_flag_new(void) {
+	atomic_int * f = malloc(sizeof *f);
+	if (f != NULL) {
+		atomic_init(f, 0);
+	}
+	return f;
+}
+
+void earshot_abort_flag_set(void * flag) { atomic_store((atomic_int *)flag, 1); }
+
+void earshot_abort_flag_free(void * flag) { free(flag); }
+
+void earshot_set_abort(struct whisper_full_params * p, void * flag) {
 	p->abort_callback = earshot_abort_cb;
-	p->abort_callback_user_data = (void *)handle;
+	p->abort_callback_user_data = flag;
 }

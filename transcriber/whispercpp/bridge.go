@@ -10,7 +10,6 @@ import "C"
 import (
 	"context"
 	"log/slog"
-	"runtime/cgo"
 	"strings"
 	"sync/atomic"
 )
@@ -63,16 +62,6 @@ func earshotGoLog(level C.int, text *C.char) {
 		lvl = slog.LevelWarn
 	}
 	l.Log(context.Background(), lvl, msg, "component", "whisper.cpp")
-}
-
-// earshotGoAbort is whisper's abort callback: h is a cgo.Handle to the
-// context.Context of the running Full call. whisper calls it on the decoding
-// thread after each encoder or decoder pass.
-//
-//export earshotGoAbort
-func earshotGoAbort(h C.uintptr_t) C.bool {
-	ctx, ok := cgo.Handle(h).Value().(context.Context)
-	return C.bool(ok && ctx.Err() != nil)
 }
 
 // SystemInfo is whisper_print_system_info: the CPU features and backends the

@@ -6,5 +6,8 @@
 #include <ggml.h>
 
 void earshot_log_install(int min_level);
-void earshot_set_abort(struct whisper_full_params * p, uintptr_t handle);
+void * earshot_abort_flag_new(void);
+void earshot_abort_flag_set(void * flag);
+void earshot_abort_flag_free(void * flag);
+void earshot_set_abort(struct whisper_full_params * p, void * flag);
 #endif

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime/cgo"
 	"strings"
 	"sync"
 	"unsafe"
@@ -92,7 +91,8 @@ func (s *State) forget() {
 }
 
 // Full runs whisper_full_with_state on samples (16 kHz mono). When ctx is
-// cancelled whisper stops after the current encoder or decoder pass and Full
+// cancelled whisper stops within one graph node (the library as scripts/whisper.sh builds
+// it; unpatched whisper.cpp checks only after each encoder or decoder pass) and Full
 // returns ctx.Err(). Empty input returns an empty Result without calling
 // whisper.
 func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result, error) {
@@ -169,9 +169,22 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 		cp.prompt_n_tokens = C.int(n)
 	}
 
-	h := cgo.NewHandle(ctx)
-	defer h.Delete()
-	C.earshot_set_abort(&cp, C.uintptr_t(h))
+	flag := C.earshot_abort_flag_new()
+	if flag == nil {
+		return nil, fmt.Errorf("abort flag: out of memory: %w", ErrDecode)
+	}
+	set := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		C.earshot_abort_flag_set(flag)
+		close(set)
+	})
+	defer func() {
+		if !stop() {
+			<-set // the flag is being set: free it after
+		}
+		C.earshot_abort_flag_free(flag)
+	}()
+	C.earshot_set_abort(&cp, flag)
 
 	rc := C.whisper_full_with_state(s.ctx, s.st, cp, (*C.float)(unsafe.Pointer(&samples[0])), C.int(len(samples)))
 	switch {
