@@ -3,6 +3,7 @@ SHELL := /bin/bash
 GPU ?= none
 BIN := bin/earshot
 MODEL ?= tiny.en
+ENGINE_MODEL ?= tiny.en
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 WHISPER_ENV = eval "$$(GPU=$(GPU) scripts/whisper.sh env)"
 GOFLAGS_BUILD := -trimpath -ldflags "-X github.com/earshot-dev/earshot/internal/cli.Version=$(VERSION)"
@@ -49,9 +50,9 @@ bench: build model ## load sweep through the public WebSocket API (redis + earsh
 	@$(BIN) bench --serve --streams $(BENCH_STREAMS) --duration $(BENCH_DURATION) --out bench/out
 	@$(WHISPER_ENV) && go test -run XXX -bench Transport -benchtime 1000x ./internal/bench/
 
-bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only)
+bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only; ENGINE_MODEL=tiny.en-q8_0 for the 8-bit copy)
 	@mkdir -p bench/out
-	@$(WHISPER_ENV) && EARSHOT_WER_REPORT=$(CURDIR)/bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ | tee bench/out/engine.log
+	@$(WHISPER_ENV) && EARSHOT_ENGINE_MODEL=$(ENGINE_MODEL) EARSHOT_WER_REPORT=$(CURDIR)/bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ | tee bench/out/engine.log
 
 chaos: build model ## fault-injection suite (kill/restart transcriber, billing, Redis, gateway, NATS)
 	@scripts/chaos.sh

@@ -13,6 +13,12 @@ import (
 	"github.com/earshot-dev/earshot/internal/wer"
 )
 
+// TestPauseSplitSim measures an alternative to window trimming that was not kept:
+// splitting each VAD utterance of longform_dev at its inner pauses (at least minPause of
+// silence) and decoding the pieces in turn, each with the earlier ones as prompt, as if
+// every pause were a final. It logs the WER per minimum pause and how long the last
+// piece's decode took (what a final would wait for). A measurement for BENCHMARKS.md:
+// EARSHOT_BENCH_SPLIT=1.
 func TestPauseSplitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_SPLIT") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_SPLIT=1")

@@ -17,14 +17,19 @@ import (
 	"github.com/earshot-dev/earshot/internal/wer"
 )
 
-// realEngine loads real tiny.en and returns a VAD factory on the real Silero model. It
-// skips loudly when the weights are missing, except under CI=true, where it fails.
+// realEngine loads real tiny.en (or $EARSHOT_ENGINE_MODEL) and returns a VAD factory on
+// the real Silero model. It skips loudly when the weights are missing, except under
+// CI=true, where it fails.
 func realEngine(t *testing.T) (Model, func() (VAD, error)) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("SKIP: real-engine streaming test runs in real time (-short)")
 	}
-	p := testdata.Model(t, "tiny.en")
+	name := "tiny.en"
+	if m := os.Getenv("EARSHOT_ENGINE_MODEL"); m != "" { // e.g. tiny.en-q8_0 (make bench-engine ENGINE_MODEL=…)
+		name = m
+	}
+	p := testdata.Model(t, name)
 	vadPath := testdata.VAD(t)
 	m, err := LoadWhisper(p, LoadOptions{Threads: 2})
 	if err != nil {
@@ -264,6 +269,37 @@ func TestStreamLongformRealEngine(t *testing.T) {
 			}
 		}
 	}
+	// The same again, with the words placed over the utterance's speech only: Silero's
+	// speech windows (p ≥ 0.5, run offline over the whole file) inside the reference span,
+	// so that a pause (JFK's 1 s ones) holds no word. Still no forced alignment, but words
+	// are no longer placed in silence, seconds before they are spoken. Counted like the
+	// second measure (earlier finals included).
+	speechAt := speechClock(t, newVAD, pcm)
+	var vadLat []time.Duration
+	for _, u := range lf.Utterances {
+		n := len(wer.Normalize(u.Reference))
+		for k := 0; k < n; k++ {
+			wordEnd := speechAt(u.Start.Seconds(), u.End.Seconds(), float64(k+1)/float64(n))
+			before := 0
+			for _, g := range got {
+				r := g.r
+				if (r.Type != bus.ResultPartial && r.Type != bus.ResultFinal) || r.Start > u.End.Seconds() || r.Start+r.Duration < u.Start.Seconds() {
+					continue
+				}
+				if before+len(strings.Fields(r.Text)) >= k+1 && g.at.After(wallOf(wordEnd)) {
+					vadLat = append(vadLat, g.at.Sub(wallOf(wordEnd)))
+					if os.Getenv("EARSHOT_STREAM_DEBUG") != "" {
+						t.Logf("speech-placed word %s #%d/%d at %.2f s: %v (%s %q)", u.ID, k, n, wordEnd,
+							g.at.Sub(wallOf(wordEnd)).Round(time.Millisecond), r.Type, r.Text)
+					}
+					break
+				}
+				if r.Type == bus.ResultFinal {
+					before += len(strings.Fields(r.Text))
+				}
+			}
+		}
+	}
 	np := 0
 	for _, r := range rs {
 		if r.Type == bus.ResultPartial {
@@ -274,6 +310,43 @@ func TestStreamLongformRealEngine(t *testing.T) {
 		np, len(partialLat), pct(partialLat, 0.5), pct(partialLat, 0.95))
 	t.Logf("partial latency counting the utterance's earlier finals too (%d words): p50 %v p95 %v",
 		len(cumLat), pct(cumLat, 0.5), pct(cumLat, 0.95))
+	t.Logf("partial latency with words placed over the VAD's speech (%d words): p50 %v p95 %v",
+		len(vadLat), pct(vadLat, 0.5), pct(vadLat, 0.95))
+}
+
+// speechClock runs a fresh VAD over the whole recording and returns a function that
+// maps a fraction f of the speech inside [a, b) seconds to the stream second where that
+// much speech has been heard (windows with p ≥ 0.5 count as speech; without any, the
+// span is spread evenly).
+func speechClock(t *testing.T, newVAD func() (VAD, error), pcm []int16) func(a, b, f float64) float64 {
+	t.Helper()
+	v, err := newVAD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	x := make([]float32, len(pcm))
+	for i, s := range pcm {
+		x[i] = float32(s) / 32768
+	}
+	probs, err := v.Process(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	win := float64(v.WindowSamples()) / bus.SampleRate
+	return func(a, b, f float64) float64 {
+		var speech []float64 // start of each speech window inside [a, b)
+		for i, p := range probs {
+			if at := float64(i) * win; p >= 0.5 && at >= a && at+win <= b {
+				speech = append(speech, at)
+			}
+		}
+		if len(speech) == 0 {
+			return a + f*(b-a)
+		}
+		k := min(len(speech)-1, int(math.Ceil(f*float64(len(speech))))-1)
+		return speech[max(0, k)] + win
+	}
 }
 
 // TestStreamWhiteNoiseRealEngine: 60 s of white noise (amplitude 0.05) must give no
