@@ -300,6 +300,38 @@ func TestStreamLongformRealEngine(t *testing.T) {
 			}
 		}
 	}
+	// And with words counted by alignment rather than by number: a result (with the
+	// utterance's earlier finals before it) covers the reference prefix it aligns best
+	// with (fewest edits; the longer prefix on a tie), so a word whisper dropped or
+	// inserted early on does not make every later word wait for one word more. Words
+	// placed as in C.
+	var alignLat []time.Duration
+	for _, u := range lf.Utterances {
+		ref := wer.Normalize(u.Reference)
+		var covered []int // per result of the utterance, in order
+		var at []time.Time
+		var earlier []string
+		for _, g := range got {
+			r := g.r
+			if (r.Type != bus.ResultPartial && r.Type != bus.ResultFinal) || r.Start > u.End.Seconds() || r.Start+r.Duration < u.Start.Seconds() {
+				continue
+			}
+			hyp := append(append([]string(nil), earlier...), wer.Normalize(r.Text)...)
+			covered, at = append(covered, bestPrefix(ref, hyp)), append(at, g.at)
+			if r.Type == bus.ResultFinal {
+				earlier = hyp
+			}
+		}
+		for k := range ref {
+			wordEnd := speechAt(u.Start.Seconds(), u.End.Seconds(), float64(k+1)/float64(len(ref)))
+			for i, c := range covered {
+				if c >= k+1 && at[i].After(wallOf(wordEnd)) {
+					alignLat = append(alignLat, at[i].Sub(wallOf(wordEnd)))
+					break
+				}
+			}
+		}
+	}
 	np := 0
 	for _, r := range rs {
 		if r.Type == bus.ResultPartial {
@@ -312,6 +344,37 @@ func TestStreamLongformRealEngine(t *testing.T) {
 		len(cumLat), pct(cumLat, 0.5), pct(cumLat, 0.95))
 	t.Logf("partial latency with words placed over the VAD's speech (%d words): p50 %v p95 %v",
 		len(vadLat), pct(vadLat, 0.5), pct(vadLat, 0.95))
+	t.Logf("partial latency, speech-placed words counted by alignment (%d words): p50 %v p95 %v",
+		len(alignLat), pct(alignLat, 0.5), pct(alignLat, 0.95))
+}
+
+// bestPrefix is the length j of the prefix ref[:j] that hyp aligns with at the fewest
+// word edits (the longest such prefix on a tie).
+func bestPrefix(ref, hyp []string) int {
+	// d[i][j] = edits between hyp[:i] and ref[:j]
+	prev := make([]int, len(ref)+1)
+	cur := make([]int, len(ref)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(hyp); i++ {
+		cur[0] = i
+		for j := 1; j <= len(ref); j++ {
+			sub := prev[j-1]
+			if hyp[i-1] != ref[j-1] {
+				sub++
+			}
+			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	best := 0
+	for j := range prev {
+		if prev[j] <= prev[best] {
+			best = j
+		}
+	}
+	return best
 }
 
 // speechClock runs a fresh VAD over the whole recording and returns a function that
@@ -381,4 +444,16 @@ func TestStreamWhiteNoiseRealEngine(t *testing.T) {
 		}
 	}
 	t.Logf("60 s white noise: %d results, %d words", len(c.results()), words)
+}
+
+func TestBestPrefix(t *testing.T) {
+	ref := strings.Fields("and mr john dashwood had then")
+	for hyp, want := range map[string]int{
+		"": 0, "and mr": 2, "and mr jon": 3, "mr john dashwood": 4, "and mr john dashwood had then leisure": 6,
+		"uh and mr john": 3,
+	} {
+		if got := bestPrefix(ref, strings.Fields(hyp)); got != want {
+			t.Errorf("bestPrefix(%q) = %d, want %d", hyp, got, want)
+		}
+	}
 }
