@@ -102,13 +102,17 @@ test("reconnect mid-sentence resumes without losing or repeating speech, billed 
   // Nothing lost, nothing repeated. The first words after the pause at 5.4 s are
   // ambiguous to tiny.en ("what your" comes back as "watch your", "why your", "why do"
   // on some runs, most often after a reconnect: apparently the server keeps words its
-  // early partials agreed on, and the resend changes when those run). So allow two word
-  // edits against the clip, and require each phrase outside that spot exactly as often
-  // as the clip has it: a lost or repeated resend removes or doubles one of them.
-  // (fake.test.mjs checks loss and repetition exactly, sample by sample.)
+  // early partials agreed on, and the resend changes when those run). The first phrase is
+  // a second such spot: "and so my fellow" is what tiny.en says for it with a partial's
+  // context, "and so am i fellow" (2 edits) what it says for the exact VAD window without a
+  // prompt (TestPauseSplitSim's log; seen here once in a CI dry run, under load, together
+  // with "why do"). So allow two word edits per spot against the clip, and require each
+  // phrase outside the spots exactly as often as the clip has it: a lost or repeated
+  // resend removes or doubles one of them. (fake.test.mjs checks loss and repetition
+  // exactly, sample by sample.)
   const text = rec.text();
   const dist = wordDistance(text, CLIP);
-  assert.ok(dist <= 2, `finals differ from the clip by ${dist} words:\n got: ${JSON.stringify(text)}\nwant: ${JSON.stringify(CLIP)}`);
+  assert.ok(dist <= 4, `finals differ from the clip by ${dist} words:\n got: ${JSON.stringify(text)}\nwant: ${JSON.stringify(CLIP)}`);
   for (const [phrase, n] of [["fellow americans", 1], ["ask not", 1], ["can do for you ask what you can do for your country", 1]]) {
     const count = text.match(new RegExp(`\\b${phrase}\\b`, "g"))?.length ?? 0;
     assert.equal(count, n, `"${phrase}" delivered ${count} times, want ${n}: ${JSON.stringify(text)}`);
