@@ -242,96 +242,66 @@ func TestStreamLongformRealEngine(t *testing.T) {
 			}
 		}
 	}
-	// The same, counting also the words of the utterance's earlier finals: when the VAD
-	// splits a reference utterance (JFK's pauses make three finals of one sentence), the
-	// count above asks a single result of a later piece to hold the words of the earlier
-	// pieces too, which it never does, so those words wait for a piece long enough or are
-	// not counted at all.
-	var cumLat []time.Duration
-	for _, u := range lf.Utterances {
-		n := len(wer.Normalize(u.Reference))
-		span := u.End.Seconds() - u.Start.Seconds()
-		for k := 0; k < n; k++ {
-			wordEnd := u.Start.Seconds() + span*float64(k+1)/float64(n)
-			before := 0 // words of this utterance's finals emitted so far
+	// The other measures count the words of the utterance's earlier finals too: when the
+	// VAD splits a reference utterance (JFK's pauses make three finals of one sentence),
+	// the count above asks a single result of a later piece to hold the words of the
+	// earlier pieces too, which it never does, so those words wait for a piece long enough
+	// or are not counted at all. Word k of an utterance is placed at place(u, k, n); a
+	// result (after the utterance's earlier finals) holds it when covered(reference,
+	// words) ≥ k+1.
+	measure := func(name string, place func(u testdata.Utterance, k, n int) float64, covered func(ref, words []string) int) []time.Duration {
+		var lat []time.Duration
+		for _, u := range lf.Utterances {
+			ref := wer.Normalize(u.Reference)
+			var cov []int
+			var at []timedResult
+			var earlier []string // words of this utterance's finals so far
 			for _, g := range got {
 				r := g.r
 				if (r.Type != bus.ResultPartial && r.Type != bus.ResultFinal) || r.Start > u.End.Seconds() || r.Start+r.Duration < u.Start.Seconds() {
 					continue
 				}
-				if before+len(strings.Fields(r.Text)) >= k+1 && g.at.After(wallOf(wordEnd)) {
-					cumLat = append(cumLat, g.at.Sub(wallOf(wordEnd)))
-					break
-				}
+				words := append(append([]string(nil), earlier...), strings.Fields(r.Text)...)
+				cov, at = append(cov, covered(ref, words)), append(at, g)
 				if r.Type == bus.ResultFinal {
-					before += len(strings.Fields(r.Text))
+					earlier = words
 				}
 			}
-		}
-	}
-	// The same again, with the words placed over the utterance's speech only: Silero's
-	// speech windows (p ≥ 0.5, run offline over the whole file) inside the reference span,
-	// so that a pause (JFK's 1 s ones) holds no word. Still no forced alignment, but words
-	// are no longer placed in silence, seconds before they are spoken. Counted like the
-	// second measure (earlier finals included).
-	speechAt := speechClock(t, newVAD, pcm)
-	var vadLat []time.Duration
-	for _, u := range lf.Utterances {
-		n := len(wer.Normalize(u.Reference))
-		for k := 0; k < n; k++ {
-			wordEnd := speechAt(u.Start.Seconds(), u.End.Seconds(), float64(k+1)/float64(n))
-			before := 0
-			for _, g := range got {
-				r := g.r
-				if (r.Type != bus.ResultPartial && r.Type != bus.ResultFinal) || r.Start > u.End.Seconds() || r.Start+r.Duration < u.Start.Seconds() {
-					continue
-				}
-				if before+len(strings.Fields(r.Text)) >= k+1 && g.at.After(wallOf(wordEnd)) {
-					vadLat = append(vadLat, g.at.Sub(wallOf(wordEnd)))
-					if os.Getenv("EARSHOT_STREAM_DEBUG") != "" {
-						t.Logf("speech-placed word %s #%d/%d at %.2f s: %v (%s %q)", u.ID, k, n, wordEnd,
-							g.at.Sub(wallOf(wordEnd)).Round(time.Millisecond), r.Type, r.Text)
+			for k := range ref {
+				wordEnd := place(u, k, len(ref))
+				for i, c := range cov {
+					if c >= k+1 && at[i].at.After(wallOf(wordEnd)) {
+						lat = append(lat, at[i].at.Sub(wallOf(wordEnd)))
+						if os.Getenv("EARSHOT_STREAM_DEBUG") != "" {
+							t.Logf("%s: word %s #%d/%d at %.2f s: %v (%s %q)", name, u.ID, k, len(ref), wordEnd,
+								at[i].at.Sub(wallOf(wordEnd)).Round(time.Millisecond), at[i].r.Type, at[i].r.Text)
+						}
+						break
 					}
-					break
-				}
-				if r.Type == bus.ResultFinal {
-					before += len(strings.Fields(r.Text))
 				}
 			}
 		}
+		return lat
 	}
-	// And with words counted by alignment rather than by number: a result (with the
-	// utterance's earlier finals before it) covers the reference prefix it aligns best
-	// with (fewest edits; the longer prefix on a tie), so a word whisper dropped or
-	// inserted early on does not make every later word wait for one word more. Words
-	// placed as in C.
-	var alignLat []time.Duration
-	for _, u := range lf.Utterances {
-		ref := wer.Normalize(u.Reference)
-		var covered []int // per result of the utterance, in order
-		var at []time.Time
-		var earlier []string
-		for _, g := range got {
-			r := g.r
-			if (r.Type != bus.ResultPartial && r.Type != bus.ResultFinal) || r.Start > u.End.Seconds() || r.Start+r.Duration < u.Start.Seconds() {
-				continue
-			}
-			hyp := append(append([]string(nil), earlier...), wer.Normalize(r.Text)...)
-			covered, at = append(covered, bestPrefix(ref, hyp)), append(at, g.at)
-			if r.Type == bus.ResultFinal {
-				earlier = hyp
-			}
-		}
-		for k := range ref {
-			wordEnd := speechAt(u.Start.Seconds(), u.End.Seconds(), float64(k+1)/float64(len(ref)))
-			for i, c := range covered {
-				if c >= k+1 && at[i].After(wallOf(wordEnd)) {
-					alignLat = append(alignLat, at[i].Sub(wallOf(wordEnd)))
-					break
-				}
-			}
-		}
+	spread := func(u testdata.Utterance, k, n int) float64 {
+		return u.Start.Seconds() + (u.End.Seconds()-u.Start.Seconds())*float64(k+1)/float64(n)
 	}
+	// C and D place the words over the utterance's speech only: Silero's speech windows
+	// (p ≥ 0.5, run offline over the whole file) inside the reference span, so that a pause
+	// (JFK's 1 s ones) holds no word. Still no forced alignment, but words are no longer
+	// placed in silence, seconds before they are spoken.
+	speechAt := speechClock(t, newVAD, pcm)
+	overSpeech := func(u testdata.Utterance, k, n int) float64 {
+		return speechAt(u.Start.Seconds(), u.End.Seconds(), float64(k+1)/float64(n))
+	}
+	// B and C count words; D aligns: a result covers the reference prefix it aligns with
+	// at the fewest edits (the longer prefix on a tie), so a word whisper dropped or
+	// inserted early on does not make every later word wait for one word more.
+	count := func(_, words []string) int { return len(words) }
+	aligned := func(ref, words []string) int { return bestPrefix(ref, wer.Normalize(strings.Join(words, " "))) }
+	cumLat := measure("B", spread, count)
+	vadLat := measure("C", overSpeech, count)
+	alignLat := measure("D", overSpeech, aligned)
 	np := 0
 	for _, r := range rs {
 		if r.Type == bus.ResultPartial {
