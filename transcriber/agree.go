@@ -74,9 +74,16 @@ func (a *agreement) finish(hyp []string, skip int) []string {
 // a trimmed window (skip > 0), whose start is only estimated. Without a match it uses
 // the expected position.
 func continuation(committed, hyp []string, skip int) []string {
+	rest, _ := align(committed, hyp, skip)
+	return rest
+}
+
+// align is continuation that also reports whether the end of committed was found in
+// hyp (true when nothing is committed); without a match the rest is taken by position.
+func align(committed, hyp []string, skip int) (rest []string, found bool) {
 	n := len(committed)
 	if n == 0 {
-		return hyp
+		return hyp, true
 	}
 	k := max(0, n-skip) // expected index in hyp just after the last committed word
 	reach := maxShift
@@ -97,12 +104,12 @@ func continuation(committed, hyp []string, skip int) []string {
 		if n >= 2 && j >= 2 && !sameWord(hyp[j-2], committed[n-2]) {
 			continue
 		}
-		return hyp[j:]
+		return hyp[j:], true
 	}
 	if k >= len(hyp) {
-		return nil
+		return nil, false
 	}
-	return hyp[k:]
+	return hyp[k:], false
 }
 
 // maxTrimShift is maxShift for a trimmed window: its start is placed by estimated word

@@ -84,3 +84,26 @@ func TestAgreeCommitableHoldsBackTheWindowEnd(t *testing.T) {
 		t.Errorf("commitable %d, want 1 (\"bb\" ends at 4 s, within 2 s of the end)", n)
 	}
 }
+
+// TestAlignTrimmedWindow: a trimmed window's hypothesis starts a few committed words
+// before their end (skip of them are in the prompt); align finds the end of the committed
+// words in it, or reports that it cannot, so the final is decoded again untrimmed.
+func TestAlignTrimmedWindow(t *testing.T) {
+	committed := strings.Fields("it was not so much the loss of the carton")
+	for _, tt := range []struct {
+		hyp  string
+		skip int
+		rest string
+		ok   bool
+	}{
+		{"loss of the carton itself but the fantasy", 6, "itself but the fantasy", true},
+		{"much the loss of the carton itself", 6, "itself", true}, // window starts 2 words early
+		{"the carton itself", 8, "itself", true},
+		{"mr g but please you to consider", 6, "", false},
+	} {
+		rest, ok := align(committed, strings.Fields(tt.hyp), tt.skip)
+		if ok != tt.ok || (ok && strings.Join(rest, " ") != tt.rest) {
+			t.Errorf("align(%q, skip %d) = %q, %v; want %q, %v", tt.hyp, tt.skip, strings.Join(rest, " "), ok, tt.rest, tt.ok)
+		}
+	}
+}

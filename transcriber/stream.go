@@ -433,7 +433,9 @@ func (st *stream) drain() {
 			st.sess.send(st, bus.Result{Type: bus.ResultFinal, Start: sec(seg.start), FromFinalize: true,
 				EndSample: seg.end, AudioSeq: seg.audioSeq})
 		case seg.reused:
-			st.emitFinal(seg.reuse, seg.reuseConf, seg.reuseSkip)
+			if !st.emitFinal(seg.reuse, seg.reuseConf, seg.reuseSkip) {
+				return // decoded again, untrimmed
+			}
 		default:
 			return
 		}
@@ -723,15 +725,24 @@ func (st *stream) emitPartial(j job, words []string, hyp Hypothesis) {
 }
 
 // emitFinal emits the final of pending[0] from the words of its decode (made after the
-// first skip committed words).
-func (st *stream) emitFinal(words []string, conf float64, skip int) {
+// first skip committed words). A decode of a trimmed window in which the last committed
+// words cannot be found cannot be joined to them without losing or repeating words: the
+// final is then decoded again over the whole utterance, and emitFinal reports false.
+func (st *stream) emitFinal(words []string, conf float64, skip int) bool {
 	seg := st.pending[0]
+	if _, ok := align(seg.agree.committed, words, skip); !ok && skip > 0 {
+		st.sess.log.Debug("trimmed final does not align: decoding the whole utterance", "start", sec(seg.start),
+			"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
+		seg.from, seg.skip = 0, 0
+		seg.reuse, seg.reused = nil, false
+		return false
+	}
 	st.pending = st.pending[1:]
 	all := seg.agree.finish(words, skip)
 	st.sess.log.Debug("final", "start", sec(seg.start), "speech_end", sec(seg.speechEnd), "reused", seg.reused,
 		"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
 	if len(all) == 0 && !seg.fromFinalize {
-		return
+		return true
 	}
 	ws := spreadWords(all, seg.start, seg.speechEnd, conf)
 	if len(ws) > 0 {
@@ -745,6 +756,7 @@ func (st *stream) emitFinal(words []string, conf float64, skip int) {
 		SpeechFinal: seg.speechFinal, FromFinalize: seg.fromFinalize,
 		EndSample: seg.end, AudioSeq: seg.audioSeq,
 	})
+	return true
 }
 
 // spreadWords gives words times by linear interpolation over the speech span [from, to)
