@@ -61,9 +61,10 @@ func (a *agreement) stable() int { return len(a.committed) }
 // and measured on longform_dev it was sometimes worse); the final decode's words after
 // the aligned end of the committed ones are appended. When it does not align (whisper
 // changed its mind or dropped words), the continuation is taken by word position.
-func (a *agreement) finish(hyp []string, skip int) []string {
-	out := append([]string(nil), a.committed...)
-	return append(out, continuation(a.committed, hyp, skip)...)
+// aligned reports whether the end of the committed words was found in hyp (see align).
+func (a *agreement) finish(hyp []string, skip int) (words []string, aligned bool) {
+	rest, aligned := align(a.committed, hyp, skip)
+	return append(append([]string(nil), a.committed...), rest...), aligned
 }
 
 // continuation returns the words of hyp after the point aligned with the end of

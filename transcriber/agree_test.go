@@ -50,7 +50,7 @@ func TestAgreeFinishKeepsCommittedWords(t *testing.T) {
 		{"", "ask not what your"},
 	}
 	for _, tt := range tests {
-		got := strings.Join(a.finish(strings.Fields(tt.final), 0), " ")
+		got := strings.Join(first(a.finish(strings.Fields(tt.final), 0)), " ")
 		if got != tt.want {
 			t.Errorf("finish(%q) = %q, want %q", tt.final, got, tt.want)
 		}
@@ -107,3 +107,5 @@ func TestAlignTrimmedWindow(t *testing.T) {
 		}
 	}
 }
+
+func first(words []string, _ bool) []string { return words }

@@ -74,6 +74,9 @@ func rms(x []float32) float64 {
 // (or until ctx is cancelled); Block makes calls wait for ctx.
 type scriptedDecoder struct {
 	Override func(recognised string) Hypothesis
+	// Prompted, when set, replaces the recognised text of decodes that have a prompt
+	// (trimmed windows, in a session without history).
+	Prompted func(recognised string) string
 	Delay    time.Duration
 	Block    bool
 
@@ -129,6 +132,9 @@ func (d *scriptedDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypoth
 		}
 	}
 	text := recognise(req.Samples)
+	if d.Prompted != nil && len(req.PromptTokens) > 0 {
+		text = d.Prompted(text)
+	}
 	if d.Override != nil {
 		return d.Override(text), nil
 	}

@@ -730,7 +730,8 @@ func (st *stream) emitPartial(j job, words []string, hyp Hypothesis) {
 // final is then decoded again over the whole utterance, and emitFinal reports false.
 func (st *stream) emitFinal(words []string, conf float64, skip int) bool {
 	seg := st.pending[0]
-	if _, ok := align(seg.agree.committed, words, skip); !ok && skip > 0 {
+	all, ok := seg.agree.finish(words, skip)
+	if !ok && skip > 0 {
 		st.sess.log.Debug("trimmed final does not align: decoding the whole utterance", "start", sec(seg.start),
 			"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
 		seg.from, seg.skip = 0, 0
@@ -738,7 +739,6 @@ func (st *stream) emitFinal(words []string, conf float64, skip int) bool {
 		return false
 	}
 	st.pending = st.pending[1:]
-	all := seg.agree.finish(words, skip)
 	st.sess.log.Debug("final", "start", sec(seg.start), "speech_end", sec(seg.speechEnd), "reused", seg.reused,
 		"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
 	if len(all) == 0 && !seg.fromFinalize {

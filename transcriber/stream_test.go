@@ -409,17 +409,7 @@ func TestStreamSpeculativeFinal(t *testing.T) {
 func TestStreamTrimsLongUtteranceWindow(t *testing.T) {
 	rig := newFakeRig(t, PoolConfig{}, nil)
 	s, c := rig.open(bus.StreamOptions{InterimResults: true})
-	var ks []int
-	var want []string
-	rng := rand.New(rand.NewPCG(4, 2))
-	for range 22 {
-		k := rng.IntN(len(fakeVocab))
-		ks = append(ks, k)
-		want = append(want, fakeVocab[k])
-	}
-	if text := strings.Join(want, " "); loopStart(want) >= 0 || compressionRatio(text) > maxCompression {
-		t.Fatalf("test words %q look like a decode loop to the guard", want)
-	}
+	ks, want := trimTestWords(t)
 	pos := rig.feed(s, c, silence(300), 0, 0)
 	pos = rig.feed(s, c, speech(ks...), pos, 0)
 	rig.feed(s, c, silence(1500), pos, 0)
@@ -446,5 +436,44 @@ func TestStreamTrimsLongUtteranceWindow(t *testing.T) {
 	}
 	if trimmed < 5 {
 		t.Errorf("%d of %d decodes trimmed", trimmed, len(rig.dec.reqs))
+	}
+}
+
+// trimTestWords are 22 fake words (6.6 s) that the guards take for speech.
+func trimTestWords(t *testing.T) (ks []int, want []string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(4, 2))
+	for range 22 {
+		k := rng.IntN(len(fakeVocab))
+		ks = append(ks, k)
+		want = append(want, fakeVocab[k])
+	}
+	if text := strings.Join(want, " "); loopStart(want) >= 0 || compressionRatio(text) > maxCompression {
+		t.Fatalf("test words %q look like a decode loop to the guard", want)
+	}
+	return ks, want
+}
+
+// TestStreamTrimmedFinalThatDoesNotAlign: every decode of a trimmed window comes back as
+// a word that matches none of the committed ones (whisper decoding the overlap
+// differently). The final cannot be joined to the committed words, so it is decoded
+// again over the whole utterance: every word arrives once, none is lost.
+func TestStreamTrimmedFinalThatDoesNotAlign(t *testing.T) {
+	dec := &scriptedDecoder{Prompted: func(string) string { return "zulu" }}
+	rig := newFakeRig(t, PoolConfig{}, dec)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true})
+	ks, want := trimTestWords(t)
+	pos := rig.feed(s, c, silence(300), 0, 0)
+	pos = rig.feed(s, c, speech(ks...), pos, 0)
+	rig.feed(s, c, silence(1500), pos, 0)
+	checkPartials(t, c.results())
+	finals := c.ofType(bus.ResultFinal)
+	if len(finals) != 1 || finals[0].Text != strings.Join(want, " ") {
+		t.Fatalf("finals %+v, want one: %q", finals, strings.Join(want, " "))
+	}
+	rig.dec.mu.Lock()
+	defer rig.dec.mu.Unlock()
+	if last := rig.dec.reqs[len(rig.dec.reqs)-1]; len(last.PromptTokens) != 0 {
+		t.Errorf("last decode had %d prompt tokens: want the untrimmed whole utterance", len(last.PromptTokens))
 	}
 }
