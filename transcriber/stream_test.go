@@ -90,11 +90,11 @@ func TestStreamPartialsAndEndpointFinal(t *testing.T) {
 		}
 	}
 	// Every decode is capped in tokens by its window, so a looping decode cannot hold
-	// the slot: a window of audio_ctx a frames is ~(a−256)·20 ms long.
+	// the slot: 12 tokens + 10 per second of window.
 	rig.dec.mu.Lock()
 	defer rig.dec.mu.Unlock()
 	for _, q := range rig.dec.reqs {
-		secs := float64(q.AudioCtx-audioCtxMargin) * 0.02
+		secs := float64(len(q.Samples)) / bus.SampleRate
 		if want := 12 + 10*secs; q.MaxTokens < 12 || float64(q.MaxTokens) > want+1 || float64(q.MaxTokens) < want-1 {
 			t.Fatalf("decode of ~%.2f s capped at %d tokens, want about %.0f", secs, q.MaxTokens, want)
 		}
