@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { connect } from "../dist/index.js";
-import { SENTENCE, demoToken, jfkWav, normalise, readWav, startEarshot, streamRealTime } from "./helpers/server.mjs";
+import { CLIP, SENTENCE, demoToken, jfkWav, normalise, readWav, startEarshot, streamRealTime, wordDistance } from "./helpers/server.mjs";
 
 let srv;
 before(async () => { srv = await startEarshot(); });
@@ -26,21 +26,6 @@ function record(conn) {
   rec.closed = new Promise((r) => conn.on("close", r));
   rec.text = () => normalise(rec.finals.map((f) => f.transcript).join(" "));
   return rec;
-}
-
-// The whole clip, as tiny.en hears it when nothing goes wrong.
-const CLIP = "and so my fellow americans " + SENTENCE + " ask what you can do for your country";
-
-/** Word-level edit distance. */
-function wordDistance(a, b) {
-  const x = a.split(" "), y = b.split(" ");
-  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= x.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= y.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[y.length];
 }
 
 const silence = (rate, s) => new Int16Array(Math.round(rate * s));

