@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model run test lint fuzz bench bench-engine chaos chaos-short gpu-bench-prep gpu-bench clean
+.PHONY: all deps whisper build model run test lint fuzz bench bench-engine chaos chaos-short abuse gpu-bench-prep gpu-bench clean
 
 all: build
 
@@ -59,6 +59,11 @@ chaos: build model ## fault-injection suite (kill/restart transcriber, billing, 
 
 chaos-short: build model ## the CI form of the fault-injection suite (~35 s)
 	@scripts/chaos.sh short
+
+abuse: build model ## the abuse suite at the sizes of the original findings (real serve, Redis, NATS) → bench/out/abuse.md
+	@mkdir -p bench/out
+	@$(WHISPER_ENV) && EARSHOT_ABUSE=full EARSHOT_ABUSE_REPORT=$(CURDIR)/bench/out/abuse.md \
+	  go test -count=1 -timeout 40m -v ./internal/abuse/ 2>&1 | tee bench/out/abuse.log; exit $${PIPESTATUS[0]}
 
 gpu-bench-prep: whisper ## build bin/gpu-bench to carry to a GPU host
 	@scripts/gpu-bench.sh prep
