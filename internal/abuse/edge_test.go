@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,10 +248,9 @@ func TestEdgeEmbeddedNATSAuth(t *testing.T) {
 		"a connection without the per-start credentials is refused; the password is in no log")
 	srv := testutil.StartServe(t)
 	u, err := url.Parse(srv.NATSURL)
-	if err != nil || u.User == nil {
-		t.Fatalf("embedded NATS URL %q has no credentials (data dir nats.url)", srv.NATSURL)
+	if err != nil {
+		t.Fatal(err)
 	}
-	pass, _ := u.User.Password()
 	bare := *u
 	bare.User = nil
 	if nc, err := nats.Connect(bare.String(), nats.MaxReconnects(0)); err == nil {
@@ -261,6 +261,10 @@ func TestEdgeEmbeddedNATSAuth(t *testing.T) {
 	} else {
 		t.Logf("without credentials: %v", err)
 	}
+	if u.User == nil {
+		t.Fatalf("embedded NATS URL %q has no credentials (data dir nats.url)", srv.NATSURL)
+	}
+	pass, _ := u.User.Password()
 	wrong := bare
 	wrong.User = url.UserPassword(u.User.Username(), "guess")
 	if nc, err := nats.Connect(wrong.String(), nats.MaxReconnects(0)); err == nil {
@@ -345,10 +349,19 @@ func TestEdgeStreamLogCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
+	// Each accepted Finalize is answered; the reader keeps up (a client that does not read
+	// is cut as a slow consumer after 256, which is another door): the writer lets at most 100
+	// answers wait, or 50 ms per batch once Finalizes are refused and go unanswered.
+	var read atomic.Int64
 	go func() {
-		for range n {
+		for i := range n {
 			if ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"Finalize"}`)) != nil {
 				return
+			}
+			if i%50 == 49 {
+				for wait := time.Now(); int64(i)-read.Load() > 100 && time.Since(wait) < 50*time.Millisecond; {
+					time.Sleep(time.Millisecond)
+				}
 			}
 		}
 		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"CloseStream"}`))
@@ -357,6 +370,7 @@ func TestEdgeStreamLogCap(t *testing.T) {
 		if _, _, err := ws.ReadMessage(); err != nil {
 			break
 		}
+		read.Add(1)
 	}
 	var suppressed string
 	testutil.Eventually(t, 20*time.Second, "the stream's 'suppressed similar log lines' summary", func() bool {
