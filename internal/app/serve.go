@@ -56,7 +56,9 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	log := o.Log
 	c := o.Common
-	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+	// Private: it holds the token secret, the embedded NATS credentials and JetStream's
+	// files (retained audio and transcripts).
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir %s: %w", c.DataDir, err)
 	}
 	ops := NewOps()
