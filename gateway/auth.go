@@ -79,9 +79,9 @@ func (s *Server) authenticate(ctx context.Context, cred string) (principal, erro
 // error itself when it fails (ok false).
 func (s *Server) authRequest(w http.ResponseWriter, r *http.Request, reqID string) (p principal, subprotocol string, ok bool) {
 	addr := clientAddr(r)
-	if s.fails.Blocked(addr) {
+	if d := s.fails.RetryAfter(addr); d > 0 {
 		s.m.errors.WithLabelValues(string(wire.CodeRateLimited)).Inc()
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfterHeader(d))
 		writeHTTPError(w, http.StatusTooManyRequests, wire.CodeRateLimited, "too many failed authentications; retry later", "", reqID)
 		return principal{}, "", false
 	}

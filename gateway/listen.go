@@ -110,7 +110,9 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 			"admission checks pass; GET /v1/listen is a WebSocket endpoint: send an Upgrade request", "", reqID)
 		return
 	}
-	ss := newSession(s, info, params, model, pipe, log)
+	streamLog, flushLog := s.cappedLogger(log) // a client must not choose how much we log
+	defer flushLog()
+	ss := newSession(s, info, params, model, pipe, streamLog)
 	if err := s.admit(ss); err != nil {
 		releaseSlot()
 		w.Header().Set("Retry-After", "5")

@@ -3,8 +3,14 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"math"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/internal/bus"
 )
 
 // failLimiter is a token bucket per client address that only failed authentications
@@ -46,6 +52,44 @@ func (l *failLimiter) Blocked(addr string) bool {
 	}
 	l.refill(b, l.now())
 	return b.tokens < 1
+}
+
+// RetryAfter returns how long addr waits for its next token (0 when it is not blocked).
+func (l *failLimiter) RetryAfter(addr string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[addr]
+	if !ok {
+		return 0
+	}
+	l.refill(b, l.now())
+	if b.tokens >= 1 || l.perSec <= 0 {
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / l.perSec * float64(time.Second))
+}
+
+// retryAfterHeader is d in whole seconds, at least 1, for a Retry-After header.
+func retryAfterHeader(d time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
+}
+
+// LimitFailedAuth guards a route that authenticates with Authenticate (usage reports,
+// pre-recorded requests): an address that the failed-authentication limiter blocks gets
+// 429 RATE_LIMITED with Retry-After, as /v1/listen and /v1/auth/grant give, before h
+// runs, instead of the 401 that h would write for its refused credentials.
+func (s *Server) LimitFailedAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := s.fails.RetryAfter(clientAddr(r)); d > 0 {
+			s.m.errors.WithLabelValues(string(wire.CodeRateLimited)).Inc()
+			w.Header().Set("Retry-After", retryAfterHeader(d))
+			writeHTTPError(w, http.StatusTooManyRequests, wire.CodeRateLimited,
+				"too many failed authentications from your address; retry after Retry-After seconds with a valid key", "",
+				string(bus.NewSessionID()))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Fail takes one token from addr's bucket.

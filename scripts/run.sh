@@ -5,7 +5,8 @@
 set -euo pipefail
 BIN="${EARSHOT_BIN:-bin/earshot}"
 DATA="${EARSHOT_DATA_DIR:-data}"
-LISTEN="${EARSHOT_LISTEN:-:8080}"
+# Loopback unless told otherwise: EARSHOT_LISTEN=:8080 make run serves other machines too.
+LISTEN="${EARSHOT_LISTEN:-127.0.0.1:8080}"
 redis_pid=""
 cleanup() {
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null

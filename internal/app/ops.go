@@ -16,7 +16,9 @@ import (
 // Check reports whether one dependency is ready; nil means ready.
 type Check func(ctx context.Context) error
 
-// Ops serves /healthz (the process is up), /readyz (every check passes) and /metrics.
+// Ops serves /healthz (the process is up), /readyz (every check passes) and /metrics on
+// the ops listener (--ops-listen, loopback by default); MountPublic the two probes a
+// load balancer needs on the public one.
 type Ops struct {
 	Registry *prometheus.Registry
 	mu       sync.Mutex
@@ -55,7 +57,34 @@ func (o *Ops) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
 }
 
+// MountPublic adds /healthz and a terse /readyz (ready or not, without the checks'
+// details, which may name internal hosts) for load balancers on the public listener.
+func (o *Ops) MountPublic(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok, _ := o.check(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok})
+	})
+}
+
 func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
+	ok, status := o.check(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": status})
+}
+
+// check runs every readiness check.
+func (o *Ops) check(ctx context.Context) (bool, map[string]string) {
 	o.mu.Lock()
 	names := make([]string, 0, len(o.checks))
 	for n := range o.checks {
@@ -64,7 +93,7 @@ func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
 	checks, draining := o.checks, o.draining
 	o.mu.Unlock()
 	sort.Strings(names)
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	status := map[string]string{}
 	ok := !draining
@@ -79,9 +108,5 @@ func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
 			status[n] = "ok"
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	if !ok {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": status})
+	return ok, status
 }

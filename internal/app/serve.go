@@ -56,7 +56,9 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	log := o.Log
 	c := o.Common
-	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+	// Private: it holds the token secret, the embedded NATS credentials and JetStream's
+	// files (retained audio and transcripts).
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir %s: %w", c.DataDir, err)
 	}
 	ops := NewOps()
@@ -69,13 +71,15 @@ func Run(ctx context.Context, o Options) error {
 
 	// NATS: embedded for one-machine use, else external.
 	url := c.NATSURL
+	var natsAuth []nats.Option
 	if url == "" && o.Parts.Embedded {
-		ns, err := StartEmbeddedNATS(c.DataDir, 0, log)
+		ns, user, cleanup, err := StartSecuredNATS(c.DataDir, log)
 		if err != nil {
 			return err
 		}
-		closers = append(closers, func() { ns.Shutdown(); ns.WaitForShutdown() })
+		closers = append(closers, func() { ns.Shutdown(); ns.WaitForShutdown(); cleanup() })
 		url = ns.ClientURL()
+		natsAuth = append(natsAuth, nats.UserInfo(user.Name, user.Password))
 		ops.AddCheck("nats-server", func(context.Context) error {
 			if !ns.Running() || !ns.JetStreamEnabled() {
 				return errors.New("embedded nats (JetStream) not running")
@@ -86,14 +90,14 @@ func Run(ctx context.Context, o Options) error {
 	if url == "" {
 		return fmt.Errorf("--nats (EARSHOT_NATS_URL) is required: point it at your NATS server, e.g. nats://127.0.0.1:4222")
 	}
-	nc, err := ConnectNATS(url, "earshot", c, log)
+	nc, err := ConnectNATS(url, "earshot", c, log, natsAuth...)
 	if err != nil {
 		return err
 	}
 	closers = append(closers, func() { _ = nc.Drain() })
 	ops.AddCheck("nats", func(context.Context) error {
 		if !nc.IsConnected() {
-			return fmt.Errorf("not connected to %s", url)
+			return fmt.Errorf("not connected to %s", RedactURL(url))
 		}
 		return nil
 	})
@@ -146,7 +150,7 @@ func Run(ctx context.Context, o Options) error {
 		g.Go(func() error { return w.Run(gctx) })
 	}
 
-	var srv *http.Server
+	var srv, opsSrv *http.Server
 	var gw *gateway.Server
 	var phone *twilio.Handler
 	mux := http.NewServeMux()
@@ -200,7 +204,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		gw.Mount("GET /v1/usage", billing.UsageHandler(store, gw.TenantFromRequest))
+		gw.Mount("GET /v1/usage", gw.LimitFailedAuth(billing.UsageHandler(store, gw.TenantFromRequest)))
 		phone, err = twilio.New(twilio.Config{
 			Backend:   backend{client},
 			Tenants:   twilio.NewSecretStore(rdb),
@@ -247,19 +251,32 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("pre-recorded API: %w", err)
 		}
 		g.Go(func() error { return pre.Run(gctx) })
-		gw.Mount("POST /v1/listen", pre)
-		gw.Mount("GET /v1/requests/{id}", pre)
-		gw.Mount("DELETE /v1/requests/{id}", pre)
+		gw.Mount("POST /v1/listen", gw.LimitFailedAuth(pre))
+		gw.Mount("GET /v1/requests/{id}", gw.LimitFailedAuth(pre))
+		gw.Mount("DELETE /v1/requests/{id}", gw.LimitFailedAuth(pre))
 		gw.Mount("/", web.Handler())
-		opsMux := http.NewServeMux()
-		ops.Mount(opsMux)
-		for _, route := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
-			gw.Mount(route, opsMux)
+		// Load balancers probe /healthz and /readyz on the public address; there /readyz
+		// says only ready or not. /metrics and the readiness details are on the ops address.
+		publicOps := http.NewServeMux()
+		ops.MountPublic(publicOps)
+		for _, route := range []string{"GET /healthz", "GET /readyz"} {
+			gw.Mount(route, publicOps)
 		}
-		srv = &http.Server{Addr: o.Gateway.Listen, Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	} else if c.HTTP != "" {
+		srv = newHTTPServer(o.Gateway.Listen, gw.Handler(), c)
+	}
+	if opsAddr := c.OpsAddr(); opsAddr != "" {
 		ops.Mount(mux)
-		srv = &http.Server{Addr: c.HTTP, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		opsSrv = newHTTPServer(opsAddr, mux, c)
+		ln, err := listenOps(opsAddr, log)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return serveUntilClosed(opsSrv, ln) })
+		opsBase := "http://" + displayAddr(ln.Addr())
+		log.Info("ops serving", "url", opsBase)
+		if srv == nil && o.Ready != nil {
+			o.Ready(opsBase)
+		}
 	}
 	if srv != nil {
 		ln, err := net.Listen("tcp", srv.Addr)
@@ -315,6 +332,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if srv != nil {
 		_ = srv.Shutdown(dctx)
+	}
+	if opsSrv != nil {
+		_ = opsSrv.Shutdown(dctx)
 	}
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {

@@ -57,6 +57,7 @@ type cluster struct {
 	natsPort int
 	natsDir  string
 	gwPort   int
+	opsPort  int // the gateway's --ops-listen (/metrics)
 	dataDir  string
 	modelDir string
 
@@ -85,7 +86,7 @@ func newCluster(t *testing.T, transcribers int) *cluster {
 	c := &cluster{t: t, modelDir: requireModel(t)}
 	c.redis = testutil.StartRedis(t)
 	c.bin = testutil.Binary(t)
-	c.natsPort, c.gwPort = freePort(t), freePort(t)
+	c.natsPort, c.gwPort, c.opsPort = freePort(t), freePort(t), freePort(t)
 	c.natsDir, c.dataDir = t.TempDir(), t.TempDir()
 	c.startNATS()
 	c.startBilling()
@@ -133,7 +134,8 @@ func (c *cluster) startTranscriber(i int) {
 func (c *cluster) startGateway() {
 	c.t.Helper()
 	c.gateway = testutil.Start(c.t, "gateway", c.bin, c.env(), "gateway",
-		"--listen", "127.0.0.1:"+strconv.Itoa(c.gwPort), "--demo", "--token-ttl", "10m")
+		"--listen", "127.0.0.1:"+strconv.Itoa(c.gwPort), "--demo", "--token-ttl", "10m",
+		"--ops-listen", "127.0.0.1:"+strconv.Itoa(c.opsPort))
 	c.gateway.WaitOutput("msg=serving", 30*time.Second)
 }
 
@@ -200,9 +202,9 @@ func (c *cluster) serving(session string) int {
 	return -1
 }
 
-// gatewayMetric reads one unlabelled sample from the gateway's /metrics.
+// gatewayMetric reads one unlabelled sample from the gateway's /metrics (on its ops address).
 func (c *cluster) gatewayMetric(name string) (float64, bool) {
-	resp, err := http.Get(c.httpURL() + "/metrics")
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(c.opsPort) + "/metrics")
 	if err != nil {
 		return 0, false
 	}

@@ -19,13 +19,13 @@ func init() {
 			"Without --nats, NATS runs inside the process with JetStream under $EARSHOT_DATA_DIR/nats.\nRedis is required (--redis); `make run` starts a private one.",
 			app.Parts{Gateway: true, Transcriber: true, Billing: true, Embedded: true}},
 		{"gateway", "run the WebSocket/HTTP gateway alone against an external NATS and Redis",
-			"Serves /v1/listen, /v1/auth/grant, /v1/models, /v1/usage, the demo page, /healthz, /readyz, /metrics on --listen.",
+			"Serves /v1/listen, /v1/auth/grant, /v1/models, /v1/usage, the demo page, /healthz, /readyz on --listen;\n/metrics and the detailed /readyz on --ops-listen (loopback by default).",
 			app.Parts{Gateway: true}},
 		{"transcriber", "run a transcriber worker alone against an external NATS",
-			"Loads --models once, serves live sessions from NATS with --slots concurrent decodes.\n/healthz, /readyz and /metrics are served on --http when set.",
+			"Loads --models once, serves live sessions from NATS with --slots concurrent decodes.\n/healthz, /readyz and /metrics are served on --ops-listen (loopback by default).",
 			app.Parts{Transcriber: true}},
 		{"billing", "run the billing consumer alone against an external NATS and Redis",
-			"Applies usage events from the USAGE JetStream stream to Redis exactly once.\n`earshot billing report --tenant T --month YYYY-MM [--csv]` prints an invoice.\n/healthz, /readyz and /metrics are served on --http when set.",
+			"Applies usage events from the USAGE JetStream stream to Redis exactly once.\n`earshot billing report --tenant T --month YYYY-MM [--csv]` prints an invoice.\n/healthz, /readyz and /metrics are served on --ops-listen (loopback by default).",
 			app.Parts{Billing: true}},
 	} {
 		c := c

@@ -20,11 +20,29 @@ type Common struct {
 	RedisURL     string        `flag:"redis" env:"EARSHOT_REDIS_URL" help:"Redis URL (redis:// or rediss:// for TLS)"`
 	DataDir      string        `flag:"data-dir" env:"EARSHOT_DATA_DIR" help:"directory for JetStream files and other state kept on disk"`
 	ModelDir     string        `flag:"model-dir" env:"EARSHOT_MODEL_DIR" help:"directory holding ggml model files"`
-	HTTP         string        `flag:"http" env:"EARSHOT_HTTP" help:"address for /healthz, /readyz and /metrics (gateway and serve use --listen)"`
+	HTTP         string        `flag:"http" env:"EARSHOT_HTTP" help:"deprecated: the same as --ops-listen (wins when set)"`
 	LogLevel     string        `flag:"log-level" env:"EARSHOT_LOG_LEVEL" help:"debug, info, warn or error"`
 	LogFormat    string        `flag:"log-format" env:"EARSHOT_LOG_FORMAT" help:"text or json"`
 	PlansFile    string        `flag:"plans" env:"EARSHOT_PLANS" help:"price plans JSON file {\"plans\":[...]} (default: the built-in payg, payg-min, starter, team, trial)"`
 	DrainTimeout time.Duration `flag:"drain-timeout" env:"EARSHOT_DRAIN_TIMEOUT" help:"how long SIGTERM waits for live sessions before forcing"`
+	// The ops listener and the limits of every HTTP listener (docs/api.md "Connection limits").
+	OpsListen        string        `flag:"ops-listen" env:"EARSHOT_OPS_LISTEN" help:"address for /metrics and the detailed /healthz, /readyz (not for clients; empty: none; the default moves to a free loopback port when taken)"`
+	HTTPIdleTimeout  time.Duration `flag:"http-idle-timeout" env:"EARSHOT_HTTP_IDLE_TIMEOUT" help:"an idle keep-alive HTTP connection is closed after this long"`
+	HTTPBodyMinRate  int           `flag:"http-body-min-rate" env:"EARSHOT_HTTP_BODY_MIN_RATE" help:"after --http-body-grace a request body must have arrived at this average rate (bytes/s) or the request is cut with 408"`
+	HTTPBodyGrace    time.Duration `flag:"http-body-grace" env:"EARSHOT_HTTP_BODY_GRACE" help:"time a request body gets before --http-body-min-rate applies"`
+	HTTPWriteTimeout time.Duration `flag:"http-write-timeout" env:"EARSHOT_HTTP_WRITE_TIMEOUT" help:"longest one HTTP response write may wait on a client that does not read (WebSocket streams keep their own)"`
+}
+
+// DefaultOpsListen is the default ops address: loopback only.
+const DefaultOpsListen = "127.0.0.1:9090"
+
+// OpsAddr is the address of the ops listener: --http (deprecated) when set, else
+// --ops-listen; empty means none.
+func (c *Common) OpsAddr() string {
+	if c.HTTP != "" {
+		return c.HTTP
+	}
+	return c.OpsListen
 }
 
 // Gateway settings.
@@ -65,8 +83,14 @@ func Defaults() (Common, Gateway, Transcriber) {
 			LogLevel:     "info",
 			LogFormat:    "text",
 			DrainTimeout: 30 * time.Second,
+
+			OpsListen:        DefaultOpsListen,
+			HTTPIdleTimeout:  2 * time.Minute,
+			HTTPBodyMinRate:  16 << 10,
+			HTTPBodyGrace:    30 * time.Second,
+			HTTPWriteTimeout: time.Minute,
 		}, Gateway{
-			Listen:       ":8080",
+			Listen:       "127.0.0.1:8080",
 			TokenTTL:     30 * time.Second,
 			MaxStreams:   20,
 			MaxSession:   4 * time.Hour,
@@ -117,13 +141,24 @@ func (c *Common) Validate(needNATS bool) error {
 			return fmt.Errorf("--http %q is not host:port (like :9090)", c.HTTP)
 		}
 	}
+	if c.OpsListen != "" {
+		if _, _, err := net.SplitHostPort(c.OpsListen); err != nil {
+			return fmt.Errorf("--ops-listen %q is not host:port (like 127.0.0.1:9090)", c.OpsListen)
+		}
+	}
+	if c.HTTPIdleTimeout <= 0 || c.HTTPBodyGrace <= 0 || c.HTTPWriteTimeout <= 0 {
+		return fmt.Errorf("--http-idle-timeout, --http-body-grace and --http-write-timeout must be positive, like 2m")
+	}
+	if c.HTTPBodyMinRate < 1 {
+		return fmt.Errorf("--http-body-min-rate must be at least 1 byte/s (default 16384)")
+	}
 	return nil
 }
 
 // Validate checks the gateway settings.
 func (g *Gateway) Validate() error {
 	if _, _, err := net.SplitHostPort(g.Listen); err != nil {
-		return fmt.Errorf("--listen %q is not host:port (like :8080 or 127.0.0.1:8080)", g.Listen)
+		return fmt.Errorf("--listen %q is not host:port (like 127.0.0.1:8080, or :8080 for every interface)", g.Listen)
 	}
 	if (g.TLSCert == "") != (g.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together: give both or neither")

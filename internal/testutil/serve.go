@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,7 +17,8 @@ type Serve struct {
 	*Proc
 	URL     string // http://127.0.0.1:PORT
 	WSURL   string // ws://127.0.0.1:PORT/v1/listen
-	NATSURL string // the embedded NATS server
+	OpsURL  string // http://127.0.0.1:PORT of /metrics and the detailed /readyz (--ops-listen)
+	NATSURL string // the embedded NATS server, with its per-start credentials (user:password@)
 	Redis   *Redis
 	DataDir string
 	t       testing.TB
@@ -31,10 +34,12 @@ func StartServe(t testing.TB, extra ...string) *Serve {
 	bin := Binary(t)
 	r := StartRedis(t)
 	s := &Serve{Redis: r, DataDir: t.TempDir(), t: t}
-	port := freePort(t)
+	port, opsPort := freePort(t), freePort(t)
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	s.OpsURL = fmt.Sprintf("http://127.0.0.1:%d", opsPort)
 	s.WSURL = fmt.Sprintf("ws://127.0.0.1:%d/v1/listen", port)
-	args := append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--demo", "--drain-timeout", "5s"}, extra...)
+	args := append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--demo", "--drain-timeout", "5s",
+		"--ops-listen", fmt.Sprintf("127.0.0.1:%d", opsPort)}, extra...)
 	s.Proc = Start(t, "earshot serve", bin, []string{"EARSHOT_REDIS_URL=" + r.URL(), "EARSHOT_DATA_DIR=" + s.DataDir}, args...)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -54,6 +59,11 @@ func StartServe(t testing.TB, extra ...string) *Serve {
 	}
 	if m := natsLine.FindStringSubmatch(s.Output()); m != nil {
 		s.NATSURL = m[1]
+		// The embedded server refuses connections without the credentials it generated
+		// at start; they are in the data dir (0600), never in the log.
+		if b, err := os.ReadFile(filepath.Join(s.DataDir, "nats.url")); err == nil {
+			s.NATSURL = strings.TrimSpace(string(b))
+		}
 	}
 	return s
 }
