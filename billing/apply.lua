@@ -4,47 +4,14 @@
 --       6 day/key, 7 month/stream, 8 session hash, 9 unknown-tenant flag,
 --       10 month/stream prepaid debit state
 -- ARGV: 1 dedupe ttl seconds, 2 ms, 3 model, 4 key field, 5 stream field, 6 final "1"/"0",
---       7 start ms, 8 track, 9 most overlap credited per session track (ms)
+--       7 start ms, 8 track
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 'duplicate'
 end
--- Billed audio is the union of a session track's intervals: a resumed stream (the
--- client reconnected after a gateway crash and resent the audio after its last final)
--- meters again from its resume point, and the part already billed is not billed twice.
--- The session hash keeps, per track, the covered intervals ("s-e,s-e", sorted and
--- disjoint; one interval while events arrive in order) and the overlap credited so
--- far, which is capped (ARGV[9]) so that resuming cannot buy free audio. The union does
--- not depend on the order events arrive in.
-local s = tonumber(ARGV[7])
-local e = s + tonumber(ARGV[2])
-local covField, ovlField = 'cov|' .. ARGV[8], 'ovl|' .. ARGV[8]
-local ms = e - s
-if e > s then
-  local merged, overlap = {}, 0
-  local lo, hi = s, e
-  local cov = redis.call('HGET', KEYS[8], covField) or ''
-  for a, b in string.gmatch(cov, '(%d+)-(%d+)') do
-    a, b = tonumber(a), tonumber(b)
-    local x, y = math.max(a, s), math.min(b, e)
-    if y > x then overlap = overlap + (y - x) end
-    if b < lo or a > hi then
-      merged[#merged + 1] = {a, b}
-    else
-      lo, hi = math.min(lo, a), math.max(hi, b)
-    end
-  end
-  merged[#merged + 1] = {lo, hi}
-  table.sort(merged, function(p, q) return p[1] < q[1] end)
-  local parts = {}
-  for i, iv in ipairs(merged) do parts[i] = string.format('%d-%d', iv[1], iv[2]) end
-  redis.call('HSET', KEYS[8], covField, table.concat(parts, ','))
-  if overlap > 0 then
-    local used = tonumber(redis.call('HGET', KEYS[8], ovlField)) or 0
-    local credit = math.min(overlap, math.max(0, tonumber(ARGV[9]) - used))
-    if credit > 0 then redis.call('HINCRBY', KEYS[8], ovlField, credit) end
-    ms = ms - credit
-  end
-end
+-- Every event is billed in full. What a connection that resumes a stream is not billed
+-- for, the gateway leaves out of its events (billing.Resumes): billing never credits
+-- overlaps, so no client can choose what it is charged.
+local ms = tonumber(ARGV[2])
 redis.call('HINCRBY', KEYS[3], ARGV[3], ms)
 redis.call('HINCRBY', KEYS[4], ARGV[3], ms)
 redis.call('HINCRBY', KEYS[5], ARGV[4], ms)

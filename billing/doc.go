@@ -6,12 +6,13 @@
 // (Quota, LiveGuard), invoices (Report) and the GET /v1/usage endpoint (UsageHandler)
 // read the same integer counters.
 //
-// Resumed streams. A client that reconnects after a gateway crash resends the audio
-// after its last final, naming the stream and offset it resumes; its meter numbers its
-// events from that offset under the original stream's id. The script bills only the part
-// of an event's interval that no earlier event of the same stream and track covered (up
-// to ResumeCreditMs of such overlap per track), so the union of the intervals is billed,
-// whatever order events arrive in.
+// Resumed streams. A client that reconnects after a lost connection resends the audio
+// after its last final, naming the stream and offset it resumes. The ledger never
+// credits anything: every event is billed in full, and each connection's events carry
+// its own id (UsageEvent.Conn), so JetStream's dedupe cannot drop them. What a resumed
+// connection is not billed for, the gateway leaves out of its events, from the stream's
+// record in Resumes: the audio an earlier connection was billed for and never got a
+// final for, claimed once.
 //
 // Units. Usage is kept as integer milliseconds of audio. Money is integer minor units
 // (cents) computed from milliseconds when an invoice is made. A prepaid balance is kept
@@ -30,7 +31,7 @@
 //	usage:{t}:dk:2026-11-28       hash key → ms
 //	usage:{t}:s:2026-11           hash "model|session|track" → ms (per-stream totals for rounding)
 //	usage:{t}:sc:2026-11          hash stream → ms debited from the prepaid balance, stream|f → closed
-//	usage:{t}:sess:<session>      hash "ms" → ms (session total), "cov|track" → covered intervals
-//	                              "s-e,s-e", "ovl|track" → overlap credited (TTL DedupeTTL)
+//	usage:{t}:sess:<session>      hash "ms" → ms (session total) (TTL DedupeTTL)
+//	resume:{t}:<stream>           hash owner, b, f, p: the resume record (Resumes; TTL ResumeWindow)
 //	usage:{t}:unknown             ms applied while no tenant:{t} existed (flag for operators)
 package billing

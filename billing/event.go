@@ -58,6 +58,8 @@ func ValidateEvent(ev bus.UsageEvent) error {
 		return fmt.Errorf("%w: model %q", ErrBadEvent, ev.Model)
 	case !validName(string(ev.Session)):
 		return fmt.Errorf("%w: session %q", ErrBadEvent, ev.Session)
+	case ev.Conn != "" && !validName(string(ev.Conn)):
+		return fmt.Errorf("%w: conn %q", ErrBadEvent, ev.Conn)
 	case ev.Key != "" && !validName(string(ev.Key)):
 		return fmt.Errorf("%w: key %q", ErrBadEvent, ev.Key)
 	case ev.Track != "" && !validName(ev.Track):

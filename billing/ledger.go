@@ -64,13 +64,6 @@ func streamField(model string, s bus.SessionID, track string) string {
 
 const noKey = "-" // key field for usage without an API key (tokens, admin)
 
-// ResumeCreditMs is the most audio of one session track that is not billed because an
-// earlier event of the session already covered it. A client resuming a stream after a
-// gateway crash resends the audio since its last final (the SDKs keep at most two
-// minutes, plus a few seconds of context); anything resent beyond this is billed again,
-// so resuming a stream cannot be used to transcribe new audio for free.
-const ResumeCreditMs = 150_000
-
 // Apply applies ev, stored by JetStream at stored, to the ledger atomically and exactly
 // once per event id. ev must have passed ValidateEvent. The month and day are those of
 // billingTime(ev.At, stored).
@@ -107,7 +100,7 @@ func (s *Store) Apply(ctx context.Context, ev bus.UsageEvent, stored time.Time) 
 	}
 	res, err := applyScript.Run(ctx, s.rdb, keys, int64(DedupeTTL/time.Second), ev.DurationMs,
 		ev.Model, key, streamField(ev.Model, ev.Session, ev.Track), final,
-		ev.StartMs, track, ResumeCreditMs).Text()
+		ev.StartMs, track).Text()
 	if err != nil {
 		return "", fmt.Errorf("apply usage %s: %w", ev.ID, err)
 	}

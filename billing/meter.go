@@ -37,6 +37,8 @@ type Meter struct {
 	ackedCh chan struct{} // closed and replaced at each ack (Flush waits on it)
 	closed  bool
 
+	onAck func(ackedMs int64) // called by the publisher after each ack (OnAck)
+
 	queue  chan bus.UsageEvent
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -45,8 +47,8 @@ type Meter struct {
 
 // NewMeter starts a meter for tmpl's tenant, key, model, session, call and track.
 // tmpl.StartMs is the stream time of the first accepted ms: 0 for a new stream, the
-// resume offset for a stream continued after a reconnect (billing counts the union of
-// a session's intervals, so audio sent again is not billed twice). tmpl's ID,
+// resume offset for a stream continued after a reconnect. Event ids are made from
+// tmpl.Conn (or Session when Conn is empty), so two connections never share one. tmpl's ID,
 // DurationMs, Final and At are filled per event.
 func NewMeter(js jetstream.JetStream, tmpl bus.UsageEvent, every time.Duration) (*Meter, error) {
 	if every <= 0 {
@@ -98,7 +100,11 @@ func (m *Meter) Add(ms int64) {
 func (m *Meter) event(start, d int64, final bool) bus.UsageEvent {
 	ev := m.tmpl
 	ev.StartMs, ev.DurationMs, ev.Final = m.base+start, d, final
-	ev.ID = bus.UsageEventID(ev.Session, ev.Track, ev.StartMs, d)
+	by := ev.Conn
+	if by == "" {
+		by = ev.Session
+	}
+	ev.ID = bus.UsageEventID(by, ev.Track, ev.StartMs, d)
 	ev.At = time.Now().UTC()
 	return ev
 }
@@ -136,6 +142,15 @@ func (m *Meter) Flush(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	return nil
+}
+
+// OnAck sets f to be called, from the publishing goroutine, with the meter's
+// acknowledged total after each event JetStream acknowledged (the resume record marks
+// what is billed with it). Set it before the first Add; f must not block for long.
+func (m *Meter) OnAck(f func(ackedMs int64)) {
+	m.mu.Lock()
+	m.onAck = f
+	m.mu.Unlock()
 }
 
 // Total is the audio accepted so far: published plus pending.
@@ -214,9 +229,13 @@ func (m *Meter) publishLoop() {
 			}
 			m.mu.Lock()
 			m.acked += ev.DurationMs
+			acked, onAck := m.acked, m.onAck
 			close(m.ackedCh)
 			m.ackedCh = make(chan struct{})
 			m.mu.Unlock()
+			if onAck != nil {
+				onAck(acked)
+			}
 		case <-m.ctx.Done():
 			return
 		}

@@ -2,104 +2,131 @@ package billing
 
 import (
 	"context"
-	"math/rand/v2"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
-// A gateway crashed after billing [0, 6000) of a stream; the client reconnected and
-// resent from 4000 (its last final), and the new gateway metered [4000, 9500). Billed
-// is the union, 9500 ms, whatever order the events are applied in; a second track of
-// the same session is separate; the balance is debited for 9500 ms once.
-func TestResumedStreamBilledOnce(t *testing.T) {
-	ctx := context.Background()
-	at := time.Now().UTC()
-	month := at.Format("2006-01")
-	events := []bus.UsageEvent{
-		usage("acme", "tiny.en", "s1", "", 0, 2000, at, false),
-		usage("acme", "tiny.en", "s1", "", 2000, 2000, at, false),
-		usage("acme", "tiny.en", "s1", "", 4000, 2000, at, false), // the old gateway's last
-		usage("acme", "tiny.en", "s1", "", 4000, 2000, at, false), // a redelivery of it
-		usage("acme", "tiny.en", "s1", "", 4000, 1300, at, false), // the new gateway's first (flushed at a final)
-		usage("acme", "tiny.en", "s1", "", 5300, 2000, at, false),
-		usage("acme", "tiny.en", "s1", "", 7300, 2200, at, true),
-		usage("acme", "tiny.en", "s1", "inbound", 0, 2000, at, true),
-	}
-	for round := range 6 {
-		s, _ := newStore(t, testPlans(t))
-		if _, err := s.CreateTenant(ctx, "acme", "payg"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.TopUp(ctx, "acme", 1_000_000); err != nil {
-			t.Fatal(err)
-		}
-		before, _ := s.Get(ctx, "acme")
-		order := rand.Perm(len(events))
-		if round == 0 {
-			order = []int{0, 1, 2, 3, 4, 5, 6, 7}
-		}
-		for _, i := range order {
-			if _, err := s.Apply(ctx, events[i], at); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := monthTotal(t, s, "acme", month); got != 9500+2000 {
-			t.Fatalf("order %v: billed %d ms, want 11500 (9500 resumed + 2000 other track)", order, got)
-		}
-		if got, _ := s.SessionMs(ctx, "acme", "s1"); got != 11500 {
-			t.Fatalf("order %v: session billed %d ms", order, got)
-		}
-		after, _ := s.Get(ctx, "acme")
-		if round == 0 {
-			t.Logf("balance %d → %d", before.BalanceU, after.BalanceU)
-		}
-		// Debits are per stream field (model|session|track): compare with a fresh ledger
-		// billed 9500 + 2000 ms without any overlap.
-		s2, _ := newStore(t, testPlans(t))
-		if _, err := s2.CreateTenant(ctx, "acme", "payg"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s2.TopUp(ctx, "acme", 1_000_000); err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range []bus.UsageEvent{
-			usage("acme", "tiny.en", "s1", "", 0, 9500, at, true),
-			usage("acme", "tiny.en", "s1", "inbound", 0, 2000, at, true),
-		} {
-			if _, err := s2.Apply(ctx, ev, at); err != nil {
-				t.Fatal(err)
-			}
-		}
-		plain, _ := s2.Get(ctx, "acme")
-		if after.BalanceU != plain.BalanceU {
-			t.Fatalf("order %v: balance %d after the resumed stream, %d for the same audio billed plainly", order, after.BalanceU, plain.BalanceU)
-		}
-	}
-}
-
-// Resending more than ResumeCreditMs of already billed audio does not make it free:
-// the overlap beyond the credit is billed.
-func TestResumeCreditIsCapped(t *testing.T) {
+// The ledger never credits overlaps: two connections of one stream whose events cover
+// the same stream time are each billed in full (what a resume is not billed for, the
+// gateway leaves out of its events). Before, a resumed connection's events could share
+// ids with the first connection's and be dropped as duplicates, and up to 150 s of
+// overlap per stream was free: both made resuming a way to get audio for nothing.
+func TestLedgerBillsOverlappingConnections(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t, testPlans(t))
 	if _, err := s.CreateTenant(ctx, "acme", "payg"); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC()
-	const hour = int64(3_600_000)
-	for _, ev := range []bus.UsageEvent{
-		usage("acme", "tiny.en", "s1", "", 0, hour-1000, at, false),
-		usage("acme", "tiny.en", "s1", "", 0, hour, at, true), // "resumed" from 0
-	} {
+	first := usage("acme", "tiny.en", "s1", "", 0, 8000, at, true)
+	again := first
+	again.Conn = "c2"
+	again.ID = bus.UsageEventID("c2", "", 0, 8000)
+	for _, ev := range []bus.UsageEvent{first, first, again} {
 		if _, err := s.Apply(ctx, ev, at); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The second event overlaps the first for almost an hour: only ResumeCreditMs of
-	// that is not billed again.
-	if got, want := monthTotal(t, s, "acme", at.Format("2006-01")), 2*hour-1000-ResumeCreditMs; got != want {
-		t.Fatalf("billed %d ms, want %d (both events less the %d ms resume credit)", got, want, ResumeCreditMs)
+	if got := monthTotal(t, s, "acme", at.Format("2006-01")); got != 16000 {
+		t.Fatalf("billed %d ms, want 16000 (two connections of 8000 ms, the redelivery once)", got)
+	}
+}
+
+func newResumes(t *testing.T) (*Resumes, *testutil.Redis) {
+	t.Helper()
+	r := testutil.StartRedis(t)
+	return NewResumes(r.Client(), 0), r
+}
+
+// A connection billed up to 6000 ms with its last final at 4000 ms drops; the resume
+// from 4000 gets [4000, 6000) free and nothing else; a second resume of the same stream
+// finds that credit spent; another tenant, or an unknown stream, cannot resume.
+func TestResumeCreditIsWhatWasPaidWithoutAFinal(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newResumes(t)
+	if err := r.Begin(ctx, "acme", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Mark(ctx, "acme", "s1", "s1", 6000, 4000); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Claim(ctx, "acme", "s1", "c2", 4000)
+	if err != nil || c != (Credit{4000, 6000}) {
+		t.Fatalf("claim: %+v, %v; want [4000, 6000)", c, err)
+	}
+	// The old connection's late marks no longer count.
+	if err := r.Mark(ctx, "acme", "s1", "s1", 9000, 4000); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Claim(ctx, "acme", "s1", "c3", 4000); err != nil || c.Ms() != 0 {
+		t.Fatalf("second claim of the same audio: %+v, %v; want no credit", c, err)
+	}
+	// c3 now owns the stream; it paid [6000, 7500) and got no final: a resume from 0 may
+	// only have that.
+	if err := r.Mark(ctx, "acme", "s1", "c3", 7500, 4000); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Claim(ctx, "acme", "s1", "c4", 0); err != nil || c != (Credit{6000, 7500}) {
+		t.Fatalf("claim from 0: %+v, %v; want [6000, 7500)", c, err)
+	}
+	for _, tc := range []struct {
+		tenant bus.TenantID
+		stream bus.SessionID
+	}{{"other", "s1"}, {"acme", "nope"}} {
+		if _, err := r.Claim(ctx, tc.tenant, tc.stream, "c9", 0); !errors.Is(err, ErrNoResume) {
+			t.Fatalf("claim of %s by %s: %v, want ErrNoResume", tc.stream, tc.tenant, err)
+		}
+	}
+}
+
+// Concurrent claims of one stream: exactly one gets the credit.
+func TestResumeClaimIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newResumes(t)
+	if err := r.Begin(ctx, "acme", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Mark(ctx, "acme", "s1", "s1", 10000, 2000); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var total int64
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := r.Claim(ctx, "acme", "s1", bus.SessionID("c"+string(rune('a'+i))), 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			total += c.Ms()
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if total != 8000 {
+		t.Fatalf("20 concurrent claims got %d ms of credit in all, want 8000", total)
+	}
+}
+
+// The record expires the window after its last mark.
+func TestResumeWindow(t *testing.T) {
+	ctx := context.Background()
+	tr := testutil.StartRedis(t)
+	r := NewResumes(tr.Client(), 300*time.Millisecond)
+	if err := r.Begin(ctx, "acme", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if _, err := r.Claim(ctx, "acme", "s1", "c2", 0); !errors.Is(err, ErrNoResume) {
+		t.Fatalf("claim after the window: %v, want ErrNoResume", err)
 	}
 }

@@ -13,6 +13,9 @@ var (
 	ErrQuotaExhausted = errors.New("quota exhausted")
 	// ErrModelNotInPlan: the tenant's plan does not include the model (403).
 	ErrModelNotInPlan = errors.New("model not in plan")
+	// ErrResumeRefused: resume names no stream of the caller's tenant that ended within
+	// the resume window (400, parameter resume).
+	ErrResumeRefused = errors.New("resume refused")
 	// ErrTooManyStreams: the tenant's concurrent-stream limit is reached (429).
 	ErrTooManyStreams = errors.New("too many concurrent streams")
 

@@ -91,6 +91,9 @@ type SessionInfo struct {
 	// connection's audio starts (0 on a new stream).
 	Billed   bus.SessionID
 	OffsetMs int64
+	// Channels is how many channels the stream is billed for: the number of
+	// independently transcribed channels (multichannel=true), else 1.
+	Channels int
 }
 
 // Metering starts the usage meter of a session (in production: billing.Meter).
@@ -104,6 +107,16 @@ type Metering interface {
 type Meter interface {
 	Add(ms int64)
 	Close(ctx context.Context) error
+}
+
+// FinalMarker is a Meter that keeps the stream's resume record (in production the
+// metering of internal/app does): the gateway tells it the end (ms of this connection's
+// audio) of each final it delivers, after flushing the meter, and that the connection
+// finished cleanly (every final delivered) before it closes the meter. What a later
+// connection resuming the stream is not billed for follows from these marks.
+type FinalMarker interface {
+	FinalDelivered(endMs int64)
+	Finished()
 }
 
 // MeterFlusher is a Meter that can publish its pending audio on demand (billing.Meter

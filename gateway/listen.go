@@ -88,7 +88,10 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	info := SessionInfo{Session: sid, Tenant: p.Tenant, Key: p.Key, Model: model.Name, Billed: sid}
+	info := SessionInfo{Session: sid, Tenant: p.Tenant, Key: p.Key, Model: model.Name, Billed: sid, Channels: 1}
+	if params.Multichannel {
+		info.Channels = max(1, params.OutputChannels())
+	}
 	if params.Resume != "" {
 		info.Billed, info.OffsetMs = bus.SessionID(params.Resume), params.ResumeOffsetMs
 	}
@@ -146,6 +149,10 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Metering != nil {
 		if meter, err = s.cfg.Metering.Start(ctx, info); err != nil {
 			stream.Close()
+			if errors.Is(err, ErrResumeRefused) {
+				fail(http.StatusBadRequest, wire.CodeBadRequest, err.Error()+"; start a new stream without resume", "resume")
+				return
+			}
 			log.Error("start meter", "err", err)
 			fail(http.StatusServiceUnavailable, wire.CodeInternal, "metering unavailable", "")
 			return

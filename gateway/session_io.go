@@ -453,6 +453,9 @@ func (ss *session) finish() {
 		ModelInfo: map[string]wire.ModelInfo{ss.modelUUID(): ss.modelInfo()},
 	}
 	ss.mu.Unlock()
+	if fm, ok := ss.meter.(FinalMarker); ok {
+		fm.Finished()
+	}
 	ss.enqueue(md)
 	reason := ""
 	if code == wire.CloseServiceRestart {
@@ -506,6 +509,9 @@ func (ss *session) relay(r bus.Result) bool {
 		}
 		if final {
 			ss.flushMeter()
+			if fm, ok := ss.meter.(FinalMarker); ok {
+				fm.FinalDelivered(int64(math.Round((r.Start + r.Duration) * 1000)))
+			}
 		}
 		if r.ChunkSentNs > 0 {
 			lat := time.Since(time.Unix(0, r.ChunkSentNs)).Seconds()

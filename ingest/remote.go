@@ -206,6 +206,7 @@ func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*RemoteSessi
 		audioSubj: bus.AudioSubject(req.Tenant, req.Session),
 		pos:       make([]uint64, req.Channels),
 		lastEnd:   make([]uint64, req.Channels),
+		closedCh:  make([]bool, req.Channels),
 		replay:    NewReplayBuffer(int(c.opts.ReplayLimit.Seconds() * bus.SampleRate)),
 		rate: newRateLimit(c.opts.MaxSpeed*float64(req.Channels),
 			c.opts.SpeedBurst*time.Duration(req.Channels), time.Now()),
@@ -338,6 +339,8 @@ type RemoteSession struct {
 	rate          *rateLimit
 	ended         bool     // FlagEnd sent
 	terminal      bool     // closed, failed, or Close called
+	closedCh      []bool   // per channel: its ResultClosed arrived
+	closedN       int      // how many channels closed
 	lastWorkerSeq uint64   // last result seq taken from the current worker
 	lastEnd       []uint64 // per channel, EndSample of the last delivered final
 	prompt        string
@@ -508,7 +511,12 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 		}
 		terminal = true
 	case bus.ResultClosed:
-		terminal = true
+		// One per channel: the session is over once every channel closed.
+		if !s.closedCh[r.Channel] {
+			s.closedCh[r.Channel] = true
+			s.closedN++
+		}
+		terminal = s.closedN >= s.req.Channels
 	}
 	s.terminal = s.terminal || terminal
 	s.mu.Unlock()

@@ -162,8 +162,11 @@ func (s *session) maybeClosed() {
 		}
 	}
 	s.closedSent = true
-	st := s.streams[0]
-	s.send(st, bus.Result{Type: bus.ResultClosed, Start: sec(st.end()), EndSample: st.end()})
+	// One ResultClosed per channel (the gateway's contract); the session ends with the
+	// last of them.
+	for _, st := range s.streams {
+		s.send(st, bus.Result{Type: bus.ResultClosed, Start: sec(st.end()), EndSample: st.end()})
+	}
 }
 
 // send stamps and emits r. Callers hold s.mu.

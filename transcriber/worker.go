@@ -457,14 +457,16 @@ type wkSession struct {
 
 	lastSeq uint64 // only touched by the audio subscription's goroutine
 
-	mu      sync.Mutex
-	sess    Session
-	sub     *nats.Subscription
-	seq     uint64 // results published
-	ended   bool   // a terminal result was published (or the session is being finished)
-	times   [64]wkChunkTimes
-	latest  wkChunkTimes
-	closing sync.Once
+	mu    sync.Mutex
+	sess  Session
+	sub   *nats.Subscription
+	seq   uint64 // results published
+	ended bool   // a terminal result was published (or the session is being finished)
+	// closedChannels counts the ResultClosed published (one per channel).
+	closedChannels int
+	times          [64]wkChunkTimes
+	latest         wkChunkTimes
+	closing        sync.Once
 }
 
 type wkChunkTimes struct {
@@ -525,7 +527,12 @@ func (ws *wkSession) emit(r bus.Result) {
 		ws.mu.Unlock()
 		return
 	}
-	terminal := r.Type == bus.ResultClosed || r.Type == bus.ResultError
+	terminal := r.Type == bus.ResultError
+	if r.Type == bus.ResultClosed {
+		// A multichannel session closes channel by channel; it ends with the last.
+		ws.closedChannels++
+		terminal = ws.closedChannels >= max(1, ws.req.Channels)
+	}
 	if terminal {
 		ws.ended = true
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,16 +85,166 @@ func modelOf(card models.Card) gateway.Model {
 	return gateway.Model{Name: card.Name, Version: "whisper.cpp-1.9.1", Arch: "whisper", UUID: card.SHA256, Card: card}
 }
 
-// metering starts a billing.Meter per session, billed to s.Billed from s.OffsetMs (a
-// resumed stream continues the usage of the stream it resumes).
-type metering struct{ js jetstream.JetStream }
+// metering starts a billing.Meter per connection, billed to s.Billed (a resumed
+// connection continues the usage of the stream it resumes). With resumes set, a new
+// stream's record is created and a resume claims its credit (billing.Resumes): the
+// connection is not billed for the audio an earlier connection of the stream paid for
+// and never got a final for, and for nothing else. Without resumes (pre-recorded
+// requests) nothing is credited. Multichannel streams are billed per channel.
+type metering struct {
+	js      jetstream.JetStream
+	resumes *billing.Resumes
+}
 
-func (m metering) Start(_ context.Context, s gateway.SessionInfo) (gateway.Meter, error) {
+func (m metering) Start(ctx context.Context, s gateway.SessionInfo) (gateway.Meter, error) {
 	billed := s.Billed
 	if billed == "" {
 		billed = s.Session
 	}
-	return billing.NewMeter(m.js, bus.UsageEvent{Tenant: s.Tenant, Key: s.Key, Model: s.Model, Session: billed, StartMs: s.OffsetMs}, 2*time.Second)
+	var credit billing.Credit
+	if m.resumes != nil {
+		if billed != s.Session {
+			c, err := m.resumes.Claim(ctx, s.Tenant, billed, s.Session, s.OffsetMs)
+			if errors.Is(err, billing.ErrNoResume) {
+				return nil, fmt.Errorf("%w: %v", gateway.ErrResumeRefused, err)
+			}
+			if err != nil {
+				return nil, err
+			}
+			credit = c
+		} else if err := m.resumes.Begin(ctx, s.Tenant, billed); err != nil {
+			return nil, err
+		}
+	}
+	bm, err := billing.NewMeter(m.js, bus.UsageEvent{Tenant: s.Tenant, Key: s.Key, Model: s.Model, Session: billed, Conn: s.Session, StartMs: s.OffsetMs}, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	rm := &resumableMeter{Meter: bm, resumes: m.resumes, tenant: s.Tenant, stream: billed, conn: s.Session,
+		pos: s.OffsetMs, offset: s.OffsetMs, credit: credit, channels: int64(max(1, s.Channels)), stop: make(chan struct{})}
+	if m.resumes != nil {
+		bm.OnAck(func(int64) { rm.mark() })
+		go rm.keepAlive()
+	}
+	return rm, nil
+}
+
+// resumableMeter is a billing.Meter fed in stream milliseconds: it leaves the
+// connection's credit out, bills each ms once per channel, and keeps the stream's
+// resume record up to date (what is billed, where the last final ended).
+type resumableMeter struct {
+	*billing.Meter
+	resumes      *billing.Resumes
+	tenant       bus.TenantID
+	stream, conn bus.SessionID
+	offset       int64
+	credit       billing.Credit
+	channels     int64
+	stop         chan struct{}
+	stopOnce     sync.Once
+
+	mu       sync.Mutex
+	pos      int64 // stream ms accepted so far
+	finalEnd int64 // stream ms: end of the last final delivered
+	finished bool  // every final of the connection was delivered (clean end)
+}
+
+// Add takes ms more of accepted audio (stream time, per channel).
+func (m *resumableMeter) Add(ms int64) {
+	if ms <= 0 {
+		return
+	}
+	m.mu.Lock()
+	start := m.pos
+	m.pos += ms
+	free := max(0, min(m.pos, m.credit.ToMs)-max(start, m.credit.FromMs))
+	m.mu.Unlock()
+	m.Meter.Add((ms - free) * m.channels)
+}
+
+// billedPos is the stream time up to which the connection's audio is billed and
+// acknowledged (or credited); m.mu is held.
+func (m *resumableMeter) billedPosLocked(ackedMs int64) int64 {
+	a := ackedMs / m.channels
+	before := max(0, m.credit.FromMs-m.offset) // billable ms before the credit
+	if a < before {
+		return m.offset + a
+	}
+	return min(m.pos, max(m.credit.ToMs, m.credit.FromMs)+a-before)
+}
+
+// FinalDelivered records that a final ending at endMs of this connection's audio was
+// sent to the client (after the meter was flushed).
+func (m *resumableMeter) FinalDelivered(endMs int64) {
+	m.mu.Lock()
+	m.finalEnd = max(m.finalEnd, m.offset+endMs)
+	m.mu.Unlock()
+	m.mark()
+}
+
+// Finished records that the connection ended cleanly: every final was delivered, so
+// nothing of it is left for a resume to credit.
+func (m *resumableMeter) Finished() {
+	m.mu.Lock()
+	m.finished = true
+	m.mu.Unlock()
+}
+
+func (m *resumableMeter) mark() {
+	if m.resumes == nil {
+		return
+	}
+	acked := m.Meter.Acked()
+	m.mu.Lock()
+	b, f := m.billedPosLocked(acked), m.finalEnd
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// A lost mark only shrinks a later resume's credit: the client pays, never less.
+	_ = m.resumes.Mark(ctx, m.tenant, m.stream, m.conn, b, f)
+}
+
+// keepAlive marks the record while the connection lives, so that it expires
+// billing.ResumeWindow after the connection ended, however quiet the stream is.
+func (m *resumableMeter) keepAlive() {
+	t := time.NewTicker(billing.ResumeWindow / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.mark()
+		}
+	}
+}
+
+// Close publishes the rest and marks the record one last time: a clean end leaves no
+// credit (the client has every final).
+func (m *resumableMeter) Close(ctx context.Context) error {
+	err := m.Meter.Close(ctx)
+	m.stopOnce.Do(func() { close(m.stop) })
+	if m.resumes == nil {
+		return err
+	}
+	m.mu.Lock()
+	clean := m.finished && err == nil
+	if clean {
+		m.finalEnd = m.pos
+	}
+	m.mu.Unlock()
+	if clean {
+		mctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		m.mu.Lock()
+		pos := m.pos
+		m.mu.Unlock()
+		// A lost mark leaves an older one: a resume gets less credit, never more.
+		_ = m.resumes.Mark(mctx, m.tenant, m.stream, m.conn, pos, pos)
+		return err
+	}
+	m.mark()
+	return err
 }
 
 // callMetering meters one phone-call track per session, with the call id on its events.

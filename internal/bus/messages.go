@@ -129,15 +129,20 @@ const (
 
 // UsageEvent records audio accepted into a session: DurationMs of audio starting at
 // StartMs of the session's stream (per track/channel). ID is deterministic
-// (UsageEventID) so a re-publish is deduplicated by JetStream and by billing. Billing
-// counts the union of the intervals of a session track, so audio that a resumed
-// stream sends again (StartMs before the end of what was billed) is not billed twice.
+// (UsageEventID over Conn, or Session when Conn is empty) so a re-publish is
+// deduplicated by JetStream and by billing. Every event is billed in full: what a
+// resumed connection is not billed for (audio an earlier connection of the stream paid
+// for and never got a final for) the gateway leaves out of its events, so that no client
+// can choose what it is charged (billing.Resumes).
 type UsageEvent struct {
-	ID         string    `json:"id"`
-	Tenant     TenantID  `json:"tenant"`
-	Key        KeyID     `json:"key,omitempty"`
-	Model      string    `json:"model"`
-	Session    SessionID `json:"session"`
+	ID      string    `json:"id"`
+	Tenant  TenantID  `json:"tenant"`
+	Key     KeyID     `json:"key,omitempty"`
+	Model   string    `json:"model"`
+	Session SessionID `json:"session"`
+	// Conn is the connection (request_id) that accepted the audio: Session on a new
+	// stream, a later request_id on a connection that resumes Session.
+	Conn       SessionID `json:"conn,omitempty"`
 	Call       string    `json:"call,omitempty"`  // phone call id (Twilio callSid)
 	Track      string    `json:"track,omitempty"` // phone track or channel name
 	StartMs    int64     `json:"start_ms"`
@@ -147,9 +152,10 @@ type UsageEvent struct {
 }
 
 // UsageEventID is the deterministic id of the usage event covering [startMs,
-// startMs+durationMs) of track. The end is part of the id: a resumed stream (a client
-// reconnecting after a gateway crash) meters again from its resume point, and an event
-// of a different length that starts where an earlier one did must not be taken for it.
+// startMs+durationMs) of track, metered by connection s (the event's Conn, or its
+// Session on a connection that resumes nothing). The connection is part of the id:
+// the events of a connection that resumes a stream are never taken for those of the
+// connection it resumes.
 func UsageEventID(s SessionID, track string, startMs, durationMs int64) string {
 	if track == "" {
 		track = "0"
