@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,13 +57,28 @@ func redisFlag(e *env, fsRedis *string) (*redis.Client, error) {
 	return redis.NewClient(opts), nil
 }
 
+// defaultNATS is EARSHOT_NATS_URL, else the URL (with its per-start credentials) that a
+// running `earshot serve` wrote to <data dir>/nats.url (EARSHOT_DATA_DIR, default
+// "data"), else a local nats-server.
+func defaultNATS(e *env) string {
+	if v := envOr(e, "EARSHOT_NATS_URL", ""); v != "" {
+		return v
+	}
+	if b, err := os.ReadFile(filepath.Join(envOr(e, "EARSHOT_DATA_DIR", "data"), "nats.url")); err == nil {
+		if u := strings.TrimSpace(string(b)); u != "" {
+			return u
+		}
+	}
+	return "nats://127.0.0.1:4222"
+}
+
 func defaultRedis(e *env) string { return envOr(e, "EARSHOT_REDIS_URL", "redis://127.0.0.1:6379/0") }
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["keys"], "<create|list|revoke> --tenant T [ID]")
 	tenant := fs.String("tenant", "", "tenant id")
 	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
-	natsURL := fs.String("nats", envOr(e, "EARSHOT_NATS_URL", "nats://127.0.0.1:4222"), "create, revoke: NATS URL for the audit log (env EARSHOT_NATS_URL)")
+	natsURL := fs.String("nats", defaultNATS(e), "create, revoke: NATS URL for the audit log (env EARSHOT_NATS_URL; default: the running serve's embedded server from <data dir>/nats.url, else nats://127.0.0.1:4222)")
 	sub, err := parseSub(fs, args)
 	if err != nil {
 		return err
@@ -128,7 +145,7 @@ func runTenants(ctx context.Context, e *env, args []string) error {
 	plan := fs.String("plan", "payg", "create: price plan")
 	version := fs.Int("version", 0, "plan: plan version (0 = latest)")
 	plansFile := fs.String("plans", envOr(e, "EARSHOT_PLANS", ""), "price plans JSON file (env EARSHOT_PLANS; default: built-in plans)")
-	natsURL := fs.String("nats", envOr(e, "EARSHOT_NATS_URL", "nats://127.0.0.1:4222"), "erase, audit: NATS URL (env EARSHOT_NATS_URL)")
+	natsURL := fs.String("nats", defaultNATS(e), "erase, audit: NATS URL (env EARSHOT_NATS_URL; default: the running serve's embedded server from <data dir>/nats.url, else nats://127.0.0.1:4222)")
 	sub, err := parseSub(fs, args)
 	if err != nil {
 		return err
