@@ -3,9 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
