@@ -167,7 +167,10 @@ func TestAuth(t *testing.T) {
 	if err := h.keys.Revoke(ctx, testTenant, revokedKey.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A token opens one stream: each case that opens one gets its own.
 	good, _ := h.signer.Issue(testTenant, h.key.ID, time.Minute)
+	good2, _ := h.signer.Issue(testTenant, h.key.ID, time.Minute)
+	good3, _ := h.signer.Issue(testTenant, h.key.ID, time.Minute)
 	expired, _ := h.signer.Issue(testTenant, h.key.ID, -time.Second)
 	other, _ := NewSigner([]byte(strings.Repeat("z", 32)))
 	forged, _ := other.Issue(testTenant, h.key.ID, time.Minute)
@@ -189,8 +192,9 @@ func TestAuth(t *testing.T) {
 		{"key", "", h.keyHeader(), 101, ""},
 		{"bearer key", "", http.Header{"Authorization": {"Bearer " + h.secret}}, 101, ""},
 		{"bearer token", "", http.Header{"Authorization": {"Bearer " + good}}, 101, ""},
-		{"query token", "&token=" + good, nil, 101, ""},
-		{"subprotocol token", "", http.Header{"Sec-WebSocket-Protocol": {"token, " + good}}, 101, "token"},
+		{"query token", "&token=" + good2, nil, 101, ""},
+		{"subprotocol token", "", http.Header{"Sec-WebSocket-Protocol": {"token, " + good3}}, 101, "token"},
+		{"used token", "", http.Header{"Authorization": {"Bearer " + good}}, 403, ""},
 		{"subprotocol key", "", http.Header{"Sec-WebSocket-Protocol": {"token, " + h.secret}}, 101, "token"},
 		{"subprotocol bad", "", http.Header{"Sec-WebSocket-Protocol": {"token, est1.garbage.x"}}, 401, ""},
 	}

@@ -152,13 +152,16 @@ func Run(ctx context.Context, o Options) error {
 	mux := http.NewServeMux()
 	if o.Parts.Gateway {
 		if o.Gateway.Demo {
-			// The demo tenant is on the "team" plan (500 h included), or on the first plan of
-			// a custom plans file that has none by that name.
-			demoPlan := "team"
-			if _, err := plans.Get(demoPlan, 0); err != nil {
-				demoPlan = plans.IDs()[0]
+			// The demo tenant is on the capped "demo" plan (1 h a month, tiny models), also
+			// when it was created on another plan by an older version; a plans file may
+			// define its own "demo" plan, and must have one.
+			if _, err := plans.Get("demo", 0); err != nil {
+				return fmt.Errorf("--demo needs a plan named \"demo\" in the plans file: %w", err)
 			}
-			if _, err := store.CreateTenant(ctx, bus.TenantID(o.Gateway.DemoTenant), demoPlan); err != nil && !errors.Is(err, billing.ErrTenantExists) {
+			if _, err := store.CreateTenant(ctx, bus.TenantID(o.Gateway.DemoTenant), "demo"); err != nil && !errors.Is(err, billing.ErrTenantExists) {
+				return fmt.Errorf("demo tenant: %w", err)
+			}
+			if err := store.SetPlan(ctx, bus.TenantID(o.Gateway.DemoTenant), "demo", 0); err != nil {
 				return fmt.Errorf("demo tenant: %w", err)
 			}
 		}
@@ -184,6 +187,7 @@ func Run(ctx context.Context, o Options) error {
 			Models:              catalog{allowSynthetic: o.Gateway.AllowSynthetic},
 			Keys:                gateway.NewKeyStore(rdb),
 			Signer:              signer,
+			TokenUses:           gateway.NewRedisTokenUses(rdb),
 			Quota:               quota{billing.NewQuota(store)},
 			Metering:            metering{js},
 			Log:                 log,
@@ -200,7 +204,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		gw.Mount("GET /v1/usage", billing.UsageHandler(store, gw.TenantFromRequest))
+		gw.Mount("GET /v1/usage", gw.KeyOnly(billing.UsageHandler(store, gw.TenantFromRequest)))
 		phone, err = twilio.New(twilio.Config{
 			Backend:   backend{client},
 			Tenants:   twilio.NewSecretStore(rdb),
@@ -247,9 +251,9 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("pre-recorded API: %w", err)
 		}
 		g.Go(func() error { return pre.Run(gctx) })
-		gw.Mount("POST /v1/listen", pre)
-		gw.Mount("GET /v1/requests/{id}", pre)
-		gw.Mount("DELETE /v1/requests/{id}", pre)
+		gw.Mount("POST /v1/listen", gw.KeyOnly(pre))
+		gw.Mount("GET /v1/requests/{id}", gw.KeyOnly(pre))
+		gw.Mount("DELETE /v1/requests/{id}", gw.KeyOnly(pre))
 		gw.Mount("/", web.Handler())
 		opsMux := http.NewServeMux()
 		ops.Mount(opsMux)

@@ -23,7 +23,7 @@ type Common struct {
 	HTTP         string        `flag:"http" env:"EARSHOT_HTTP" help:"address for /healthz, /readyz and /metrics (gateway and serve use --listen)"`
 	LogLevel     string        `flag:"log-level" env:"EARSHOT_LOG_LEVEL" help:"debug, info, warn or error"`
 	LogFormat    string        `flag:"log-format" env:"EARSHOT_LOG_FORMAT" help:"text or json"`
-	PlansFile    string        `flag:"plans" env:"EARSHOT_PLANS" help:"price plans JSON file {\"plans\":[...]} (default: the built-in payg, payg-min, starter, team, trial)"`
+	PlansFile    string        `flag:"plans" env:"EARSHOT_PLANS" help:"price plans JSON file {\"plans\":[...]} (default: the built-in payg, payg-min, starter, team, trial, demo; with --demo it must define \"demo\")"`
 	DrainTimeout time.Duration `flag:"drain-timeout" env:"EARSHOT_DRAIN_TIMEOUT" help:"how long SIGTERM waits for live sessions before forcing"`
 }
 
