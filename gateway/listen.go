@@ -45,6 +45,9 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("tenant", p.Tenant, "key", p.Key)
+	if p.Visitor != "" {
+		log = log.With("visitor", p.Visitor)
+	}
 	params, err := wire.ParseQuery(r.URL.Query())
 	if err != nil {
 		var pe *wire.ParamError

@@ -38,8 +38,8 @@ concurrent connections in real time, for each N of --streams, and measures parti
 latency, WER against the references, RTF, CPU and peak RSS of the service processes (--pids, else
 every process named "earshot" but this one), and audio billed (GET /v1/usage). The sweep stops
 after the first level whose partial p95 exceeds --knee or that had errors. Writes bench.json,
-bench.md, latency.svg and cpu.svg to --out. Credentials: --key, --token, or demo tokens
-(earshot serve --demo).
+bench.md, latency.svg and cpu.svg to --out. Credentials: --key, --token (one stream), or demo tokens
+(earshot serve --demo; one per stream); --serve makes a key of its own.
 
 --engine skips the gateway: sessions are opened on transcriber workers over NATS (--nats URL, or
 --nats-port P to run an embedded NATS server here that 'earshot transcriber --nats
@@ -52,7 +52,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["bench"], "[flags]")
 	url := fs.String("url", "ws://localhost:8080/v1/listen", "gateway WebSocket URL")
 	key := fs.String("key", "", "API key (or env EARSHOT_API_KEY)")
-	token := fs.String("token", "", "token from POST /v1/auth/grant (must outlive the sweep's dials)")
+	token := fs.String("token", "", "token from POST /v1/auth/grant (opens one stream: use --key for more)")
 	model := fs.String("model", "", "model (default: the server's; --engine: tiny.en)")
 	manifest := fs.String("manifest", "", "speech manifest (default: the shared test data's speech/manifest.tsv)")
 	streams := fs.String("streams", "1,2,4,8", "concurrent streams per level, ascending")
