@@ -641,3 +641,24 @@ func TestModelsEndpoint(t *testing.T) {
 		t.Fatalf("mounted route: %d", resp.StatusCode)
 	}
 }
+
+// TestDemoStreamLength: a demo stream ends with close 4003 MAX_DURATION at
+// Demo.MaxSession, while the tenant-wide MaxSession is longer.
+func TestDemoStreamLength(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Demo = DemoConfig{Enabled: true, Tenant: "demo", MaxSession: 300 * time.Millisecond}
+	})
+	tok, _ := h.signer.IssueClaims(Claims{Tenant: "demo", Visitor: "v"}, time.Minute)
+	c, _, he, err := h.dial(pcmQuery+"&token="+tok, nil)
+	if err != nil {
+		t.Fatalf("demo token refused: %v %+v", err, he)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, ce := readAll(t, c, 5*time.Second); ce == nil || ce.Code != wire.CloseMaxDuration {
+		t.Fatalf("demo stream closed with %v, want %d", ce, wire.CloseMaxDuration)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("demo stream lasted %v, want about 300ms", d)
+	}
+}
