@@ -146,6 +146,8 @@ func LoadPlans(path string) (*Plans, error) {
 //	starter v1   $29/month, 50 h included, overage $0.60/h, tiny/base models only
 //	team v1      $199/month, 500 h included, overage $0.48/h, all models
 //	trial v1     free, 2 h included, no overage, tiny models only
+//	demo v1      free, 1 h included, no overage, tiny models only: the anonymous
+//	             browser demo's tenant (serve --demo), so that it cannot run up costs
 func DefaultPlans() *Plans {
 	p, err := NewPlans([]Plan{
 		{ID: "payg", Version: 1, Kind: PayAsYouGo, Currency: "USD", PricePerHourMinor: 72, RoundMs: 1000},
@@ -156,6 +158,8 @@ func DefaultPlans() *Plans {
 		{ID: "team", Version: 1, Kind: Monthly, Currency: "USD", MonthlyFeeMinor: 19900, IncludedHours: 500,
 			PricePerHourMinor: 48, OverageAllowed: true, RoundMs: 1000},
 		{ID: "trial", Version: 1, Kind: Monthly, Currency: "USD", IncludedHours: 2, RoundMs: 1000,
+			Models: []string{"tiny", "tiny.en"}},
+		{ID: "demo", Version: 1, Kind: Monthly, Currency: "USD", IncludedHours: 1, RoundMs: 1000,
 			Models: []string{"tiny", "tiny.en"}},
 	})
 	if err != nil {

@@ -170,7 +170,7 @@ func TestPlansFromFile(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if ids := DefaultPlans().IDs(); len(ids) != 5 {
+	if ids := DefaultPlans().IDs(); len(ids) != 6 { // payg, payg-min, starter, team, trial, demo
 		t.Fatalf("default plans %v", ids)
 	}
 }

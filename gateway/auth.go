@@ -14,9 +14,26 @@ import (
 
 // principal is who a request acts for.
 type principal struct {
-	Tenant bus.TenantID
-	Key    bus.KeyID
-	Token  bool // authenticated with a signed token rather than a key
+	Tenant  bus.TenantID
+	Key     bus.KeyID
+	Token   bool   // authenticated with a signed token rather than a key
+	TokenID string // the token's nonce (single use)
+	Expires int64  // the token's expiry, unix seconds
+	Model   string // the token is bound to this model ("" = any the plan allows)
+	Visitor string // demo tokens: the visitor
+}
+
+// Wire codes of scope refusals (403).
+const (
+	// CodeTokenScope: a token was used on a route or model its scope does not cover.
+	CodeTokenScope wire.ErrorCode = "TOKEN_SCOPE"
+	// CodeTokenUsed: the token already opened its one stream.
+	CodeTokenUsed wire.ErrorCode = "TOKEN_USED"
+)
+
+// tokenPrincipal is the principal of verified claims c.
+func tokenPrincipal(c Claims) principal {
+	return principal{Tenant: c.Tenant, Key: c.Key, Token: true, TokenID: c.Nonce, Expires: c.Expires, Model: c.Model, Visitor: c.Visitor}
 }
 
 // credential finds the credential of r: a WebSocket subprotocol pair ("token", X) or
@@ -54,7 +71,7 @@ func (s *Server) authenticate(ctx context.Context, cred string) (principal, erro
 			if !s.cfg.Demo.Enabled || c.Tenant != s.cfg.Demo.Tenant {
 				return principal{}, fmt.Errorf("%w: demo tokens are not accepted", ErrUnauthorized)
 			}
-			return principal{Tenant: c.Tenant, Token: true}, nil
+			return tokenPrincipal(c), nil
 		}
 		ok, err := s.cfg.Keys.Active(ctx, c.Key)
 		if err != nil {
@@ -63,7 +80,7 @@ func (s *Server) authenticate(ctx context.Context, cred string) (principal, erro
 		if !ok {
 			return principal{}, fmt.Errorf("%w: the key of this token was revoked", ErrUnauthorized)
 		}
-		return principal{Tenant: c.Tenant, Key: c.Key, Token: true}, nil
+		return tokenPrincipal(c), nil
 	}
 	k, err := s.cfg.Keys.Lookup(ctx, cred)
 	if errors.Is(err, ErrKeyNotFound) {
@@ -127,4 +144,24 @@ func (s *Server) Authenticate(r *http.Request) (bus.TenantID, bus.KeyID, error) 
 func (s *Server) TenantFromRequest(r *http.Request) (bus.TenantID, error) {
 	t, _, err := s.Authenticate(r)
 	return t, err
+}
+
+// KeyOnly guards h, a route that needs an API key (usage, pre-recorded requests): a
+// request with a signed token is refused with 403 TOKEN_SCOPE (401 when the token does
+// not verify), before h runs. Requests with a key, or none, go to h, which
+// authenticates them itself.
+func (s *Server) KeyOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cred, _ := credential(r); !strings.HasPrefix(cred, TokenPrefix) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		reqID := string(bus.NewSessionID())
+		if _, _, ok := s.authRequest(w, r, reqID); !ok {
+			return
+		}
+		s.m.errors.WithLabelValues(string(CodeTokenScope)).Inc()
+		writeHTTPError(w, http.StatusForbidden, CodeTokenScope,
+			"tokens only open live streams (GET /v1/listen); "+r.Method+" "+r.URL.Path+" needs an API key (Authorization: Token <key>)", "", reqID)
+	})
 }

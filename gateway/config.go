@@ -12,8 +12,11 @@ import (
 // DemoConfig enables POST /demo/grant, which hands a short-lived token for Tenant to
 // anyone who asks (rate-limited per address). For the one-machine browser demo only.
 type DemoConfig struct {
-	Enabled bool
-	Tenant  bus.TenantID
+	Enabled     bool
+	Tenant      bus.TenantID
+	GrantBurst  int           // demo grants per address before 429; default 20
+	GrantPerSec float64       // refill of that bucket (its own, not the failed-auth one); default 0.5
+	MaxSession  time.Duration // longest demo stream (close 4003); default 5m
 }
 
 // Config configures a Server. Zero durations and sizes take the defaults noted.
@@ -26,6 +29,7 @@ type Config struct {
 	Quota     Quota                 // optional: nil allows everything
 	Metering  Metering              // optional: nil meters nothing
 	Live      LiveGuard             // optional: nil uses an in-process limit of MaxStreamsPerTenant
+	TokenUses TokenUses             // optional: nil records used tokens in this process only
 	Log       *slog.Logger          // optional: nil discards
 	Metrics   prometheus.Registerer // optional: nil registers nowhere
 
@@ -69,11 +73,16 @@ func (c *Config) setDefaults() {
 	def(&c.RealtimeBurst, 10*time.Second)
 	def(&c.TokenTTL, 30*time.Second)
 	def(&c.MaxTokenTTL, time.Hour)
+	def(&c.Demo.MaxSession, 5*time.Minute)
 	defInt(&c.MaxStreamsPerTenant, 10)
 	defInt(&c.MaxFrameBytes, 1<<20)
 	defInt(&c.MaxTextBytes, 64<<10)
 	defInt(&c.WriteQueue, 256)
 	defInt(&c.AuthFailBurst, 20)
+	defInt(&c.Demo.GrantBurst, 20)
+	if c.Demo.GrantPerSec == 0 {
+		c.Demo.GrantPerSec = 0.5
+	}
 	if c.AuthFailPerSec == 0 {
 		c.AuthFailPerSec = 1
 	}
@@ -104,7 +113,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: Demo.Tenant %q is not a valid tenant id", ErrConfig, c.Demo.Tenant)
 	case c.MaxTextBytes > c.MaxFrameBytes:
 		return fmt.Errorf("%w: MaxTextBytes %d > MaxFrameBytes %d", ErrConfig, c.MaxTextBytes, c.MaxFrameBytes)
-	case c.IdleTimeout < 0 || c.MaxSession < 0 || c.WriteQueue < 1 || c.AuthFailBurst < 1:
+	case c.IdleTimeout < 0 || c.MaxSession < 0 || c.WriteQueue < 1 || c.AuthFailBurst < 1 || c.Demo.GrantBurst < 1 || c.Demo.GrantPerSec < 0:
 		return fmt.Errorf("%w: negative durations or sizes", ErrConfig)
 	case c.TokenTTL > c.MaxTokenTTL:
 		return fmt.Errorf("%w: TokenTTL %v > MaxTokenTTL %v", ErrConfig, c.TokenTTL, c.MaxTokenTTL)

@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -94,15 +96,52 @@ func TestSigner(t *testing.T) {
 	}
 }
 
+// signClaims signs raw claims JSON the way Issue does, for tokens Issue cannot make.
+func signClaims(s *Signer, claims string) string {
+	body := TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(claims))
+	return body + "." + base64.RawURLEncoding.EncodeToString(s.mac(body))
+}
+
+// TestTokenScope: issued tokens carry the listen scope, a nonce of their own, and the
+// model and visitor asked for; correctly signed tokens without a known scope or a
+// nonce (those of older versions) are refused.
+func TestTokenScope(t *testing.T) {
+	s, _ := NewSigner(bytes.Repeat([]byte("s"), 32))
+	a, _ := s.IssueClaims(Claims{Tenant: "acme", Key: "k", Model: "tiny.en"}, time.Minute)
+	b, _ := s.IssueClaims(Claims{Tenant: "demo", Visitor: "v1"}, time.Minute)
+	ca, err := s.Verify(a)
+	if err != nil || ca.Scope != ScopeListen || ca.Model != "tiny.en" || ca.Nonce == "" {
+		t.Fatalf("verify %+v %v", ca, err)
+	}
+	cb, err := s.Verify(b)
+	if err != nil || cb.Visitor != "v1" || cb.Nonce == ca.Nonce {
+		t.Fatalf("verify %+v %v (nonce of the other %q)", cb, err, ca.Nonce)
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, claims := range []string{
+		fmt.Sprintf(`{"t":"acme","k":"k","e":%d}`, exp),                     // before scopes
+		fmt.Sprintf(`{"t":"acme","k":"k","e":%d,"s":"listen"}`, exp),        // no nonce
+		fmt.Sprintf(`{"t":"acme","k":"k","e":%d,"n":"x","s":"admin"}`, exp), // unknown scope
+	} {
+		if _, err := s.Verify(signClaims(s, claims)); !errors.Is(err, ErrBadToken) {
+			t.Errorf("Verify(%s) = %v, want ErrBadToken", claims, err)
+		}
+	}
+}
+
 func FuzzVerifyToken(f *testing.F) {
 	s, _ := NewSigner(bytes.Repeat([]byte("s"), 32))
 	tok, _ := s.Issue("acme", "k", time.Hour)
 	f.Add(tok)
 	f.Add("est1.e30.")
+	bound, _ := s.IssueClaims(Claims{Tenant: "demo", Model: "tiny.en", Visitor: "v"}, time.Hour)
+	f.Add(bound)
+	f.Add(signClaims(s, `{"t":"acme","e":9999999999,"n":"x","s":"listen","m":""}`))
+	f.Add(signClaims(s, `{"t":"acme","e":9999999999}`))
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := s.Verify(in)
-		if err == nil && c.Tenant == "" {
-			t.Fatal("accepted a token without tenant")
+		if err == nil && (c.Tenant == "" || c.Scope != ScopeListen || c.Nonce == "") {
+			t.Fatalf("accepted a token without tenant, scope or nonce: %+v", c)
 		}
 	})
 }

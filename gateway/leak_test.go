@@ -32,8 +32,9 @@ func TestNoLeakUnderAbuse(t *testing.T) {
 			hdr = http.Header{"Sec-WebSocket-Protocol": {"token, " + good[:len(good)-3] + "AAA"}}
 		case 2:
 			hdr, q = auth, "encoding=linear16&sample_rate=nope"
-		default:
-			hdr = auth
+		default: // a token opens one stream: a fresh one per session
+			tok, _ := h.signer.Issue(testTenant, h.key.ID, time.Hour)
+			hdr = http.Header{"Authorization": {"Bearer " + tok}}
 		}
 		c, resp, err := d.Dial(h.wsURL(q), hdr)
 		if resp != nil && resp.Body != nil {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -44,6 +45,9 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("tenant", p.Tenant, "key", p.Key)
+	if p.Visitor != "" {
+		log = log.With("visitor", p.Visitor)
+	}
 	params, err := wire.ParseQuery(r.URL.Query())
 	if err != nil {
 		var pe *wire.ParamError
@@ -57,6 +61,10 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	model, ok := s.cfg.Models.Lookup(params.Model)
 	if !ok {
 		fail(http.StatusBadRequest, wire.CodeUnknownModel, "no model named "+strconv.Quote(params.Model)+"; GET /v1/models lists them", "model")
+		return
+	}
+	if p.Model != "" && model.Name != p.Model {
+		fail(http.StatusForbidden, CodeTokenScope, "this token is bound to model "+strconv.Quote(p.Model)+"; get a token for "+strconv.Quote(model.Name), "model")
 		return
 	}
 	if params.Encoding == "" {
@@ -95,6 +103,9 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	if params.Resume != "" {
 		info.Billed, info.OffsetMs = bus.SessionID(params.Resume), params.ResumeOffsetMs
 	}
+	if p.Token && !s.tokenFree(ctx, p, "", bus.SessionID(params.Resume), fail, log) {
+		return
+	}
 	releaseSlot, err := s.live.Acquire(ctx, info)
 	if err != nil {
 		if errors.Is(err, ErrTooManyStreams) {
@@ -111,6 +122,10 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "Upgrade")
 		writeHTTPError(w, http.StatusUpgradeRequired, codeUpgradeRequired,
 			"admission checks pass; GET /v1/listen is a WebSocket endpoint: send an Upgrade request", "", reqID)
+		return
+	}
+	if p.Token && !s.tokenFree(ctx, p, sid, bus.SessionID(params.Resume), fail, log) {
+		releaseSlot()
 		return
 	}
 	streamLog, flushLog := s.cappedLogger(log) // a client must not choose how much we log
@@ -171,6 +186,30 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ss.run(conn, stream, meter)
+}
+
+// tokenFree enforces a token's single stream: the token may open a stream when it has
+// opened none, or resume the stream it opened. With sid set it binds the token to sid
+// (atomically: of two connections racing with one token, one wins); with sid empty
+// it only looks. It writes the refusal itself (ok false).
+func (s *Server) tokenFree(ctx context.Context, p principal, sid, resume bus.SessionID, fail func(int, wire.ErrorCode, string, string), log *slog.Logger) bool {
+	var bound bus.SessionID
+	var err error
+	if sid == "" {
+		bound, err = s.tokenUses.Bound(ctx, p.TokenID)
+	} else {
+		bound, err = s.tokenUses.Use(ctx, p.TokenID, sid, time.Unix(p.Expires, 0))
+	}
+	if err != nil {
+		log.Error("token use", "err", err)
+		fail(http.StatusInternalServerError, wire.CodeInternal, "token check unavailable", "")
+		return false
+	}
+	if bound == "" || bound == sid || (resume != "" && bound == resume) {
+		return true
+	}
+	fail(http.StatusForbidden, CodeTokenUsed, "this token already opened a stream ("+string(bound)+"); a token opens one stream and may only resume it: get a new token for a new stream", "")
+	return false
 }
 
 // codeUpgradeRequired answers a probe (a plain GET /v1/listen) whose checks all pass.

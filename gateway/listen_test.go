@@ -167,7 +167,10 @@ func TestAuth(t *testing.T) {
 	if err := h.keys.Revoke(ctx, testTenant, revokedKey.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A token opens one stream: each case that opens one gets its own.
 	good, _ := h.signer.Issue(testTenant, h.key.ID, time.Minute)
+	good2, _ := h.signer.Issue(testTenant, h.key.ID, time.Minute)
+	good3, _ := h.signer.Issue(testTenant, h.key.ID, time.Minute)
 	expired, _ := h.signer.Issue(testTenant, h.key.ID, -time.Second)
 	other, _ := NewSigner([]byte(strings.Repeat("z", 32)))
 	forged, _ := other.Issue(testTenant, h.key.ID, time.Minute)
@@ -189,8 +192,9 @@ func TestAuth(t *testing.T) {
 		{"key", "", h.keyHeader(), 101, ""},
 		{"bearer key", "", http.Header{"Authorization": {"Bearer " + h.secret}}, 101, ""},
 		{"bearer token", "", http.Header{"Authorization": {"Bearer " + good}}, 101, ""},
-		{"query token", "&token=" + good, nil, 101, ""},
-		{"subprotocol token", "", http.Header{"Sec-WebSocket-Protocol": {"token, " + good}}, 101, "token"},
+		{"query token", "&token=" + good2, nil, 101, ""},
+		{"subprotocol token", "", http.Header{"Sec-WebSocket-Protocol": {"token, " + good3}}, 101, "token"},
+		{"used token", "", http.Header{"Authorization": {"Bearer " + good}}, 403, ""},
 		{"subprotocol key", "", http.Header{"Sec-WebSocket-Protocol": {"token, " + h.secret}}, 101, "token"},
 		{"subprotocol bad", "", http.Header{"Sec-WebSocket-Protocol": {"token, est1.garbage.x"}}, 401, ""},
 	}
@@ -635,5 +639,26 @@ func TestModelsEndpoint(t *testing.T) {
 	h.srv.Mount("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
 	if resp, _ := http.Get(h.ts.URL + "/healthz"); resp.StatusCode != 204 {
 		t.Fatalf("mounted route: %d", resp.StatusCode)
+	}
+}
+
+// TestDemoStreamLength: a demo stream ends with close 4003 MAX_DURATION at
+// Demo.MaxSession, while the tenant-wide MaxSession is longer.
+func TestDemoStreamLength(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Demo = DemoConfig{Enabled: true, Tenant: "demo", MaxSession: 300 * time.Millisecond}
+	})
+	tok, _ := h.signer.IssueClaims(Claims{Tenant: "demo", Visitor: "v"}, time.Minute)
+	c, _, he, err := h.dial(pcmQuery+"&token="+tok, nil)
+	if err != nil {
+		t.Fatalf("demo token refused: %v %+v", err, he)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, ce := readAll(t, c, 5*time.Second); ce == nil || ce.Code != wire.CloseMaxDuration {
+		t.Fatalf("demo stream closed with %v, want %d", ce, wire.CloseMaxDuration)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("demo stream lasted %v, want about 300ms", d)
 	}
 }

@@ -19,13 +19,15 @@ import (
 // Server is the gateway's HTTP and WebSocket edge. Create it with New, serve
 // Handler() from an http.Server, and call Shutdown to drain.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	mux      *http.ServeMux
-	m        *metrics
-	fails    *failLimiter
-	live     LiveGuard
-	upgrader wsUpgrader
+	cfg        Config
+	log        *slog.Logger
+	mux        *http.ServeMux
+	m          *metrics
+	fails      *failLimiter
+	demoGrants *failLimiter // POST /demo/grant, per address
+	tokenUses  TokenUses
+	live       LiveGuard
+	upgrader   wsUpgrader
 
 	mu       sync.Mutex
 	draining bool
@@ -49,16 +51,21 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gateway metrics: %w", err)
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Log.With("component", "gateway"),
-		mux:      http.NewServeMux(),
-		m:        m,
-		fails:    newFailLimiter(cfg.AuthFailBurst, cfg.AuthFailPerSec),
-		live:     cfg.Live,
-		sessions: map[*session]struct{}{},
+		cfg:        cfg,
+		log:        cfg.Log.With("component", "gateway"),
+		mux:        http.NewServeMux(),
+		m:          m,
+		fails:      newFailLimiter(cfg.AuthFailBurst, cfg.AuthFailPerSec),
+		demoGrants: newFailLimiter(cfg.Demo.GrantBurst, cfg.Demo.GrantPerSec),
+		tokenUses:  cfg.TokenUses,
+		live:       cfg.Live,
+		sessions:   map[*session]struct{}{},
 	}
 	if s.live == nil {
 		s.live = newLocalGuard(cfg.MaxStreamsPerTenant)
+	}
+	if s.tokenUses == nil {
+		s.tokenUses = newLocalTokenUses()
 	}
 	s.upgrader.Upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,

@@ -383,7 +383,11 @@ func (ss *session) beginEnding(code int) {
 func (ss *session) relayLoop() {
 	cfg := &ss.srv.cfg
 	results := ss.stream.Results()
-	maxLen := time.NewTimer(cfg.MaxSession)
+	maxSession := cfg.MaxSession
+	if cfg.Demo.Enabled && ss.info.Tenant == cfg.Demo.Tenant {
+		maxSession = min(maxSession, cfg.Demo.MaxSession)
+	}
+	maxLen := time.NewTimer(maxSession)
 	defer maxLen.Stop()
 	var quotaTick <-chan time.Time
 	if cfg.Quota != nil {
@@ -427,7 +431,7 @@ func (ss *session) relayLoop() {
 			ss.finish()
 			return
 		case <-maxLen.C:
-			ss.fail(wire.CloseMaxDuration, wire.CodeMaxDuration, "the stream reached its maximum length of "+cfg.MaxSession.String())
+			ss.fail(wire.CloseMaxDuration, wire.CodeMaxDuration, "the stream reached its maximum length of "+maxSession.String())
 			return
 		case <-quotaTick:
 			if err := cfg.Quota.Check(ss.ctx, ss.info.Tenant, ss.info.Model); err != nil {

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,12 +17,28 @@ import (
 // TokenPrefix starts every signed token, so credentials can be told apart from keys.
 const TokenPrefix = "est1."
 
-// Claims are what a signed token asserts. Key is empty for demo tokens.
+// ScopeListen is the one token scope: open one live stream (GET /v1/listen) — the
+// first connection made with the token, and the reconnects that resume that stream.
+// Every other route needs an API key.
+const ScopeListen = "listen"
+
+// Claims are what a signed token asserts. Key is empty for demo tokens, whose Visitor
+// is a random id of the demo visitor the grant went to.
 type Claims struct {
 	Tenant  bus.TenantID `json:"t"`
 	Key     bus.KeyID    `json:"k,omitempty"`
-	Expires int64        `json:"e"` // unix seconds
-	Nonce   string       `json:"n,omitempty"`
+	Expires int64        `json:"e"`           // unix seconds
+	Nonce   string       `json:"n,omitempty"` // the token's id: what single use is recorded under
+	Scope   string       `json:"s,omitempty"` // ScopeListen; a token without one is refused
+	Model   string       `json:"m,omitempty"` // when set, the only model the token may open
+	Visitor string       `json:"v,omitempty"` // demo tokens: the visitor's id
+}
+
+// newID returns 16 random bytes in hex.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Signer issues and verifies short-lived tokens: "est1." + base64url(JSON claims) +
@@ -45,10 +63,20 @@ func (s *Signer) mac(msg string) []byte {
 	return m.Sum(nil)
 }
 
-// Issue returns a token for tenant and key valid for ttl, and its expiry.
+// Issue returns a listen-scoped token for tenant and key valid for ttl, and its expiry.
 func (s *Signer) Issue(tenant bus.TenantID, key bus.KeyID, ttl time.Duration) (string, time.Time) {
+	return s.IssueClaims(Claims{Tenant: tenant, Key: key}, ttl)
+}
+
+// IssueClaims returns a token asserting c valid for ttl, and its expiry. It sets
+// Expires, a fresh Nonce, and Scope ScopeListen when c has none.
+func (s *Signer) IssueClaims(c Claims, ttl time.Duration) (string, time.Time) {
 	exp := s.now().Add(ttl)
-	c := Claims{Tenant: tenant, Key: key, Expires: exp.Unix()}
+	c.Expires = exp.Unix()
+	c.Nonce = newID()
+	if c.Scope == "" {
+		c.Scope = ScopeListen
+	}
 	exp = time.Unix(c.Expires, 0)
 	b, _ := json.Marshal(c)
 	body := TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
@@ -79,6 +107,11 @@ func (s *Signer) Verify(tok string) (Claims, error) {
 	}
 	if s.now().Unix() >= c.Expires {
 		return Claims{}, fmt.Errorf("%w: expired %s", ErrTokenExpired, time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
+	}
+	// Tokens from before scopes (no scope, no nonce) could not be held to one stream:
+	// they are refused rather than given a scope they were not signed with.
+	if c.Scope != ScopeListen || c.Nonce == "" {
+		return Claims{}, fmt.Errorf("%w: token without a known scope (issued by an older version?); get a new one", ErrBadToken)
 	}
 	return c, nil
 }

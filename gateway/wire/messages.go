@@ -127,4 +127,6 @@ type Grant struct {
 // GrantRequest is the optional body of POST /v1/auth/grant.
 type GrantRequest struct {
 	TTLSeconds float64 `json:"ttl_seconds,omitempty"`
+	Scope      string  `json:"scope,omitempty"` // "listen" (the default and only scope)
+	Model      string  `json:"model,omitempty"` // bind the token to this model
 }

@@ -156,13 +156,16 @@ func Run(ctx context.Context, o Options) error {
 	mux := http.NewServeMux()
 	if o.Parts.Gateway {
 		if o.Gateway.Demo {
-			// The demo tenant is on the "team" plan (500 h included), or on the first plan of
-			// a custom plans file that has none by that name.
-			demoPlan := "team"
-			if _, err := plans.Get(demoPlan, 0); err != nil {
-				demoPlan = plans.IDs()[0]
+			// The demo tenant is on the capped "demo" plan (1 h a month, tiny models), also
+			// when it was created on another plan by an older version; a plans file may
+			// define its own "demo" plan, and must have one.
+			if _, err := plans.Get("demo", 0); err != nil {
+				return fmt.Errorf("--demo needs a plan named \"demo\" in the plans file: %w", err)
 			}
-			if _, err := store.CreateTenant(ctx, bus.TenantID(o.Gateway.DemoTenant), demoPlan); err != nil && !errors.Is(err, billing.ErrTenantExists) {
+			if _, err := store.CreateTenant(ctx, bus.TenantID(o.Gateway.DemoTenant), "demo"); err != nil && !errors.Is(err, billing.ErrTenantExists) {
+				return fmt.Errorf("demo tenant: %w", err)
+			}
+			if err := store.SetPlan(ctx, bus.TenantID(o.Gateway.DemoTenant), "demo", 0); err != nil {
 				return fmt.Errorf("demo tenant: %w", err)
 			}
 		}
@@ -188,6 +191,7 @@ func Run(ctx context.Context, o Options) error {
 			Models:              catalog{allowSynthetic: o.Gateway.AllowSynthetic},
 			Keys:                gateway.NewKeyStore(rdb),
 			Signer:              signer,
+			TokenUses:           gateway.NewRedisTokenUses(rdb),
 			Quota:               quota{billing.NewQuota(store)},
 			Metering:            metering{js: js, resumes: billing.NewResumes(rdb, 0)},
 			Log:                 log,
@@ -204,7 +208,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		gw.Mount("GET /v1/usage", gw.LimitFailedAuth(billing.UsageHandler(store, gw.TenantFromRequest)))
+		gw.Mount("GET /v1/usage", gw.LimitFailedAuth(gw.KeyOnly(billing.UsageHandler(store, gw.TenantFromRequest))))
 		phone, err = twilio.New(twilio.Config{
 			Backend:   backend{client},
 			Tenants:   twilio.NewSecretStore(rdb),
@@ -251,9 +255,9 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("pre-recorded API: %w", err)
 		}
 		g.Go(func() error { return pre.Run(gctx) })
-		gw.Mount("POST /v1/listen", gw.LimitFailedAuth(pre))
-		gw.Mount("GET /v1/requests/{id}", gw.LimitFailedAuth(pre))
-		gw.Mount("DELETE /v1/requests/{id}", gw.LimitFailedAuth(pre))
+		gw.Mount("POST /v1/listen", gw.LimitFailedAuth(gw.KeyOnly(pre)))
+		gw.Mount("GET /v1/requests/{id}", gw.LimitFailedAuth(gw.KeyOnly(pre)))
+		gw.Mount("DELETE /v1/requests/{id}", gw.LimitFailedAuth(gw.KeyOnly(pre)))
 		gw.Mount("/", web.Handler())
 		// Load balancers probe /healthz and /readyz on the public address; there /readyz
 		// says only ready or not. /metrics and the readiness details are on the ops address.

@@ -11,16 +11,15 @@ import (
 )
 
 // Credentials authenticate the bench's streams and usage queries: an API key, a fixed
-// token, or (neither given) demo tokens from POST /demo/grant, refreshed before they
-// expire. Safe for concurrent use.
+// token, or (neither given) a demo token from POST /demo/grant per stream (a token
+// opens one stream; demo grants are rate-limited and the demo tenant is capped, so
+// give --key for anything but a short run). Safe for concurrent use.
 type Credentials struct {
 	Key   string
 	Token string
 	Base  string // http(s)://host:port of the gateway (for /demo/grant and /v1/usage)
 
-	mu      sync.Mutex
-	demo    string
-	demoExp time.Time
+	mu sync.Mutex
 }
 
 // HTTPBase turns a ws(s):// URL of /v1/listen into the http(s):// base of the gateway.
@@ -39,9 +38,6 @@ func (c *Credentials) Auth(ctx context.Context) (key, token string, err error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.demo != "" && time.Until(c.demoExp) > 5*time.Second {
-		return "", c.demo, nil
-	}
 	var g struct {
 		AccessToken string  `json:"access_token"`
 		ExpiresIn   float64 `json:"expires_in"`
@@ -52,7 +48,7 @@ func (c *Credentials) Auth(ctx context.Context) (key, token string, err error) {
 			break
 		}
 		if status == http.StatusTooManyRequests && attempt < 10 {
-			time.Sleep(time.Second)
+			time.Sleep(2 * time.Second)
 			continue
 		}
 		if err == nil {
@@ -60,12 +56,12 @@ func (c *Credentials) Auth(ctx context.Context) (key, token string, err error) {
 		}
 		return "", "", fmt.Errorf("demo token from %s/demo/grant: %w", c.Base, err)
 	}
-	c.demo, c.demoExp = g.AccessToken, time.Now().Add(time.Duration(g.ExpiresIn*float64(time.Second)))
-	return "", c.demo, nil
+	return "", g.AccessToken, nil
 }
 
 // UsageMs returns the tenant's billed milliseconds this month from GET /v1/usage, or
-// ok=false when the server has no usage endpoint or refuses the credentials.
+// ok=false when the server has no usage endpoint or refuses the credentials (tokens:
+// /v1/usage needs an API key).
 func (c *Credentials) UsageMs(ctx context.Context) (ms int64, ok bool) {
 	key, token, err := c.Auth(ctx)
 	if err != nil {

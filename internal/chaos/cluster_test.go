@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot-dev/earshot/billing"
+	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/models"
@@ -139,25 +142,24 @@ func (c *cluster) startGateway() {
 	c.gateway.WaitOutput("msg=serving", 30*time.Second)
 }
 
-// token is a demo token of the demo tenant (valid for 10 minutes, across gateway restarts:
-// the signing secret is kept in the data dir).
+// token is an API key of tenant "chaos" (team plan), sent as "Bearer <key>" like a
+// token. A signed token opens one stream and cannot read /v1/usage, and the demo tenant
+// is capped, so the chaos streams use a key.
 func (c *cluster) token() string {
 	c.t.Helper()
-	resp, err := http.Post(c.httpURL()+"/demo/grant", "", nil)
+	ctx := context.Background()
+	rdb := c.redis.Client()
+	if _, err := billing.NewStore(rdb, billing.DefaultPlans(), nil).CreateTenant(ctx, "chaos", "team"); err != nil && !errors.Is(err, billing.ErrTenantExists) {
+		c.t.Fatalf("chaos tenant: %v", err)
+	}
+	_, key, err := gateway.NewKeyStore(rdb).Create(ctx, "chaos")
 	if err != nil {
-		c.t.Fatalf("demo grant: %v", err)
+		c.t.Fatalf("chaos key: %v", err)
 	}
-	defer resp.Body.Close()
-	var g struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&g); err != nil || g.AccessToken == "" {
-		c.t.Fatalf("demo grant: HTTP %d %v", resp.StatusCode, err)
-	}
-	return g.AccessToken
+	return key
 }
 
-// billedMs is the demo tenant's total_ms from GET /v1/usage.
+// billedMs is the chaos tenant's total_ms from GET /v1/usage.
 func (c *cluster) billedMs(token string) (int64, error) {
 	req, _ := http.NewRequest(http.MethodGet, c.httpURL()+"/v1/usage", nil)
 	req.Header.Set("Authorization", "Bearer "+token)

@@ -36,7 +36,7 @@ create and revoke are recorded in T's audit log when NATS (--nats) is reachable.
 		name:    "tenants",
 		summary: "create tenants, set their price plan, top up prepaid balances, show them",
 		usage: `Subcommands:
-  create T [--plan P]        a tenant on plan P (default payg); plans: payg, payg-min, starter, team, trial
+  create T [--plan P]        a tenant on plan P (default payg); plans: payg, payg-min, starter, team, trial, demo
   plan T P [--version N]     move T to plan P (latest version unless --version)
   topup T AMOUNT             add AMOUNT minor units (cents) to T's prepaid balance
   show T                     plan, balance, creation time

@@ -17,7 +17,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/earshot-dev/earshot/billing"
+	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/app"
 	"github.com/earshot-dev/earshot/internal/bench"
@@ -35,8 +38,8 @@ concurrent connections in real time, for each N of --streams, and measures parti
 latency, WER against the references, RTF, CPU and peak RSS of the service processes (--pids, else
 every process named "earshot" but this one), and audio billed (GET /v1/usage). The sweep stops
 after the first level whose partial p95 exceeds --knee or that had errors. Writes bench.json,
-bench.md, latency.svg and cpu.svg to --out. Credentials: --key, --token, or demo tokens
-(earshot serve --demo).
+bench.md, latency.svg and cpu.svg to --out. Credentials: --key, --token (one stream), or demo tokens
+(earshot serve --demo; one per stream); --serve makes a key of its own.
 
 --engine skips the gateway: sessions are opened on transcriber workers over NATS (--nats URL, or
 --nats-port P to run an embedded NATS server here that 'earshot transcriber --nats
@@ -49,7 +52,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["bench"], "[flags]")
 	url := fs.String("url", "ws://localhost:8080/v1/listen", "gateway WebSocket URL")
 	key := fs.String("key", "", "API key (or env EARSHOT_API_KEY)")
-	token := fs.String("token", "", "token from POST /v1/auth/grant (must outlive the sweep's dials)")
+	token := fs.String("token", "", "token from POST /v1/auth/grant (opens one stream: use --key for more)")
 	model := fs.String("model", "", "model (default: the server's; --engine: tiny.en)")
 	manifest := fs.String("manifest", "", "speech manifest (default: the shared test data's speech/manifest.tsv)")
 	streams := fs.String("streams", "1,2,4,8", "concurrent streams per level, ascending")
@@ -122,7 +125,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 	} else {
 		if *serve {
-			u, pid, stop, err := startServe(ctx, e)
+			u, pid, stop, err := startServe(ctx, e, key)
 			if err != nil {
 				return err
 			}
@@ -297,7 +300,9 @@ func (lw *localWorker) start(nc *nats.Conn, log *slog.Logger) (func(), error) {
 
 // startServe runs a private redis-server and `earshot serve --demo` (this binary) on
 // free loopback ports and returns the WebSocket URL, the serve pid and a stop function.
-func startServe(ctx context.Context, e *env) (url string, pid int, stop func(), err error) {
+// It sets *key to an API key of a tenant "bench" on the team plan: demo tokens open one
+// stream each and the demo tenant is capped, so the bench does not run on them.
+func startServe(ctx context.Context, e *env, key *string) (url string, pid int, stop func(), err error) {
 	redisBin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("--serve needs redis-server on PATH (apt-get install redis-server)")
@@ -362,6 +367,15 @@ func startServe(ctx context.Context, e *env) (url string, pid int, stop func(), 
 			return "", 0, nil, fmt.Errorf("earshot serve not ready on %s within 2 minutes:\n%s", base, out)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rport)})
+	defer rdb.Close()
+	if _, err = billing.NewStore(rdb, billing.DefaultPlans(), nil).CreateTenant(ctx, "bench", "team"); err == nil {
+		_, *key, err = gateway.NewKeyStore(rdb).Create(ctx, "bench")
+	}
+	if err != nil {
+		stop()
+		return "", 0, nil, fmt.Errorf("bench tenant: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "bench: earshot serve (pid %d) on %s, redis on port %d\n", srv.Process.Pid, base, rport)
 	return fmt.Sprintf("ws://127.0.0.1:%d/v1/listen", gport), srv.Process.Pid, stop, nil

@@ -23,7 +23,7 @@ type Common struct {
 	HTTP         string        `flag:"http" env:"EARSHOT_HTTP" help:"deprecated: the same as --ops-listen (wins when set)"`
 	LogLevel     string        `flag:"log-level" env:"EARSHOT_LOG_LEVEL" help:"debug, info, warn or error"`
 	LogFormat    string        `flag:"log-format" env:"EARSHOT_LOG_FORMAT" help:"text or json"`
-	PlansFile    string        `flag:"plans" env:"EARSHOT_PLANS" help:"price plans JSON file {\"plans\":[...]} (default: the built-in payg, payg-min, starter, team, trial)"`
+	PlansFile    string        `flag:"plans" env:"EARSHOT_PLANS" help:"price plans JSON file {\"plans\":[...]} (default: the built-in payg, payg-min, starter, team, trial, demo; with --demo it must define \"demo\")"`
 	DrainTimeout time.Duration `flag:"drain-timeout" env:"EARSHOT_DRAIN_TIMEOUT" help:"how long SIGTERM waits for live sessions before forcing"`
 	// The ops listener and the limits of every HTTP listener (docs/api.md "Connection limits").
 	OpsListen        string        `flag:"ops-listen" env:"EARSHOT_OPS_LISTEN" help:"address for /metrics and the detailed /healthz, /readyz (not for clients; empty: none; the default moves to a free loopback port when taken)"`

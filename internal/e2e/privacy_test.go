@@ -89,6 +89,16 @@ func postListen(t *testing.T, srv *testutil.Serve, auth, query string, wav []byt
 }
 
 // tenantKey creates a billing tenant on the team plan and an API key for it.
+// demoTenantKey makes an API key of the demo tenant ("Token <secret>").
+func demoTenantKey(t *testing.T, rdb *redis.Client) string {
+	t.Helper()
+	_, secret, err := gateway.NewKeyStore(rdb).Create(context.Background(), "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Token " + secret
+}
+
 func tenantKey(t *testing.T, rdb *redis.Client, tenant string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -146,6 +156,8 @@ func TestPrivacyScanNothingKeptByDefault(t *testing.T) {
 	rdb := srv.Redis.Client()
 	ctx := context.Background()
 	t.Logf("serve ready after %v", time.Since(start).Round(time.Millisecond))
+	// Files and /v1/requests need an API key (a demo token only opens a live stream).
+	demoKey := demoTenantKey(t, rdb)
 
 	// A default live stream of JFK with interim results.
 	jfkPath, jfkWAV := manifestWAV(t, jfkID)
@@ -163,7 +175,7 @@ func TestPrivacyScanNothingKeptByDefault(t *testing.T) {
 	}
 	// A default pre-recorded request of a second recording.
 	_, quilterWAV := manifestWAV(t, quilterID)
-	preID, preText := postListen(t, srv, "Bearer "+srv.DemoToken(), "", quilterWAV)
+	preID, preText := postListen(t, srv, demoKey, "", quilterWAV)
 	t.Logf("live %q; pre-recorded %s %q (%v)", strings.Join(strings.Fields(liveText), " "), preID, preText, time.Since(start).Round(time.Millisecond))
 
 	// Billing applies both usage events (ids and milliseconds) before the scan.
@@ -204,7 +216,7 @@ func TestPrivacyScanNothingKeptByDefault(t *testing.T) {
 	t.Logf("default scan: %d places read, nothing found (%v)", len(sc.haystacks), time.Since(start).Round(time.Millisecond))
 
 	// Opt in: retain=transcript keeps the response, and the scan finds it.
-	keptID, keptText := postListen(t, srv, "Bearer "+srv.DemoToken(), "retain=transcript", quilterWAV)
+	keptID, keptText := postListen(t, srv, demoKey, "retain=transcript", quilterWAV)
 	kw := newNeedles(transcriptWords(keptText), wavPCM(t, quilterWAV))
 	sc = privScanAll(t, rdb, srv.NATSURL, srv.Output(), srv.DataDir, srv.Redis.Dir)
 	got := strings.Join(sc.found(kw, nil), "\n")
@@ -214,17 +226,17 @@ func TestPrivacyScanNothingKeptByDefault(t *testing.T) {
 	if strings.Contains(got, "audio bytes") {
 		t.Fatalf("retain=transcript kept audio:\n%s", got)
 	}
-	resp, body := httpDo(t, http.MethodGet, srv.URL+"/v1/requests/"+keptID, "Bearer "+srv.DemoToken(), "", nil)
+	resp, body := httpDo(t, http.MethodGet, srv.URL+"/v1/requests/"+keptID, demoKey, "", nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), keptText) {
 		t.Fatalf("GET retained: %d %s", resp.StatusCode, body)
 	}
 
 	// DELETE removes it from everything Earshot reads.
-	resp, body = httpDo(t, http.MethodDelete, srv.URL+"/v1/requests/"+keptID, "Bearer "+srv.DemoToken(), "", nil)
+	resp, body = httpDo(t, http.MethodDelete, srv.URL+"/v1/requests/"+keptID, demoKey, "", nil)
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", resp.StatusCode, body)
 	}
-	resp, _ = httpDo(t, http.MethodGet, srv.URL+"/v1/requests/"+keptID, "Bearer "+srv.DemoToken(), "", nil)
+	resp, _ = httpDo(t, http.MethodGet, srv.URL+"/v1/requests/"+keptID, demoKey, "", nil)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET after DELETE: %d", resp.StatusCode)
 	}
@@ -256,7 +268,7 @@ func TestRetentionExpiryTenantsAndErase(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), text) || !strings.Contains(string(body), "retained_until") {
 		t.Fatalf("GET with the tenant's key: %d %s", resp.StatusCode, body)
 	}
-	for name, auth := range map[string]string{"another tenant's key": other, "the demo tenant's token": "Bearer " + srv.DemoToken()} {
+	for name, auth := range map[string]string{"another tenant's key": other, "the demo tenant's key": demoTenantKey(t, rdb)} {
 		if resp, body := httpDo(t, http.MethodGet, srv.URL+"/v1/requests/"+id, auth, "", nil); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("GET with %s: %d %s", name, resp.StatusCode, body)
 		}

@@ -22,7 +22,7 @@ func TestQuotaCutsLiveStream(t *testing.T) {
 	testdata.Model(t, "tiny.en")
 	plans := filepath.Join(t.TempDir(), "plans.json")
 	// 3600 cents per audio hour = 1 cent per second, billed per millisecond.
-	if err := os.WriteFile(plans, []byte(`{"plans":[{"id":"cent-per-second","version":1,"kind":"payg","currency":"USD","price_per_hour_minor":3600}]}`), 0o644); err != nil {
+	if err := os.WriteFile(plans, []byte(`{"plans":[{"id":"cent-per-second","version":1,"kind":"payg","currency":"USD","price_per_hour_minor":3600},{"id":"demo","version":1,"kind":"monthly","currency":"USD","included_hours":1}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	srv := testutil.StartServe(t, "--plans", plans)

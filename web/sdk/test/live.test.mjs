@@ -50,9 +50,11 @@ test("JFK in real time: partials, then a final with the sentence", { timeout: 12
   assert.ok(last.end > 8 && last.end < 13, `last final ends at ${last.end}s of an 11 s clip`);
 });
 
-/** The demo tenant's billed audio (GET /v1/usage total_ms). */
+/** The demo tenant's billed audio (GET /v1/usage total_ms: a route for API keys, not tokens). */
+let demoKey;
 async function billedMs(base) {
-  const r = await fetch(base + "/v1/usage", { headers: { Authorization: "Bearer " + (await demoToken(base)) } });
+  demoKey ??= srv.apiKey();
+  const r = await fetch(base + "/v1/usage", { headers: { Authorization: "Token " + demoKey } });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(`GET /v1/usage: HTTP ${r.status} ${JSON.stringify(body)}`);
   return Number(body.total_ms);

@@ -1,6 +1,6 @@
 // Test harness: a real Redis and a real `earshot serve --demo` on free ports, the
 // JFK WAV, and text normalisation. Shared by the SDK tests and the browser test.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
@@ -60,7 +60,7 @@ function tail(child) {
 
 /**
  * Starts Redis (unless EARSHOT_REDIS_URL is set) and `earshot serve --demo` on free
- * ports and waits for /readyz. Returns {base, stop(), log()}. Fails with a clear
+ * ports and waits for /readyz. Returns {base, stop(), log(), apiKey()}. Fails with a clear
  * message when bin/earshot is missing or cannot serve.
  */
 export async function startEarshot({ readyTimeoutMs = 180_000 } = {}) {
@@ -117,7 +117,17 @@ export async function startEarshot({ readyTimeoutMs = 180_000 } = {}) {
       if (Date.now() > deadline) throw new Error(`earshot serve not ready after ${readyTimeoutMs} ms:\n${log.text}`);
       await sleep(200);
     }
-    return { base, port, stop, log: () => log.text };
+    // An API key of the demo tenant (`earshot keys create`): demo tokens only open live
+    // streams, so reading the tenant's usage needs a key.
+    const apiKey = () => {
+      const nats = /embedded NATS ready"? url=(nats:\/\/[0-9.:]+)/.exec(log.text)?.[1];
+      const out = execFileSync(bin, ["keys", "create", "--tenant", "demo", "--redis", redisURL, ...(nats ? ["--nats", nats] : [])],
+        { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      const secret = /secret: (\S+)/.exec(out)?.[1];
+      if (!secret) throw new Error("earshot keys create: no secret in " + JSON.stringify(out));
+      return secret;
+    };
+    return { base, port, stop, log: () => log.text, apiKey };
   } catch (e) {
     await stop();
     throw e;
