@@ -396,7 +396,7 @@ func TestEdgeStreamLogCap(t *testing.T) {
 
 // TestEdgeLoopbackDefault: F10c, the default listen address.
 func TestEdgeLoopbackDefault(t *testing.T) {
-	attack(t, "F10c", "reach a `make run` / default `earshot serve` from another machine",
+	attack(t, "F10d", "reach a `make run` / default `earshot serve` from another machine",
 		"the default --listen and scripts/run.sh are loopback; other interfaces only when told")
 	out, _ := exec.Command(testutil.Binary(t), "serve", "--help").CombinedOutput()
 	m := regexp.MustCompile(`-listen value\s*\n[^\n]*\(default "?([^")]*)"?\)`).FindSubmatch(out)
