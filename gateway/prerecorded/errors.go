@@ -15,6 +15,8 @@ var (
 	ErrFetch = errors.New("fetch failed")
 	// ErrCallback: the callback did not accept the result after every retry.
 	ErrCallback = errors.New("callback not delivered")
+	// ErrTooManyJobs: the tenant has Config.MaxJobsPerTenant requests running or queued (429).
+	ErrTooManyJobs = errors.New("too many pre-recorded requests")
 	// ErrConfig: a Config is invalid.
 	ErrConfig = errors.New("invalid prerecorded config")
 )

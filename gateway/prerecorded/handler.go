@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,7 +60,18 @@ type Config struct {
 	CallbackBackoff  time.Duration
 	// AllowLoopback lets url= and callback= reach loopback addresses. Tests only.
 	AllowLoopback bool
+	// Quota is the live path's admission (plan, model, balance, quotas): a request it
+	// refuses gets the same 402/403 as GET /v1/listen, and a queued job is checked again
+	// before it runs. nil: not checked (tests).
+	Quota gateway.Quota
+	// MaxJobsPerTenant bounds a tenant's synchronous requests in flight on this gateway,
+	// and separately its callback jobs waiting or running (across gateways: counted in
+	// the job stream). Default DefaultMaxJobsPerTenant.
+	MaxJobsPerTenant int
 }
+
+// DefaultMaxJobsPerTenant is Config.MaxJobsPerTenant's default.
+const DefaultMaxJobsPerTenant = 4
 
 // Handler serves POST /v1/listen, GET and DELETE /v1/requests/{id}, and (Run) the
 // queue of callback jobs. Safe for concurrent use.
@@ -72,6 +84,9 @@ type Handler struct {
 	audio  jetstream.ObjectStore
 	stream jetstream.Stream
 	cb     *http.Client
+
+	mu     sync.Mutex
+	active map[bus.TenantID]int // synchronous requests in flight, per tenant
 }
 
 // New checks cfg, creates the PRERECORDED stream, the PRERECORDED_AUDIO object store
@@ -104,7 +119,10 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.CallbackBackoff <= 0 {
 		cfg.CallbackBackoff = time.Second
 	}
-	h := &Handler{cfg: cfg, log: cfg.Log.With("component", "prerecorded"), mux: http.NewServeMux(),
+	if cfg.MaxJobsPerTenant <= 0 {
+		cfg.MaxJobsPerTenant = DefaultMaxJobsPerTenant
+	}
+	h := &Handler{cfg: cfg, log: cfg.Log.With("component", "prerecorded"), mux: http.NewServeMux(), active: map[bus.TenantID]int{},
 		guard: guard{allow: cfg.URLAllowList, allowLoopback: cfg.AllowLoopback}}
 	h.cb = h.guard.client(30*time.Second, nil)
 	if err := h.ensure(ctx); err != nil {
@@ -143,6 +161,15 @@ func (h *Handler) fail(w http.ResponseWriter, err error, id bus.SessionID) {
 		writeErr(w, http.StatusBadRequest, wire.CodeBadAudio, err.Error(), "", id)
 	case errors.Is(err, ErrURLRefused), errors.Is(err, ErrFetch):
 		writeErr(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error(), "url", id)
+	case errors.Is(err, gateway.ErrNoBalance):
+		writeErr(w, http.StatusPaymentRequired, wire.CodeNoBalance, err.Error(), "", id)
+	case errors.Is(err, gateway.ErrQuotaExhausted):
+		writeErr(w, http.StatusPaymentRequired, wire.CodeQuotaExhausted, err.Error(), "", id)
+	case errors.Is(err, gateway.ErrModelNotInPlan):
+		writeErr(w, http.StatusForbidden, wire.CodeModelNotInPlan, err.Error(), "model", id)
+	case errors.Is(err, ErrTooManyJobs):
+		w.Header().Set("Retry-After", "5")
+		writeErr(w, http.StatusTooManyRequests, wire.CodeTooManyStreams, err.Error(), "", id)
 	case errors.Is(err, gateway.ErrNoCapacity):
 		writeErr(w, http.StatusServiceUnavailable, wire.CodeNoCapacity, err.Error(), "", id)
 	case errors.Is(err, privacy.ErrNotFound):
@@ -170,6 +197,28 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pol, err := h.policy(r.Context(), tenant, p)
+	if err != nil {
+		h.fail(w, err, id)
+		return
+	}
+	// The live path's admission, before the body is read: nobody is served for free.
+	model := p.Model
+	if model == "" {
+		model = h.cfg.DefaultModel
+	}
+	if err := h.admit(r.Context(), tenant, model); err != nil {
+		h.fail(w, err, id)
+		return
+	}
+	if p.Callback != "" {
+		err = h.queueRoom(r.Context(), tenant)
+	} else {
+		var release func()
+		release, err = h.acquire(tenant)
+		if err == nil {
+			defer release()
+		}
+	}
 	if err != nil {
 		h.fail(w, err, id)
 		return
@@ -217,6 +266,44 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("pre-recorded request done", "audio_s", resp.Metadata.Duration, "took", time.Since(start).Round(time.Millisecond))
 	writeResponse(w, r, resp, out)
+}
+
+// admit applies the live admission (Config.Quota) to tenant and model.
+func (h *Handler) admit(ctx context.Context, t bus.TenantID, model string) error {
+	if h.cfg.Quota == nil {
+		return nil
+	}
+	return h.cfg.Quota.Check(ctx, t, model)
+}
+
+// acquire takes one of tenant's synchronous request slots.
+func (h *Handler) acquire(t bus.TenantID) (release func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.active[t] >= h.cfg.MaxJobsPerTenant {
+		return nil, fmt.Errorf("%w: %d pre-recorded requests of this tenant are already running; retry when one has finished", ErrTooManyJobs, h.cfg.MaxJobsPerTenant)
+	}
+	h.active[t]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.active[t]--; h.active[t] <= 0 {
+			delete(h.active, t)
+		}
+	}, nil
+}
+
+// queueRoom checks that tenant has fewer than MaxJobsPerTenant callback jobs waiting
+// or running (the job stream keeps a job until it is done).
+func (h *Handler) queueRoom(ctx context.Context, t bus.TenantID) error {
+	info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter(jobSubject(t)))
+	if err != nil {
+		return fmt.Errorf("count queued jobs: %w", err)
+	}
+	if n := info.State.Subjects[jobSubject(t)]; n >= uint64(h.cfg.MaxJobsPerTenant) {
+		return fmt.Errorf("%w: %d callback requests of this tenant are waiting or running; retry when one has finished", ErrTooManyJobs, n)
+	}
+	return nil
 }
 
 // policy is the retention of this request: its own choice, else the tenant's.

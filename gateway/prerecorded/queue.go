@@ -230,6 +230,12 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 		}
 		_ = m.Ack()
 	}
+	// The tenant may have run out of balance (or changed plan) since it queued the job.
+	if err := h.admit(ctx, j.Tenant, j.Model); err != nil && (errors.Is(err, gateway.ErrNoBalance) ||
+		errors.Is(err, gateway.ErrQuotaExhausted) || errors.Is(err, gateway.ErrModelNotInPlan)) {
+		finish(StateFailed, "refused when the job was due to run: "+err.Error(), false)
+		return
+	}
 	body, err := h.audio.GetBytes(ctx, objName(j.Tenant, j.Request))
 	if err != nil {
 		finish(StateFailed, "the uploaded audio is no longer available", false)

@@ -250,6 +250,9 @@ func Run(ctx context.Context, o Options) error {
 			Log:            log.With("component", "prerecorded"),
 			DefaultModel:   o.Gateway.DefaultModel,
 			ValidRedaction: transcriber.ValidRedaction,
+			// The live path's admission: plan, model, balance and quotas.
+			Quota:            quota{billing.NewQuota(store)},
+			MaxJobsPerTenant: o.Gateway.MaxPrerecorded,
 		})
 		if err != nil {
 			return fmt.Errorf("pre-recorded API: %w", err)

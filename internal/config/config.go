@@ -53,6 +53,7 @@ type Gateway struct {
 	TokenSecret     string        `flag:"token-secret" env:"EARSHOT_TOKEN_SECRET" help:"secret that signs browser tokens (empty: generated once and kept in the data dir)"`
 	TokenTTL        time.Duration `flag:"token-ttl" env:"EARSHOT_TOKEN_TTL" help:"lifetime of tokens from POST /v1/auth/grant"`
 	MaxStreams      int           `flag:"max-streams-per-tenant" env:"EARSHOT_MAX_STREAMS_PER_TENANT" help:"concurrent live streams one tenant may hold"`
+	MaxPrerecorded  int           `flag:"max-prerecorded-per-tenant" env:"EARSHOT_MAX_PRERECORDED_PER_TENANT" help:"pre-recorded requests one tenant may have running (per gateway), and callback jobs waiting or running"`
 	MaxSession      time.Duration `flag:"max-session" env:"EARSHOT_MAX_SESSION" help:"longest a live stream may last"`
 	Demo            bool          `flag:"demo" env:"EARSHOT_DEMO" help:"enable the one-machine demo: POST /demo/grant issues tokens for the demo tenant without a key"`
 	DemoTenant      string        `flag:"demo-tenant" env:"EARSHOT_DEMO_TENANT" help:"tenant used by the demo page"`
@@ -90,12 +91,13 @@ func Defaults() (Common, Gateway, Transcriber) {
 			HTTPBodyGrace:    30 * time.Second,
 			HTTPWriteTimeout: time.Minute,
 		}, Gateway{
-			Listen:       "127.0.0.1:8080",
-			TokenTTL:     30 * time.Second,
-			MaxStreams:   20,
-			MaxSession:   4 * time.Hour,
-			DemoTenant:   "demo",
-			DefaultModel: "tiny.en",
+			Listen:         "127.0.0.1:8080",
+			TokenTTL:       30 * time.Second,
+			MaxStreams:     20,
+			MaxPrerecorded: 4,
+			MaxSession:     4 * time.Hour,
+			DemoTenant:     "demo",
+			DefaultModel:   "tiny.en",
 		}, Transcriber{
 			Models:      []string{"tiny.en"},
 			VADModel:    "ggml-silero-v6.2.0.bin",
@@ -172,6 +174,9 @@ func (g *Gateway) Validate() error {
 	}
 	if g.TokenTTL < time.Second || g.TokenTTL > 24*time.Hour {
 		return fmt.Errorf("--token-ttl %v: use between 1s and 24h", g.TokenTTL)
+	}
+	if g.MaxPrerecorded < 1 {
+		return fmt.Errorf("--max-prerecorded-per-tenant must be at least 1")
 	}
 	if g.MaxStreams < 1 {
 		return fmt.Errorf("--max-streams-per-tenant must be at least 1")
