@@ -1,6 +1,10 @@
 package prerecorded
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/earshot-dev/earshot/internal/netguard"
+)
 
 // Sentinel errors, mapped to HTTP statuses in http.go.
 var (
@@ -10,7 +14,7 @@ var (
 	ErrNotAudio = errors.New("not audio")
 	// ErrURLRefused: url= or callback= is outside the allow-list or points at an
 	// internal address (400).
-	ErrURLRefused = errors.New("url refused")
+	ErrURLRefused = netguard.ErrRefused
 	// ErrFetch: fetching url= failed (400: the client's URL does not serve a file).
 	ErrFetch = errors.New("fetch failed")
 	// ErrCallback: the callback did not accept the result after every retry.

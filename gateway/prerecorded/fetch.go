@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/earshot-dev/earshot/internal/netguard"
 )
 
 // checkURL parses an absolute http(s) URL without credentials.
@@ -35,10 +35,11 @@ func checkURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// guard decides which hosts and addresses the server may fetch from or call back.
+// guard decides which hosts and addresses the server may fetch from or call back: the
+// URL allow-list here, the addresses in netguard.
 type guard struct {
-	allow         []string // host names or "*.suffix"; empty: no url= fetches
-	allowLoopback bool     // tests only
+	allow []string // host names or "*.suffix"; empty: no url= fetches
+	net   netguard.Guard
 }
 
 // hostAllowed reports whether host is on the allow-list.
@@ -53,77 +54,23 @@ func (g guard) hostAllowed(host string) bool {
 	return false
 }
 
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
 // addrRefused names why ip may not be reached, or returns "".
-func (g guard) addrRefused(ip netip.Addr) string {
-	ip = ip.Unmap()
-	switch {
-	case ip.IsLoopback():
-		if g.allowLoopback {
-			return ""
-		}
-		return "a loopback address"
-	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
-		return "a link-local address (cloud metadata lives there)"
-	case ip.IsPrivate() || cgnat.Contains(ip):
-		return "a private address"
-	case ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || !ip.IsValid():
-		return "not a unicast address"
-	case ip.Is4() && ip.As4()[0] == 0:
-		return "not a unicast address"
-	}
-	return ""
-}
+func (g guard) addrRefused(ip netip.Addr) string { return g.net.Refused(ip) }
 
 // checkHost resolves host and refuses it when any of its addresses is internal.
 func (g guard) checkHost(ctx context.Context, host string) error {
-	var ips []netip.Addr
-	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-		ips = []netip.Addr{ip}
-	} else {
-		ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			return fmt.Errorf("%w: cannot resolve %s", ErrFetch, host)
-		}
+	err := g.net.CheckHost(ctx, host)
+	if err != nil && !errors.Is(err, ErrURLRefused) {
+		return fmt.Errorf("%w: %v", ErrFetch, err)
 	}
-	for _, ip := range ips {
-		if why := g.addrRefused(ip); why != "" {
-			return fmt.Errorf("%w: %s resolves to %s, %s", ErrURLRefused, host, ip, why)
-		}
-	}
-	return nil
+	return err
 }
 
-// client returns an HTTP client whose every connection (redirects included) is
-// checked at dial time, so a DNS answer that changes after checkHost cannot reach an
-// internal address. checkRedirect, if set, vets each redirect's URL.
+// client returns an HTTP client whose every connection is checked at dial time, so a
+// DNS answer that changes after checkHost cannot reach an internal address.
+// checkRedirect, if set, vets each redirect's URL; nil follows no redirect.
 func (g guard) client(timeout time.Duration, checkRedirect func(*url.URL) error) *http.Client {
-	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil {
-			return fmt.Errorf("%w: %s", ErrURLRefused, address)
-		}
-		if why := g.addrRefused(ip); why != "" {
-			return fmt.Errorf("%w: %s is %s", ErrURLRefused, ip, why)
-		}
-		return nil
-	}}
-	tr := &http.Transport{DialContext: d.DialContext, Proxy: nil, ForceAttemptHTTP2: true,
-		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 30 * time.Second, MaxIdleConns: 4}
-	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: func(r *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return fmt.Errorf("%w: more than 5 redirects", ErrURLRefused)
-		}
-		if checkRedirect != nil {
-			return checkRedirect(r.URL)
-		}
-		return nil
-	}}
+	return g.net.Client(timeout, checkRedirect)
 }
 
 // fetch downloads raw (url= of a request) after checking it against the allow-list

@@ -19,6 +19,7 @@ import (
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/netguard"
 	"github.com/earshot-dev/earshot/internal/privacy"
 )
 
@@ -123,7 +124,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		cfg.MaxJobsPerTenant = DefaultMaxJobsPerTenant
 	}
 	h := &Handler{cfg: cfg, log: cfg.Log.With("component", "prerecorded"), mux: http.NewServeMux(), active: map[bus.TenantID]int{},
-		guard: guard{allow: cfg.URLAllowList, allowLoopback: cfg.AllowLoopback}}
+		guard: guard{allow: cfg.URLAllowList, net: netguard.Guard{AllowLoopback: cfg.AllowLoopback}}}
 	h.cb = h.guard.client(30*time.Second, nil)
 	if err := h.ensure(ctx); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/netguard"
 )
 
 // Publisher publishes one message (*nats.Conn satisfies it). Safe for concurrent use.
@@ -32,8 +33,12 @@ type DeliveryOptions struct {
 	// Queue bounds the events of one call waiting for delivery. A partial that finds it
 	// full is dropped (counted in the summary); finals and the summary wait. Default 256.
 	Queue int
-	// Client sends the POSTs. Default: a client with a 10 s timeout.
+	// Client sends the POSTs. Default: a netguard client with a 10 s timeout: the
+	// tenant's URL may not reach an internal address, and redirects are not followed
+	// (a receiver that redirects has not accepted the event).
 	Client *http.Client
+	// AllowLoopback lets the default client reach loopback webhooks: tests only.
+	AllowLoopback bool
 }
 
 func (o *DeliveryOptions) defaults() {
@@ -50,7 +55,7 @@ func (o *DeliveryOptions) defaults() {
 		o.Queue = 256
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
+		o.Client = netguard.Guard{AllowLoopback: o.AllowLoopback}.Client(10*time.Second, nil)
 	}
 }
 

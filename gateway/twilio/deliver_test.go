@@ -19,7 +19,7 @@ func finalEvent(text string) *CallEvent {
 // event on the 4th attempt, the waits between attempts doubling.
 func TestWebhookRetriesWithBackoffThenDelivers(t *testing.T) {
 	rcv := newReceiver(t, "s3cret", 3)
-	d := newDelivery(DeliveryOptions{Backoff: 40 * time.Millisecond}, nil, slog.New(slog.DiscardHandler), "acme", "CA1", rcv.srv.URL, "s3cret")
+	d := newDelivery(DeliveryOptions{AllowLoopback: true, Backoff: 40 * time.Millisecond}, nil, slog.New(slog.DiscardHandler), "acme", "CA1", rcv.srv.URL, "s3cret")
 	go d.run(context.Background())
 	if err := d.enqueue(finalEvent("hello")); err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestWebhookDeadLetterAfterMaxAttemptsKeepsOrder(t *testing.T) {
 	}
 	_ = nc.Flush()
 	rcv := newReceiver(t, "s3cret", 5)
-	d := newDelivery(DeliveryOptions{Backoff: time.Millisecond}, nc, slog.New(slog.DiscardHandler), "acme", "CA1", rcv.srv.URL, "s3cret")
+	d := newDelivery(DeliveryOptions{AllowLoopback: true, Backoff: time.Millisecond}, nc, slog.New(slog.DiscardHandler), "acme", "CA1", rcv.srv.URL, "s3cret")
 	go d.run(context.Background())
 	for _, w := range []string{"one", "two", "three", "four"} {
 		if err := d.enqueue(finalEvent(w)); err != nil {
@@ -91,7 +91,7 @@ func TestWebhookDeadLetterAfterMaxAttemptsKeepsOrder(t *testing.T) {
 func TestWebhookClientErrorIsNotRetried(t *testing.T) {
 	calls := 0
 	srv := newReceiver(t, "right", 0) // verifies with "right"; we sign with "wrong" → 401
-	d := newDelivery(DeliveryOptions{Backoff: time.Millisecond}, nil, slog.New(slog.DiscardHandler), "acme", "CA1", srv.srv.URL, "wrong")
+	d := newDelivery(DeliveryOptions{AllowLoopback: true, Backoff: time.Millisecond}, nil, slog.New(slog.DiscardHandler), "acme", "CA1", srv.srv.URL, "wrong")
 	go d.run(context.Background())
 	_ = d.enqueue(finalEvent("x"))
 	d.close()
@@ -107,7 +107,7 @@ func TestPartialsAreDroppedWhenTheQueueIsFullFinalsAreNot(t *testing.T) {
 	srv := newReceiver(t, "s", 0)
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block; srv.serve(w, r) })
 	srv.srv.Config.Handler = slow
-	d := newDelivery(DeliveryOptions{Queue: 2}, nil, slog.New(slog.DiscardHandler), "acme", "CA1", srv.srv.URL, "s")
+	d := newDelivery(DeliveryOptions{AllowLoopback: true, Queue: 2}, nil, slog.New(slog.DiscardHandler), "acme", "CA1", srv.srv.URL, "s")
 	go d.run(context.Background())
 	_ = d.enqueue(finalEvent("f1")) // taken by run, blocked in POST
 	time.Sleep(50 * time.Millisecond)

@@ -34,7 +34,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	t.Helper()
 	hs := &harness{t: t, backend: &standInBackend{}, meters: &recMetering{}, hook: newReceiver(t, "whsec", 0)}
 	cfg := Config{Backend: hs.backend, Tenants: mapTenants{testSecret: "acme"}, Metering: hs.meters,
-		Webhooks: fixedWebhook{hs.hook.srv.URL, "whsec"}, Delivery: DeliveryOptions{Backoff: time.Millisecond}}
+		Webhooks: fixedWebhook{hs.hook.srv.URL, "whsec"}, Delivery: DeliveryOptions{AllowLoopback: true, Backoff: time.Millisecond}}
 	if mod != nil {
 		mod(&cfg)
 	}

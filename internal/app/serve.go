@@ -219,6 +219,7 @@ func Run(ctx context.Context, o Options) error {
 			Model:     o.Gateway.DefaultModel,
 			AuthToken: o.Gateway.TwilioAuthToken,
 			PublicURL: o.Gateway.PublicURL,
+			Delivery:  twilio.DeliveryOptions{AllowLoopback: o.Gateway.OutboundLoopback},
 			Log:       log.With("component", "twilio"),
 		})
 		if err != nil {
@@ -247,6 +248,7 @@ func Run(ctx context.Context, o Options) error {
 			JS:             js,
 			Retention:      retention,
 			URLAllowList:   o.Gateway.URLAllowList,
+			AllowLoopback:  o.Gateway.OutboundLoopback,
 			Log:            log.With("component", "prerecorded"),
 			DefaultModel:   o.Gateway.DefaultModel,
 			ValidRedaction: transcriber.ValidRedaction,

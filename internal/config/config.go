@@ -47,21 +47,22 @@ func (c *Common) OpsAddr() string {
 
 // Gateway settings.
 type Gateway struct {
-	Listen          string        `flag:"listen" env:"EARSHOT_LISTEN" help:"address the gateway serves HTTP and WebSocket on"`
-	TLSCert         string        `flag:"tls-cert" env:"EARSHOT_TLS_CERT" help:"TLS certificate file (with --tls-key: serve HTTPS/WSS)"`
-	TLSKey          string        `flag:"tls-key" env:"EARSHOT_TLS_KEY" help:"TLS private key file"`
-	TokenSecret     string        `flag:"token-secret" env:"EARSHOT_TOKEN_SECRET" help:"secret that signs browser tokens (empty: generated once and kept in the data dir)"`
-	TokenTTL        time.Duration `flag:"token-ttl" env:"EARSHOT_TOKEN_TTL" help:"lifetime of tokens from POST /v1/auth/grant"`
-	MaxStreams      int           `flag:"max-streams-per-tenant" env:"EARSHOT_MAX_STREAMS_PER_TENANT" help:"concurrent live streams one tenant may hold"`
-	MaxPrerecorded  int           `flag:"max-prerecorded-per-tenant" env:"EARSHOT_MAX_PRERECORDED_PER_TENANT" help:"pre-recorded requests one tenant may have running (per gateway), and callback jobs waiting or running"`
-	MaxSession      time.Duration `flag:"max-session" env:"EARSHOT_MAX_SESSION" help:"longest a live stream may last"`
-	Demo            bool          `flag:"demo" env:"EARSHOT_DEMO" help:"enable the one-machine demo: POST /demo/grant issues tokens for the demo tenant without a key"`
-	DemoTenant      string        `flag:"demo-tenant" env:"EARSHOT_DEMO_TENANT" help:"tenant used by the demo page"`
-	AllowSynthetic  bool          `flag:"allow-synthetic-models" env:"EARSHOT_ALLOW_SYNTHETIC" help:"serve models with random weights (benchmarks only)"`
-	TwilioAuthToken string        `flag:"twilio-auth-token" env:"EARSHOT_TWILIO_AUTH_TOKEN" help:"Twilio auth token: when set, /v1/twilio handshakes must carry a valid X-Twilio-Signature"`
-	PublicURL       string        `flag:"public-url" env:"EARSHOT_PUBLIC_URL" help:"scheme and host clients reach the gateway at (wss://stt.example.com), for Twilio signatures behind a proxy"`
-	URLAllowList    []string      `flag:"url-allow-list" env:"EARSHOT_URL_ALLOW_LIST" help:"hosts POST /v1/listen may fetch {\"url\": ...} from (comma-separated, *.example.com allowed); empty: none"`
-	DefaultModel    string        `flag:"default-model" env:"EARSHOT_DEFAULT_MODEL" help:"model used when a client names none"`
+	Listen           string        `flag:"listen" env:"EARSHOT_LISTEN" help:"address the gateway serves HTTP and WebSocket on"`
+	TLSCert          string        `flag:"tls-cert" env:"EARSHOT_TLS_CERT" help:"TLS certificate file (with --tls-key: serve HTTPS/WSS)"`
+	TLSKey           string        `flag:"tls-key" env:"EARSHOT_TLS_KEY" help:"TLS private key file"`
+	TokenSecret      string        `flag:"token-secret" env:"EARSHOT_TOKEN_SECRET" help:"secret that signs browser tokens (empty: generated once and kept in the data dir)"`
+	TokenTTL         time.Duration `flag:"token-ttl" env:"EARSHOT_TOKEN_TTL" help:"lifetime of tokens from POST /v1/auth/grant"`
+	MaxStreams       int           `flag:"max-streams-per-tenant" env:"EARSHOT_MAX_STREAMS_PER_TENANT" help:"concurrent live streams one tenant may hold"`
+	MaxPrerecorded   int           `flag:"max-prerecorded-per-tenant" env:"EARSHOT_MAX_PRERECORDED_PER_TENANT" help:"pre-recorded requests one tenant may have running (per gateway), and callback jobs waiting or running"`
+	MaxSession       time.Duration `flag:"max-session" env:"EARSHOT_MAX_SESSION" help:"longest a live stream may last"`
+	Demo             bool          `flag:"demo" env:"EARSHOT_DEMO" help:"enable the one-machine demo: POST /demo/grant issues tokens for the demo tenant without a key"`
+	DemoTenant       string        `flag:"demo-tenant" env:"EARSHOT_DEMO_TENANT" help:"tenant used by the demo page"`
+	AllowSynthetic   bool          `flag:"allow-synthetic-models" env:"EARSHOT_ALLOW_SYNTHETIC" help:"serve models with random weights (benchmarks only)"`
+	TwilioAuthToken  string        `flag:"twilio-auth-token" env:"EARSHOT_TWILIO_AUTH_TOKEN" help:"Twilio auth token: when set, /v1/twilio handshakes must carry a valid X-Twilio-Signature"`
+	PublicURL        string        `flag:"public-url" env:"EARSHOT_PUBLIC_URL" help:"scheme and host clients reach the gateway at (wss://stt.example.com), for Twilio signatures behind a proxy"`
+	OutboundLoopback bool          `flag:"outbound-allow-loopback" env:"EARSHOT_OUTBOUND_ALLOW_LOOPBACK" help:"let url= fetches, callbacks and phone webhooks reach loopback addresses (tests on one machine only; never in production)"`
+	URLAllowList     []string      `flag:"url-allow-list" env:"EARSHOT_URL_ALLOW_LIST" help:"hosts POST /v1/listen may fetch {\"url\": ...} from (comma-separated, *.example.com allowed); empty: none"`
+	DefaultModel     string        `flag:"default-model" env:"EARSHOT_DEFAULT_MODEL" help:"model used when a client names none"`
 }
 
 // Transcriber settings.

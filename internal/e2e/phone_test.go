@@ -29,7 +29,7 @@ import (
 // the references; billing holds the call's seconds per track exactly.
 func TestPhoneSimIntoServe(t *testing.T) {
 	testdata.Model(t, "tiny.en")
-	srv := testutil.StartServe(t)
+	srv := testutil.StartServe(t, "--outbound-allow-loopback") // the webhook receiver is on loopback
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Redis.Addr})
 	defer rdb.Close()
