@@ -37,6 +37,13 @@ type call struct {
 	dlv       *delivery
 	dtmf      strings.Builder
 	marks     []string
+	dropped   int  // marks and digits not kept (over MaxMarks, MaxDTMF)
+	counted   bool // holds one of the tenant's MaxCallsPerTenant
+	connected int  // "connected" messages before start
+	stopWatch chan struct{}
+
+	cutMu  sync.Mutex
+	cutWhy string // why the watcher ended the call (quota_exhausted, max_duration)
 
 	mu    sync.Mutex
 	turns []Turn
@@ -75,14 +82,23 @@ func (c *call) run() {
 // that ended it, if any.
 func (c *call) read() (reason string, err error) {
 	idle := c.h.cfg.IdleTimeout
+	startBy := time.Now().Add(c.h.cfg.StartTimeout)
 	for {
-		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
+		deadline := time.Now().Add(idle)
+		if c.start == nil && startBy.Before(deadline) {
+			deadline = startBy
+		}
+		_ = c.conn.SetReadDeadline(deadline)
 		typ, data, err := c.conn.ReadMessage()
 		if err != nil {
 			var ne net.Error
 			switch {
+			case c.cut() != "":
+				return c.cut(), nil
 			case c.h.ctx.Err() != nil:
 				return "shutdown", nil
+			case c.start == nil && errors.As(err, &ne) && ne.Timeout():
+				return "error", fmt.Errorf("%w: no start message within %v", ErrProtocol, c.h.cfg.StartTimeout)
 			case errors.As(err, &ne) && ne.Timeout():
 				c.log.Warn("twilio stream idle: finalising without stop", "idle", idle)
 				return "idle_timeout", nil
@@ -99,8 +115,15 @@ func (c *call) read() (reason string, err error) {
 		if err != nil {
 			return "error", err
 		}
+		if c.start == nil && m.Event != EventConnected && m.Event != EventStart {
+			// Nothing is kept for a caller that has not authenticated with start.
+			return "error", fmt.Errorf("%w: %s before start (only connected may come first)", ErrProtocol, m.Event)
+		}
 		switch m.Event {
 		case EventConnected:
+			if c.connected++; c.connected > 1 {
+				return "error", fmt.Errorf("%w: connected sent %d times", ErrProtocol, c.connected)
+			}
 			c.log.Debug("twilio connected", "protocol", m.Protocol, "version", m.Version)
 		case EventStart:
 			if c.start != nil {
@@ -117,9 +140,21 @@ func (c *call) read() (reason string, err error) {
 				return "error", err
 			}
 		case EventDTMF:
-			c.dtmf.WriteString(m.DTMF.Digit)
+			if c.dtmf.Len()+len(m.DTMF.Digit) <= MaxDTMF {
+				c.dtmf.WriteString(m.DTMF.Digit)
+			} else {
+				c.dropped++
+			}
 		case EventMark:
-			c.marks = append(c.marks, m.Mark.Name)
+			if len(c.marks) < MaxMarks {
+				name := m.Mark.Name
+				if len(name) > MaxMarkName {
+					name = name[:MaxMarkName]
+				}
+				c.marks = append(c.marks, strings.Clone(name))
+			} else {
+				c.dropped++
+			}
 		case EventStop:
 			return "stop", nil
 		default:
@@ -155,6 +190,10 @@ func (c *call) begin(s *StartInfo) error {
 		c.model = m
 	}
 	c.log = c.log.With("tenant", c.tenant, "call", s.CallSID, "stream", s.StreamSID)
+	if !c.h.takeCall(c.tenant) {
+		return fmt.Errorf("%w: the tenant has %d calls live; end one first", ErrTooManyCalls, cfg.MaxCallsPerTenant)
+	}
+	c.counted = true
 	if cfg.Quota != nil {
 		if err := cfg.Quota.Check(ctx, c.tenant, c.model); err != nil {
 			return fmt.Errorf("quota: %w", err)
@@ -179,8 +218,61 @@ func (c *call) begin(s *StartInfo) error {
 		c.tracks[name] = t
 		c.order = append(c.order, name)
 	}
+	c.stopWatch = make(chan struct{})
+	go c.watch()
 	c.log.Info("call started", "tracks", s.Tracks, "model", c.model, "webhook", url != "")
 	return nil
+}
+
+// watch ends the call, as the gateway ends a live stream, when the tenant's quota runs
+// out (checked every QuotaRecheck) or the call reaches MaxCallDuration: it records why
+// and closes the connection, and the call then finishes and bills what it accepted.
+func (c *call) watch() {
+	cfg := &c.h.cfg
+	tick := time.NewTicker(cfg.QuotaRecheck)
+	defer tick.Stop()
+	maxLen := time.NewTimer(cfg.MaxCallDuration)
+	defer maxLen.Stop()
+	for {
+		select {
+		case <-c.stopWatch:
+			return
+		case <-maxLen.C:
+			c.cutCall("max_duration")
+			return
+		case <-tick.C:
+			if cfg.Quota == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(c.h.ctx, cfg.QuotaRecheck)
+			err := cfg.Quota.Check(ctx, c.tenant, c.model)
+			cancel()
+			switch {
+			case err == nil:
+			case errors.Is(err, gateway.ErrNoBalance), errors.Is(err, gateway.ErrQuotaExhausted), errors.Is(err, gateway.ErrModelNotInPlan):
+				c.log.Info("call cut: quota", "err", err)
+				c.cutCall("quota_exhausted")
+				return
+			default:
+				c.log.Warn("quota recheck", "err", err)
+			}
+		}
+	}
+}
+
+func (c *call) cutCall(why string) {
+	c.cutMu.Lock()
+	if c.cutWhy == "" {
+		c.cutWhy = why
+	}
+	c.cutMu.Unlock()
+	_ = c.conn.NetConn().Close() // unblocks read; the call then finishes
+}
+
+func (c *call) cut() string {
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	return c.cutWhy
 }
 
 func (c *call) openTrack(ctx context.Context, name string) (*track, error) {
@@ -211,6 +303,10 @@ func (c *call) media(m Media) error {
 	if !ok {
 		return fmt.Errorf("%w: media of track %q, which start did not announce", ErrProtocol, m.Track)
 	}
+	// Lost chunks are filled with silence only up to the time that really passed
+	// since the call started: a forged chunk number cannot make hours of audio.
+	allowed := int64((time.Since(c.startedAt)+fillSlack)/time.Millisecond) * ingest.G711Rate / 1000
+	t.ro.fillBudget = max(0, int((allowed-t.total-int64(len(m.Audio)))/FrameBytes))
 	rels, err := t.ro.Add(m.Chunk, m.Audio)
 	if err != nil {
 		return err
@@ -293,12 +389,19 @@ func (c *call) event(typ string, t *track, fill func(*CallEvent)) *CallEvent {
 // the last finals, closes streams and meters, sends the summary and waits for the
 // delivery of the call's events.
 func (c *call) finish(reason string) {
+	if c.counted {
+		defer c.h.releaseCall(c.tenant)
+	}
+	if c.stopWatch != nil {
+		close(c.stopWatch)
+	}
 	if c.start == nil {
 		_ = c.conn.Close()
 		return
 	}
 	for _, name := range c.order {
 		t := c.tracks[name]
+		t.ro.fillBudget = 0 // at the end, a gap is not filled (nothing follows it)
 		for _, r := range t.ro.Flush() {
 			c.push(t, r)
 		}
@@ -349,7 +452,7 @@ func (c *call) summary(reason string) *CallSummary {
 		return turns[i].Speaker == "caller" && turns[j].Speaker != "caller" // the caller first on a tie
 	})
 	s := &CallSummary{Turns: turns, AudioMs: map[string]int64{}, Words: map[string]int{}, StartedAt: c.startedAt.UTC(),
-		EndedAt: time.Now().UTC(), Reason: reason, DTMF: c.dtmf.String(), Marks: c.marks, Dropped: c.dlv.droppedPartials()}
+		EndedAt: time.Now().UTC(), Reason: reason, DTMF: c.dtmf.String(), Marks: c.marks, Dropped: c.dlv.droppedPartials(), EventsNotKept: c.dropped}
 	if s.Turns == nil {
 		s.Turns = []Turn{}
 	}
@@ -384,7 +487,7 @@ func (c *call) summary(reason string) *CallSummary {
 // auth errors, 1011 otherwise). Twilio ignores the message; it helps other senders.
 func (c *call) sendError(err error) {
 	code := websocket.CloseInternalServerErr
-	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrMediaFormat) {
+	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrMediaFormat) || errors.Is(err, ErrTooManyCalls) {
 		code = websocket.ClosePolicyViolation
 	}
 	b, _ := json.Marshal(map[string]any{"event": "error", "error": map[string]any{"code": code, "message": err.Error()}})

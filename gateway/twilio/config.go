@@ -19,6 +19,21 @@ type CallMetering interface {
 	Start(ctx context.Context, tenant bus.TenantID, model string, session bus.SessionID, call, track string) (gateway.Meter, error)
 }
 
+// Defaults of Config's limits.
+const (
+	DefaultMaxCallDuration   = 4 * time.Hour
+	DefaultMaxCallsPerTenant = 20
+	// MaxMarks and MaxDTMF bound what a call keeps of Twilio's mark and dtmf events
+	// (for its summary); more are counted, not kept. MaxMarkName bounds one mark's name.
+	MaxMarks    = 100
+	MaxDTMF     = 256
+	MaxMarkName = 128
+	// fillSlack is how far a track's clock (gap fill included) may run ahead of the
+	// wall time since its call started: lost chunks are filled with silence only up to
+	// the time that really passed.
+	fillSlack = 2 * time.Second
+)
+
 // Config configures a Handler. Zero values take the defaults.
 type Config struct {
 	// Backend opens one transcription session per track. Required.
@@ -27,8 +42,20 @@ type Config struct {
 	Tenants TenantResolver
 	// Metering meters each track. Required: a call that cannot be billed is refused.
 	Metering CallMetering
-	// Quota, when set, is checked once at start (the plan and balance of the tenant).
+	// Quota, when set, is checked at start (the plan and balance of the tenant) and then
+	// every QuotaRecheck while the call runs, as live streams are: an exhausted tenant's
+	// call ends with reason "quota_exhausted", billed for what was accepted.
 	Quota gateway.Quota
+	// QuotaRecheck is how often Quota is checked during a call. Default 1 s.
+	QuotaRecheck time.Duration
+	// MaxCallDuration ends a call that lasts longer (reason "max_duration"). Default 4 h.
+	MaxCallDuration time.Duration
+	// MaxCallsPerTenant bounds a tenant's concurrent calls on this handler; the next
+	// call's start is refused. Default 20.
+	MaxCallsPerTenant int
+	// StartTimeout is how long a connection may go without its start message; before
+	// start only "connected" is accepted. Default 10 s.
+	StartTimeout time.Duration
 	// Webhooks says where a tenant's events go; nil: NATS only.
 	Webhooks Webhooks
 	// Publisher receives every event on CallSubject and undeliverable ones on
@@ -83,6 +110,18 @@ func (c *Config) validate() error {
 	}
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = 5 * time.Second
+	}
+	if c.QuotaRecheck <= 0 {
+		c.QuotaRecheck = time.Second
+	}
+	if c.MaxCallDuration <= 0 {
+		c.MaxCallDuration = DefaultMaxCallDuration
+	}
+	if c.MaxCallsPerTenant <= 0 {
+		c.MaxCallsPerTenant = DefaultMaxCallsPerTenant
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 10 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

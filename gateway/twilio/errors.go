@@ -9,6 +9,8 @@ var (
 	ErrProtocol = errors.New("twilio: protocol violation")
 	// ErrUnauthorized: the stream secret or X-Twilio-Signature is missing or wrong.
 	ErrUnauthorized = errors.New("twilio: unauthorized")
+	// ErrTooManyCalls: the tenant has Config.MaxCallsPerTenant calls live.
+	ErrTooManyCalls = errors.New("twilio: too many concurrent calls")
 	// ErrSecretNotFound: no tenant owns this stream secret (or it was revoked).
 	ErrSecretNotFound = errors.New("twilio: stream secret not found")
 	// ErrMediaFormat: start declared a media format other than audio/x-mulaw, 8000 Hz, mono.

@@ -56,9 +56,11 @@ type CallSummary struct {
 	Reason     string           `json:"reason"`      // "stop", "idle_timeout", "disconnected", "error", "shutdown"
 	DTMF       string           `json:"dtmf,omitempty"`
 	Marks      []string         `json:"marks,omitempty"`
-	Lost       map[string]int   `json:"lost_chunks,omitempty"`      // chunks filled with silence, per speaker
-	Duplicates map[string]int   `json:"duplicate_chunks,omitempty"` // chunks dropped as duplicates
-	Dropped    int              `json:"dropped_partials,omitempty"` // partials not delivered (queue full)
+	// EventsNotKept counts mark and dtmf events past MaxMarks/MaxDTMF (not in Marks/DTMF).
+	EventsNotKept int            `json:"events_not_kept,omitempty"`
+	Lost          map[string]int `json:"lost_chunks,omitempty"`      // chunks filled with silence, per speaker
+	Duplicates    map[string]int `json:"duplicate_chunks,omitempty"` // chunks dropped as duplicates
+	Dropped       int            `json:"dropped_partials,omitempty"` // partials not delivered (queue full)
 }
 
 // CallSubject is the NATS subject every event of a call is published on.

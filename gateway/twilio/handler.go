@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/earshot-dev/earshot/internal/bus"
 )
 
 // Handler serves Twilio Media Streams: mount it on GET /v1/twilio/{secret} (and on
@@ -25,6 +27,7 @@ type Handler struct {
 
 	mu    sync.Mutex
 	conns map[*websocket.Conn]struct{}
+	calls map[bus.TenantID]int // live calls per tenant
 }
 
 // New validates cfg and returns a Handler.
@@ -39,7 +42,7 @@ func New(cfg Config) (*Handler, error) {
 			// Twilio's handshake has no Origin; the secret and signature authenticate it.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		ctx: ctx, cancel: cancel, conns: map[*websocket.Conn]struct{}{},
+		ctx: ctx, cancel: cancel, conns: map[*websocket.Conn]struct{}{}, calls: map[bus.TenantID]int{},
 	}, nil
 }
 
@@ -70,6 +73,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.tenant = tenant
+	} else if h.cfg.AuthToken == "" {
+		// Without a secret in the path the caller is anonymous until its start message:
+		// only a handshake Twilio signed may wait for it.
+		http.Error(w, "no stream secret: connect to /v1/twilio/<secret> (earshot phone secret), or configure --twilio-auth-token so that Twilio's signed handshakes may carry the secret in customParameters", http.StatusUnauthorized)
+		return
 	}
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -95,6 +103,25 @@ func (h *Handler) track(c *websocket.Conn) bool {
 	}
 	h.conns[c] = struct{}{}
 	return true
+}
+
+// takeCall counts one more live call of tenant, unless it is at MaxCallsPerTenant.
+func (h *Handler) takeCall(t bus.TenantID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.calls[t] >= h.cfg.MaxCallsPerTenant {
+		return false
+	}
+	h.calls[t]++
+	return true
+}
+
+func (h *Handler) releaseCall(t bus.TenantID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.calls[t]--; h.calls[t] <= 0 {
+		delete(h.calls, t)
+	}
 }
 
 func (h *Handler) untrack(c *websocket.Conn) {

@@ -376,13 +376,21 @@ func TestHandshakeAuth(t *testing.T) {
 }
 
 func TestSecretInCustomParameters(t *testing.T) {
-	hs := newHarness(t, nil)
-	tc := hs.dial("", nil)
+	// Without an auth token, a handshake without a secret in the path is anonymous: it
+	// is refused before the upgrade (issue 18, F4).
+	bare := newHarness(t, nil)
+	if _, resp, err := websocket.DefaultDialer.Dial(bare.url(""), nil); err == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("bare /v1/twilio without an auth token: %v, want 401", err)
+	}
+	// With one, Twilio's signed handshake may carry the secret in customParameters.
+	hs := newHarness(t, func(c *Config) { c.AuthToken = "twilio-token" })
+	signed := http.Header{"X-Twilio-Signature": {TwilioSignature("twilio-token", hs.url(""), nil)}}
+	tc := hs.dial("", signed)
 	tc.start("CA8", map[string]string{"secret": "tw_wrong"}, TrackInbound)
 	if msg, code := tc.closed(); !strings.Contains(msg, "unauthorized") || code != websocket.ClosePolicyViolation {
 		t.Fatalf("wrong secret: %q %d", msg, code)
 	}
-	tc = hs.dial("", nil)
+	tc = hs.dial("", signed)
 	tc.start("CA9", map[string]string{"secret": testSecret}, TrackInbound)
 	tc.media(TrackInbound, 1, frame(1))
 	tc.send(Message{Event: EventStop, Stop: &StopInfo{CallSID: "CA9"}})

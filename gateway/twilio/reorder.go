@@ -13,23 +13,35 @@ const maxAhead = 3000
 // mulawSilence is the µ-law code of a zero sample.
 const mulawSilence = 0xFF
 
+// silence is one 20 ms frame of µ-law silence: a lost chunk is filled with one frame,
+// whatever size the chunks around it had. Shared and never written.
+var silence = func() []byte {
+	b := make([]byte, FrameBytes)
+	for i := range b {
+		b[i] = mulawSilence
+	}
+	return b
+}()
+
 // reorder puts one track's media chunks back in chunk order. A chunk that arrives
 // early waits in a window of up to `window` chunks; a chunk at or below the last one
 // released, or already waiting, is a duplicate and dropped. When the window overflows
 // (or at Flush), the missing chunks before the earliest waiting one are given up on
-// and replaced by silence of the size of the last chunk seen, so the stream's clock
-// (and every later word time) stays right. Not safe for concurrent use.
+// and replaced by one 20 ms frame of silence each (as long as fillBudget lasts), so
+// the stream's clock (and every later word time) stays right. Not safe for concurrent use.
 type reorder struct {
 	window  int
 	next    uint64            // chunk number expected next
 	pending map[uint64][]byte // early chunks by number
-	lastLen int               // size of the last chunk seen (for gap filling)
+	// fillBudget is how many 20 ms chunks of silence the next gap may be filled with
+	// (the caller bounds it by wall time); the rest of a gap is skipped, not filled.
+	fillBudget int
 
-	duplicates, filled int // counters for logs and the summary
+	duplicates, filled, skipped int // counters for logs and the summary
 }
 
 func newReorder(window int) *reorder {
-	return &reorder{window: window, next: 1, pending: map[uint64][]byte{}, lastLen: FrameBytes}
+	return &reorder{window: window, next: 1, pending: map[uint64][]byte{}, fillBudget: maxAhead}
 }
 
 // release is one piece of audio ready to decode, in order.
@@ -52,7 +64,6 @@ func (r *reorder) Add(n uint64, audio []byte) ([]release, error) {
 	if n-r.next > maxAhead {
 		return nil, fmt.Errorf("%w: media chunk %d jumps %d chunks past the expected %d", ErrProtocol, n, n-r.next, r.next)
 	}
-	r.lastLen = len(audio)
 	r.pending[n] = audio
 	out := r.drain(nil)
 	for len(r.pending) > r.window {
@@ -91,11 +102,13 @@ func (r *reorder) skipGap(out []release) []release {
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	first := keys[0]
 	for ; r.next < first; r.next++ {
-		s := make([]byte, r.lastLen)
-		for i := range s {
-			s[i] = mulawSilence
+		if r.fillBudget <= 0 {
+			r.skipped += int(first - r.next)
+			r.next = first
+			break
 		}
-		out = append(out, release{audio: s, filler: true})
+		r.fillBudget--
+		out = append(out, release{audio: silence, filler: true})
 		r.filled++
 	}
 	return r.drain(out)

@@ -210,17 +210,19 @@ func Run(ctx context.Context, o Options) error {
 		}
 		gw.Mount("GET /v1/usage", gw.LimitFailedAuth(gw.KeyOnly(billing.UsageHandler(store, gw.TenantFromRequest))))
 		phone, err = twilio.New(twilio.Config{
-			Backend:   backend{client},
-			Tenants:   twilio.NewSecretStore(rdb),
-			Metering:  callMetering{js},
-			Quota:     quota{billing.NewQuota(store)},
-			Webhooks:  twilio.NewRedisWebhooks(rdb),
-			Publisher: nc,
-			Model:     o.Gateway.DefaultModel,
-			AuthToken: o.Gateway.TwilioAuthToken,
-			PublicURL: o.Gateway.PublicURL,
-			Delivery:  twilio.DeliveryOptions{AllowLoopback: o.Gateway.OutboundLoopback},
-			Log:       log.With("component", "twilio"),
+			Backend:           backend{client},
+			Tenants:           twilio.NewSecretStore(rdb),
+			Metering:          callMetering{js},
+			Quota:             quota{billing.NewQuota(store)},
+			Webhooks:          twilio.NewRedisWebhooks(rdb),
+			Publisher:         nc,
+			Model:             o.Gateway.DefaultModel,
+			AuthToken:         o.Gateway.TwilioAuthToken,
+			PublicURL:         o.Gateway.PublicURL,
+			MaxCallsPerTenant: o.Gateway.MaxCalls,
+			MaxCallDuration:   o.Gateway.MaxCallDuration,
+			Delivery:          twilio.DeliveryOptions{AllowLoopback: o.Gateway.OutboundLoopback},
+			Log:               log.With("component", "twilio"),
 		})
 		if err != nil {
 			return err

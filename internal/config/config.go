@@ -52,6 +52,8 @@ type Gateway struct {
 	TLSKey           string        `flag:"tls-key" env:"EARSHOT_TLS_KEY" help:"TLS private key file"`
 	TokenSecret      string        `flag:"token-secret" env:"EARSHOT_TOKEN_SECRET" help:"secret that signs browser tokens (empty: generated once and kept in the data dir)"`
 	TokenTTL         time.Duration `flag:"token-ttl" env:"EARSHOT_TOKEN_TTL" help:"lifetime of tokens from POST /v1/auth/grant"`
+	MaxCalls         int           `flag:"max-calls-per-tenant" env:"EARSHOT_MAX_CALLS_PER_TENANT" help:"concurrent phone calls (Twilio) one tenant may hold on a gateway"`
+	MaxCallDuration  time.Duration `flag:"max-call-duration" env:"EARSHOT_MAX_CALL_DURATION" help:"longest phone call; a longer one ends with reason max_duration"`
 	MaxStreams       int           `flag:"max-streams-per-tenant" env:"EARSHOT_MAX_STREAMS_PER_TENANT" help:"concurrent live streams one tenant may hold"`
 	MaxPrerecorded   int           `flag:"max-prerecorded-per-tenant" env:"EARSHOT_MAX_PRERECORDED_PER_TENANT" help:"pre-recorded requests one tenant may have running (per gateway), and callback jobs waiting or running"`
 	MaxSession       time.Duration `flag:"max-session" env:"EARSHOT_MAX_SESSION" help:"longest a live stream may last"`
@@ -92,9 +94,10 @@ func Defaults() (Common, Gateway, Transcriber) {
 			HTTPBodyGrace:    30 * time.Second,
 			HTTPWriteTimeout: time.Minute,
 		}, Gateway{
-			Listen:         "127.0.0.1:8080",
-			TokenTTL:       30 * time.Second,
-			MaxStreams:     20,
+			Listen:     "127.0.0.1:8080",
+			TokenTTL:   30 * time.Second,
+			MaxStreams: 20,
+			MaxCalls:   20, MaxCallDuration: 4 * time.Hour,
 			MaxPrerecorded: 4,
 			MaxSession:     4 * time.Hour,
 			DemoTenant:     "demo",
