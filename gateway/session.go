@@ -41,6 +41,9 @@ type session struct {
 
 	wmu        sync.Mutex // guards the writer's fields below
 	queue      [][]byte   // messages for the client, at most Config.WriteQueue
+	enqueued   int64      // messages queued so far
+	written    int64      // messages written to the socket so far
+	finalEnds  []finalEnd // queued finals not yet written (for the resume record)
 	closing    *closeMsg  // set once, by end
 	writing    bool       // a writeLoop is running
 	sockDone   bool       // the socket is closed: nothing more is written
@@ -141,3 +144,8 @@ func (ss *session) reportClosed() {
 	ss.log.Info("stream closed", "close_code", code, "audio_ms", audioMs, "frames", frames,
 		"results", ss.results.Load(), "duration", time.Since(ss.start).Round(time.Millisecond))
 }
+
+// finalEnd is the end (ms of this connection's audio) of the final queued as message
+// number seq: once it is written to a client that is still connected, the stream's
+// resume record learns that the client has it (FinalMarker).
+type finalEnd struct{ seq, endMs int64 }

@@ -45,7 +45,11 @@ func (ss *session) fail(code int, ec wire.ErrorCode, desc string) {
 // enqueue queues a message for the client; a full queue means the client does not
 // read: the session ends with 1008 "slow consumer". False: the message was not
 // queued (the queue is full, or the socket is closed).
-func (ss *session) enqueue(v any) bool {
+func (ss *session) enqueue(v any) bool { return ss.enqueueFinal(v, -1) }
+
+// enqueueFinal is enqueue for a final ending at endMs of this connection's audio (-1:
+// not a final).
+func (ss *session) enqueueFinal(v any, endMs int64) bool {
 	b, err := json.Marshal(v)
 	if err != nil {
 		ss.log.Error("marshal", "err", err)
@@ -62,6 +66,10 @@ func (ss *session) enqueue(v any) bool {
 		return false
 	}
 	ss.queue = append(ss.queue, b)
+	ss.enqueued++
+	if endMs >= 0 {
+		ss.finalEnds = append(ss.finalEnds, finalEnd{seq: ss.enqueued, endMs: endMs})
+	}
 	ss.startWriterLocked()
 	ss.wmu.Unlock()
 	return true
@@ -111,6 +119,7 @@ func (ss *session) writeLoop() {
 		case b != nil:
 			err := write(b, wt)
 			if err == nil {
+				ss.written1()
 				continue
 			}
 			if c == nil {
@@ -511,11 +520,10 @@ func (ss *session) relay(r bus.Result) bool {
 			Channel:  wire.Channel{Alternatives: []wire.Alternative{{Transcript: r.Text, Confidence: r.Confidence, Words: words}}},
 			Metadata: wire.ResultMetadata{RequestID: string(ss.info.Session), ModelInfo: ss.modelInfo(), ModelUUID: ss.modelUUID()},
 		}
+		endMs := int64(-1)
 		if final {
 			ss.flushMeter()
-			if fm, ok := ss.meter.(FinalMarker); ok {
-				fm.FinalDelivered(int64(math.Round((r.Start + r.Duration) * 1000)))
-			}
+			endMs = int64(math.Round((r.Start + r.Duration) * 1000))
 		}
 		if r.ChunkSentNs > 0 {
 			lat := time.Since(time.Unix(0, r.ChunkSentNs)).Seconds()
@@ -525,7 +533,7 @@ func (ss *session) relay(r bus.Result) bool {
 				ss.srv.m.partialLat.Observe(lat)
 			}
 		}
-		return ss.enqueue(msg)
+		return ss.enqueueFinal(msg, endMs)
 	case bus.ResultSpeechStarted:
 		if !p.VADEvents {
 			return true
@@ -558,6 +566,31 @@ func (ss *session) relay(r bus.Result) bool {
 		return false
 	}
 	return true
+}
+
+// written1 counts one message written to the socket and tells the meter about the
+// finals among what was written while the client was still reading: a final queued
+// for (or written after) a client that is gone is not one it has.
+func (ss *session) written1() {
+	ss.wmu.Lock()
+	ss.written++
+	end := int64(-1)
+	for len(ss.finalEnds) > 0 && ss.finalEnds[0].seq <= ss.written {
+		end = max(end, ss.finalEnds[0].endMs)
+		ss.finalEnds = ss.finalEnds[1:]
+	}
+	ss.wmu.Unlock()
+	if end < 0 {
+		return
+	}
+	select {
+	case <-ss.readerDone:
+		return
+	default:
+	}
+	if fm, ok := ss.meter.(FinalMarker); ok {
+		fm.FinalDelivered(end)
+	}
 }
 
 // flushMeter has the audio accepted so far billed before a final goes out (see

@@ -60,7 +60,7 @@ async function billedMs(base) {
   return Number(body.total_ms);
 }
 
-test("reconnect mid-sentence resumes without losing or repeating speech, billed once", { timeout: 120_000 }, async () => {
+test("reconnect mid-sentence resumes without losing or repeating speech, nothing free", { timeout: 120_000 }, async () => {
   const { rate, samples } = readWav(jfkWav);
   const billedBefore = await billedMs(srv.base);
   let tokens = 0;
@@ -107,17 +107,22 @@ test("reconnect mid-sentence resumes without losing or repeating speech, billed 
   for (let i = 1; i < rec.finals.length; i++) {
     assert.ok(rec.finals[i].end > rec.finals[i - 1].end, `finals out of order or repeated: ${rec.finals.map((f) => [f.start, f.end])}`);
   }
-  // Both connections are metered, the second from its resume point: the audio is
-  // billed once, to the millisecond (JFK and the silence are whole milliseconds).
+  // Both connections are metered. The resume rule (docs/api.md): the second is not
+  // billed for what the first paid for without a final, and for nothing else. The SDK
+  // resends up to resumeContextSeconds of already finalised audio before its resume
+  // point as decoder context; that is billed again. So nothing is free (billed ≥ sent),
+  // and at most the first connection's audio (5 s, the drop) is billed twice.
   const sentMs = Math.round(((samples.length + silence(rate, 1.5).length) * 1000) / rate);
   let billed = 0;
   for (let i = 0; i < 100 && billed - billedBefore < sentMs; i++) {
     billed = await billedMs(srv.base);
     if (billed - billedBefore < sentMs) await new Promise((r) => setTimeout(r, 200));
   }
-  await new Promise((r) => setTimeout(r, 1000)); // a double count would still be arriving
+  await new Promise((r) => setTimeout(r, 1000)); // late usage would still be arriving
   billed = await billedMs(srv.base);
-  assert.equal(billed - billedBefore, sentMs, `billed ${billed - billedBefore} ms for ${sentMs} ms of audio sent over two connections`);
+  const extra = billed - billedBefore - sentMs;
+  assert.ok(extra >= 0 && extra <= 5000, `billed ${billed - billedBefore} ms for ${sentMs} ms of audio sent over two connections: want between ${sentMs} and ${sentMs + 5000}\n${srv.log()}`);
+  console.log(`# billed ${billed - billedBefore} ms for ${sentMs} ms sent (${extra} ms of finalised context resent)`);
 });
 
 // A WebSocket that, like a browser's, does not say why an upgrade was refused (no
