@@ -65,6 +65,13 @@ type Config struct {
 	// refuses gets the same 402/403 as GET /v1/listen, and a queued job is checked again
 	// before it runs. nil: not checked (tests).
 	Quota gateway.Quota
+	// CallbackSecrets signs every callback POST (X-Earshot-Signature, the scheme of
+	// phone webhooks) with the tenant's secret, which GET /v1/callbacks/secret returns
+	// to an API key of the tenant. nil: callbacks are unsigned (tests).
+	CallbackSecrets CallbackSecrets
+	// CallbackWorkers is how many callback jobs this gateway runs at once. Default (and
+	// at least) 2 × MaxJobsPerTenant: one tenant's slow receiver can hold at most half.
+	CallbackWorkers int
 	// MaxJobsPerTenant bounds a tenant's synchronous requests in flight on this gateway,
 	// and separately its callback jobs waiting or running (across gateways: counted in
 	// the job stream). Default DefaultMaxJobsPerTenant.
@@ -123,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.MaxJobsPerTenant <= 0 {
 		cfg.MaxJobsPerTenant = DefaultMaxJobsPerTenant
 	}
+	cfg.CallbackWorkers = max(cfg.CallbackWorkers, 2*cfg.MaxJobsPerTenant)
 	h := &Handler{cfg: cfg, log: cfg.Log.With("component", "prerecorded"), mux: http.NewServeMux(), active: map[bus.TenantID]int{},
 		guard: guard{allow: cfg.URLAllowList, net: netguard.Guard{AllowLoopback: cfg.AllowLoopback}}}
 	h.cb = h.guard.client(30*time.Second, nil)
@@ -135,6 +143,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("POST /v1/listen", h.listen)
 	h.mux.HandleFunc("GET /v1/requests/{id}", h.getRequest)
 	h.mux.HandleFunc("DELETE /v1/requests/{id}", h.deleteRequest)
+	h.mux.HandleFunc("GET /v1/callbacks/secret", h.getSecret)
 	return h, nil
 }
 

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/gateway/twilio"
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/privacy"
@@ -167,9 +169,25 @@ func (h *Handler) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("prerecorded: consumer: %w", err)
 	}
+	// CallbackWorkers jobs at once. A tenant has at most MaxJobsPerTenant jobs queued
+	// (enforced at enqueue, across gateways) and CallbackWorkers is larger, so a tenant
+	// whose receiver is slow (6 attempts of up to 30 s each) holds some workers, never
+	// all of them: other tenants' callbacks go on.
+	free := make(chan struct{}, h.cfg.CallbackWorkers)
+	for range h.cfg.CallbackWorkers {
+		free <- struct{}{}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for ctx.Err() == nil {
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return nil
+		}
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
+			free <- struct{}{}
 			if ctx.Err() != nil {
 				break
 			}
@@ -177,8 +195,18 @@ func (h *Handler) Run(ctx context.Context) error {
 			time.Sleep(time.Second)
 			continue
 		}
+		got := false
 		for m := range batch.Messages() {
-			h.process(ctx, m)
+			got = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { free <- struct{}{} }()
+				h.process(ctx, m)
+			}()
+		}
+		if !got {
+			free <- struct{}{}
 		}
 	}
 	return nil
@@ -275,7 +303,7 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 	if err := h.keep(ctx, j.Tenant, j.Request, q.Retain, out, body); err != nil {
 		log.Error("retention failed", "err", err)
 	}
-	if err := h.deliver(ctx, q.Callback, j.Request, out); err != nil {
+	if err := h.deliver(ctx, j.Tenant, q.Callback, j.Request, out); err != nil {
 		log.Warn("callback not delivered", "err", err)
 		finish(StateFailed, err.Error(), false)
 		return
@@ -287,9 +315,15 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 // deliver POSTs the result to the callback until it answers 2xx, with doubling
 // backoff. Every attempt carries the same request id (dg-request-id and
 // Idempotency-Key headers) so the receiver can drop a repeat.
-func (h *Handler) deliver(ctx context.Context, callback string, id bus.SessionID, body []byte) error {
+func (h *Handler) deliver(ctx context.Context, tenant bus.TenantID, callback string, id bus.SessionID, body []byte) error {
 	backoff := h.cfg.CallbackBackoff
-	var last string
+	var last, secret string
+	if h.cfg.CallbackSecrets != nil {
+		var err error
+		if secret, err = h.cfg.CallbackSecrets.Secret(ctx, tenant); err != nil {
+			return fmt.Errorf("%w: no signing secret: %v", ErrCallback, err)
+		}
+	}
 	for attempt := 1; attempt <= h.cfg.CallbackAttempts; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, callback, bytes.NewReader(body))
 		if err != nil {
@@ -298,6 +332,9 @@ func (h *Handler) deliver(ctx context.Context, callback string, id bus.SessionID
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("dg-request-id", string(id))
 		req.Header.Set("Idempotency-Key", string(id))
+		if secret != "" {
+			req.Header.Set(twilio.SignatureHeader, twilio.SignWebhook(secret, time.Now(), body))
+		}
 		resp, err := h.cb.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

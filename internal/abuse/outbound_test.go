@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot-dev/earshot/gateway/twilio"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
@@ -100,5 +101,104 @@ func TestF8bCallbackRedirectNotFollowed(t *testing.T) {
 	time.Sleep(2 * time.Second) // a followed redirect would land now
 	if n := internal.Load(); n != 0 {
 		t.Fatalf("the internal address received %d requests through the callback's redirect", n)
+	}
+}
+
+// postCallback POSTs the JFK recording with callback=hook for key and checks the 202.
+func postCallback(t *testing.T, srv *testutil.Serve, key, hook string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/listen?callback="+url.QueryEscape(hook), bytes.NewReader(jfkWAV(t)))
+	req.Header.Set("Authorization", "Token "+key)
+	req.Header.Set("Content-Type", "audio/wav")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST with callback: %d, want 202", resp.StatusCode)
+	}
+}
+
+// F8c: callbacks were unsigned, so a receiver could not tell Earshot's POST from
+// anyone's. Now each carries X-Earshot-Signature (the phone webhooks' scheme) made with
+// the tenant's secret, which GET /v1/callbacks/secret gives to the tenant's API key.
+func TestF8cCallbackSigned(t *testing.T) {
+	attack(t, "F8c", "forge a callback: is the real one signed?",
+		"every callback carries X-Earshot-Signature that verifies with the tenant's secret (GET /v1/callbacks/secret)")
+	testdata.Model(t, "tiny.en")
+	srv := testutil.StartServe(t, "--outbound-allow-loopback")
+	_, key := billTenant(t, srv, "signee")
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/callbacks/secret", nil)
+	req.Header.Set("Authorization", "Token "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sec struct {
+		Secret string `json:"secret"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&sec)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(sec.Secret) < 32 {
+		t.Fatalf("GET /v1/callbacks/secret: %d %+v", resp.StatusCode, sec)
+	}
+	got := make(chan error, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- twilio.VerifyWebhook(sec.Secret, r.Header.Get(twilio.SignatureHeader), body, time.Minute, time.Now())
+	}))
+	defer hook.Close()
+	postCallback(t, srv, key, hook.URL)
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("callback signature: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no callback within 60 s")
+	}
+}
+
+// F8d: tenant A's callback receiver hangs. Before: jobs ran one at a time with 6 × 30 s
+// attempts, so every other tenant's callbacks waited behind A's. Now B's callback
+// arrives while A's is still hanging.
+func TestF8dSlowCallbackStallsOnlyItsTenant(t *testing.T) {
+	attack(t, "F8d", "tenant A's callback receiver hangs with A's jobs queued; tenant B posts a job",
+		"B's callback arrives while A's still hangs (within 30 s)")
+	testdata.Model(t, "tiny.en")
+	srv := testutil.StartServe(t, "--outbound-allow-loopback")
+	_, keyA := billTenant(t, srv, "slowpoke")
+	_, keyB := billTenant(t, srv, "bystander")
+	release := make(chan struct{})
+	var hung atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hung.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	arrived := make(chan struct{}, 1)
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+	}))
+	defer fast.Close()
+	for range pick(1, 4) {
+		postCallback(t, srv, keyA, slow.URL)
+	}
+	testutil.Eventually(t, 60*time.Second, "tenant A's callback hanging", func() bool { return hung.Load() >= 1 })
+	start := time.Now()
+	postCallback(t, srv, keyB, fast.URL)
+	select {
+	case <-arrived:
+		t.Logf("B's callback arrived %v after its POST, A's receiver hanging", time.Since(start).Round(time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Fatal("tenant B's callback did not arrive within 30 s while tenant A's receiver hung")
 	}
 }

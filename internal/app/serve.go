@@ -257,6 +257,7 @@ func Run(ctx context.Context, o Options) error {
 			// The live path's admission: plan, model, balance and quotas.
 			Quota:            quota{billing.NewQuota(store)},
 			MaxJobsPerTenant: o.Gateway.MaxPrerecorded,
+			CallbackSecrets:  prerecorded.NewRedisCallbackSecrets(rdb),
 		})
 		if err != nil {
 			return fmt.Errorf("pre-recorded API: %w", err)
@@ -265,6 +266,7 @@ func Run(ctx context.Context, o Options) error {
 		gw.Mount("POST /v1/listen", gw.LimitFailedAuth(gw.KeyOnly(pre)))
 		gw.Mount("GET /v1/requests/{id}", gw.LimitFailedAuth(gw.KeyOnly(pre)))
 		gw.Mount("DELETE /v1/requests/{id}", gw.LimitFailedAuth(gw.KeyOnly(pre)))
+		gw.Mount("GET /v1/callbacks/secret", gw.LimitFailedAuth(gw.KeyOnly(pre)))
 		gw.Mount("/", web.Handler())
 		// Load balancers probe /healthz and /readyz on the public address; there /readyz
 		// says only ready or not. /metrics and the readiness details are on the ops address.
