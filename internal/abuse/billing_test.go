@@ -14,34 +14,17 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/earshot-dev/earshot/billing"
-	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
-// billTenant creates tenant on the built-in "payg" plan with a large balance in the
-// server's Redis and returns its store and a new API key.
+// billTenant creates tenant on "payg" with a large prepaid balance.
 func billTenant(t *testing.T, srv *testutil.Serve, tenant bus.TenantID) (*billing.Store, string) {
-	t.Helper()
-	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Redis.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	store := billing.NewStore(rdb, billing.DefaultPlans(), nil)
-	if _, err := store.CreateTenant(ctx, tenant, "payg"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.TopUp(ctx, tenant, 1_000_000); err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := gateway.NewKeyStore(rdb).Create(ctx, tenant)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, _, key := newTenant(t, srv, tenant, "payg", 1_000_000)
 	return store, key
 }
 

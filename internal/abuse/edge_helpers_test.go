@@ -2,53 +2,26 @@ package abuse
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/earshot-dev/earshot/billing"
-	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/internal/bus"
-	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
-// edgeTenant creates tenant on plan with one API key in srv's Redis (as
-// internal/e2e's tenantWithKey does) and returns the key.
+// edgeTenant creates tenant on plan and returns an API key.
 func edgeTenant(t *testing.T, srv *testutil.Serve, tenant, plan string) string {
-	t.Helper()
-	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Redis.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	if _, err := billing.NewStore(rdb, billing.DefaultPlans(), nil).CreateTenant(ctx, bus.TenantID(tenant), plan); err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := gateway.NewKeyStore(rdb).Create(ctx, bus.TenantID(tenant))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, key := newTenant(t, srv, bus.TenantID(tenant), plan, 0)
 	return key
 }
 
-// edgeWAV reads a 16 kHz speech recording of the shared test data as a WAV file.
-func edgeWAV(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testdata.Require(t), "speech", "wav16k", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func edgeWAV(t *testing.T, name string) []byte { return speechWAV(t, name) }
 
 // rawConn dials the HTTP address of base (http://host:port).
 func rawConn(t *testing.T, base string) net.Conn {

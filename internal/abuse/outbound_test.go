@@ -86,17 +86,7 @@ func TestF8bCallbackRedirectNotFollowed(t *testing.T) {
 	// Loopback receivers need the test-only flag; the redirect rule is the same for any address.
 	srv := testutil.StartServe(t, "--outbound-allow-loopback")
 	_, key := billTenant(t, srv, "redirector")
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/listen?callback="+url.QueryEscape(hook.URL+"/cb"), bytes.NewReader(jfkWAV(t)))
-	req.Header.Set("Authorization", "Token "+key)
-	req.Header.Set("Content-Type", "audio/wav")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST with callback: %d, want 202", resp.StatusCode)
-	}
+	postCallback(t, srv, key, hook.URL+"/cb")
 	testutil.Eventually(t, 60*time.Second, "the callback attempted", func() bool { return redirects.Load() >= 1 })
 	time.Sleep(2 * time.Second) // a followed redirect would land now
 	if n := internal.Load(); n != 0 {
