@@ -196,6 +196,10 @@ func (h *Handler) fail(w http.ResponseWriter, err error, id bus.SessionID) {
 func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 	id := bus.NewSessionID()
 	w.Header().Set("dg-request-id", string(id))
+	// A request refused before its body is read closes its connection: net/http would
+	// otherwise try to drain the unread body, and a trickled one would hold the
+	// connection after the answer. Dropped once the body has been read.
+	w.Header().Set("Connection", "close")
 	tenant, key, err := h.cfg.Auth(r)
 	if err != nil {
 		writeErr(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or invalid credentials", "", id)
@@ -238,6 +242,7 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err, id)
 		return
 	}
+	w.Header().Del("Connection")
 	pcm, err := decode(body, ctype, p, h.cfg.Pipelines)
 	if err != nil {
 		h.fail(w, err, id)
