@@ -10,6 +10,7 @@ var (
 	ErrNoBalance      = errors.New("billing: prepaid balance exhausted, top up to continue")
 	ErrQuotaExhausted = errors.New("billing: audio quota of the plan exhausted")
 	ErrModelNotInPlan = errors.New("billing: model not included in the tenant's plan")
+	ErrFileTooLong    = errors.New("billing: the file is longer than the plan allows")
 	ErrUnknownPlan    = errors.New("billing: unknown price plan or plan version")
 	ErrBadPlan        = errors.New("billing: invalid price plan")
 	ErrBadEvent       = errors.New("billing: invalid usage event")

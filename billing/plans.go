@@ -48,6 +48,9 @@ type Plan struct {
 	RoundMs           int64    `json:"round_ms,omitempty"`
 	MinStreamMs       int64    `json:"min_stream_ms,omitempty"`
 	Models            []string `json:"models,omitempty"` // allowed models; empty = all
+	// MaxFileSeconds is the longest pre-recorded file a tenant on the plan may send
+	// (413 past it); 0: only the server's --max-prerecorded-audio applies.
+	MaxFileSeconds int64 `json:"max_file_seconds,omitempty"`
 }
 
 // Validate checks a plan's numbers are usable.
@@ -70,6 +73,8 @@ func (p Plan) Validate() error {
 		return bad("monthly fee and included hours must be >= 0 (hours <= 1e6)")
 	case p.RoundMs < 0 || p.RoundMs > MaxEventMs || p.MinStreamMs < 0 || p.MinStreamMs > MaxEventMs:
 		return bad("round_ms and min_stream_ms must be within 0..%d", MaxEventMs)
+	case p.MaxFileSeconds < 0 || p.MaxFileSeconds > 30*24*3600:
+		return bad("max_file_seconds %d outside 0..%d", p.MaxFileSeconds, 30*24*3600)
 	}
 	return nil
 }
@@ -145,9 +150,10 @@ func LoadPlans(path string) (*Plans, error) {
 //	payg-min v1  as payg with a 15 s minimum per stream
 //	starter v1   $29/month, 50 h included, overage $0.60/h, tiny/base models only
 //	team v1      $199/month, 500 h included, overage $0.48/h, all models
-//	trial v1     free, 2 h included, no overage, tiny models only
-//	demo v1      free, 1 h included, no overage, tiny models only: the anonymous
-//	             browser demo's tenant (serve --demo), so that it cannot run up costs
+//	trial v1     free, 2 h included, no overage, tiny models only, files up to 30 min
+//	demo v1      free, 1 h included, no overage, tiny models only, files up to 5 min:
+//	             the anonymous browser demo's tenant (serve --demo), so that it cannot
+//	             run up costs
 func DefaultPlans() *Plans {
 	p, err := NewPlans([]Plan{
 		{ID: "payg", Version: 1, Kind: PayAsYouGo, Currency: "USD", PricePerHourMinor: 72, RoundMs: 1000},
@@ -158,9 +164,9 @@ func DefaultPlans() *Plans {
 		{ID: "team", Version: 1, Kind: Monthly, Currency: "USD", MonthlyFeeMinor: 19900, IncludedHours: 500,
 			PricePerHourMinor: 48, OverageAllowed: true, RoundMs: 1000},
 		{ID: "trial", Version: 1, Kind: Monthly, Currency: "USD", IncludedHours: 2, RoundMs: 1000,
-			Models: []string{"tiny", "tiny.en"}},
+			Models: []string{"tiny", "tiny.en"}, MaxFileSeconds: 1800},
 		{ID: "demo", Version: 1, Kind: Monthly, Currency: "USD", IncludedHours: 1, RoundMs: 1000,
-			Models: []string{"tiny", "tiny.en"}},
+			Models: []string{"tiny", "tiny.en"}, MaxFileSeconds: 300},
 	})
 	if err != nil {
 		panic(err) // the defaults are constants

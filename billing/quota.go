@@ -67,6 +67,34 @@ func (q *Quota) Remaining(ctx context.Context, tenant bus.TenantID, model string
 	}
 }
 
+// CheckFile admits a pre-recorded file of ms milliseconds: Check's rules, then the
+// plan's longest file (ErrFileTooLong) and what the balance or included hours still
+// cover (ErrNoBalance, ErrQuotaExhausted): a file is refused whole rather than
+// transcribed past what is paid for. Files in flight at once are not summed.
+func (q *Quota) CheckFile(ctx context.Context, tenant bus.TenantID, model string, ms int64) error {
+	left, unlimited, err := q.Remaining(ctx, tenant, model)
+	if err != nil {
+		return err
+	}
+	_, p, err := q.s.tenantPlan(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	secs := func(ms int64) string { return fmt.Sprintf("%.1f s", float64(ms)/1000) }
+	switch {
+	case p.MaxFileSeconds > 0 && ms > p.MaxFileSeconds*1000:
+		return fmt.Errorf("%w: the file holds %s of audio; plan %s takes files up to %d s: split it",
+			ErrFileTooLong, secs(ms), p.ID, p.MaxFileSeconds)
+	case unlimited || ms <= left:
+		return nil
+	case p.Kind == PayAsYouGo:
+		return fmt.Errorf("%w: the file holds %s of audio; tenant %s's balance covers %s", ErrNoBalance, secs(ms), tenant, secs(left))
+	default:
+		return fmt.Errorf("%w: the file holds %s of audio; %s of plan %s's included hours are left this month",
+			ErrQuotaExhausted, secs(ms), secs(left), p.ID)
+	}
+}
+
 // LiveGuard ends one live stream when it has used what the tenant had left when it
 // started. The gateway calls Check about once a second; accepted must return the audio
 // accepted in this session so far (Meter.Total), billed or not, so in-flight audio

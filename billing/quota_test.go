@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -189,5 +190,48 @@ func TestPlanAllowsQuantizedCopies(t *testing.T) {
 		if got := trial.AllowsModel(model); got != want {
 			t.Errorf("trial allows %s: %v, want %v", model, got, want)
 		}
+	}
+}
+
+// CheckFile refuses a file longer than the plan takes, or than the balance or the
+// included hours still cover, and admits the rest.
+func TestQuotaCheckFile(t *testing.T) {
+	s, _ := newStore(t, DefaultPlans())
+	ctx := context.Background()
+	for id, plan := range map[bus.TenantID]string{"prepaid": "payg", "trial": "trial", "team": "team"} {
+		if _, err := s.CreateTenant(ctx, id, plan); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.TopUp(ctx, "prepaid", 1); err != nil { // 1 cent at $0.72/h = 50 s
+		t.Fatal(err)
+	}
+	q := NewQuota(s)
+	cases := []struct {
+		tenant bus.TenantID
+		ms     int64
+		want   error
+	}{
+		{"prepaid", 50_000, nil},
+		{"prepaid", 50_001, ErrNoBalance},
+		{"trial", 1800_000, nil},
+		{"trial", 1800_001, ErrFileTooLong},
+		{"team", 10 * 3600_000, nil}, // overage allowed, no file limit on the plan
+	}
+	for _, c := range cases {
+		if err := q.CheckFile(ctx, c.tenant, "tiny.en", c.ms); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("%s, %d ms: %v, want %v", c.tenant, c.ms, err, c.want)
+		}
+	}
+	// The trial's two included hours, less 10 minutes, used this month: a 15-minute
+	// file is within the plan's length but not its remaining quota.
+	now := time.Now()
+	for i, d := range []int64{MaxEventMs, 50 * 60_000} {
+		if _, err := s.Apply(ctx, usage("trial", "tiny.en", bus.SessionID(fmt.Sprint("y", i)), "", 0, d, now, true), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.CheckFile(ctx, "trial", "tiny.en", 15*60_000); !errors.Is(err, ErrQuotaExhausted) {
+		t.Fatalf("15 min with 10 min left: %v, want ErrQuotaExhausted", err)
 	}
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -66,6 +67,36 @@ func FuzzReadWAV(f *testing.F) {
 		}
 		if len(ch[0])*fm.Channels > len(file) {
 			t.Fatalf("%d samples from a %d-byte file", len(ch[0])*fm.Channels, len(file))
+		}
+		// OpenWAV + Read in chunks of a size the file picks gives the same samples.
+		w, err := OpenWAV(bytes.NewReader(file))
+		if err != nil {
+			t.Fatalf("ReadWAV read the file, OpenWAV did not: %v", err)
+		}
+		step := 1 + int(file[len(file)-1])%97
+		var got int
+		for {
+			part, err := w.Read(step)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("chunked read at frame %d: %v", got, err)
+			}
+			if len(part) != fm.Channels || len(part[0]) > step {
+				t.Fatalf("chunk of %d channels × %d frames, asked %d", len(part), len(part[0]), step)
+			}
+			for c := range part {
+				for i, v := range part[c] {
+					if v != ch[c][got+i] {
+						t.Fatalf("channel %d frame %d: chunked %v, whole %v", c, got+i, v, ch[c][got+i])
+					}
+				}
+			}
+			got += len(part[0])
+		}
+		if got != len(ch[0]) || int64(got) != w.Frames() {
+			t.Fatalf("chunked read gave %d frames, whole %d, header %d", got, len(ch[0]), w.Frames())
 		}
 	})
 }

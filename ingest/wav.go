@@ -45,20 +45,56 @@ type wavFmt struct {
 // writers' "unknown", read to the end of the file), so a header cannot make
 // ReadWAV allocate more than the file holds. A trailing partial frame is
 // dropped. All errors wrap ErrBadWAV, ErrChannels, ErrSampleRate or ErrNaN.
+//
+// ReadWAV holds the whole file in memory; OpenWAV reads one in bounded chunks.
 func ReadWAV(r io.ReadSeeker) (Format, [][]float32, error) {
+	w, err := OpenWAV(r)
+	if err != nil {
+		return Format{}, nil, err
+	}
+	chans, err := w.Read(int(min(w.Frames(), math.MaxInt32)))
+	if err == io.EOF {
+		err = nil
+		chans = make([][]float32, w.Format().Channels)
+		for c := range chans {
+			chans[c] = []float32{}
+		}
+	}
+	if err != nil {
+		return Format{}, nil, err
+	}
+	return w.Format(), chans, nil
+}
+
+// WAVReader reads the samples of a RIFF/WAVE file in chunks, so that memory does
+// not grow with the file: OpenWAV parses the header (the rules of ReadWAV), and
+// Read returns the next frames. Not safe for concurrent use.
+type WAVReader struct {
+	r      io.Reader
+	wf     *wavFmt
+	f      Format
+	bps    int   // bytes per sample of one channel
+	frames int64 // whole frames in the data chunk
+	read   int64 // frames returned so far
+	buf    []byte
+}
+
+// OpenWAV parses the header of a RIFF/WAVE file and leaves r at the start of its
+// samples. Errors are ReadWAV's.
+func OpenWAV(r io.ReadSeeker) (*WAVReader, error) {
 	fileSize, err := r.Seek(0, io.SeekEnd)
 	if err != nil {
-		return Format{}, nil, fmt.Errorf("wav: size: %w", err)
+		return nil, fmt.Errorf("wav: size: %w", err)
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return Format{}, nil, fmt.Errorf("wav: rewind: %w", err)
+		return nil, fmt.Errorf("wav: rewind: %w", err)
 	}
 	var hdr [12]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return Format{}, nil, fmt.Errorf("wav: RIFF header of %d bytes: %w", fileSize, ErrBadWAV)
+		return nil, fmt.Errorf("wav: RIFF header of %d bytes: %w", fileSize, ErrBadWAV)
 	}
 	if string(hdr[0:4]) != "RIFF" || string(hdr[8:12]) != "WAVE" {
-		return Format{}, nil, fmt.Errorf("wav: not a RIFF/WAVE file (starts %q): %w", hdr[:4], ErrBadWAV)
+		return nil, fmt.Errorf("wav: not a RIFF/WAVE file (starts %q): %w", hdr[:4], ErrBadWAV)
 	}
 	var (
 		wf               *wavFmt
@@ -68,7 +104,7 @@ func ReadWAV(r io.ReadSeeker) (Format, [][]float32, error) {
 	for pos+8 <= fileSize && (wf == nil || dataOff < 0) {
 		var ch [8]byte
 		if _, err := io.ReadFull(r, ch[:]); err != nil {
-			return Format{}, nil, fmt.Errorf("wav: chunk header at %d: %w", pos, ErrBadWAV)
+			return nil, fmt.Errorf("wav: chunk header at %d: %w", pos, ErrBadWAV)
 		}
 		id, size := string(ch[0:4]), int64(binary.LittleEndian.Uint32(ch[4:8]))
 		pos += 8
@@ -76,49 +112,70 @@ func ReadWAV(r io.ReadSeeker) (Format, [][]float32, error) {
 		switch id {
 		case "fmt ":
 			if size > remain {
-				return Format{}, nil, fmt.Errorf("wav: fmt chunk claims %d bytes, %d remain: %w", size, remain, ErrBadWAV)
+				return nil, fmt.Errorf("wav: fmt chunk claims %d bytes, %d remain: %w", size, remain, ErrBadWAV)
 			}
 			if wf, err = readFmt(r, size); err != nil {
-				return Format{}, nil, err
+				return nil, err
 			}
 		case "data":
 			if size == unknownSize {
 				size = remain
 			}
 			if size > remain {
-				return Format{}, nil, fmt.Errorf("wav: data chunk claims %d bytes but the file has %d after its header: %w",
+				return nil, fmt.Errorf("wav: data chunk claims %d bytes but the file has %d after its header: %w",
 					size, remain, ErrBadWAV)
 			}
 			dataOff, dataLen = pos, size
 		}
 		pos += size + size&1 // chunks are word aligned
 		if _, err := r.Seek(pos, io.SeekStart); err != nil {
-			return Format{}, nil, fmt.Errorf("wav: seek to %d: %w", pos, err)
+			return nil, fmt.Errorf("wav: seek to %d: %w", pos, err)
 		}
 	}
 	if wf == nil {
-		return Format{}, nil, fmt.Errorf("wav: no fmt chunk: %w", ErrBadWAV)
+		return nil, fmt.Errorf("wav: no fmt chunk: %w", ErrBadWAV)
 	}
 	if dataOff < 0 {
-		return Format{}, nil, fmt.Errorf("wav: no data chunk: %w", ErrBadWAV)
+		return nil, fmt.Errorf("wav: no data chunk: %w", ErrBadWAV)
 	}
 	f, bps, err := wf.format()
 	if err != nil {
-		return Format{}, nil, err
+		return nil, err
 	}
 	if _, err := r.Seek(dataOff, io.SeekStart); err != nil {
-		return Format{}, nil, fmt.Errorf("wav: seek to data: %w", err)
+		return nil, fmt.Errorf("wav: seek to data: %w", err)
 	}
-	frame := int64(bps * f.Channels)
-	data := make([]byte, dataLen/frame*frame)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return Format{}, nil, fmt.Errorf("wav: read %d data bytes: %w: %w", len(data), ErrBadWAV, err)
+	return &WAVReader{r: r, wf: wf, f: f, bps: bps, frames: dataLen / int64(bps*f.Channels)}, nil
+}
+
+// Format is the file's format (see ReadWAV for its Encoding).
+func (w *WAVReader) Format() Format { return w.f }
+
+// Frames is the number of whole sample frames in the data chunk.
+func (w *WAVReader) Frames() int64 { return w.frames }
+
+// Read returns up to maxFrames frames (at least 1), one slice per channel,
+// and io.EOF once every frame has been returned. A file that ends before its
+// data chunk does is ErrBadWAV; a non-finite float sample is ErrNaN.
+func (w *WAVReader) Read(maxFrames int) ([][]float32, error) {
+	n := min(int64(max(maxFrames, 1)), w.frames-w.read)
+	if n <= 0 {
+		return nil, io.EOF
 	}
-	chans, err := decodeWAVData(data, wf, f.Channels, bps)
+	size := int(n) * w.bps * w.f.Channels
+	if cap(w.buf) < size {
+		w.buf = make([]byte, size)
+	}
+	data := w.buf[:size]
+	if _, err := io.ReadFull(w.r, data); err != nil {
+		return nil, fmt.Errorf("wav: read %d data bytes at frame %d: %w: %w", size, w.read, ErrBadWAV, err)
+	}
+	chans, err := decodeWAVData(data, w.wf, w.f.Channels, w.bps, w.read)
 	if err != nil {
-		return Format{}, nil, err
+		return nil, err
 	}
-	return f, chans, nil
+	w.read += n
+	return chans, nil
 }
 
 func readFmt(r io.Reader, size int64) (*wavFmt, error) {
@@ -171,7 +228,9 @@ func (wf *wavFmt) format() (Format, int, error) {
 	return f, wf.bits / 8, nil
 }
 
-func decodeWAVData(data []byte, wf *wavFmt, nch, bps int) ([][]float32, error) {
+// decodeWAVData decodes whole frames; first is the index of the first frame in
+// the file (for error messages).
+func decodeWAVData(data []byte, wf *wavFmt, nch, bps int, first int64) ([][]float32, error) {
 	n := len(data) / (bps * nch)
 	out := make([][]float32, nch)
 	for c := range out {
@@ -193,7 +252,7 @@ func decodeWAVData(data []byte, wf *wavFmt, nch, bps int) ([][]float32, error) {
 					v = math.Float64frombits(le.Uint64(b))
 				}
 				if math.IsNaN(v) || math.IsInf(v, 0) {
-					return nil, fmt.Errorf("wav: frame %d channel %d is %v: %w", i, c, v, ErrNaN)
+					return nil, fmt.Errorf("wav: frame %d channel %d is %v: %w", first+int64(i), c, v, ErrNaN)
 				}
 				x = float32(min(max(v, -1), 1))
 			case bps == 1: // 8-bit PCM is unsigned

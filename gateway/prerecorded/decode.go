@@ -1,8 +1,8 @@
 package prerecorded
 
 import (
-	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"strings"
@@ -11,7 +11,8 @@ import (
 	"github.com/earshot-dev/earshot/ingest"
 )
 
-// isWAV reports whether the body is a RIFF/WAVE file or declared as one.
+// isWAV reports whether the body (its first 12 bytes suffice) is a RIFF/WAVE file or
+// declared as one.
 func isWAV(b []byte, contentType string) bool {
 	if len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WAVE" {
 		return true
@@ -24,49 +25,176 @@ func isWAV(b []byte, contentType string) bool {
 	return false
 }
 
-// decode turns an uploaded file into 16 kHz mono PCM16: a WAV file by its header, raw
-// audio by the declared encoding= (sample_rate=, channels=). Errors wrap ErrNotAudio or
-// are the pipeline factory's *wire.ParamError.
-func decode(b []byte, contentType string, p Params, pipelines gateway.PipelineFactory) ([]int16, error) {
-	var mono []float32
+// srcChunk is how much source audio one pcmSource.Next decodes: half a second, as
+// the worker takes it.
+const srcChunk = 2 // per second
+
+// pcmSource is an upload's audio as 16 kHz mono PCM16, decoded and resampled half a
+// second at a time as the transcription takes it: memory does not grow with the file.
+type pcmSource struct {
+	// read returns the next source-rate mono samples, or io.EOF.
+	read    func() ([]float32, error)
+	rs      *ingest.Resampler // nil at 16 kHz
+	flushed bool
+	// Samples is the number of 16 kHz samples the whole file gives, known from its
+	// header (WAV) or size (raw) before anything is decoded.
+	Samples  int64
+	produced int64
+}
+
+// openPCM opens an upload as a pcmSource: a WAV file by its header, raw audio by the
+// declared encoding= (sample_rate=, channels=). Errors wrap ErrNotAudio or are the
+// pipeline factory's *wire.ParamError. Float samples are checked for NaN and ±Inf
+// across the whole file here, so that a bad sample is refused before any audio is
+// sent (and billed); the other encodings cannot fail to decode once the size is right.
+func openPCM(u *upload, p Params, pipelines gateway.PipelineFactory) (*pcmSource, error) {
+	var (
+		s      = &pcmSource{}
+		rate   int
+		frames int64
+		float  bool
+	)
 	switch {
-	case isWAV(b, contentType):
-		f, ch, err := ingest.ReadWAV(bytes.NewReader(b))
+	case isWAV(u.head(12), u.ctype):
+		w, err := ingest.OpenWAV(u.reader())
 		if err != nil {
 			return nil, fmt.Errorf("%w: the WAV file does not decode: %v", ErrNotAudio, err)
 		}
-		mono = ingest.Convert16kMono(f, ch)
+		rate, frames, float = w.Format().SampleRate, w.Frames(), w.Format().Encoding == ingest.Float32
+		if float {
+			if err := checkWAV(u); err != nil {
+				return nil, err
+			}
+		}
+		s.read = func() ([]float32, error) {
+			ch, err := w.Read(rate / srcChunk)
+			if err != nil {
+				return nil, err
+			}
+			return ingest.Downmix(ch), nil
+		}
 	case p.Encoding != "":
-		pl, err := pipelines(gateway.AudioFormat{Encoding: p.Encoding, SampleRate: p.SampleRate, Channels: p.Channels})
-		if err != nil {
+		// The factory is the live path's judge of the declared format.
+		if _, err := pipelines(gateway.AudioFormat{Encoding: p.Encoding, SampleRate: p.SampleRate, Channels: p.Channels}); err != nil {
 			return nil, err
 		}
-		outs, err := pl.Push(b)
-		if err != nil {
-			return nil, fmt.Errorf("%w: the body does not decode as %s: %v", ErrNotAudio, p.Encoding, err)
+		enc, _ := ingest.ParseEncoding(p.Encoding) // the factory accepted it
+		rate = p.SampleRate
+		if rate == 0 {
+			rate = ingest.G711Rate // the only encodings with a default rate
 		}
-		tail := pl.Flush()
-		if len(outs) > 0 {
-			mono = outs[0]
+		bpf := int64(enc.BytesPerSample() * max(1, p.Channels))
+		if u.size%bpf != 0 {
+			return nil, fmt.Errorf("%w: the body does not decode as %s: %d bytes is not a whole number of %d-byte frames",
+				ErrNotAudio, p.Encoding, u.size, bpf)
 		}
-		if len(tail) > 0 {
-			mono = append(mono, tail[0]...)
+		frames, float = u.size/bpf, enc == ingest.Float32
+		dec := ingest.NewDecoder(ingest.Format{Encoding: enc, SampleRate: rate, Channels: max(1, p.Channels)})
+		if float {
+			if err := checkRaw(u, dec, int(bpf)*rate); err != nil {
+				return nil, err
+			}
+		}
+		r := u.reader()
+		buf := make([]byte, int(bpf)*(rate/srcChunk))
+		s.read = func() ([]float32, error) {
+			n, err := io.ReadFull(r, buf)
+			if n == 0 {
+				if err == nil || err == io.ErrUnexpectedEOF {
+					err = io.EOF
+				}
+				return nil, err
+			}
+			ch, err := dec.Decode(buf[:n])
+			if err != nil {
+				return nil, fmt.Errorf("%w: the body does not decode as %s: %v", ErrNotAudio, p.Encoding, err)
+			}
+			return ingest.Downmix(ch), nil
 		}
 	default:
-		mt, _, _ := mime.ParseMediaType(contentType)
+		mt, _, _ := mime.ParseMediaType(u.ctype)
 		if mt == "" {
 			mt = "no Content-Type"
 		}
 		return nil, fmt.Errorf("%w: the body (%s) is not a WAV file; send audio/wav, or raw audio with ?encoding=linear16|mulaw&sample_rate=", ErrNotAudio, mt)
 	}
-	if len(mono) == 0 {
+	if frames == 0 {
 		return nil, fmt.Errorf("%w: the file holds no audio samples", ErrNotAudio)
 	}
-	out := make([]int16, len(mono))
-	for i, v := range mono {
-		out[i] = int16(max(-32768, min(32767, math.Round(float64(v)*32767))))
+	if rate != ingest.TargetRate {
+		s.rs = ingest.NewResampler(rate, ingest.TargetRate)
 	}
-	return out, nil
+	// The resampler emits round(frames·16000/rate) samples in all (ingest.Resampler).
+	s.Samples = (frames*ingest.TargetRate + int64(rate)/2) / int64(rate)
+	return s, nil
+}
+
+// Next returns the next 16 kHz samples (never an empty slice), or io.EOF after the last.
+func (s *pcmSource) Next() ([]int16, error) {
+	for {
+		if s.flushed {
+			return nil, io.EOF
+		}
+		x, err := s.read()
+		switch {
+		case err == io.EOF:
+			s.flushed = true
+			if s.rs == nil {
+				return nil, io.EOF
+			}
+			x = s.rs.Flush()
+		case err != nil:
+			return nil, err
+		case s.rs != nil:
+			x = s.rs.Process(x)
+		}
+		if len(x) == 0 {
+			continue
+		}
+		out := make([]int16, len(x))
+		for i, v := range x {
+			out[i] = int16(max(-32768, min(32767, math.Round(float64(v)*32767))))
+		}
+		s.produced += int64(len(out))
+		return out, nil
+	}
+}
+
+// Produced is the number of 16 kHz samples Next has returned.
+func (s *pcmSource) Produced() int64 { return s.produced }
+
+// checkWAV decodes a float WAV file once, a second at a time, for NaN and ±Inf.
+func checkWAV(u *upload) error {
+	w, err := ingest.OpenWAV(u.reader())
+	if err != nil {
+		return fmt.Errorf("%w: the WAV file does not decode: %v", ErrNotAudio, err)
+	}
+	for {
+		if _, err := w.Read(w.Format().SampleRate); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("%w: the WAV file does not decode: %v", ErrNotAudio, err)
+		}
+	}
+}
+
+// checkRaw decodes raw float audio once, chunk bytes at a time, for NaN and ±Inf.
+func checkRaw(u *upload, dec *ingest.Decoder, chunk int) error {
+	r, buf := u.reader(), make([]byte, chunk)
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if _, derr := dec.Decode(buf[:n]); derr != nil {
+				return fmt.Errorf("%w: the body does not decode as %s: %v", ErrNotAudio, dec.Format().Encoding, derr)
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil // the size was checked: the end of the file
+		}
+		if err != nil {
+			return fmt.Errorf("read the spooled upload: %w", err)
+		}
+	}
 }
 
 // isJSON reports whether the request body is a JSON {"url": ...} document.

@@ -10,6 +10,8 @@ import (
 var (
 	// ErrTooLarge: the upload (or fetched file) is larger than Config.MaxUpload (413).
 	ErrTooLarge = errors.New("audio too large")
+	// ErrTooLong: the audio is longer than Config.MaxAudio or the tenant's plan allows (413).
+	ErrTooLong = errors.New("audio too long")
 	// ErrNotAudio: the body is not audio Earshot can decode (400).
 	ErrNotAudio = errors.New("not audio")
 	// ErrURLRefused: url= or callback= is outside the allow-list or points at an

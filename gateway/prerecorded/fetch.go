@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -74,12 +73,11 @@ func (g guard) client(timeout time.Duration, checkRedirect func(*url.URL) error)
 }
 
 // fetch downloads raw (url= of a request) after checking it against the allow-list
-// and the address rules, reading at most limit bytes. It returns the body and its
-// Content-Type.
-func (g guard) fetch(ctx context.Context, raw string, limit int64) ([]byte, string, error) {
+// and the address rules, spooling at most limit bytes into dir (see spool).
+func (g guard) fetch(ctx context.Context, raw, dir string, limit int64) (*upload, error) {
 	u, err := checkURL(raw)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrURLRefused, err)
+		return nil, fmt.Errorf("%w: %v", ErrURLRefused, err)
 	}
 	vet := func(u *url.URL) error {
 		if u.Scheme != "http" && u.Scheme != "https" {
@@ -91,36 +89,36 @@ func (g guard) fetch(ctx context.Context, raw string, limit int64) ([]byte, stri
 		return g.checkHost(ctx, u.Hostname())
 	}
 	if err := vet(u); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrURLRefused, err)
+		return nil, fmt.Errorf("%w: %v", ErrURLRefused, err)
 	}
 	resp, err := g.client(5*time.Minute, vet).Do(req)
 	if err != nil {
 		if errors.Is(err, ErrURLRefused) {
 			var ue *url.Error
 			if errors.As(err, &ue) {
-				return nil, "", ue.Err
+				return nil, ue.Err
 			}
-			return nil, "", err
+			return nil, err
 		}
-		return nil, "", fmt.Errorf("%w: %s: %v", ErrFetch, u.Redacted(), err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrFetch, u.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return nil, "", fmt.Errorf("%w: %s answered %s", ErrFetch, u.Redacted(), resp.Status)
+		return nil, fmt.Errorf("%w: %s answered %s", ErrFetch, u.Redacted(), resp.Status)
 	}
 	if resp.ContentLength > limit {
-		return nil, "", fmt.Errorf("%w: %s is %d bytes, over the %d-byte limit", ErrTooLarge, u.Redacted(), resp.ContentLength, limit)
+		return nil, fmt.Errorf("%w: %s is %d bytes, over the %d-byte limit", ErrTooLarge, u.Redacted(), resp.ContentLength, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: %s: %v", ErrFetch, u.Redacted(), err)
+	up, err := spool(dir, resp.Body, limit, resp.Header.Get("Content-Type"))
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return nil, fmt.Errorf("%w: %s is over the %d-byte limit", ErrTooLarge, u.Redacted(), limit)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s: %v", ErrFetch, u.Redacted(), err)
 	}
-	if int64(len(b)) > limit {
-		return nil, "", fmt.Errorf("%w: %s is over the %d-byte limit", ErrTooLarge, u.Redacted(), limit)
-	}
-	return b, resp.Header.Get("Content-Type"), nil
+	return up, nil
 }

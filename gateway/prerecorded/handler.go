@@ -2,8 +2,6 @@ package prerecorded
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/gateway/wire"
@@ -25,6 +24,10 @@ import (
 
 // DefaultMaxUpload is the largest upload or fetched file accepted by default.
 const DefaultMaxUpload = 100 << 20
+
+// DefaultMaxAudio is the longest audio a pre-recorded request may hold by default,
+// whatever its plan: the longest phone call (--max-call-duration's default).
+const DefaultMaxAudio = 4 * time.Hour
 
 // Config configures the pre-recorded API. Backend, Pipelines, Auth and JS are required.
 type Config struct {
@@ -40,6 +43,21 @@ type Config struct {
 	// "*.example.com"); empty: url= is refused.
 	URLAllowList []string
 	MaxUpload    int64 // bytes; default DefaultMaxUpload
+	// MaxAudio is the longest audio one request may hold, known from the file's header
+	// (or a raw body's size) before anything is decoded: longer is 413 MAX_DURATION.
+	// Default DefaultMaxAudio.
+	MaxAudio time.Duration
+	// FileAdmit, if set, checks a file of ms milliseconds against the tenant's plan
+	// before it is transcribed: the plan's longest file (an error wrapping ErrTooLong,
+	// 413) and what the balance or quota still covers (gateway.ErrNoBalance or
+	// ErrQuotaExhausted, 402), so that a file is never served beyond what is paid for.
+	FileAdmit func(ctx context.Context, t bus.TenantID, model string, ms int64) error
+	// Metrics, if set, gets earshot_prerecorded_requests_in_flight (synchronous requests
+	// holding a tenant slot on this gateway).
+	Metrics prometheus.Registerer
+	// SpoolDir holds uploads while they are transcribed, as unlinked temporary files:
+	// memory per request does not grow with the file. "" = the system's temp directory.
+	SpoolDir     string
 	Log          *slog.Logger
 	DefaultModel string // default "tiny.en"
 	// ValidRedaction checks redact= (transcriber.ValidRedaction); nil: the built-in list.
@@ -93,8 +111,9 @@ type Handler struct {
 	stream jetstream.Stream
 	cb     *http.Client
 
-	mu     sync.Mutex
-	active map[bus.TenantID]int // synchronous requests in flight, per tenant
+	mu       sync.Mutex
+	active   map[bus.TenantID]int // synchronous requests in flight, per tenant
+	inFlight prometheus.Gauge
 }
 
 // New checks cfg, creates the PRERECORDED stream, the PRERECORDED_AUDIO object store
@@ -105,6 +124,9 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = DefaultMaxUpload
+	}
+	if cfg.MaxAudio <= 0 {
+		cfg.MaxAudio = DefaultMaxAudio
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -134,6 +156,13 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	h := &Handler{cfg: cfg, log: cfg.Log.With("component", "prerecorded"), mux: http.NewServeMux(), active: map[bus.TenantID]int{},
 		guard: guard{allow: cfg.URLAllowList, net: netguard.Guard{AllowLoopback: cfg.AllowLoopback}}}
 	h.cb = h.guard.client(30*time.Second, nil)
+	h.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "earshot", Subsystem: "prerecorded",
+		Name: "requests_in_flight", Help: "Synchronous pre-recorded requests holding a tenant slot on this gateway."})
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(h.inFlight); err != nil {
+			return nil, fmt.Errorf("prerecorded: metrics: %w", err)
+		}
+	}
 	if err := h.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -167,6 +196,8 @@ func (h *Handler) fail(w http.ResponseWriter, err error, id bus.SessionID) {
 	case errors.As(err, &mbe) || errors.Is(err, ErrTooLarge):
 		writeErr(w, http.StatusRequestEntityTooLarge, wire.CodeMessageTooLarge,
 			fmt.Sprintf("audio too large: the limit is %d MiB (%d bytes); send a shorter file", h.cfg.MaxUpload>>20, h.cfg.MaxUpload), "", id)
+	case errors.Is(err, ErrTooLong):
+		writeErr(w, http.StatusRequestEntityTooLarge, wire.CodeMaxDuration, err.Error(), "", id)
 	case errors.Is(err, ErrNotAudio):
 		writeErr(w, http.StatusBadRequest, wire.CodeBadAudio, err.Error(), "", id)
 	case errors.Is(err, ErrURLRefused), errors.Is(err, ErrFetch):
@@ -237,50 +268,64 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err, id)
 		return
 	}
-	body, ctype, err := h.readBody(w, r)
+	up, err := h.readBody(w, r)
 	if err != nil {
 		h.fail(w, err, id)
 		return
 	}
+	defer up.Close()
 	w.Header().Del("Connection")
-	pcm, err := decode(body, ctype, p, h.cfg.Pipelines)
+	src, err := openPCM(up, p, h.cfg.Pipelines)
 	if err != nil {
 		h.fail(w, err, id)
 		return
 	}
-	sum := sha256.Sum256(body)
-	j := job{Request: id, Tenant: tenant, Key: key, Model: p.Model, Language: p.Language, Redact: p.Redact}
-	if j.Model == "" {
-		j.Model = h.cfg.DefaultModel
+	if err := h.admitFile(r.Context(), tenant, model, src.Samples); err != nil {
+		h.fail(w, err, id)
+		return
 	}
+	j := job{Request: id, Tenant: tenant, Key: key, Model: model, Language: p.Language, Redact: p.Redact}
 	log := h.log.With("request", id, "tenant", tenant)
 	if p.Callback != "" {
-		q := queued{Job: j, Callback: p.Callback, Retain: pol, SHA256: hex.EncodeToString(sum[:]),
-			ContentType: ctype, Encoding: p.Encoding, SampleRate: p.SampleRate, Channels: p.Channels,
-			Samples: len(pcm), Created: time.Now().UTC()}
-		if err := h.enqueue(r.Context(), q, body); err != nil {
+		q := queued{Job: j, Callback: p.Callback, Retain: pol, SHA256: up.sha256,
+			ContentType: up.ctype, Encoding: p.Encoding, SampleRate: p.SampleRate, Channels: p.Channels,
+			Samples: int(src.Samples), Created: time.Now().UTC()}
+		if err := h.enqueue(r.Context(), q, up.reader()); err != nil {
 			h.fail(w, err, id)
 			return
 		}
-		log.Info("pre-recorded request queued", "audio_s", float64(len(pcm))/bus.SampleRate)
+		log.Info("pre-recorded request queued", "audio_s", float64(src.Samples)/bus.SampleRate)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(map[string]string{"request_id": string(id)})
 		return
 	}
 	start := time.Now()
-	finals, err := h.transcribe(r.Context(), j, pcm, nil)
+	finals, err := h.transcribe(r.Context(), j, src, nil)
 	if err != nil {
 		h.fail(w, err, id)
 		return
 	}
-	resp := h.response(j, hex.EncodeToString(sum[:]), len(pcm), time.Now(), finals)
+	resp := h.response(j, up.sha256, int(src.Produced()), time.Now(), finals)
 	out, _ := json.Marshal(resp)
-	if err := h.keep(r.Context(), tenant, id, pol, out, body); err != nil {
+	if err := h.keep(r.Context(), tenant, id, pol, out, up.reader()); err != nil {
 		log.Error("retention failed", "err", err)
 	}
 	log.Info("pre-recorded request done", "audio_s", resp.Metadata.Duration, "took", time.Since(start).Round(time.Millisecond))
 	writeResponse(w, r, resp, out)
+}
+
+// admitFile checks a file of samples 16 kHz samples against MaxAudio and FileAdmit.
+func (h *Handler) admitFile(ctx context.Context, t bus.TenantID, model string, samples int64) error {
+	ms := samples / bus.SamplesPerMs
+	if ms > h.cfg.MaxAudio.Milliseconds() {
+		return fmt.Errorf("%w: the file holds %s of audio, over this server's limit of %s; split it",
+			ErrTooLong, time.Duration(ms)*time.Millisecond, h.cfg.MaxAudio)
+	}
+	if h.cfg.FileAdmit == nil {
+		return nil
+	}
+	return h.cfg.FileAdmit(ctx, t, model, ms)
 }
 
 // admit applies the live admission (Config.Quota) to tenant and model.
@@ -299,9 +344,11 @@ func (h *Handler) acquire(t bus.TenantID) (release func(), err error) {
 		return nil, fmt.Errorf("%w: %d pre-recorded requests of this tenant are already running; retry when one has finished", ErrTooManyJobs, h.cfg.MaxJobsPerTenant)
 	}
 	h.active[t]++
+	h.inFlight.Inc()
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		h.inFlight.Dec()
 		if h.active[t]--; h.active[t] <= 0 {
 			delete(h.active, t)
 		}
@@ -332,18 +379,19 @@ func (h *Handler) policy(ctx context.Context, t bus.TenantID, p Params) (privacy
 	return h.cfg.Retention.Effective(ctx, t, p.Retain, p.RetainSet)
 }
 
-func (h *Handler) keep(ctx context.Context, t bus.TenantID, id bus.SessionID, pol privacy.Policy, resp, audio []byte) error {
+func (h *Handler) keep(ctx context.Context, t bus.TenantID, id bus.SessionID, pol privacy.Policy, resp []byte, audio io.Reader) error {
 	if h.cfg.Retention == nil || !pol.Keeps() {
 		return nil
 	}
 	return h.cfg.Retention.Keep(ctx, t, id, pol, resp, audio)
 }
 
-// readBody reads the upload (at most MaxUpload bytes) or, for {"url": ...}, fetches it.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, string, error) {
+// readBody spools the upload (at most MaxUpload bytes) or, for {"url": ...}, the
+// fetched file to SpoolDir.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*upload, error) {
 	ctype := r.Header.Get("Content-Type")
 	if r.ContentLength > h.cfg.MaxUpload {
-		return nil, "", ErrTooLarge
+		return nil, ErrTooLarge
 	}
 	if isJSON(ctype) {
 		var req struct {
@@ -352,15 +400,14 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, stri
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil || req.URL == "" {
-			return nil, "", wire.BadParam("url", `the JSON body must be {"url": "https://..."}`)
+			return nil, wire.BadParam("url", `the JSON body must be {"url": "https://..."}`)
 		}
 		if len(h.cfg.URLAllowList) == 0 {
-			return nil, "", fmt.Errorf("%w: fetching URLs is not enabled on this server (empty URL allow-list)", ErrURLRefused)
+			return nil, fmt.Errorf("%w: fetching URLs is not enabled on this server (empty URL allow-list)", ErrURLRefused)
 		}
-		return h.guard.fetch(r.Context(), req.URL, h.cfg.MaxUpload)
+		return h.guard.fetch(r.Context(), req.URL, h.cfg.SpoolDir, h.cfg.MaxUpload)
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxUpload))
-	return b, ctype, err
+	return spool(h.cfg.SpoolDir, http.MaxBytesReader(w, r.Body, h.cfg.MaxUpload), h.cfg.MaxUpload, ctype)
 }
 
 func (h *Handler) response(j job, sum string, samples int, at time.Time, finals []bus.Result) *Response {

@@ -106,7 +106,7 @@ func (h *Handler) ensure(ctx context.Context) error {
 }
 
 // enqueue saves the upload and queues the job; the callback host must not be internal.
-func (h *Handler) enqueue(ctx context.Context, q queued, body []byte) error {
+func (h *Handler) enqueue(ctx context.Context, q queued, body io.Reader) error {
 	u, _ := url.Parse(q.Callback)
 	if err := h.guard.checkHost(ctx, u.Hostname()); err != nil {
 		if errors.Is(err, ErrURLRefused) {
@@ -115,7 +115,7 @@ func (h *Handler) enqueue(ctx context.Context, q queued, body []byte) error {
 		return wire.BadParam("callback", "%s", err.Error())
 	}
 	id, t := q.Job.Request, q.Job.Tenant
-	if _, err := h.audio.Put(ctx, jetstream.ObjectMeta{Name: objName(t, id)}, bytes.NewReader(body)); err != nil {
+	if _, err := h.audio.Put(ctx, jetstream.ObjectMeta{Name: objName(t, id)}, body); err != nil {
 		return fmt.Errorf("save upload %s: %w", id, err)
 	}
 	if err := h.setStatus(ctx, Status{RequestID: id, Tenant: t, State: StateQueued, Created: q.Created}); err != nil {
@@ -264,20 +264,42 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 		finish(StateFailed, "refused when the job was due to run: "+err.Error(), false)
 		return
 	}
-	body, err := h.audio.GetBytes(ctx, objName(j.Tenant, j.Request))
+	obj, err := h.audio.Get(ctx, objName(j.Tenant, j.Request))
 	if err != nil {
 		finish(StateFailed, "the uploaded audio is no longer available", false)
 		return
 	}
+	up, err := spool(h.cfg.SpoolDir, obj, h.cfg.MaxUpload, q.ContentType)
+	obj.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			_ = m.Nak()
+			return
+		}
+		log.Warn("queued upload not readable", "err", err)
+		finish(StateFailed, "the uploaded audio is no longer available", false)
+		return
+	}
+	defer up.Close()
 	st.State = StateRunning
 	_ = h.setStatus(ctx, st)
-	pcm, err := decode(body, q.ContentType, Params{Params: wire.Params{Encoding: q.Encoding, SampleRate: q.SampleRate, Channels: max(1, q.Channels)}}, h.cfg.Pipelines)
+	src, err := openPCM(up, Params{Params: wire.Params{Encoding: q.Encoding, SampleRate: q.SampleRate, Channels: max(1, q.Channels)}}, h.cfg.Pipelines)
 	if err != nil {
 		finish(StateFailed, err.Error(), false)
 		return
 	}
+	// The plan (or the balance) may have changed since the job was queued.
+	if err := h.admitFile(ctx, j.Tenant, j.Model, src.Samples); err != nil {
+		if errors.Is(err, ErrTooLong) || errors.Is(err, gateway.ErrNoBalance) || errors.Is(err, gateway.ErrQuotaExhausted) {
+			finish(StateFailed, "refused when the job was due to run: "+err.Error(), false)
+		} else {
+			log.Warn("queued request not admitted yet", "err", err)
+			_ = m.NakWithDelay(5 * time.Second) // the plan or balance could not be read: later
+		}
+		return
+	}
 	lastSaved := 0
-	finals, err := h.transcribe(ctx, j, pcm, func(pct int) {
+	finals, err := h.transcribe(ctx, j, src, func(pct int) {
 		if pct >= lastSaved+5 {
 			lastSaved = pct
 			st.Percent = pct
@@ -298,9 +320,9 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 		finish(StateFailed, "transcription failed", false)
 		return
 	}
-	resp := h.response(j, q.SHA256, len(pcm), time.Now(), finals)
+	resp := h.response(j, q.SHA256, int(src.Produced()), time.Now(), finals)
 	out, _ := json.Marshal(resp)
-	if err := h.keep(ctx, j.Tenant, j.Request, q.Retain, out, body); err != nil {
+	if err := h.keep(ctx, j.Tenant, j.Request, q.Retain, out, up.reader()); err != nil {
 		log.Error("retention failed", "err", err)
 	}
 	if err := h.deliver(ctx, j.Tenant, q.Callback, j.Request, out); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -22,8 +23,6 @@ type job struct {
 	Redact   []string      `json:"redact,omitempty"`
 }
 
-const chunkSamples = bus.SampleRate / 2 // 0.5 s per Send
-
 // transcribe streams pcm through a worker at batch priority and collects its finals.
 //
 // Pacing: audio goes out at most Config.Speed × real time and never more than
@@ -32,7 +31,10 @@ const chunkSamples = bus.SampleRate / 2 // 0.5 s per Send
 // never overflows however slow its decoding is. A backend that refuses audio as too
 // fast (ingest.ErrTooFast: the client's MaxSpeed) is retried after a pause, so the
 // backend's own limit wins when it is lower.
-func (h *Handler) transcribe(ctx context.Context, j job, pcm []int16, progress func(pct int)) ([]bus.Result, error) {
+//
+// The audio is pulled from src half a second at a time, as the pacing allows, so a
+// long file is never held whole in memory.
+func (h *Handler) transcribe(ctx context.Context, j job, src *pcmSource, progress func(pct int)) ([]bus.Result, error) {
 	st, err := h.cfg.Backend.Open(ctx, bus.SessionRequest{
 		Session: j.Request, Tenant: j.Tenant, Key: j.Key, Model: j.Model, Channels: 1,
 		Priority: bus.PriorityBatch,
@@ -112,7 +114,11 @@ func (h *Handler) transcribe(ctx context.Context, j job, pcm []int16, progress f
 	began := time.Now()
 	var meteredMs int64
 	lastPct := -1
-	for pos := 0; pos < len(pcm); {
+	var (
+		pos     int64   // samples sent
+		pending []int16 // the next samples to send
+	)
+	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -127,8 +133,16 @@ func (h *Handler) transcribe(ctx context.Context, j job, pcm []int16, progress f
 			return nil, err
 		default:
 		}
+		if pending == nil {
+			var err error
+			if pending, err = src.Next(); err == io.EOF {
+				break
+			} else if err != nil {
+				return nil, err
+			}
+		}
 		allowed := int64(time.Since(began).Seconds()*h.cfg.Speed*bus.SampleRate) + 5*bus.SampleRate
-		if a := anchor(); int64(pos) > allowed || a >= 0 && int64(pos)-a > window {
+		if a := anchor(); pos > allowed || a >= 0 && pos-a > window {
 			select {
 			case <-wake:
 			case <-time.After(20 * time.Millisecond):
@@ -136,21 +150,21 @@ func (h *Handler) transcribe(ctx context.Context, j job, pcm []int16, progress f
 			}
 			continue
 		}
-		n := min(chunkSamples, len(pcm)-pos)
-		if err := st.Send(pcm[pos:pos+n], 0, 0); err != nil {
+		if err := st.Send(pending, 0, 0); err != nil {
 			if errors.Is(err, ingest.ErrTooFast) {
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
 			return nil, fmt.Errorf("send audio: %w", err)
 		}
-		pos += n
+		pos += int64(len(pending))
+		pending = nil
 		if meter != nil {
-			ms := int64(pos) / bus.SamplesPerMs
+			ms := pos / bus.SamplesPerMs
 			meter.Add(ms - meteredMs)
 			meteredMs = ms
 		}
-		if pct := pos * 99 / len(pcm); progress != nil && pct != lastPct {
+		if pct := int(min(pos*99/max(src.Samples, 1), 99)); progress != nil && pct != lastPct {
 			lastPct = pct
 			progress(pct)
 		}

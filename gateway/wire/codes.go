@@ -21,7 +21,7 @@ const (
 	CodeUnknownMessage  ErrorCode = "UNKNOWN_MESSAGE"   // a text frame is not a known control message (session continues)
 	CodeMessageTooLarge ErrorCode = "MESSAGE_TOO_LARGE" // a frame is over the size limit (close 1009)
 	CodeIdleTimeout     ErrorCode = "IDLE_TIMEOUT"      // no audio or KeepAlive for the idle timeout (close 4001)
-	CodeMaxDuration     ErrorCode = "MAX_DURATION"      // the session reached its maximum length (close 4003)
+	CodeMaxDuration     ErrorCode = "MAX_DURATION"      // the session reached its maximum length (close 4003), or a pre-recorded file is longer than allowed (413)
 	CodeSlowConsumer    ErrorCode = "SLOW_CONSUMER"     // the client does not read its results (close 1008)
 	CodeTooFast         ErrorCode = "TOO_FAST"          // audio arrives faster than the real-time limit (warning; reading is slowed)
 	CodeInternal        ErrorCode = "INTERNAL"          // a server fault (500, or close 1011)

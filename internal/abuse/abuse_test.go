@@ -15,12 +15,24 @@ type result struct {
 	id, attack, expect string
 	held               bool
 	skipped            bool
+	figures            string // what the case measured (measured)
 }
 
 var (
 	resultsMu sync.Mutex
 	results   []result
+	figures   = map[string][]string{} // by test name
 )
+
+// measured adds a figure to the running case's row of the report (and the test log).
+func measured(t *testing.T, format string, args ...any) {
+	t.Helper()
+	f := fmt.Sprintf(format, args...)
+	t.Log(f)
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	figures[t.Name()] = append(figures[t.Name()], f)
+}
 
 // attack registers the running test as the abuse case id and records at its end
 // whether the door held (the test passed) or failed. Call it first in each test.
@@ -29,7 +41,8 @@ func attack(t *testing.T, id, tried, expect string) {
 	t.Cleanup(func() {
 		resultsMu.Lock()
 		defer resultsMu.Unlock()
-		results = append(results, result{id: id, attack: tried, expect: expect, held: !t.Failed(), skipped: t.Skipped()})
+		results = append(results, result{id: id, attack: tried, expect: expect, held: !t.Failed(), skipped: t.Skipped(),
+			figures: strings.Join(figures[t.Name()], "; ")})
 	})
 }
 
@@ -81,6 +94,9 @@ func table() string {
 			failed++
 		default:
 			held++
+		}
+		if r.figures != "" {
+			status += " (" + r.figures + ")"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.id, r.attack, r.expect, status)
 	}

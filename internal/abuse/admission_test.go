@@ -110,13 +110,12 @@ func TestF2cPrerecordedConcurrencyLimit(t *testing.T) {
 	if _, err := pw.Write(wav[:64<<10]); err != nil {
 		t.Fatal(err)
 	}
-	var status int
-	var code string
-	testutil.Eventually(t, 10*time.Second, "a second request refused while the first uploads", func() bool {
-		status, code = postFile(t, srv, key, "model=tiny.en", bytes.NewReader(wav))
-		return status == http.StatusTooManyRequests
+	// Wait until the first holds its slot: a second request sent earlier could take it.
+	testutil.Eventually(t, 10*time.Second, "the first request holding its slot", func() bool {
+		return metricValue(t, srv.OpsURL, "earshot_prerecorded_requests_in_flight") == 1
 	})
-	if code != "TOO_MANY_STREAMS" {
+	status, code := postFile(t, srv, key, "model=tiny.en", bytes.NewReader(wav))
+	if status != http.StatusTooManyRequests || code != "TOO_MANY_STREAMS" {
 		t.Errorf("second request: %d %s, want 429 TOO_MANY_STREAMS", status, code)
 	}
 	if _, err := pw.Write(wav[64<<10:]); err != nil {

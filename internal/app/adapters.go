@@ -11,6 +11,7 @@ import (
 
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/gateway/prerecorded"
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
@@ -259,7 +260,20 @@ func (m callMetering) Start(_ context.Context, t bus.TenantID, model string, s b
 type quota struct{ q *billing.Quota }
 
 func (a quota) Check(ctx context.Context, tenant bus.TenantID, model string) error {
-	err := a.q.Check(ctx, tenant, model)
+	return mapQuota(a.q.Check(ctx, tenant, model))
+}
+
+// CheckFile is prerecorded.Config.FileAdmit: a file of ms milliseconds against the
+// plan's longest file and what the balance or quota still covers.
+func (a quota) CheckFile(ctx context.Context, tenant bus.TenantID, model string, ms int64) error {
+	err := a.q.CheckFile(ctx, tenant, model, ms)
+	if errors.Is(err, billing.ErrFileTooLong) {
+		return fmt.Errorf("%w: %v", prerecorded.ErrTooLong, err)
+	}
+	return mapQuota(err)
+}
+
+func mapQuota(err error) error {
 	switch {
 	case err == nil:
 		return nil

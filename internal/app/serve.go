@@ -242,6 +242,12 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		closers = append(closers, func() { _ = batchClient.Close() })
+		// Uploads wait here while they are transcribed (unlinked files: nothing is left
+		// behind by a crash), beside JetStream's files rather than in a small /tmp.
+		spool := filepath.Join(c.DataDir, "spool")
+		if err := os.MkdirAll(spool, 0o700); err != nil {
+			return fmt.Errorf("spool dir %s: %w", spool, err)
+		}
 		pre, err := prerecorded.New(ctx, prerecorded.Config{
 			Backend:        backend{batchClient},
 			Pipelines:      pipelines,
@@ -256,6 +262,11 @@ func Run(ctx context.Context, o Options) error {
 			ValidRedaction: transcriber.ValidRedaction,
 			// The live path's admission: plan, model, balance and quotas.
 			Quota:            quota{billing.NewQuota(store)},
+			FileAdmit:        quota{billing.NewQuota(store)}.CheckFile,
+			MaxUpload:        int64(o.Gateway.MaxUploadMB) << 20,
+			MaxAudio:         o.Gateway.MaxAudio,
+			SpoolDir:         spool,
+			Metrics:          ops.Registry,
 			MaxJobsPerTenant: o.Gateway.MaxPrerecorded,
 			CallbackSecrets:  prerecorded.NewRedisCallbackSecrets(rdb),
 		})

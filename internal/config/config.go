@@ -56,6 +56,8 @@ type Gateway struct {
 	MaxCallDuration  time.Duration `flag:"max-call-duration" env:"EARSHOT_MAX_CALL_DURATION" help:"longest phone call; a longer one ends with reason max_duration"`
 	MaxStreams       int           `flag:"max-streams-per-tenant" env:"EARSHOT_MAX_STREAMS_PER_TENANT" help:"concurrent live streams one tenant may hold"`
 	MaxPrerecorded   int           `flag:"max-prerecorded-per-tenant" env:"EARSHOT_MAX_PRERECORDED_PER_TENANT" help:"pre-recorded requests one tenant may have running (per gateway), and callback jobs waiting or running"`
+	MaxUploadMB      int           `flag:"max-upload-mb" env:"EARSHOT_MAX_UPLOAD_MB" help:"largest pre-recorded upload or url= file, in MiB (larger: 413)"`
+	MaxAudio         time.Duration `flag:"max-prerecorded-audio" env:"EARSHOT_MAX_PRERECORDED_AUDIO" help:"longest audio one pre-recorded request may hold, whatever the plan (longer: 413 MAX_DURATION)"`
 	MaxSession       time.Duration `flag:"max-session" env:"EARSHOT_MAX_SESSION" help:"longest a live stream may last"`
 	Demo             bool          `flag:"demo" env:"EARSHOT_DEMO" help:"enable the one-machine demo: POST /demo/grant issues tokens for the demo tenant without a key"`
 	DemoTenant       string        `flag:"demo-tenant" env:"EARSHOT_DEMO_TENANT" help:"tenant used by the demo page"`
@@ -99,6 +101,8 @@ func Defaults() (Common, Gateway, Transcriber) {
 			MaxStreams: 20,
 			MaxCalls:   20, MaxCallDuration: 4 * time.Hour,
 			MaxPrerecorded: 4,
+			MaxUploadMB:    100,
+			MaxAudio:       4 * time.Hour,
 			MaxSession:     4 * time.Hour,
 			DemoTenant:     "demo",
 			DefaultModel:   "tiny.en",
@@ -181,6 +185,12 @@ func (g *Gateway) Validate() error {
 	}
 	if g.MaxPrerecorded < 1 {
 		return fmt.Errorf("--max-prerecorded-per-tenant must be at least 1")
+	}
+	if g.MaxUploadMB < 1 || g.MaxUploadMB > 4096 {
+		return fmt.Errorf("--max-upload-mb %d: use between 1 and 4096", g.MaxUploadMB)
+	}
+	if g.MaxAudio < time.Second {
+		return fmt.Errorf("--max-prerecorded-audio %v is too short", g.MaxAudio)
 	}
 	if g.MaxStreams < 1 {
 		return fmt.Errorf("--max-streams-per-tenant must be at least 1")

@@ -53,7 +53,7 @@ func newSecret(tenant bus.TenantID, words string) secret {
 func (x secret) keep(t *testing.T, s *Store, p Policy) {
 	t.Helper()
 	resp, _ := json.Marshal(map[string]string{"transcript": string(x.words)})
-	if err := s.Keep(context.Background(), x.tenant, x.req, p, resp, x.audio); err != nil {
+	if err := s.Keep(context.Background(), x.tenant, x.req, p, resp, bytes.NewReader(x.audio)); err != nil {
 		t.Fatal(err)
 	}
 }

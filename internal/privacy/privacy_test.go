@@ -1,6 +1,7 @@
 package privacy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/url"
@@ -32,7 +33,7 @@ func TestKeepGetDeleteAcrossTenants(t *testing.T) {
 	s, _ := openStore(t)
 	req := bus.NewSessionID()
 	p := Policy{Retain: RetainAudio, TTL: time.Hour}
-	if err := s.Keep(ctx, "acme", req, p, []byte(`{"transcript":"hello"}`), []byte("RIFFaudio")); err != nil {
+	if err := s.Keep(ctx, "acme", req, p, []byte(`{"transcript":"hello"}`), bytes.NewReader([]byte("RIFFaudio"))); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := s.Get(ctx, "acme", req)
@@ -103,7 +104,7 @@ func TestEraseTenant(t *testing.T) {
 		t bus.TenantID
 		r bus.SessionID
 	}{{"acme", a1}, {"acme", a2}, {"beta", b1}} {
-		if err := s.Keep(ctx, k.t, k.r, Policy{Retain: RetainAudio}, []byte(`{}`), []byte("pcm")); err != nil {
+		if err := s.Keep(ctx, k.t, k.r, Policy{Retain: RetainAudio}, []byte(`{}`), bytes.NewReader([]byte("pcm"))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,6 @@
 package privacy
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -188,11 +187,12 @@ func (s *Store) Effective(ctx context.Context, t bus.TenantID, req Policy, reqSe
 	return s.Policy(ctx, t)
 }
 
-// Keep retains a response (and, with RetainAudio, the audio) under the request id for
+// Keep retains a response (and, with RetainAudio, the audio read from audio, streamed
+// to the object store in chunks; nil: none) under the request id for
 // p.TTL: Get stops returning it then, and Run erases it within Config.SweepEvery. It
 // does nothing when p keeps nothing. The choice is recorded in the audit log (ids and
 // TTL only, never content).
-func (s *Store) Keep(ctx context.Context, t bus.TenantID, r bus.SessionID, p Policy, response []byte, audio []byte) error {
+func (s *Store) Keep(ctx context.Context, t bus.TenantID, r bus.SessionID, p Policy, response []byte, audio io.Reader) error {
 	p, err := p.Validate()
 	if err != nil || !p.Keeps() {
 		return err
@@ -200,9 +200,9 @@ func (s *Store) Keep(ctx context.Context, t bus.TenantID, r bus.SessionID, p Pol
 	now := s.now().UTC()
 	rec := Record{Request: r, Tenant: t, Created: now, Expires: now.Add(p.TTL), Retain: p.Retain,
 		Response: json.RawMessage(response)}
-	if p.Retain == RetainAudio && len(audio) > 0 {
+	if p.Retain == RetainAudio && audio != nil {
 		_, err := s.audio.Put(ctx, jetstream.ObjectMeta{Name: audioName(t, r),
-			Metadata: map[string]string{"expires": rec.Expires.Format(time.RFC3339Nano)}}, bytes.NewReader(audio))
+			Metadata: map[string]string{"expires": rec.Expires.Format(time.RFC3339Nano)}}, audio)
 		if err != nil {
 			return fmt.Errorf("privacy: keep audio of %s: %w", r, err)
 		}

@@ -102,6 +102,9 @@ func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	return p
 }
 
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output returns what the process printed so far.
 func (p *Proc) Output() string {
 	p.mu.Lock()
