@@ -256,3 +256,39 @@ func tone8k(sec float64) []float32 {
 	}
 	return out
 }
+
+// A file that opens with more silence than the gateway's replay limit (120 s) holds
+// no final for that long: transcribe settles it with Finalize instead of failing with
+// a full replay buffer, and the speech after it is transcribed and billed in full.
+func TestLongSilenceBeforeSpeech(t *testing.T) {
+	r := newRig(t, nil, func(c *Config) { c.Speed = 40 })
+	wav, ref := jfk(t)
+	f, ch, err := ingest.ReadWAV(bytes.NewReader(wav))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := append(make([]float32, 150*16000), ingest.Convert16kMono(f, ch)...)
+	var b bytes.Buffer
+	if err := ingest.WriteWAV16(&b, 16000, pcm); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := r.post(t, "acme", "model=tiny.en", "audio/wav", "", b.Bytes())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s\nlogs:\n%s", resp.StatusCode, body, r.logs)
+	}
+	var got Response
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if w, _, _ := wer.WER(ref, got.Transcript()); w > 0.10 {
+		t.Fatalf("WER %.2f after 150 s of silence:\n ref %q\n hyp %q", w, ref, got.Transcript())
+	}
+	words := got.Results.Channels[0].Alternatives[0].Words
+	if len(words) == 0 || words[0].Start < 149 {
+		t.Fatalf("first word at %+v, want after the 150 s of silence", words)
+	}
+	want := int64(len(pcm)) / 16
+	if ms := r.meter.get(bus.SessionID(got.Metadata.RequestID)); ms != want {
+		t.Fatalf("metered %d ms, want %d", ms, want)
+	}
+}

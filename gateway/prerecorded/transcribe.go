@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,11 @@ type job struct {
 	Language string        `json:"language,omitempty"`
 	Redact   []string      `json:"redact,omitempty"`
 }
+
+// settleAfter is how much audio with no final transcribe lets pass before it asks the
+// worker to settle it (a Finalize), and half of how much it sends unsettled at most:
+// under the gateway's 120 s replay limit.
+const settleAfter = 45 * bus.SampleRate
 
 // transcribe streams pcm through a worker at batch priority and collects its finals.
 //
@@ -75,7 +81,9 @@ func (h *Handler) transcribe(ctx context.Context, j job, src *pcmSource, progres
 			mu.Lock()
 			switch r.Type {
 			case bus.ResultFinal:
-				finals = append(finals, r)
+				if strings.TrimSpace(r.Text) != "" || len(r.Words) > 0 {
+					finals = append(finals, r) // not the empty answers to settle's Finalize
+				}
 				end := r.EndSample
 				if end == 0 {
 					end = uint64((r.Start+r.Duration)*bus.SampleRate + 0.5)
@@ -115,8 +123,10 @@ func (h *Handler) transcribe(ctx context.Context, j job, src *pcmSource, progres
 	var meteredMs int64
 	lastPct := -1
 	var (
-		pos     int64   // samples sent
-		pending []int16 // the next samples to send
+		pos          int64     // samples sent
+		pending      []int16   // the next samples to send
+		finalizeAt   int64     // pos of the last settling Finalize (answered once settled reaches it)
+		finalizeSent time.Time // when it was sent (another may follow 10 s later, answered or not)
 	)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -141,8 +151,21 @@ func (h *Handler) transcribe(ctx context.Context, j job, src *pcmSource, progres
 				return nil, err
 			}
 		}
+		// Music, noise or silence gives no final, and the gateway keeps all audio since
+		// the last final for replay (ingest ClientOptions.ReplayLimit, 120 s). With no
+		// speech open, a Finalize settles it: the worker answers with an empty final.
+		mu.Lock()
+		unsettled := pos - int64(settled)
+		mu.Unlock()
+		a := anchor()
+		if a < 0 && unsettled > settleAfter && (finalizeAt <= pos-unsettled || time.Since(finalizeSent) > 10*time.Second) {
+			if err := st.Send(nil, 0, bus.FlagFinalize); err != nil {
+				return nil, fmt.Errorf("settle audio: %w", err)
+			}
+			finalizeAt, finalizeSent = pos, time.Now()
+		}
 		allowed := int64(time.Since(began).Seconds()*h.cfg.Speed*bus.SampleRate) + 5*bus.SampleRate
-		if a := anchor(); pos > allowed || a >= 0 && pos-a > window {
+		if pos > allowed || a >= 0 && pos-a > window || unsettled > 2*settleAfter {
 			select {
 			case <-wake:
 			case <-time.After(20 * time.Millisecond):

