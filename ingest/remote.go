@@ -510,6 +510,14 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 			return
 		}
 		terminal = true
+	case bus.ResultSettled:
+		// Nothing open before EndSample: drop that audio from the replay buffer. Not
+		// for the consumer.
+		if r.EndSample > s.lastEnd[r.Channel] {
+			s.replay.Trim(r.Channel, r.EndSample)
+		}
+		s.mu.Unlock()
+		return
 	case bus.ResultClosed:
 		// One per channel: the session is over once every channel closed.
 		if !s.closedCh[r.Channel] {

@@ -238,6 +238,19 @@ func TestRemoteReplayBufferBoundsSend(t *testing.T) {
 	if err := s.Send(make([]int16, 1000), 0, 0); err != nil {
 		t.Fatalf("after a final freed the buffer: %v", err)
 	}
+	// Fill it again; a settled mark (silence with nothing open) frees it too, and is
+	// not handed to the consumer.
+	for err == nil {
+		err = s.Send(make([]int16, 1000), 0, 0)
+	}
+	publishResult(t, nc, s, bus.Result{Type: bus.ResultSettled, Worker: "w9", Seq: 2, EndSample: 16000})
+	testutil.Eventually(t, 5*time.Second, "room after a settled mark", func() bool {
+		return s.Send(make([]int16, 1000), 0, 0) == nil
+	})
+	publishResult(t, nc, s, bus.Result{Type: bus.ResultFinal, Worker: "w9", Seq: 3, Text: "y", EndSample: 20000})
+	if r := <-s.Results(); r.Type != bus.ResultFinal || r.Text != "y" {
+		t.Fatalf("after a settled mark the consumer got %+v, want the final", r)
+	}
 }
 
 func TestRemoteTooFast(t *testing.T) {

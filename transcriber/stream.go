@@ -191,12 +191,13 @@ type stream struct {
 	vad  VAD
 	ep   endpointer
 
-	buf      []float32 // audio from bufStart to end()
-	bufStart uint64
-	started  bool
-	audioSeq uint64 // last chunk seq written
-	sentNs   int64
-	recvNs   int64
+	buf         []float32 // audio from bufStart to end()
+	bufStart    uint64
+	settledSent uint64 // EndSample of the last ResultSettled
+	started     bool
+	audioSeq    uint64 // last chunk seq written
+	sentNs      int64
+	recvNs      int64
 
 	// The open utterance.
 	uttOpen       bool
@@ -459,6 +460,10 @@ func (st *stream) utteranceEnd() {
 	s.send(st, bus.Result{Type: bus.ResultUtteranceEnd, Start: st.lastWordEnd, LastWordEnd: st.lastWordEnd})
 }
 
+// settleEvery is how often (in samples of audio with nothing open) a stream sends
+// ResultSettled: well under the gateway's 120 s replay limit.
+const settleEvery = 10 * bus.SampleRate
+
 // trim drops audio no decode can need any more, a second at a time.
 func (st *stream) trim() {
 	s := st.sess
@@ -484,6 +489,12 @@ func (st *stream) trim() {
 	n := keep - st.bufStart
 	st.buf = append(st.buf[:0], st.buf[n:]...)
 	st.bufStart = keep
+	// With nothing open, no final will ever cover the audio before keep: say so every
+	// settleEvery, so that the gateway can drop it from its replay buffer.
+	if !st.uttOpen && len(st.pending) == 0 && keep >= st.settledSent+settleEvery {
+		st.settledSent = keep
+		s.send(st, bus.Result{Type: bus.ResultSettled, EndSample: keep})
+	}
 	if win := st.ep.win; win > 0 && keep > st.vadAt {
 		k := min(uint64(len(st.vadProbs)), (keep-st.vadAt)/win)
 		st.vadProbs = append(st.vadProbs[:0], st.vadProbs[k:]...)

@@ -171,6 +171,41 @@ func TestStreamSilenceEmitsNothing(t *testing.T) {
 	}
 }
 
+// Long silence gives no final, so the worker says every 10 s that nothing before a
+// point can need the audio again (ResultSettled): the gateway's replay buffer, which
+// otherwise holds all audio since the last final, stays bounded.
+func TestStreamLongSilenceSettles(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true, VADEvents: true})
+	quiet := silence(35000)
+	for i := range quiet {
+		quiet[i] = int16((i*7919)%301 - 150) // ±0.5 % hiss
+	}
+	rig.feed(s, c, quiet, 0, bus.FlagEnd)
+	rs := c.results()
+	var marks []uint64
+	for _, r := range rs {
+		switch r.Type {
+		case bus.ResultSettled:
+			marks = append(marks, r.EndSample)
+		case bus.ResultClosed:
+		default:
+			t.Fatalf("silence gave %+v", r)
+		}
+	}
+	if len(marks) < 2 {
+		t.Fatalf("settled marks %v over 35 s of silence, want one per 10 s", marks)
+	}
+	for i, m := range marks {
+		if m > uint64(len(quiet)) || i > 0 && m < marks[i-1]+10*bus.SampleRate {
+			t.Fatalf("settled marks %v: not 10 s apart within the %d samples fed", marks, len(quiet))
+		}
+	}
+	if last := marks[len(marks)-1]; uint64(len(quiet))-last > 12*bus.SampleRate {
+		t.Fatalf("last settled mark %d leaves %d samples unsettled", last, uint64(len(quiet))-last)
+	}
+}
+
 func TestStreamGuardsDropInventedText(t *testing.T) {
 	tests := []struct {
 		name string

@@ -64,6 +64,11 @@ const (
 	ResultUtteranceEnd  ResultType = "utterance_end"  // silence after the last word (LastWordEnd)
 	ResultError         ResultType = "error"          // the worker cannot continue the session
 	ResultClosed        ResultType = "closed"         // the worker has emitted everything for an End chunk
+	// ResultSettled says the worker will never need the audio before EndSample again:
+	// nothing is open there (silence, music, noise with no utterance). The gateway's
+	// ingest client trims its replay buffer with it, as with a final, so that a long
+	// stretch without speech cannot fill it. Internal: never delivered to clients.
+	ResultSettled ResultType = "settled"
 )
 
 // Word is one recognised word; times are seconds from the start of the stream.
