@@ -28,13 +28,13 @@ type Config struct {
 	Signer    *Signer               // required
 	Quota     Quota                 // optional: nil allows everything
 	Metering  Metering              // optional: nil meters nothing
-	Live      LiveGuard             // optional: nil uses an in-process limit of MaxStreamsPerTenant
+	Live      LiveGuard             // optional: nil uses an in-process limit of MaxStreamsPerTenant (RedisLiveGuard shares it across gateways)
 	TokenUses TokenUses             // optional: nil records used tokens in this process only
 	Log       *slog.Logger          // optional: nil discards
 	Metrics   prometheus.Registerer // optional: nil registers nowhere
 
 	DefaultModel        string        // used when model is absent; required
-	MaxStreamsPerTenant int           // per gateway when Live is nil; default 10
+	MaxStreamsPerTenant int           // per gateway when Live is nil (else Live's own limit); default 10
 	IdleTimeout         time.Duration // no audio, KeepAlive or control message: close 4001; default 10s
 	MaxFrameBytes       int           // largest binary frame; default 1 MiB
 	MaxTextBytes        int           // largest text frame; default 64 KiB

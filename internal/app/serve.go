@@ -198,7 +198,10 @@ func Run(ctx context.Context, o Options) error {
 			Metrics:             ops.Registry,
 			DefaultModel:        o.Gateway.DefaultModel,
 			MaxStreamsPerTenant: o.Gateway.MaxStreams,
-			MaxSession:          o.Gateway.MaxSession,
+			// The limit holds across every gateway on this Redis (leases with heartbeats:
+			// a crashed gateway's streams free their slots within gateway.DefaultLeaseTTL).
+			Live:       gateway.NewRedisLiveGuard(rdb, o.Gateway.MaxStreams, 0, log.With("component", "live-guard")),
+			MaxSession: o.Gateway.MaxSession,
 			// Balances are debited as usage events arrive (every 2 s of audio); checking
 			// every second ends an exhausted stream within about 3 s of the cut.
 			QuotaRecheck: time.Second,

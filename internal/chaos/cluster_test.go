@@ -63,6 +63,7 @@ type cluster struct {
 	opsPort  int // the gateway's --ops-listen (/metrics)
 	dataDir  string
 	modelDir string
+	gwFlags  []string // extra flags of every gateway
 
 	nats        *testutil.Proc
 	gateway     *testutil.Proc
@@ -83,10 +84,10 @@ func requireModel(t *testing.T) string {
 	return dir
 }
 
-func newCluster(t *testing.T, transcribers int) *cluster {
+func newCluster(t *testing.T, transcribers int, gatewayFlags ...string) *cluster {
 	t.Helper()
 	testdata.Require(t)
-	c := &cluster{t: t, modelDir: requireModel(t)}
+	c := &cluster{t: t, modelDir: requireModel(t), gwFlags: gatewayFlags}
 	c.redis = testutil.StartRedis(t)
 	c.bin = testutil.Binary(t)
 	c.natsPort, c.gwPort, c.opsPort = freePort(t), freePort(t), freePort(t)
@@ -136,9 +137,9 @@ func (c *cluster) startTranscriber(i int) {
 
 func (c *cluster) startGateway() {
 	c.t.Helper()
-	c.gateway = testutil.Start(c.t, "gateway", c.bin, c.env(), "gateway",
-		"--listen", "127.0.0.1:"+strconv.Itoa(c.gwPort), "--demo", "--token-ttl", "10m",
-		"--ops-listen", "127.0.0.1:"+strconv.Itoa(c.opsPort))
+	c.gateway = testutil.Start(c.t, "gateway", c.bin, c.env(), append([]string{"gateway",
+		"--listen", "127.0.0.1:" + strconv.Itoa(c.gwPort), "--demo", "--token-ttl", "10m",
+		"--ops-listen", "127.0.0.1:" + strconv.Itoa(c.opsPort)}, c.gwFlags...)...)
 	c.gateway.WaitOutput("msg=serving", 30*time.Second)
 }
 

@@ -1,0 +1,66 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/earshot-dev/earshot/gateway/client"
+	"github.com/earshot-dev/earshot/internal/testutil"
+)
+
+// TestStreamLimitAcrossGateways: two gateway processes on one NATS and one Redis, a
+// tenant limited to 2 live streams. Two streams on gateway 1 make the third 429 on
+// gateway 2 (before: each gateway counted its own, so 2 gateways allowed 4); ending one
+// frees a slot at once; killing gateway 1 (SIGKILL, no release) frees its slot within
+// the lease TTL (6 s), so the tenant is not locked out by a dead gateway.
+func TestStreamLimitAcrossGateways(t *testing.T) {
+	c := newCluster(t, 1, "--max-streams-per-tenant", "2")
+	ws2 := c.startSecondGateway()
+	token := c.token()
+	ctx := context.Background()
+	opts := client.Options{Token: token, Encoding: "linear16", SampleRate: 16000}
+	dial := func(url string) (*client.Conn, error) { return client.Dial(ctx, url, opts) }
+	is429 := func(err error) bool {
+		var de *client.DialError
+		return errors.As(err, &de) && de.Status == 429
+	}
+	s1, err := dial(c.wsURL())
+	if err != nil {
+		t.Fatalf("stream 1 on gateway 1: %v", err)
+	}
+	s2, err := dial(c.wsURL())
+	if err != nil {
+		t.Fatalf("stream 2 on gateway 1: %v", err)
+	}
+	if _, err := dial(ws2); !is429(err) {
+		t.Fatalf("stream 3 on gateway 2: %v, want HTTP 429", err)
+	}
+	_ = s1.CloseStream()
+	s1.Close()
+	var s3 *client.Conn
+	testutil.Eventually(t, 5*time.Second, "a slot on gateway 2 after stream 1 ended", func() bool {
+		s3, err = dial(ws2)
+		return err == nil
+	})
+	defer s3.Close()
+	if _, err := dial(ws2); !is429(err) {
+		t.Fatalf("with streams 2 (gateway 1) and 3 (gateway 2) live, another: %v, want HTTP 429", err)
+	}
+	// Gateway 1 dies holding stream 2.
+	defer s2.Close()
+	c.gateway.Kill()
+	killed := time.Now()
+	var s4 *client.Conn
+	testutil.Eventually(t, 15*time.Second, "the dead gateway's slot free", func() bool {
+		s4, err = dial(ws2)
+		return err == nil
+	})
+	defer s4.Close()
+	took := time.Since(killed)
+	t.Logf("the dead gateway's slot was free after %v", took.Round(100*time.Millisecond))
+	if took > 10*time.Second {
+		t.Fatalf("the dead gateway's slot came free after %v, want within 10 s", took)
+	}
+}
