@@ -7,6 +7,7 @@ import (
 
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 )
 
 // DemoConfig enables POST /demo/grant, which hands a short-lived token for Tenant to
@@ -48,9 +49,12 @@ type Config struct {
 	RealtimeBurst       time.Duration // audio allowed ahead of that pace; default 10s
 	AuthFailBurst       int           // failed authentications per address before 429; default 20
 	AuthFailPerSec      float64       // refill of that bucket; default 1
-	TokenTTL            time.Duration // default token lifetime; default 30s
-	MaxTokenTTL         time.Duration // longest a client may ask for; default 1h
-	Demo                DemoConfig
+	// SharedLimits, if set, keeps the failed-authentication and demo-grant buckets in
+	// this Redis, so they hold across gateways (else each gateway counts its own).
+	SharedLimits redis.UniversalClient
+	TokenTTL     time.Duration // default token lifetime; default 30s
+	MaxTokenTTL  time.Duration // longest a client may ask for; default 1h
+	Demo         DemoConfig
 }
 
 func (c *Config) setDefaults() {

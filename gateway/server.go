@@ -23,8 +23,8 @@ type Server struct {
 	log        *slog.Logger
 	mux        *http.ServeMux
 	m          *metrics
-	fails      *failLimiter
-	demoGrants *failLimiter // POST /demo/grant, per address
+	fails      addrLimiter
+	demoGrants addrLimiter // POST /demo/grant, per address
 	tokenUses  TokenUses
 	live       LiveGuard
 	upgrader   wsUpgrader
@@ -63,6 +63,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.live == nil {
 		s.live = newLocalGuard(cfg.MaxStreamsPerTenant)
+	}
+	if cfg.SharedLimits != nil {
+		s.fails = newRedisLimiter(cfg.SharedLimits, "authfail:", cfg.AuthFailBurst, cfg.AuthFailPerSec, s.log)
+		s.demoGrants = newRedisLimiter(cfg.SharedLimits, "demogrant:", cfg.Demo.GrantBurst, cfg.Demo.GrantPerSec, s.log)
 	}
 	if s.tokenUses == nil {
 		s.tokenUses = newLocalTokenUses()

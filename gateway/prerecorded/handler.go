@@ -227,23 +227,22 @@ func (h *Handler) fail(w http.ResponseWriter, err error, id bus.SessionID) {
 func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 	id := bus.NewSessionID()
 	w.Header().Set("dg-request-id", string(id))
-	// A request refused before its body is read closes its connection: net/http would
-	// otherwise try to drain the unread body, and a trickled one would hold the
-	// connection after the answer. Dropped once the body has been read.
+	// A request refused before its body is read closes its connection (see refuse).
+	// Dropped once the body has been read.
 	w.Header().Set("Connection", "close")
 	tenant, key, err := h.cfg.Auth(r)
 	if err != nil {
-		writeErr(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or invalid credentials", "", id)
+		h.refuse(w, r, errUnauthorized, id)
 		return
 	}
 	p, err := ParseListenParams(r.URL.Query(), h.cfg.ValidRedaction)
 	if err != nil {
-		h.fail(w, err, id)
+		h.refuse(w, r, err, id)
 		return
 	}
 	pol, err := h.policy(r.Context(), tenant, p)
 	if err != nil {
-		h.fail(w, err, id)
+		h.refuse(w, r, err, id)
 		return
 	}
 	// The live path's admission, before the body is read: nobody is served for free.
@@ -252,7 +251,7 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		model = h.cfg.DefaultModel
 	}
 	if err := h.admit(r.Context(), tenant, model); err != nil {
-		h.fail(w, err, id)
+		h.refuse(w, r, err, id)
 		return
 	}
 	if p.Callback != "" {
@@ -265,12 +264,12 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		h.fail(w, err, id)
+		h.refuse(w, r, err, id)
 		return
 	}
 	up, err := h.readBody(w, r)
 	if err != nil {
-		h.fail(w, err, id)
+		h.refuse(w, r, err, id)
 		return
 	}
 	defer up.Close()
@@ -313,6 +312,36 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("pre-recorded request done", "audio_s", resp.Metadata.Duration, "took", time.Since(start).Round(time.Millisecond))
 	writeResponse(w, r, resp, out)
+}
+
+// earlyDrain bounds how long refuse reads what a refused client is still sending.
+const earlyDrain = 2 * time.Second
+
+// errUnauthorized is refuse's 401.
+var errUnauthorized = errors.New("missing or invalid credentials")
+
+// refuse answers a request refused before its body was read, then reads and drops what
+// the client is still sending (at most earlyDrain and MaxUpload bytes) before the
+// connection closes. Without that, a client still writing its upload meets a reset
+// and can lose the answer (a 402 or 413 it should act on); the bounds keep a trickled
+// or endless body from holding the connection.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error, id bus.SessionID) {
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
+	if errors.Is(err, errUnauthorized) {
+		writeErr(w, http.StatusUnauthorized, wire.CodeUnauthorized, err.Error(), "", id)
+	} else {
+		h.fail(w, err, id)
+	}
+	_ = rc.Flush()
+	until := time.Now().Add(earlyDrain)
+	// A body that sets its own read deadlines (the server's minimum-rate guard) is told
+	// to keep to this one.
+	if lb, ok := r.Body.(interface{ LimitDeadline(time.Time) }); ok {
+		lb.LimitDeadline(until)
+	}
+	_ = rc.SetReadDeadline(until)
+	_, _ = io.CopyN(io.Discard, r.Body, h.cfg.MaxUpload)
 }
 
 // admitFile checks a file of samples 16 kHz samples against MaxAudio and FileAdmit.

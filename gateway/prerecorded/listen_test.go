@@ -292,3 +292,32 @@ func TestLongSilenceBeforeSpeech(t *testing.T) {
 		t.Fatalf("metered %d ms, want %d", ms, want)
 	}
 }
+
+// A request refused before its body is read (bad credentials, a declared length over
+// the limit) still gets its answer while the client is uploading: the server reads and
+// drops the rest of the body for a bounded time instead of closing under the writer,
+// which made the client see "connection reset" instead of the status.
+func TestRefusedUploadGetsItsAnswer(t *testing.T) {
+	r := newRig(t, nil, func(c *Config) { c.MaxUpload = 4 << 20 })
+	body := make([]byte, 3<<20)
+	big := make([]byte, 5<<20)
+	for i := range 12 {
+		for _, c := range []struct {
+			auth   string
+			body   []byte
+			status int
+		}{{"Token not a tenant!", body, http.StatusUnauthorized}, {"Token acme", big, http.StatusRequestEntityTooLarge}} {
+			req, _ := http.NewRequest(http.MethodPost, r.url+"/v1/listen", bytes.NewReader(c.body))
+			req.Header.Set("Authorization", c.auth)
+			req.Header.Set("Content-Type", "audio/wav")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("try %d, %d bytes: %v, want the %d answer", i, len(c.body), err, c.status)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.status {
+				t.Fatalf("try %d: %d, want %d", i, resp.StatusCode, c.status)
+			}
+		}
+	}
+}

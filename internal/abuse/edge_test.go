@@ -129,6 +129,37 @@ func TestEdgeSlowBody(t *testing.T) {
 	}
 	t.Logf("%d trickled bodies, grace %v: cut after %v", n, grace, took)
 
+	// A trickled body refused before it is read (here: no valid key) gets its 401 at
+	// once, and its connection is closed after the server's bounded drain of what the
+	// client is still sending (2 s), not held for the grace.
+	c := rawConn(t, srv.URL)
+	fmt.Fprintf(c, "POST /v1/listen HTTP/1.1\r\nHost: earshot\r\nAuthorization: Token es_wrong\r\nContent-Type: audio/wav\r\nContent-Length: 1000000\r\n\r\n")
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+				if _, err := c.Write([]byte{0}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	br := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 401 ") {
+		close(stop)
+		t.Fatalf("a refused trickle: status line %q, %v; want 401 at once", status, err)
+	}
+	d, closed := closedWithin(c, br, 10*time.Second)
+	close(stop)
+	if !closed || d > 5*time.Second {
+		t.Errorf("a refused trickle's connection: closed %v after %v, want within the 2 s drain", closed, d)
+	}
+
 	// An honest upload slower than the grace: the 16 kHz WAV at 64 KiB/s (4x the
 	// default minimum rate) takes longer than the grace in the CI form.
 	wav := edgeWAV(t, "ljspeech_LJ001-0001.wav")

@@ -82,10 +82,18 @@ type minRateBody struct {
 	grace time.Duration
 	rate  float64
 	n     int64
+	limit time.Time // LimitDeadline's; zero: none
 }
+
+// LimitDeadline makes every later read end by t at the latest, whatever the rate allows
+// (a handler draining a refused upload for a bounded time).
+func (b *minRateBody) LimitDeadline(t time.Time) { b.limit = t }
 
 func (b *minRateBody) Read(p []byte) (int, error) {
 	due := b.start.Add(b.grace + time.Duration(float64(b.n)/b.rate*float64(time.Second)))
+	if !b.limit.IsZero() && b.limit.Before(due) {
+		due = b.limit
+	}
 	_ = b.rc.SetReadDeadline(due)
 	n, err := b.body.Read(p)
 	b.n += int64(n)

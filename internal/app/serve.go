@@ -200,8 +200,10 @@ func Run(ctx context.Context, o Options) error {
 			MaxStreamsPerTenant: o.Gateway.MaxStreams,
 			// The limit holds across every gateway on this Redis (leases with heartbeats:
 			// a crashed gateway's streams free their slots within gateway.DefaultLeaseTTL).
-			Live:       gateway.NewRedisLiveGuard(rdb, o.Gateway.MaxStreams, 0, log.With("component", "live-guard")),
-			MaxSession: o.Gateway.MaxSession,
+			Live: gateway.NewRedisLiveGuard(rdb, o.Gateway.MaxStreams, 0, log.With("component", "live-guard")),
+			// Failed-authentication and demo-grant buckets per address, across gateways.
+			SharedLimits: rdb,
+			MaxSession:   o.Gateway.MaxSession,
 			// Balances are debited as usage events arrive (every 2 s of audio); checking
 			// every second ends an exhausted stream within about 3 s of the cut.
 			QuotaRecheck: time.Second,

@@ -11,7 +11,8 @@ import (
 )
 
 // TestStreamLimitAcrossGateways: two gateway processes on one NATS and one Redis, a
-// tenant limited to 2 live streams. Two streams on gateway 1 make the third 429 on
+// tenant limited to 2 live streams. Failed authentications on one gateway block the
+// address on the other. Two streams on gateway 1 make the third 429 on
 // gateway 2 (before: each gateway counted its own, so 2 gateways allowed 4); ending one
 // frees a slot at once; killing gateway 1 (SIGKILL, no release) frees its slot within
 // the lease TTL (6 s), so the tenant is not locked out by a dead gateway.
@@ -26,10 +27,29 @@ func TestStreamLimitAcrossGateways(t *testing.T) {
 		var de *client.DialError
 		return errors.As(err, &de) && de.Status == 429
 	}
-	s1, err := dial(c.wsURL())
-	if err != nil {
-		t.Fatalf("stream 1 on gateway 1: %v", err)
+	// Failed authentications on gateway 1 block the address on gateway 2 as well
+	// (before: each gateway had its own buckets, so N gateways gave N × the guesses).
+	bad := client.Options{Token: "es_not-a-key", Encoding: "linear16", SampleRate: 16000}
+	status := func(url string) int {
+		var de *client.DialError
+		if _, err := client.Dial(ctx, url, bad); errors.As(err, &de) {
+			return de.Status
+		}
+		return 0
 	}
+	fails := 0
+	for ; fails < 40 && status(c.wsURL()) == 401; fails++ {
+	}
+	if s := status(ws2); fails == 0 || fails >= 40 || s != 429 {
+		t.Fatalf("after %d failed authentications on gateway 1, gateway 2 answers %d, want 429", fails, s)
+	}
+	t.Logf("blocked on both gateways after %d failed authentications on one", fails)
+	var s1 *client.Conn
+	var err error
+	testutil.Eventually(t, 10*time.Second, "the address unblocked (1 token/s)", func() bool {
+		s1, err = dial(c.wsURL())
+		return err == nil
+	})
 	s2, err := dial(c.wsURL())
 	if err != nil {
 		t.Fatalf("stream 2 on gateway 1: %v", err)
