@@ -23,22 +23,31 @@ const DefaultLeaseTTL = 6 * time.Second
 // a lease nobody renews (its gateway crashed or lost Redis) expires after TTL and its
 // slot is free again. Safe for concurrent use.
 type RedisLiveGuard struct {
-	rdb redis.UniversalClient
-	max int
-	ttl time.Duration
-	log *slog.Logger
+	rdb    redis.UniversalClient
+	prefix string // key prefix: "live" for streams
+	what   string // what is counted, for messages: "live streams"
+	max    int
+	ttl    time.Duration
+	log    *slog.Logger
 }
 
 // NewRedisLiveGuard returns a guard of at most max live streams per tenant; ttl <= 0
 // means DefaultLeaseTTL.
 func NewRedisLiveGuard(rdb redis.UniversalClient, max int, ttl time.Duration, log *slog.Logger) *RedisLiveGuard {
+	return NewRedisLeases(rdb, "live", "live streams", max, ttl, log)
+}
+
+// NewRedisLeases is a RedisLiveGuard for anything else a tenant may hold at most max of
+// at once across gateways (phone calls, pre-recorded requests): its leases live in
+// <prefix>:{tenant}, and what names them in errors ("phone calls").
+func NewRedisLeases(rdb redis.UniversalClient, prefix, what string, max int, ttl time.Duration, log *slog.Logger) *RedisLiveGuard {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &RedisLiveGuard{rdb: rdb, max: max, ttl: ttl, log: log}
+	return &RedisLiveGuard{rdb: rdb, prefix: prefix, what: what, max: max, ttl: ttl, log: log}
 }
 
 // acquireLease drops the tenant's expired leases and adds one when fewer than ARGV[2]
@@ -66,22 +75,20 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
 return 1
 `)
 
-func liveKey(s SessionInfo) string { return "live:{" + string(s.Tenant) + "}" }
-
 // Acquire takes a lease for s or returns an error wrapping ErrTooManyStreams; any other
 // error means Redis could not be asked (the stream is refused: the limit cannot be
 // checked). release ends the lease at once; it is safe to call more than once.
 func (g *RedisLiveGuard) Acquire(ctx context.Context, s SessionInfo) (func(), error) {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
-	key, member := liveKey(s), string(s.Session)+":"+hex.EncodeToString(rnd[:])
+	key, member := g.prefix+":{"+string(s.Tenant)+"}", string(s.Session)+":"+hex.EncodeToString(rnd[:])
 	ttlMs := g.ttl.Milliseconds()
 	res, err := acquireLease.Run(ctx, g.rdb, []string{key}, member, g.max, ttlMs).Int64Slice()
 	if err != nil {
-		return nil, fmt.Errorf("live-stream lease of tenant %s: %w", s.Tenant, err)
+		return nil, fmt.Errorf("lease of tenant %s (%s): %w", s.Tenant, g.what, err)
 	}
 	if res[0] == 0 {
-		return nil, fmt.Errorf("tenant %s has %d live streams (the limit, across gateways): %w", s.Tenant, res[1], ErrTooManyStreams)
+		return nil, fmt.Errorf("tenant %s has %d %s (the limit, across gateways): %w", s.Tenant, res[1], g.what, ErrTooManyStreams)
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -102,10 +109,10 @@ func (g *RedisLiveGuard) Acquire(ctx context.Context, s SessionInfo) (func(), er
 			case err != nil:
 				// The stream goes on; if Redis stays away past the TTL, the slot is
 				// counted free meanwhile (the limit errs towards serving).
-				g.log.Warn("live-stream lease not renewed", "tenant", s.Tenant, "session", s.Session, "err", err)
+				g.log.Warn("lease not renewed", "what", g.what, "tenant", s.Tenant, "session", s.Session, "err", err)
 			case ok == 0:
-				g.log.Warn("live-stream lease expired while the stream ran (Redis unreachable for longer than the lease TTL?)",
-					"tenant", s.Tenant, "session", s.Session, "ttl", g.ttl)
+				g.log.Warn("lease expired while held (Redis unreachable for longer than the lease TTL?)",
+					"what", g.what, "tenant", s.Tenant, "session", s.Session, "ttl", g.ttl)
 				return
 			}
 		}
@@ -118,7 +125,7 @@ func (g *RedisLiveGuard) Acquire(ctx context.Context, s SessionInfo) (func(), er
 			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			if err := g.rdb.ZRem(rctx, key, member).Err(); err != nil {
-				g.log.Warn("live-stream lease not released: it expires by itself", "tenant", s.Tenant, "session", s.Session, "err", err, "ttl", g.ttl)
+				g.log.Warn("lease not released: it expires by itself", "what", g.what, "tenant", s.Tenant, "session", s.Session, "err", err, "ttl", g.ttl)
 			}
 		})
 	}, nil

@@ -90,6 +90,9 @@ type Config struct {
 	// CallbackWorkers is how many callback jobs this gateway runs at once. Default (and
 	// at least) 2 × MaxJobsPerTenant: one tenant's slow receiver can hold at most half.
 	CallbackWorkers int
+	// Slots, if set, counts a tenant's synchronous requests across gateways instead of on
+	// this one (a gateway.NewRedisLeases of MaxJobsPerTenant).
+	Slots gateway.LiveGuard
 	// MaxJobsPerTenant bounds a tenant's synchronous requests in flight on this gateway,
 	// and separately its callback jobs waiting or running (across gateways: counted in
 	// the job stream). Default DefaultMaxJobsPerTenant.
@@ -258,7 +261,7 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		err = h.queueRoom(r.Context(), tenant)
 	} else {
 		var release func()
-		release, err = h.acquire(tenant)
+		release, err = h.acquire(r.Context(), tenant, id)
 		if err == nil {
 			defer release()
 		}
@@ -365,12 +368,25 @@ func (h *Handler) admit(ctx context.Context, t bus.TenantID, model string) error
 	return h.cfg.Quota.Check(ctx, t, model)
 }
 
-// acquire takes one of tenant's synchronous request slots.
-func (h *Handler) acquire(t bus.TenantID) (release func(), err error) {
+// acquire takes one of tenant's synchronous request slots (across gateways when
+// Config.Slots is set).
+func (h *Handler) acquire(ctx context.Context, t bus.TenantID, id bus.SessionID) (release func(), err error) {
+	full := fmt.Errorf("%w: %d pre-recorded requests of this tenant are already running; retry when one has finished", ErrTooManyJobs, h.cfg.MaxJobsPerTenant)
+	if h.cfg.Slots != nil {
+		rel, err := h.cfg.Slots.Acquire(ctx, gateway.SessionInfo{Tenant: t, Session: id})
+		switch {
+		case errors.Is(err, gateway.ErrTooManyStreams):
+			return nil, full
+		case err != nil:
+			return nil, fmt.Errorf("count the tenant's requests: %w", err)
+		}
+		h.inFlight.Inc()
+		return func() { h.inFlight.Dec(); rel() }, nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.active[t] >= h.cfg.MaxJobsPerTenant {
-		return nil, fmt.Errorf("%w: %d pre-recorded requests of this tenant are already running; retry when one has finished", ErrTooManyJobs, h.cfg.MaxJobsPerTenant)
+		return nil, full
 	}
 	h.active[t]++
 	h.inFlight.Inc()

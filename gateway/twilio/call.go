@@ -37,9 +37,9 @@ type call struct {
 	dlv       *delivery
 	dtmf      strings.Builder
 	marks     []string
-	dropped   int  // marks and digits not kept (over MaxMarks, MaxDTMF)
-	counted   bool // holds one of the tenant's MaxCallsPerTenant
-	connected int  // "connected" messages before start
+	dropped   int    // marks and digits not kept (over MaxMarks, MaxDTMF)
+	release   func() // gives back its place among the tenant's MaxCallsPerTenant; nil: holds none
+	connected int    // "connected" messages before start
 	stopWatch chan struct{}
 
 	cutMu  sync.Mutex
@@ -190,10 +190,11 @@ func (c *call) begin(s *StartInfo) error {
 		c.model = m
 	}
 	c.log = c.log.With("tenant", c.tenant, "call", s.CallSID, "stream", s.StreamSID)
-	if !c.h.takeCall(c.tenant) {
-		return fmt.Errorf("%w: the tenant has %d calls live; end one first", ErrTooManyCalls, cfg.MaxCallsPerTenant)
+	release, err := c.h.takeCall(ctx, c.tenant, s.CallSID)
+	if err != nil {
+		return err
 	}
-	c.counted = true
+	c.release = release
 	if cfg.Quota != nil {
 		if err := cfg.Quota.Check(ctx, c.tenant, c.model); err != nil {
 			return fmt.Errorf("quota: %w", err)
@@ -389,8 +390,8 @@ func (c *call) event(typ string, t *track, fill func(*CallEvent)) *CallEvent {
 // the last finals, closes streams and meters, sends the summary and waits for the
 // delivery of the call's events.
 func (c *call) finish(reason string) {
-	if c.counted {
-		defer c.h.releaseCall(c.tenant)
+	if c.release != nil {
+		defer c.release()
 	}
 	if c.stopWatch != nil {
 		close(c.stopWatch)

@@ -53,6 +53,9 @@ type Config struct {
 	// MaxCallsPerTenant bounds a tenant's concurrent calls on this handler; the next
 	// call's start is refused. Default 20.
 	MaxCallsPerTenant int
+	// Calls, if set, counts the tenant's calls instead, across gateways (a
+	// gateway.NewRedisLeases of MaxCallsPerTenant): its ErrTooManyStreams refuses a start.
+	Calls gateway.LiveGuard
 	// StartTimeout is how long a connection may go without its start message; before
 	// start only "connected" is accepted. Default 10 s.
 	StartTimeout time.Duration

@@ -3,6 +3,7 @@ package twilio
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
@@ -105,23 +107,36 @@ func (h *Handler) track(c *websocket.Conn) bool {
 	return true
 }
 
-// takeCall counts one more live call of tenant, unless it is at MaxCallsPerTenant.
-func (h *Handler) takeCall(t bus.TenantID) bool {
+// takeCall counts one more live call of tenant, unless it is at MaxCallsPerTenant
+// (across gateways when Config.Calls is set). release gives the place back.
+func (h *Handler) takeCall(ctx context.Context, t bus.TenantID, callSid string) (release func(), err error) {
+	full := fmt.Errorf("%w: the tenant has %d calls live; end one first", ErrTooManyCalls, h.cfg.MaxCallsPerTenant)
+	if h.cfg.Calls != nil {
+		release, err := h.cfg.Calls.Acquire(ctx, gateway.SessionInfo{Tenant: t, Session: bus.SessionID(callSid)})
+		switch {
+		case errors.Is(err, gateway.ErrTooManyStreams):
+			return nil, full
+		case err != nil:
+			return nil, fmt.Errorf("count the tenant's calls: %w", err)
+		}
+		return release, nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.calls[t] >= h.cfg.MaxCallsPerTenant {
-		return false
+		return nil, full
 	}
 	h.calls[t]++
-	return true
-}
-
-func (h *Handler) releaseCall(t bus.TenantID) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.calls[t]--; h.calls[t] <= 0 {
-		delete(h.calls, t)
-	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.calls[t]--; h.calls[t] <= 0 {
+				delete(h.calls, t)
+			}
+		})
+	}, nil
 }
 
 func (h *Handler) untrack(c *websocket.Conn) {

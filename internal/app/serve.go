@@ -225,6 +225,7 @@ func Run(ctx context.Context, o Options) error {
 			AuthToken:         o.Gateway.TwilioAuthToken,
 			PublicURL:         o.Gateway.PublicURL,
 			MaxCallsPerTenant: o.Gateway.MaxCalls,
+			Calls:             gateway.NewRedisLeases(rdb, "calls", "phone calls", o.Gateway.MaxCalls, 0, log.With("component", "call-guard")),
 			MaxCallDuration:   o.Gateway.MaxCallDuration,
 			Delivery:          twilio.DeliveryOptions{AllowLoopback: o.Gateway.OutboundLoopback},
 			Log:               log.With("component", "twilio"),
@@ -273,6 +274,7 @@ func Run(ctx context.Context, o Options) error {
 			SpoolDir:         spool,
 			Metrics:          ops.Registry,
 			MaxJobsPerTenant: o.Gateway.MaxPrerecorded,
+			Slots:            gateway.NewRedisLeases(rdb, "prerec", "pre-recorded requests", o.Gateway.MaxPrerecorded, 0, log.With("component", "prerecorded-guard")),
 			CallbackSecrets:  prerecorded.NewRedisCallbackSecrets(rdb),
 		})
 		if err != nil {

@@ -2,11 +2,16 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/earshot-dev/earshot/gateway/client"
+	"github.com/earshot-dev/earshot/gateway/twilio"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
@@ -17,7 +22,7 @@ import (
 // frees a slot at once; killing gateway 1 (SIGKILL, no release) frees its slot within
 // the lease TTL (6 s), so the tenant is not locked out by a dead gateway.
 func TestStreamLimitAcrossGateways(t *testing.T) {
-	c := newCluster(t, 1, "--max-streams-per-tenant", "2")
+	c := newCluster(t, 1, "--max-streams-per-tenant", "2", "--max-calls-per-tenant", "1")
 	ws2 := c.startSecondGateway()
 	token := c.token()
 	ctx := context.Background()
@@ -68,6 +73,31 @@ func TestStreamLimitAcrossGateways(t *testing.T) {
 	if _, err := dial(ws2); !is429(err) {
 		t.Fatalf("with streams 2 (gateway 1) and 3 (gateway 2) live, another: %v, want HTTP 429", err)
 	}
+	// Phone calls: with --max-calls-per-tenant 1, a call held on gateway 1 makes a
+	// second call's start on gateway 2 close 1008.
+	secret, err := twilio.NewSecretStore(c.redis.Client()).CreateSecret(ctx, "chaos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := phoneCall(t, strings.Replace(c.wsURL(), "/v1/listen", "/v1/twilio/"+secret, 1), "CAone")
+	defer first.Close()
+	c.gateway.WaitOutput("call=CAone stream=MZCAone tracks=", 15*time.Second) // it holds its place
+	second := phoneCall(t, strings.Replace(ws2, "/v1/listen", "/v1/twilio/"+secret, 1), "CAtwo")
+	_ = second.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ce *websocket.CloseError
+	var got []string
+	for {
+		_, msg, err := second.ReadMessage()
+		if err != nil {
+			if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+				t.Fatalf("a second call on gateway 2 while one is live on gateway 1: %v after %q, want close 1008", err, got)
+			}
+			break
+		}
+		got = append(got, string(msg))
+	}
+	second.Close()
+
 	// Gateway 1 dies holding stream 2.
 	defer s2.Close()
 	c.gateway.Kill()
@@ -83,4 +113,24 @@ func TestStreamLimitAcrossGateways(t *testing.T) {
 	if took > 10*time.Second {
 		t.Fatalf("the dead gateway's slot came free after %v, want within 10 s", took)
 	}
+}
+
+// phoneCall opens a Twilio Media Streams call on url and starts it.
+func phoneCall(t *testing.T, url, callSid string) *websocket.Conn {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("phone call %s: %v", callSid, err)
+	}
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			t.Fatalf("phone call %s: %v", callSid, err)
+		}
+	}
+	send(map[string]any{"event": "connected", "protocol": "Call", "version": "1.0.0"})
+	send(map[string]any{"event": "start", "start": twilio.StartInfo{AccountSID: "AC1", StreamSID: "MZ" + callSid,
+		CallSID: callSid, Tracks: []string{twilio.TrackInbound},
+		MediaFormat: twilio.MediaFormat{Encoding: "audio/x-mulaw", SampleRate: 8000, Channels: 1}}})
+	return conn
 }

@@ -52,10 +52,10 @@ type Gateway struct {
 	TLSKey           string        `flag:"tls-key" env:"EARSHOT_TLS_KEY" help:"TLS private key file"`
 	TokenSecret      string        `flag:"token-secret" env:"EARSHOT_TOKEN_SECRET" help:"secret that signs browser tokens (empty: generated once and kept in the data dir)"`
 	TokenTTL         time.Duration `flag:"token-ttl" env:"EARSHOT_TOKEN_TTL" help:"lifetime of tokens from POST /v1/auth/grant"`
-	MaxCalls         int           `flag:"max-calls-per-tenant" env:"EARSHOT_MAX_CALLS_PER_TENANT" help:"concurrent phone calls (Twilio) one tenant may hold on a gateway"`
+	MaxCalls         int           `flag:"max-calls-per-tenant" env:"EARSHOT_MAX_CALLS_PER_TENANT" help:"concurrent phone calls (Twilio) one tenant may hold, across all gateways on the same Redis"`
 	MaxCallDuration  time.Duration `flag:"max-call-duration" env:"EARSHOT_MAX_CALL_DURATION" help:"longest phone call; a longer one ends with reason max_duration"`
 	MaxStreams       int           `flag:"max-streams-per-tenant" env:"EARSHOT_MAX_STREAMS_PER_TENANT" help:"concurrent live streams one tenant may hold, across all gateways on the same Redis"`
-	MaxPrerecorded   int           `flag:"max-prerecorded-per-tenant" env:"EARSHOT_MAX_PRERECORDED_PER_TENANT" help:"pre-recorded requests one tenant may have running (per gateway), and callback jobs waiting or running"`
+	MaxPrerecorded   int           `flag:"max-prerecorded-per-tenant" env:"EARSHOT_MAX_PRERECORDED_PER_TENANT" help:"pre-recorded requests one tenant may have running (across all gateways on the same Redis), and callback jobs waiting or running"`
 	MaxUploadMB      int           `flag:"max-upload-mb" env:"EARSHOT_MAX_UPLOAD_MB" help:"largest pre-recorded upload or url= file, in MiB (larger: 413)"`
 	MaxAudio         time.Duration `flag:"max-prerecorded-audio" env:"EARSHOT_MAX_PRERECORDED_AUDIO" help:"longest audio one pre-recorded request may hold, whatever the plan (longer: 413 MAX_DURATION)"`
 	MaxSession       time.Duration `flag:"max-session" env:"EARSHOT_MAX_SESSION" help:"longest a live stream may last"`
