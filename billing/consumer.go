@@ -22,6 +22,7 @@ type ConsumerConfig struct {
 	FetchWait     time.Duration // longest wait of one fetch, default 1 s
 	RetryMin      time.Duration // first backoff when Redis fails, default 100 ms
 	RetryMax      time.Duration // longest backoff, default 5 s
+	Replicas      int           // of the USAGE stream (EnsureStream), default 1
 }
 
 func (c *ConsumerConfig) defaults() {
@@ -74,7 +75,7 @@ func NewConsumer(js jetstream.JetStream, store *Store, reg prometheus.Registerer
 // Run consumes until ctx ends; it returns nil then, or an error when the stream or the
 // consumer cannot be set up.
 func (c *Consumer) Run(ctx context.Context) error {
-	if _, err := EnsureStream(ctx, c.js); err != nil {
+	if _, err := EnsureStream(ctx, c.js, c.cfg.Replicas); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}

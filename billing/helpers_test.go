@@ -35,7 +35,7 @@ func newJS(t *testing.T) jetstream.JetStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EnsureStream(context.Background(), js); err != nil {
+	if _, err := EnsureStream(context.Background(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	return js

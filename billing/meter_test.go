@@ -34,7 +34,7 @@ func TestMeterNeverBlocksAndLosesNothing(t *testing.T) {
 	if m.Total() != 5000*37 || m.Acked() != 0 {
 		t.Fatalf("total %d acked %d", m.Total(), m.Acked())
 	}
-	if _, err := EnsureStream(context.Background(), js); err != nil {
+	if _, err := EnsureStream(context.Background(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -22,8 +22,9 @@ const (
 
 // EnsureStream creates or updates the USAGE stream: subjects bus.UsageWildcard, file
 // storage, limits retention for StreamMaxAge, a 10 minute duplicate window for the
-// publishers' Nats-Msg-Id (the event id).
-func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+// publishers' Nats-Msg-Id (the event id), replicas copies (at least 1; 3 in a NATS
+// cluster, so that the stream survives the loss of a node).
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        bus.UsageStream,
 		Description: streamDescription,
@@ -33,6 +34,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      StreamMaxAge,
 		Duplicates:  DuplicateWindow,
+		Replicas:    max(1, replicas),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", bus.UsageStream, err)

@@ -55,6 +55,9 @@ type Config struct {
 	// Metrics, if set, gets earshot_prerecorded_requests_in_flight (synchronous requests
 	// holding a tenant slot on this gateway).
 	Metrics prometheus.Registerer
+	// Replicas of the job stream, the upload object store and the status bucket
+	// (default 1; 3 in a NATS cluster).
+	Replicas int
 	// SpoolDir holds uploads while they are transcribed, as unlinked temporary files:
 	// memory per request does not grow with the file. "" = the system's temp directory.
 	SpoolDir     string
@@ -128,6 +131,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = DefaultMaxUpload
 	}
+	cfg.Replicas = max(1, cfg.Replicas)
 	if cfg.MaxAudio <= 0 {
 		cfg.MaxAudio = DefaultMaxAudio
 	}

@@ -83,21 +83,21 @@ func (h *Handler) ensure(ctx context.Context) error {
 	h.stream, err = h.cfg.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: JobStream, Description: "pre-recorded requests with a callback",
 		Subjects: []string{JobWildcard}, Retention: jetstream.WorkQueuePolicy,
-		Storage: jetstream.FileStorage, MaxAge: h.cfg.JobTTL, Duplicates: time.Hour,
+		Storage: jetstream.FileStorage, MaxAge: h.cfg.JobTTL, Duplicates: time.Hour, Replicas: h.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("prerecorded: stream %s: %w", JobStream, err)
 	}
 	h.audio, err = h.cfg.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: AudioBucket, Description: "queued pre-recorded uploads (deleted after processing)",
-		TTL: h.cfg.JobTTL, Storage: jetstream.FileStorage,
+		TTL: h.cfg.JobTTL, Storage: jetstream.FileStorage, Replicas: h.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("prerecorded: object store %s: %w", AudioBucket, err)
 	}
 	h.status, err = h.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: StatusBucket, Description: "pre-recorded request status (no content)",
-		TTL: h.cfg.JobTTL, History: 1, Storage: jetstream.FileStorage,
+		TTL: h.cfg.JobTTL, History: 1, Storage: jetstream.FileStorage, Replicas: h.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("prerecorded: bucket %s: %w", StatusBucket, err)

@@ -131,14 +131,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Parts.Billing || o.Parts.Gateway {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := billing.EnsureStream(sctx, js)
+		_, err := billing.EnsureStream(sctx, js, c.JSReplicas)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("usage stream: %w", err)
 		}
 	}
 	if o.Parts.Billing {
-		cons := billing.NewConsumer(js, store, ops.Registry, log.With("component", "billing"), billing.ConsumerConfig{})
+		cons := billing.NewConsumer(js, store, ops.Registry, log.With("component", "billing"), billing.ConsumerConfig{Replicas: c.JSReplicas})
 		g.Go(func() error { return cons.Run(gctx) })
 	}
 
@@ -236,7 +236,7 @@ func Run(ctx context.Context, o Options) error {
 		gw.Mount("GET /v1/twilio", phone)
 		gw.Mount("GET /v1/twilio/{secret}", phone)
 
-		retention, err := privacy.Open(ctx, privacy.Config{JS: js, Log: log.With("component", "privacy")})
+		retention, err := privacy.Open(ctx, privacy.Config{JS: js, Log: log.With("component", "privacy"), Replicas: c.JSReplicas})
 		if err != nil {
 			return fmt.Errorf("retention store: %w", err)
 		}
@@ -272,6 +272,7 @@ func Run(ctx context.Context, o Options) error {
 			MaxUpload:        int64(o.Gateway.MaxUploadMB) << 20,
 			MaxAudio:         o.Gateway.MaxAudio,
 			SpoolDir:         spool,
+			Replicas:         c.JSReplicas,
 			Metrics:          ops.Registry,
 			MaxJobsPerTenant: o.Gateway.MaxPrerecorded,
 			Slots:            gateway.NewRedisLeases(rdb, "prerec", "pre-recorded requests", o.Gateway.MaxPrerecorded, 0, log.With("component", "prerecorded-guard")),

@@ -65,6 +65,13 @@ type cluster struct {
 	modelDir string
 	gwFlags  []string // extra flags of every gateway
 
+	// A NATS cluster instead of one server (newNATSCluster): one client port, cluster
+	// port and store per node; services get every client URL as seeds.
+	nodePorts, routePorts []int
+	nodeDirs              []string
+	nodes                 []*testutil.Proc
+	replicas              int
+
 	nats        *testutil.Proc
 	gateway     *testutil.Proc
 	billing     *testutil.Proc
@@ -101,13 +108,23 @@ func newCluster(t *testing.T, transcribers int, gatewayFlags ...string) *cluster
 	return c
 }
 
-func (c *cluster) natsURL() string { return "nats://127.0.0.1:" + strconv.Itoa(c.natsPort) }
+func (c *cluster) natsURL() string {
+	if len(c.nodePorts) == 0 {
+		return "nats://127.0.0.1:" + strconv.Itoa(c.natsPort)
+	}
+	urls := make([]string, len(c.nodePorts))
+	for i, p := range c.nodePorts {
+		urls[i] = "nats://127.0.0.1:" + strconv.Itoa(p)
+	}
+	return strings.Join(urls, ",")
+}
 func (c *cluster) httpURL() string { return "http://127.0.0.1:" + strconv.Itoa(c.gwPort) }
 func (c *cluster) wsURL() string   { return "ws://127.0.0.1:" + strconv.Itoa(c.gwPort) + "/v1/listen" }
 
 func (c *cluster) env() []string {
 	return []string{"EARSHOT_NATS_URL=" + c.natsURL(), "EARSHOT_REDIS_URL=" + c.redis.URL(),
-		"EARSHOT_DATA_DIR=" + c.dataDir, "EARSHOT_MODEL_DIR=" + c.modelDir, "EARSHOT_LOG_LEVEL=info"}
+		"EARSHOT_DATA_DIR=" + c.dataDir, "EARSHOT_MODEL_DIR=" + c.modelDir, "EARSHOT_LOG_LEVEL=info",
+		"EARSHOT_JS_REPLICAS=" + strconv.Itoa(max(1, c.replicas))}
 }
 
 func (c *cluster) startNATS() {

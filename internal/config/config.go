@@ -12,7 +12,8 @@ import (
 
 // Common settings every service has.
 type Common struct {
-	NATSURL      string        `flag:"nats" env:"EARSHOT_NATS_URL" help:"NATS server URL (earshot serve: empty = embedded server)"`
+	NATSURL      string        `flag:"nats" env:"EARSHOT_NATS_URL" help:"NATS server URL, or a comma-separated list of a cluster's seed URLs (earshot serve: empty = embedded server)"`
+	JSReplicas   int           `flag:"js-replicas" env:"EARSHOT_JS_REPLICAS" help:"copies of every JetStream stream, bucket and object store Earshot creates (1 for one NATS server; 3 in a cluster, to survive the loss of a node)"`
 	NATSCreds    string        `flag:"nats-creds" env:"EARSHOT_NATS_CREDS" help:"NATS credentials file (JWT + nkey)"`
 	NATSCA       string        `flag:"nats-ca" env:"EARSHOT_NATS_CA" help:"CA file to verify the NATS server's TLS certificate"`
 	NATSCert     string        `flag:"nats-cert" env:"EARSHOT_NATS_CERT" help:"client certificate for NATS TLS"`
@@ -86,6 +87,7 @@ func Defaults() (Common, Gateway, Transcriber) {
 	return Common{
 			RedisURL:     "redis://127.0.0.1:6379/0",
 			DataDir:      "data",
+			JSReplicas:   1,
 			LogLevel:     "info",
 			LogFormat:    "text",
 			DrainTimeout: 30 * time.Second,
@@ -126,6 +128,9 @@ func (c *Common) Validate(needNATS bool) error {
 				return fmt.Errorf("--nats %q is not a URL like nats://host:4222", u)
 			}
 		}
+	}
+	if c.JSReplicas < 1 || c.JSReplicas > 5 {
+		return fmt.Errorf("--js-replicas %d: use 1 to 5 (JetStream's limit), and at most the number of NATS servers", c.JSReplicas)
 	}
 	if (c.NATSCert == "") != (c.NATSKey == "") {
 		return fmt.Errorf("--nats-cert and --nats-key go together: give both or neither")

@@ -44,7 +44,7 @@ type Eraser func(ctx context.Context, tenant bus.TenantID) error
 type Config struct {
 	JS  jetstream.JetStream
 	Log *slog.Logger
-	// Replicas of the buckets and the audit stream. Default 1.
+	// Replicas of the buckets and the audit stream. Default: as they are, else 1.
 	Replicas int
 	// SweepEvery is how often Run erases expired records. Default DefaultSweepEvery.
 	SweepEvery time.Duration
@@ -81,7 +81,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Replicas <= 0 {
+		// Unset (the CLI): keep what the services made, so an admin command never
+		// scales a clustered store down.
 		cfg.Replicas = 1
+		if st, err := cfg.JS.Stream(ctx, "KV_"+RetainedBucket); err == nil {
+			cfg.Replicas = max(1, st.CachedInfo().Config.Replicas)
+		}
 	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = DefaultSweepEvery
