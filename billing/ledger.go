@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -32,6 +33,22 @@ type Store struct {
 	plans *Plans
 	log   *slog.Logger
 	now   func() time.Time
+
+	waitReplicas int           // SetReplicaWait
+	waitTimeout  time.Duration // SetReplicaWait
+}
+
+// ErrNotReplicated: a ledger write did not reach the replicas SetReplicaWait asks for
+// in time. The event is not acknowledged, so JetStream redelivers it; applying it again
+// is a no-op wherever the first write survived.
+var ErrNotReplicated = errors.New("billing: ledger write not replicated in time")
+
+// SetReplicaWait makes Apply return only once its write has reached n replicas (Redis
+// WAIT on the same connection, at most timeout), else ErrNotReplicated. With Sentinel
+// failover, an event acknowledged to JetStream is then on a replica that can be
+// promoted, so a failover neither loses nor doubles it: exactly once. n 0: no wait.
+func (s *Store) SetReplicaWait(n int, timeout time.Duration) {
+	s.waitReplicas, s.waitTimeout = n, timeout
 }
 
 // NewStore wraps a Redis client. plans nil means DefaultPlans(); log nil discards.
@@ -98,9 +115,25 @@ func (s *Store) Apply(ctx context.Context, ev bus.UsageEvent, stored time.Time) 
 	if track == "" {
 		track = "0"
 	}
-	res, err := applyScript.Run(ctx, s.rdb, keys, int64(DedupeTTL/time.Second), ev.DurationMs,
-		ev.Model, key, streamField(ev.Model, ev.Session, ev.Track), final,
-		ev.StartMs, track).Text()
+	args := []any{int64(DedupeTTL / time.Second), ev.DurationMs,
+		ev.Model, key, streamField(ev.Model, ev.Session, ev.Track), final, ev.StartMs, track}
+	var res string
+	var err error
+	if s.waitReplicas <= 0 {
+		res, err = applyScript.Run(ctx, s.rdb, keys, args...).Text()
+	} else {
+		// The script and WAIT on one connection (a pipeline): WAIT counts the replicas
+		// that have this connection's writes.
+		pipe := s.rdb.Pipeline()
+		applied := applyScript.Eval(ctx, pipe, keys, args...)
+		waited := pipe.Do(ctx, "WAIT", s.waitReplicas, s.waitTimeout.Milliseconds())
+		if _, err = pipe.Exec(ctx); err == nil {
+			res, err = applied.Text()
+		}
+		if n, werr := waited.Int64(); err == nil && (werr != nil || n < int64(s.waitReplicas)) {
+			err = fmt.Errorf("%w: %d of %d replicas within %v (%v)", ErrNotReplicated, n, s.waitReplicas, s.waitTimeout, werr)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("apply usage %s: %w", ev.ID, err)
 	}

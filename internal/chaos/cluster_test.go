@@ -64,6 +64,7 @@ type cluster struct {
 	dataDir  string
 	modelDir string
 	gwFlags  []string // extra flags of every gateway
+	extraEnv []string // extra environment of every service (Sentinel)
 
 	// A NATS cluster instead of one server (newNATSCluster): one client port, cluster
 	// port and store per node; services get every client URL as seeds.
@@ -122,9 +123,10 @@ func (c *cluster) httpURL() string { return "http://127.0.0.1:" + strconv.Itoa(c
 func (c *cluster) wsURL() string   { return "ws://127.0.0.1:" + strconv.Itoa(c.gwPort) + "/v1/listen" }
 
 func (c *cluster) env() []string {
-	return []string{"EARSHOT_NATS_URL=" + c.natsURL(), "EARSHOT_REDIS_URL=" + c.redis.URL(),
+	env := []string{"EARSHOT_NATS_URL=" + c.natsURL(), "EARSHOT_REDIS_URL=" + c.redis.URL(),
 		"EARSHOT_DATA_DIR=" + c.dataDir, "EARSHOT_MODEL_DIR=" + c.modelDir, "EARSHOT_LOG_LEVEL=info",
 		"EARSHOT_JS_REPLICAS=" + strconv.Itoa(max(1, c.replicas))}
+	return append(env, c.extraEnv...)
 }
 
 func (c *cluster) startNATS() {

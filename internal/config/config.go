@@ -12,20 +12,23 @@ import (
 
 // Common settings every service has.
 type Common struct {
-	NATSURL      string        `flag:"nats" env:"EARSHOT_NATS_URL" help:"NATS server URL, or a comma-separated list of a cluster's seed URLs (earshot serve: empty = embedded server)"`
-	JSReplicas   int           `flag:"js-replicas" env:"EARSHOT_JS_REPLICAS" help:"copies of every JetStream stream, bucket and object store Earshot creates (1 for one NATS server; 3 in a cluster, to survive the loss of a node)"`
-	NATSCreds    string        `flag:"nats-creds" env:"EARSHOT_NATS_CREDS" help:"NATS credentials file (JWT + nkey)"`
-	NATSCA       string        `flag:"nats-ca" env:"EARSHOT_NATS_CA" help:"CA file to verify the NATS server's TLS certificate"`
-	NATSCert     string        `flag:"nats-cert" env:"EARSHOT_NATS_CERT" help:"client certificate for NATS TLS"`
-	NATSKey      string        `flag:"nats-key" env:"EARSHOT_NATS_KEY" help:"client key for NATS TLS"`
-	RedisURL     string        `flag:"redis" env:"EARSHOT_REDIS_URL" help:"Redis URL (redis:// or rediss:// for TLS)"`
-	DataDir      string        `flag:"data-dir" env:"EARSHOT_DATA_DIR" help:"directory for JetStream files and other state kept on disk"`
-	ModelDir     string        `flag:"model-dir" env:"EARSHOT_MODEL_DIR" help:"directory holding ggml model files"`
-	HTTP         string        `flag:"http" env:"EARSHOT_HTTP" help:"deprecated: the same as --ops-listen (wins when set)"`
-	LogLevel     string        `flag:"log-level" env:"EARSHOT_LOG_LEVEL" help:"debug, info, warn or error"`
-	LogFormat    string        `flag:"log-format" env:"EARSHOT_LOG_FORMAT" help:"text or json"`
-	PlansFile    string        `flag:"plans" env:"EARSHOT_PLANS" help:"price plans JSON file {\"plans\":[...]} (default: the built-in payg, payg-min, starter, team, trial, demo; with --demo it must define \"demo\")"`
-	DrainTimeout time.Duration `flag:"drain-timeout" env:"EARSHOT_DRAIN_TIMEOUT" help:"how long SIGTERM waits for live sessions before forcing"`
+	NATSURL        string        `flag:"nats" env:"EARSHOT_NATS_URL" help:"NATS server URL, or a comma-separated list of a cluster's seed URLs (earshot serve: empty = embedded server)"`
+	JSReplicas     int           `flag:"js-replicas" env:"EARSHOT_JS_REPLICAS" help:"copies of every JetStream stream, bucket and object store Earshot creates (1 for one NATS server; 3 in a cluster, to survive the loss of a node)"`
+	NATSCreds      string        `flag:"nats-creds" env:"EARSHOT_NATS_CREDS" help:"NATS credentials file (JWT + nkey)"`
+	NATSCA         string        `flag:"nats-ca" env:"EARSHOT_NATS_CA" help:"CA file to verify the NATS server's TLS certificate"`
+	NATSCert       string        `flag:"nats-cert" env:"EARSHOT_NATS_CERT" help:"client certificate for NATS TLS"`
+	NATSKey        string        `flag:"nats-key" env:"EARSHOT_NATS_KEY" help:"client key for NATS TLS"`
+	RedisURL       string        `flag:"redis" env:"EARSHOT_REDIS_URL" help:"Redis URL (redis:// or rediss:// for TLS); with --redis-sentinels only its credentials and database are used"`
+	RedisSentinels []string      `flag:"redis-sentinels" env:"EARSHOT_REDIS_SENTINELS" help:"Redis Sentinel addresses host:port,... (with --redis-master): follow the master through failovers"`
+	RedisMaster    string        `flag:"redis-master" env:"EARSHOT_REDIS_MASTER" help:"the master's name in Sentinel (with --redis-sentinels)"`
+	RedisWait      int           `flag:"redis-wait-replicas" env:"EARSHOT_REDIS_WAIT_REPLICAS" help:"billing acknowledges a usage event only once its ledger write is on this many replicas (0: 1 with --redis-sentinels, else none)"`
+	DataDir        string        `flag:"data-dir" env:"EARSHOT_DATA_DIR" help:"directory for JetStream files and other state kept on disk"`
+	ModelDir       string        `flag:"model-dir" env:"EARSHOT_MODEL_DIR" help:"directory holding ggml model files"`
+	HTTP           string        `flag:"http" env:"EARSHOT_HTTP" help:"deprecated: the same as --ops-listen (wins when set)"`
+	LogLevel       string        `flag:"log-level" env:"EARSHOT_LOG_LEVEL" help:"debug, info, warn or error"`
+	LogFormat      string        `flag:"log-format" env:"EARSHOT_LOG_FORMAT" help:"text or json"`
+	PlansFile      string        `flag:"plans" env:"EARSHOT_PLANS" help:"price plans JSON file {\"plans\":[...]} (default: the built-in payg, payg-min, starter, team, trial, demo; with --demo it must define \"demo\")"`
+	DrainTimeout   time.Duration `flag:"drain-timeout" env:"EARSHOT_DRAIN_TIMEOUT" help:"how long SIGTERM waits for live sessions before forcing"`
 	// The ops listener and the limits of every HTTP listener (docs/api.md "Connection limits").
 	OpsListen        string        `flag:"ops-listen" env:"EARSHOT_OPS_LISTEN" help:"address for /metrics and the detailed /healthz, /readyz (not for clients; empty: none; the default moves to a free loopback port when taken)"`
 	HTTPIdleTimeout  time.Duration `flag:"http-idle-timeout" env:"EARSHOT_HTTP_IDLE_TIMEOUT" help:"an idle keep-alive HTTP connection is closed after this long"`
@@ -128,6 +131,12 @@ func (c *Common) Validate(needNATS bool) error {
 				return fmt.Errorf("--nats %q is not a URL like nats://host:4222", u)
 			}
 		}
+	}
+	if (len(c.RedisSentinels) > 0) != (c.RedisMaster != "") {
+		return fmt.Errorf("--redis-sentinels and --redis-master go together: give both (host:port,... and the master's name) or neither")
+	}
+	if c.RedisWait < 0 {
+		return fmt.Errorf("--redis-wait-replicas %d: use 0 or more", c.RedisWait)
 	}
 	if c.JSReplicas < 1 || c.JSReplicas > 5 {
 		return fmt.Errorf("--js-replicas %d: use 1 to 5 (JetStream's limit), and at most the number of NATS servers", c.JSReplicas)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ type Redis struct {
 	Port int
 	cmd  *exec.Cmd
 	t    testing.TB
+	args []string // extra arguments (a replica's --replicaof)
 }
 
 // StartRedis starts redis-server (AOF on, everysec) on a free port in a temp dir. When
@@ -50,6 +52,7 @@ func (r *Redis) start(bin string) {
 	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--dir", r.Dir, "--appendonly", "yes", "--appendfsync", "everysec",
 		"--save", "", "--logfile", filepath.Join(r.Dir, "redis.log"))
+	r.cmd.Args = append(r.cmd.Args, r.args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
@@ -90,6 +93,82 @@ func (r *Redis) Stop() {
 		<-done
 	}
 	r.cmd = nil
+}
+
+// StartReplica starts a redis-server replicating master and waits until the link is up.
+func StartReplica(t testing.TB, master *Redis) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server not found")
+	}
+	r := &Redis{Dir: t.TempDir(), t: t, args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}}
+	r.Port = freePort(t)
+	r.Addr = "127.0.0.1:" + strconv.Itoa(r.Port)
+	r.start(bin)
+	t.Cleanup(r.Stop)
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, _ := c.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, "master_link_status:up") {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s of %s not linked after 15 s:\n%s", r.Addr, master.Addr, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Kill stops the server with SIGKILL (a crash: no AOF flush, no goodbye).
+func (r *Redis) Kill() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+// StartSentinel starts one redis-server in sentinel mode watching master under name
+// (quorum 1, down after 1 s) and returns its address.
+func StartSentinel(t testing.TB, master *Redis, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server not found")
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
+		"sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\n"+
+		"sentinel failover-timeout %s 10000\nsentinel parallel-syncs %s 1\n",
+		port, dir, filepath.Join(dir, "sentinel.log"), name, master.Port, name, name, name)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.GetMasterAddrByName(context.Background(), name).Result(); err == nil {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "sentinel.log"))
+			t.Fatalf("sentinel %s does not know master %s after 10 s:\n%s", addr, name, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Restart stops the server and starts it again on the same port and data dir.
