@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model run test lint fuzz bench bench-engine chaos chaos-short abuse gpu-bench-prep gpu-bench clean
+.PHONY: all deps whisper build model run test lint fuzz bench bench-engine chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench clean
 
 all: build
 
@@ -59,6 +59,12 @@ chaos: build model ## fault-injection suite (kill/restart transcriber, billing, 
 
 chaos-short: build model ## the CI form of the fault-injection suite (~35 s)
 	@scripts/chaos.sh short
+
+cluster: build model ## a multi-node Earshot on loopback: 3 NATS nodes, Redis + 2 replicas + 3 Sentinels, 2 gateways, 2 transcribers, 2 billing
+	@scripts/cluster.sh
+
+cluster-chaos: build model ## the multi-process faults: a NATS node, the Redis master, a gateway with streams, a transcriber
+	@$(WHISPER_ENV) && go test -count=1 -v -run 'NATSNodeLoss|RedisMasterLoss|StreamLimitAcrossGateways|ShortFailover' ./internal/chaos/
 
 abuse: build model ## the abuse suite at the sizes of the original findings (real serve, Redis, NATS) → bench/out/abuse.md
 	@mkdir -p bench/out

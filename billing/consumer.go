@@ -72,14 +72,36 @@ func NewConsumer(js jetstream.JetStream, store *Store, reg prometheus.Registerer
 	return &Consumer{js: js, store: store, cfg: cfg, m: newMetrics(reg), log: log.With("component", "billing-consumer")}
 }
 
-// Run consumes until ctx ends; it returns nil then, or an error when the stream or the
-// consumer cannot be set up.
+// Run consumes until ctx ends, and then returns nil. Setting up the stream and the
+// durable consumer is retried (with a warning each time) until it works: on a NATS
+// cluster that is still forming, or with several billing consumers starting at once,
+// a try can time out where a later one succeeds.
 func (c *Consumer) Run(ctx context.Context) error {
-	if _, err := EnsureStream(ctx, c.js, c.cfg.Replicas); err != nil {
+	backoff := c.cfg.RetryMin
+	var cons jetstream.Consumer
+	for {
+		var err error
+		if cons, err = c.setup(ctx); err == nil {
+			break
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
+		c.m.errors.Inc()
+		c.log.Warn("billing consumer not set up yet, trying again", "err", err, "retry_in", backoff)
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, c.cfg.RetryMax)
+	}
+	c.log.Info("billing consumer running", "durable", c.cfg.Durable)
+	return c.consume(ctx, cons)
+}
+
+// setup ensures the stream and the durable consumer, 5 s at most.
+func (c *Consumer) setup(ctx context.Context) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := EnsureStream(ctx, c.js, c.cfg.Replicas); err != nil {
+		return nil, err
 	}
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, bus.UsageStream, jetstream.ConsumerConfig{
 		Durable:       c.cfg.Durable,
@@ -92,12 +114,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		MaxDeliver:    -1, // never give up on usage: money is never dropped
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("billing consumer %s: %w", c.cfg.Durable, err)
+		return nil, fmt.Errorf("billing consumer %s: %w", c.cfg.Durable, err)
 	}
-	c.log.Info("billing consumer running", "durable", c.cfg.Durable)
+	return cons, nil
+}
+
+// consume fetches and applies usage events until ctx ends.
+func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	backoff := c.cfg.RetryMin
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(c.cfg.Batch, jetstream.FetchMaxWait(c.cfg.FetchWait))

@@ -165,13 +165,13 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	h.cb = h.guard.client(30*time.Second, nil)
 	h.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "earshot", Subsystem: "prerecorded",
 		Name: "requests_in_flight", Help: "Synchronous pre-recorded requests holding a tenant slot on this gateway."})
+	if err := h.ensure(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(h.inFlight); err != nil {
 			return nil, fmt.Errorf("prerecorded: metrics: %w", err)
 		}
-	}
-	if err := h.ensure(ctx); err != nil {
-		return nil, err
 	}
 	if cfg.Retention != nil {
 		cfg.Retention.OnErase("prerecorded", h.eraseTenant)

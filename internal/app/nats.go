@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/earshot-dev/earshot/internal/config"
 )
@@ -137,4 +139,61 @@ func RedactURL(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// waitJetStream waits until JetStream answers and can place streams of replicas copies:
+// a NATS cluster that has just started elects its meta leader first, and services
+// started alongside it would otherwise fail to create their streams. It reports
+// progress every 5 s and gives up after 2 minutes.
+func waitJetStream(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) error {
+	start := time.Now()
+	lastLog := start
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(start) > 2*time.Minute {
+			return fmt.Errorf("JetStream not available after %v: %w (is JetStream enabled on the NATS servers, and do at least %d of them run it?)",
+				time.Since(start).Round(time.Second), err, replicas)
+		}
+		if time.Since(lastLog) >= 5*time.Second {
+			lastLog = time.Now()
+			log.Warn("waiting for JetStream (a new NATS cluster elects its leader first)", "err", err,
+				"waited", time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// retryJS runs fn (creating or updating JetStream assets) until it succeeds, 5 s per
+// try, for up to 2 minutes: on a NATS cluster that has just formed, or with several
+// services creating the same stream at once, a try can time out where the next one
+// finds the stream made and only updates it.
+func retryJS(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	start := time.Now()
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(tctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Since(start) > 2*time.Minute {
+			return err
+		}
+		log.Warn("JetStream assets not ready yet, trying again", "what", what, "err", err,
+			"waited", time.Since(start).Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }

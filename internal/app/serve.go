@@ -105,6 +105,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	if err := waitJetStream(ctx, js, c.JSReplicas, log); err != nil {
+		return err
+	}
 
 	var rdb *redis.Client
 	if o.Parts.Gateway || o.Parts.Billing {
@@ -142,9 +145,10 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	if o.Parts.Billing || o.Parts.Gateway {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := billing.EnsureStream(sctx, js, c.JSReplicas)
-		cancel()
+		err := retryJS(ctx, log, "usage stream", func(ctx context.Context) error {
+			_, err := billing.EnsureStream(ctx, js, c.JSReplicas)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("usage stream: %w", err)
 		}
@@ -248,7 +252,11 @@ func Run(ctx context.Context, o Options) error {
 		gw.Mount("GET /v1/twilio", phone)
 		gw.Mount("GET /v1/twilio/{secret}", phone)
 
-		retention, err := privacy.Open(ctx, privacy.Config{JS: js, Log: log.With("component", "privacy"), Replicas: c.JSReplicas})
+		var retention *privacy.Store
+		err = retryJS(ctx, log, "retention store", func(ctx context.Context) (err error) {
+			retention, err = privacy.Open(ctx, privacy.Config{JS: js, Log: log.With("component", "privacy"), Replicas: c.JSReplicas})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("retention store: %w", err)
 		}
@@ -266,29 +274,33 @@ func Run(ctx context.Context, o Options) error {
 		if err := os.MkdirAll(spool, 0o700); err != nil {
 			return fmt.Errorf("spool dir %s: %w", spool, err)
 		}
-		pre, err := prerecorded.New(ctx, prerecorded.Config{
-			Backend:        backend{batchClient},
-			Pipelines:      pipelines,
-			Auth:           gw.Authenticate,
-			Metering:       metering{js: js},
-			JS:             js,
-			Retention:      retention,
-			URLAllowList:   o.Gateway.URLAllowList,
-			AllowLoopback:  o.Gateway.OutboundLoopback,
-			Log:            log.With("component", "prerecorded"),
-			DefaultModel:   o.Gateway.DefaultModel,
-			ValidRedaction: transcriber.ValidRedaction,
-			// The live path's admission: plan, model, balance and quotas.
-			Quota:            quota{billing.NewQuota(store)},
-			FileAdmit:        quota{billing.NewQuota(store)}.CheckFile,
-			MaxUpload:        int64(o.Gateway.MaxUploadMB) << 20,
-			MaxAudio:         o.Gateway.MaxAudio,
-			SpoolDir:         spool,
-			Replicas:         c.JSReplicas,
-			Metrics:          ops.Registry,
-			MaxJobsPerTenant: o.Gateway.MaxPrerecorded,
-			Slots:            gateway.NewRedisLeases(rdb, "prerec", "pre-recorded requests", o.Gateway.MaxPrerecorded, 0, log.With("component", "prerecorded-guard")),
-			CallbackSecrets:  prerecorded.NewRedisCallbackSecrets(rdb),
+		var pre *prerecorded.Handler
+		err = retryJS(ctx, log, "pre-recorded queue", func(ctx context.Context) (err error) {
+			pre, err = prerecorded.New(ctx, prerecorded.Config{
+				Backend:        backend{batchClient},
+				Pipelines:      pipelines,
+				Auth:           gw.Authenticate,
+				Metering:       metering{js: js},
+				JS:             js,
+				Retention:      retention,
+				URLAllowList:   o.Gateway.URLAllowList,
+				AllowLoopback:  o.Gateway.OutboundLoopback,
+				Log:            log.With("component", "prerecorded"),
+				DefaultModel:   o.Gateway.DefaultModel,
+				ValidRedaction: transcriber.ValidRedaction,
+				// The live path's admission: plan, model, balance and quotas.
+				Quota:            quota{billing.NewQuota(store)},
+				FileAdmit:        quota{billing.NewQuota(store)}.CheckFile,
+				MaxUpload:        int64(o.Gateway.MaxUploadMB) << 20,
+				MaxAudio:         o.Gateway.MaxAudio,
+				SpoolDir:         spool,
+				Replicas:         c.JSReplicas,
+				Metrics:          ops.Registry,
+				MaxJobsPerTenant: o.Gateway.MaxPrerecorded,
+				Slots:            gateway.NewRedisLeases(rdb, "prerec", "pre-recorded requests", o.Gateway.MaxPrerecorded, 0, log.With("component", "prerecorded-guard")),
+				CallbackSecrets:  prerecorded.NewRedisCallbackSecrets(rdb),
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("pre-recorded API: %w", err)

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Brings up a multi-node Earshot on this machine's loopback, every part a real process:
+#   3 nats-server nodes in one cluster (JetStream, R3 assets), built from the module graph;
+#   Redis: a master, 2 replicas and 3 Sentinels (redis-server --sentinel);
+#   2 gateways (:8081 and :8082, demo on), 2 transcribers, 2 billing consumers.
+# Everything lives under $CLUSTER_DIR (default data/cluster); Ctrl-C stops it all.
+# Kill any one part (kill -9 PID from the table) and the streams go on: see RELIABILITY.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${EARSHOT_BIN:-bin/earshot}"
+DIR="${CLUSTER_DIR:-data/cluster}"
+NATS_BIN="$DIR/nats-server"
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
+pids=()
+names=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+start() { # name logfile command...
+  local name=$1 log=$2
+  shift 2
+  "$@" >"$log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
+}
+wait_for() { # what logfile pattern seconds
+  for _ in $(seq 1 $(($4 * 10))); do
+    grep -q "$3" "$2" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "cluster.sh: $1 did not come up; see $2" >&2
+  exit 1
+}
+
+[ -x "$NATS_BIN" ] || { echo ">> building nats-server"; go build -o "$NATS_BIN" github.com/nats-io/nats-server/v2; }
+
+echo ">> NATS: 3 nodes"
+seeds=()
+for i in 0 1 2; do
+  port=$((4222 + i)) route=$((6222 + i))
+  routes=""
+  for j in 0 1 2; do [ "$j" = "$i" ] || routes+="${routes:+,}nats://127.0.0.1:$((6222 + j))"; done
+  mkdir -p "$DIR/nats-$i"
+  start "nats n$i" "$DIR/nats-$i.log" "$NATS_BIN" -a 127.0.0.1 -p "$port" -n "n$i" -js -sd "$DIR/nats-$i" \
+    --cluster_name earshot -cluster "nats://127.0.0.1:$route" -routes "$routes"
+  seeds+=("nats://127.0.0.1:$port")
+done
+for i in 0 1 2; do wait_for "nats n$i" "$DIR/nats-$i.log" "Server is ready" 20; done
+NATS_URL=$(IFS=,; echo "${seeds[*]}")
+
+echo ">> Redis: master, 2 replicas, 3 sentinels"
+for i in 0 1 2; do
+  port=$((6390 + i))
+  mkdir -p "$DIR/redis-$i"
+  args=(--port "$port" --bind 127.0.0.1 --dir "$DIR/redis-$i" --appendonly yes --appendfsync everysec --save "")
+  [ "$i" = 0 ] || args+=(--replicaof 127.0.0.1 6390)
+  start "redis :$port" "$DIR/redis-$i.log" redis-server "${args[@]}"
+done
+for _ in $(seq 1 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
+sentinels=()
+for i in 0 1 2; do
+  port=$((26390 + i))
+  printf 'port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor earshot 127.0.0.1 6390 2\nsentinel down-after-milliseconds earshot 2000\nsentinel failover-timeout earshot 10000\n' \
+    "$port" "$DIR" >"$DIR/sentinel-$i.conf"
+  start "sentinel :$port" "$DIR/sentinel-$i.log" redis-server "$DIR/sentinel-$i.conf" --sentinel
+  sentinels+=("127.0.0.1:$port")
+done
+sleep 1
+
+export EARSHOT_NATS_URL="$NATS_URL" EARSHOT_JS_REPLICAS=3
+export EARSHOT_REDIS_URL="redis://127.0.0.1:6390/0" EARSHOT_REDIS_MASTER=earshot
+EARSHOT_REDIS_SENTINELS=$(IFS=,; echo "${sentinels[*]}")
+export EARSHOT_REDIS_SENTINELS
+
+echo ">> Earshot: 2 billing, 2 transcribers, 2 gateways"
+# One at a time: services that create the same R3 stream at the same moment on a new
+# cluster each wait out a timeout before their retry finds it made (they get there).
+for i in 0 1; do
+  start "billing $i" "$DIR/billing-$i.log" "$BIN" billing --data-dir "$DIR/svc-b$i" --ops-listen "127.0.0.1:$((9093 + i))"
+  wait_for "billing $i" "$DIR/billing-$i.log" "billing consumer running" 90
+done
+for i in 0 1; do
+  start "transcriber $i" "$DIR/transcriber-$i.log" "$BIN" transcriber --worker-id "w$i" --threads 1 --slots 1 \
+    --ops-listen "127.0.0.1:$((9095 + i))"
+done
+for i in 0 1; do wait_for "transcriber $i" "$DIR/transcriber-$i.log" "worker serving" 120; done
+for i in 0 1; do
+  start "gateway $i" "$DIR/gateway-$i.log" "$BIN" gateway --listen "127.0.0.1:$((8081 + i))" --demo \
+    --ops-listen "127.0.0.1:$((9091 + i))" --data-dir "$DIR/svc-g$i"
+  wait_for "gateway $i" "$DIR/gateway-$i.log" "msg=serving" 90
+done
+
+echo
+printf '%-16s %s\n' PART PID
+for k in "${!pids[@]}"; do printf '%-16s %s\n' "${names[$k]}" "${pids[$k]}"; done
+echo "logs: $DIR/*.log"
+echo
+echo "Earshot cluster up: http://127.0.0.1:8081/ and http://127.0.0.1:8082/ (demo), NATS $NATS_URL,"
+echo "Redis via Sentinel ${EARSHOT_REDIS_SENTINELS}. Ctrl-C stops everything."
+# A part that dies (kill -9 PID to try the failovers) leaves the rest running.
+while [ -n "$(jobs -rp)" ]; do
+  wait -n || true
+  echo "cluster.sh: a part exited (see the table above and its log in $DIR); the rest go on" >&2
+done
