@@ -139,6 +139,10 @@ type localGuard struct {
 
 func newLocalGuard(max int) *localGuard { return &localGuard{max: max, live: map[string]int{}} }
 
+// NewLocalGuard is a LiveGuard of at most max per tenant in this process (what one
+// gateway alone counts: RedisLiveGuard shares the count across gateways).
+func NewLocalGuard(max int) LiveGuard { return newLocalGuard(max) }
+
 // Acquire takes a slot of s.Tenant or returns ErrTooManyStreams.
 func (g *localGuard) Acquire(_ context.Context, s SessionInfo) (func(), error) {
 	g.mu.Lock()

@@ -93,8 +93,8 @@ type Config struct {
 	// CallbackWorkers is how many callback jobs this gateway runs at once. Default (and
 	// at least) 2 × MaxJobsPerTenant: one tenant's slow receiver can hold at most half.
 	CallbackWorkers int
-	// Slots, if set, counts a tenant's synchronous requests across gateways instead of on
-	// this one (a gateway.NewRedisLeases of MaxJobsPerTenant).
+	// Slots counts a tenant's synchronous requests: across gateways with a
+	// gateway.NewRedisLeases of MaxJobsPerTenant; default gateway.NewLocalGuard.
 	Slots gateway.LiveGuard
 	// MaxJobsPerTenant bounds a tenant's synchronous requests in flight on this gateway,
 	// and separately its callback jobs waiting or running (across gateways: counted in
@@ -118,7 +118,6 @@ type Handler struct {
 	cb     *http.Client
 
 	mu       sync.Mutex
-	active   map[bus.TenantID]int // synchronous requests in flight, per tenant
 	inFlight prometheus.Gauge
 }
 
@@ -160,7 +159,10 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		cfg.MaxJobsPerTenant = DefaultMaxJobsPerTenant
 	}
 	cfg.CallbackWorkers = max(cfg.CallbackWorkers, 2*cfg.MaxJobsPerTenant)
-	h := &Handler{cfg: cfg, log: cfg.Log.With("component", "prerecorded"), mux: http.NewServeMux(), active: map[bus.TenantID]int{},
+	if cfg.Slots == nil {
+		cfg.Slots = gateway.NewLocalGuard(cfg.MaxJobsPerTenant)
+	}
+	h := &Handler{cfg: cfg, log: cfg.Log.With("component", "prerecorded"), mux: http.NewServeMux(),
 		guard: guard{allow: cfg.URLAllowList, net: netguard.Guard{AllowLoopback: cfg.AllowLoopback}}}
 	h.cb = h.guard.client(30*time.Second, nil)
 	h.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "earshot", Subsystem: "prerecorded",
@@ -373,35 +375,17 @@ func (h *Handler) admit(ctx context.Context, t bus.TenantID, model string) error
 }
 
 // acquire takes one of tenant's synchronous request slots (across gateways when
-// Config.Slots is set).
+// Config.Slots is shared).
 func (h *Handler) acquire(ctx context.Context, t bus.TenantID, id bus.SessionID) (release func(), err error) {
-	full := fmt.Errorf("%w: %d pre-recorded requests of this tenant are already running; retry when one has finished", ErrTooManyJobs, h.cfg.MaxJobsPerTenant)
-	if h.cfg.Slots != nil {
-		rel, err := h.cfg.Slots.Acquire(ctx, gateway.SessionInfo{Tenant: t, Session: id})
-		switch {
-		case errors.Is(err, gateway.ErrTooManyStreams):
-			return nil, full
-		case err != nil:
-			return nil, fmt.Errorf("count the tenant's requests: %w", err)
-		}
-		h.inFlight.Inc()
-		return func() { h.inFlight.Dec(); rel() }, nil
+	rel, err := h.cfg.Slots.Acquire(ctx, gateway.SessionInfo{Tenant: t, Session: id})
+	switch {
+	case errors.Is(err, gateway.ErrTooManyStreams):
+		return nil, fmt.Errorf("%w: %d pre-recorded requests of this tenant are already running; retry when one has finished", ErrTooManyJobs, h.cfg.MaxJobsPerTenant)
+	case err != nil:
+		return nil, fmt.Errorf("count the tenant's requests: %w", err)
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.active[t] >= h.cfg.MaxJobsPerTenant {
-		return nil, full
-	}
-	h.active[t]++
 	h.inFlight.Inc()
-	return func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.inFlight.Dec()
-		if h.active[t]--; h.active[t] <= 0 {
-			delete(h.active, t)
-		}
-	}, nil
+	return func() { h.inFlight.Dec(); rel() }, nil
 }
 
 // queueRoom checks that tenant has fewer than MaxJobsPerTenant callback jobs waiting

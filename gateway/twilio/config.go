@@ -53,8 +53,9 @@ type Config struct {
 	// MaxCallsPerTenant bounds a tenant's concurrent calls on this handler; the next
 	// call's start is refused. Default 20.
 	MaxCallsPerTenant int
-	// Calls, if set, counts the tenant's calls instead, across gateways (a
-	// gateway.NewRedisLeases of MaxCallsPerTenant): its ErrTooManyStreams refuses a start.
+	// Calls counts the tenant's calls: across gateways with a gateway.NewRedisLeases of
+	// MaxCallsPerTenant; default gateway.NewLocalGuard (this handler only). Its
+	// ErrTooManyStreams refuses a start.
 	Calls gateway.LiveGuard
 	// StartTimeout is how long a connection may go without its start message; before
 	// start only "connected" is accepted. Default 10 s.
@@ -122,6 +123,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxCallsPerTenant <= 0 {
 		c.MaxCallsPerTenant = DefaultMaxCallsPerTenant
+	}
+	if c.Calls == nil {
+		c.Calls = gateway.NewLocalGuard(c.MaxCallsPerTenant)
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 10 * time.Second

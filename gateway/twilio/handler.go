@@ -29,7 +29,6 @@ type Handler struct {
 
 	mu    sync.Mutex
 	conns map[*websocket.Conn]struct{}
-	calls map[bus.TenantID]int // live calls per tenant
 }
 
 // New validates cfg and returns a Handler.
@@ -44,7 +43,7 @@ func New(cfg Config) (*Handler, error) {
 			// Twilio's handshake has no Origin; the secret and signature authenticate it.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		ctx: ctx, cancel: cancel, conns: map[*websocket.Conn]struct{}{}, calls: map[bus.TenantID]int{},
+		ctx: ctx, cancel: cancel, conns: map[*websocket.Conn]struct{}{},
 	}, nil
 }
 
@@ -108,35 +107,16 @@ func (h *Handler) track(c *websocket.Conn) bool {
 }
 
 // takeCall counts one more live call of tenant, unless it is at MaxCallsPerTenant
-// (across gateways when Config.Calls is set). release gives the place back.
+// (across gateways when Config.Calls is shared). release gives the place back.
 func (h *Handler) takeCall(ctx context.Context, t bus.TenantID, callSid string) (release func(), err error) {
-	full := fmt.Errorf("%w: the tenant has %d calls live; end one first", ErrTooManyCalls, h.cfg.MaxCallsPerTenant)
-	if h.cfg.Calls != nil {
-		release, err := h.cfg.Calls.Acquire(ctx, gateway.SessionInfo{Tenant: t, Session: bus.SessionID(callSid)})
-		switch {
-		case errors.Is(err, gateway.ErrTooManyStreams):
-			return nil, full
-		case err != nil:
-			return nil, fmt.Errorf("count the tenant's calls: %w", err)
-		}
-		return release, nil
+	release, err = h.cfg.Calls.Acquire(ctx, gateway.SessionInfo{Tenant: t, Session: bus.SessionID(callSid)})
+	switch {
+	case errors.Is(err, gateway.ErrTooManyStreams):
+		return nil, fmt.Errorf("%w: the tenant has %d calls live; end one first", ErrTooManyCalls, h.cfg.MaxCallsPerTenant)
+	case err != nil:
+		return nil, fmt.Errorf("count the tenant's calls: %w", err)
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.calls[t] >= h.cfg.MaxCallsPerTenant {
-		return nil, full
-	}
-	h.calls[t]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			if h.calls[t]--; h.calls[t] <= 0 {
-				delete(h.calls, t)
-			}
-		})
-	}, nil
+	return release, nil
 }
 
 func (h *Handler) untrack(c *websocket.Conn) {
