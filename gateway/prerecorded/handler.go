@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -117,8 +116,7 @@ type Handler struct {
 	stream jetstream.Stream
 	cb     *http.Client
 
-	mu       sync.Mutex
-	inFlight prometheus.Gauge
+	inFlight prometheus.Gauge // synchronous requests holding a slot
 }
 
 // New checks cfg, creates the PRERECORDED stream, the PRERECORDED_AUDIO object store
