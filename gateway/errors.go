@@ -1,6 +1,12 @@
 package gateway
 
-import "errors"
+import (
+	"errors"
+	"strings"
+
+	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/internal/bus"
+)
 
 // Sentinel errors. Implementations of the interfaces in interfaces.go wrap these (with
 // %w) so the gateway can map them to HTTP statuses and wire codes.
@@ -32,3 +38,25 @@ var (
 	// ErrConfig: a Config is invalid.
 	ErrConfig = errors.New("invalid gateway config")
 )
+
+// BadRequestRefusal turns a worker's refusal of a session as invalid (an option only the
+// worker can check, such as how many tokens keyterm= takes in the model's vocabulary;
+// its message is "param: reason") into the ParamError the client gets. nil for any
+// other error.
+func BadRequestRefusal(err error) *wire.ParamError {
+	var r interface {
+		Refusal() (bus.ErrorCode, string)
+	}
+	if !errors.As(err, &r) {
+		return nil
+	}
+	code, msg := r.Refusal()
+	if code != bus.CodeBadRequest {
+		return nil
+	}
+	param, reason, ok := strings.Cut(msg, ": ")
+	if !ok || param == "" || strings.ContainsAny(param, " \t") {
+		param, reason = "", msg
+	}
+	return wire.BadParam(param, "%s", reason)
+}

@@ -147,10 +147,14 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		Priority: bus.PriorityLive,
 		Options: bus.StreamOptions{Language: params.Language, InterimResults: params.InterimResults,
 			EndpointingMs: params.EndpointingMs, UtteranceEndMs: params.UtteranceEndMs,
-			VADEvents: params.VADEvents, Redact: params.Redact},
+			VADEvents: params.VADEvents, Redact: params.Redact, Keyterms: params.Keyterms},
 	})
 	cancelOpen()
 	if err != nil {
+		if pe := BadRequestRefusal(err); pe != nil {
+			fail(http.StatusBadRequest, wire.CodeBadRequest, pe.Error(), pe.Param)
+			return
+		}
 		if errors.Is(err, ErrNoCapacity) || errors.Is(err, context.DeadlineExceeded) {
 			w.Header().Set("Retry-After", "1")
 			fail(http.StatusServiceUnavailable, wire.CodeNoCapacity, "no transcriber has a free slot for "+model.Name+"; retry shortly", "")

@@ -34,6 +34,10 @@ type GrantError struct {
 	Message string
 }
 
+// Refusal is the worker's code and message (the gateway turns a BAD_REQUEST one, a
+// session option only the worker can check, into a 400 for the client).
+func (e *GrantError) Refusal() (bus.ErrorCode, string) { return e.Code, e.Message }
+
 func (e *GrantError) Error() string {
 	return fmt.Sprintf("worker refused session for model %s: %s: %s", e.Model, e.Code, e.Message)
 }

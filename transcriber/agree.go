@@ -11,9 +11,10 @@ import (
 // change. Words are compared normalised (case and punctuation ignored) but kept as
 // whisper wrote them.
 type agreement struct {
-	committed []string // whisper's spelling, in order
-	ends      []uint64 // estimated end (stream sample) of each committed word
-	prev      []string // the previous hypothesis, words after the committed ones
+	committed []string   // whisper's spelling, in order
+	ends      []uint64   // estimated end (stream sample) of each committed word
+	times     []wordTime // each committed word's times and confidence, from the decode that committed it
+	prev      []string   // the previous hypothesis, words after the committed ones
 }
 
 // maxShift bounds how far a new hypothesis may be shifted (inserted or dropped words)
@@ -23,11 +24,21 @@ const maxShift = 2
 // update takes the words of a new hypothesis and returns the unstable tail: the
 // hypothesis words after the committed ones. The hypothesis covers the utterance's
 // window after the first skip committed words (0: the whole utterance; see
-// stream.retrim); ends are its words' estimated end samples. Only the first commitable
-// words of hyp may be committed (the rest lie too close to the end of the window, where
-// whisper still changes its mind); commitable < 0 means all.
-func (a *agreement) update(hyp []string, ends []uint64, skip, commitable int) (tail []string) {
-	rest := continuation(a.committed, hyp, skip)
+// stream.retrim); times are its words' times (the model's or estimated) and ends their
+// estimated end samples (the commit and trim policy's, measured with them). Only the
+// first commitable words of hyp may be committed (the rest lie too close to the end of
+// the window, where whisper still changes its mind); commitable < 0 means all.
+func (a *agreement) update(hyp []string, times []wordTime, ends []uint64, skip, commitable int) (tail []string) {
+	rest, found := align(a.committed, hyp, skip)
+	// A decode with the model's word times refreshes the committed words it holds
+	// (matched back from the aligned end): a window long enough to be trimmed next is
+	// decoded with word times (wordTimesFrom), so every committed word has the model's
+	// times before the audio under it leaves the window.
+	for i, k := len(a.committed)-1, len(hyp)-len(rest)-1; found && i >= 0 && k >= 0 && sameWord(a.committed[i], hyp[k]); i, k = i-1, k-1 {
+		if k < len(times) && times[k].model {
+			a.times[i] = times[k]
+		}
+	}
 	if a.prev != nil {
 		n := commonPrefix(a.prev, rest)
 		if commitable >= 0 {
@@ -41,6 +52,11 @@ func (a *agreement) update(hyp []string, ends []uint64, skip, commitable int) (t
 				e = ends[at+i]
 			}
 			a.ends = append(a.ends, e)
+			var t wordTime
+			if at+i < len(times) {
+				t = times[at+i]
+			}
+			a.times = append(a.times, t)
 		}
 		rest = rest[n:]
 	}
@@ -62,9 +78,23 @@ func (a *agreement) stable() int { return len(a.committed) }
 // the aligned end of the committed ones are appended. When it does not align (whisper
 // changed its mind or dropped words), the continuation is taken by word position.
 // aligned reports whether the end of the committed words was found in hyp (see align).
-func (a *agreement) finish(hyp []string, skip int) (words []string, aligned bool) {
+// The words' times come with them (hypTimes are hyp's): a committed word that the final
+// decode also holds, matched back from the aligned end, takes the final decode's times
+// when the model gave them (it saw more of the utterance than the decode that committed
+// it); the rest keep the times they were committed with.
+func (a *agreement) finish(hyp []string, hypTimes []wordTime, skip int) (words []string, times []wordTime, aligned bool) {
 	rest, aligned := align(a.committed, hyp, skip)
-	return append(append([]string(nil), a.committed...), rest...), aligned
+	if len(hypTimes) < len(hyp) { // times unknown: estimated later
+		hypTimes = append(append([]wordTime(nil), hypTimes...), make([]wordTime, len(hyp)-len(hypTimes))...)
+	}
+	words = append(append([]string(nil), a.committed...), rest...)
+	times = append(append(make([]wordTime, 0, len(words)), a.times...), hypTimes[len(hyp)-len(rest):]...)
+	for i, k := len(a.committed)-1, len(hyp)-len(rest)-1; aligned && i >= 0 && k >= 0 && sameWord(a.committed[i], hyp[k]); i, k = i-1, k-1 {
+		if hypTimes[k].model {
+			times[i] = hypTimes[k]
+		}
+	}
+	return words, times, aligned
 }
 
 // continuation returns the words of hyp after the point aligned with the end of

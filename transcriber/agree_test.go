@@ -26,7 +26,7 @@ func TestAgreeLocalAgreement2(t *testing.T) {
 			var a agreement
 			var tail []string
 			for _, h := range tt.hyps {
-				tail = a.update(strings.Fields(h), nil, 0, -1)
+				tail = a.update(strings.Fields(h), nil, nil, 0, -1)
 			}
 			if got := strings.Join(a.committed, " "); got != tt.wantCommit {
 				t.Errorf("committed %q, want %q", got, tt.wantCommit)
@@ -40,8 +40,8 @@ func TestAgreeLocalAgreement2(t *testing.T) {
 
 func TestAgreeFinishKeepsCommittedWords(t *testing.T) {
 	var a agreement
-	a.update(strings.Fields("ask not what your"), nil, 0, -1)
-	a.update(strings.Fields("ask not what your country"), nil, 0, -1)
+	a.update(strings.Fields("ask not what your"), nil, nil, 0, -1)
+	a.update(strings.Fields("ask not what your country"), nil, nil, 0, -1)
 	tests := []struct{ final, want string }{
 		{"ask not what your country can do", "ask not what your country can do"},
 		{"Ask not, what your country can do.", "ask not what your country can do."},
@@ -50,7 +50,7 @@ func TestAgreeFinishKeepsCommittedWords(t *testing.T) {
 		{"", "ask not what your"},
 	}
 	for _, tt := range tests {
-		got := strings.Join(first(a.finish(strings.Fields(tt.final), 0)), " ")
+		got := strings.Join(first(a.finish(strings.Fields(tt.final), nil, 0)), " ")
 		if got != tt.want {
 			t.Errorf("finish(%q) = %q, want %q", tt.final, got, tt.want)
 		}
@@ -72,8 +72,8 @@ func TestAgreeNormWord(t *testing.T) {
 // window end are not committed even when two hypotheses agree on them.
 func TestAgreeCommitableHoldsBackTheWindowEnd(t *testing.T) {
 	var a agreement
-	a.update(strings.Fields("ask not what your"), nil, 0, 1)
-	tail := a.update(strings.Fields("ask not what your country"), nil, 0, 2)
+	a.update(strings.Fields("ask not what your"), nil, nil, 0, 1)
+	tail := a.update(strings.Fields("ask not what your country"), nil, nil, 0, 2)
 	if got := strings.Join(a.committed, " "); got != "ask not" {
 		t.Errorf("committed %q, want the first 2 words only", got)
 	}
@@ -108,4 +108,4 @@ func TestAlignTrimmedWindow(t *testing.T) {
 	}
 }
 
-func first(words []string, _ bool) []string { return words }
+func first(words []string, _ []wordTime, _ bool) []string { return words }

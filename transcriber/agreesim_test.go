@@ -71,9 +71,9 @@ func TestAgreeCommitSim(t *testing.T) {
 					for k := off; k < len(sd.partials); k += cad {
 						w := sd.partials[k]
 						n := commitable(w, uint64(segs[i][0]*bus.SampleRate), uint64(sd.ends[k]*bus.SampleRate), uint64(lag*bus.SampleRate))
-						a.update(w, nil, 0, n)
+						a.update(w, nil, nil, 0, n)
 					}
-					finals[i] = strings.Join(first(a.finish(sd.final, 0)), " ")
+					finals[i] = strings.Join(first(a.finish(sd.final, nil, 0)), " ")
 				}
 				var c wer.Corpus
 				for _, u := range lf.Utterances {

@@ -41,7 +41,7 @@ func dtwWordEnds(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMap) 
 	}
 	defer st.Close()
 	p := whispercpp.DefaultParams()
-	p.Threads, p.TemperatureInc = 2, 0
+	p.Threads, p.TemperatureInc, p.TokenTimestamps = 2, 0, true // DTW runs on calls with token timestamps (patch 0003)
 	out := map[string][]float64{}
 	for _, u := range lf.Utterances {
 		a := max(0, int((u.Start.Seconds()-0.3)*bus.SampleRate))

@@ -15,13 +15,18 @@ var (
 	ErrClosed       = errors.New("transcriber: session closed")
 )
 
-// Token is one decoded token; times are seconds relative to the window start.
+// Token is one decoded token; times are seconds relative to the window start, -1
+// where the decode did not compute them.
 type Token struct {
 	ID   int
 	Text string
-	T0   float64
+	T0   float64 // whisper's experimental token timestamps (offline decodes)
 	T1   float64
-	P    float32
+	// End is where the token ends by DTW over the alignment heads' cross-attention
+	// (OpenAI's word-timestamp method): set on decodes with DecodeRequest.WordTimes by
+	// a model loaded with word times; the next token starts there.
+	End float64
+	P   float32 // the token's probability
 }
 
 // Hypothesis is whisper's output for one window.
@@ -47,6 +52,12 @@ type DecodeRequest struct {
 	// MaxTokens stops a streaming decode after this many text tokens (0: whisper's
 	// limit, 220). See maxTokens.
 	MaxTokens int
+	// WordTimes asks for DTW token times (Token.End) where the model was loaded with
+	// them (about +15 % decode time on tiny.en; see LoadOptions.EstimateWordTimes).
+	WordTimes bool
+	// BiasTerms are key terms as token sequences (each tokenized with a leading space)
+	// whose tokens the decoder favours (keytermBias).
+	BiasTerms [][]int
 }
 
 // Decoder decodes windows for one stream. It owns one whisper_state; it is not safe for

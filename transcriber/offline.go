@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // OfflineOptions configure Transcribe.
@@ -31,9 +30,9 @@ type TranscriptSegment struct {
 	AvgLogprob   float64 `json:"avg_logprob"`
 }
 
-// Word is one word with times from whisper's token timestamps (an estimate:
-// whisper.cpp's experimental token-level timing) and the mean probability of
-// its tokens.
+// Word is one word with times in seconds and a confidence. Times come from DTW over
+// the model's alignment heads where it was loaded with them (tokenWords), otherwise
+// from whisper's experimental token timestamps; Probability is wordConfidence.
 type Word struct {
 	Start       float64 `json:"start"`
 	End         float64 `json:"end"`
@@ -74,40 +73,24 @@ func Transcribe(ctx context.Context, m Model, samples []float32, opts OfflineOpt
 	return t, nil
 }
 
-// words joins text tokens into words: a token that starts with a space starts
-// a new word; any other token (a word piece, punctuation) extends the current
-// one. Times come from the first and last token; the probability is the
-// tokens' mean.
+// words joins a segment's text tokens into words (tokenWords). A word's times are the
+// DTW times where the decode has them; otherwise the first and last token's
+// experimental timestamps.
 func words(toks []Token) []Word {
-	var out []Word
-	var cur strings.Builder
-	var w Word
-	var psum float32
-	var n int
-	flush := func() {
-		text := strings.TrimSpace(cur.String())
-		if text != "" {
-			w.Text = strings.ToValidUTF8(text, "\uFFFD")
-			w.Probability = psum / float32(n)
-			out = append(out, w)
+	tw := tokenWords(toks)
+	out := make([]Word, 0, len(tw))
+	for _, w := range tw {
+		o := Word{Text: w.text, Probability: float32(w.conf), Start: toks[w.first].T0, End: toks[w.last].T1}
+		if w.end > 0 {
+			o.End = w.end
+			switch {
+			case w.start > 0:
+				o.Start = w.start
+			case o.Start < 0 || o.Start > o.End: // the first word: DTW starts it at the window start
+				o.Start = 0
+			}
 		}
-		cur.Reset()
-		w, psum, n = Word{}, 0, 0
-	}
-	for _, t := range toks {
-		if strings.HasPrefix(t.Text, " ") && n > 0 {
-			flush()
-		}
-		if n == 0 {
-			w.Start = t.T0
-		}
-		cur.WriteString(t.Text)
-		w.End = t.T1
-		psum += t.P
-		n++
-	}
-	if n > 0 {
-		flush()
+		out = append(out, o)
 	}
 	return out
 }

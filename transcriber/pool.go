@@ -184,8 +184,12 @@ func (p *Pool) Capacity(model string) bus.Capacity {
 
 // Open starts a session; emit receives its results in order until Close returns.
 func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
-	if _, ok := p.cfg.Models[req.Model]; !ok {
+	m, ok := p.cfg.Models[req.Model]
+	if !ok {
 		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, ErrUnknownModel)
+	}
+	if err := checkKeyterms(m, req.Options.Keyterms); err != nil {
+		return nil, fmt.Errorf("open session %s: %w", req.Session, err)
 	}
 	p.mu.Lock()
 	switch {

@@ -170,12 +170,31 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		Language:  st.sess.req.Options.Language,
 		Threads:   w.pool.cfg.ThreadsPerDecode,
 		MaxTokens: maxTokens(len(j.samples)),
+		WordTimes: j.wordTimes,
 	}
 	if j.prompt != "" {
 		if toks, err := d.Tokenize(j.prompt); err == nil {
 			req.PromptTokens = lastN(toks, maxPromptTokens)
 		} else {
 			st.sess.log.Debug("tokenize prompt", "err", err)
+		}
+	}
+	if terms := st.sess.req.Options.Keyterms; len(terms) > 0 {
+		if keytermPrompt {
+			// The key terms go first: whisper keeps the last 224 prompt tokens, and the
+			// terms are at most maxKeytermTokens (checked when the session opened).
+			if toks, err := d.Tokenize(glossary(terms)); err == nil {
+				req.PromptTokens = append(toks[:len(toks):len(toks)], req.PromptTokens...)
+			} else {
+				st.sess.log.Debug("tokenize key terms", "err", err)
+			}
+		}
+		if keytermBias.on {
+			for _, term := range terms {
+				if toks, err := d.Tokenize(" " + term); err == nil && len(toks) > 0 {
+					req.BiasTerms = append(req.BiasTerms, toks)
+				}
+			}
 		}
 	}
 	dctx, cancel := mergeCtx(ctx, j.ctx)

@@ -217,10 +217,11 @@ type stream struct {
 
 	// The newest partial hypothesis of the open utterance (guarded words) and the end of
 	// its window: a final can reuse it when it already covers all the speech.
-	lastHyp     []string
-	lastHypEnd  uint64
-	lastHypConf float64
-	lastHypSkip int
+	lastHyp      []string
+	lastHypTimes []wordTime
+	lastHypEnd   uint64
+	lastHypConf  float64
+	lastHypSkip  int
 
 	// Window trimming (see retrim): the open utterance's decodes start at winFrom (0: at
 	// uttStart − Pad) and have its first winSkip committed words in their prompt.
@@ -238,10 +239,12 @@ type stream struct {
 	specEnd   uint64 // its speech end
 	specDone  bool   // its result is in specWords
 	specWords []string
+	specTimes []wordTime
 	specConf  float64
 	specFrom  uint64 // the window trimming it was decoded with
 	specSkip  int
 
+	modelTimes  bool     // a decode of this stream got word times from the model: finals should too
 	history     []string // words of earlier finals: the decode prompt
 	lastWordEnd float64
 	ueSent      bool
@@ -257,6 +260,7 @@ type finalSeg struct {
 	agree                 agreement
 	audioSeq              uint64
 	reuse                 []string // a partial hypothesis that covered all the speech
+	reuseTimes            []wordTime
 	reuseConf             float64
 	reuseSkip             int // the window trimming reuse was decoded with
 	reused                bool
@@ -379,9 +383,10 @@ func (st *stream) cut(end, speechEnd uint64, speechFinal, fromFinalize bool) {
 	switch {
 	case st.specUtt == st.uttID && st.specEnd == speechEnd && st.specDone && st.specWindowMatches(end, speechEnd) &&
 		st.specFrom == st.winFrom && st.specSkip == st.winSkip:
-		seg.reuse, seg.reuseConf, seg.reuseSkip, seg.reused = st.specWords, st.specConf, st.specSkip, true
-	case len(st.lastHyp) > 0 && st.lastHypEnd >= min(end, speechEnd+st.sess.pad) && st.agree.settled():
-		seg.reuse, seg.reuseConf, seg.reuseSkip, seg.reused = st.lastHyp, st.lastHypConf, st.lastHypSkip, true
+		seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip, seg.reused = st.specWords, st.specTimes, st.specConf, st.specSkip, true
+	case len(st.lastHyp) > 0 && st.lastHypEnd >= min(end, speechEnd+st.sess.pad) && st.agree.settled() &&
+		(!st.modelTimes || allModelTimes(st.lastHypTimes)):
+		seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip, seg.reused = st.lastHyp, st.lastHypTimes, st.lastHypConf, st.lastHypSkip, true
 	}
 	// A speculative decode of this very window still in flight becomes the final when it
 	// completes (complete matches it to pending by uttID and speech end); it is not aborted.
@@ -437,7 +442,7 @@ func (st *stream) drain() {
 			st.sess.send(st, bus.Result{Type: bus.ResultFinal, Start: sec(seg.start), FromFinalize: true,
 				EndSample: seg.end, AudioSeq: seg.audioSeq})
 		case seg.reused:
-			if !st.emitFinal(seg.reuse, seg.reuseConf, seg.reuseSkip) {
+			if !st.emitFinal(seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip) {
 				return // decoded again, untrimmed
 			}
 		default:
@@ -571,6 +576,7 @@ type job struct {
 	from        uint64 // where the words of the window start: speechStart, or the trimmed window's start
 	skip        int    // committed words before the window (in the prompt)
 	prompt      string
+	wordTimes   bool // ask the model for word times (see wordTimesFrom)
 }
 
 // prepare builds the stream's next decode (a final first), or false if none is due.
@@ -600,7 +606,7 @@ func (st *stream) prepare() (job, bool) {
 		j.winEnd = st.ep.speechEnd + s.pad
 		j.trim(st.winFrom, st.winSkip)
 		committed = st.agree.committed
-		st.specUtt, st.specEnd, st.specDone, st.specWords = st.uttID, st.ep.speechEnd, false, nil
+		st.specUtt, st.specEnd, st.specDone, st.specWords, st.specTimes = st.uttID, st.ep.speechEnd, false, nil, nil
 		st.specFrom, st.specSkip = st.winFrom, st.winSkip
 		st.decodedEnd, st.speechInWin = st.end(), false
 		j.ctx, st.abortSpec = context.WithCancel(s.ctx)
@@ -625,6 +631,9 @@ func (st *stream) prepare() (job, bool) {
 		prompt = append(append([]string(nil), st.history...), committed[:j.skip]...)
 	}
 	j.prompt = strings.Join(prompt, " ")
+	// Word times on finals, and on the partials a final may reuse or keep words from:
+	// long windows (see wordTimesFrom) and windows that end in a pause.
+	j.wordTimes = j.final || j.spec || j.winEnd-j.winStart >= wordTimesFrom || !st.ep.inSpeech
 	if j.ctx == nil {
 		j.ctx = s.ctx
 	}
@@ -678,13 +687,16 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 	if why != guardNone {
 		s.log.Debug("hypothesis guarded", "reason", why, "text", hyp.Text, "final", j.final)
 	}
+	words := strings.Fields(text)
+	times := j.times(words, hyp)
+	st.modelTimes = st.modelTimes || (len(times) > 0 && allModelTimes(times))
 	switch {
 	case j.final:
-		st.emitFinal(strings.Fields(text), confidence(hyp), j.skip)
+		st.emitFinal(words, times, confidence(hyp), j.skip)
 	case j.spec:
-		st.completeSpec(j, strings.Fields(text), hyp)
+		st.completeSpec(j, words, times, hyp)
 	default:
-		st.emitPartial(j, strings.Fields(text), hyp)
+		st.emitPartial(j, words, times, hyp)
 	}
 	st.drain()
 	s.maybeClosed()
@@ -695,33 +707,33 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 
 // completeSpec applies a speculative final: the final of its utterance if that was cut
 // at the same speech end meanwhile, else kept for the cut and shown as a partial.
-func (st *stream) completeSpec(j job, words []string, hyp Hypothesis) {
+func (st *stream) completeSpec(j job, words []string, times []wordTime, hyp Hypothesis) {
 	conf := confidence(hyp)
 	if len(st.pending) > 0 {
 		if seg := st.pending[0]; seg.uttID == j.uttID && seg.speechEnd == j.speechEnd && seg.start == j.speechStart &&
 			!seg.reused && st.specWindowMatches(seg.end, seg.speechEnd) && seg.skip == j.skip && (j.skip == 0 || seg.from == j.from) {
-			seg.reuse, seg.reuseConf, seg.reuseSkip, seg.reused = words, conf, j.skip, true
+			seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip, seg.reused = words, times, conf, j.skip, true
 		}
 		return
 	}
 	if j.uttID != st.uttID || !st.uttOpen {
 		return
 	}
-	st.specDone, st.specWords, st.specConf = true, words, conf
+	st.specDone, st.specWords, st.specTimes, st.specConf = true, words, times, conf
 	if st.sess.req.Options.InterimResults {
-		st.emitPartial(j, words, hyp)
+		st.emitPartial(j, words, times, hyp)
 	}
 }
 
-func (st *stream) emitPartial(j job, words []string, hyp Hypothesis) {
+func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypothesis) {
 	if j.uttID != st.uttID || !st.uttOpen {
 		return // the utterance was cut while this decode ran; its final follows
 	}
-	tail := st.agree.update(words, wordEnds(words, j.from, j.winEnd), j.skip, commitable(words, j.from, j.winEnd, commitLag))
+	tail := st.agree.update(words, times, wordEnds(words, j.from, j.winEnd), j.skip, commitable(words, j.from, j.winEnd, commitLag))
 	st.sess.log.Debug("partial", "start", sec(j.speechStart), "from", sec(j.from), "win_end", sec(j.winEnd), "spec", j.spec,
 		"committed", strings.Join(st.agree.committed, " "), "decoded", strings.Join(words, " "))
 	conf := confidence(hyp)
-	st.lastHyp, st.lastHypEnd, st.lastHypConf, st.lastHypSkip = words, j.winEnd, conf, j.skip
+	st.lastHyp, st.lastHypTimes, st.lastHypEnd, st.lastHypConf, st.lastHypSkip = words, times, j.winEnd, conf, j.skip
 	if !j.spec { // a speculative final's window must stay the final's
 		st.retrim()
 	}
@@ -731,9 +743,11 @@ func (st *stream) emitPartial(j job, words []string, hyp Hypothesis) {
 		return
 	}
 	st.lastText = text
+	allTimes := append(append([]wordTime(nil), st.agree.times...), times[len(times)-len(tail):]...)
+	ws := st.placeWords(all, allTimes, st.uttStart, j.winEnd, conf)
 	st.sess.send(st, bus.Result{
 		Type: bus.ResultPartial, Start: sec(st.uttStart), Duration: sec(j.winEnd - st.uttStart),
-		Text: text, Words: spreadWords(all, j.speechStart, j.winEnd, conf), Confidence: conf,
+		Text: text, Words: ws, Confidence: utteranceConfidence(ws),
 		StableWords: st.agree.stable(),
 	})
 }
@@ -742,14 +756,14 @@ func (st *stream) emitPartial(j job, words []string, hyp Hypothesis) {
 // first skip committed words). A decode of a trimmed window in which the last committed
 // words cannot be found cannot be joined to them without losing or repeating words: the
 // final is then decoded again over the whole utterance, and emitFinal reports false.
-func (st *stream) emitFinal(words []string, conf float64, skip int) bool {
+func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip int) bool {
 	seg := st.pending[0]
-	all, ok := seg.agree.finish(words, skip)
+	all, allTimes, ok := seg.agree.finish(words, times, skip)
 	if !ok && skip > 0 {
 		st.sess.log.Debug("trimmed final does not align: decoding the whole utterance", "start", sec(seg.start),
 			"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
 		seg.from, seg.skip = 0, 0
-		seg.reuse, seg.reused = nil, false
+		seg.reuse, seg.reuseTimes, seg.reused = nil, nil, false
 		return false
 	}
 	st.pending = st.pending[1:]
@@ -758,7 +772,7 @@ func (st *stream) emitFinal(words []string, conf float64, skip int) bool {
 	if len(all) == 0 && !seg.fromFinalize {
 		return true
 	}
-	ws := spreadWords(all, seg.start, seg.speechEnd, conf)
+	ws := st.placeWords(all, allTimes, seg.start, seg.speechEnd, conf)
 	if len(ws) > 0 {
 		st.lastWordEnd = ws[len(ws)-1].End
 		st.ueSent = false
@@ -766,7 +780,7 @@ func (st *stream) emitFinal(words []string, conf float64, skip int) bool {
 	st.history = lastWords(append(st.history, all...), maxHistoryWords)
 	st.sess.send(st, bus.Result{
 		Type: bus.ResultFinal, Start: sec(seg.start), Duration: sec(seg.end - seg.start),
-		Text: strings.Join(all, " "), Words: ws, Confidence: conf,
+		Text: strings.Join(all, " "), Words: ws, Confidence: utteranceConfidence(ws),
 		SpeechFinal: seg.speechFinal, FromFinalize: seg.fromFinalize,
 		EndSample: seg.end, AudioSeq: seg.audioSeq,
 	})

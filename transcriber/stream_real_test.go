@@ -31,7 +31,8 @@ func realEngine(t *testing.T) (Model, func() (VAD, error)) {
 	}
 	p := testdata.Model(t, name)
 	vadPath := testdata.VAD(t)
-	m, err := LoadWhisper(p, LoadOptions{Threads: 2})
+	// EARSHOT_ENGINE_WORD_TIMES=estimate: without the alignment heads (the cost of word times).
+	m, err := LoadWhisper(p, LoadOptions{Threads: 2, EstimateWordTimes: os.Getenv("EARSHOT_ENGINE_WORD_TIMES") == "estimate"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,6 +327,7 @@ func TestStreamLongformRealEngine(t *testing.T) {
 	// result that differs (an unchanged partial is not sent again).
 	ends := dtwWordEnds(t, pcm, lf, sm)
 	dtwLat := measure("E", func(u testdata.Utterance, k, _ int) float64 { return ends[u.ID][k] }, aligned, true)
+	checkWordTimes(t, pcm, lf, sm, rs)
 	np := 0
 	for _, r := range rs {
 		if r.Type == bus.ResultPartial {

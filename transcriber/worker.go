@@ -308,6 +308,10 @@ func (w *Worker) handleRequest(model string, msg *nats.Msg) {
 	if err != nil {
 		w.log.Warn("open session", "session", req.Session, "err", err)
 		g.Code, g.Message = wkCode(err), err.Error()
+		var oe *OptionError
+		if errors.As(err, &oe) {
+			g.Message = oe.Error() // "param: reason", what the gateway tells the client
+		}
 		_ = w.rebalance()
 		reply(g)
 		return
@@ -441,6 +445,8 @@ func wkCode(err error) bus.ErrorCode {
 		return bus.CodeUnknownModel
 	case errors.Is(err, ErrClosed):
 		return bus.CodeShuttingDown
+	case errors.As(err, new(*OptionError)):
+		return bus.CodeBadRequest
 	default:
 		return bus.CodeInternal
 	}

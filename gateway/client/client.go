@@ -33,6 +33,7 @@ type Options struct {
 	VADEvents      bool
 	EndpointingMs  int // 0: server default; -1: endpointing=false
 	UtteranceEndMs int
+	Keyterms       []string   // keyterm=, once per term: names and jargon to favour (docs/api.md)
 	Extra          url.Values // any other query parameters
 
 	// Reconnect redials after a close that invites it (1011, 1012, 1013 or a dropped
@@ -148,6 +149,9 @@ func Dial(ctx context.Context, base string, o Options) (*Conn, error) {
 		set("endpointing", itoa(o.EndpointingMs))
 	}
 	set("utterance_end_ms", itoa(o.UtteranceEndMs))
+	if len(o.Keyterms) > 0 {
+		q["keyterm"] = append([]string(nil), o.Keyterms...)
+	}
 	u.RawQuery = q.Encode()
 	hdr := http.Header{}
 	switch {

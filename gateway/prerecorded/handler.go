@@ -290,7 +290,8 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err, id)
 		return
 	}
-	j := job{Request: id, Tenant: tenant, Key: key, Model: model, Language: p.Language, Redact: p.Redact}
+	j := job{Request: id, Tenant: tenant, Key: key, Model: model, Language: p.Language, Redact: p.Redact,
+		Keyterms: p.Keyterms, Utterances: p.Utterances, UttSplit: p.UttSplit, Paragraphs: p.Paragraphs}
 	log := h.log.With("request", id, "tenant", tenant)
 	if p.Callback != "" {
 		q := queued{Job: j, Callback: p.Callback, Retain: pol, SHA256: up.sha256,
@@ -442,12 +443,28 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*upload, err
 }
 
 func (h *Handler) response(j job, sum string, samples int, at time.Time, finals []bus.Result) *Response {
-	return &Response{
+	alt := assemble(finals)
+	split := j.UttSplit
+	if split <= 0 {
+		split = wire.DefaultUttSplit
+	}
+	if j.Paragraphs {
+		alt.Paragraphs = paragraphs(alt.Words, split)
+	}
+	r := &Response{
 		Metadata: Metadata{TransactionKey: "deprecated", RequestID: string(j.Request), SHA256: sum,
 			Created: at.UTC().Format(time.RFC3339Nano), Duration: round3(float64(samples) / bus.SampleRate),
 			Channels: 1, Models: []string{j.Model}},
-		Results: Results{Channels: []wire.Channel{{Alternatives: []wire.Alternative{assemble(finals)}}}},
+		Results: Results{Channels: []wire.Channel{{Alternatives: []wire.Alternative{alt}}}},
 	}
+	if j.Utterances {
+		us := utterances(j.Request, 0, alt.Words, split)
+		if us == nil {
+			us = []Utterance{}
+		}
+		r.Results.Utterances = &us
+	}
+	return r
 }
 
 // writeResponse answers in the format of the Accept header: JSON, WebVTT or SRT.

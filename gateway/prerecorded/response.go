@@ -1,9 +1,12 @@
 package prerecorded
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/internal/bus"
@@ -26,9 +29,23 @@ type Metadata struct {
 	Models         []string `json:"models"`
 }
 
-// Results holds one entry per channel (Earshot mixes channels down: one).
+// Results holds one entry per channel (Earshot mixes channels down: one) and, with
+// utterances=true, the utterances (an empty list when nothing was said).
 type Results struct {
-	Channels []wire.Channel `json:"channels"`
+	Channels   []wire.Channel `json:"channels"`
+	Utterances *[]Utterance   `json:"utterances,omitempty"`
+}
+
+// Utterance is one of Deepgram's utterances: words with no pause of utt_split seconds or
+// more between them.
+type Utterance struct {
+	Start      float64     `json:"start"`
+	End        float64     `json:"end"`
+	Confidence float64     `json:"confidence"`
+	Channel    int         `json:"channel"`
+	Transcript string      `json:"transcript"`
+	Words      []wire.Word `json:"words"`
+	ID         string      `json:"id"`
 }
 
 // Transcript is the first channel's first alternative's transcript.
@@ -96,7 +113,10 @@ func cues(words []wire.Word) []cue {
 			cur = &cue{start: w.Start, end: w.End, text: t}
 			continue
 		}
-		cur.text += " " + t
+		var b strings.Builder
+		b.WriteString(cur.text)
+		appendWord(&b, w)
+		cur.text = b.String()
 		cur.end = w.End
 	}
 	if cur != nil {
@@ -134,4 +154,130 @@ func (r *Response) words() []wire.Word {
 		return nil
 	}
 	return r.Results.Channels[0].Alternatives[0].Words
+}
+
+// utterances splits a channel's words at every pause of split seconds or more (from one
+// word's end to the next one's start), as Deepgram's utt_split does. Each utterance's
+// confidence is the mean of its words'; its id is derived from the request id and its
+// place, so the same request always gets the same ids.
+func utterances(request bus.SessionID, channel int, words []wire.Word, split float64) []Utterance {
+	var out []Utterance
+	flush := func(ws []wire.Word) {
+		if len(ws) == 0 {
+			return
+		}
+		u := Utterance{Start: ws[0].Start, End: ws[len(ws)-1].End, Channel: channel, Words: ws,
+			Transcript: joinWords(ws), ID: utteranceID(request, channel, len(out))}
+		var c float64
+		for _, w := range ws {
+			c += w.Confidence
+		}
+		u.Confidence = round3(c / float64(len(ws)))
+		out = append(out, u)
+	}
+	from := 0
+	for i := 1; i < len(words); i++ {
+		if words[i].Start-words[i-1].End >= split {
+			flush(words[from:i])
+			from = i
+		}
+	}
+	flush(words[from:])
+	return out
+}
+
+func joinWords(ws []wire.Word) string {
+	var b strings.Builder
+	for _, w := range ws {
+		appendWord(&b, w)
+	}
+	return b.String()
+}
+
+// appendWord adds a word to running text: after a space, except between two characters
+// of a script written without spaces (Chinese, Japanese: transcriber.splitCJK lists them
+// one character per word).
+func appendWord(b *strings.Builder, w wire.Word) {
+	t := w.PunctuatedWord
+	if t == "" {
+		t = w.Word
+	}
+	if b.Len() > 0 {
+		prev, _ := utf8.DecodeLastRuneInString(strings.TrimRightFunc(b.String(), unicode.IsPunct))
+		next, _ := utf8.DecodeRuneInString(t)
+		if !(noSpaceScript(prev) && noSpaceScript(next)) {
+			b.WriteByte(' ')
+		}
+	}
+	b.WriteString(t)
+}
+
+func noSpaceScript(r rune) bool {
+	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) || unicode.Is(unicode.Katakana, r)
+}
+
+// utteranceID is a UUID-shaped id (version 8: our own layout) from SHA-256 of the
+// request id, channel and index.
+func utteranceID(request bus.SessionID, channel, i int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s/%d/%d", request, channel, i)))
+	h[6] = h[6]&0x0f | 0x80
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// Paragraph breaks: a sentence starts a new paragraph after a pause of paragraphPauses
+// times utt_split or more, or when its paragraph already holds paragraphSentences.
+// Deepgram says only that its paragraphs follow the punctuation (and speakers, which
+// Earshot does not tell apart); these bounds keep a monologue readable.
+const (
+	paragraphPauses    = 2
+	paragraphSentences = 6
+)
+
+// paragraphs groups words into sentences (ending at a word whose punctuated form ends
+// in . ? ! 。 ？ or ！, closing quotes and brackets aside) and sentences into paragraphs.
+func paragraphs(words []wire.Word, split float64) *wire.Paragraphs {
+	var sentences [][]wire.Word
+	from := 0
+	for i, w := range words {
+		if endsSentence(w.PunctuatedWord) || i == len(words)-1 {
+			sentences = append(sentences, words[from:i+1])
+			from = i + 1
+		}
+	}
+	out := &wire.Paragraphs{Paragraphs: []wire.Paragraph{}}
+	var texts []string
+	var cur *wire.Paragraph
+	var curTexts []string
+	flush := func() {
+		if cur != nil {
+			out.Paragraphs = append(out.Paragraphs, *cur)
+			texts = append(texts, strings.Join(curTexts, " "))
+		}
+		cur, curTexts = nil, nil
+	}
+	for _, s := range sentences {
+		st := wire.Sentence{Text: joinWords(s), Start: s[0].Start, End: s[len(s)-1].End}
+		if cur != nil && (st.Start-cur.End >= paragraphPauses*split || len(cur.Sentences) >= paragraphSentences) {
+			flush()
+		}
+		if cur == nil {
+			cur = &wire.Paragraph{Start: st.Start}
+		}
+		cur.Sentences = append(cur.Sentences, st)
+		cur.NumWords += len(s)
+		cur.End = st.End
+		curTexts = append(curTexts, st.Text)
+	}
+	flush()
+	if len(texts) > 0 {
+		out.Transcript = "\n" + strings.Join(texts, "\n\n")
+	}
+	return out
+}
+
+func endsSentence(w string) bool {
+	w = strings.TrimRight(w, "\"'”’)]»」』")
+	return strings.HasSuffix(w, ".") || strings.HasSuffix(w, "?") || strings.HasSuffix(w, "!") ||
+		strings.HasSuffix(w, "。") || strings.HasSuffix(w, "？") || strings.HasSuffix(w, "！")
 }

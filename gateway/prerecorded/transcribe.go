@@ -22,6 +22,12 @@ type job struct {
 	Model    string        `json:"model"`
 	Language string        `json:"language,omitempty"`
 	Redact   []string      `json:"redact,omitempty"`
+	Keyterms []string      `json:"keyterms,omitempty"`
+	// The response's shape: Deepgram's utterances (split at pauses of UttSplit seconds)
+	// and paragraphs.
+	Utterances bool    `json:"utterances,omitempty"`
+	UttSplit   float64 `json:"utt_split,omitempty"`
+	Paragraphs bool    `json:"paragraphs,omitempty"`
 }
 
 // settleAfter is how much audio with no final transcribe lets pass before it asks the
@@ -44,9 +50,12 @@ func (h *Handler) transcribe(ctx context.Context, j job, src *pcmSource, progres
 	st, err := h.cfg.Backend.Open(ctx, bus.SessionRequest{
 		Session: j.Request, Tenant: j.Tenant, Key: j.Key, Model: j.Model, Channels: 1,
 		Priority: bus.PriorityBatch,
-		Options:  bus.StreamOptions{Language: j.Language, VADEvents: true, Redact: j.Redact},
+		Options:  bus.StreamOptions{Language: j.Language, VADEvents: true, Redact: j.Redact, Keyterms: j.Keyterms},
 	})
 	if err != nil {
+		if pe := gateway.BadRequestRefusal(err); pe != nil {
+			return nil, pe
+		}
 		return nil, err
 	}
 	defer st.Close()

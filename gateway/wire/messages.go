@@ -27,9 +27,32 @@ type Word struct {
 
 // Alternative is one hypothesis of a result; Earshot sends exactly one.
 type Alternative struct {
-	Transcript string  `json:"transcript"`
-	Confidence float64 `json:"confidence"`
-	Words      []Word  `json:"words"`
+	Transcript string      `json:"transcript"`
+	Confidence float64     `json:"confidence"`
+	Words      []Word      `json:"words"`
+	Paragraphs *Paragraphs `json:"paragraphs,omitempty"` // pre-recorded, paragraphs=true
+}
+
+// Paragraphs is Deepgram's paragraphs=true shape: the transcript with a blank line
+// between paragraphs (and a newline before the first), and each paragraph's sentences.
+type Paragraphs struct {
+	Transcript string      `json:"transcript"`
+	Paragraphs []Paragraph `json:"paragraphs"`
+}
+
+// Paragraph is consecutive sentences with no long pause between them.
+type Paragraph struct {
+	Sentences []Sentence `json:"sentences"`
+	NumWords  int        `json:"num_words"`
+	Start     float64    `json:"start"`
+	End       float64    `json:"end"`
+}
+
+// Sentence is words up to one that ends a sentence (. ? ! or their CJK forms).
+type Sentence struct {
+	Text  string  `json:"text"`
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
 }
 
 // Channel holds the alternatives of one channel.

@@ -1,10 +1,13 @@
 package wire
 
 import (
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // KnownRedactions are the redact= values the workers implement (transcriber.Redact),
@@ -31,8 +34,20 @@ type Params struct {
 	UtteranceEndMs int // 0 when absent
 	VADEvents      bool
 	Punctuate      bool // accepted; whisper output is always punctuated (see docs/api.md)
-	SmartFormat    bool // accepted; ignored
-	Redact         []string
+	SmartFormat    bool // accepted; whisper writes numerals and formats anyway (docs/api.md)
+	Numerals       bool // accepted; likewise
+	// Keyterms are the terms of keyterm= (Nova-3 style, repeatable) and keywords=
+	// (word[:boost]) that decoding is biased towards, in the order given, without
+	// duplicates; at most MaxKeyterms, each at most MaxKeytermBytes, MaxKeytermsBytes in
+	// all. The worker refuses a list longer than its token budget.
+	Keyterms []string
+	// Utterances, UttSplit and Paragraphs shape a pre-recorded response (Deepgram's
+	// utterances, utt_split in seconds, default 0.8, and paragraphs); live streams
+	// accept and ignore them.
+	Utterances bool
+	UttSplit   float64
+	Paragraphs bool
+	Redact     []string
 	// Resume is the request_id of the stream this connection continues (a client
 	// reconnecting after a dropped connection), and ResumeOffsetMs the time in that
 	// stream of the first audio this connection sends. Billing counts the audio of both
@@ -57,8 +72,19 @@ var known = map[string]bool{
 	"model": true, "language": true, "encoding": true, "sample_rate": true, "channels": true,
 	"multichannel": true, "interim_results": true, "endpointing": true, "utterance_end_ms": true,
 	"vad_events": true, "punctuate": true, "smart_format": true, "redact": true, "token": true,
-	"resume": true, "resume_offset_ms": true,
+	"resume": true, "resume_offset_ms": true, "keyterm": true, "keywords": true, "numerals": true,
+	"utterances": true, "utt_split": true, "paragraphs": true,
 }
+
+// Bounds of keyterm= and keywords= together (Deepgram allows 500 tokens of keyterms;
+// whisper's prompt holds 224 tokens, shared with the stream's earlier text: the worker
+// allows the terms 150 tokens of its vocabulary).
+const (
+	MaxKeyterms      = 50
+	MaxKeytermBytes  = 64
+	MaxKeytermsBytes = 500
+	DefaultUttSplit  = 0.8
+)
 
 // MaxResumeOffsetMs bounds resume_offset_ms: a day of audio.
 const MaxResumeOffsetMs = 24 * 3600 * 1000
@@ -108,6 +134,7 @@ func ParseQuery(q url.Values) (Params, error) {
 	}{
 		{"multichannel", &p.Multichannel}, {"interim_results", &p.InterimResults},
 		{"vad_events", &p.VADEvents}, {"punctuate", &p.Punctuate}, {"smart_format", &p.SmartFormat},
+		{"numerals", &p.Numerals}, {"utterances", &p.Utterances}, {"paragraphs", &p.Paragraphs},
 	} {
 		if *b.dst, err = boolParam(one, b.name); err != nil {
 			return Params{}, err
@@ -146,6 +173,19 @@ func ParseQuery(q url.Values) (Params, error) {
 			return Params{}, BadParam("redact", "more than 16 values")
 		}
 	}
+	p.UttSplit = DefaultUttSplit
+	if v, ok, err := one("utt_split"); err != nil {
+		return Params{}, err
+	} else if ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || f < 0.1 || f > 30 {
+			return Params{}, BadParam("utt_split", "%s: want seconds of pause between 0.1 and 30", clip(v))
+		}
+		p.UttSplit = f
+	}
+	if p.Keyterms, err = parseKeyterms(q); err != nil {
+		return Params{}, err
+	}
 	if p.Resume, _, err = one("resume"); err != nil {
 		return Params{}, err
 	}
@@ -176,6 +216,62 @@ func ParseQuery(q url.Values) (Params, error) {
 	}
 	sort.Strings(p.Ignored)
 	return p, nil
+}
+
+// parseKeyterms reads keyterm= (each value one term, a word or a phrase) and keywords=
+// (word or word:boost; the boost must be positive: Earshot biases towards a term or not,
+// whatever its size, and cannot suppress one). Terms are trimmed, inner spaces collapsed,
+// and a repeat of an earlier term (ignoring case) is dropped.
+func parseKeyterms(q url.Values) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	total := 0
+	add := func(param, term string) error {
+		term = strings.Join(strings.Fields(term), " ")
+		switch {
+		case term == "":
+			return BadParam(param, "an empty term")
+		case !utf8.ValidString(term) || strings.IndexFunc(term, func(r rune) bool { return unicode.IsControl(r) }) >= 0:
+			return BadParam(param, "%s: a term must be printable UTF-8 text", clip(strconv.Quote(term)))
+		case len(term) > MaxKeytermBytes:
+			return BadParam(param, "%s is %d bytes; a term may have at most %d", clip(term), len(term), MaxKeytermBytes)
+		}
+		if seen[strings.ToLower(term)] {
+			return nil
+		}
+		seen[strings.ToLower(term)] = true
+		total += len(term)
+		out = append(out, term)
+		if len(out) > MaxKeyterms {
+			return BadParam(param, "more than %d terms (keyterm and keywords together)", MaxKeyterms)
+		}
+		if total > MaxKeytermsBytes {
+			return BadParam(param, "the terms are more than %d bytes together (keyterm and keywords)", MaxKeytermsBytes)
+		}
+		return nil
+	}
+	for _, v := range q["keyterm"] {
+		if err := add("keyterm", v); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range q["keywords"] {
+		term := v
+		if i := strings.LastIndexByte(v, ':'); i >= 0 {
+			b, err := strconv.ParseFloat(strings.TrimSpace(v[i+1:]), 64)
+			switch {
+			case err != nil || math.IsNaN(b) || math.IsInf(b, 0):
+				return nil, BadParam("keywords", "%s: want word or word:boost with a number", clip(v))
+			case b <= 0:
+				return nil, BadParam("keywords", "%s: a boost of 0 or below (suppressing a word) is not supported; give a positive boost or use keyterm", clip(v))
+			}
+			term = v[:i]
+		}
+		if err := add("keywords", term); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 type oneFunc func(string) (string, bool, error)

@@ -3,10 +3,12 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseControl(t *testing.T) {
@@ -58,7 +60,7 @@ func TestParseQuery(t *testing.T) {
 	want := Params{Model: "tiny.en", Encoding: "linear16", SampleRate: 16000, Channels: 2, Multichannel: true,
 		InterimResults: true, EndpointingMs: -1, UtteranceEndMs: 1000, VADEvents: true, Punctuate: true,
 		Redact: []string{"pci", "email", "numbers"}, Ignored: []string{`"tag"`},
-		Resume: "0b8e7c1e-5d2a-4c55-9d61-0d6c1f6f7a10", ResumeOffsetMs: 4520}
+		Resume: "0b8e7c1e-5d2a-4c55-9d61-0d6c1f6f7a10", ResumeOffsetMs: 4520, UttSplit: DefaultUttSplit}
 	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("got %+v\nwant %+v", p, want)
 	}
@@ -146,7 +148,8 @@ func FuzzParseControl(f *testing.F) {
 
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{"model=tiny.en&encoding=linear16&sample_rate=16000&interim_results=true",
-		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "resume=r1&resume_offset_ms=2000", "sample_rate=%zz", "a=1&a=2&;"} {
+		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "resume=r1&resume_offset_ms=2000", "sample_rate=%zz", "a=1&a=2&;",
+		"keyterm=Montreal+Forced+Aligner&keywords=Kubernetes:2&keywords=x:-1", "utterances=true&utt_split=1.5&paragraphs=true&numerals=true"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -165,5 +168,58 @@ func FuzzParseQuery(f *testing.F) {
 		if p.Model != "" && !validName(p.Model, 128) {
 			t.Fatalf("model %q", p.Model)
 		}
+		total := 0
+		for _, k := range p.Keyterms {
+			total += len(k)
+			if k == "" || len(k) > MaxKeytermBytes || !utf8.ValidString(k) || strings.TrimSpace(k) != k {
+				t.Fatalf("key term %q", k)
+			}
+		}
+		if len(p.Keyterms) > MaxKeyterms || total > MaxKeytermsBytes || p.UttSplit < 0.1 || p.UttSplit > 30 {
+			t.Fatalf("out of bounds: %d terms, %d bytes, utt_split %v", len(p.Keyterms), total, p.UttSplit)
+		}
 	})
+}
+
+// TestKeytermParams: keyterm= and keywords= merge into one bounded list; a boost of 0 or
+// below, too many terms, too long a term and control characters are refused naming the
+// parameter.
+func TestKeytermParams(t *testing.T) {
+	q := url.Values{"keyterm": {"Montreal Forced  Aligner", "kubernetes"}, "keywords": {"Kubernetes:3", "Siobhan", "Nakamura:1.5"}}
+	p, err := ParseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.Keyterms, "|"); got != "Montreal Forced Aligner|kubernetes|Siobhan|Nakamura" {
+		t.Errorf("Keyterms = %q", got)
+	}
+	if p.UttSplit != DefaultUttSplit || p.Utterances || p.Paragraphs {
+		t.Errorf("defaults: %+v", p)
+	}
+	many := make([]string, MaxKeyterms+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("t%d", i)
+	}
+	for _, c := range []struct {
+		q     url.Values
+		param string
+	}{
+		{url.Values{"keywords": {"spam:-5"}}, "keywords"},
+		{url.Values{"keywords": {"spam:0"}}, "keywords"},
+		{url.Values{"keywords": {"spam:lots"}}, "keywords"},
+		{url.Values{"keyterm": {"  "}}, "keyterm"},
+		{url.Values{"keyterm": {"bad\x00term"}}, "keyterm"},
+		{url.Values{"keyterm": {strings.Repeat("x", MaxKeytermBytes+1)}}, "keyterm"},
+		{url.Values{"keyterm": many}, "keyterm"},
+		{url.Values{"keyterm": {strings.Repeat("a", 60), strings.Repeat("b", 60), strings.Repeat("c", 60), strings.Repeat("d", 60),
+			strings.Repeat("e", 60), strings.Repeat("f", 60), strings.Repeat("g", 60), strings.Repeat("h", 60), strings.Repeat("i", 60)}}, "keyterm"},
+		{url.Values{"utt_split": {"0"}}, "utt_split"},
+		{url.Values{"utt_split": {"NaN"}}, "utt_split"},
+	} {
+		_, err := ParseQuery(c.q)
+		var pe *ParamError
+		if !errors.As(err, &pe) || pe.Param != c.param {
+			t.Errorf("ParseQuery(%v) = %v, want a %s error", c.q, err, c.param)
+		}
+	}
 }

@@ -418,7 +418,8 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 		if info, err := models.ReadGGMLInfo(path); err == nil && info.Synthetic && !o.Gateway.AllowSynthetic {
 			return nil, fmt.Errorf("%s is a synthetic (random-weight) model: start with --allow-synthetic-models to serve it", path)
 		}
-		m, err := transcriber.LoadWhisper(path, transcriber.LoadOptions{Name: name, Threads: t.Threads, UseGPU: t.GPU, Log: log})
+		m, err := transcriber.LoadWhisper(path, transcriber.LoadOptions{Name: name, Threads: t.Threads, UseGPU: t.GPU,
+			EstimateWordTimes: t.WordTimes == "estimate", Log: log})
 		if err != nil {
 			return nil, err
 		}

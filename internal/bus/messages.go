@@ -25,6 +25,9 @@ type StreamOptions struct {
 	UtteranceEndMs int      `json:"utterance_end_ms,omitempty"`
 	VADEvents      bool     `json:"vad_events,omitempty"`
 	Redact         []string `json:"redact,omitempty"`
+	// Keyterms bias decoding towards these terms (keyterm= and keywords=): they go into
+	// whisper's prompt ahead of the stream's earlier text.
+	Keyterms []string `json:"keyterms,omitempty"`
 }
 
 // SessionRequest asks any worker with a free slot for Model to take a session.

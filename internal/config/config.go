@@ -83,6 +83,7 @@ type Transcriber struct {
 	MaxSessions int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker"`
 	Step        time.Duration `flag:"step" env:"EARSHOT_STEP" help:"partial decode cadence"`
 	GPU         bool          `flag:"gpu" env:"EARSHOT_GPU" help:"use the GPU backend when whisper.cpp was built with one"`
+	WordTimes   string        `flag:"word-times" env:"EARSHOT_WORD_TIMES" help:"model: word times by DTW over the model's alignment heads (flash attention off); estimate: spread over the audio by length (flash attention on)"`
 }
 
 // Defaults returns the settings a fresh machine runs with.
@@ -117,6 +118,7 @@ func Defaults() (Common, Gateway, Transcriber) {
 			Threads:     2,
 			MaxSessions: 4,
 			Step:        300 * time.Millisecond,
+			WordTimes:   "model",
 		}
 }
 
@@ -234,6 +236,9 @@ func (t *Transcriber) Validate(cores int) error {
 	}
 	if t.Step < 50*time.Millisecond || t.Step > 5*time.Second {
 		return fmt.Errorf("--step %v: use between 50ms and 5s", t.Step)
+	}
+	if t.WordTimes != "model" && t.WordTimes != "estimate" {
+		return fmt.Errorf("--word-times %q: use model or estimate", t.WordTimes)
 	}
 	return nil
 }

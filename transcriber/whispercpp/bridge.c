@@ -48,3 +48,43 @@ void earshot_set_abort(struct whisper_full_params * p, void * flag) {
 	p->abort_callback = earshot_abort_cb;
 	p->abort_callback_user_data = flag;
 }
+
+/* Key-term biasing (shallow fusion over token sequences). For each term, find the
+ * longest k < len such that the last k tokens decoded so far are the term's first k
+ * tokens, and add `next` (k > 0) or `first` (k == 0) to the logit of the term's token k.
+ * Logits are raw scores: +b multiplies the token's odds by e^b. */
+static void earshot_bias_cb(struct whisper_context * ctx, struct whisper_state * state,
+		const whisper_token_data * tokens, int n_tokens, float * logits, void * user_data) {
+	(void) ctx;
+	(void) state;
+	const earshot_bias * b = (const earshot_bias *) user_data;
+	int off = 0;
+	for (int t = 0; t < b->n_terms; t++) {
+		const int32_t * seq = b->toks + off;
+		int len = b->lens[t];
+		off += len;
+		for (int k = len - 1; k >= 0; k--) {
+			if (k > n_tokens) {
+				continue;
+			}
+			int match = 1;
+			for (int i = 0; i < k; i++) {
+				if (tokens[n_tokens - k + i].id != seq[i]) {
+					match = 0;
+					break;
+				}
+			}
+			if (match) {
+				if (seq[k] >= 0 && seq[k] < b->n_vocab) {
+					logits[seq[k]] += k == 0 ? b->first : b->next;
+				}
+				break;
+			}
+		}
+	}
+}
+
+void earshot_set_bias(struct whisper_full_params * p, earshot_bias * b) {
+	p->logits_filter_callback = earshot_bias_cb;
+	p->logits_filter_callback_user_data = b;
+}

@@ -22,8 +22,10 @@ type ContextParams struct {
 	FlashAttn bool
 	GPUDevice int
 	// DTW names the alignment heads of the model ("tiny.en", "base", …; see dtwPresets)
-	// for DTW token times (Token.TDTW), OpenAI's word-timestamp method. Empty = off.
-	// whisper.cpp computes them only with FlashAttn off.
+	// for DTW token times (Token.TDTW), OpenAI's word-timestamp method; "auto" picks them
+	// from the file's hyper-parameters (DTWPreset). Empty = off. whisper.cpp computes
+	// them only with FlashAttn off, and (patch 0003) only on calls with
+	// Params.TokenTimestamps.
 	DTW string
 }
 
@@ -78,10 +80,17 @@ func Load(path string, p ContextParams) (*Model, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("load %s: not a regular file: %w", path, ErrLoad)
 	}
-	if err := checkHeader(path); err != nil {
+	h, err := checkHeader(path)
+	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	cp := C.whisper_context_default_params()
+	if p.DTW == "auto" {
+		if p.DTW = h.dtwPreset(); p.DTW == "" {
+			return nil, fmt.Errorf("load %s: no DTW alignment heads known for a model of %d audio layers, %d text layers, %d tokens (set no word times for it): %w",
+				path, h.NAudioLayer, h.NTextLayer, h.NVocab, ErrInvalid)
+		}
+	}
 	if p.DTW != "" {
 		preset, ok := dtwPresets[p.DTW]
 		if !ok {
@@ -210,47 +219,82 @@ func (m *Model) TokenText(id int) string {
 // EOT is the end-of-text token id; every id ≥ EOT is a special token.
 func (m *Model) EOT() int { return m.eot }
 
+// header is the hyper-parameters at the start of a ggml whisper file.
+type header struct {
+	Magic                                        uint32
+	NVocab, NAudioCtx, NAudioState, NAudioHead   int32
+	NAudioLayer, NTextCtx, NTextState, NTextHead int32
+	NTextLayer, NMels, FType                     int32
+}
+
+// dtwPreset names the alignment heads of OpenAI's checkpoint with these
+// hyper-parameters ("" if none is known): the size from the encoder's layers and
+// width, ".en" for the English-only vocabulary (51864 tokens), large-v3 from its
+// 128 mel bins and turbo from its 4 decoder layers. A fine-tune keeps its base's
+// heads; quantized files keep them too.
+func (h header) dtwPreset() string {
+	size := map[[2]int32]string{{4, 384}: "tiny", {6, 512}: "base", {12, 768}: "small", {24, 1024}: "medium"}[[2]int32{h.NAudioLayer, h.NAudioState}]
+	switch {
+	case size != "" && h.NVocab == 51864:
+		return size + ".en"
+	case size != "":
+		return size
+	case h.NAudioLayer == 32 && h.NAudioState == 1280 && h.NMels == 128 && h.NTextLayer == 4:
+		return "large-v3-turbo"
+	case h.NAudioLayer == 32 && h.NAudioState == 1280 && h.NMels == 128:
+		return "large-v3"
+	case h.NAudioLayer == 32 && h.NAudioState == 1280:
+		return "large-v2"
+	}
+	return ""
+}
+
+// DTWPreset reads the header of a ggml whisper file and names the alignment heads
+// that ContextParams.DTW "auto" would use ("" if none is known).
+func DTWPreset(path string) (string, error) {
+	h, err := checkHeader(path)
+	if err != nil {
+		return "", err
+	}
+	return h.dtwPreset(), nil
+}
+
 // checkHeader rejects files whisper.cpp would abort the process on (a
 // GGML_ASSERT on an unknown weight type, e.g. a Silero VAD file): it reads
 // the ggml magic and the 11 int32 hyper-parameters and checks their ranges.
-func checkHeader(path string) error {
+func checkHeader(path string) (header, error) {
+	var h header
 	f, err := os.Open(path)
 	if err != nil {
-		return errors.Join(ErrLoad, err)
+		return h, errors.Join(ErrLoad, err)
 	}
 	defer f.Close()
-	var h struct {
-		Magic                                        uint32
-		NVocab, NAudioCtx, NAudioState, NAudioHead   int32
-		NAudioLayer, NTextCtx, NTextState, NTextHead int32
-		NTextLayer, NMels, FType                     int32
-	}
 	if err := binary.Read(f, binary.LittleEndian, &h); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("file too short for a ggml whisper header: %w", ErrLoad)
+			return h, fmt.Errorf("file too short for a ggml whisper header: %w", ErrLoad)
 		}
-		return errors.Join(ErrLoad, err)
+		return h, errors.Join(ErrLoad, err)
 	}
 	if h.Magic != 0x67676d6c {
-		return fmt.Errorf("not a ggml file (magic %#x): %w", h.Magic, ErrLoad)
+		return h, fmt.Errorf("not a ggml file (magic %#x): %w", h.Magic, ErrLoad)
 	}
 	in := func(v, lo, hi int32) bool { return v >= lo && v <= hi }
 	if !in(h.NVocab, 1, 1<<20) || !in(h.NAudioCtx, 1, 1<<16) || !in(h.NAudioState, 1, 1<<16) ||
 		!in(h.NAudioHead, 1, 1024) || !in(h.NAudioLayer, 1, 1024) || !in(h.NTextCtx, 1, 1<<16) ||
 		!in(h.NTextState, 1, 1<<16) || !in(h.NTextHead, 1, 1024) || !in(h.NTextLayer, 1, 1024) ||
 		(h.NMels != 80 && h.NMels != 128) {
-		return fmt.Errorf("not a whisper model (hyper-parameters %+v): %w", h, ErrLoad)
+		return h, fmt.Errorf("not a whisper model (hyper-parameters %+v): %w", h, ErrLoad)
 	}
 	switch h.FType % 1000 { // GGML_QNT_VERSION_FACTOR
 	case 0, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27: // ggml_ftype_to_ggml_type maps these
 	default:
-		return fmt.Errorf("unsupported weight type ftype=%d: %w", h.FType, ErrLoad)
+		return h, fmt.Errorf("unsupported weight type ftype=%d: %w", h.FType, ErrLoad)
 	}
 	// whisper.cpp accepts a file with no tensors as an "empty model for
 	// testing" (its for-tests-ggml-*.bin); real weights hold at least the token
 	// embedding, n_vocab × n_text_state values of 2 bits or more.
 	if st, err := f.Stat(); err == nil && st.Size() < int64(h.NVocab)*int64(h.NTextState)/4 {
-		return fmt.Errorf("file of %d bytes holds no weights (a vocabulary-only test file?): %w", st.Size(), ErrLoad)
+		return h, fmt.Errorf("file of %d bytes holds no weights (a vocabulary-only test file?): %w", st.Size(), ErrLoad)
 	}
-	return nil
+	return h, nil
 }

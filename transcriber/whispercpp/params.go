@@ -18,6 +18,7 @@ type Params struct {
 	NoContext       bool // do not condition on the previous call's text on this State
 
 	PromptTokens []int // decoder prompt (previous text); at most n_text_ctx/2 are used
+	Bias         *Bias // key-term biasing of the decoder's logits; nil = none
 
 	SuppressBlank bool
 	SuppressNST   bool // suppress non-speech tokens ("[MUSIC]", "♪" …)
@@ -54,4 +55,14 @@ func DefaultParams() Params {
 		BestOf:          int(d.greedy.best_of),
 		MaxTokens:       int(d.max_tokens),
 	}
+}
+
+// Bias raises the logits of key terms' tokens while decoding (shallow fusion): First is
+// added to a term's first token at every step, Next to the token that continues a term
+// whose first tokens were just decoded. Logits are raw scores, so +b multiplies a
+// token's odds by e^b. Terms are token sequences (tokenize them with a leading space).
+type Bias struct {
+	Terms [][]int
+	First float32
+	Next  float32
 }

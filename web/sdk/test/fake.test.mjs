@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import WebSocket, { WebSocketServer } from "ws";
-import { connect } from "../dist/index.js";
+import { connect, listenURL } from "../dist/index.js";
 
 const RATE = 16000;
 
@@ -154,4 +154,10 @@ test("unreachable server", async () => {
   const conn = connect({ url: "http://127.0.0.1:1", token: "t", WebSocket, reconnect: false });
   const c = await new Promise((r) => conn.on("close", r));
   assert.equal(c.error.code, "UNREACHABLE");
+});
+
+test("listenURL sends each key term as its own keyterm parameter", () => {
+  const u = new URL(listenURL({ url: "http://h:1", model: "tiny.en", keyterms: ["Montreal Forced Aligner", "Kubernetes"] }));
+  assert.deepEqual(u.searchParams.getAll("keyterm"), ["Montreal Forced Aligner", "Kubernetes"]);
+  assert.equal(new URL(listenURL({ url: "http://h:1" })).searchParams.has("keyterm"), false);
 });

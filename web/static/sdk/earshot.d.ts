@@ -22,6 +22,8 @@ export interface ConnectOptions {
     /** Silence in ms that ends an utterance, or false to turn endpointing off. Server default when unset. */
     endpointing?: number | false;
     utteranceEndMs?: number;
+    /** Names and jargon to favour (keyterm=, once per term; at most 50, 64 bytes each). */
+    keyterms?: string[];
     /** SpeechStarted events. Default true. */
     vadEvents?: boolean;
     /** Reconnect after an unexpected close, resending the audio after the last final. Default true. */

@@ -79,6 +79,8 @@ export function listenURL(o) {
         q.set("endpointing", o.endpointing === false ? "false" : String(o.endpointing));
     if (o.utteranceEndMs !== undefined)
         q.set("utterance_end_ms", String(o.utteranceEndMs));
+    for (const t of o.keyterms ?? [])
+        q.append("keyterm", t);
     return u.toString();
 }
 /** Parse an HTTP error body ({err_code, err_msg} or {code, message}). */
