@@ -1,16 +1,13 @@
 package transcriber
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/wer"
-	"github.com/earshot-dev/earshot/transcriber/whispercpp"
 )
 
 // dtwWordEnds force-aligns each utterance's reference words to the audio and returns,
@@ -28,36 +25,13 @@ import (
 // before it ends.
 func dtwWordEnds(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMap) map[string][]float64 {
 	t.Helper()
-	cp := whispercpp.DefaultContextParams()
-	cp.FlashAttn, cp.DTW = false, "tiny.en"
-	m, err := whispercpp.Load(testdata.Model(t, "tiny.en"), cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	st, err := m.NewState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p := whispercpp.DefaultParams()
-	p.Threads, p.TemperatureInc, p.TokenTimestamps = 2, 0, true // DTW runs on calls with token timestamps (patch 0003)
+	aligned := alignOffline(t, pcm, lf, "tiny.en")
 	out := map[string][]float64{}
 	for _, u := range lf.Utterances {
-		a := max(0, int((u.Start.Seconds()-0.3)*bus.SampleRate))
-		b := min(len(pcm), int((u.End.Seconds()+0.3)*bus.SampleRate))
-		x := make([]float32, b-a)
-		for i, s := range pcm[a:b] {
-			x[i] = float32(s) / 32768
-		}
-		r, err := st.Full(context.Background(), p, x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		off := float64(a) / bus.SampleRate
+		au := aligned[u.ID]
 		var hyp []string
 		var hypEnd []float64
-		word, end, prev := "", 0.0, off // prev: where the word before ended (by DTW)
+		word, end, prev := "", 0.0, max(0, u.Start.Seconds()-0.3) // prev: where the word before ended (by DTW)
 		flush := func() {
 			if word == "" {
 				return
@@ -71,16 +45,11 @@ func dtwWordEnds(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMap) 
 			}
 			word, prev = "", end
 		}
-		for _, s := range r.Segments {
-			for _, tk := range s.Tokens {
-				if tk.Special || tk.TDTW < 0 {
-					continue
-				}
-				if strings.HasPrefix(tk.Text, " ") {
-					flush()
-				}
-				word, end = word+tk.Text, off+tk.TDTW
+		for _, tk := range au.toks {
+			if strings.HasPrefix(tk.Text, " ") {
+				flush()
 			}
+			word, end = word+tk.Text, tk.End
 		}
 		flush()
 		ref := wer.Normalize(u.Reference)
@@ -92,7 +61,7 @@ func dtwWordEnds(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMap) 
 			}
 			ends[k] = last
 		}
-		t.Logf("DTW %s: %q → %s", u.ID, strings.TrimSpace(r.Text()), fmtEnds(ref, ends))
+		t.Logf("DTW %s: %q → %s", u.ID, au.text, fmtEnds(ref, ends))
 		out[u.ID] = ends
 	}
 	return out

@@ -30,15 +30,18 @@ func alignRefModel() string {
 	return "tiny.en"
 }
 
-// refWordTimes force-aligns each utterance of the long-form file offline: the reference
-// model decodes the utterance (±0.3 s) with its full 30 s context and DTW token times
-// (OpenAI's method); a word starts where the token before it ends (the first where
-// Silero's speech starts) and ends where its last token ends, trimmed to the speech
-// Silero heard inside it (windows with p ≥ 0.35, the endpointer's end threshold), the
-// way a phonetic aligner would not give a pause to a word. Words are wer.Normalize'd.
-func refWordTimes(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMap) map[string][]refWord {
+// alignedUtt is one utterance of the long-form file decoded offline with DTW token
+// times: its text tokens (End in seconds of the stream) and whisper's text.
+type alignedUtt struct {
+	toks []Token
+	text string
+}
+
+// alignOffline decodes each utterance of the long-form file (±0.3 s) offline with the
+// named model's full 30 s context and DTW token times over its alignment heads (OpenAI's
+// word-timestamp method; flash attention off, as whisper.cpp needs).
+func alignOffline(t *testing.T, pcm []int16, lf testdata.Longform, name string) map[string]alignedUtt {
 	t.Helper()
-	name := alignRefModel()
 	cp := whispercpp.DefaultContextParams()
 	cp.FlashAttn, cp.DTW = false, "auto"
 	m, err := whispercpp.Load(testdata.Model(t, name), cp)
@@ -52,8 +55,9 @@ func refWordTimes(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMap)
 	}
 	defer st.Close()
 	p := whispercpp.DefaultParams()
+	// DTW runs on calls with token timestamps (patch 0003).
 	p.Threads, p.TemperatureInc, p.TokenTimestamps, p.Language = 2, 0, true, "en"
-	out := map[string][]refWord{}
+	out := map[string]alignedUtt{}
 	for _, u := range lf.Utterances {
 		a := max(0, int((u.Start.Seconds()-0.3)*bus.SampleRate))
 		b := min(len(pcm), int((u.End.Seconds()+0.3)*bus.SampleRate))
@@ -66,21 +70,37 @@ func refWordTimes(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMap)
 			t.Fatal(err)
 		}
 		off := float64(a) / bus.SampleRate
-		var toks []Token
+		au := alignedUtt{text: strings.TrimSpace(r.Text())}
 		for _, s := range r.Segments {
 			for _, tk := range s.Tokens {
-				if !tk.Special {
-					toks = append(toks, Token{Text: tk.Text, End: tk.TDTW, P: tk.P})
+				if !tk.Special && tk.TDTW >= 0 {
+					au.toks = append(au.toks, Token{Text: tk.Text, End: off + tk.TDTW, P: tk.P})
 				}
 			}
 		}
+		out[u.ID] = au
+	}
+	return out
+}
+
+// refWordTimes is the word-timing reference: alignOffline with alignRefModel, a word
+// ending where its last token ends and starting where the token before it ends (the
+// first where its utterance's window starts), trimmed to the speech Silero heard inside
+// it (windows with p ≥ 0.35, the endpointer's end threshold), the way a phonetic aligner
+// would not give a pause to a word. Words are wer.Normalize'd.
+func refWordTimes(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMap) map[string][]refWord {
+	t.Helper()
+	aligned := alignOffline(t, pcm, lf, alignRefModel())
+	out := map[string][]refWord{}
+	for _, u := range lf.Utterances {
+		au := aligned[u.ID]
 		var ws []refWord
-		for _, w := range tokenWords(toks) {
-			s, e := off+w.start, off+w.end
+		for _, w := range tokenWords(au.toks) {
+			s := w.start
 			if w.start < 0 {
-				s = off
+				s = max(0, u.Start.Seconds()-0.3)
 			}
-			s, e = sm.speechWithin(s, e)
+			s, e := sm.speechWithin(s, w.end)
 			for _, n := range wer.Normalize(w.text) {
 				ws = append(ws, refWord{n, s, e})
 			}
