@@ -75,20 +75,8 @@ func keytermClips(t *testing.T) []keytermClip {
 // engine in simulated real time and returns the finals' text.
 func streamClip(t *testing.T, model Model, newVAD func() (VAD, error), pcm []int16, terms []string) string {
 	t.Helper()
-	clk := &testClock{t: time.Unix(1_700_000_000, 0)}
-	pool, err := NewPool(PoolConfig{Models: map[string]Model{"tiny.en": model}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2, now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	rig := &fakeRig{t: t, pool: pool, clock: clk}
-	c := &collector{}
-	s, err := pool.Open(bus.SessionRequest{Session: "s", Model: "tiny.en", Channels: 1,
-		Options: bus.StreamOptions{Keyterms: terms}}, c.emit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	rig, s, c := simulatedSession(t, "tiny.en", model, newVAD, bus.StreamOptions{Keyterms: terms})
+	defer func() { s.Close(); _ = rig.pool.Close() }() // free its decoder now, not at the end of the test
 	x := append(append(make([]int16, 0, len(pcm)+bus.SampleRate), pcm...), make([]int16, bus.SampleRate)...)
 	rig.feed(s, c, x, 0, bus.FlagEnd)
 	deadline := time.Now().Add(30 * time.Second)

@@ -438,24 +438,30 @@ func (m speechMap) runEnd(x float64) float64 {
 	return float64(end+1) * m.win
 }
 
+// simulatedSession opens a session on a fresh Pool of one real model, driven by a manual
+// clock (rig.feed: simulated real time, every due decode completes). Closed with the test.
+func simulatedSession(t *testing.T, name string, model Model, newVAD func() (VAD, error), opts bus.StreamOptions) (*fakeRig, Session, *collector) {
+	t.Helper()
+	clk := &testClock{t: time.Unix(1_700_000_000, 0)}
+	pool, err := NewPool(PoolConfig{Models: map[string]Model{name: model}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2, now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	c := &collector{}
+	s, err := pool.Open(bus.SessionRequest{Session: "s", Model: name, Channels: 1, Options: opts}, c.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return &fakeRig{t: t, pool: pool, clock: clk}, s, c
+}
+
 // TestStreamWhiteNoiseRealEngine: 60 s of white noise (amplitude 0.05) must give no
 // words. Fed in simulated real time (manual clock, every due decode completes).
 func TestStreamWhiteNoiseRealEngine(t *testing.T) {
 	model, newVAD := realEngine(t)
-	clk := &testClock{t: time.Unix(1_700_000_000, 0)}
-	pool, err := NewPool(PoolConfig{Models: map[string]Model{"tiny.en": model}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2, now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	rig := &fakeRig{t: t, pool: pool, clock: clk}
-	c := &collector{}
-	s, err := pool.Open(bus.SessionRequest{Session: "noise", Model: "tiny.en", Channels: 1,
-		Options: bus.StreamOptions{InterimResults: true, VADEvents: true}}, c.emit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	rig, s, c := simulatedSession(t, "tiny.en", model, newVAD, bus.StreamOptions{InterimResults: true, VADEvents: true})
 	rng := rand.New(rand.NewPCG(1, 2))
 	noise := make([]int16, 60*bus.SampleRate)
 	for i := range noise {

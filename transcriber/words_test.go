@@ -166,19 +166,7 @@ func TestMandarinWordTimes(t *testing.T) {
 	defer m.Close()
 	_, newVAD := realEngine(t)
 	pcm := readWAV(t, filepath.Join(testdata.Require(t), "speech-zh", "wav16k", "soulx_female_mandarin.wav"))
-	clk := &testClock{t: time.Unix(1_700_000_000, 0)}
-	pool, err := NewPool(PoolConfig{Models: map[string]Model{"base": m}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2, now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	rig := &fakeRig{t: t, pool: pool, clock: clk}
-	c := &collector{}
-	s, err := pool.Open(bus.SessionRequest{Session: "s", Model: "base", Channels: 1, Options: bus.StreamOptions{Language: "zh"}}, c.emit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	rig, s, c := simulatedSession(t, "base", m, newVAD, bus.StreamOptions{Language: "zh"})
 	rig.feed(s, c, append(pcm, make([]int16, bus.SampleRate)...), 0, bus.FlagEnd)
 	deadline := time.Now().Add(30 * time.Second)
 	for !slices.ContainsFunc(c.results(), func(r bus.Result) bool { return r.Type == bus.ResultClosed }) && time.Now().Before(deadline) {

@@ -366,16 +366,7 @@ func TestDTWTokenTimes(t *testing.T) {
 		t.Fatalf("unknown DTW preset: err = %v, want ErrInvalid", err)
 	}
 	cp.DTW = "tiny.en"
-	m, err := whispercpp.Load(modelPath(t), cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	st, err := m.NewState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	_, st := loadState(t, cp)
 	p := params()
 	p.TokenTimestamps = true // DTW runs on calls that ask for token times (patch 0003)
 	r := decode(t, st, p, loadWAV(t, "whispercpp_jfk.wav"))
@@ -414,16 +405,7 @@ func TestDTWOnlyWhenAsked(t *testing.T) {
 	}
 	cp := whispercpp.DefaultContextParams()
 	cp.FlashAttn, cp.DTW = false, "auto"
-	m, err := whispercpp.Load(modelPath(t), cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	st, err := m.NewState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	_, st := loadState(t, cp)
 	x := loadWAV(t, "whispercpp_jfk.wav")
 	for _, ask := range []bool{false, true, false} {
 		p := params()
@@ -449,16 +431,7 @@ func TestDTWOnlyWhenAsked(t *testing.T) {
 // hard enough puts the term's tokens into the text; biased mildly (Earshot's 2/6) the term,
 // never said, does not appear; and an out-of-vocabulary token id is ignored, not a crash.
 func TestBias(t *testing.T) {
-	m, err := whispercpp.Load(modelPath(t), whispercpp.DefaultContextParams())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	st, err := m.NewState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	m, st := loadState(t, whispercpp.DefaultContextParams())
 	term, err := m.Tokenize(" Zyntrax")
 	if err != nil || len(term) < 2 {
 		t.Fatalf("tokenize: %v %v", term, err)
@@ -480,4 +453,20 @@ func TestBias(t *testing.T) {
 	if got := text(&whispercpp.Bias{Terms: [][]int{{-5, 1 << 30}}, First: 30, Next: 30}); got != plain {
 		t.Errorf("out-of-range token ids changed the text: %q, plain %q", got, plain)
 	}
+}
+
+// loadState loads the test model with cp and makes one State; both close with the test.
+func loadState(t *testing.T, cp whispercpp.ContextParams) (*whispercpp.Model, *whispercpp.State) {
+	t.Helper()
+	m, err := whispercpp.Load(modelPath(t), cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return m, st
 }
