@@ -487,6 +487,11 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 		s.mu.Unlock()
 		return // duplicate
 	}
+	if s.lastWorkerSeq != 0 && r.Seq > s.lastWorkerSeq+1 {
+		// Results lost on the way (the worker numbers them without gaps). A lost final's
+		// audio stays in the replay buffer until a later final covers it.
+		s.log.Warn("results lost in transit", "after_seq", s.lastWorkerSeq, "next_seq", r.Seq, "type", r.Type)
+	}
 	s.lastWorkerSeq = max(s.lastWorkerSeq, r.Seq)
 	terminal := false
 	switch r.Type {
@@ -520,6 +525,23 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 		if r.EndSample > s.lastEnd[r.Channel] {
 			s.replay.Trim(r.Channel, r.EndSample)
 		}
+		s.mu.Unlock()
+		return
+	case bus.ResultResend:
+		// The worker saw a gap in the chunk sequence: publish the missing chunks again
+		// (they are in the replay buffer until a final covers them). Not for the consumer.
+		var n int
+		if r.ResendTo >= r.ResendFrom && r.ResendTo-r.ResendFrom < 10_000 && !s.failing {
+			chunks := s.replay.Range(r.ResendFrom, r.ResendTo)
+			for i := range chunks {
+				if err := s.publish(&chunks[i]); err != nil {
+					s.log.Warn("resend chunk", "seq", chunks[i].Seq, "err", err)
+					break
+				}
+				n++
+			}
+		}
+		s.log.Info("worker asked for lost audio", "from_seq", r.ResendFrom, "to_seq", r.ResendTo, "resent", n)
 		s.mu.Unlock()
 		return
 	case bus.ResultClosed:

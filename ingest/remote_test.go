@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -302,5 +303,55 @@ func TestRemoteCloseEndsTheStream(t *testing.T) {
 	}
 	if _, ok := <-s.Results(); ok {
 		t.Fatal("Results open after Close")
+	}
+}
+
+// TestRemoteResendsLostChunks: a worker's ResultResend gets the asked chunks published
+// again from the replay buffer, unchanged, and nothing reaches the consumer; chunks a
+// final already covered are not there to resend.
+func TestRemoteResendsLostChunks(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	scriptedWorker(t, nc, "w9")
+	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	audio, _ := nc.SubscribeSync(bus.AudioSubject("acme", s.ID()))
+	_ = nc.Flush()
+	for i := range 6 {
+		pcm := make([]int16, 160)
+		pcm[0] = int16(i + 1)
+		if err := s.Send(pcm, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 6 { // the first publication of each
+		if _, err := audio.NextMsg(2 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishResult(t, nc, s, bus.Result{Type: bus.ResultFinal, Worker: "w9", Seq: 1, Text: "x", EndSample: 320}) // covers seq 1–2
+	if r := <-s.Results(); r.Type != bus.ResultFinal {
+		t.Fatalf("consumer got %+v", r)
+	}
+	publishResult(t, nc, s, bus.Result{Type: bus.ResultResend, Worker: "w9", Seq: 2, ResendFrom: 2, ResendTo: 4})
+	var got []uint64
+	for {
+		m, err := audio.NextMsg(500 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		ch, err := bus.UnmarshalAudioChunk(m.Data)
+		if err != nil || ch.StartSample != (ch.Seq-1)*160 || ch.PCM[0] != int16(ch.Seq) {
+			t.Fatalf("resent chunk %+v: %v", ch, err)
+		}
+		got = append(got, ch.Seq)
+	}
+	if fmt.Sprint(got) != "[3 4]" {
+		t.Fatalf("resent %v, want [3 4] (2 was covered by the final)", got)
+	}
+	select {
+	case r := <-s.Results():
+		t.Fatalf("a resend request reached the consumer: %+v", r)
+	default:
 	}
 }

@@ -79,6 +79,18 @@ func (b *ReplayBuffer) Chunks() []bus.AudioChunk {
 	return append([]bus.AudioChunk(nil), b.chunks...)
 }
 
+// Range returns copies of the buffered chunks with from ≤ Seq ≤ to, in Seq order (PCM
+// shared, read-only): what a worker that saw a gap asks for again.
+func (b *ReplayBuffer) Range(from, to uint64) []bus.AudioChunk {
+	var out []bus.AudioChunk
+	for _, c := range b.chunks {
+		if c.Seq >= from && c.Seq <= to {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Start is the stream position of the oldest buffered audio of channel; ok is false
 // when nothing of channel is buffered.
 func (b *ReplayBuffer) Start(channel int) (start uint64, ok bool) {

@@ -1,6 +1,7 @@
 package transcriber
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -461,7 +462,15 @@ type wkSession struct {
 	lastAudio  atomic.Int64 // unix ns of the last chunk or keep-alive
 	inputDone  atomic.Bool  // the End chunk arrived: silence from the gateway is expected now
 
-	lastSeq uint64 // only touched by the audio subscription's goroutine
+	// Audio in order: chunks are written to the session in Seq order. A chunk after a
+	// gap is held while the gateway is asked for the missing ones (ResultResend); see
+	// handleChunk. Guarded by inMu.
+	inMu      sync.Mutex
+	lastSeq   uint64            // last chunk written to the session
+	held      []*bus.AudioChunk // chunks after a gap, in Seq order
+	gapAsks   int               // resend requests for the current gap
+	gapTimer  *time.Timer
+	gapOpened time.Time
 
 	mu    sync.Mutex
 	sess  Session
@@ -497,10 +506,108 @@ func (ws *wkSession) handleChunk(msg *nats.Msg) {
 	if len(c.PCM) == 0 && c.Flags == 0 {
 		return // keep-alive
 	}
-	if c.Seq <= ws.lastSeq {
+	ws.inMu.Lock()
+	defer ws.inMu.Unlock()
+	switch {
+	case c.Seq <= ws.lastSeq || slices.ContainsFunc(ws.held, func(h *bus.AudioChunk) bool { return h.Seq == c.Seq }):
 		m.dropped.WithLabelValues("duplicate").Inc()
 		return
+	case ws.lastSeq != 0 && c.Seq > ws.lastSeq+1:
+		ws.hold(c, recv)
+		return
 	}
+	ws.writeChunk(c, recv)
+	for len(ws.held) > 0 && ws.held[0].Seq == ws.lastSeq+1 {
+		h := ws.held[0]
+		ws.held = ws.held[1:]
+		ws.writeChunk(h, recv)
+	}
+	if ws.gapTimer != nil && len(ws.held) == 0 {
+		ws.gapTimer.Stop()
+		ws.gapTimer = nil
+		m.gaps.WithLabelValues("recovered").Inc()
+		ws.log.Info("audio gap recovered", "took", time.Since(ws.gapOpened).Round(time.Millisecond), "resend_requests", ws.gapAsks)
+	}
+}
+
+// Gap recovery. The gateway keeps every chunk since the last final for failover
+// (ingest.ReplayBuffer), so a chunk lost on the way can be asked for again.
+const (
+	resendWait = 250 * time.Millisecond // between resend requests for one gap
+	resendMax  = 8                      // requests before the gap is given up (2 s: NATS clients reconnect every 250 ms)
+	// maxHeld bounds the chunks held behind a gap (about 5 s of the gateway's 20–100 ms
+	// chunks): past it the gap is given up at once.
+	maxHeld = 250
+)
+
+// hold keeps c, which follows a gap, and asks the gateway for the missing chunks; inMu
+// is held. When the gap cannot be filled (resendMax requests unanswered, or maxHeld
+// chunks waiting), the held chunks are written anyway: the stream keeps its timeline
+// with silence where the audio was lost, as before gap recovery existed.
+func (ws *wkSession) hold(c *bus.AudioChunk, recv int64) {
+	i, _ := slices.BinarySearchFunc(ws.held, c.Seq, func(h *bus.AudioChunk, s uint64) int { return cmp.Compare(h.Seq, s) })
+	ws.held = slices.Insert(ws.held, i, c)
+	if len(ws.held) > maxHeld {
+		ws.giveUpGapLocked("too many chunks behind it")
+		return
+	}
+	if ws.gapTimer == nil {
+		ws.gapOpened, ws.gapAsks = time.Now(), 0
+		ws.w.m.gaps.WithLabelValues("opened").Inc()
+		ws.askResendLocked()
+		ws.gapTimer = time.AfterFunc(resendWait, ws.gapTick)
+	}
+}
+
+// askResendLocked asks for the chunks between the last written and the first held.
+func (ws *wkSession) askResendLocked() {
+	ws.gapAsks++
+	from, to := ws.lastSeq+1, ws.held[0].Seq-1
+	ws.log.Info("audio gap: asking the gateway to resend", "from_seq", from, "to_seq", to, "request", ws.gapAsks)
+	ws.emit(bus.Result{Type: bus.ResultResend, ResendFrom: from, ResendTo: to})
+}
+
+func (ws *wkSession) gapTick() {
+	ws.inMu.Lock()
+	defer ws.inMu.Unlock()
+	ws.mu.Lock()
+	ended := ws.ended
+	ws.mu.Unlock()
+	if ended {
+		ws.gapTimer, ws.held = nil, nil
+		return
+	}
+	if ws.gapTimer == nil || len(ws.held) == 0 {
+		return
+	}
+	if ws.gapAsks >= resendMax {
+		ws.giveUpGapLocked(fmt.Sprintf("no answer to %d resend requests", ws.gapAsks))
+		return
+	}
+	ws.askResendLocked()
+	ws.gapTimer = time.AfterFunc(resendWait, ws.gapTick)
+}
+
+// giveUpGapLocked writes the held chunks in order, leaving the gap to silence.
+func (ws *wkSession) giveUpGapLocked(why string) {
+	if ws.gapTimer != nil {
+		ws.gapTimer.Stop()
+		ws.gapTimer = nil
+	}
+	missing := ws.held[0].Seq - ws.lastSeq - 1
+	ws.log.Warn("audio gap given up: the lost audio is silence to the decoder", "from_seq", ws.lastSeq+1,
+		"chunks", missing, "why", why)
+	ws.w.m.gaps.WithLabelValues("lost").Inc()
+	held := ws.held
+	ws.held = nil
+	for _, h := range held {
+		ws.writeChunk(h, time.Now().UnixNano())
+	}
+}
+
+// writeChunk writes c to the session (in Seq order); inMu is held.
+func (ws *wkSession) writeChunk(c *bus.AudioChunk, recv int64) {
+	m := ws.w.m
 	ws.lastSeq = c.Seq
 	if c.Flags&bus.FlagEnd != 0 {
 		// The gateway has sent everything; the session now ends by its own ResultClosed
@@ -644,6 +751,7 @@ type wkMetrics struct {
 	results *prometheus.CounterVec
 	errors  *prometheus.CounterVec
 	delay   *prometheus.HistogramVec
+	gaps    *prometheus.CounterVec
 }
 
 func newWkMetrics(reg prometheus.Registerer) (*wkMetrics, error) {
@@ -665,8 +773,11 @@ func newWkMetrics(reg prometheus.Registerer) (*wkMetrics, error) {
 		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "earshot_worker_result_delay_seconds",
 			Help:    "Time from receiving a chunk to publishing a result that includes it.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"type"}),
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_audio_gaps_total",
+			Help: "Gaps in a session's chunk sequence: opened, recovered (the gateway resent the chunks), lost (given up: silence)."},
+			[]string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.live, m.opened, m.chunks, m.audio, m.dropped, m.results, m.errors, m.delay} {
+	for _, c := range []prometheus.Collector{m.live, m.opened, m.chunks, m.audio, m.dropped, m.results, m.errors, m.delay, m.gaps} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("transcriber: register worker metrics: %w", err)
 		}

@@ -816,3 +816,104 @@ func TestWorkerRemoteNoWorkerLeftForFailover(t *testing.T) {
 		t.Fatalf("send after failure: %v", err)
 	}
 }
+
+// TestWorkerRecoversAudioGap (stand-in session, real NATS): a chunk lost on the way
+// (seq 3 never published) makes the worker hold what follows and ask the gateway for
+// seq 3 (ResultResend); once it comes, the session gets 1, 2, 3, 4, 5 in order.
+func TestWorkerRecoversAudioGap(t *testing.T) {
+	srv := testutil.NATS(t)
+	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
+	g.mustGrant()
+	g.send(1, 0, 160, 0)
+	g.send(2, 160, 160, 0)
+	g.send(4, 480, 160, 0) // 3 is lost
+	g.send(5, 640, 160, 0)
+	var resend bus.Result
+	var before []bus.Result
+	for resend.Type != bus.ResultResend {
+		m, err := g.results.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatalf("no resend request after %+v: %v", before, err)
+		}
+		var r bus.Result
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Type == bus.ResultResend {
+			resend = r
+		} else {
+			before = append(before, r)
+		}
+	}
+	if resend.ResendFrom != 3 || resend.ResendTo != 3 {
+		t.Fatalf("resend %d–%d, want 3–3", resend.ResendFrom, resend.ResendTo)
+	}
+	if got := fmt.Sprint(resultTexts(before, bus.ResultPartial)); got != "[chunk 1 chunk 2]" {
+		t.Fatalf("before the gap was filled the session got %s", got)
+	}
+	answered := time.Now()
+	g.send(3, 320, 160, 0) // the gateway's answer
+	g.send(6, 800, 160, bus.FlagEnd)
+	rs := g.collect()
+	if got := fmt.Sprint(resultTexts(rs, bus.ResultPartial)); got != "[chunk 3 chunk 4 chunk 5 chunk 6]" {
+		t.Fatalf("after the gap: %s", got)
+	}
+	if d := time.Since(answered); d > time.Second { // giving up would take 2 s
+		t.Errorf("the gap closed %v after the missing chunk came", d)
+	}
+	for outcome, want := range map[string]float64{"opened": 1, "recovered": 1, "lost": 0} {
+		if n := metricWith(t, h.reg, "earshot_worker_audio_gaps_total", "outcome", outcome); n != want {
+			t.Errorf("earshot_worker_audio_gaps_total{outcome=%q} = %v, want %v", outcome, n, want)
+		}
+	}
+}
+
+// TestWorkerGivesUpAudioGap: when the gateway never answers (the chunk is gone), the
+// worker asks a few times, then writes what it held, so the stream goes on (the lost
+// audio is silence to the decoder) within about a second.
+func TestWorkerGivesUpAudioGap(t *testing.T) {
+	srv := testutil.NATS(t)
+	startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
+	g.mustGrant()
+	g.send(1, 0, 160, 0)
+	g.send(3, 320, 160, 0)
+	start := time.Now()
+	g.send(4, 480, 160, bus.FlagEnd)
+	rs := g.collect()
+	asks := 0
+	for _, r := range rs {
+		if r.Type == bus.ResultResend {
+			asks++
+		}
+	}
+	if got := fmt.Sprint(resultTexts(rs, bus.ResultPartial)); got != "[chunk 1 chunk 3 chunk 4]" || asks < 2 {
+		t.Fatalf("partials %s after %d resend requests", got, asks)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("gave up after %v", d)
+	}
+}
+
+// metricWith is the value of the series of name whose label has value (0 if none).
+func metricWith(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value && m.Counter != nil {
+					return m.Counter.GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -72,6 +72,12 @@ const (
 	// ingest client trims its replay buffer with it, as with a final, so that a long
 	// stretch without speech cannot fill it. Internal: never delivered to clients.
 	ResultSettled ResultType = "settled"
+	// ResultResend asks the gateway to publish again the audio chunks ResendFrom through
+	// ResendTo (session seqs): the worker saw a gap in the chunk sequence (chunks lost in
+	// transit: core NATS does not persist them, and a server restart or a route flap
+	// drops what is in flight). The gateway answers from its replay buffer. Internal:
+	// never delivered to clients.
+	ResultResend ResultType = "resend"
 )
 
 // Word is one recognised word; times are seconds from the start of the stream.
@@ -111,6 +117,9 @@ type Result struct {
 	WorkerSentNs int64     `json:"worker_sent_ns,omitempty"` // worker published this result
 	Code         ErrorCode `json:"code,omitempty"`
 	Message      string    `json:"message,omitempty"`
+	// ResendFrom and ResendTo bound a ResultResend (inclusive).
+	ResendFrom uint64 `json:"resend_from,omitempty"`
+	ResendTo   uint64 `json:"resend_to,omitempty"`
 }
 
 // Capacity of one model on one worker.
