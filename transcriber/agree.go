@@ -30,14 +30,11 @@ const maxShift = 2
 // the window, where whisper still changes its mind); commitable < 0 means all.
 func (a *agreement) update(hyp []string, times []wordTime, ends []uint64, skip, commitable int) (tail []string) {
 	rest, found := align(a.committed, hyp, skip)
-	// A decode with the model's word times refreshes the committed words it holds
-	// (matched back from the aligned end): a window long enough to be trimmed next is
-	// decoded with word times (wordTimesFrom), so every committed word has the model's
-	// times before the audio under it leaves the window.
-	for i, k := len(a.committed)-1, len(hyp)-len(rest)-1; found && i >= 0 && k >= 0 && sameWord(a.committed[i], hyp[k]); i, k = i-1, k-1 {
-		if k < len(times) && times[k].model {
-			a.times[i] = times[k]
-		}
+	// A decode with the model's word times refreshes the committed words it holds: a
+	// window long enough to be trimmed next is decoded with word times (wordTimesFrom),
+	// so every committed word has the model's times before the audio under it leaves it.
+	if found {
+		a.refreshTimes(a.times, hyp[:len(hyp)-len(rest)], times)
 	}
 	if a.prev != nil {
 		n := commonPrefix(a.prev, rest)
@@ -89,12 +86,21 @@ func (a *agreement) finish(hyp []string, hypTimes []wordTime, skip int) (words [
 	}
 	words = append(append([]string(nil), a.committed...), rest...)
 	times = append(append(make([]wordTime, 0, len(words)), a.times...), hypTimes[len(hyp)-len(rest):]...)
-	for i, k := len(a.committed)-1, len(hyp)-len(rest)-1; aligned && i >= 0 && k >= 0 && sameWord(a.committed[i], hyp[k]); i, k = i-1, k-1 {
-		if hypTimes[k].model {
-			times[i] = hypTimes[k]
-		}
+	if aligned {
+		a.refreshTimes(times[:len(a.committed)], hyp[:len(hyp)-len(rest)], hypTimes)
 	}
 	return words, times, aligned
+}
+
+// refreshTimes gives the committed words whose times are dst the model's times from a
+// decode that holds them: head is the decode's words up to the aligned end of the
+// committed ones (hypTimes are the decode's times), matched back word by word from there.
+func (a *agreement) refreshTimes(dst []wordTime, head []string, hypTimes []wordTime) {
+	for i, k := len(a.committed)-1, len(head)-1; i >= 0 && k >= 0 && sameWord(a.committed[i], head[k]); i, k = i-1, k-1 {
+		if k < len(hypTimes) && hypTimes[k].model {
+			dst[i] = hypTimes[k]
+		}
+	}
 }
 
 // continuation returns the words of hyp after the point aligned with the end of

@@ -15,14 +15,14 @@ type OptionError struct {
 
 func (e *OptionError) Error() string { return e.Param + ": " + e.Reason }
 
-// How key terms bias decoding (TestKeytermRecall measures the choices; BENCHMARKS.md):
-// in the prompt, as logit biases on their tokens, or both.
-var (
-	keytermPrompt = true
-	keytermBias   = struct {
-		on          bool
-		first, next float32
-	}{on: true, first: 2, next: 6}
+// Key terms bias decoding both ways: in the prompt (glossary) and as logit biases on
+// their tokens, +keytermFirstBias on a term's first token and +keytermNextBias on each
+// token that continues a term just begun. TestKeytermRecall measured the choices
+// (BENCHMARKS.md, "Key terms"): prompt alone 4/17 terms, bias alone 2/17, both 10/17,
+// the least bias of the plateau.
+const (
+	keytermFirstBias = 2
+	keytermNextBias  = 6
 )
 
 // maxKeytermTokens is the share of whisper's 224-token prompt the key terms may take;
@@ -40,27 +40,47 @@ func glossary(terms []string) string {
 	return "Glossary: " + strings.Join(terms, ", ") + "."
 }
 
-// tokenizer is a Model that can count its tokens without a decoder (whisperModel).
+// tokenizer is a Model that can tokenize without a decoder (whisperModel).
 type tokenizer interface {
 	Tokenize(text string) ([]int, error)
 }
 
-// checkKeyterms refuses key terms that take more than maxKeytermTokens of m's vocabulary.
-func checkKeyterms(m Model, terms []string) error {
+// keyterms are a session's key terms in its model's tokens, made once when it opens.
+type keyterms struct {
+	prompt []int   // the glossary, ahead of the stream's own text in every decode's prompt
+	bias   [][]int // each term (with a leading space), for the logit bias
+}
+
+// tokenizeKeyterms tokenizes a session's terms for m, refusing a list whose glossary
+// takes more than maxKeytermTokens. A model that cannot tokenize gets no biasing.
+func tokenizeKeyterms(m Model, terms []string) (keyterms, error) {
 	tk, ok := m.(tokenizer)
 	if !ok || len(terms) == 0 {
-		return nil
+		return keyterms{}, nil
 	}
-	ids, err := tk.Tokenize(glossary(terms))
-	if err != nil {
+	bad := func(err error) error {
 		if errors.Is(err, ErrClosed) {
 			return err
 		}
 		return &OptionError{"keyterm", fmt.Sprintf("the terms cannot be tokenized: %v", err)}
 	}
-	if len(ids) > maxKeytermTokens {
-		return &OptionError{"keyterm", fmt.Sprintf("the %d terms take %d tokens of model %s's vocabulary; at most %d fit in its prompt: give fewer or shorter terms",
-			len(terms), len(ids), m.Name(), maxKeytermTokens)}
+	var kt keyterms
+	var err error
+	if kt.prompt, err = tk.Tokenize(glossary(terms)); err != nil {
+		return keyterms{}, bad(err)
 	}
-	return nil
+	if len(kt.prompt) > maxKeytermTokens {
+		return keyterms{}, &OptionError{"keyterm", fmt.Sprintf("the %d terms take %d tokens of model %s's vocabulary; at most %d fit in its prompt: give fewer or shorter terms",
+			len(terms), len(kt.prompt), m.Name(), maxKeytermTokens)}
+	}
+	for _, term := range terms {
+		ids, err := tk.Tokenize(" " + term)
+		if err != nil {
+			return keyterms{}, bad(err)
+		}
+		if len(ids) > 0 {
+			kt.bias = append(kt.bias, ids)
+		}
+	}
+	return kt, nil
 }

@@ -188,7 +188,8 @@ func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
 	if !ok {
 		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, ErrUnknownModel)
 	}
-	if err := checkKeyterms(m, req.Options.Keyterms); err != nil {
+	kt, err := tokenizeKeyterms(m, req.Options.Keyterms)
+	if err != nil {
 		return nil, fmt.Errorf("open session %s: %w", req.Session, err)
 	}
 	p.mu.Lock()
@@ -207,6 +208,7 @@ func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
 		p.release(req.Model)
 		return nil, err
 	}
+	s.keyterms = kt // before any audio, so before any decode
 	return s, nil
 }
 

@@ -179,23 +179,11 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 			st.sess.log.Debug("tokenize prompt", "err", err)
 		}
 	}
-	if terms := st.sess.req.Options.Keyterms; len(terms) > 0 {
-		if keytermPrompt {
-			// The key terms go first: whisper keeps the last 224 prompt tokens, and the
-			// terms are at most maxKeytermTokens (checked when the session opened).
-			if toks, err := d.Tokenize(glossary(terms)); err == nil {
-				req.PromptTokens = append(toks[:len(toks):len(toks)], req.PromptTokens...)
-			} else {
-				st.sess.log.Debug("tokenize key terms", "err", err)
-			}
-		}
-		if keytermBias.on {
-			for _, term := range terms {
-				if toks, err := d.Tokenize(" " + term); err == nil && len(toks) > 0 {
-					req.BiasTerms = append(req.BiasTerms, toks)
-				}
-			}
-		}
+	if kt := st.sess.keyterms; len(kt.prompt) > 0 {
+		// The key terms go first: whisper keeps the last 224 prompt tokens, and the
+		// glossary is at most maxKeytermTokens (checked when the session opened).
+		req.PromptTokens = append(kt.prompt[:len(kt.prompt):len(kt.prompt)], req.PromptTokens...)
+		req.BiasTerms = kt.bias
 	}
 	dctx, cancel := mergeCtx(ctx, j.ctx)
 	start := time.Now()

@@ -32,6 +32,8 @@ type session struct {
 	maxSegment   uint64
 	maxBuffer    uint64
 
+	keyterms keyterms // set by Pool.Open
+
 	mu         sync.Mutex
 	streams    []*stream
 	seq        uint64

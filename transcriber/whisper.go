@@ -158,7 +158,7 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 	p.PromptTokens = req.PromptTokens
 	p.TokenTimestamps = req.Offline || req.WordTimes
 	if len(req.BiasTerms) > 0 {
-		p.Bias = &whispercpp.Bias{Terms: req.BiasTerms, First: keytermBias.first, Next: keytermBias.next}
+		p.Bias = &whispercpp.Bias{Terms: req.BiasTerms, First: keytermFirstBias, Next: keytermNextBias}
 	}
 	p.NoContext = true
 	if !req.Offline {

@@ -74,17 +74,15 @@ func tokenWords(toks []Token) []tokWord {
 			w.start = toks[first-1].End
 		}
 		w.conf = wordConfidence(toks[first : last+1])
-		for i := first; i <= last; i++ {
-			c := tokCut{end: -1, p: toks[i].P}
-			if toks[i].End > 0 {
-				c.end = toks[i].End
+		w.cuts = make([]tokCut, last-first+1)
+		for i := range w.cuts {
+			w.cuts[i] = tokCut{end: -1, p: toks[first+i].P}
+			if toks[first+i].End > 0 {
+				w.cuts[i].end = toks[first+i].End
 			}
-			for k := a; k < b; k++ {
-				if owner[k] == i {
-					c.off = k - a + 1
-				}
-			}
-			w.cuts = append(w.cuts, c)
+		}
+		for k := a; k < b; k++ { // tokens own bytes in order: the last byte of each wins
+			w.cuts[owner[k]-first].off = k - a + 1
 		}
 		out = append(out, w)
 		a = b

@@ -509,7 +509,7 @@ func (ws *wkSession) handleChunk(msg *nats.Msg) {
 	ws.inMu.Lock()
 	defer ws.inMu.Unlock()
 	switch {
-	case c.Seq <= ws.lastSeq || slices.ContainsFunc(ws.held, func(h *bus.AudioChunk) bool { return h.Seq == c.Seq }):
+	case c.Seq <= ws.lastSeq:
 		m.dropped.WithLabelValues("duplicate").Inc()
 		return
 	case ws.lastSeq != 0 && c.Seq > ws.lastSeq+1:
@@ -545,7 +545,11 @@ const (
 // chunks waiting), the held chunks are written anyway: the stream keeps its timeline
 // with silence where the audio was lost, as before gap recovery existed.
 func (ws *wkSession) hold(c *bus.AudioChunk, recv int64) {
-	i, _ := slices.BinarySearchFunc(ws.held, c.Seq, func(h *bus.AudioChunk, s uint64) int { return cmp.Compare(h.Seq, s) })
+	i, found := slices.BinarySearchFunc(ws.held, c.Seq, func(h *bus.AudioChunk, s uint64) int { return cmp.Compare(h.Seq, s) })
+	if found {
+		ws.w.m.dropped.WithLabelValues("duplicate").Inc()
+		return
+	}
 	ws.held = slices.Insert(ws.held, i, c)
 	if len(ws.held) > maxHeld {
 		ws.giveUpGapLocked("too many chunks behind it")

@@ -819,7 +819,7 @@ func TestWorkerRemoteNoWorkerLeftForFailover(t *testing.T) {
 
 // TestWorkerRecoversAudioGap (stand-in session, real NATS): a chunk lost on the way
 // (seq 3 never published) makes the worker hold what follows and ask the gateway for
-// seq 3 (ResultResend); once it comes, the session gets 1, 2, 3, 4, 5 in order.
+// seq 3 (ResultResend); once it comes, the session gets 1, 2, 3, 4, 5 in order, each once.
 func TestWorkerRecoversAudioGap(t *testing.T) {
 	srv := testutil.NATS(t)
 	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
@@ -829,6 +829,7 @@ func TestWorkerRecoversAudioGap(t *testing.T) {
 	g.send(2, 160, 160, 0)
 	g.send(4, 480, 160, 0) // 3 is lost
 	g.send(5, 640, 160, 0)
+	g.send(4, 480, 160, 0) // a duplicate of a held chunk
 	var resend bus.Result
 	var before []bus.Result
 	for resend.Type != bus.ResultResend {

@@ -113,10 +113,7 @@ func cues(words []wire.Word) []cue {
 			cur = &cue{start: w.Start, end: w.End, text: t}
 			continue
 		}
-		var b strings.Builder
-		b.WriteString(cur.text)
-		appendWord(&b, w)
-		cur.text = b.String()
+		cur.text += separator(cur.text, t) + t
 		cur.end = w.End
 	}
 	if cur != nil {
@@ -189,27 +186,29 @@ func utterances(request bus.SessionID, channel int, words []wire.Word, split flo
 func joinWords(ws []wire.Word) string {
 	var b strings.Builder
 	for _, w := range ws {
-		appendWord(&b, w)
+		t := w.PunctuatedWord
+		if t == "" {
+			t = w.Word
+		}
+		b.WriteString(separator(b.String(), t))
+		b.WriteString(t)
 	}
 	return b.String()
 }
 
-// appendWord adds a word to running text: after a space, except between two characters
-// of a script written without spaces (Chinese, Japanese: transcriber.splitCJK lists them
-// one character per word).
-func appendWord(b *strings.Builder, w wire.Word) {
-	t := w.PunctuatedWord
-	if t == "" {
-		t = w.Word
+// separator is what goes between running text and the next piece: a space, except
+// between two characters of a script written without spaces (Chinese, Japanese:
+// transcriber.splitCJK lists them one character per word), and nothing at the start.
+func separator(text, next string) string {
+	if text == "" {
+		return ""
 	}
-	if b.Len() > 0 {
-		prev, _ := utf8.DecodeLastRuneInString(strings.TrimRightFunc(b.String(), unicode.IsPunct))
-		next, _ := utf8.DecodeRuneInString(t)
-		if !(noSpaceScript(prev) && noSpaceScript(next)) {
-			b.WriteByte(' ')
-		}
+	a, _ := utf8.DecodeLastRuneInString(strings.TrimRightFunc(text, unicode.IsPunct))
+	b, _ := utf8.DecodeRuneInString(next)
+	if noSpaceScript(a) && noSpaceScript(b) {
+		return ""
 	}
-	b.WriteString(t)
+	return " "
 }
 
 func noSpaceScript(r rune) bool {
@@ -248,13 +247,13 @@ func paragraphs(words []wire.Word, split float64) *wire.Paragraphs {
 	out := &wire.Paragraphs{Paragraphs: []wire.Paragraph{}}
 	var texts []string
 	var cur *wire.Paragraph
-	var curTexts []string
+	var curText string
 	flush := func() {
 		if cur != nil {
 			out.Paragraphs = append(out.Paragraphs, *cur)
-			texts = append(texts, strings.Join(curTexts, " "))
+			texts = append(texts, curText)
 		}
-		cur, curTexts = nil, nil
+		cur, curText = nil, ""
 	}
 	for _, s := range sentences {
 		st := wire.Sentence{Text: joinWords(s), Start: s[0].Start, End: s[len(s)-1].End}
@@ -267,7 +266,7 @@ func paragraphs(words []wire.Word, split float64) *wire.Paragraphs {
 		cur.Sentences = append(cur.Sentences, st)
 		cur.NumWords += len(s)
 		cur.End = st.End
-		curTexts = append(curTexts, st.Text)
+		curText += separator(curText, st.Text) + st.Text
 	}
 	flush()
 	if len(texts) > 0 {

@@ -69,8 +69,9 @@ func TestParagraphs(t *testing.T) {
 	}
 	// Chinese: no spaces between characters.
 	zh := []wire.Word{{PunctuatedWord: "你", Start: 0, End: 0.2}, {PunctuatedWord: "好。", Start: 0.2, End: 0.4},
-		{PunctuatedWord: "OK", Start: 0.5, End: 0.8}}
-	if p := paragraphs(zh, 0.8); p.Transcript != "\n你好。 OK" {
+		{PunctuatedWord: "世", Start: 0.4, End: 0.5}, {PunctuatedWord: "界。", Start: 0.5, End: 0.6},
+		{PunctuatedWord: "OK", Start: 0.7, End: 0.8}}
+	if p := paragraphs(zh, 0.8); p.Transcript != "\n你好。世界。 OK" {
 		t.Errorf("zh transcript %q", p.Transcript)
 	}
 	if b, _ := json.Marshal(paragraphs(nil, 0.8)); string(b) != `{"transcript":"","paragraphs":[]}` {
