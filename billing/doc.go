@@ -3,7 +3,7 @@
 // deterministic message ids; a durable consumer (Consumer) applies each event to Redis
 // with one atomic Lua script that deduplicates by event id, so redelivery and replay
 // never bill twice. Price plans (Plans), tenants (Store), quotas for live streams
-// (Quota, LiveGuard), invoices (Report) and the GET /v1/usage endpoint (UsageHandler)
+// (Quota, Hold), invoices (Report) and the GET /v1/usage endpoint (UsageHandler)
 // read the same integer counters.
 //
 // Resumed streams. A client that reconnects after a lost connection resends the audio
@@ -32,6 +32,8 @@
 //	usage:{t}:s:2026-11           hash "model|session|track" → ms (per-stream totals for rounding)
 //	usage:{t}:sc:2026-11          hash stream → ms debited from the prepaid balance, stream|f → closed
 //	usage:{t}:sess:<session>      hash "ms" → ms (session total) (TTL DedupeTTL)
+//	hold:{t}                      hash stream member → "grant|session|expiry": audio live streams may
+//	                              send (Quota.Hold), so a quota holds across gateways
 //	resume:{t}:<stream>           hash owner, b, f, p: the resume record (Resumes; TTL ResumeWindow)
 //	usage:{t}:unknown             ms applied while no tenant:{t} existed (flag for operators)
 package billing

@@ -3,7 +3,7 @@ package billing
 import (
 	"context"
 	"fmt"
-	"sync"
+	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
 )
@@ -11,7 +11,8 @@ import (
 // Quota answers the gateway's two questions: may this tenant open a stream of this
 // model, and for how long may it stream. Safe for concurrent use.
 type Quota struct {
-	s *Store
+	s       *Store
+	holdTTL time.Duration // SetHoldTTL
 }
 
 // NewQuota reads quotas from s.
@@ -25,7 +26,7 @@ func (q *Quota) Check(ctx context.Context, tenant bus.TenantID, model string) er
 }
 
 // Remaining is how many ms of audio tenant may still stream with model as of the billed
-// ledger (audio in flight is the caller's to subtract, see LiveGuard). unlimited is true
+// ledger (audio in flight is the caller's to subtract, see Hold). unlimited is true
 // for monthly plans that allow overage. err is non-nil exactly when Check would refuse.
 //
 // Prepaid: balance_u / price (floor). Monthly: included ms − this month's billed ms.
@@ -93,47 +94,4 @@ func (q *Quota) CheckFile(ctx context.Context, tenant bus.TenantID, model string
 		return fmt.Errorf("%w: the file holds %s of audio; %s of plan %s's included hours are left this month",
 			ErrQuotaExhausted, secs(ms), secs(left), p.ID)
 	}
-}
-
-// LiveGuard ends one live stream when it has used what the tenant had left when it
-// started. The gateway calls Check about once a second; accepted must return the audio
-// accepted in this session so far (Meter.Total), billed or not, so in-flight audio
-// counts at once and the stream stops within a poll of exhaustion.
-type LiveGuard struct {
-	q         *Quota
-	tenant    bus.TenantID
-	model     string
-	accepted  func() int64
-	mu        sync.Mutex
-	remaining int64
-	unlimited bool
-	tripped   error
-}
-
-// NewLiveGuard reads the tenant's remaining audio at stream start; it fails like
-// Quota.Check when the stream may not start at all.
-func NewLiveGuard(ctx context.Context, q *Quota, tenant bus.TenantID, model string, accepted func() int64) (*LiveGuard, error) {
-	ms, unl, err := q.Remaining(ctx, tenant, model)
-	if err != nil {
-		return nil, err
-	}
-	return &LiveGuard{q: q, tenant: tenant, model: model, accepted: accepted, remaining: ms, unlimited: unl}, nil
-}
-
-// RemainingAtStart is the audio the stream was allowed when it started (0 if unlimited).
-func (g *LiveGuard) RemainingAtStart() (ms int64, unlimited bool) { return g.remaining, g.unlimited }
-
-// Check returns an error wrapping ErrQuotaExhausted once the session's accepted audio
-// reaches the remaining audio at start; it stays tripped after that.
-func (g *LiveGuard) Check() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.tripped != nil || g.unlimited {
-		return g.tripped
-	}
-	if a := g.accepted(); a >= g.remaining {
-		g.tripped = fmt.Errorf("%w: tenant %s streamed %d ms of %d ms left at stream start",
-			ErrQuotaExhausted, g.tenant, a, g.remaining)
-	}
-	return g.tripped
 }

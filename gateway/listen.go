@@ -128,9 +128,22 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		releaseSlot()
 		return
 	}
+	// What the tenant has left is shared by all its live streams on every gateway: this
+	// one holds a share of it before a transcriber is asked for.
+	bud, err := openBudget(ctx, s.cfg.Quota, info, log)
+	if err != nil {
+		releaseSlot()
+		status, code := quotaStatus(err)
+		fail(status, code, err.Error(), "")
+		return
+	}
 	streamLog, flushLog := s.cappedLogger(log) // a client must not choose how much we log
 	defer flushLog()
 	ss := newSession(s, info, params, model, pipe, streamLog)
+	ss.budget = bud
+	if bud != nil {
+		defer func() { bud.release(ss.billable()) }()
+	}
 	if err := s.admit(ss); err != nil {
 		releaseSlot()
 		w.Header().Set("Retry-After", "5")

@@ -38,6 +38,7 @@ type session struct {
 	conn   atomic.Pointer[websocket.Conn]
 	stream Stream
 	meter  Meter
+	budget *budget // the connection's share of its tenant's quota; nil: not capped
 
 	wmu        sync.Mutex // guards the writer's fields below
 	queue      [][]byte   // messages for the client, at most Config.WriteQueue
@@ -60,6 +61,7 @@ type session struct {
 	mu         sync.Mutex // guards the fields below and calls into pipe and stream.Send
 	ending     bool
 	endCode    int       // close code once the finals are out: 1000 CloseStream, 1012 drain
+	endReason  string    // the close frame's reason, when endCode needs one
 	sha        hash.Hash // of the raw frames; nil until the first one
 	acceptedMs int64
 	firstAudio time.Time

@@ -218,6 +218,12 @@ func (ss *session) readLoop() {
 
 // audio decodes one binary frame and sends it on. False ends the read loop.
 func (ss *session) audio(b []byte) bool {
+	if ss.budget != nil && len(b) > 0 && !ss.isEnding() {
+		if err := ss.budget.allow(ss.ctx, ss.billable()); err != nil {
+			ss.endForQuota(err)
+			return true
+		}
+	}
 	ss.mu.Lock()
 	if ss.ending {
 		ss.mu.Unlock()
@@ -269,6 +275,40 @@ func (ss *session) audio(b []byte) bool {
 	}
 	ss.pace(first, ms)
 	return true
+}
+
+// billable is the audio of this connection its usage events bill (all channels): the
+// meter's count where it keeps one (a resumed connection's credit is not billed).
+func (ss *session) billable() int64 {
+	if m, ok := ss.meter.(interface{ Total() int64 }); ok {
+		return m.Total()
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.acceptedMs * int64(max(1, ss.info.Channels))
+}
+
+func (ss *session) isEnding() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.ending
+}
+
+// endForQuota ends the stream when the tenant's quota ran out: the client gets the
+// error, then the finals of the audio it paid for, then close 4002. Later audio is
+// ignored (neither transcribed nor billed).
+func (ss *session) endForQuota(err error) {
+	code := quotaCode(err)
+	ss.mu.Lock()
+	if ss.ending {
+		ss.mu.Unlock()
+		return
+	}
+	ss.endReason = string(code)
+	ss.mu.Unlock()
+	ss.log.Info("quota reached: ending the stream", "err", err)
+	ss.enqueue(wire.NewError(code, err.Error()+"; the audio sent before this message is transcribed and billed, later audio is not"))
+	ss.beginEnding(wire.CloseQuota)
 }
 
 // pace slows reading when audio arrives faster than RealtimeFactor × real time
@@ -404,6 +444,12 @@ func (ss *session) relayLoop() {
 		defer t.Stop()
 		quotaTick = t.C
 	}
+	var holdTick <-chan time.Time
+	if ss.budget != nil {
+		t := time.NewTicker(holdRenew / 2)
+		defer t.Stop()
+		holdTick = t.C
+	}
 	drainCh, endingCh := ss.drainCh, ss.endingCh
 	var closeBy <-chan time.Time
 	closed := 0
@@ -442,6 +488,8 @@ func (ss *session) relayLoop() {
 		case <-maxLen.C:
 			ss.fail(wire.CloseMaxDuration, wire.CodeMaxDuration, "the stream reached its maximum length of "+maxSession.String())
 			return
+		case <-holdTick:
+			ss.budget.renew(ss.ctx, ss.billable())
 		case <-quotaTick:
 			if err := cfg.Quota.Check(ss.ctx, ss.info.Tenant, ss.info.Model); err != nil {
 				if _, code := quotaStatus(err); code != wire.CodeInternal {
@@ -457,7 +505,7 @@ func (ss *session) relayLoop() {
 // finish sends the Metadata and closes with the code chosen by beginEnding.
 func (ss *session) finish() {
 	ss.mu.Lock()
-	code := ss.endCode
+	code, reason := ss.endCode, ss.endReason
 	md := &wire.Metadata{
 		Type: wire.TypeMetadata, TransactionKey: "deprecated", RequestID: string(ss.info.Session),
 		SHA256: ss.audioSHA256(), Created: ss.start.UTC().Format(time.RFC3339Nano),
@@ -470,7 +518,6 @@ func (ss *session) finish() {
 		fm.Finished()
 	}
 	ss.enqueue(md)
-	reason := ""
 	if code == wire.CloseServiceRestart {
 		reason = "service restart"
 	}

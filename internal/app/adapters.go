@@ -263,6 +263,18 @@ func (a quota) Check(ctx context.Context, tenant bus.TenantID, model string) err
 	return mapQuota(a.q.Check(ctx, tenant, model))
 }
 
+// Hold is gateway.QuotaHolder: the connection's share of what its tenant has left,
+// held in Redis for every gateway to see.
+func (a quota) Hold(ctx context.Context, s gateway.SessionInfo, member string, billable, want int64) (int64, bool, error) {
+	limit, unlimited, err := a.q.Hold(ctx, s.Tenant, s.Model, s.Billed, member, billable, want)
+	return limit, unlimited, mapQuota(err)
+}
+
+// ReleaseHold ends the connection's hold at its final billable ms.
+func (a quota) ReleaseHold(ctx context.Context, s gateway.SessionInfo, member string, billable int64) error {
+	return a.q.Release(ctx, s.Tenant, s.Billed, member, billable)
+}
+
 // CheckFile is prerecorded.Config.FileAdmit: a file of ms milliseconds against the
 // plan's longest file and what the balance or quota still covers.
 func (a quota) CheckFile(ctx context.Context, tenant bus.TenantID, model string, ms int64) error {

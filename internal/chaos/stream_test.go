@@ -40,13 +40,22 @@ type hook struct {
 // public API, runs the hooks at their audio times, and collects what the client saw.
 func stream(t *testing.T, url, token string, pcm []byte, ref string, reconnect bool, hooks ...hook) outcome {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c, err := client.Dial(ctx, url, client.Options{Token: token, Encoding: "linear16", SampleRate: 16000,
-		Channels: 1, InterimResults: true, Reconnect: reconnect, MaxReconnects: 10})
+	c, err := dialStream(url, token, reconnect)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
+	return streamOn(c, pcm, ref, reconnect, hooks...)
+}
+
+func dialStream(url, token string, reconnect bool) (*client.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return client.Dial(ctx, url, client.Options{Token: token, Encoding: "linear16", SampleRate: 16000,
+		Channels: 1, InterimResults: true, Reconnect: reconnect, MaxReconnects: 10})
+}
+
+// streamOn is stream on a connection already open (safe to call from any goroutine).
+func streamOn(c *client.Conn, pcm []byte, ref string, reconnect bool, hooks ...hook) outcome {
 	defer c.Close()
 	var o outcome
 	o.RequestIDs = append(o.RequestIDs, c.RequestID())
