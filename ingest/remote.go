@@ -341,11 +341,15 @@ type RemoteSession struct {
 	pos           []uint64 // next StartSample per channel
 	replay        *ReplayBuffer
 	rate          *rateLimit
-	ended         bool     // FlagEnd sent
-	terminal      bool     // closed, failed, or Close called
-	closedCh      []bool   // per channel: its ResultClosed arrived
-	closedN       int      // how many channels closed
-	lastWorkerSeq uint64   // last result seq taken from the current worker
+	ended         bool                  // FlagEnd sent
+	terminal      bool                  // closed, failed, or Close called
+	closedCh      []bool                // per channel: its ResultClosed arrived
+	closedN       int                   // how many channels closed
+	lastWorkerSeq uint64                // last result seq taken from the current worker
+	heldRes       map[uint64]bus.Result // results after a gap in the worker's seqs
+	resAsks       int                   // requests for the current gap's results
+	resTimer      *time.Timer           // next request, or giving up the gap
+	resOpened     time.Time
 	lastEnd       []uint64 // per channel, EndSample of the last delivered final
 	prompt        string
 
@@ -487,11 +491,122 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 		s.mu.Unlock()
 		return // duplicate
 	}
-	if s.lastWorkerSeq != 0 && r.Seq > s.lastWorkerSeq+1 {
-		// Results lost on the way (the worker numbers them without gaps). A lost final's
-		// audio stays in the replay buffer until a later final covers it.
-		s.log.Warn("results lost in transit", "after_seq", s.lastWorkerSeq, "next_seq", r.Seq, "type", r.Type)
+	if r.Seq > s.lastWorkerSeq+1 {
+		// Results lost on the way (the worker numbers them from 1 without gaps): hold
+		// this one and ask the worker to publish the missing ones again.
+		s.holdResultLocked(r)
+		s.mu.Unlock()
+		return
 	}
+	out := s.takeResultLocked(r, nil)
+	out = s.takeHeldLocked(out)
+	s.mu.Unlock()
+	for _, d := range out {
+		s.deliver(d.r, d.terminal)
+	}
+}
+
+type delivery struct {
+	r        bus.Result
+	terminal bool
+}
+
+const (
+	resultResendWait = 250 * time.Millisecond // between requests for one gap's results
+	resultResendMax  = 8                      // requests before a gap is given up
+	maxHeldResults   = 256                    // results held behind one gap
+)
+
+// holdResultLocked keeps r until the results before it arrive; s.mu is held.
+func (s *RemoteSession) holdResultLocked(r bus.Result) {
+	if s.heldRes == nil {
+		s.heldRes = make(map[uint64]bus.Result)
+	}
+	if len(s.heldRes) < maxHeldResults {
+		s.heldRes[r.Seq] = r
+	}
+	if s.resTimer == nil {
+		s.resAsks, s.resOpened = 0, time.Now()
+		s.askResultsLocked()
+	}
+}
+
+// askResultsLocked asks the worker for the results between the last taken and the
+// first held (an in-band chunk flagged FlagResendResults: Seq is the first result
+// seq, StartSample the last), and schedules the next request; s.mu is held.
+func (s *RemoteSession) askResultsLocked() {
+	from, to := s.lastWorkerSeq+1, uint64(0)
+	for q := range s.heldRes {
+		if to == 0 || q-1 < to {
+			to = q - 1
+		}
+	}
+	s.resAsks++
+	s.log.Info("results lost in transit: asking the worker again", "from_seq", from, "to_seq", to, "request", s.resAsks)
+	c := bus.AudioChunk{Session: s.req.Session, Seq: from, StartSample: to, SentNs: time.Now().UnixNano(), Flags: bus.FlagResendResults}
+	if err := s.publish(&c); err != nil {
+		s.log.Warn("ask for results", "err", err)
+	}
+	s.resTimer = time.AfterFunc(resultResendWait, s.resultGapTick)
+}
+
+func (s *RemoteSession) resultGapTick() {
+	s.mu.Lock()
+	if s.resTimer == nil || len(s.heldRes) == 0 || s.terminal || s.failing {
+		s.mu.Unlock()
+		return
+	}
+	if s.resAsks < resultResendMax {
+		s.askResultsLocked()
+		s.mu.Unlock()
+		return
+	}
+	// Unanswered: take what is held, in order, over the gap. A lost final's audio
+	// stays in the replay buffer until a later final covers it.
+	first := uint64(0)
+	for q := range s.heldRes {
+		if first == 0 || q < first {
+			first = q
+		}
+	}
+	s.log.Warn("results lost in transit", "after_seq", s.lastWorkerSeq, "next_seq", first, "requests", s.resAsks)
+	s.lastWorkerSeq = first - 1
+	out := s.takeHeldLocked(nil)
+	s.mu.Unlock()
+	for _, d := range out {
+		s.deliver(d.r, d.terminal)
+	}
+}
+
+// takeHeldLocked takes the held results that now follow in order, and ends the gap
+// when none is left (a later gap starts over); s.mu is held.
+func (s *RemoteSession) takeHeldLocked(out []delivery) []delivery {
+	for !s.terminal {
+		h, ok := s.heldRes[s.lastWorkerSeq+1]
+		if !ok {
+			break
+		}
+		delete(s.heldRes, h.Seq)
+		out = s.takeResultLocked(h, out)
+	}
+	if s.resTimer != nil && (len(s.heldRes) == 0 || s.terminal) {
+		s.resTimer.Stop()
+		s.resTimer = nil
+		clear(s.heldRes)
+		s.log.Info("results recovered", "took", time.Since(s.resOpened).Round(time.Millisecond), "requests", s.resAsks)
+	} else if s.resTimer != nil && len(s.heldRes) > 0 {
+		// A further gap behind the one just filled: ask for it from the start.
+		s.resTimer.Stop()
+		s.resAsks, s.resOpened = 0, time.Now()
+		s.askResultsLocked()
+	}
+	return out
+}
+
+// takeResultLocked applies r, the next result of the current worker, to the session
+// (replay trimming, failover, resend of audio) and appends it to out when it is for
+// the consumer; s.mu is held.
+func (s *RemoteSession) takeResultLocked(r bus.Result, out []delivery) []delivery {
 	s.lastWorkerSeq = max(s.lastWorkerSeq, r.Seq)
 	terminal := false
 	switch r.Type {
@@ -503,8 +618,7 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 		}
 		if end > 0 {
 			if end <= s.lastEnd[r.Channel] {
-				s.mu.Unlock()
-				return // delivered before a failover
+				return out // delivered before a failover
 			}
 			s.lastEnd[r.Channel] = end
 			s.replay.Trim(r.Channel, end)
@@ -515,8 +629,7 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 	case bus.ResultError:
 		if r.Code == bus.CodeShuttingDown {
 			s.failoverLocked("worker shutting down")
-			s.mu.Unlock()
-			return
+			return out
 		}
 		terminal = true
 	case bus.ResultSettled:
@@ -525,8 +638,7 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 		if r.EndSample > s.lastEnd[r.Channel] {
 			s.replay.Trim(r.Channel, r.EndSample)
 		}
-		s.mu.Unlock()
-		return
+		return out
 	case bus.ResultResend:
 		// The worker saw a gap in the chunk sequence: publish the missing chunks again
 		// (they are in the replay buffer until a final covers them). Not for the consumer.
@@ -542,8 +654,7 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 			}
 		}
 		s.log.Info("worker asked for lost audio", "from_seq", r.ResendFrom, "to_seq", r.ResendTo, "resent", n)
-		s.mu.Unlock()
-		return
+		return out
 	case bus.ResultClosed:
 		// One per channel: the session is over once every channel closed.
 		if !s.closedCh[r.Channel] {
@@ -553,8 +664,7 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 		terminal = s.closedN >= s.req.Channels
 	}
 	s.terminal = s.terminal || terminal
-	s.mu.Unlock()
-	s.deliver(r, terminal)
+	return append(out, delivery{r, terminal})
 }
 
 // deliver hands r to the consumer. A partial that does not fit is dropped (a later one
@@ -641,6 +751,11 @@ func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
 	}
 	s.worker, s.accept, s.lastHB = g.Worker, g.Worker, time.Now()
 	s.lastWorkerSeq = 0
+	if s.resTimer != nil { // the old worker's results are not wanted any more
+		s.resTimer.Stop()
+		s.resTimer = nil
+	}
+	clear(s.heldRes)
 	s.failing = false
 	s.failovers++
 	var perr error

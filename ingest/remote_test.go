@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -353,5 +354,73 @@ func TestRemoteResendsLostChunks(t *testing.T) {
 	case r := <-s.Results():
 		t.Fatalf("a resend request reached the consumer: %+v", r)
 	default:
+	}
+}
+
+// Results lost on the way (a NATS route flap, a server restart): the session holds
+// what follows the gap, asks the worker for the missing seqs in-band on the audio
+// subject, and delivers everything in order once they come. Unanswered, it gives the
+// gap up after resultResendMax requests and delivers what it held, in order.
+func TestRemoteAsksForLostResults(t *testing.T) {
+	for _, answer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("answered=%v", answer), func(t *testing.T) {
+			srv := testutil.NATS(t)
+			nc := testutil.Connect(t, srv)
+			scriptedWorker(t, nc, "w9")
+			c := newRemoteClient(t, nc, ingest.ClientOptions{})
+			s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+			lost := bus.Result{Type: bus.ResultFinal, Worker: "w9", Seq: 2, Text: "two", EndSample: 3200}
+			var asks []string
+			var mu sync.Mutex
+			_, err := nc.Subscribe(bus.AudioSubject("acme", s.ID()), func(m *nats.Msg) {
+				ch, err := bus.UnmarshalAudioChunk(m.Data)
+				if err != nil || ch.Flags&bus.FlagResendResults == 0 {
+					return
+				}
+				mu.Lock()
+				asks = append(asks, fmt.Sprintf("%d-%d", ch.Seq, ch.StartSample))
+				mu.Unlock()
+				if answer {
+					publishResult(t, nc, s, lost)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = nc.Flush()
+			start := time.Now()
+			for _, r := range []bus.Result{
+				{Type: bus.ResultFinal, Worker: "w9", Seq: 1, Text: "one", EndSample: 1600},
+				{Type: bus.ResultFinal, Worker: "w9", Seq: 3, Text: "three", EndSample: 4800},
+				{Type: bus.ResultClosed, Worker: "w9", Seq: 4},
+			} {
+				publishResult(t, nc, s, r)
+			}
+			var got []string
+			timeout := time.After(10 * time.Second)
+			for done := false; !done; {
+				select {
+				case r, ok := <-s.Results():
+					if !ok {
+						done = true
+						break
+					}
+					got = append(got, string(r.Type)+":"+r.Text)
+				case <-timeout:
+					t.Fatalf("results not closed; got %v", got)
+				}
+			}
+			took := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			want, wantAsks := "final:one,final:two,final:three,closed:", 1
+			if !answer {
+				want, wantAsks = "final:one,final:three,closed:", 8
+			}
+			if strings.Join(got, ",") != want || len(asks) != wantAsks || asks[0] != "2-2" {
+				t.Fatalf("consumer saw %v after asks %v; want %s after %d asks for 2-2", got, asks, want, wantAsks)
+			}
+			t.Logf("delivered %v after %v, asks %v", got, took.Round(time.Millisecond), asks)
+		})
 	}
 }

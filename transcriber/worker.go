@@ -472,16 +472,27 @@ type wkSession struct {
 	gapTimer  *time.Timer
 	gapOpened time.Time
 
-	mu    sync.Mutex
-	sess  Session
-	sub   *nats.Subscription
-	seq   uint64 // results published
-	ended bool   // a terminal result was published (or the session is being finished)
+	mu   sync.Mutex
+	sess Session
+	sub  *nats.Subscription
+	seq  uint64 // results published
+	// recent keeps the last results published (by seq % len), so that the gateway can
+	// ask for them again when some were lost on the way (FlagResendResults).
+	recent [resultsKept]sentResult
+	ended  bool // a terminal result was published (or the session is being finished)
 	// closedChannels counts the ResultClosed published (one per channel).
 	closedChannels int
 	times          [64]wkChunkTimes
 	latest         wkChunkTimes
 	closing        sync.Once
+}
+
+// resultsKept is how many recent results a session keeps for the gateway to ask again.
+const resultsKept = 64
+
+type sentResult struct {
+	seq  uint64
+	data []byte
 }
 
 type wkChunkTimes struct {
@@ -505,6 +516,10 @@ func (ws *wkSession) handleChunk(msg *nats.Msg) {
 	ws.lastAudio.Store(recv)
 	if len(c.PCM) == 0 && c.Flags == 0 {
 		return // keep-alive
+	}
+	if c.Flags&bus.FlagResendResults != 0 {
+		ws.resendResults(c.Seq, c.StartSample)
+		return
 	}
 	ws.inMu.Lock()
 	defer ws.inMu.Unlock()
@@ -700,9 +715,34 @@ func (ws *wkSession) publishLocked(r bus.Result) {
 		ws.log.Error("marshal result", "err", err)
 		return
 	}
+	ws.recent[r.Seq%resultsKept] = sentResult{seq: r.Seq, data: data}
 	if err := ws.w.nc.Publish(ws.resultSubj, data); err != nil {
 		ws.log.Warn("publish result", "type", r.Type, "seq", r.Seq, "err", err)
 	}
+}
+
+// resendResults publishes results from..to again, as they were, for a gateway that
+// lost them on the way; those no longer kept are gone (the gateway goes on without).
+func (ws *wkSession) resendResults(from, to uint64) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	to = min(to, ws.seq)
+	if from == 0 || from > to || to-from >= resultsKept {
+		ws.log.Info("gateway asked for results not kept", "from_seq", from, "to_seq", to, "last_seq", ws.seq)
+		return
+	}
+	n := 0
+	for q := from; q <= to; q++ {
+		if sr := ws.recent[q%resultsKept]; sr.seq == q {
+			if err := ws.w.nc.Publish(ws.resultSubj, sr.data); err != nil {
+				ws.log.Warn("resend result", "seq", q, "err", err)
+				return
+			}
+			n++
+		}
+	}
+	ws.w.m.resentResults.Add(float64(n))
+	ws.log.Info("gateway asked for lost results", "from_seq", from, "to_seq", to, "resent", n)
 }
 
 // fail closes the session and publishes a ResultError with code as its last result.
@@ -747,15 +787,16 @@ func (ws *wkSession) finish() {
 }
 
 type wkMetrics struct {
-	live    *prometheus.GaugeVec
-	opened  *prometheus.CounterVec
-	chunks  *prometheus.CounterVec
-	audio   *prometheus.CounterVec
-	dropped *prometheus.CounterVec
-	results *prometheus.CounterVec
-	errors  *prometheus.CounterVec
-	delay   *prometheus.HistogramVec
-	gaps    *prometheus.CounterVec
+	live          *prometheus.GaugeVec
+	opened        *prometheus.CounterVec
+	chunks        *prometheus.CounterVec
+	audio         *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	results       *prometheus.CounterVec
+	errors        *prometheus.CounterVec
+	delay         *prometheus.HistogramVec
+	gaps          *prometheus.CounterVec
+	resentResults prometheus.Counter
 }
 
 func newWkMetrics(reg prometheus.Registerer) (*wkMetrics, error) {
@@ -780,8 +821,10 @@ func newWkMetrics(reg prometheus.Registerer) (*wkMetrics, error) {
 		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_audio_gaps_total",
 			Help: "Gaps in a session's chunk sequence: opened, recovered (the gateway resent the chunks), lost (given up: silence)."},
 			[]string{"outcome"}),
+		resentResults: prometheus.NewCounter(prometheus.CounterOpts{Name: "earshot_worker_results_resent_total",
+			Help: "Results published again because a gateway lost them on the way (FlagResendResults)."}),
 	}
-	for _, c := range []prometheus.Collector{m.live, m.opened, m.chunks, m.audio, m.dropped, m.results, m.errors, m.delay, m.gaps} {
+	for _, c := range []prometheus.Collector{m.live, m.opened, m.chunks, m.audio, m.dropped, m.results, m.errors, m.delay, m.gaps, m.resentResults} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("transcriber: register worker metrics: %w", err)
 		}

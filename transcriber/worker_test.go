@@ -918,3 +918,52 @@ func metricWith(t *testing.T, reg *prometheus.Registry, name, label, value strin
 	}
 	return 0
 }
+
+// A gateway that lost results on the way asks for them by seq (FlagResendResults, in
+// band on the audio subject): the worker publishes exactly those again, byte for byte
+// as the first time, and answers a range it no longer keeps with nothing.
+func TestWorkerResendsLostResults(t *testing.T) {
+	srv := testutil.NATS(t)
+	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
+	g.mustGrant()
+	first := map[uint64]string{}
+	for i := range 3 {
+		g.send(uint64(i+1), uint64(i*160), 160, 0)
+		m, err := g.results.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r bus.Result
+		_ = json.Unmarshal(m.Data, &r)
+		first[r.Seq] = string(m.Data)
+	}
+	ask := func(from, to uint64) {
+		c := bus.AudioChunk{Session: g.req.Session, Seq: from, StartSample: to, Flags: bus.FlagResendResults}
+		if err := g.nc.Publish(bus.AudioSubject(g.req.Tenant, g.req.Session), c.Marshal()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(2, 3)
+	for want := uint64(2); want <= 3; want++ {
+		m, err := g.results.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatalf("result %d not resent: %v", want, err)
+		}
+		if string(m.Data) != first[want] {
+			t.Fatalf("resent %s, first sent %s", m.Data, first[want])
+		}
+	}
+	ask(5, 9) // never published
+	ask(0, 1) // seqs start at 1
+	if m, err := g.results.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("a range not kept got %s", m.Data)
+	}
+	if n := metricSum(t, h.reg, "earshot_worker_results_resent_total"); n != 2 {
+		t.Fatalf("earshot_worker_results_resent_total = %v, want 2", n)
+	}
+	g.send(4, 480, 160, bus.FlagEnd)
+	if rs := g.collect(); rs[len(rs)-1].Type != bus.ResultClosed {
+		t.Fatalf("session did not close after resends: %+v", rs)
+	}
+}

@@ -13,6 +13,9 @@ const (
 	FlagFinalize ChunkFlag = 1 << iota // client asked to finalize what it has sent so far
 	FlagEnd                            // client closed the stream: finish and send ResultClosed
 	FlagReplay                         // audio replayed after a failover
+	// FlagResendResults carries no audio: the gateway asks the worker to publish its
+	// results Seq..StartSample (result seqs) again, after a gap in what reached it.
+	FlagResendResults
 )
 
 const chunkVersion = 1
