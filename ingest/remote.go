@@ -105,7 +105,18 @@ type Client struct {
 
 	mu       sync.Mutex
 	sessions map[bus.SessionID]*RemoteSession
+
+	linkDown time.Time // watch: when our own NATS link stopped answering (zero: fine)
 }
+
+const (
+	// linkProbe bounds the round trip to our NATS server that tells a silent worker
+	// (fail over) from a silent link (wait: nats.go moves to another seed).
+	linkProbe = time.Second
+	// linkWait is how long failovers wait for our own link to come back; then they go
+	// ahead and fail with a clear error if no worker can be reached.
+	linkWait = 15 * time.Second
+)
 
 // NewClient subscribes to every worker's heartbeat and starts the failover watchdog.
 func NewClient(nc *nats.Conn, log *slog.Logger, opts ClientOptions) (*Client, error) {
@@ -177,11 +188,44 @@ func (c *Client) watch() {
 				all = append(all, s)
 			}
 			c.mu.Unlock()
+			var silent []*RemoteSession
 			for _, s := range all {
+				if s.silent(now) {
+					silent = append(silent, s)
+				}
+			}
+			if len(silent) == 0 || c.linkHeld(now, all) {
+				continue
+			}
+			for _, s := range silent {
 				s.checkAlive(now)
 			}
 		}
 	}
+}
+
+// linkHeld decides, when workers seem silent, whether the silence is our own: a
+// frozen or partitioned NATS server, or a reconnect under way. Then failovers wait (up
+// to linkWait) while nats.go moves to another seed, and once the link answers again
+// every session gets a heartbeat's grace: its worker is most likely alive and the
+// audio and results lost meanwhile are asked for again (gap recovery).
+func (c *Client) linkHeld(now time.Time, all []*RemoteSession) bool {
+	if err := c.nc.FlushTimeout(linkProbe); err != nil {
+		if c.linkDown.IsZero() {
+			c.linkDown = now
+			c.log.Warn("NATS link not answering: holding failovers while it reconnects", "err", err, "sessions", len(all))
+		}
+		return time.Since(c.linkDown) < linkWait
+	}
+	if !c.linkDown.IsZero() {
+		c.log.Info("NATS link answering again", "after", time.Since(c.linkDown).Round(time.Millisecond), "url", c.nc.ConnectedUrlRedacted())
+		c.linkDown = time.Time{}
+		for _, s := range all {
+			s.grace(time.Now())
+		}
+		return true
+	}
+	return false
 }
 
 // Open asks a worker with a free slot for req.Model to take the session (a new
@@ -469,6 +513,22 @@ func (s *RemoteSession) alive(w bus.WorkerID, now time.Time) {
 	s.mu.Unlock()
 }
 
+// silent reports whether the session's worker missed its heartbeats.
+func (s *RemoteSession) silent(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.terminal && !s.failing && s.worker != "" && now.Sub(s.lastHB) > s.c.opts.LostAfter
+}
+
+// grace counts the worker as heard from at now (after our own link came back).
+func (s *RemoteSession) grace(now time.Time) {
+	s.mu.Lock()
+	if !s.failing {
+		s.lastHB = now
+	}
+	s.mu.Unlock()
+}
+
 func (s *RemoteSession) checkAlive(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -510,6 +570,11 @@ type delivery struct {
 	r        bus.Result
 	terminal bool
 }
+
+// replayRunUp is the audio kept before the end of the last final (16 kHz samples): a
+// failover's replay starts with it so that the next word is decoded with its run-up;
+// the new worker does not send the words in it again (bus.SessionRequest.Committed).
+const replayRunUp = bus.SampleRate / 2
 
 const (
 	resultResendWait = 250 * time.Millisecond // between requests for one gap's results
@@ -621,7 +686,7 @@ func (s *RemoteSession) takeResultLocked(r bus.Result, out []delivery) []deliver
 				return out // delivered before a failover
 			}
 			s.lastEnd[r.Channel] = end
-			s.replay.Trim(r.Channel, end)
+			s.replay.TrimKeeping(r.Channel, end, replayRunUp)
 		}
 		if r.Channel == 0 {
 			s.prompt = promptTail(s.prompt, r.Text)
@@ -636,7 +701,7 @@ func (s *RemoteSession) takeResultLocked(r bus.Result, out []delivery) []deliver
 		// Nothing open before EndSample: drop that audio from the replay buffer. Not
 		// for the consumer.
 		if r.EndSample > s.lastEnd[r.Channel] {
-			s.replay.Trim(r.Channel, r.EndSample)
+			s.replay.TrimKeeping(r.Channel, r.EndSample, replayRunUp)
 		}
 		return out
 	case bus.ResultResend:
@@ -714,6 +779,7 @@ func (s *RemoteSession) failoverLocked(reason string) {
 		req.ResumeSample = start
 	}
 	req.Prompt = s.prompt
+	req.Committed = append([]uint64(nil), s.lastEnd...)
 	old := s.worker
 	s.log.Warn("worker lost, failing over", "worker", old, "reason", reason, "resume_sample", req.ResumeSample,
 		"replay_chunks", s.replay.Len())

@@ -74,6 +74,17 @@ func (b *ReplayBuffer) Trim(channel int, end uint64) {
 	b.chunks = out
 }
 
+// TrimKeeping is Trim to end − keep: the keep samples before end stay for a replay's
+// run-up, but a Finalize at or before end is done and is not replayed.
+func (b *ReplayBuffer) TrimKeeping(channel int, end, keep uint64) {
+	b.Trim(channel, end-min(end, keep))
+	for i := range b.chunks {
+		if c := &b.chunks[i]; c.Channel == channel && c.EndSample() <= end {
+			c.Flags &^= bus.FlagFinalize
+		}
+	}
+}
+
 // Chunks returns copies of the buffered chunks in Seq order (PCM is shared, read-only).
 func (b *ReplayBuffer) Chunks() []bus.AudioChunk {
 	return append([]bus.AudioChunk(nil), b.chunks...)

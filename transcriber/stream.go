@@ -78,6 +78,9 @@ func newSession(p *Pool, req bus.SessionRequest, emit Emitter) (*session, error)
 		}
 		st := &stream{sess: s, ch: ch, vad: v}
 		st.history = lastWords(strings.Fields(req.Prompt), maxHistoryWords)
+		if ch < len(req.Committed) {
+			st.committed = req.Committed[ch]
+		}
 		s.streams = append(s.streams, st)
 	}
 	return s, nil
@@ -188,10 +191,11 @@ func (s *session) send(st *stream, r bus.Result) {
 
 // stream is the policy state of one channel. Every field is guarded by sess.mu.
 type stream struct {
-	sess *session
-	ch   int
-	vad  VAD
-	ep   endpointer
+	committed uint64 // after a failover: words before it were delivered (bus.SessionRequest.Committed)
+	sess      *session
+	ch        int
+	vad       VAD
+	ep        endpointer
 
 	buf         []float32 // audio from bufStart to end()
 	bufStart    uint64
@@ -740,12 +744,13 @@ func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypot
 		st.retrim()
 	}
 	all := append(append([]string(nil), st.agree.committed...), tail...)
+	allTimes := append(append([]wordTime(nil), st.agree.times...), times[len(times)-len(tail):]...)
+	all, allTimes = st.dropCommitted(all, allTimes, st.uttStart, j.winEnd)
 	text := strings.Join(all, " ")
 	if text == "" || text == st.lastText {
 		return
 	}
 	st.lastText = text
-	allTimes := append(append([]wordTime(nil), st.agree.times...), times[len(times)-len(tail):]...)
 	ws := st.placeWords(all, allTimes, st.uttStart, j.winEnd, conf)
 	st.sess.send(st, bus.Result{
 		Type: bus.ResultPartial, Start: sec(st.uttStart), Duration: sec(j.winEnd - st.uttStart),
@@ -769,6 +774,10 @@ func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip
 		return false
 	}
 	st.pending = st.pending[1:]
+	all, allTimes = st.dropCommitted(all, allTimes, seg.start, seg.speechEnd)
+	if seg.end > st.committed {
+		st.committed = 0 // past the failover's resume point
+	}
 	st.sess.log.Debug("final", "start", sec(seg.start), "speech_end", sec(seg.speechEnd), "reused", seg.reused,
 		"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
 	if len(all) == 0 && !seg.fromFinalize {
@@ -787,6 +796,36 @@ func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip
 		EndSample: seg.end, AudioSeq: seg.audioSeq,
 	})
 	return true
+}
+
+// dropCommitted removes the leading words whose middle lies before st.committed: after
+// a failover the replay starts up to half a second before the last delivered final's
+// end (run-up for the first new word), and what the decoder hears there again was
+// delivered already. Times from the model where known, else spread over [from, to).
+func (st *stream) dropCommitted(words []string, times []wordTime, from, to uint64) ([]string, []wordTime) {
+	if st.committed == 0 || len(words) == 0 || from >= st.committed {
+		return words, times
+	}
+	ends := wordEnds(words, from, to)
+	k := 0
+	for k < len(words) {
+		s, e := from, ends[k]
+		if k > 0 {
+			s = ends[k-1]
+		}
+		if k < len(times) && times[k].model {
+			s, e = times[k].start, times[k].end
+		}
+		if (s+e)/2 >= st.committed {
+			break
+		}
+		k++
+	}
+	if k == 0 {
+		return words, times
+	}
+	st.sess.log.Debug("dropped words replayed before the resume point", "words", strings.Join(words[:k], " "), "committed", sec(st.committed))
+	return words[k:], times[min(k, len(times)):]
 }
 
 // spreadWords gives words times by linear interpolation over the speech span [from, to)

@@ -55,7 +55,7 @@ func (f *standInFactory) Open(req bus.SessionRequest, emit transcriber.Emitter) 
 		return nil, transcriber.ErrNoCapacity
 	}
 	f.live++
-	return &standInSession{f: f, emit: emit, segStart: map[int]uint64{}, inSeg: map[int]bool{}}, nil
+	return &standInSession{f: f, emit: emit, segStart: map[int]uint64{}, inSeg: map[int]bool{}, committed: req.Committed}, nil
 }
 
 func (f *standInFactory) liveSessions() int {
@@ -77,6 +77,9 @@ type standInSession struct {
 	closed   bool
 	segStart map[int]uint64
 	inSeg    map[int]bool
+	// committed: after a failover, per channel, where delivered finals end; the
+	// replay's run-up before it is not transcribed again (as the real stream does).
+	committed []uint64
 }
 
 func (s *standInSession) Write(c *bus.AudioChunk) error {
@@ -100,6 +103,9 @@ func (s *standInSession) Write(c *bus.AudioChunk) error {
 	}
 	if c.Flags&(bus.FlagFinalize|bus.FlagEnd) != 0 && s.inSeg[ch] {
 		start, end := s.segStart[ch], c.EndSample()
+		if ch < len(s.committed) {
+			start = max(start, s.committed[ch])
+		}
 		s.emit(bus.Result{Type: bus.ResultFinal, Channel: ch, Text: fmt.Sprintf("%d-%d", start, end),
 			Start: float64(start) / bus.SampleRate, Duration: float64(end-start) / bus.SampleRate,
 			EndSample: end, FromFinalize: c.Flags&bus.FlagFinalize != 0, AudioSeq: c.Seq})

@@ -103,6 +103,11 @@ func ConnectNATS(url, name string, c config.Common, log *slog.Logger, extra ...n
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// A server that goes silent (a network partition, a frozen host) is given up
+		// after 2 unanswered pings 1 s apart, and the client moves to another seed;
+		// nats.go's default (2 min) would hold streams on a dead node for minutes.
+		nats.PingInterval(time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)

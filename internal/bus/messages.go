@@ -47,6 +47,11 @@ type SessionRequest struct {
 	ResumeSample uint64 `json:"resume_sample,omitempty"`
 	// Prompt is committed text before ResumeSample, used as decoding context.
 	Prompt string `json:"prompt,omitempty"`
+	// Committed is, per channel, the stream position up to which finals were already
+	// delivered. The replay starts up to half a second before it, so that the first
+	// word after it is decoded with its run-up (whisper tends to drop a word the audio
+	// starts on); words before it are context only and not sent again.
+	Committed []uint64 `json:"committed,omitempty"`
 }
 
 // SessionGrant is the worker's reply. Code is empty on success.

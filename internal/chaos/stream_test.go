@@ -18,6 +18,7 @@ import (
 type outcome struct {
 	Finals      []string
 	FinalAt     []time.Duration // arrival of each non-empty final since the first frame
+	ResultAt    []time.Duration // arrival of every result (partial or final) since the first frame
 	AcceptedMs  int64           // the gateway's Metadata duration of the last connection
 	Metadata    int             // Metadata messages (one per connection that ended cleanly)
 	Errors      []string        // Error messages and the close error
@@ -84,6 +85,9 @@ func streamOn(c *client.Conn, pcm []byte, ref string, reconnect bool, hooks ...h
 		_ = c.CloseStream()
 	}()
 	for ev := range c.Events() {
+		if ev.Results != nil {
+			o.ResultAt = append(o.ResultAt, time.Since(start))
+		}
 		switch {
 		case ev.Results != nil && ev.Results.IsFinal:
 			if tx := strings.TrimSpace(ev.Results.Transcript()); tx != "" {
