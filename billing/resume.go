@@ -61,8 +61,11 @@ func (c Credit) Ms() int64 { return max(0, c.ToMs-c.FromMs) }
 var claimScript = redis.NewScript(`
 local r = redis.call('HMGET', KEYS[1], 'owner', 'b', 'f', 'p')
 if not r[1] then return -1 end
-local o = tonumber(ARGV[2])
+local o, runup = tonumber(ARGV[2]), tonumber(ARGV[4])
 local b, f, p = tonumber(r[2]) or 0, tonumber(r[3]) or 0, tonumber(r[4]) or 0
+-- Run-up: audio resent before the last final's end so that the next word is decoded
+-- whole; the worker drops its words, so it is credited, when it reaches f.
+if runup > 0 and o < f and o + runup >= f then f = o end
 local from = math.max(o, f, p)
 local to = math.max(from, b)
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'p', string.format('%d', to), 'b', string.format('%d', to))
@@ -86,10 +89,11 @@ func (r *Resumes) Begin(ctx context.Context, t bus.TenantID, stream bus.SessionI
 }
 
 // Claim makes conn the owner of stream's record and returns the credit of a
-// connection whose audio starts at offsetMs of the stream. It fails with ErrNoResume
-// when tenant t has no record of stream.
-func (r *Resumes) Claim(ctx context.Context, t bus.TenantID, stream, conn bus.SessionID, offsetMs int64) (Credit, error) {
-	res, err := claimScript.Run(ctx, r.rdb, []string{resumeKey(t, stream)}, string(conn), offsetMs, r.window.Milliseconds()).Result()
+// connection whose audio starts at offsetMs of the stream, its first runUpMs being
+// run-up before the last final's end (not transcribed again: credited when it reaches
+// that end). It fails with ErrNoResume when tenant t has no record of stream.
+func (r *Resumes) Claim(ctx context.Context, t bus.TenantID, stream, conn bus.SessionID, offsetMs, runUpMs int64) (Credit, error) {
+	res, err := claimScript.Run(ctx, r.rdb, []string{resumeKey(t, stream)}, string(conn), offsetMs, r.window.Milliseconds(), runUpMs).Result()
 	if err != nil {
 		return Credit{}, fmt.Errorf("claim resume of %s: %w", stream, err)
 	}

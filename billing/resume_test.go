@@ -55,7 +55,7 @@ func TestResumeCreditIsWhatWasPaidWithoutAFinal(t *testing.T) {
 	if err := r.Mark(ctx, "acme", "s1", "s1", 6000, 4000); err != nil {
 		t.Fatal(err)
 	}
-	c, err := r.Claim(ctx, "acme", "s1", "c2", 4000)
+	c, err := r.Claim(ctx, "acme", "s1", "c2", 4000, 0)
 	if err != nil || c != (Credit{4000, 6000}) {
 		t.Fatalf("claim: %+v, %v; want [4000, 6000)", c, err)
 	}
@@ -63,7 +63,7 @@ func TestResumeCreditIsWhatWasPaidWithoutAFinal(t *testing.T) {
 	if err := r.Mark(ctx, "acme", "s1", "s1", 9000, 4000); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := r.Claim(ctx, "acme", "s1", "c3", 4000); err != nil || c.Ms() != 0 {
+	if c, err := r.Claim(ctx, "acme", "s1", "c3", 4000, 0); err != nil || c.Ms() != 0 {
 		t.Fatalf("second claim of the same audio: %+v, %v; want no credit", c, err)
 	}
 	// c3 now owns the stream; it paid [6000, 7500) and got no final: a resume from 0 may
@@ -71,14 +71,14 @@ func TestResumeCreditIsWhatWasPaidWithoutAFinal(t *testing.T) {
 	if err := r.Mark(ctx, "acme", "s1", "c3", 7500, 4000); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := r.Claim(ctx, "acme", "s1", "c4", 0); err != nil || c != (Credit{6000, 7500}) {
+	if c, err := r.Claim(ctx, "acme", "s1", "c4", 0, 0); err != nil || c != (Credit{6000, 7500}) {
 		t.Fatalf("claim from 0: %+v, %v; want [6000, 7500)", c, err)
 	}
 	for _, tc := range []struct {
 		tenant bus.TenantID
 		stream bus.SessionID
 	}{{"other", "s1"}, {"acme", "nope"}} {
-		if _, err := r.Claim(ctx, tc.tenant, tc.stream, "c9", 0); !errors.Is(err, ErrNoResume) {
+		if _, err := r.Claim(ctx, tc.tenant, tc.stream, "c9", 0, 0); !errors.Is(err, ErrNoResume) {
 			t.Fatalf("claim of %s by %s: %v, want ErrNoResume", tc.stream, tc.tenant, err)
 		}
 	}
@@ -101,7 +101,7 @@ func TestResumeClaimIsAtomic(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := r.Claim(ctx, "acme", "s1", bus.SessionID("c"+string(rune('a'+i))), 0)
+			c, err := r.Claim(ctx, "acme", "s1", bus.SessionID("c"+string(rune('a'+i))), 0, 0)
 			if err != nil {
 				t.Error(err)
 				return
@@ -126,7 +126,33 @@ func TestResumeWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(600 * time.Millisecond)
-	if _, err := r.Claim(ctx, "acme", "s1", "c2", 0); !errors.Is(err, ErrNoResume) {
+	if _, err := r.Claim(ctx, "acme", "s1", "c2", 0, 0); !errors.Is(err, ErrNoResume) {
 		t.Fatalf("claim after the window: %v, want ErrNoResume", err)
+	}
+}
+
+// A resume whose first 500 ms are run-up before the last final's end (resume_runup_ms)
+// gets them credited with the unfinalised audio after it; run-up that does not reach
+// the final's end, or a resume without run-up from before it, gets nothing for it.
+func TestResumeRunUpCredited(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		offset, runUp int64
+		want          Credit
+	}{
+		{3500, 500, Credit{3500, 6000}}, // run-up reaches f = 4000
+		{3500, 0, Credit{4000, 6000}},   // no run-up declared: billed again
+		{3000, 500, Credit{4000, 6000}}, // run-up ends before f: [3000, 4000) is new audio
+	} {
+		r, _ := newResumes(t)
+		if err := r.Begin(ctx, "acme", "s1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Mark(ctx, "acme", "s1", "s1", 6000, 4000); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := r.Claim(ctx, "acme", "s1", "c2", tc.offset, tc.runUp); err != nil || c != tc.want {
+			t.Fatalf("offset %d run-up %d: %+v, %v; want %+v", tc.offset, tc.runUp, c, err, tc.want)
+		}
 	}
 }

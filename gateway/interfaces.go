@@ -91,6 +91,9 @@ type SessionInfo struct {
 	// connection's audio starts (0 on a new stream).
 	Billed   bus.SessionID
 	OffsetMs int64
+	// RunUpMs: the first RunUpMs of this connection's audio are run-up the client
+	// already has finals for (wire.Params.ResumeRunUpMs).
+	RunUpMs int64
 	// Channels is how many channels the stream is billed for: the number of
 	// independently transcribed channels (multichannel=true), else 1.
 	Channels int

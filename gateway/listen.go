@@ -101,7 +101,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		info.Channels = max(1, params.OutputChannels())
 	}
 	if params.Resume != "" {
-		info.Billed, info.OffsetMs = bus.SessionID(params.Resume), params.ResumeOffsetMs
+		info.Billed, info.OffsetMs, info.RunUpMs = bus.SessionID(params.Resume), params.ResumeOffsetMs, params.ResumeRunUpMs
 	}
 	if p.Token && !s.tokenFree(ctx, p, "", bus.SessionID(params.Resume), fail, log) {
 		return
@@ -161,6 +161,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		Options: bus.StreamOptions{Language: params.Language, InterimResults: params.InterimResults,
 			EndpointingMs: params.EndpointingMs, UtteranceEndMs: params.UtteranceEndMs,
 			VADEvents: params.VADEvents, Redact: params.Redact, Keyterms: params.Keyterms},
+		Committed: runUpCommitted(info.RunUpMs, params.OutputChannels()),
 	})
 	cancelOpen()
 	if err != nil {
@@ -203,6 +204,19 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ss.run(conn, stream, meter)
+}
+
+// runUpCommitted tells the worker that the first runUpMs of a resumed connection's
+// audio were finalised before (nil: none).
+func runUpCommitted(runUpMs int64, channels int) []uint64 {
+	if runUpMs <= 0 {
+		return nil
+	}
+	c := make([]uint64, max(1, channels))
+	for i := range c {
+		c[i] = uint64(runUpMs) * bus.SamplesPerMs
+	}
+	return c
 }
 
 // tokenFree enforces a token's single stream: the token may open a stream when it has

@@ -2,7 +2,8 @@
 # Brings up a multi-node Earshot on this machine's loopback, every part a real process:
 #   3 nats-server nodes in one cluster (JetStream, R3 assets), built from the module graph;
 #   Redis: a master, 2 replicas and 3 Sentinels (redis-server --sentinel);
-#   2 gateways (:8081 and :8082, demo on), 2 transcribers, 2 billing consumers.
+#   2 gateways (:8081 and :8082, demo on), 2 transcribers, 2 billing consumers,
+#   haproxy on :8080 in front of the gateways when it is installed.
 # Everything lives under $CLUSTER_DIR (default data/cluster); Ctrl-C stops it all.
 # Kill any one part (kill -9 PID from the table) and the streams go on: see RELIABILITY.md.
 set -euo pipefail
@@ -93,12 +94,41 @@ for i in 0 1; do
   wait_for "gateway $i" "$DIR/gateway-$i.log" "msg=serving" 90
 done
 
+# The WebSocket load balancer in front of the gateways: haproxy when installed (apt-get
+# install haproxy), health-checked on each gateway's /readyz (a draining gateway leaves
+# the rotation before it closes its streams).
+LB=""
+if command -v haproxy >/dev/null; then
+  cat >"$DIR/haproxy.cfg" <<CFG
+global
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 1h
+  timeout server 1h
+  timeout tunnel 1h
+frontend earshot
+  bind 127.0.0.1:8080
+  default_backend gateways
+backend gateways
+  balance leastconn
+  option httpchk GET /readyz
+  server g0 127.0.0.1:8081 check port 9091 inter 1s fall 2 rise 2
+  server g1 127.0.0.1:8082 check port 9092 inter 1s fall 2 rise 2
+CFG
+  start "haproxy :8080" "$DIR/haproxy.log" haproxy -db -f "$DIR/haproxy.cfg"
+  LB="http://127.0.0.1:8080/ (haproxy over both gateways), "
+else
+  echo "cluster.sh: haproxy not installed (apt-get install haproxy): no load balancer; use a gateway directly" >&2
+fi
+
 echo
 printf '%-16s %s\n' PART PID
 for k in "${!pids[@]}"; do printf '%-16s %s\n' "${names[$k]}" "${pids[$k]}"; done
 echo "logs: $DIR/*.log"
 echo
-echo "Earshot cluster up: http://127.0.0.1:8081/ and http://127.0.0.1:8082/ (demo), NATS $NATS_URL,"
+echo "Earshot cluster up: ${LB}http://127.0.0.1:8081/ and http://127.0.0.1:8082/ (demo), NATS $NATS_URL,"
 echo "Redis via Sentinel ${EARSHOT_REDIS_SENTINELS}. Ctrl-C stops everything."
 # A part that dies (kill -9 PID to try the failovers) leaves the rest running.
 while [ -n "$(jobs -rp)" ]; do

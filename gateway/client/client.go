@@ -92,6 +92,7 @@ type Conn struct {
 	streamID  string  // request_id of the first connection: what a reconnect resumes
 	replay    []byte  // audio sent since the last final (with Reconnect)
 	dropped   int64   // bytes of audio before replay[0]
+	finalMs   int64   // stream ms where the last final ended
 	offset    float64 // seconds added to result times of the current connection
 	closing   bool
 	err       error
@@ -321,8 +322,12 @@ func (c *Conn) resume(attempt int) (*websocket.Conn, error) {
 	c.mu.Lock()
 	var query string
 	if c.streamID != "" {
-		query = url.Values{"resume": {c.streamID},
-			"resume_offset_ms": {strconv.FormatInt(c.dropped*1000/int64(c.bytesPerSecond()), 10)}}.Encode()
+		offMs := c.dropped * 1000 / int64(c.bytesPerSecond())
+		q := url.Values{"resume": {c.streamID}, "resume_offset_ms": {strconv.FormatInt(offMs, 10)}}
+		if runUp := min(c.finalMs-offMs, resumeRunUpMs); runUp > 0 {
+			q.Set("resume_runup_ms", strconv.FormatInt(runUp, 10))
+		}
+		query = q.Encode()
 	}
 	c.mu.Unlock()
 	ws, err := c.dial(ctx, query)
@@ -345,6 +350,9 @@ func (c *Conn) resume(attempt int) (*websocket.Conn, error) {
 	}
 	return ws, nil
 }
+
+// resumeRunUpMs is the audio before the last final's end a reconnect resends.
+const resumeRunUpMs = 500
 
 func (c *Conn) bytesPerSecond() float64 {
 	bps := 2
@@ -427,7 +435,11 @@ func (c *Conn) settle(end float64) {
 	// resume offset a reconnect declares is exactly where its audio starts.
 	bps := int64(c.bytesPerSecond())
 	frame := bps / int64(max(c.opts.SampleRate, 1))
-	upTo := int64(math.Round(end*1000)) * bps / 1000
+	// Half a second before the final's end stays as run-up for a resume: the next word
+	// is then decoded whole (resume_runup_ms), not cut at its first sound.
+	endMs := int64(math.Round(end * 1000))
+	c.finalMs = max(c.finalMs, endMs)
+	upTo := max(0, endMs-resumeRunUpMs) * bps / 1000
 	if frame > 0 {
 		upTo -= upTo % frame
 	}

@@ -54,6 +54,10 @@ type Params struct {
 	// connections once (docs/api.md). Both are empty/0 on a new stream.
 	Resume         string
 	ResumeOffsetMs int64
+	// ResumeRunUpMs is how much of the resent audio the client already has finals for
+	// (at most MaxResumeRunUpMs): it is resent as run-up so that the first new word is
+	// decoded whole, is not transcribed again, and is not billed again (docs/api.md).
+	ResumeRunUpMs int64
 	// Ignored lists the names of parameters we do not know, sorted, for logging.
 	Ignored []string
 }
@@ -72,7 +76,7 @@ var known = map[string]bool{
 	"model": true, "language": true, "encoding": true, "sample_rate": true, "channels": true,
 	"multichannel": true, "interim_results": true, "endpointing": true, "utterance_end_ms": true,
 	"vad_events": true, "punctuate": true, "smart_format": true, "redact": true, "token": true,
-	"resume": true, "resume_offset_ms": true, "keyterm": true, "keywords": true, "numerals": true,
+	"resume": true, "resume_offset_ms": true, "resume_runup_ms": true, "keyterm": true, "keywords": true, "numerals": true,
 	"utterances": true, "utt_split": true, "paragraphs": true,
 }
 
@@ -85,6 +89,9 @@ const (
 	MaxKeytermsBytes = 500
 	DefaultUttSplit  = 0.8
 )
+
+// MaxResumeRunUpMs bounds resume_runup_ms.
+const MaxResumeRunUpMs = 1000
 
 // MaxResumeOffsetMs bounds resume_offset_ms: a day of audio.
 const MaxResumeOffsetMs = 24 * 3600 * 1000
@@ -205,6 +212,18 @@ func ParseQuery(q url.Values) (Params, error) {
 		p.ResumeOffsetMs = n
 	} else if p.Resume != "" {
 		return Params{}, BadParam("resume", "given without resume_offset_ms (where in that stream this connection's audio starts)")
+	}
+	if v, ok, err := one("resume_runup_ms"); err != nil {
+		return Params{}, err
+	} else if ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > MaxResumeRunUpMs {
+			return Params{}, BadParam("resume_runup_ms", "%s: want milliseconds 0..%d", clip(v), MaxResumeRunUpMs)
+		}
+		if p.Resume == "" {
+			return Params{}, BadParam("resume_runup_ms", "given without resume (the request_id of the stream it continues)")
+		}
+		p.ResumeRunUpMs = n
 	}
 	for k := range q {
 		if !known[k] {

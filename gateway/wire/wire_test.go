@@ -87,6 +87,8 @@ func TestParseQuery(t *testing.T) {
 		{"resume=abc", "resume"},
 		{"resume_offset_ms=10", "resume_offset_ms"},
 		{"resume=abc&resume_offset_ms=-1", "resume_offset_ms"},
+		{"resume=abc&resume_offset_ms=10&resume_runup_ms=1001", "resume_runup_ms"},
+		{"resume_runup_ms=100", "resume_runup_ms"},
 		{"resume=abc&resume_offset_ms=99999999999", "resume_offset_ms"},
 		{"resume=a%20b&resume_offset_ms=1", "resume"},
 	}

@@ -105,7 +105,7 @@ func (m metering) Start(ctx context.Context, s gateway.SessionInfo) (gateway.Met
 	var credit billing.Credit
 	if m.resumes != nil {
 		if billed != s.Session {
-			c, err := m.resumes.Claim(ctx, s.Tenant, billed, s.Session, s.OffsetMs)
+			c, err := m.resumes.Claim(ctx, s.Tenant, billed, s.Session, s.OffsetMs, s.RunUpMs)
 			if errors.Is(err, billing.ErrNoResume) {
 				return nil, fmt.Errorf("%w: %v", gateway.ErrResumeRefused, err)
 			}
