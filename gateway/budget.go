@@ -33,10 +33,10 @@ const (
 	holdCall  = 2 * time.Second  // one call to the store
 )
 
-// budget is one connection's share of its tenant's quota (QuotaHolder). The reader asks
+// Budget is one connection's share of its tenant's quota (QuotaHolder). The reader asks
 // allow before accepting a frame; relayLoop calls renew on a ticker so that a quiet
 // stream keeps its hold. Safe for concurrent use.
-type budget struct {
+type Budget struct {
 	h      QuotaHolder
 	info   SessionInfo
 	log    interface{ Warn(string, ...any) }
@@ -49,15 +49,15 @@ type budget struct {
 	failed bool      // the store could not be asked (logged once per outage)
 }
 
-// openBudget takes the connection's first hold. A nil budget means the plan is not
+// OpenBudget takes the connection's first hold. A nil budget means the plan is not
 // capped (or the Quota cannot hold): nothing to enforce beyond Quota.Check. An error
 // wrapping ErrNoBalance/ErrQuotaExhausted: the tenant's other streams hold what is left.
-func openBudget(ctx context.Context, q Quota, info SessionInfo, log interface{ Warn(string, ...any) }) (*budget, error) {
+func OpenBudget(ctx context.Context, q Quota, info SessionInfo, log interface{ Warn(string, ...any) }) (*Budget, error) {
 	h, ok := q.(QuotaHolder)
 	if !ok {
 		return nil, nil
 	}
-	b := &budget{h: h, info: info, log: log}
+	b := &Budget{h: h, info: info, log: log}
 	cctx, cancel := context.WithTimeout(ctx, holdCall)
 	defer cancel()
 	limit, unlimited, err := h.Hold(cctx, info, string(info.Session), 0, holdAsk)
@@ -86,12 +86,12 @@ func refusal(err error) bool {
 	return errors.Is(err, ErrNoBalance) || errors.Is(err, ErrQuotaExhausted)
 }
 
-// allow says whether the connection, having sent billable ms, may accept another frame:
+// Allow says whether the connection, having sent billable ms, may accept another frame:
 // nil, or the refusal (wrapping ErrNoBalance/ErrQuotaExhausted) once the next frame
 // would pass the limit and the store gave no more. It asks for more when less than
 // holdLow is left. Frames are assumed no larger than the largest seen so far, so a
 // client sending even frames stops within one frame below what its tenant has left.
-func (b *budget) allow(ctx context.Context, billable int64) error {
+func (b *Budget) Allow(ctx context.Context, billable int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.frame = max(b.frame, billable-b.prev)
@@ -108,9 +108,9 @@ func (b *budget) allow(ctx context.Context, billable int64) error {
 	return nil
 }
 
-// renew keeps the hold alive while the connection is quiet, asking for what is left of
+// Renew keeps the hold alive while the connection is quiet, asking for what is left of
 // its grant (or more when little is).
-func (b *budget) renew(ctx context.Context, billable int64) {
+func (b *Budget) Renew(ctx context.Context, billable int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if time.Since(b.last) < holdRenew {
@@ -119,7 +119,7 @@ func (b *budget) renew(ctx context.Context, billable int64) {
 	b.askLocked(ctx, billable, max(b.limit-billable, holdLow))
 }
 
-func (b *budget) askLocked(ctx context.Context, billable, want int64) {
+func (b *Budget) askLocked(ctx context.Context, billable, want int64) {
 	cctx, cancel := context.WithTimeout(ctx, holdCall)
 	defer cancel()
 	limit, _, err := b.h.Hold(cctx, b.info, string(b.info.Session), billable, want)
@@ -139,8 +139,8 @@ func (b *budget) askLocked(ctx context.Context, billable, want int64) {
 	}
 }
 
-// release ends the hold at the connection's final billable ms.
-func (b *budget) release(billable int64) {
+// Release ends the hold at the connection's final billable ms.
+func (b *Budget) Release(billable int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), holdCall)
 	defer cancel()
 	if err := b.h.ReleaseHold(ctx, b.info, string(b.info.Session), billable); err != nil {

@@ -130,7 +130,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	}
 	// What the tenant has left is shared by all its live streams on every gateway: this
 	// one holds a share of it before a transcriber is asked for.
-	bud, err := openBudget(ctx, s.cfg.Quota, info, log)
+	bud, err := OpenBudget(ctx, s.cfg.Quota, info, log)
 	if err != nil {
 		releaseSlot()
 		status, code := quotaStatus(err)
@@ -142,7 +142,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	ss := newSession(s, info, params, model, pipe, streamLog)
 	ss.budget = bud
 	if bud != nil {
-		defer func() { bud.release(ss.billable()) }()
+		defer func() { bud.Release(ss.billable()) }()
 	}
 	if err := s.admit(ss); err != nil {
 		releaseSlot()

@@ -38,7 +38,7 @@ type session struct {
 	conn   atomic.Pointer[websocket.Conn]
 	stream Stream
 	meter  Meter
-	budget *budget // the connection's share of its tenant's quota; nil: not capped
+	budget *Budget // the connection's share of its tenant's quota; nil: not capped
 
 	wmu        sync.Mutex // guards the writer's fields below
 	queue      [][]byte   // messages for the client, at most Config.WriteQueue

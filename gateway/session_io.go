@@ -219,7 +219,7 @@ func (ss *session) readLoop() {
 // audio decodes one binary frame and sends it on. False ends the read loop.
 func (ss *session) audio(b []byte) bool {
 	if ss.budget != nil && len(b) > 0 && !ss.isEnding() {
-		if err := ss.budget.allow(ss.ctx, ss.billable()); err != nil {
+		if err := ss.budget.Allow(ss.ctx, ss.billable()); err != nil {
 			ss.endForQuota(err)
 			return true
 		}
@@ -489,7 +489,7 @@ func (ss *session) relayLoop() {
 			ss.fail(wire.CloseMaxDuration, wire.CodeMaxDuration, "the stream reached its maximum length of "+maxSession.String())
 			return
 		case <-holdTick:
-			ss.budget.renew(ss.ctx, ss.billable())
+			ss.budget.Renew(ss.ctx, ss.billable())
 		case <-quotaTick:
 			if err := cfg.Quota.Check(ss.ctx, ss.info.Tenant, ss.info.Model); err != nil {
 				if _, code := quotaStatus(err); code != wire.CodeInternal {

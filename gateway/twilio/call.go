@@ -57,6 +57,7 @@ type track struct {
 	pipe          *ingest.Pipeline
 	ro            *reorder
 	meter         gateway.Meter
+	budget        *gateway.Budget // the track's share of the tenant's quota; nil: not capped
 	received      int64 // µ-law samples received (billed)
 	total         int64 // samples sent on, gap fill included
 	billedMs      int64
@@ -246,6 +247,7 @@ func (c *call) watch() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(c.h.ctx, cfg.QuotaRecheck)
+			c.renewBudgets(ctx)
 			err := cfg.Quota.Check(ctx, c.tenant, c.model)
 			cancel()
 			switch {
@@ -256,6 +258,33 @@ func (c *call) watch() {
 				return
 			default:
 				c.log.Warn("quota recheck", "err", err)
+			}
+		}
+	}
+}
+
+// billable is the audio the track's meter has billed so far (-1: it does not say).
+func (t *track) billable() int64 {
+	if m, ok := t.meter.(interface{ Total() int64 }); ok {
+		return m.Total()
+	}
+	return -1
+}
+
+// releaseBudget ends the track's hold at what it billed.
+func (t *track) releaseBudget() {
+	if t.budget != nil {
+		t.budget.Release(max(0, t.billable()))
+		t.budget = nil
+	}
+}
+
+// renewBudgets keeps every track's hold alive.
+func (c *call) renewBudgets(ctx context.Context) {
+	for _, name := range c.order {
+		if t := c.tracks[name]; t.budget != nil {
+			if b := t.billable(); b >= 0 {
+				t.budget.Renew(ctx, b)
 			}
 		}
 	}
@@ -284,13 +313,23 @@ func (c *call) openTrack(ctx context.Context, name string) (*track, error) {
 	}
 	t := &track{name: name, speaker: Speaker(name), session: bus.NewSessionID(), pipe: pipe,
 		ro: newReorder(cfg.ReorderWindow), closed: make(chan struct{}), pumpDone: make(chan struct{})}
+	// The track holds its share of what the tenant has left, as a live stream does, so
+	// that calls and streams on every gateway stop together where it runs out.
+	if cfg.Quota != nil {
+		info := gateway.SessionInfo{Session: t.session, Tenant: c.tenant, Model: c.model, Billed: t.session, Channels: 1}
+		if t.budget, err = gateway.OpenBudget(ctx, cfg.Quota, info, c.log); err != nil {
+			return nil, fmt.Errorf("quota: %w", err)
+		}
+	}
 	req := bus.SessionRequest{Session: t.session, Tenant: c.tenant, Model: c.model, Channels: 1,
 		Priority: bus.PriorityLive, Options: bus.StreamOptions{InterimResults: !cfg.NoPartials,
 			Language: c.start.CustomParameters["language"]}}
 	if t.stream, err = cfg.Backend.Open(ctx, req); err != nil {
+		t.releaseBudget()
 		return nil, fmt.Errorf("open %s track: %w", name, err)
 	}
 	if t.meter, err = cfg.Metering.Start(ctx, c.tenant, c.model, t.session, c.start.CallSID, name); err != nil {
+		t.releaseBudget()
 		t.stream.Close()
 		return nil, fmt.Errorf("start meter of %s track: %w", name, err)
 	}
@@ -323,6 +362,17 @@ func (c *call) push(t *track, r release) {
 	if err != nil { // cannot happen for µ-law; keep the clock anyway
 		c.log.Error("decode µ-law", "err", err)
 		return
+	}
+	if !r.filler && t.budget != nil && !t.failed {
+		// Each frame within the track's share of the tenant's quota (asked for in
+		// advance): the call ends where the balance does, on every gateway.
+		if b := t.billable(); b >= 0 {
+			if err := t.budget.Allow(c.h.ctx, b); err != nil {
+				c.log.Info("call cut: quota", "track", t.name, "err", err)
+				c.cutCall("quota_exhausted")
+				return
+			}
+		}
 	}
 	t.total += int64(len(r.audio))
 	if !r.filler {
@@ -431,6 +481,7 @@ func (c *call) finish(reason string) {
 			c.log.Error("meter close failed", "track", name, "err", err)
 		}
 		cancel()
+		t.releaseBudget()
 	}
 	sum := c.summary(reason)
 	_ = c.dlv.enqueue(c.event(TypeSummary, nil, func(e *CallEvent) { e.Summary, e.Start, e.End = sum, 0, float64(sum.DurationMs)/1000 }))

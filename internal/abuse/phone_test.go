@@ -222,11 +222,11 @@ func TestF4cTwilioGapFillBoundedByWallTime(t *testing.T) {
 
 // F4d: a tenant with a balance of 3 cents (3 s at 1 cent per second) streams a call in
 // real time. Before: checked only at start (a 1-cent tenant was billed 100 s). Now:
-// the quota is checked every second like a live stream, and the call ends with reason
-// quota_exhausted within a few seconds of the balance running out.
+// each track holds its share of the balance (in Redis, across gateways) like a live
+// stream, and the call ends with reason quota_exhausted where the balance runs out.
 func TestF4dTwilioQuotaRechecked(t *testing.T) {
 	attack(t, "F4d", "a call of 3-cent tenant (1 cent/s) that goes on for 20 s",
-		"cut with reason quota_exhausted; billed ≤ 3 s + the recheck and billing delay (3 s)")
+		"cut with reason quota_exhausted; billed ≤ the 3 s the balance covers")
 	plansFile := filepath.Join(t.TempDir(), "plans.json")
 	if err := os.WriteFile(plansFile, []byte(`{"plans":[{"id":"cent-per-second","version":1,"kind":"payg","currency":"USD","price_per_hour_minor":3600},`+
 		`{"id":"demo","version":1,"kind":"monthly","currency":"USD","included_hours":1}]}`), 0o644); err != nil {
@@ -256,7 +256,7 @@ func TestF4dTwilioQuotaRechecked(t *testing.T) {
 	if s.Reason != "quota_exhausted" {
 		t.Fatalf("call ended with reason %q after %v, want quota_exhausted", s.Reason, time.Since(t0))
 	}
-	if billed := s.AudioMs["caller"]; billed > 6000 {
+	if billed := s.AudioMs["caller"]; billed > 3000 || billed < 2500 {
 		t.Fatalf("billed %d ms on a balance of 3 000 ms", billed)
 	}
 	t.Logf("cut after %v; billed %v ms", time.Since(t0).Round(10*time.Millisecond), s.AudioMs)
