@@ -58,8 +58,8 @@ type track struct {
 	ro            *reorder
 	meter         gateway.Meter
 	budget        *gateway.Budget // the track's share of the tenant's quota; nil: not capped
-	received      int64 // µ-law samples received (billed)
-	total         int64 // samples sent on, gap fill included
+	received      int64           // µ-law samples received (billed)
+	total         int64           // samples sent on, gap fill included
 	billedMs      int64
 	failed        bool
 	closed        chan struct{} // ResultClosed seen, or results ended
