@@ -44,6 +44,7 @@ type Budget struct {
 	limit  int64
 	last   time.Time // of the last answer from the store
 	refuse error     // the store's last refusal
+	short  bool      // the store's last answer gave less than asked: ask again after holdRetry
 	prev   int64     // billable at the last allow
 	frame  int64     // the largest frame seen, in billable ms
 	failed bool      // the store could not be asked (logged once per outage)
@@ -99,7 +100,8 @@ func (b *Budget) Allow(ctx context.Context, billable int64) error {
 	if b.limit-billable >= holdLow && time.Since(b.last) < holdRenew {
 		return nil
 	}
-	if b.refuse == nil || time.Since(b.last) >= holdRetry {
+	edge := billable+b.frame > b.limit // the next frame would pass the limit
+	if edge || (b.refuse == nil && !b.short) || time.Since(b.last) >= holdRetry {
 		b.askLocked(ctx, billable, holdAsk)
 	}
 	if b.refuse != nil && billable+b.frame > b.limit {
@@ -126,6 +128,7 @@ func (b *Budget) askLocked(ctx context.Context, billable, want int64) {
 	switch {
 	case err == nil:
 		b.limit, b.last, b.refuse, b.failed = limit, time.Now(), nil, false
+		b.short = limit < billable+want
 	case refusal(err):
 		b.limit, b.last, b.refuse, b.failed = limit, time.Now(), err, false
 	default:
