@@ -112,21 +112,26 @@ func TestSDKReconnectResendsSinceLastFinal(t *testing.T) {
 		t.Fatal(err)
 	}
 	texts, starts := finalsOf(evs)
-	// The new worker got the audio from 1.0 s (the last final's end) on: 2 s of audio,
-	// with times shifted back onto the whole stream's clock.
+	// The new worker got the audio from 0.5 s on (half a second of run-up before the last
+	// final's end at 1.0 s, whose word it does not send again): 2.5 s of audio, with
+	// times shifted back onto the whole stream's clock.
 	if len(starts) != 3 || starts[0] != 0 || starts[1] != 1 || starts[2] != 2 {
 		t.Fatalf("finals %q at %v", texts, starts)
 	}
-	if md := evs[len(evs)-1].Metadata; md == nil || md.Duration != 2 {
-		t.Fatalf("the second stream should have received 2 s: %s", evs[len(evs)-1].Raw)
+	if md := evs[len(evs)-1].Metadata; md == nil || md.Duration != 2.5 {
+		t.Fatalf("the second stream should have received 2.5 s: %s", evs[len(evs)-1].Raw)
+	}
+	if texts[1] != "w2 w3" {
+		t.Fatalf("the resumed stream's first final %q, want the run-up's word left out", texts[1])
 	}
 	// The second connection said which stream it resumes and from where, so billing
 	// counts the resent audio once; the final before the loss flushed the first meter.
 	h.meter.mu.Lock()
 	defer h.meter.mu.Unlock()
 	second := h.meter.infos[bus.SessionID(c.RequestID())]
-	if second.Billed != bus.SessionID(first) || second.OffsetMs != 1000 {
-		t.Fatalf("the second connection is billed to %q from %d ms, want %q from 1000 ms", second.Billed, second.OffsetMs, first)
+	if second.Billed != bus.SessionID(first) || second.OffsetMs != 500 || second.RunUpMs != 500 {
+		t.Fatalf("the second connection is billed to %q from %d ms (run-up %d ms), want %q from 500 ms with 500 ms run-up",
+			second.Billed, second.OffsetMs, second.RunUpMs, first)
 	}
 	if h.meter.infos[bus.SessionID(first)].Billed != bus.SessionID(first) || h.meter.flushes[bus.SessionID(first)] == 0 {
 		t.Fatalf("first connection: info %+v, %d flushes", h.meter.infos[bus.SessionID(first)], h.meter.flushes[bus.SessionID(first)])
