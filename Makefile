@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model run test lint fuzz bench bench-engine chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench clean
+.PHONY: all deps whisper build model run test lint fuzz bench bench-sim bench-engine chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench clean
 
 all: build
 
@@ -49,6 +49,9 @@ BENCH_DURATION ?= 60s
 bench: build model ## load sweep through the public WebSocket API (redis + earshot serve on free ports) → bench/out/
 	@$(BIN) bench --serve --streams $(BENCH_STREAMS) --duration $(BENCH_DURATION) --out bench/out
 	@$(WHISPER_ENV) && go test -run XXX -bench Transport -benchtime 1000x ./internal/bench/
+
+bench-sim: build ## scale simulation: make cluster's topology with stand-in transcribers, 250/500/1000 streams (needs haproxy) → bench/out/sim/sim.md
+	@scripts/sim.sh
 
 bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only; ENGINE_MODEL=tiny.en-q8_0 for the 8-bit copy)
 	@mkdir -p bench/out

@@ -45,7 +45,7 @@ for i in 0 1 2; do
   routes=""
   for j in 0 1 2; do [ "$j" = "$i" ] || routes+="${routes:+,}nats://127.0.0.1:$((6222 + j))"; done
   mkdir -p "$DIR/nats-$i"
-  start "nats n$i" "$DIR/nats-$i.log" "$NATS_BIN" -a 127.0.0.1 -p "$port" -n "n$i" -js -sd "$DIR/nats-$i" \
+  start "nats n$i" "$DIR/nats-$i.log" "$NATS_BIN" -a 127.0.0.1 -p "$port" -m $((8222 + i)) -n "n$i" -js -sd "$DIR/nats-$i" \
     --cluster_name earshot -cluster "nats://127.0.0.1:$route" -routes "$routes"
   seeds+=("nats://127.0.0.1:$port")
 done
@@ -101,7 +101,7 @@ LB=""
 if command -v haproxy >/dev/null; then
   cat >"$DIR/haproxy.cfg" <<CFG
 global
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   timeout connect 2s

@@ -405,6 +405,9 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 	if err := t.Validate(cores); err != nil {
 		return nil, err
 	}
+	if t.Engine == "standin" {
+		return newStandInWorker(nc, o, ops, log)
+	}
 	loaded := map[string]transcriber.Model{}
 	for _, name := range t.Models {
 		card, err := models.Lookup(name)
@@ -496,4 +499,21 @@ func displayAddr(a net.Addr) string {
 		return fmt.Sprintf("localhost:%d", t.Port)
 	}
 	return t.String()
+}
+
+// newStandInWorker is a worker whose sessions are transcriber.StandIn: no model, no
+// decoding, words at real-time pace. For transport and scale benchmarks only.
+func newStandInWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcriber.Worker, error) {
+	t := o.Transcriber
+	id := t.WorkerID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s-%d", strings.ReplaceAll(host, ".", "-"), os.Getpid())
+	}
+	log.Warn("stand-in engine: sessions get placeholder words at real-time pace, nothing is recognised (benchmarks only)",
+		"models", t.Models, "max_sessions", t.MaxSessions)
+	return transcriber.NewWorker(nc, transcriber.NewStandIn(t.Models, t.MaxSessions), transcriber.WorkerConfig{
+		ID: bus.WorkerID(id), Log: log.With("component", "worker"), Registerer: ops.Registry,
+		DrainTimeout: o.Common.DrainTimeout,
+	})
 }

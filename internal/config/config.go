@@ -83,6 +83,7 @@ type Transcriber struct {
 	MaxSessions int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker"`
 	Step        time.Duration `flag:"step" env:"EARSHOT_STEP" help:"partial decode cadence"`
 	GPU         bool          `flag:"gpu" env:"EARSHOT_GPU" help:"use the GPU backend when whisper.cpp was built with one"`
+	Engine      string        `flag:"engine" env:"EARSHOT_ENGINE" help:"whisper, or standin: a stand-in that emits words at real-time pace without recognising anything (transport and scale benchmarks only)"`
 	WordTimes   string        `flag:"word-times" env:"EARSHOT_WORD_TIMES" help:"model: word times by DTW over the model's alignment heads (flash attention off); estimate: spread over the audio by length (flash attention on)"`
 }
 
@@ -119,6 +120,7 @@ func Defaults() (Common, Gateway, Transcriber) {
 			MaxSessions: 4,
 			Step:        300 * time.Millisecond,
 			WordTimes:   "model",
+			Engine:      "whisper",
 		}
 }
 
@@ -239,6 +241,9 @@ func (t *Transcriber) Validate(cores int) error {
 	}
 	if t.WordTimes != "model" && t.WordTimes != "estimate" {
 		return fmt.Errorf("--word-times %q: use model or estimate", t.WordTimes)
+	}
+	if t.Engine != "whisper" && t.Engine != "standin" {
+		return fmt.Errorf("--engine %q: use whisper, or standin (benchmarks only)", t.Engine)
 	}
 	return nil
 }
