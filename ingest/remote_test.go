@@ -195,23 +195,7 @@ func TestRemoteResultsDeduplicatedAndOrdered(t *testing.T) {
 	} {
 		publishResult(t, nc, s, r)
 	}
-	var got []string
-	timeout := time.After(5 * time.Second)
-	for done := false; !done; {
-		select {
-		case r, ok := <-s.Results():
-			if !ok {
-				done = true
-				break
-			}
-			if r.Seq != uint64(len(got)+1) {
-				t.Fatalf("result %q has seq %d", r.Text, r.Seq)
-			}
-			got = append(got, string(r.Type)+":"+r.Text)
-		case <-timeout:
-			t.Fatalf("results not closed; got %v", got)
-		}
-	}
+	got := drainResults(t, s, 5*time.Second)
 	if strings.Join(got, ",") != "final:one,partial:two,final:two,closed:" {
 		t.Fatalf("consumer saw %v", got)
 	}
@@ -397,20 +381,7 @@ func TestRemoteAsksForLostResults(t *testing.T) {
 			} {
 				publishResult(t, nc, s, r)
 			}
-			var got []string
-			timeout := time.After(10 * time.Second)
-			for done := false; !done; {
-				select {
-				case r, ok := <-s.Results():
-					if !ok {
-						done = true
-						break
-					}
-					got = append(got, string(r.Type)+":"+r.Text)
-				case <-timeout:
-					t.Fatalf("results not closed; got %v", got)
-				}
-			}
+			got := drainResults(t, s, 10*time.Second)
 			took := time.Since(start)
 			mu.Lock()
 			defer mu.Unlock()
@@ -423,5 +394,27 @@ func TestRemoteAsksForLostResults(t *testing.T) {
 			}
 			t.Logf("delivered %v after %v, asks %v", got, took.Round(time.Millisecond), asks)
 		})
+	}
+}
+
+// drainResults reads s's results until they close (failing after timeout), checks that
+// the consumer's seqs count from 1 without gaps, and returns them as "type:text".
+func drainResults(t *testing.T, s *ingest.RemoteSession, timeout time.Duration) []string {
+	t.Helper()
+	var got []string
+	deadline := time.After(timeout)
+	for {
+		select {
+		case r, ok := <-s.Results():
+			if !ok {
+				return got
+			}
+			if r.Seq != uint64(len(got)+1) {
+				t.Fatalf("result %q has seq %d", r.Text, r.Seq)
+			}
+			got = append(got, string(r.Type)+":"+r.Text)
+		case <-deadline:
+			t.Fatalf("results not closed; got %v", got)
+		}
 	}
 }

@@ -63,17 +63,24 @@ func (c *cluster) startNode(i int) {
 		"-cluster", "nats://127.0.0.1:"+strconv.Itoa(c.routePorts[i]), "-routes", strings.Join(routes, ","))
 }
 
-// waitJetStream waits until the cluster can place a stream of c.replicas replicas (its
-// meta leader is elected and every node is a peer), so that the services' start-up
-// creation of their streams does not race the election.
-func (c *cluster) waitJetStream() {
+// jetStream is a JetStream client on the cluster, closed with the test.
+func (c *cluster) jetStream() jetstream.JetStream {
 	c.t.Helper()
 	nc, err := nats.Connect(c.natsURL())
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer nc.Close()
+	c.t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
+	return js
+}
+
+// waitJetStream waits until the cluster can place a stream of c.replicas replicas (its
+// meta leader is elected and every node is a peer), so that the services' start-up
+// creation of their streams does not race the election.
+func (c *cluster) waitJetStream() {
+	c.t.Helper()
+	js := c.jetStream()
 	testutil.Eventually(c.t, 30*time.Second, "JetStream ready on the cluster", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/earshot-dev/earshot/internal/bus"
@@ -285,12 +284,7 @@ func (tp *topology) healNode(k int) {
 
 func (tp *topology) waitReplicasCurrent() {
 	tp.t.Helper()
-	nc, err := nats.Connect(tp.natsURL())
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := tp.jetStream()
 	testutil.Eventually(tp.t, 60*time.Second, "the usage stream's 3 replicas current", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
