@@ -150,7 +150,7 @@ func FuzzParseControl(f *testing.F) {
 
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{"model=tiny.en&encoding=linear16&sample_rate=16000&interim_results=true",
-		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "resume=r1&resume_offset_ms=2000", "sample_rate=%zz", "a=1&a=2&;",
+		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "resume=r1&resume_offset_ms=2000", "resume=r1&resume_offset_ms=1500&resume_runup_ms=500", "sample_rate=%zz", "a=1&a=2&;",
 		"keyterm=Montreal+Forced+Aligner&keywords=Kubernetes:2&keywords=x:-1", "utterances=true&utt_split=1.5&paragraphs=true&numerals=true"} {
 		f.Add(s)
 	}
@@ -163,6 +163,9 @@ func FuzzParseQuery(f *testing.F) {
 				t.Fatalf("error without a parameter name: %v", err)
 			}
 			return
+		}
+		if p.ResumeRunUpMs < 0 || p.ResumeRunUpMs > MaxResumeRunUpMs || (p.ResumeRunUpMs > 0 && p.Resume == "") {
+			t.Fatalf("resume run-up out of range: %+v", p)
 		}
 		if p.Channels < 1 || p.Channels > 64 || p.SampleRate < 0 || p.EndpointingMs < -1 || p.OutputChannels() < 1 {
 			t.Fatalf("out of range: %+v", p)
