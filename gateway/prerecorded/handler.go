@@ -50,7 +50,10 @@ type Config struct {
 	// before it is transcribed: the plan's longest file (an error wrapping ErrTooLong,
 	// 413) and what the balance or quota still covers (gateway.ErrNoBalance or
 	// ErrQuotaExhausted, 402), so that a file is never served beyond what is paid for.
-	FileAdmit func(ctx context.Context, t bus.TenantID, model string, ms int64) error
+	// Admitted, the file holds its ms of the tenant's balance (with the tenant's live
+	// streams and other files, on every gateway) until release is called with the
+	// request's end; release is never nil when err is nil.
+	FileAdmit func(ctx context.Context, t bus.TenantID, model string, session bus.SessionID, ms int64) (release func(), err error)
 	// Metrics, if set, gets earshot_prerecorded_requests_in_flight (synchronous requests
 	// holding a tenant slot on this gateway).
 	Metrics prometheus.Registerer
@@ -286,10 +289,12 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err, id)
 		return
 	}
-	if err := h.admitFile(r.Context(), tenant, model, src.Samples); err != nil {
+	releaseHold, err := h.admitFile(r.Context(), tenant, model, bus.SessionID(id), src.Samples)
+	if err != nil {
 		h.fail(w, err, id)
 		return
 	}
+	defer releaseHold()
 	j := job{Request: id, Tenant: tenant, Key: key, Model: model, Language: p.Language, Redact: p.Redact,
 		Keyterms: p.Keyterms, Utterances: p.Utterances, UttSplit: p.UttSplit, Paragraphs: p.Paragraphs}
 	log := h.log.With("request", id, "tenant", tenant)
@@ -352,17 +357,18 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error, id b
 	_, _ = io.CopyN(io.Discard, r.Body, h.cfg.MaxUpload)
 }
 
-// admitFile checks a file of samples 16 kHz samples against MaxAudio and FileAdmit.
-func (h *Handler) admitFile(ctx context.Context, t bus.TenantID, model string, samples int64) error {
+// admitFile checks a file of samples 16 kHz samples against MaxAudio and FileAdmit;
+// release ends its hold on the tenant's balance (never nil when err is nil).
+func (h *Handler) admitFile(ctx context.Context, t bus.TenantID, model string, session bus.SessionID, samples int64) (release func(), err error) {
 	ms := samples / bus.SamplesPerMs
 	if ms > h.cfg.MaxAudio.Milliseconds() {
-		return fmt.Errorf("%w: the file holds %s of audio, over this server's limit of %s; split it",
+		return nil, fmt.Errorf("%w: the file holds %s of audio, over this server's limit of %s; split it",
 			ErrTooLong, time.Duration(ms)*time.Millisecond, h.cfg.MaxAudio)
 	}
 	if h.cfg.FileAdmit == nil {
-		return nil
+		return func() {}, nil
 	}
-	return h.cfg.FileAdmit(ctx, t, model, ms)
+	return h.cfg.FileAdmit(ctx, t, model, session, ms)
 }
 
 // admit applies the live admission (Config.Quota) to tenant and model.

@@ -289,7 +289,8 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	// The plan (or the balance) may have changed since the job was queued.
-	if err := h.admitFile(ctx, j.Tenant, j.Model, src.Samples); err != nil {
+	releaseHold, err := h.admitFile(ctx, j.Tenant, j.Model, bus.SessionID(j.Request), src.Samples)
+	if err != nil {
 		if errors.Is(err, ErrTooLong) || errors.Is(err, gateway.ErrNoBalance) || errors.Is(err, gateway.ErrQuotaExhausted) {
 			finish(StateFailed, "refused when the job was due to run: "+err.Error(), false)
 		} else {
@@ -298,6 +299,7 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 		}
 		return
 	}
+	defer releaseHold()
 	lastSaved := 0
 	finals, err := h.transcribe(ctx, j, src, func(pct int) {
 		if pct >= lastSaved+5 {

@@ -276,13 +276,39 @@ func (a quota) ReleaseHold(ctx context.Context, s gateway.SessionInfo, member st
 }
 
 // CheckFile is prerecorded.Config.FileAdmit: a file of ms milliseconds against the
-// plan's longest file and what the balance or quota still covers.
-func (a quota) CheckFile(ctx context.Context, tenant bus.TenantID, model string, ms int64) error {
-	err := a.q.CheckFile(ctx, tenant, model, ms)
+// plan's longest file and what the balance or quota still covers, then a hold of its ms
+// beside the tenant's live streams and other files on every gateway (billing.Quota.Hold),
+// ended by release.
+func (a quota) CheckFile(ctx context.Context, tenant bus.TenantID, model string, session bus.SessionID, ms int64) (release func(), err error) {
+	err = a.q.CheckFile(ctx, tenant, model, ms)
 	if errors.Is(err, billing.ErrFileTooLong) {
-		return fmt.Errorf("%w: %v", prerecorded.ErrTooLong, err)
+		return nil, fmt.Errorf("%w: %v", prerecorded.ErrTooLong, err)
 	}
-	return mapQuota(err)
+	if err != nil {
+		return nil, mapQuota(err)
+	}
+	member := "file:" + string(session)
+	grant, unlimited, err := a.q.Hold(ctx, tenant, model, session, member, 0, ms)
+	switch {
+	case unlimited:
+		return func() {}, nil
+	case err != nil && !errors.Is(err, billing.ErrNoBalance) && !errors.Is(err, billing.ErrQuotaExhausted):
+		// Redis could not be asked about the holds (the ledger check above passed).
+		return func() {}, nil
+	case grant < ms:
+		_ = a.q.Release(ctx, tenant, session, member, 0)
+		what := billing.ErrNoBalance
+		if errors.Is(err, billing.ErrQuotaExhausted) {
+			what = billing.ErrQuotaExhausted
+		}
+		return nil, mapQuota(fmt.Errorf("%w: the file holds %.1f s of audio; the tenant's live streams and other files in flight hold what is left (%.1f s free)",
+			what, float64(ms)/1000, float64(grant)/1000))
+	}
+	return func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = a.q.Release(rctx, tenant, session, member, ms)
+	}, nil
 }
 
 func mapQuota(err error) error {

@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +111,44 @@ func mustPlans(t *testing.T, path string) *billing.Plans {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestFileWaitsForLiveHolds: a prepaid tenant whose balance covers 50 s holds 10 s of it
+// with a live stream; a 45 s file is refused 402 (the ledger alone would admit it: before,
+// files and streams in flight were not summed), and a 5 s file passes.
+func TestFileWaitsForLiveHolds(t *testing.T) {
+	testdata.Model(t, "tiny.en")
+	srv := testutil.StartServe(t)
+	ctx := context.Background()
+	store, key := tenantWithKey(t, srv, "fifty", "payg", nil)
+	if _, err := store.TopUp(ctx, "fifty", 1); err != nil { // 1 cent at 72 cents/h = 50 s
+		t.Fatal(err)
+	}
+	conn, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Encoding: "linear16", SampleRate: 16000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SendAudio(make([]byte, 3200)); err != nil {
+		t.Fatal(err)
+	}
+	pcm := speechPCM(t, "longform_dev.wav")
+	post := func(seconds int) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/listen?encoding=linear16&sample_rate=16000",
+			bytes.NewReader(pcm[:seconds*32000]))
+		req.Header.Set("Authorization", "Token "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post(45); code != http.StatusPaymentRequired || !strings.Contains(body, "in flight") {
+		t.Fatalf("a 45 s file while a live stream holds 10 s of a 50 s balance: %d %s, want 402 naming what is in flight", code, body)
+	}
+	if code, body := post(5); code != http.StatusOK {
+		t.Fatalf("a 5 s file: %d %s", code, body)
+	}
 }
