@@ -45,8 +45,9 @@ var ErrNotReplicated = errors.New("billing: ledger write not replicated in time"
 
 // SetReplicaWait makes Apply return only once its write has reached n replicas (Redis
 // WAIT on the same connection, at most timeout), else ErrNotReplicated. With Sentinel
-// failover, an event acknowledged to JetStream is then on a replica that can be
-// promoted, so a failover neither loses nor doubles it: exactly once. n 0: no wait.
+// or Redis Cluster failover, an event acknowledged to JetStream is then on a replica
+// that can be promoted, so a failover neither loses nor doubles it: exactly once.
+// n 0: no wait.
 func (s *Store) SetReplicaWait(n int, timeout time.Duration) {
 	s.waitReplicas, s.waitTimeout = n, timeout
 }
@@ -123,8 +124,18 @@ func (s *Store) Apply(ctx context.Context, ev bus.UsageEvent, stored time.Time) 
 		res, err = applyScript.Run(ctx, s.rdb, keys, args...).Text()
 	} else {
 		// The script and WAIT on one connection (a pipeline): WAIT counts the replicas
-		// that have this connection's writes.
-		pipe := s.rdb.Pipeline()
+		// that have this connection's writes. In a Redis Cluster that is a connection
+		// to the master of the tenant's slot (every key above is on it): a cluster
+		// client would send the keyless WAIT to any node.
+		var conn redis.Cmdable = s.rdb
+		if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+			master, err := cc.MasterForKey(ctx, tenantKey(t))
+			if err != nil {
+				return "", fmt.Errorf("apply usage %s: master of tenant %s: %w", ev.ID, t, err)
+			}
+			conn = master
+		}
+		pipe := conn.Pipeline()
 		applied := applyScript.Eval(ctx, pipe, keys, args...)
 		waited := pipe.Do(ctx, "WAIT", s.waitReplicas, s.waitTimeout.Milliseconds())
 		if _, err = pipe.Exec(ctx); err == nil {
@@ -132,6 +143,11 @@ func (s *Store) Apply(ctx context.Context, ev bus.UsageEvent, stored time.Time) 
 		}
 		if n, werr := waited.Int64(); err == nil && (werr != nil || n < int64(s.waitReplicas)) {
 			err = fmt.Errorf("%w: %d of %d replicas within %v (%v)", ErrNotReplicated, n, s.waitReplicas, s.waitTimeout, werr)
+		}
+		if cc, ok := s.rdb.(*redis.ClusterClient); ok && err != nil {
+			// The slot may have moved (a failover, a reshard): the redelivered event
+			// goes to the master the cluster names now.
+			cc.ReloadState(ctx)
 		}
 	}
 	if err != nil {

@@ -67,12 +67,16 @@ func (s *KeyStore) Create(ctx context.Context, tenant bus.TenantID) (Key, string
 	k := Key{ID: bus.KeyID(hex.EncodeToString(idb[:])), Tenant: tenant, Created: time.Now().UTC().Truncate(time.Second)}
 	secret := KeySecretPrefix + base64.RawURLEncoding.EncodeToString(sec[:])
 	h := digest(secret)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, idKey(k.ID), "tenant", string(tenant), "hash", h, "created", k.Created.Format(time.RFC3339))
-		p.Set(ctx, hashKey(h), string(k.ID), 0)
-		p.SAdd(ctx, tenantKeys(tenant), string(k.ID))
-		return nil
-	})
+	// One write at a time (in a Redis Cluster the three keys are on different slots, so
+	// no transaction spans them), the secret's lookup last: a key works only once its
+	// record is complete, and a failure leaves at most a record whose secret nobody has.
+	err := s.rdb.HSet(ctx, idKey(k.ID), "tenant", string(tenant), "hash", h, "created", k.Created.Format(time.RFC3339)).Err()
+	if err == nil {
+		err = s.rdb.SAdd(ctx, tenantKeys(tenant), string(k.ID)).Err()
+	}
+	if err == nil {
+		err = s.rdb.Set(ctx, hashKey(h), string(k.ID), 0).Err()
+	}
 	if err != nil {
 		return Key{}, "", fmt.Errorf("create key for %s: %w", tenant, err)
 	}
@@ -151,11 +155,15 @@ func (s *KeyStore) Revoke(ctx context.Context, tenant bus.TenantID, id bus.KeyID
 	if len(m) == 0 || m["tenant"] != string(tenant) {
 		return fmt.Errorf("revoke key %s of %s: %w", id, tenant, ErrKeyNotFound)
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, hashKey(m["hash"]), idKey(id))
-		p.SRem(ctx, tenantKeys(tenant), string(id))
-		return nil
-	})
+	// The secret's lookup first (the key stops working at once), then the record: each
+	// step can be repeated, so a revocation cut short is finished by asking again.
+	err = s.rdb.Del(ctx, hashKey(m["hash"])).Err()
+	if err == nil {
+		err = s.rdb.SRem(ctx, tenantKeys(tenant), string(id)).Err()
+	}
+	if err == nil {
+		err = s.rdb.Del(ctx, idKey(id)).Err()
+	}
 	if err != nil {
 		return fmt.Errorf("revoke key %s: %w", id, err)
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up a multi-node Earshot on this machine's loopback, every part a real process:
 #   3 nats-server nodes in one cluster (JetStream, R3 assets), built from the module graph;
-#   Redis: a master, 2 replicas and 3 Sentinels (redis-server --sentinel);
+#   Redis: a master, 2 replicas and 3 Sentinels (redis-server --sentinel), or with
+#   REDIS=cluster a Redis Cluster of 3 masters with 2 replicas each (--redis-cluster);
 #   2 gateways (:8081 and :8082, demo on), 2 transcribers, 2 billing consumers,
 #   haproxy on :8080 in front of the gateways when it is installed.
 # Everything lives under $CLUSTER_DIR (default data/cluster); Ctrl-C stops it all.
@@ -52,29 +53,57 @@ done
 for i in 0 1 2; do wait_for "nats n$i" "$DIR/nats-$i.log" "Server is ready" 20; done
 NATS_URL=$(IFS=,; echo "${seeds[*]}")
 
-echo ">> Redis: master, 2 replicas, 3 sentinels"
-for i in 0 1 2; do
-  port=$((6390 + i))
-  mkdir -p "$DIR/redis-$i"
-  args=(--port "$port" --bind 127.0.0.1 --dir "$DIR/redis-$i" --appendonly yes --appendfsync everysec --save "")
-  [ "$i" = 0 ] || args+=(--replicaof 127.0.0.1 6390)
-  start "redis :$port" "$DIR/redis-$i.log" redis-server "${args[@]}"
-done
-for _ in $(seq 1 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
-sentinels=()
-for i in 0 1 2; do
-  port=$((26390 + i))
-  printf 'port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor earshot 127.0.0.1 6390 2\nsentinel down-after-milliseconds earshot 2000\nsentinel failover-timeout earshot 10000\n' \
-    "$port" "$DIR" >"$DIR/sentinel-$i.conf"
-  start "sentinel :$port" "$DIR/sentinel-$i.log" redis-server "$DIR/sentinel-$i.conf" --sentinel
-  sentinels+=("127.0.0.1:$port")
-done
-sleep 1
+if [ "${REDIS:-sentinel}" = cluster ]; then
+  # Two replicas per master: after a failover the promoted master still has one, so
+  # billing's WAIT 1 (every ledger write on a replica before its event is acked) goes on.
+  echo ">> Redis Cluster: 3 masters, 2 replicas each"
+  nodes=()
+  for i in $(seq 0 8); do
+    port=$((6390 + i))
+    mkdir -p "$DIR/redis-$i"
+    rm -f "$DIR/redis-$i/nodes.conf" "$DIR/redis-$i"/appendonly*
+    rm -rf "$DIR/redis-$i/appendonlydir"
+    start "redis :$port" "$DIR/redis-$i.log" redis-server --port "$port" --bind 127.0.0.1 --dir "$DIR/redis-$i" \
+      --appendonly yes --appendfsync everysec --save "" --cluster-enabled yes --cluster-port $((16390 + i)) \
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000
+    nodes+=("127.0.0.1:$port")
+  done
+  for i in $(seq 0 8); do
+    for _ in $(seq 1 50); do redis-cli -p $((6390 + i)) ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 2 --cluster-yes >"$DIR/redis-cluster-create.log" 2>&1 ||
+    { echo "cluster.sh: redis-cli --cluster create failed; see $DIR/redis-cluster-create.log" >&2; exit 1; }
+  for _ in $(seq 1 100); do redis-cli -p 6390 cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+  export EARSHOT_REDIS_URL="redis://127.0.0.1:6390/0"
+  EARSHOT_REDIS_CLUSTER=$(IFS=,; echo "${nodes[*]}")
+  export EARSHOT_REDIS_CLUSTER
+  REDIS_SAID="Redis Cluster ${EARSHOT_REDIS_CLUSTER}"
+else
+  echo ">> Redis: master, 2 replicas, 3 sentinels"
+  for i in 0 1 2; do
+    port=$((6390 + i))
+    mkdir -p "$DIR/redis-$i"
+    args=(--port "$port" --bind 127.0.0.1 --dir "$DIR/redis-$i" --appendonly yes --appendfsync everysec --save "")
+    [ "$i" = 0 ] || args+=(--replicaof 127.0.0.1 6390)
+    start "redis :$port" "$DIR/redis-$i.log" redis-server "${args[@]}"
+  done
+  for _ in $(seq 1 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
+  sentinels=()
+  for i in 0 1 2; do
+    port=$((26390 + i))
+    printf 'port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor earshot 127.0.0.1 6390 2\nsentinel down-after-milliseconds earshot 2000\nsentinel failover-timeout earshot 10000\n' \
+      "$port" "$DIR" >"$DIR/sentinel-$i.conf"
+    start "sentinel :$port" "$DIR/sentinel-$i.log" redis-server "$DIR/sentinel-$i.conf" --sentinel
+    sentinels+=("127.0.0.1:$port")
+  done
+  sleep 1
+  export EARSHOT_REDIS_URL="redis://127.0.0.1:6390/0" EARSHOT_REDIS_MASTER=earshot
+  EARSHOT_REDIS_SENTINELS=$(IFS=,; echo "${sentinels[*]}")
+  export EARSHOT_REDIS_SENTINELS
+  REDIS_SAID="Redis via Sentinel ${EARSHOT_REDIS_SENTINELS}"
+fi
 
 export EARSHOT_NATS_URL="$NATS_URL" EARSHOT_JS_REPLICAS=3
-export EARSHOT_REDIS_URL="redis://127.0.0.1:6390/0" EARSHOT_REDIS_MASTER=earshot
-EARSHOT_REDIS_SENTINELS=$(IFS=,; echo "${sentinels[*]}")
-export EARSHOT_REDIS_SENTINELS
 
 echo ">> Earshot: 2 billing, 2 transcribers, 2 gateways"
 # One at a time: services that create the same R3 stream at the same moment on a new
@@ -129,7 +158,7 @@ for k in "${!pids[@]}"; do printf '%-16s %s\n' "${names[$k]}" "${pids[$k]}"; don
 echo "logs: $DIR/*.log"
 echo
 echo "Earshot cluster up: ${LB}http://127.0.0.1:8081/ and http://127.0.0.1:8082/ (demo), NATS $NATS_URL,"
-echo "Redis via Sentinel ${EARSHOT_REDIS_SENTINELS}. Ctrl-C stops everything."
+echo "${REDIS_SAID}. Ctrl-C stops everything."
 # A part that dies (kill -9 PID to try the failovers) leaves the rest running.
 while [ -n "$(jobs -rp)" ]; do
   wait -n || true

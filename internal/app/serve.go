@@ -109,20 +109,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if o.Parts.Gateway || o.Parts.Billing {
-		ropts, err := redis.ParseURL(c.RedisURL)
-		if err != nil {
-			return fmt.Errorf("--redis %q: %w", c.RedisURL, err)
-		}
 		redislog.Route(log)
-		if len(c.RedisSentinels) > 0 {
-			// Sentinel tells where the master is, and again after a failover.
-			rdb = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: c.RedisMaster,
-				SentinelAddrs: c.RedisSentinels, Username: ropts.Username, Password: ropts.Password,
-				DB: ropts.DB, TLSConfig: ropts.TLSConfig})
-		} else {
-			rdb = redis.NewClient(ropts)
+		if rdb, err = c.RedisClient(); err != nil {
+			return err
 		}
 		closers = append(closers, func() { _ = rdb.Close() })
 		ops.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
@@ -138,10 +129,10 @@ func Run(ctx context.Context, o Options) error {
 	var store *billing.Store
 	if rdb != nil {
 		store = billing.NewStore(rdb, plans, log.With("component", "billing"))
-		if wait := c.RedisWait; wait > 0 || len(c.RedisSentinels) > 0 {
+		if wait := c.RedisReplicas(); wait > 0 {
 			// Exactly once across a failover: an event is acked to JetStream only once
-			// its ledger write is on a replica that Sentinel can promote.
-			store.SetReplicaWait(max(1, wait), 2*time.Second)
+			// its ledger write is on a replica that Sentinel or the cluster can promote.
+			store.SetReplicaWait(wait, 2*time.Second)
 		}
 	}
 	if o.Parts.Billing || o.Parts.Gateway {

@@ -22,6 +22,7 @@ import (
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/models"
+	"github.com/redis/go-redis/v9"
 )
 
 var (
@@ -57,6 +58,7 @@ type cluster struct {
 	t        *testing.T
 	bin      string
 	redis    *testutil.Redis
+	rdb      redis.UniversalClient // how the test itself reaches Redis (nil: redis.Client())
 	natsPort int
 	natsDir  string
 	gwPort   int
@@ -168,7 +170,10 @@ func (c *cluster) startGateway() {
 func (c *cluster) token() string {
 	c.t.Helper()
 	ctx := context.Background()
-	rdb := c.redis.Client()
+	var rdb redis.UniversalClient = c.rdb
+	if rdb == nil {
+		rdb = c.redis.Client()
+	}
 	if _, err := billing.NewStore(rdb, billing.DefaultPlans(), nil).CreateTenant(ctx, "chaos", "team"); err != nil && !errors.Is(err, billing.ErrTenantExists) {
 		c.t.Fatalf("chaos tenant: %v", err)
 	}

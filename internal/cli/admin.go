@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/earshot-dev/earshot/internal/config"
 	"github.com/earshot-dev/earshot/internal/redislog"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,14 +48,23 @@ create and revoke are recorded in T's audit log when NATS (--nats) is reachable.
 	})
 }
 
-func redisFlag(e *env, fsRedis *string) (*redis.Client, error) {
-	url := *fsRedis
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("--redis %q: %w (use redis://host:port/db)", url, err)
+// redisFlag connects the admin commands to Redis: the --redis URL, and, as the
+// services do, EARSHOT_REDIS_SENTINELS with EARSHOT_REDIS_MASTER or
+// EARSHOT_REDIS_CLUSTER from the environment (a Sentinel or Cluster deployment).
+func redisFlag(e *env, fsRedis *string) (redis.UniversalClient, error) {
+	c := config.Common{RedisURL: *fsRedis, RedisMaster: envOr(e, "EARSHOT_REDIS_MASTER", "")}
+	for name, dst := range map[string]*[]string{"EARSHOT_REDIS_SENTINELS": &c.RedisSentinels, "EARSHOT_REDIS_CLUSTER": &c.RedisCluster} {
+		for _, a := range strings.Split(envOr(e, name, ""), ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				*dst = append(*dst, a)
+			}
+		}
+	}
+	if err := c.ValidateRedis(); err != nil {
+		return nil, err
 	}
 	redislog.Route(nil) // the command reports the error itself
-	return redis.NewClient(opts), nil
+	return c.RedisClient()
 }
 
 // defaultNATS is EARSHOT_NATS_URL, else the URL (with its per-start credentials) that a

@@ -18,10 +18,11 @@ type Common struct {
 	NATSCA         string        `flag:"nats-ca" env:"EARSHOT_NATS_CA" help:"CA file to verify the NATS server's TLS certificate"`
 	NATSCert       string        `flag:"nats-cert" env:"EARSHOT_NATS_CERT" help:"client certificate for NATS TLS"`
 	NATSKey        string        `flag:"nats-key" env:"EARSHOT_NATS_KEY" help:"client key for NATS TLS"`
-	RedisURL       string        `flag:"redis" env:"EARSHOT_REDIS_URL" help:"Redis URL (redis:// or rediss:// for TLS); with --redis-sentinels only its credentials and database are used"`
+	RedisURL       string        `flag:"redis" env:"EARSHOT_REDIS_URL" help:"Redis URL (redis:// or rediss:// for TLS); with --redis-sentinels or --redis-cluster only its credentials, TLS and database are used"`
 	RedisSentinels []string      `flag:"redis-sentinels" env:"EARSHOT_REDIS_SENTINELS" help:"Redis Sentinel addresses host:port,... (with --redis-master): follow the master through failovers"`
 	RedisMaster    string        `flag:"redis-master" env:"EARSHOT_REDIS_MASTER" help:"the master's name in Sentinel (with --redis-sentinels)"`
-	RedisWait      int           `flag:"redis-wait-replicas" env:"EARSHOT_REDIS_WAIT_REPLICAS" help:"billing acknowledges a usage event only once its ledger write is on this many replicas (0: 1 with --redis-sentinels, else none)"`
+	RedisCluster   []string      `flag:"redis-cluster" env:"EARSHOT_REDIS_CLUSTER" help:"Redis Cluster seed addresses host:port,...: keys are spread over the cluster's masters by slot (every key of a tenant on one slot) and its failovers are followed"`
+	RedisWait      int           `flag:"redis-wait-replicas" env:"EARSHOT_REDIS_WAIT_REPLICAS" help:"billing acknowledges a usage event only once its ledger write is on this many replicas (0: 1 with --redis-sentinels or --redis-cluster, else none)"`
 	DataDir        string        `flag:"data-dir" env:"EARSHOT_DATA_DIR" help:"directory for JetStream files and other state kept on disk"`
 	ModelDir       string        `flag:"model-dir" env:"EARSHOT_MODEL_DIR" help:"directory holding ggml model files"`
 	HTTP           string        `flag:"http" env:"EARSHOT_HTTP" help:"deprecated: the same as --ops-listen (wins when set)"`
@@ -136,11 +137,8 @@ func (c *Common) Validate(needNATS bool) error {
 			}
 		}
 	}
-	if (len(c.RedisSentinels) > 0) != (c.RedisMaster != "") {
-		return fmt.Errorf("--redis-sentinels and --redis-master go together: give both (host:port,... and the master's name) or neither")
-	}
-	if c.RedisWait < 0 {
-		return fmt.Errorf("--redis-wait-replicas %d: use 0 or more", c.RedisWait)
+	if err := c.ValidateRedis(); err != nil {
+		return err
 	}
 	if c.JSReplicas < 1 || c.JSReplicas > 5 {
 		return fmt.Errorf("--js-replicas %d: use 1 to 5 (JetStream's limit), and at most the number of NATS servers", c.JSReplicas)
@@ -265,4 +263,23 @@ func Abs(p string) string {
 		return a
 	}
 	return p
+}
+
+// ValidateRedis checks the Redis settings alone (the admin commands have no others).
+func (c *Common) ValidateRedis() error {
+	if (len(c.RedisSentinels) > 0) != (c.RedisMaster != "") {
+		return fmt.Errorf("--redis-sentinels and --redis-master go together: give both (host:port,... and the master's name) or neither")
+	}
+	if len(c.RedisCluster) > 0 && len(c.RedisSentinels) > 0 {
+		return fmt.Errorf("--redis-cluster and --redis-sentinels exclude each other: a Redis Cluster fails over by itself, give its nodes only")
+	}
+	for _, a := range append(append([]string{}, c.RedisCluster...), c.RedisSentinels...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("Redis address %q is not host:port (--redis-cluster and --redis-sentinels take host:port,...)", a)
+		}
+	}
+	if c.RedisWait < 0 {
+		return fmt.Errorf("--redis-wait-replicas %d: use 0 or more", c.RedisWait)
+	}
+	return nil
 }
