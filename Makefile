@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model run test lint fuzz bench bench-sim bench-engine chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench clean
+.PHONY: all deps whisper build model run test lint fuzz bench bench-sim bench-engine chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
 
 all: build
 
@@ -81,6 +81,12 @@ gpu-bench-prep: whisper ## build bin/gpu-bench to carry to a GPU host
 
 gpu-bench: ## GPU load benchmark (GPU=none: the same on CPU, tiny.en, N=1,2)
 	@GPU=$(if $(filter none,$(GPU)),none,cuda) scripts/gpu-bench.sh
+
+deploy-check: ## validate deploy/: k8s manifests strictly (k8s.io/api), compose.yaml (compose-go), Dockerfile rules; haproxy -c when installed
+	@cd deploy/k8s/validate && go test -count=1 . && go run . -root ../../..
+	@if command -v haproxy >/dev/null; then \
+	  haproxy -c -q -f deploy/haproxy.cfg && echo "haproxy: deploy/haproxy.cfg is valid ($$(haproxy -v | head -n 1 | cut -d' ' -f1-3))"; \
+	else echo "haproxy: not installed, deploy/haproxy.cfg not checked (apt-get install haproxy)"; fi
 
 clean:
 	rm -rf bin
