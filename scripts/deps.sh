@@ -3,7 +3,8 @@
 # cmake, npm and patch (to fetch and patch the whisper.cpp sources), redis-server, python3/pip (to fetch real
 # weights when the canonical source is unreachable). Uses apt where apt exists; elsewhere
 # it says what to install. Set DEPS_BROWSER=1 to add what only the tests need: chromium for
-# the browser tests, espeak-ng to synthesise the key-term clips (transcriber TestKeyterm*).
+# the browser tests, espeak-ng to synthesise the key-term clips (transcriber TestKeyterm*),
+# haproxy (make deploy-check runs haproxy -c on deploy/haproxy.cfg; make cluster balances with it).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
@@ -15,6 +16,7 @@ command -v pip3 >/dev/null || command -v pip >/dev/null || need+=(python3-pip)
 if [ "${DEPS_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v espeak-ng >/dev/null || need+=(espeak-ng)
+  command -v haproxy >/dev/null || need+=(haproxy)
 fi
 command -v go >/dev/null || { echo "deps: Go 1.26 is required: install it from https://go.dev/dl and put it on PATH" >&2; exit 1; }
 [ ${#need[@]} -eq 0 ] && exit 0
