@@ -99,16 +99,23 @@ func newCluster(t *testing.T, transcribers int, gatewayFlags ...string) *cluster
 	testdata.Require(t)
 	c := &cluster{t: t, modelDir: requireModel(t), gwFlags: gatewayFlags}
 	c.redis = testutil.StartRedis(t)
-	c.bin = testutil.Binary(t)
-	c.natsPort, c.gwPort, c.opsPort = freePort(t), freePort(t), freePort(t)
-	c.natsDir, c.dataDir = t.TempDir(), t.TempDir()
+	c.start(transcribers)
+	return c
+}
+
+// start brings up one NATS server, billing, the transcribers and a gateway, on the
+// Redis (and extraEnv) the caller set.
+func (c *cluster) start(transcribers int) {
+	c.t.Helper()
+	c.bin = testutil.Binary(c.t)
+	c.natsPort, c.gwPort, c.opsPort = freePort(c.t), freePort(c.t), freePort(c.t)
+	c.natsDir, c.dataDir = c.t.TempDir(), c.t.TempDir()
 	c.startNATS()
 	c.startBilling()
 	for i := range transcribers {
 		c.startTranscriber(i)
 	}
 	c.startGateway()
-	return c
 }
 
 func (c *cluster) natsURL() string {

@@ -27,13 +27,7 @@ func TestRedisClusterMasterLoss(t *testing.T) {
 	c := &cluster{t: t, modelDir: requireModel(t), rdb: rc.Client()}
 	c.redis = rc.Nodes[0] // its URL gives the services no more than credentials
 	c.extraEnv = []string{"EARSHOT_REDIS_CLUSTER=" + strings.Join(rc.Addrs(), ",")}
-	c.bin = testutil.Binary(t)
-	c.natsPort, c.gwPort, c.opsPort = freePort(t), freePort(t), freePort(t)
-	c.natsDir, c.dataDir = t.TempDir(), t.TempDir()
-	c.startNATS()
-	c.startBilling()
-	c.startTranscriber(0)
-	c.startGateway()
+	c.start(1)
 	token := c.tokenViaCLI()
 	base := baseline(t, c, token)
 	// Every key of tenant "chaos" lives on the slot of its tag.

@@ -100,16 +100,7 @@ func composeEarshot(where string, s types.ServiceConfig, p *types.Project, byRol
 	}
 	sort.Strings(names)
 	src.envNames(where, names, r)
-	if drain == "" {
-		drain = env["EARSHOT_DRAIN_TIMEOUT"]
-	}
-	d := src.defaultDrain
-	if drain != "" {
-		var err error
-		if d, err = time.ParseDuration(drain); err != nil {
-			r.add(where, "drain timeout %q: %v", drain, err)
-		}
-	}
+	d, _ := src.drain(where, drain, env, r)
 	grace := 10 * time.Second // the engine's default
 	if s.StopGracePeriod != nil {
 		grace = time.Duration(*s.StopGracePeriod)

@@ -353,16 +353,9 @@ func (m *manifests) earshotContainer(where string, w workload, c corev1.Containe
 	}
 
 	// Grace period: preStop, then SIGTERM and the drain, then a margin to exit.
-	if drain == "" {
-		drain = env["EARSHOT_DRAIN_TIMEOUT"]
-	}
-	d := src.defaultDrain
-	if drain != "" {
-		var err error
-		if d, err = time.ParseDuration(drain); err != nil {
-			r.add(where, "drain timeout %q: %v", drain, err)
-			return
-		}
+	d, ok := src.drain(where, drain, env, r)
+	if !ok {
+		return
 	}
 	var pre time.Duration
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {

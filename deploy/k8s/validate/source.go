@@ -130,3 +130,21 @@ func (s *source) envNames(where string, names []string, r *report) {
 		}
 	}
 }
+
+// drain is a service's drain timeout: the --drain-timeout flag's value when given, else
+// EARSHOT_DRAIN_TIMEOUT from env, else the source's default; false (and a finding) when
+// the value given does not parse.
+func (src *source) drain(where, flag string, env map[string]string, r *report) (time.Duration, bool) {
+	if flag == "" {
+		flag = env["EARSHOT_DRAIN_TIMEOUT"]
+	}
+	if flag == "" {
+		return src.defaultDrain, true
+	}
+	d, err := time.ParseDuration(flag)
+	if err != nil {
+		r.add(where, "drain timeout %q: %v", flag, err)
+		return src.defaultDrain, false
+	}
+	return d, true
+}
