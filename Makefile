@@ -66,7 +66,7 @@ chaos-short: build model ## the CI form of the fault-injection suite (~35 s)
 cluster: build model ## a multi-node Earshot on loopback: 3 NATS nodes, Redis + 2 replicas + 3 Sentinels (REDIS=cluster: a Redis Cluster, 3 masters × 2 replicas), 2 gateways, 2 transcribers, 2 billing
 	@scripts/cluster.sh
 
-cluster-chaos: build model ## the whole topology under 6 live streams: kill -9 a NATS node, the Redis master (Sentinel, and a Redis Cluster master), a gateway, a transcriber, a billing consumer; freeze a NATS node → bench/out/cluster-chaos.md
+cluster-chaos: build model ## the whole topology under 6 live streams: kill -9 a NATS node, the Redis master (Sentinel, and a Redis Cluster master), a gateway, a transcriber, a billing consumer; freeze a NATS node; partition one (root + iptables) → bench/out/cluster-chaos.md
 	@mkdir -p bench/out
 	@$(WHISPER_ENV) && EARSHOT_CHAOS=cluster EARSHOT_CHAOS_REPORT=$(CURDIR)/bench/out/cluster-chaos.md \
 	  go test -count=1 -v -timeout 20m -run 'ClusterChaos|NATSNodeLoss|RedisMasterLoss|RedisClusterMasterLoss|StreamLimitAcrossGateways|QuotaAcrossGateways' ./internal/chaos/

@@ -74,6 +74,7 @@ type cluster struct {
 	nodeDirs              []string
 	nodes                 []*testutil.Proc
 	replicas              int
+	nodeUID               int // > 0: node i runs as user id nodeUID+i (partitions: cutOff)
 
 	nats        *testutil.Proc
 	gateway     *testutil.Proc

@@ -57,7 +57,11 @@ func (c *cluster) startNode(i int) {
 			routes = append(routes, "nats://127.0.0.1:"+strconv.Itoa(p))
 		}
 	}
-	c.nodes[i] = testutil.Start(c.t, fmt.Sprintf("nats-%d", i), natsServer(c.t), nil,
+	uid := -1
+	if c.nodeUID > 0 {
+		uid = c.nodeUID + i
+	}
+	c.nodes[i] = testutil.StartAs(c.t, fmt.Sprintf("nats-%d", i), uid, natsServer(c.t), nil,
 		"-a", "127.0.0.1", "-p", strconv.Itoa(c.nodePorts[i]), "-n", fmt.Sprintf("n%d", i),
 		"-js", "-sd", c.nodeDirs[i], "--cluster_name", "earshot",
 		"-cluster", "nats://127.0.0.1:"+strconv.Itoa(c.routePorts[i]), "-routes", strings.Join(routes, ","))

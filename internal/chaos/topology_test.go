@@ -55,6 +55,11 @@ func newTopology(t *testing.T) *topology {
 		c.routePorts = append(c.routePorts, freePort(t))
 		c.nodeDirs = append(c.nodeDirs, t.TempDir())
 	}
+	if ok, why := canPartition(); ok {
+		c.partitionable()
+	} else {
+		t.Logf("no network partition round: %s", why)
+	}
 	c.nodes = make([]*testutil.Proc, 3)
 	for i := range 3 {
 		c.startNode(i)
@@ -310,8 +315,9 @@ func (tp *topology) waitReplicasCurrent() {
 // one fault per round 4 s in: kill -9 of a NATS node, of the Redis master (Sentinel
 // promotes a replica), of a gateway (clients resume through the balancer on the other),
 // of the transcriber serving a stream, of a billing consumer; then a NATS node frozen
-// for 8 s (SIGSTOP: its routes and clients hear nothing, as in a network partition,
-// until SIGCONT). Per fault: words lost against the undisturbed round, mean WER, billed
+// for 8 s (SIGSTOP: its routes and clients hear nothing, until SIGCONT), and, where the
+// test runs as root with iptables, a NATS node cut off from every peer and client for
+// 8 s while it keeps running (a real partition: cutOff). Per fault: words lost against the undisturbed round, mean WER, billed
 // vs sent ms, and the longest wait for a stream's next result after the fault.
 func TestClusterChaos(t *testing.T) {
 	if m := os.Getenv("EARSHOT_CHAOS"); m != "cluster" && m != "full" {
@@ -368,6 +374,14 @@ func TestClusterChaos(t *testing.T) {
 			time.AfterFunc(8*time.Second, func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
 			return fmt.Sprintf("SIGSTOP n%d (gateway 2's) for 8 s", frozenNode)
 		}, heal: func() { tp.waitReplicasCurrent() }},
+	}
+	if tp.nodeUID > 0 {
+		var cutNode int
+		faults = append(faults, &fault{name: "NATS node partitioned 8 s (iptables)", inject: func(string) string {
+			cutNode = tp.natsNodeOf(1)
+			time.AfterFunc(8*time.Second, tp.cutOff(cutNode))
+			return fmt.Sprintf("n%d (gateway 2's) cut off from its peers and clients for 8 s, still running", cutNode)
+		}, heal: func() { tp.waitReplicasCurrent() }})
 	}
 	results := []roundResult{base}
 	for _, f := range faults {

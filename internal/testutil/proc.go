@@ -74,10 +74,21 @@ type Proc struct {
 // the test fails). The process is killed when the test ends.
 func Start(t testing.TB, name, bin string, env []string, args ...string) *Proc {
 	t.Helper()
+	return StartAs(t, name, -1, bin, env, args...)
+}
+
+// StartAs is Start with the process running as user id uid (and group id uid) when
+// uid >= 0: a test that runs as root can then tell its packets apart (iptables
+// -m owner), e.g. to cut one server off the network.
+func StartAs(t testing.TB, name string, uid int, bin string, env []string, args ...string) *Proc {
+	t.Helper()
 	p := &Proc{Name: name, t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if uid >= 0 {
+		p.cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
+	}
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	if err := p.cmd.Start(); err != nil {
