@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 // (SIGKILL) after its events were acknowledged; once the cluster has promoted its
 // replica, every acknowledged event delivered again is a duplicate (none was lost
 // with the master, none is counted twice), new events apply, and each tenant's usage
-// and prepaid balance are exact.
+// and prepaid balance are exact. Last, a tenant whose master has lost both replicas gets
+// ErrNotReplicated (the WAIT goes to that tenant's master, not to any node).
 func TestLedgerOnRedisCluster(t *testing.T) {
 	rc := testutil.StartRedisCluster(t, 3, 2)
 	s := NewStore(rc.Client(), nil, testLog(t))
@@ -89,11 +91,45 @@ func TestLedgerOnRedisCluster(t *testing.T) {
 		t.Fatalf("new event after the failover: %s", out)
 	}
 
+	// Another tenant's master without its replicas: the write cannot be made safe, so the
+	// event is not acknowledged (a WAIT sent to any other node would count that node's
+	// replicas and say yes).
+	other := tenants[1]
+	for _, tn := range tenants[1:] {
+		if rc.MasterOf(tenantKey(tn)) != promoted {
+			other = tn
+			break
+		}
+	}
+	m := rc.MasterOf(tenantKey(other))
+	reps := rc.ReplicasOf(m)
+	if len(reps) != 2 {
+		t.Fatalf("master %s of %s has %d replicas, want 2", m.Addr, other, len(reps))
+	}
+	for _, r := range reps {
+		r.Kill()
+	}
+	lone := usage(other, "tiny.en", "s3-"+bus.SessionID(other), "", 0, 1000, now, false)
+	if out, err := s.Apply(ctx, lone, now); !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("apply on a master with no replica: %v %v, want ErrNotReplicated", out, err)
+	}
+	// The replicas come back; the event, delivered again, counts once.
+	for _, r := range reps {
+		r.Restart()
+	}
+	rc.WaitHealthy(30 * time.Second)
+	if out := apply(lone); out != Duplicate {
+		t.Errorf("the unacknowledged event delivered again: %s, want duplicate (its write stayed on the master)", out)
+	}
+
 	month := now.UTC().Format("2006-01")
 	for _, tn := range tenants {
 		want := int64(n * dur)
-		if tn == victim {
+		switch tn {
+		case victim:
 			want += 2500
+		case other:
+			want += 1000
 		}
 		got, err := s.MonthUsage(ctx, tn, month)
 		if err != nil {
@@ -107,9 +143,9 @@ func TestLedgerOnRedisCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		// payg: 72 minor units an hour, whole seconds; 2 500 ms rounds up to 3 s.
-		billedMs := int64(n * dur)
+		billedMs := want
 		if tn == victim {
-			billedMs += 3000
+			billedMs = n*dur + 3000
 		}
 		if wantU := 1000*UnitsPerMinor - billedMs*72; tt.BalanceU != wantU {
 			t.Errorf("%s: balance %d u, want %d (%d ms debited)", tn, tt.BalanceU, wantU, billedMs)

@@ -128,7 +128,8 @@ func (s *Store) Apply(ctx context.Context, ev bus.UsageEvent, stored time.Time) 
 		// to the master of the tenant's slot (every key above is on it): a cluster
 		// client would send the keyless WAIT to any node.
 		var conn redis.Cmdable = s.rdb
-		if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		cc, inCluster := s.rdb.(*redis.ClusterClient)
+		if inCluster {
 			master, err := cc.MasterForKey(ctx, tenantKey(t))
 			if err != nil {
 				return "", fmt.Errorf("apply usage %s: master of tenant %s: %w", ev.ID, t, err)
@@ -144,7 +145,7 @@ func (s *Store) Apply(ctx context.Context, ev bus.UsageEvent, stored time.Time) 
 		if n, werr := waited.Int64(); err == nil && (werr != nil || n < int64(s.waitReplicas)) {
 			err = fmt.Errorf("%w: %d of %d replicas within %v (%v)", ErrNotReplicated, n, s.waitReplicas, s.waitTimeout, werr)
 		}
-		if cc, ok := s.rdb.(*redis.ClusterClient); ok && err != nil {
+		if inCluster && err != nil {
 			// The slot may have moved (a failover, a reshard): the redelivered event
 			// goes to the master the cluster names now.
 			cc.ReloadState(ctx)

@@ -52,14 +52,9 @@ create and revoke are recorded in T's audit log when NATS (--nats) is reachable.
 // services do, EARSHOT_REDIS_SENTINELS with EARSHOT_REDIS_MASTER or
 // EARSHOT_REDIS_CLUSTER from the environment (a Sentinel or Cluster deployment).
 func redisFlag(e *env, fsRedis *string) (redis.UniversalClient, error) {
-	c := config.Common{RedisURL: *fsRedis, RedisMaster: envOr(e, "EARSHOT_REDIS_MASTER", "")}
-	for name, dst := range map[string]*[]string{"EARSHOT_REDIS_SENTINELS": &c.RedisSentinels, "EARSHOT_REDIS_CLUSTER": &c.RedisCluster} {
-		for _, a := range strings.Split(envOr(e, name, ""), ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				*dst = append(*dst, a)
-			}
-		}
-	}
+	c := config.Common{RedisURL: *fsRedis, RedisMaster: envOr(e, "EARSHOT_REDIS_MASTER", ""),
+		RedisSentinels: config.SplitList(envOr(e, "EARSHOT_REDIS_SENTINELS", "")),
+		RedisCluster:   config.SplitList(envOr(e, "EARSHOT_REDIS_CLUSTER", ""))}
 	if err := c.ValidateRedis(); err != nil {
 		return nil, err
 	}

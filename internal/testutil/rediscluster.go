@@ -130,3 +130,28 @@ func (rc *RedisCluster) running() []string {
 	}
 	return a
 }
+
+// ReplicasOf are the running nodes that replicate master.
+func (rc *RedisCluster) ReplicasOf(master *Redis) []*Redis {
+	rc.t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: master.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "replication").Result()
+	if err != nil {
+		rc.t.Fatalf("replication info of %s: %v", master.Addr, err)
+	}
+	var out []*Redis
+	for _, line := range strings.Split(info, "\n") {
+		// slave0:ip=127.0.0.1,port=6391,state=online,offset=…,lag=0
+		if !strings.HasPrefix(line, "slave") || !strings.Contains(line, "port=") {
+			continue
+		}
+		port := strings.SplitN(strings.SplitN(line, "port=", 2)[1], ",", 2)[0]
+		for _, n := range rc.Nodes {
+			if n.cmd != nil && strconv.Itoa(n.Port) == port {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
