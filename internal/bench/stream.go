@@ -90,7 +90,7 @@ type StreamResult struct {
 type sendClock struct {
 	mu      sync.Mutex
 	chunkMs int
-	at      []time.Time // at[k]: chunk k (audio up to (k+1)·chunkMs) written
+	at      []time.Time // at[k]: chunk k (audio up to (k+1)·chunkMs) handed to the connection
 }
 
 func (c *sendClock) mark(t time.Time) { c.mu.Lock(); c.at = append(c.at, t); c.mu.Unlock() }
@@ -134,11 +134,13 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 				sendErr <- ctx.Err()
 				return
 			}
+			// Marked before the write: a fast server can answer before send returns,
+			// and its result must still find the chunk's time.
+			clock.mark(time.Now())
 			if err := c.send(pcm[k*chunk : min((k+1)*chunk, len(pcm))]); err != nil {
 				sendErr <- err
 				return
 			}
-			clock.mark(time.Now())
 		}
 		sendErr <- c.closeStream()
 	}()
