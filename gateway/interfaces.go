@@ -122,6 +122,19 @@ type FinalMarker interface {
 	Finished()
 }
 
+// MeterSettler is a Meter that can bring its stream's billing up to date on demand: the
+// audio accepted so far published, acknowledged and written to the resume record. The
+// gateway settles before it sends the close frame, bounded by SettleTimeout: a client
+// that resumes as soon as it hears the close (a 1013 after a failed failover, say) must
+// find the record current, or the audio this connection paid for without a final is
+// billed again on the next one.
+type MeterSettler interface {
+	Settle(ctx context.Context) error
+}
+
+// SettleTimeout bounds the wait for MeterSettler.Settle before a close frame.
+const SettleTimeout = 3 * time.Second
+
 // MeterFlusher is a Meter that can publish its pending audio on demand (billing.Meter
 // can). The gateway flushes before it sends a final, bounded by FlushTimeout, so the
 // audio under every final a client received is billed even if the gateway then dies;

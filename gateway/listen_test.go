@@ -536,6 +536,20 @@ func TestMidStreamFailures(t *testing.T) {
 		sendAudio(t, c, tone(0.2))
 		expectError(t, c, wire.CodeNoCapacity, wire.CloseTryAgainLater)
 	})
+	t.Run("billing settled before the close", func(t *testing.T) {
+		// A client resumes as soon as it hears 1013: by then the stream's billing
+		// record must say what this connection paid for (RELIABILITY.md gap 9).
+		h := newHarness(t, nil)
+		h.meter.settle = 300 * time.Millisecond
+		h.backend.failWith = bus.CodeOverloaded
+		c, _ := h.mustDial(pcmQuery)
+		sendAudio(t, c, tone(0.2))
+		msgs := expectError(t, c, wire.CodeNoCapacity, wire.CloseTryAgainLater)
+		id := bus.SessionID(decode[wire.Error](t, only(msgs, wire.TypeError)[0]).RequestID)
+		if !h.meter.isSettled(id) {
+			t.Fatalf("close 1013 reached the client before the meter of %s was settled", id)
+		}
+	})
 	t.Run("quota runs out", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.QuotaRecheck = 50 * time.Millisecond })
 		c, _ := h.mustDial(pcmQuery)

@@ -134,6 +134,7 @@ func (ss *session) writeLoop() {
 			}
 			_ = conn.Close()
 		default: // the close, with nothing (more) to flush
+			ss.settleMeter()
 			var err error
 			if c.msg != nil {
 				b, _ := json.Marshal(c.msg)
@@ -637,6 +638,20 @@ func (ss *session) written1() {
 	}
 	if fm, ok := ss.meter.(FinalMarker); ok {
 		fm.FinalDelivered(end)
+	}
+}
+
+// settleMeter brings the stream's billing record up to date before the close frame
+// (see MeterSettler); it waits at most SettleTimeout.
+func (ss *session) settleMeter() {
+	st, ok := ss.meter.(MeterSettler)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), SettleTimeout)
+	defer cancel()
+	if err := st.Settle(ctx); err != nil {
+		ss.log.Warn("billing not settled before the close: a resume may be billed again for this connection's unacknowledged audio", "err", err)
 	}
 }
 

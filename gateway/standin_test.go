@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/ingest"
@@ -201,6 +202,8 @@ type standInMetering struct {
 	closed  map[bus.SessionID]bool
 	infos   map[bus.SessionID]SessionInfo
 	flushes map[bus.SessionID]int
+	settled map[bus.SessionID]bool
+	settle  time.Duration // how long a Settle takes
 }
 
 type standInMeter struct {
@@ -214,6 +217,7 @@ func (m *standInMetering) Start(_ context.Context, s SessionInfo) (Meter, error)
 	if m.ms == nil {
 		m.ms, m.closed = map[bus.SessionID]int64{}, map[bus.SessionID]bool{}
 		m.infos, m.flushes = map[bus.SessionID]SessionInfo{}, map[bus.SessionID]int{}
+		m.settled = map[bus.SessionID]bool{}
 	}
 	m.infos[s.Session] = s
 	return standInMeter{m, s.Session}, nil
@@ -224,6 +228,23 @@ func (m standInMeter) Flush(context.Context) error {
 	m.m.flushes[m.id]++
 	m.m.mu.Unlock()
 	return nil
+}
+
+func (m standInMeter) Settle(context.Context) error {
+	m.m.mu.Lock()
+	d := m.m.settle
+	m.m.mu.Unlock()
+	time.Sleep(d)
+	m.m.mu.Lock()
+	m.m.settled[m.id] = true
+	m.m.mu.Unlock()
+	return nil
+}
+
+func (m *standInMetering) isSettled(id bus.SessionID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.settled[id]
 }
 
 func (m standInMeter) Add(ms int64) { m.m.mu.Lock(); m.m.ms[m.id] += ms; m.m.mu.Unlock() }

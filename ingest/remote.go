@@ -52,6 +52,15 @@ type ClientOptions struct {
 	// GrantTimeout bounds Open (and each failover): within it, requests that find no
 	// responder or a full worker are retried; after it, ErrNoCapacity. Default 2 s.
 	GrantTimeout time.Duration
+	// FailoverTimeout bounds the search for another worker when the session's worker
+	// is lost: the replay buffer holds the audio meanwhile, so a failover keeps asking
+	// longer than Open (a worker behind a frozen or partitioned NATS node comes back,
+	// or another frees a slot). Default 10 s.
+	FailoverTimeout time.Duration
+	// AttemptTimeout bounds one capacity request: a worker whose NATS node froze or
+	// was cut off still looks subscribed to its peers for seconds and is picked like
+	// any other; its silence must not use up the whole budget. Default 1 s.
+	AttemptTimeout time.Duration
 	// ReplayLimit is the most audio per channel kept since the last final. Default 120 s.
 	ReplayLimit time.Duration
 	// LostAfter: a worker that sent no heartbeat listing the session for this long is
@@ -73,6 +82,12 @@ type ClientOptions struct {
 func (o *ClientOptions) defaults() {
 	if o.GrantTimeout <= 0 {
 		o.GrantTimeout = 2 * time.Second
+	}
+	if o.FailoverTimeout <= 0 {
+		o.FailoverTimeout = 10 * time.Second
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = time.Second
 	}
 	if o.ReplayLimit <= 0 {
 		o.ReplayLimit = 120 * time.Second
@@ -275,7 +290,7 @@ func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*RemoteSessi
 	}
 	c.sessions[req.Session] = s
 	c.mu.Unlock()
-	g, err := c.requestAside(ctx, req)
+	g, err := c.requestAside(ctx, req, c.opts.GrantTimeout)
 	if err != nil {
 		c.forget(s)
 		_ = sub.Unsubscribe()
@@ -299,35 +314,39 @@ func (c *Client) forget(s *RemoteSession) {
 // requestAside is request run on a goroutine of its own. Its JSON and NATS calls go
 // deep, and the gateway calls Open on the goroutine that then serves the stream, for
 // hours, with whatever stack the call grew it to: 16 KiB instead of 8 KiB per stream.
-func (c *Client) requestAside(ctx context.Context, req bus.SessionRequest) (bus.SessionGrant, error) {
+func (c *Client) requestAside(ctx context.Context, req bus.SessionRequest, budget time.Duration) (bus.SessionGrant, error) {
 	type reply struct {
 		g   bus.SessionGrant
 		err error
 	}
 	ch := make(chan reply, 1)
 	go func() {
-		g, err := c.request(ctx, req)
+		g, err := c.request(ctx, req, budget)
 		ch <- reply{g, err}
 	}()
 	r := <-ch
 	return r.g, r.err
 }
 
-// request asks for a grant until one comes, a worker refuses for good, or GrantTimeout
-// passes. No responders, a full worker and a draining worker are retried: a worker
-// resubscribes as soon as a slot frees.
-func (c *Client) request(ctx context.Context, req bus.SessionRequest) (bus.SessionGrant, error) {
+// request asks for a grant until one comes, a worker refuses for good, or budget
+// passes. No responders, a full worker, a draining worker and a request nobody answered
+// within AttemptTimeout are retried: a worker resubscribes as soon as a slot frees, and
+// the next request may reach another worker. (A grant that arrives after its attempt
+// gave up opens a session no audio reaches; the worker reaps it when idle.)
+func (c *Client) request(ctx context.Context, req bus.SessionRequest, budget time.Duration) (bus.SessionGrant, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return bus.SessionGrant{}, fmt.Errorf("marshal session request: %w", err)
 	}
 	subj := bus.SessionRequestSubject(req.Model)
 	noCap := fmt.Errorf("%w for model %s", ErrNoCapacity, req.Model)
-	rctx, cancel := context.WithTimeout(ctx, c.opts.GrantTimeout)
+	rctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	backoff := 10 * time.Millisecond
 	for {
-		msg, err := c.nc.RequestWithContext(rctx, subj, data)
+		actx, acancel := context.WithTimeout(rctx, c.opts.AttemptTimeout)
+		msg, err := c.nc.RequestWithContext(actx, subj, data)
+		acancel()
 		switch {
 		case err == nil:
 			var g bus.SessionGrant
@@ -349,7 +368,10 @@ func (c *Client) request(ctx context.Context, req bus.SessionRequest) (bus.Sessi
 			return bus.SessionGrant{}, fmt.Errorf("request worker for model %s: %w", req.Model, ctx.Err())
 		case errors.Is(err, nats.ErrNoResponders):
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-			return bus.SessionGrant{}, noCap
+			if rctx.Err() != nil {
+				return bus.SessionGrant{}, noCap
+			}
+			c.log.Debug("no answer to a capacity request, asking again", "model", req.Model, "after", c.opts.AttemptTimeout)
 		default:
 			return bus.SessionGrant{}, fmt.Errorf("request worker for model %s: %w", req.Model, err)
 		}
@@ -796,7 +818,7 @@ func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
 		case <-ctx.Done():
 		}
 	}()
-	g, err := s.c.request(ctx, req)
+	g, err := s.c.request(ctx, req, s.c.opts.FailoverTimeout)
 	s.mu.Lock()
 	if s.terminal {
 		s.mu.Unlock()

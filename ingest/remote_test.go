@@ -89,6 +89,31 @@ func TestRemoteNoCapacityIsAnErrorNotAHang(t *testing.T) {
 	}
 }
 
+// TestRemoteSilentWorkerIsRetried: one member of the workers' queue group never
+// answers (a worker behind a frozen NATS node still looks subscribed); requests that
+// reach it are asked again after AttemptTimeout, so every Open is granted by the other.
+func TestRemoteSilentWorkerIsRetried(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	var silent atomic.Int32
+	if _, err := nc.QueueSubscribe(bus.SessionRequestSubject(remoteModel), bus.QueueWorkers(remoteModel),
+		func(*nats.Msg) { silent.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	granted := scriptedWorker(t, nc, "w9")
+	c := newRemoteClient(t, nc, ingest.ClientOptions{AttemptTimeout: 100 * time.Millisecond})
+	for i := 0; silent.Load() < 3; i++ {
+		if i == 200 {
+			t.Fatalf("the silent worker got %d of %d requests", silent.Load(), granted.Load())
+		}
+		s, err := c.Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+		if err != nil {
+			t.Fatalf("open %d (silent worker asked %d times): %v", i, silent.Load(), err)
+		}
+		s.Close()
+	}
+}
+
 func TestRemoteGrantCodes(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)

@@ -804,10 +804,39 @@ func TestWorkerRemoteFailoverWhenWorkerDrains(t *testing.T) {
 	checkFinalsCover(t, rs, total)
 }
 
+// TestWorkerRemoteFailoverWaitsForAWorker: the only worker is killed and another one
+// starts 3 s later, longer than Open's GrantTimeout (2 s) but within FailoverTimeout: the
+// session moves to it with no error and every chunk finalised (RELIABILITY.md gap 9: a
+// worker behind a frozen NATS node came back 0.5 s after its sessions were failed).
+func TestWorkerRemoteFailoverWaitsForAWorker(t *testing.T) {
+	srv := testutil.NATS(t)
+	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	c := newRemoteClient(t, srv, ingest.ClientOptions{MaxSpeed: -1})
+	s := openRemote(t, c, "acme")
+	late := make(chan struct{})
+	rs, total, moved := streamThroughFailover(t, s, func() {
+		h.kill(t)
+		time.AfterFunc(3*time.Second, func() { startWorker(t, srv, "w2", 1, transcriber.WorkerConfig{}); close(late) })
+	})
+	<-late
+	if s.Worker() != "w2" || s.Failovers() != 1 {
+		t.Fatalf("worker %s after %d failovers", s.Worker(), s.Failovers())
+	}
+	if moved < 3*time.Second {
+		t.Fatalf("moved %v after the kill, before the new worker started", moved)
+	}
+	for _, r := range rs {
+		if r.Type == bus.ResultError {
+			t.Fatalf("consumer saw an error across the failover: %+v", r)
+		}
+	}
+	checkFinalsCover(t, rs, total)
+}
+
 func TestWorkerRemoteNoWorkerLeftForFailover(t *testing.T) {
 	srv := testutil.NATS(t)
 	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
-	c := newRemoteClient(t, srv, ingest.ClientOptions{})
+	c := newRemoteClient(t, srv, ingest.ClientOptions{FailoverTimeout: time.Second})
 	s := openRemote(t, c, "acme")
 	res := consumeResults(s)
 	if err := s.Send(make([]int16, 1600), 0, 0); err != nil {

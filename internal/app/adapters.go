@@ -143,6 +143,7 @@ type resumableMeter struct {
 	channels     int64
 	stop         chan struct{}
 	stopOnce     sync.Once
+	markMu       sync.Mutex // marks reach Redis in the order their figures were taken
 
 	mu       sync.Mutex
 	pos      int64 // stream ms accepted so far
@@ -191,10 +192,20 @@ func (m *resumableMeter) Finished() {
 	m.mu.Unlock()
 }
 
+// Settle is gateway.MeterSettler: what was accepted is published and acknowledged, and
+// the resume record says so, before the client hears the close.
+func (m *resumableMeter) Settle(ctx context.Context) error {
+	err := m.Meter.Flush(ctx)
+	m.mark()
+	return err
+}
+
 func (m *resumableMeter) mark() {
 	if m.resumes == nil {
 		return
 	}
+	m.markMu.Lock()
+	defer m.markMu.Unlock()
 	acked := m.Meter.Acked()
 	m.mu.Lock()
 	b, f := m.billedPosLocked(acked), m.finalEnd

@@ -374,6 +374,28 @@ func TestClusterChaos(t *testing.T) {
 			time.AfterFunc(8*time.Second, func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
 			return fmt.Sprintf("SIGSTOP n%d (gateway 2's) for 8 s", frozenNode)
 		}, heal: func() { tp.waitReplicasCurrent() }},
+		// Gap 9: the frozen node carries the transcriber of a stream, so its gateways see
+		// the worker go silent and fail its sessions over while it may come back.
+		{name: "NATS node frozen 8 s (a transcriber's)", inject: func(session string) string {
+			k := tp.serving(session)
+			if k < 0 {
+				return "could not tell which transcriber served the stream"
+			}
+			node := -1
+			for range 50 {
+				if node = tp.nodeOf(tp.transcriber[k].Pid()); node >= 0 {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if node < 0 {
+				return fmt.Sprintf("could not tell transcriber %d's NATS node", k)
+			}
+			pid := tp.nodes[node].Pid()
+			_ = syscall.Kill(pid, syscall.SIGSTOP)
+			time.AfterFunc(8*time.Second, func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+			return fmt.Sprintf("SIGSTOP n%d (transcriber %d's) for 8 s", node, k)
+		}, heal: func() { tp.waitReplicasCurrent() }},
 	}
 	if tp.nodeUID > 0 {
 		var cutNode int
