@@ -418,6 +418,7 @@ type RemoteSession struct {
 	resOpened     time.Time
 	lastEnd       []uint64 // per channel, EndSample of the last delivered final
 	prompt        string
+	released      map[bus.WorkerID]time.Time // last release sent to a worker that still acts on the session
 
 	outMu     sync.Mutex // serialises delivery and the closing of out
 	outSeq    uint64     // Seq of the last result delivered (guarded by outMu)
@@ -532,7 +533,23 @@ func (s *RemoteSession) alive(w bus.WorkerID, now time.Time) {
 	if s.worker == w && !s.failing {
 		s.lastHB = now
 	}
+	s.releaseLocked(w, now)
 	s.mu.Unlock()
+}
+
+// releaseLocked tells w to let go of the session if w is not the worker serving it but
+// still acts on it (lists it in its heartbeat, sends its results): it was failed over
+// while w was unreachable, or w's grant came after its request was given up. At most
+// once a second per worker; s.mu is held.
+func (s *RemoteSession) releaseLocked(w bus.WorkerID, now time.Time) {
+	if s.terminal || s.accept == "" || w == "" || w == s.accept || now.Sub(s.released[w]) < time.Second {
+		return
+	}
+	if s.released == nil {
+		s.released = make(map[bus.WorkerID]time.Time)
+	}
+	s.released[w] = now
+	go s.release(w, s.accept)
 }
 
 // silent reports whether the session's worker missed its heartbeats.
@@ -565,6 +582,7 @@ func (s *RemoteSession) onResult(msg *nats.Msg) {
 		return
 	}
 	s.mu.Lock()
+	s.releaseLocked(r.Worker, time.Now())
 	if s.terminal || s.accept == "" || r.Worker != s.accept || r.Channel < 0 || r.Channel >= s.req.Channels {
 		s.mu.Unlock()
 		return
@@ -846,6 +864,9 @@ func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
 	clear(s.heldRes)
 	s.failing = false
 	s.failovers++
+	// The old worker may only have been unreachable: if it hears this it frees the slot
+	// now; if not, its next heartbeat or result here brings another release.
+	s.releaseLocked(old, time.Now())
 	var perr error
 	chunks := s.replay.Chunks()
 	for i := range chunks {
@@ -856,6 +877,19 @@ func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
 	}
 	s.mu.Unlock()
 	s.log.Info("failed over", "from", old, "to", g.Worker, "replayed_chunks", len(chunks), "err", perr)
+}
+
+// release tells worker w that serving now serves the session (bus.ControlRelease).
+func (s *RemoteSession) release(w, serving bus.WorkerID) {
+	data, err := json.Marshal(bus.Control{Type: bus.ControlRelease, Tenant: s.req.Tenant, Session: s.req.Session, Worker: serving})
+	if err == nil {
+		err = s.c.nc.Publish(bus.ControlSubject(w), data)
+	}
+	if err != nil {
+		s.log.Debug("release the old worker", "worker", w, "err", err)
+		return
+	}
+	s.log.Info("told a worker to let go of the session", "worker", w, "serving", serving)
 }
 
 // promptTail appends text to the committed text and keeps its last ~200 bytes, cut at

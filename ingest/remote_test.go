@@ -114,6 +114,56 @@ func TestRemoteSilentWorkerIsRetried(t *testing.T) {
 	}
 }
 
+// TestRemoteReleasesAWorkerThatStillActs: results for a granted session from a worker
+// other than the one serving it (a worker only thought lost, or a late grant) are
+// dropped, and that worker is told to let go (bus.ControlRelease naming the serving
+// worker), at most once a second.
+func TestRemoteReleasesAWorkerThatStillActs(t *testing.T) {
+	srv := testutil.NATS(t)
+	nc := testutil.Connect(t, srv)
+	scriptedWorker(t, nc, "w9")
+	ctl, err := nc.SubscribeSync(bus.ControlSubject("w7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	for seq := uint64(1); seq <= 3; seq++ {
+		data, _ := json.Marshal(bus.Result{Type: bus.ResultPartial, Session: s.ID(), Worker: "w7", Seq: seq, Text: "zombie"})
+		if err := nc.Publish(bus.ResultSubject("acme", s.ID()), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := ctl.NextMsg(2 * time.Second)
+	if err != nil {
+		t.Fatalf("no release sent to w7: %v", err)
+	}
+	var got bus.Control
+	if err := json.Unmarshal(m.Data, &got); err != nil || got != (bus.Control{Type: bus.ControlRelease, Tenant: "acme", Session: s.ID(), Worker: "w9"}) {
+		t.Fatalf("release %s: %v", m.Data, err)
+	}
+	if m, err := ctl.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("a second release within a second: %s", m.Data)
+	}
+	select {
+	case r := <-s.Results():
+		t.Fatalf("a result of the worker not serving the session was delivered: %+v", r)
+	default:
+	}
+	// A heartbeat listing the session does the same.
+	ctl6, err := nc.SubscribeSync(bus.ControlSubject("w6"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := json.Marshal(bus.Heartbeat{Worker: "w6", Sessions: []bus.SessionID{s.ID()}, SentAt: time.Now()})
+	if err := nc.Publish(bus.HeartbeatSubject("w6"), hb); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := ctl6.NextMsg(2 * time.Second); err != nil || !strings.Contains(string(m.Data), `"worker":"w9"`) {
+		t.Fatalf("no release to w6 after its heartbeat listed the session: %v", err)
+	}
+}
+
 func TestRemoteGrantCodes(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)

@@ -121,6 +121,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.running = true
 	w.mu.Unlock()
 
+	ctl, err := w.nc.Subscribe(bus.ControlSubject(w.cfg.ID), w.onControl)
+	if err != nil {
+		return fmt.Errorf("transcriber: worker %s: subscribe to control: %w", w.cfg.ID, err)
+	}
+	defer func() { _ = ctl.Unsubscribe() }()
 	if err := w.rebalance(); err != nil {
 		return err
 	}
@@ -397,6 +402,21 @@ func (w *Worker) remove(ws *wkSession) {
 	if err := w.rebalance(); err != nil {
 		w.log.Warn("update request subscriptions", "err", err)
 	}
+}
+
+// onControl handles a gateway's Control message (bus.ControlSubject of this worker).
+func (w *Worker) onControl(msg *nats.Msg) {
+	var c bus.Control
+	if err := json.Unmarshal(msg.Data, &c); err != nil || c.Type != bus.ControlRelease || c.Worker == w.cfg.ID {
+		return
+	}
+	w.mu.Lock()
+	ws := w.sessions[wkKey{c.Tenant, c.Session}]
+	w.mu.Unlock()
+	if ws == nil {
+		return
+	}
+	ws.release(c.Worker)
 }
 
 func (w *Worker) reapIdle() {
@@ -762,6 +782,21 @@ func (ws *wkSession) fail(code bus.ErrorCode, msg string) {
 	ws.finish()
 }
 
+// release drops a session another worker serves now: no result (the gateway takes
+// none from this worker any more), the slot freed.
+func (ws *wkSession) release(now bus.WorkerID) {
+	ws.mu.Lock()
+	if ws.ended {
+		ws.mu.Unlock()
+		return
+	}
+	ws.ended = true
+	ws.mu.Unlock()
+	ws.log.Info("session released: another worker serves it now", "serving", now)
+	ws.w.m.released.WithLabelValues(ws.req.Model).Inc()
+	ws.finish()
+}
+
 func (ws *wkSession) closeSession() {
 	ws.closing.Do(func() {
 		ws.mu.Lock()
@@ -789,6 +824,7 @@ func (ws *wkSession) finish() {
 type wkMetrics struct {
 	live          *prometheus.GaugeVec
 	opened        *prometheus.CounterVec
+	released      *prometheus.CounterVec
 	chunks        *prometheus.CounterVec
 	audio         *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
@@ -805,6 +841,8 @@ func newWkMetrics(reg prometheus.Registerer) (*wkMetrics, error) {
 			Help: "Sessions open on this worker."}, []string{"model"}),
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_sessions_opened_total",
 			Help: "Sessions granted by this worker."}, []string{"model"}),
+		released: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_sessions_released_total",
+			Help: "Sessions dropped because a gateway said another worker serves them now (a failover while this worker was unreachable)."}, []string{"model"}),
 		chunks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_chunks_total",
 			Help: "Audio chunks handed to sessions."}, []string{"model"}),
 		audio: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_audio_seconds_total",
@@ -824,7 +862,7 @@ func newWkMetrics(reg prometheus.Registerer) (*wkMetrics, error) {
 		resentResults: prometheus.NewCounter(prometheus.CounterOpts{Name: "earshot_worker_results_resent_total",
 			Help: "Results published again because a gateway lost them on the way (FlagResendResults)."}),
 	}
-	for _, c := range []prometheus.Collector{m.live, m.opened, m.chunks, m.audio, m.dropped, m.results, m.errors, m.delay, m.gaps, m.resentResults} {
+	for _, c := range []prometheus.Collector{m.live, m.opened, m.released, m.chunks, m.audio, m.dropped, m.results, m.errors, m.delay, m.gaps, m.resentResults} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("transcriber: register worker metrics: %w", err)
 		}

@@ -833,6 +833,55 @@ func TestWorkerRemoteFailoverWaitsForAWorker(t *testing.T) {
 	checkFinalsCover(t, rs, total)
 }
 
+// TestWorkerReleasesAMovedSession: a gateway's ControlRelease (another worker serves
+// the session now) makes the worker drop the session without a result and free its
+// slot; a release naming the worker itself, or a session it does not hold, changes
+// nothing.
+func TestWorkerReleasesAMovedSession(t *testing.T) {
+	srv := testutil.NATS(t)
+	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	nc := testutil.Connect(t, srv)
+	g := newGateway(t, nc, "acme", bus.NewSessionID())
+	g.mustGrant()
+	g.send(1, 0, 160, 0)
+	release := func(session bus.SessionID, serving bus.WorkerID) {
+		data, _ := json.Marshal(bus.Control{Type: bus.ControlRelease, Tenant: "acme", Session: session, Worker: serving})
+		if err := nc.Publish(bus.ControlSubject("w1"), data); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release(g.req.Session, "w1")      // names the worker itself
+	release(bus.NewSessionID(), "w2") // a session it does not hold
+	_ = nc.Publish(bus.ControlSubject("w1"), []byte("{not json"))
+	time.Sleep(300 * time.Millisecond)
+	if gr, err := newGateway(t, nc, "acme", bus.NewSessionID()).request(); err == nil && gr.Code == "" {
+		t.Fatalf("the worker's one slot is free before any real release: %+v", gr)
+	}
+	release(g.req.Session, "w2")
+	testutil.Eventually(t, 3*time.Second, "the slot freed by the release", func() bool {
+		gr, err := newGateway(t, nc, "acme", bus.NewSessionID()).request()
+		return err == nil && gr.Code == "" && gr.Worker == "w1"
+	})
+	g.send(2, 160, 160, bus.FlagEnd)
+	for {
+		m, err := g.results.NextMsg(500 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		var r bus.Result
+		_ = json.Unmarshal(m.Data, &r)
+		if r.Type == bus.ResultError || r.Type == bus.ResultClosed || (r.Type == bus.ResultPartial && r.Text == "chunk 2") {
+			t.Fatalf("the released session answered: %+v", r)
+		}
+	}
+	if got := metricSum(t, h.reg, "earshot_worker_sessions_released_total"); got != 1 {
+		t.Fatalf("released counter %v, want 1", got)
+	}
+}
+
 func TestWorkerRemoteNoWorkerLeftForFailover(t *testing.T) {
 	srv := testutil.NATS(t)
 	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})

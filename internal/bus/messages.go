@@ -142,6 +142,21 @@ type Heartbeat struct {
 	SentAt   time.Time           `json:"sent_at"`
 }
 
+// Control is a gateway's instruction to one worker, on ControlSubject(worker).
+type Control struct {
+	Type    string    `json:"type"` // ControlRelease
+	Tenant  TenantID  `json:"tenant"`
+	Session SessionID `json:"session"`
+	// Worker serves the session now (for ControlRelease).
+	Worker WorkerID `json:"worker"`
+}
+
+// ControlRelease tells a worker that a session it holds is served by another worker
+// now (the gateway failed it over while this one was only unreachable, or a grant came
+// after its request had been given up): the worker drops it without a result, freeing
+// the slot and the decoding its copy of the audio would cost.
+const ControlRelease = "release"
+
 // HeartbeatInterval and WorkerLostAfter bound failover detection: a gateway treats a
 // worker as lost when no heartbeat listing a session came for WorkerLostAfter.
 const (

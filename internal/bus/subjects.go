@@ -43,6 +43,11 @@ func HeartbeatSubject(w WorkerID) string {
 	return fmt.Sprintf("%s.worker.heartbeat.%s", Prefix, w)
 }
 
+// ControlSubject carries a gateway's Control messages to worker w.
+func ControlSubject(w WorkerID) string {
+	return fmt.Sprintf("%s.control.%s", Prefix, w)
+}
+
 // HeartbeatWildcard matches every worker's heartbeat.
 const HeartbeatWildcard = Prefix + ".worker.heartbeat.*"
 
