@@ -767,13 +767,9 @@ func (ws *wkSession) resendResults(from, to uint64) {
 
 // fail closes the session and publishes a ResultError with code as its last result.
 func (ws *wkSession) fail(code bus.ErrorCode, msg string) {
-	ws.mu.Lock()
-	if ws.ended {
-		ws.mu.Unlock()
+	if !ws.markEnded() {
 		return
 	}
-	ws.ended = true
-	ws.mu.Unlock()
 	ws.closeSession() // no result from the session after this
 	ws.mu.Lock()
 	ws.publishLocked(bus.Result{Type: bus.ResultError, Code: code, Message: msg})
@@ -785,16 +781,23 @@ func (ws *wkSession) fail(code bus.ErrorCode, msg string) {
 // release drops a session another worker serves now: no result (the gateway takes
 // none from this worker any more), the slot freed.
 func (ws *wkSession) release(now bus.WorkerID) {
-	ws.mu.Lock()
-	if ws.ended {
-		ws.mu.Unlock()
+	if !ws.markEnded() {
 		return
 	}
-	ws.ended = true
-	ws.mu.Unlock()
 	ws.log.Info("session released: another worker serves it now", "serving", now)
 	ws.w.m.released.WithLabelValues(ws.req.Model).Inc()
 	ws.finish()
+}
+
+// markEnded marks the session ended; false if it already was.
+func (ws *wkSession) markEnded() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.ended {
+		return false
+	}
+	ws.ended = true
+	return true
 }
 
 func (ws *wkSession) closeSession() {

@@ -717,6 +717,18 @@ func TestWorkerRemoteGrantThenAudioNoLoss(t *testing.T) {
 // streamThroughFailover sends 100 ms chunks (5x real time, Finalize every 4th) until the
 // session has moved off its first worker and 20 chunks more, then ends the stream and
 // returns everything the consumer saw and the samples sent.
+// checkCleanFailover: the consumer saw no error across a failover and the finals tile
+// the audio exactly once.
+func checkCleanFailover(t *testing.T, rs []bus.Result, total uint64) {
+	t.Helper()
+	for _, r := range rs {
+		if r.Type == bus.ResultError {
+			t.Fatalf("consumer saw an error across the failover: %+v", r)
+		}
+	}
+	checkFinalsCover(t, rs, total)
+}
+
 func streamThroughFailover(t *testing.T, s *ingest.RemoteSession, kill func()) ([]bus.Result, uint64, time.Duration) {
 	t.Helper()
 	res := consumeResults(s)
@@ -771,12 +783,7 @@ func TestWorkerRemoteFailoverWhenWorkerKilled(t *testing.T) {
 	if s.Failovers() != 1 || s.Worker() == victim.id {
 		t.Fatalf("failovers %d, worker %s", s.Failovers(), s.Worker())
 	}
-	for _, r := range rs {
-		if r.Type == bus.ResultError {
-			t.Fatalf("consumer saw an error across the failover: %+v", r)
-		}
-	}
-	checkFinalsCover(t, rs, total)
+	checkCleanFailover(t, rs, total)
 	if rs[len(rs)-1].Type != bus.ResultClosed {
 		t.Fatalf("last %+v", rs[len(rs)-1])
 	}
@@ -796,12 +803,7 @@ func TestWorkerRemoteFailoverWhenWorkerDrains(t *testing.T) {
 	if moved > 2*time.Second {
 		t.Fatalf("failover after SHUTTING_DOWN took %v", moved)
 	}
-	for _, r := range rs {
-		if r.Type == bus.ResultError {
-			t.Fatalf("consumer saw an error across the failover: %+v", r)
-		}
-	}
-	checkFinalsCover(t, rs, total)
+	checkCleanFailover(t, rs, total)
 }
 
 // TestWorkerRemoteFailoverWaitsForAWorker: the only worker is killed and another one
@@ -825,12 +827,7 @@ func TestWorkerRemoteFailoverWaitsForAWorker(t *testing.T) {
 	if moved < 3*time.Second {
 		t.Fatalf("moved %v after the kill, before the new worker started", moved)
 	}
-	for _, r := range rs {
-		if r.Type == bus.ResultError {
-			t.Fatalf("consumer saw an error across the failover: %+v", r)
-		}
-	}
-	checkFinalsCover(t, rs, total)
+	checkCleanFailover(t, rs, total)
 }
 
 // TestWorkerReleasesAMovedSession: a gateway's ControlRelease (another worker serves
