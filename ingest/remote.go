@@ -49,8 +49,9 @@ func (e *GrantError) Is(target error) bool {
 
 // ClientOptions tune a Client. Zero values take the defaults.
 type ClientOptions struct {
-	// GrantTimeout bounds Open (and each failover): within it, requests that find no
-	// responder or a full worker are retried; after it, ErrNoCapacity. Default 2 s.
+	// GrantTimeout bounds Open: within it, requests that find no responder or a full
+	// worker are retried; after it, ErrNoCapacity. Default 2 s. (A failover has
+	// FailoverTimeout.)
 	GrantTimeout time.Duration
 	// FailoverTimeout bounds the search for another worker when the session's worker
 	// is lost: the replay buffer holds the audio meanwhile, so a failover keeps asking
@@ -332,7 +333,8 @@ func (c *Client) requestAside(ctx context.Context, req bus.SessionRequest, budge
 // passes. No responders, a full worker, a draining worker and a request nobody answered
 // within AttemptTimeout are retried: a worker resubscribes as soon as a slot frees, and
 // the next request may reach another worker. (A grant that arrives after its attempt
-// gave up opens a session no audio reaches; the worker reaps it when idle.)
+// gave up opens a second copy of the session on that worker; its next heartbeat lists
+// it, and the gateway tells it to let go: releaseLocked.)
 func (c *Client) request(ctx context.Context, req bus.SessionRequest, budget time.Duration) (bus.SessionGrant, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
