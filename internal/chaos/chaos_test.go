@@ -21,6 +21,18 @@ func baseline(t *testing.T, c *cluster, token string) outcome {
 	return o
 }
 
+// checkSurvived asserts that a stream went through fault (what happened, for the
+// messages) without a client-visible error and with WER within werSlack of base.
+func checkSurvived(t *testing.T, fault string, o, base outcome) {
+	t.Helper()
+	if len(o.Errors) > 0 {
+		t.Errorf("the stream should survive %s without an error: %q", fault, o.Errors)
+	}
+	if o.WER > base.WER+werSlack {
+		t.Errorf("WER %.1f%% across %s vs %.1f%% undisturbed", 100*o.WER, fault, 100*base.WER)
+	}
+}
+
 // checkBilled waits for billing to catch up and asserts billed == accepted, exactly.
 func checkBilled(t *testing.T, c *cluster, token string, acceptedMs int64) {
 	t.Helper()
@@ -79,12 +91,7 @@ func TestShortFailover(t *testing.T) {
 	if killed < 0 {
 		t.Fatalf("could not tell which transcriber served the stream")
 	}
-	if len(o.Errors) > 0 {
-		t.Errorf("the stream should survive a lost worker without an error: %q", o.Errors)
-	}
-	if o.WER > base.WER+werSlack {
-		t.Errorf("WER %.1f%% after the kill vs %.1f%% undisturbed", 100*o.WER, 100*base.WER)
-	}
+	checkSurvived(t, "a lost worker", o, base)
 	if n := len(o.FinalAt); n == 0 || o.FinalAt[n-1] < 3*time.Second {
 		t.Errorf("no final after the kill at 3 s: finals at %v", o.FinalAt)
 	}

@@ -76,12 +76,7 @@ func TestRedisClusterMasterLoss(t *testing.T) {
 			t.Errorf("recovery took %v, want within 5 s", d)
 		}
 	}
-	if len(o.Errors) > 0 {
-		t.Errorf("the stream should survive the loss of a Redis Cluster master without an error: %q", o.Errors)
-	}
-	if o.WER > base.WER+werSlack {
-		t.Errorf("WER %.1f%% across the failover vs %.1f%% undisturbed", 100*o.WER, 100*base.WER)
-	}
+	checkSurvived(t, "the loss of a Redis Cluster master", o, base)
 	checkBilled(t, c, token, base.AcceptedMs+o.AcceptedMs)
 }
 

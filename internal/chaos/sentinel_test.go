@@ -40,11 +40,6 @@ func TestRedisMasterLossWithSentinel(t *testing.T) {
 		addr, err := sc.GetMasterAddrByName(context.Background(), "earshot").Result()
 		return err == nil && len(addr) == 2 && addr[0]+":"+addr[1] != c.redis.Addr
 	})
-	if len(o.Errors) > 0 {
-		t.Errorf("the stream should survive the loss of the Redis master without an error: %q", o.Errors)
-	}
-	if o.WER > base.WER+werSlack {
-		t.Errorf("WER %.1f%% across the failover vs %.1f%% undisturbed", 100*o.WER, 100*base.WER)
-	}
+	checkSurvived(t, "the loss of the Redis master", o, base)
 	checkBilled(t, c, token, base.AcceptedMs+o.AcceptedMs)
 }

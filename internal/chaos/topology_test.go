@@ -273,9 +273,13 @@ func (tp *topology) waitWorkersIdle() {
 }
 
 // natsNodeOf is the node gateway i is connected to (waits for it to be known).
-func (tp *topology) natsNodeOf(i int) int {
+func (tp *topology) natsNodeOf(i int) int { return tp.waitNodeOf(tp.gateways[i].Pid()) }
+
+// waitNodeOf is nodeOf, asked again for up to 5 s (a client between two nodes, or not
+// yet in the nodes' connection lists); -1 if no node lists pid.
+func (tp *topology) waitNodeOf(pid int) int {
 	for range 50 {
-		if k := tp.nodeOf(tp.gateways[i].Pid()); k >= 0 {
+		if k := tp.nodeOf(pid); k >= 0 {
 			return k
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -386,13 +390,7 @@ func TestClusterChaos(t *testing.T) {
 			if k < 0 {
 				return "could not tell which transcriber served the stream"
 			}
-			node := -1
-			for range 50 {
-				if node = tp.nodeOf(tp.transcriber[k].Pid()); node >= 0 {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			node := tp.waitNodeOf(tp.transcriber[k].Pid())
 			if node < 0 {
 				return fmt.Sprintf("could not tell transcriber %d's NATS node", k)
 			}

@@ -264,22 +264,3 @@ func Abs(p string) string {
 	}
 	return p
 }
-
-// ValidateRedis checks the Redis settings alone (the admin commands have no others).
-func (c *Common) ValidateRedis() error {
-	if (len(c.RedisSentinels) > 0) != (c.RedisMaster != "") {
-		return fmt.Errorf("--redis-sentinels and --redis-master go together: give both (host:port,... and the master's name) or neither")
-	}
-	if len(c.RedisCluster) > 0 && len(c.RedisSentinels) > 0 {
-		return fmt.Errorf("--redis-cluster and --redis-sentinels exclude each other: a Redis Cluster fails over by itself, give its nodes only")
-	}
-	for _, a := range append(append([]string{}, c.RedisCluster...), c.RedisSentinels...) {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("Redis address %q is not host:port (--redis-cluster and --redis-sentinels take host:port,...)", a)
-		}
-	}
-	if c.RedisWait < 0 {
-		return fmt.Errorf("--redis-wait-replicas %d: use 0 or more", c.RedisWait)
-	}
-	return nil
-}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,4 +50,23 @@ func (c *Common) RedisReplicas() int {
 		return 1
 	}
 	return 0
+}
+
+// ValidateRedis checks the Redis settings alone (the admin commands have no others).
+func (c *Common) ValidateRedis() error {
+	if (len(c.RedisSentinels) > 0) != (c.RedisMaster != "") {
+		return fmt.Errorf("--redis-sentinels and --redis-master go together: give both (host:port,... and the master's name) or neither")
+	}
+	if len(c.RedisCluster) > 0 && len(c.RedisSentinels) > 0 {
+		return fmt.Errorf("--redis-cluster and --redis-sentinels exclude each other: a Redis Cluster fails over by itself, give its nodes only")
+	}
+	for _, a := range slices.Concat(c.RedisCluster, c.RedisSentinels) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("Redis address %q is not host:port (--redis-cluster and --redis-sentinels take host:port,...)", a)
+		}
+	}
+	if c.RedisWait < 0 {
+		return fmt.Errorf("--redis-wait-replicas %d: use 0 or more", c.RedisWait)
+	}
+	return nil
 }
