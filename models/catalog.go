@@ -34,6 +34,10 @@ type Card struct {
 	MemoryMB      int     `json:"memory_mb,omitempty"` // whisper.cpp README "Memory usage" table
 	MemoryNote    string  `json:"memory_note,omitempty"`
 	Synthetic     bool    `json:"synthetic"`
+	// Licence of the weights, and Measured: quality and speed measured here (make
+	// model-cards), nil for a model not measured.
+	Licence  string    `json:"licence,omitempty"`
+	Measured *Measured `json:"measured,omitempty"`
 }
 
 const (
@@ -139,6 +143,10 @@ func Catalog() []Card {
 		}
 		if c.MemoryMB == 0 {
 			c.MemoryNote = "not in whisper.cpp's README table; expect about file size plus a few hundred MB"
+		}
+		c.Licence = "MIT (OpenAI whisper weights; ggml conversion by whisper.cpp, MIT)"
+		if m, ok := MeasuredOf(c.Name); ok {
+			c.Measured = &m
 		}
 		out = append(out, c)
 	}

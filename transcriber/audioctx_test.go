@@ -102,7 +102,7 @@ func TestShortFinalDoesNotRepeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, err := d.Decode(context.Background(), DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true),
-		Threads: 2, PromptTokens: prompt, MaxTokens: maxTokens(len(x))})
+		Threads: 2, PromptTokens: prompt, MaxTokens: maxTokens(len(x), false)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func TestWordConfidenceInformative(t *testing.T) {
 			}
 			x := ingest.Convert16kMono(format, ch)
 			h, err := d.Decode(context.Background(), DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true),
-				Threads: 2, MaxTokens: maxTokens(len(x)), WordTimes: true})
+				Threads: 2, MaxTokens: maxTokens(len(x), false), WordTimes: true})
 			if err != nil {
 				t.Fatal(err)
 			}

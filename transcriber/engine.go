@@ -38,15 +38,22 @@ type Hypothesis struct {
 	// Segments is whisper's own segmentation with times from the input start;
 	// set only for DecodeRequest.Offline (see whisper.go).
 	Segments []Segment
+	// Language is the language decoded in; LanguageP its probability when the decode
+	// detected it (DecodeRequest.DetectLanguage), else 0.
+	Language  string
+	LanguageP float32
 }
 
 // DecodeRequest is one whisper call over a window of 16 kHz mono audio.
 type DecodeRequest struct {
 	Samples      []float32
-	PromptTokens []int // previous committed text, as context
-	AudioCtx     int   // encoder context (0 = whisper's 1500); scale with the window length
-	Language     string
-	Threads      int
+	PromptTokens []int  // previous committed text, as context
+	AudioCtx     int    // encoder context (0 = whisper's 1500); scale with the window length
+	Language     string // whisper's language code ("" = "en")
+	// DetectLanguage finds the language first (one more encoder pass over the window)
+	// and decodes in it; Language is ignored.
+	DetectLanguage bool
+	Threads        int
 	// Offline asks for whole-file decoding with segment timestamps (not single_segment).
 	Offline bool
 	// MaxTokens stops a streaming decode after this many text tokens (0: whisper's
@@ -75,6 +82,13 @@ type Model interface {
 	Name() string
 	NewDecoder() (Decoder, error)
 	Close() error
+}
+
+// Languages is implemented by models that know how many languages they speak: 1 for an
+// English-only model, 99 or 100 for multilingual whisper. A model without it is taken to
+// accept any language= (the stand-ins).
+type Languages interface {
+	Languages() int
 }
 
 // VAD gives speech probabilities for one stream; it keeps state between calls, so one per

@@ -62,10 +62,10 @@ func guardText(h Hypothesis, speechSec float64) (string, string) {
 		return "", guardNone
 	}
 	reason := guardNone
-	words := strings.Fields(text)
+	words := units(text)
 	if at := loopStart(words); at >= 0 {
 		words, reason = words[:at], guardLoop
-		text = strings.Join(words, " ")
+		text = joinUnits(words)
 	}
 	if compressionRatio(text) > maxCompression {
 		return "", guardCompression

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/earshot-dev/earshot/internal/bus"
 )
 
 // OfflineOptions configure Transcribe.
 type OfflineOptions struct {
 	Threads  int    // 0 = the model's default
-	Language string // "" = "en"
+	Language string // a language= tag (see internal/lang): "" = "en", "zh-TW", "multi" (detect) …
 	Prompt   string // optional initial prompt (vocabulary, spelling)
 }
 
@@ -18,6 +20,9 @@ type Transcript struct {
 	Text     string              `json:"text"`
 	Duration float64             `json:"duration"` // seconds of input
 	Segments []TranscriptSegment `json:"segments"`
+	// Language is the language decoded in; LanguageP its probability when detected.
+	Language  string  `json:"language"`
+	LanguageP float32 `json:"language_probability,omitempty"`
 }
 
 // TranscriptSegment is one whisper segment; times in seconds from the start.
@@ -50,7 +55,13 @@ func Transcribe(ctx context.Context, m Model, samples []float32, opts OfflineOpt
 		return nil, err
 	}
 	defer d.Close()
-	req := DecodeRequest{Samples: samples, Language: opts.Language, Threads: opts.Threads, Offline: true}
+	spec, err := sessionLanguage(m, bus.SessionRequest{Model: m.Name(), Options: bus.StreamOptions{Language: opts.Language}})
+	if err != nil {
+		return nil, err
+	}
+	// Detection looks at the first 30 s (whisper's window): a file is taken to be in one
+	// language.
+	req := DecodeRequest{Samples: samples, Language: spec.Code, DetectLanguage: spec.Detect, Threads: opts.Threads, Offline: true}
 	if opts.Prompt != "" {
 		if req.PromptTokens, err = d.Tokenize(opts.Prompt); err != nil {
 			return nil, fmt.Errorf("tokenize prompt: %w", err)
@@ -63,10 +74,15 @@ func Transcribe(ctx context.Context, m Model, samples []float32, opts OfflineOpt
 		}
 		return nil, fmt.Errorf("transcribe %s: %w", m.Name(), err)
 	}
-	t := &Transcript{Text: h.Text, Duration: float64(len(samples)) / 16000}
+	conv := func(text string) string { return toScript(spec, h.Language, text) }
+	t := &Transcript{Text: conv(h.Text), Duration: float64(len(samples)) / 16000, Language: h.Language, LanguageP: h.LanguageP}
 	for _, s := range h.Segments {
+		ws := words(s.Tokens)
+		for i := range ws {
+			ws[i].Text = conv(ws[i].Text)
+		}
 		t.Segments = append(t.Segments, TranscriptSegment{
-			Start: s.Start, End: s.End, Text: s.Text, Words: words(s.Tokens),
+			Start: s.Start, End: s.End, Text: conv(s.Text), Words: ws,
 			NoSpeechProb: s.NoSpeechProb, AvgLogprob: s.AvgLogprob,
 		})
 	}

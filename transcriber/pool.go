@@ -188,6 +188,10 @@ func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
 	if !ok {
 		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, ErrUnknownModel)
 	}
+	spec, err := sessionLanguage(m, req)
+	if err != nil {
+		return nil, fmt.Errorf("open session %s: %w", req.Session, err)
+	}
 	kt, err := tokenizeKeyterms(m, req.Options.Keyterms)
 	if err != nil {
 		return nil, fmt.Errorf("open session %s: %w", req.Session, err)
@@ -208,7 +212,7 @@ func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
 		p.release(req.Model)
 		return nil, err
 	}
-	s.keyterms = kt // before any audio, so before any decode
+	s.keyterms, s.lang = kt, spec // before any audio, so before any decode
 	return s, nil
 }
 

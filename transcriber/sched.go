@@ -165,12 +165,14 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		return
 	}
 	req := DecodeRequest{
-		Samples:   j.samples,
-		AudioCtx:  audioCtx(len(j.samples), j.final || j.spec),
-		Language:  st.sess.req.Options.Language,
-		Threads:   w.pool.cfg.ThreadsPerDecode,
-		MaxTokens: maxTokens(len(j.samples)),
-		WordTimes: j.wordTimes,
+		Samples:  j.samples,
+		AudioCtx: audioCtx(len(j.samples), j.final || j.spec),
+		Language: j.language,
+		// language=multi: a decode without the utterance's language finds it first.
+		DetectLanguage: st.sess.lang.Detect && j.language == "",
+		Threads:        w.pool.cfg.ThreadsPerDecode,
+		MaxTokens:      maxTokens(len(j.samples), st.sess.lang.Wide()),
+		WordTimes:      j.wordTimes,
 	}
 	if j.prompt != "" {
 		if toks, err := d.Tokenize(j.prompt); err == nil {
@@ -240,7 +242,15 @@ func (w *decodeSlot) decoder(model string) (Decoder, error) {
 // until its 220-token limit: on 2 threads that held the decode slot for 1–2 s, so the
 // first partials of an utterance never came (seen in the browser test, 1 run in 3).
 // Capped, such a decode ends within a few tokens, and the repetition guard drops it.
-func maxTokens(samples int) int {
+//
+// Text without spaces takes more tokens per second: a Chinese character is one to three
+// of whisper's byte-level tokens, and Mandarin is spoken at 4–8 characters a second (the
+// dev set's fastest clip, an announcer, 7 a second): 25 per second there (wide: Chinese,
+// Japanese, Cantonese, and language=multi, whose language is not known yet).
+func maxTokens(samples int, wide bool) int {
+	if wide {
+		return 12 + 25*samples/bus.SampleRate
+	}
 	return 12 + 10*samples/bus.SampleRate
 }
 

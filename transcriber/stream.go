@@ -1,6 +1,7 @@
 package transcriber
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/lang"
 )
 
 // session is one live stream on the pool: one independent stream per channel, one lock
@@ -32,7 +34,8 @@ type session struct {
 	maxSegment   uint64
 	maxBuffer    uint64
 
-	keyterms keyterms // set by Pool.Open
+	keyterms keyterms  // set by Pool.Open
+	lang     lang.Spec // set by Pool.Open
 
 	mu         sync.Mutex
 	streams    []*stream
@@ -77,7 +80,7 @@ func newSession(p *Pool, req bus.SessionRequest, emit Emitter) (*session, error)
 			return nil, fmt.Errorf("open session %s: vad: %w", req.Session, err)
 		}
 		st := &stream{sess: s, ch: ch, vad: v}
-		st.history = lastWords(strings.Fields(req.Prompt), maxHistoryWords)
+		st.history = lastWords(units(req.Prompt), maxHistoryWords)
 		if ch < len(req.Committed) {
 			st.committed = req.Committed[ch]
 		}
@@ -250,6 +253,11 @@ type stream struct {
 	specFrom  uint64 // the window trimming it was decoded with
 	specSkip  int
 
+	// The language detected for utterance langUtt (language=multi), and its probability.
+	lang    string
+	langP   float32
+	langUtt uint64
+
 	modelTimes  bool     // a decode of this stream got word times from the model: finals should too
 	history     []string // words of earlier finals: the decode prompt
 	lastWordEnd float64
@@ -272,6 +280,8 @@ type finalSeg struct {
 	reused                bool
 	from                  uint64 // window trimming of the utterance when it was cut (stream.winFrom)
 	skip                  int
+	lang                  string // detected language (language=multi) and its probability
+	langP                 float32
 }
 
 const (
@@ -385,6 +395,9 @@ func (st *stream) cut(end, speechEnd uint64, speechFinal, fromFinalize bool) {
 		start: st.uttStart, speechEnd: speechEnd, end: end, uttID: st.uttID,
 		speechFinal: speechFinal, fromFinalize: fromFinalize,
 		agree: st.agree, audioSeq: st.audioSeq, from: st.winFrom, skip: st.winSkip,
+	}
+	if st.langUtt == st.uttID {
+		seg.lang, seg.langP = st.lang, st.langP
 	}
 	switch {
 	case st.specUtt == st.uttID && st.specEnd == speechEnd && st.specDone && st.specWindowMatches(end, speechEnd) &&
@@ -582,7 +595,8 @@ type job struct {
 	from        uint64 // where the words of the window start: speechStart, or the trimmed window's start
 	skip        int    // committed words before the window (in the prompt)
 	prompt      string
-	wordTimes   bool // ask the model for word times (see wordTimesFrom)
+	wordTimes   bool   // ask the model for word times (see wordTimesFrom)
+	language    string // whisper's code to decode in; "" with language=multi: detect it
 }
 
 // prepare builds the stream's next decode (a final first), or false if none is due.
@@ -636,12 +650,19 @@ func (st *stream) prepare() (job, bool) {
 	if j.skip > 0 {
 		prompt = append(append([]string(nil), st.history...), committed[:j.skip]...)
 	}
-	j.prompt = strings.Join(prompt, " ")
+	j.prompt = joinUnits(prompt)
 	// Word times on finals, and on the partials a final may reuse or keep words from:
 	// long windows (see wordTimesFrom) and windows that end in a pause.
 	j.wordTimes = j.final || j.spec || j.winEnd-j.winStart >= wordTimesFrom || !st.ep.inSpeech
 	if j.ctx == nil {
 		j.ctx = s.ctx
+	}
+	j.language = s.lang.Code
+	if s.lang.Detect {
+		j.language = "" // detect: finals over the whole utterance, partials until one is sure
+		if !j.final && !j.spec && st.langUtt == st.uttID {
+			j.language = st.lang
+		}
 	}
 	st.decoding = true
 	return j, true
@@ -693,8 +714,10 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 	if why != guardNone {
 		s.log.Debug("hypothesis guarded", "reason", why, "text", hyp.Text, "final", j.final)
 	}
-	words := strings.Fields(text)
-	times := j.times(words, hyp)
+	st.noteLanguage(j, hyp)
+	text = s.script(hyp.Language, text)
+	words := units(text)
+	times := j.times(words, hyp, func(u string) string { return s.script(hyp.Language, u) })
 	st.modelTimes = st.modelTimes || (len(times) > 0 && allModelTimes(times))
 	switch {
 	case j.final:
@@ -709,6 +732,27 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 	st.utteranceEnd()
 	st.trim()
 	st.schedule(now)
+}
+
+// minLanguageP is the probability at which a partial's detection settles the language
+// of the rest of the utterance's partials; below it the next partial detects again (the
+// first partials hear half a second of speech).
+const minLanguageP = 0.8
+
+// noteLanguage records the language a decode detected: for the final it decoded, or
+// for the open utterance (its later partials decode in it).
+func (st *stream) noteLanguage(j job, hyp Hypothesis) {
+	if hyp.LanguageP == 0 {
+		return
+	}
+	switch {
+	case j.final:
+		j.seg.lang, j.seg.langP = hyp.Language, hyp.LanguageP
+	case j.spec && len(st.pending) > 0 && st.pending[0].uttID == j.uttID:
+		st.pending[0].lang, st.pending[0].langP = hyp.Language, hyp.LanguageP
+	case j.uttID == st.uttID && st.uttOpen && hyp.LanguageP >= minLanguageP:
+		st.lang, st.langP, st.langUtt = hyp.Language, hyp.LanguageP, j.uttID
+	}
 }
 
 // completeSpec applies a speculative final: the final of its utterance if that was cut
@@ -746,17 +790,21 @@ func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypot
 	all := append(append([]string(nil), st.agree.committed...), tail...)
 	allTimes := append(append([]wordTime(nil), st.agree.times...), times[len(times)-len(tail):]...)
 	all, allTimes = st.dropCommitted(all, allTimes, st.uttStart, j.winEnd)
-	text := strings.Join(all, " ")
+	text := joinUnits(all)
 	if text == "" || text == st.lastText {
 		return
 	}
 	st.lastText = text
 	ws := st.placeWords(all, allTimes, st.uttStart, j.winEnd, conf)
-	st.sess.send(st, bus.Result{
+	r := bus.Result{
 		Type: bus.ResultPartial, Start: sec(st.uttStart), Duration: sec(j.winEnd - st.uttStart),
 		Text: text, Words: ws, Confidence: utteranceConfidence(ws),
-		StableWords: st.agree.stable(),
-	})
+		StableWords: st.agree.stable(), Language: st.sess.lang.Code,
+	}
+	if st.langUtt == st.uttID && st.lang != "" {
+		r.Language, r.LanguageConfidence = st.lang, float64(st.langP)
+	}
+	st.sess.send(st, r)
 }
 
 // emitFinal emits the final of pending[0] from the words of its decode (made after the
@@ -791,9 +839,10 @@ func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip
 	st.history = lastWords(append(st.history, all...), maxHistoryWords)
 	st.sess.send(st, bus.Result{
 		Type: bus.ResultFinal, Start: sec(seg.start), Duration: sec(seg.end - seg.start),
-		Text: strings.Join(all, " "), Words: ws, Confidence: utteranceConfidence(ws),
+		Text: joinUnits(all), Words: ws, Confidence: utteranceConfidence(ws),
 		SpeechFinal: seg.speechFinal, FromFinalize: seg.fromFinalize,
 		EndSample: seg.end, AudioSeq: seg.audioSeq,
+		Language: cmp.Or(seg.lang, st.sess.lang.Code), LanguageConfidence: float64(seg.langP),
 	})
 	return true
 }

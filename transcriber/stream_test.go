@@ -103,7 +103,7 @@ func TestStreamPartialsAndEndpointFinal(t *testing.T) {
 
 func TestMaxTokens(t *testing.T) {
 	for _, c := range []struct{ samples, want int }{{0, 12}, {bus.SampleRate / 2, 17}, {10 * bus.SampleRate, 112}, {30 * bus.SampleRate, 312}} {
-		if got := maxTokens(c.samples); got != c.want {
+		if got := maxTokens(c.samples, false); got != c.want {
 			t.Errorf("maxTokens(%d) = %d, want %d", c.samples, got, c.want)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/earshot-dev/earshot/internal/hanzi"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -106,10 +107,19 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 		"multilingual", info.Multilingual, "load_ms", time.Since(start).Milliseconds(),
 		"file_mb", fileSize>>20, "rss_delta_mb", (rssBytes()-rss0)>>20, "threads", threads,
 		"gpu", opts.UseGPU, "word_times", cmp.Or(cp.DTW, "estimated"), "system", whispercpp.SystemInfo())
+	if info.Multilingual {
+		// Chinese script conversion loads its tables now, not on a stream's first partial.
+		if err := hanzi.Err(); err != nil {
+			log.Warn("Chinese script conversion unavailable: Chinese text passes through in the script whisper wrote", "err", err)
+		}
+	}
 	return &whisperModel{name: name, path: path, threads: threads, m: m, log: log}, nil
 }
 
 func (wm *whisperModel) Name() string { return wm.name }
+
+// Languages is 1 for an English-only model, else how many languages it knows.
+func (wm *whisperModel) Languages() int { return wm.m.Info().Languages }
 
 // Tokenize splits text into the model's tokens.
 func (wm *whisperModel) Tokenize(text string) ([]int, error) {
@@ -155,6 +165,18 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 	}
 	p.AudioCtx = req.AudioCtx
 	p.Language = req.Language
+	var detected whispercpp.Language
+	if req.DetectLanguage {
+		langs, err := d.st.DetectLanguage(ctx, req.Samples, req.AudioCtx, p.Threads)
+		if err != nil {
+			if errors.Is(err, whispercpp.ErrClosed) {
+				return Hypothesis{}, ErrClosed
+			}
+			return Hypothesis{}, fmt.Errorf("detect language: %w", err)
+		}
+		detected = langs[0]
+		p.Language = detected.Code
+	}
 	p.PromptTokens = req.PromptTokens
 	p.TokenTimestamps = req.Offline || req.WordTimes
 	if len(req.BiasTerms) > 0 {
@@ -176,7 +198,7 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 		}
 		return Hypothesis{}, err
 	}
-	h := Hypothesis{AvgLogprob: res.AvgLogprob}
+	h := Hypothesis{AvgLogprob: res.AvgLogprob, Language: cmp.Or(p.Language, "en"), LanguageP: detected.P}
 	var text strings.Builder
 	for i, s := range res.Segments {
 		if i == 0 {
@@ -187,12 +209,14 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 		h.Tokens = append(h.Tokens, toks...)
 		if req.Offline {
 			h.Segments = append(h.Segments, Segment{
-				Start: s.T0, End: s.T1, Text: strings.TrimSpace(s.Text), Tokens: toks,
+				Start: s.T0, End: s.T1, Text: strings.TrimSpace(strings.ToValidUTF8(s.Text, "")), Tokens: toks,
 				NoSpeechProb: s.NoSpeechProb, AvgLogprob: s.AvgLogprob,
 			})
 		}
 	}
-	h.Text = strings.TrimSpace(text.String())
+	// whisper's tokens are bytes: a character may span two, and a decode cut short by
+	// MaxTokens can end inside one. Broken sequences are dropped, never passed on.
+	h.Text = strings.TrimSpace(strings.ToValidUTF8(text.String(), ""))
 	return h, nil
 }
 

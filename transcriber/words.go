@@ -39,8 +39,8 @@ type tokCut struct {
 	p   float32
 }
 
-// tokenWords splits a decode's text tokens into words (the fields of their joined
-// text; a multi-byte character may span tokens).
+// tokenWords splits a decode's text tokens into units (see units: the fields of their
+// joined text, CJK runs split per character; a multi-byte character may span tokens).
 func tokenWords(toks []Token) []tokWord {
 	var text []byte
 	var owner []int // token index of each byte of text
@@ -65,29 +65,37 @@ func tokenWords(toks []Token) []tokWord {
 			}
 			b += n
 		}
-		first, last := owner[a], owner[b-1]
-		w := tokWord{text: strings.ToValidUTF8(string(text[a:b]), "\uFFFD"), start: -1, end: -1, ok: true, first: first, last: last}
-		if toks[last].End > 0 {
-			w.end = toks[last].End
+		for _, p := range cjkSpans(string(text[a:b])) {
+			out = append(out, unitWord(toks, text, owner, a+p.a, a+p.b))
 		}
-		if first > 0 && toks[first-1].End > 0 {
-			w.start = toks[first-1].End
-		}
-		w.conf = wordConfidence(toks[first : last+1])
-		w.cuts = make([]tokCut, last-first+1)
-		for i := range w.cuts {
-			w.cuts[i] = tokCut{end: -1, p: toks[first+i].P}
-			if toks[first+i].End > 0 {
-				w.cuts[i].end = toks[first+i].End
-			}
-		}
-		for k := a; k < b; k++ { // tokens own bytes in order: the last byte of each wins
-			w.cuts[owner[k]-first].off = k - a + 1
-		}
-		out = append(out, w)
 		a = b
 	}
 	return out
+}
+
+// unitWord is the unit text[a:b] of a decode (see units) with its tokens' times and
+// confidence.
+func unitWord(toks []Token, text []byte, owner []int, a, b int) tokWord {
+	first, last := owner[a], owner[b-1]
+	w := tokWord{text: strings.ToValidUTF8(string(text[a:b]), ""), start: -1, end: -1, ok: true, first: first, last: last}
+	if toks[last].End > 0 {
+		w.end = toks[last].End
+	}
+	if first > 0 && toks[first-1].End > 0 {
+		w.start = toks[first-1].End
+	}
+	w.conf = wordConfidence(toks[first : last+1])
+	w.cuts = make([]tokCut, last-first+1)
+	for i := range w.cuts {
+		w.cuts[i] = tokCut{end: -1, p: toks[first+i].P}
+		if toks[first+i].End > 0 {
+			w.cuts[i].end = toks[first+i].End
+		}
+	}
+	for k := a; k < b; k++ { // tokens own bytes in order: the last byte of each wins
+		w.cuts[owner[k]-first].off = k - a + 1
+	}
+	return w
 }
 
 // wordConfidence combines the probabilities of a word's tokens: the geometric mean of
@@ -194,8 +202,13 @@ func allModelTimes(ts []wordTime) bool {
 
 // times gives the guarded words of the job's decode their times in stream samples and
 // their confidences (matchWords over tokenWords).
-func (j *job) times(words []string, hyp Hypothesis) []wordTime {
-	tw := matchWords(words, tokenWords(hyp.Tokens))
+// conv is applied to the decode's units first (the script conversion of the text).
+func (j *job) times(words []string, hyp Hypothesis, conv func(string) string) []wordTime {
+	tw := tokenWords(hyp.Tokens)
+	for i := range tw {
+		tw[i].text = conv(tw[i].text)
+	}
+	tw = matchWords(words, tw)
 	at := func(s float64) uint64 {
 		return min(j.winEnd, j.winStart+uint64(math.Round(s*bus.SampleRate)))
 	}
@@ -281,42 +294,15 @@ func (st *stream) placeWords(words []string, times []wordTime, from, to uint64, 
 	return split
 }
 
-// isCJK reports whether r is written without spaces between words: Han, Hiragana,
-// Katakana (Korean Hangul is written with spaces).
-func isCJK(r rune) bool {
-	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) || unicode.Is(unicode.Katakana, r)
-}
-
 // splitCJK splits a word of text written without spaces (whisper writes a Mandarin
-// clause as one run) into one word per CJK character, punctuation joined to the
-// character before it and runs of other letters or digits kept whole, as Deepgram lists
-// Chinese words. Each part ends where the model says its last token ends (cuts: a
-// character may span two tokens; characters that share a token share its time by
-// bytes) within the word's span, else at its share of the span by length; its confidence is the geometric mean of
-// the tokens it touches. Other words are returned as they are.
+// clause as one run) into its units (cjkSpans), as Deepgram lists Chinese words. Each
+// part ends where the model says its last token ends (cuts: a character may span two
+// tokens; characters that share a token share its time by bytes) within the word's span,
+// else at its share of the span by length; its confidence is the geometric mean of the
+// tokens it touches. Other words are returned as they are.
 func splitCJK(w bus.Word, cuts []cut) []bus.Word {
 	text := w.Punctuated
-	if strings.IndexFunc(text, isCJK) < 0 {
-		return []bus.Word{w}
-	}
-	type part struct{ a, b int }
-	var parts []part
-	for i, r := range text {
-		n := utf8.RuneLen(r)
-		switch {
-		case len(parts) == 0 || isCJK(r):
-			parts = append(parts, part{i, i + n})
-		case unicode.IsLetter(r) || unicode.IsDigit(r):
-			last := &parts[len(parts)-1]
-			if prev, _ := utf8.DecodeLastRuneInString(text[:i]); !isCJK(prev) && (unicode.IsLetter(prev) || unicode.IsDigit(prev)) {
-				last.b = i + n
-			} else {
-				parts = append(parts, part{i, i + n})
-			}
-		default: // punctuation and marks stay with what they follow
-			parts[len(parts)-1].b = i + n
-		}
-	}
+	parts := cjkSpans(text)
 	if len(parts) == 1 {
 		return []bus.Word{w}
 	}

@@ -53,16 +53,24 @@ func TestTokenWords(t *testing.T) {
 	}
 }
 
-// TestTokenWordsMultibyte: a character whose bytes span two tokens joins them.
+// TestTokenWordsMultibyte: a character whose bytes span two tokens joins them, and a
+// Chinese run is one unit per character (punctuation with the character before it), each
+// ending where the token holding its last byte ends.
 func TestTokenWordsMultibyte(t *testing.T) {
 	ni := "你"
 	toks := []Token{{Text: ni[:2], End: 0.3, P: 0.5}, {Text: ni[2:] + "好", End: 0.6, P: 0.8}, {Text: "。", End: 0.7, P: 0.9}}
 	ws := tokenWords(toks)
-	if len(ws) != 1 || ws[0].text != "你好。" || !near(ws[0].end, 0.7) {
+	if len(ws) != 2 || ws[0].text != "你" || ws[1].text != "好。" || !near(ws[0].end, 0.6) || !near(ws[1].end, 0.7) {
 		t.Fatalf("tokenWords = %+v", ws)
 	}
-	if c := ws[0].cuts; len(c) != 3 || c[0].off != 2 || c[1].off != 6 || c[2].off != 9 {
-		t.Errorf("cuts = %+v, want offsets 2, 6, 9", c)
+	if c := ws[0].cuts; len(c) != 2 || c[0].off != 2 || c[1].off != 3 {
+		t.Errorf("你 cuts = %+v, want offsets 2, 3", c)
+	}
+	if c := ws[1].cuts; len(c) != 2 || c[0].off != 3 || c[1].off != 6 {
+		t.Errorf("好。 cuts = %+v, want offsets 3, 6", c)
+	}
+	if !near(ws[0].conf, 0.8) || !near(ws[1].conf, 0.8) { // a token of a character's first bytes holds no letter
+		t.Errorf("confidences %.3f %.3f", ws[0].conf, ws[1].conf)
 	}
 }
 

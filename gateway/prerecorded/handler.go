@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/earshot-dev/earshot/internal/lang"
 	"io"
 	"log/slog"
 	"net/http"
@@ -462,6 +463,10 @@ func (h *Handler) response(j job, sum string, samples int, at time.Time, finals 
 			Created: at.UTC().Format(time.RFC3339Nano), Duration: round3(float64(samples) / bus.SampleRate),
 			Channels: 1, Models: []string{j.Model}},
 		Results: Results{Channels: []wire.Channel{{Alternatives: []wire.Alternative{alt}}}},
+	}
+	if j.Language == lang.Multi {
+		ch := &r.Results.Channels[0]
+		ch.DetectedLanguage, ch.LanguageConfidence = detected(finals, &ch.Alternatives[0])
 	}
 	if j.Utterances {
 		us := utterances(j.Request, 0, alt.Words, split)

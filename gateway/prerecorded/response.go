@@ -75,11 +75,51 @@ func assemble(finals []bus.Result) wire.Alternative {
 		confSum += f.Confidence * float64(k)
 		n += k
 	}
-	alt.Transcript = strings.Join(texts, " ")
+	for _, t := range texts {
+		alt.Transcript += separator(alt.Transcript, t) + t
+	}
 	if n > 0 {
 		alt.Confidence = round3(confSum / float64(n))
 	}
 	return alt
+}
+
+// detected is the language of a file asked to detect it (detect_language=true,
+// language=multi): the language of most of its finals' audio, with the mean probability
+// of that language over them (weighted by duration); languages lists every language
+// heard, most first. Each word gets its final's language.
+func detected(finals []bus.Result, alt *wire.Alternative) (string, float64) {
+	dur := map[string]float64{}
+	conf := map[string]float64{}
+	for _, f := range finals {
+		if f.Language == "" || strings.TrimSpace(f.Text) == "" {
+			continue
+		}
+		d := max(f.Duration, 0.001)
+		dur[f.Language] += d
+		conf[f.Language] += d * f.LanguageConfidence
+	}
+	if len(dur) == 0 {
+		return "", 0
+	}
+	for l := range dur {
+		alt.Languages = append(alt.Languages, l)
+	}
+	sort.Slice(alt.Languages, func(i, j int) bool {
+		a, b := alt.Languages[i], alt.Languages[j]
+		return dur[a] > dur[b] || (dur[a] == dur[b] && a < b)
+	})
+	k := 0
+	for _, f := range finals {
+		for range f.Words {
+			if k < len(alt.Words) {
+				alt.Words[k].Language = f.Language
+			}
+			k++
+		}
+	}
+	best := alt.Languages[0]
+	return best, round3(conf[best] / dur[best])
 }
 
 func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/internal/bus"
 )
 
 func ws(spec ...any) []wire.Word {
@@ -76,5 +77,36 @@ func TestParagraphs(t *testing.T) {
 	}
 	if b, _ := json.Marshal(paragraphs(nil, 0.8)); string(b) != `{"transcript":"","paragraphs":[]}` {
 		t.Errorf("empty: %s", b)
+	}
+}
+
+// TestDetectedLanguage: a file's language is the one of most of its finals' audio, with
+// the duration-weighted probability; languages lists all, most first; each word gets its
+// final's language; finals join without a space between Chinese characters.
+func TestDetectedLanguage(t *testing.T) {
+	finals := []bus.Result{
+		{Start: 3, Duration: 1, Text: "Hello", Language: "en", LanguageConfidence: 0.9,
+			Words: []bus.Word{{Word: "hello", Punctuated: "Hello", Start: 3, End: 3.5}}},
+		{Start: 0, Duration: 3, Text: "你好", Language: "zh", LanguageConfidence: 0.8,
+			Words: []bus.Word{{Word: "你", Start: 0, End: 1}, {Word: "好", Start: 1, End: 2}}},
+		{Start: 5, Duration: 1, Text: "再见", Language: "zh", LanguageConfidence: 1.0,
+			Words: []bus.Word{{Word: "再", Start: 5, End: 5.5}, {Word: "见", Start: 5.5, End: 6}}},
+	}
+	alt := assemble(finals)
+	lang, conf := detected(finals, &alt)
+	if lang != "zh" || conf != 0.85 || strings.Join(alt.Languages, ",") != "zh,en" {
+		t.Fatalf("detected %s %.3f, languages %v", lang, conf, alt.Languages)
+	}
+	var got []string
+	for _, w := range alt.Words {
+		got = append(got, w.Word+":"+w.Language)
+	}
+	if strings.Join(got, " ") != "你:zh 好:zh hello:en 再:zh 见:zh" || alt.Transcript != "你好 Hello 再见" {
+		t.Errorf("words %v, transcript %q", got, alt.Transcript)
+	}
+	none := []bus.Result{{Text: "hi", Duration: 1}}
+	a := assemble(none)
+	if l, c := detected(none, &a); l != "" || c != 0 || a.Languages != nil {
+		t.Errorf("no language: %q %v %v", l, c, a.Languages)
 	}
 }

@@ -23,6 +23,8 @@ type Word struct {
 	End            float64 `json:"end"`
 	Confidence     float64 `json:"confidence"`
 	PunctuatedWord string  `json:"punctuated_word,omitempty"`
+	// Language is the word's language (language=multi or detect_language=true).
+	Language string `json:"language,omitempty"`
 }
 
 // Alternative is one hypothesis of a result; Earshot sends exactly one.
@@ -31,6 +33,8 @@ type Alternative struct {
 	Confidence float64     `json:"confidence"`
 	Words      []Word      `json:"words"`
 	Paragraphs *Paragraphs `json:"paragraphs,omitempty"` // pre-recorded, paragraphs=true
+	// Languages are the languages heard, most first (language=multi or detect_language).
+	Languages []string `json:"languages,omitempty"`
 }
 
 // Paragraphs is Deepgram's paragraphs=true shape: the transcript with a blank line
@@ -58,6 +62,10 @@ type Sentence struct {
 // Channel holds the alternatives of one channel.
 type Channel struct {
 	Alternatives []Alternative `json:"alternatives"`
+	// DetectedLanguage and LanguageConfidence: the language found and its probability
+	// (detect_language=true or language=multi; on a live stream, the utterance's).
+	DetectedLanguage   string  `json:"detected_language,omitempty"`
+	LanguageConfidence float64 `json:"language_confidence,omitempty"`
 }
 
 // ResultMetadata identifies the stream and model of a result.

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"github.com/earshot-dev/earshot/internal/lang"
 	"math"
 	"net/url"
 	"sort"
@@ -24,7 +25,7 @@ const DefaultEndpointingMs = 0
 // catalog and the audio decoder, which name the parameter in their errors too.
 type Params struct {
 	Model          string // "" means the server's default model
-	Language       string
+	Language       string // as given (a BCP-47 tag); lang.Multi with detect_language=true
 	Encoding       string // lower case; "" when absent
 	SampleRate     int    // 0 when absent
 	Channels       int    // 1 when absent
@@ -62,6 +63,9 @@ type Params struct {
 	Ignored []string
 }
 
+// Detecting reports whether a stream asked for its language to be found.
+func (p Params) Detecting() bool { return p.Language == lang.Multi }
+
 // OutputChannels is the number of transcripts the stream produces.
 func (p Params) OutputChannels() int {
 	if p.Multichannel {
@@ -77,7 +81,7 @@ var known = map[string]bool{
 	"multichannel": true, "interim_results": true, "endpointing": true, "utterance_end_ms": true,
 	"vad_events": true, "punctuate": true, "smart_format": true, "redact": true, "token": true,
 	"resume": true, "resume_offset_ms": true, "resume_runup_ms": true, "keyterm": true, "keywords": true, "numerals": true,
-	"utterances": true, "utt_split": true, "paragraphs": true,
+	"utterances": true, "utt_split": true, "paragraphs": true, "detect_language": true,
 }
 
 // Bounds of keyterm= and keywords= together (Deepgram allows 500 tokens of keyterms;
@@ -121,6 +125,16 @@ func ParseQuery(q url.Values) (Params, error) {
 	}
 	if p.Language != "" && !validName(p.Language, 35) {
 		return Params{}, BadParam("language", "%s is not a language tag", clip(p.Language))
+	}
+	if detect, err := boolParam(one, "detect_language"); err != nil {
+		return Params{}, err
+	} else if detect {
+		p.Language = lang.Multi // Deepgram: detection wins over a language given beside it
+	}
+	if spec, err := lang.Parse(p.Language); err != nil {
+		return Params{}, BadParam("language", "%s", err.Error())
+	} else if spec.Detect {
+		p.Language = lang.Multi
 	}
 	if p.Encoding, _, err = one("encoding"); err != nil {
 		return Params{}, err

@@ -91,6 +91,9 @@ func TestParseQuery(t *testing.T) {
 		{"resume_runup_ms=100", "resume_runup_ms"},
 		{"resume=abc&resume_offset_ms=99999999999", "resume_offset_ms"},
 		{"resume=a%20b&resume_offset_ms=1", "resume"},
+		{"language=xx", "language"},
+		{"language=klingon-US", "language"},
+		{"detect_language=en", "detect_language"},
 	}
 	for _, b := range bad {
 		t.Run(b.q, func(t *testing.T) {
@@ -104,6 +107,21 @@ func TestParseQuery(t *testing.T) {
 				t.Fatalf("message %q does not name %s", err, b.param)
 			}
 		})
+	}
+}
+
+// TestLanguageParams: language= takes BCP-47 tags and multi; detect_language=true is
+// multi and wins over a language given beside it.
+func TestLanguageParams(t *testing.T) {
+	for q, want := range map[string]string{
+		"language=zh-CN": "zh-CN", "language=MULTI": "multi", "detect_language=true": "multi",
+		"detect_language=true&language=en": "multi", "detect_language=false&language=zh-TW": "zh-TW", "": "",
+	} {
+		v, _ := url.ParseQuery(q)
+		p, err := ParseQuery(v)
+		if err != nil || p.Language != want || p.Detecting() != (want == "multi") {
+			t.Errorf("%s: language %q detecting %v, %v; want %q", q, p.Language, p.Detecting(), err, want)
+		}
 	}
 }
 
@@ -151,7 +169,7 @@ func FuzzParseControl(f *testing.F) {
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{"model=tiny.en&encoding=linear16&sample_rate=16000&interim_results=true",
 		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "resume=r1&resume_offset_ms=2000", "resume=r1&resume_offset_ms=1500&resume_runup_ms=500", "sample_rate=%zz", "a=1&a=2&;",
-		"keyterm=Montreal+Forced+Aligner&keywords=Kubernetes:2&keywords=x:-1", "utterances=true&utt_split=1.5&paragraphs=true&numerals=true"} {
+		"keyterm=Montreal+Forced+Aligner&keywords=Kubernetes:2&keywords=x:-1", "utterances=true&utt_split=1.5&paragraphs=true&numerals=true", "language=zh-Hant-TW&detect_language=true", "language=multi"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {

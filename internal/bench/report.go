@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/earshot-dev/earshot/internal/wer"
 	"io"
 	"os"
 	"path/filepath"
@@ -38,8 +39,11 @@ func WriteFiles(dir string, r *Report) error {
 func WriteMarkdown(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "Target %s, %s UTC; %d clips looped, %.0f s of audio per stream per level; knee rule: partial p95 > %.0f ms or any error.\n\n",
 		r.Target, r.Started.Format("2006-01-02 15:04"), r.Clips, r.Duration, r.KneeP95Ms)
-	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | final p50 / p95 / p99 ms | WER | RTF | CPU s / audio s | peak RSS MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
-	fmt.Fprintln(w, "|---:|---|---|---|---:|---:|---:|---:|---|---|---:|")
+	if r.Language != "" {
+		fmt.Fprintf(w, "Language: %s (error rate: %s).\n\n", r.Language, errorRateName(r.Language))
+	}
+	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | first text p50 / p95 ms | final p50 / p95 / p99 ms | WER | RTF | CPU s / audio s | peak RSS MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
+	fmt.Fprintln(w, "|---:|---|---|---|---|---:|---:|---:|---:|---|---|---:|")
 	for _, l := range r.Levels {
 		var rss float64
 		for _, p := range l.Procs {
@@ -57,8 +61,8 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		if l.OverKnee != "" {
 			note = " (" + l.OverKnee + ")"
 		}
-		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.1f%% | %.3f | %.3f | %.0f | %s | %.1f / %.1f / %s | %d%s |\n",
-			l.Streams, l.PartialMs.P50, l.PartialMs.P95, l.PartialMs.P99, l.WordMs.P50, l.WordMs.P95,
+		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.1f%% | %.3f | %.3f | %.0f | %s | %.1f / %.1f / %s | %d%s |\n",
+			l.Streams, l.PartialMs.P50, l.PartialMs.P95, l.PartialMs.P99, l.WordMs.P50, l.WordMs.P95, l.FirstMs.P50, l.FirstMs.P95,
 			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, 100*l.WER, l.RTF, l.CPUPerAudio, rss, gpu,
 			l.AudioSec, l.AcceptedSec, bill, l.Errors, note)
 	}
@@ -72,12 +76,24 @@ Definitions (stream clock = seconds of audio since the stream began; "sent(t)" =
 time at which the bench had written the frame that completes stream time t):
 - partial latency: for each non-empty partial, arrival − sent(start + duration of the partial).
 - word latency: for each word the first time it appears in a partial, arrival − sent(word end).
+- first text latency: for each utterance, arrival of its first non-empty partial (or its
+  final, if no partial came first) − sent(start of the utterance), the start being where
+  the server's VAD heard speech begin (less its 200 ms pad).
 - final latency: for each non-empty final, arrival − sent(start + duration of the final); it
   includes the endpointing silence the server waits for.
 - WER: all finals of a stream joined, against the references of the clips it sent
-  (internal/wer normalisation), pooled over streams.
+  (internal/wer normalisation), pooled over streams; for Chinese, Japanese and Korean
+  (--language) the character error rate instead (wer.ErrorRate). A result with a
+  replacement character (broken UTF-8) counts as an error.
 - RTF: stream wall time (first frame → close) / audio seconds; live audio cannot go below ~1.
 - CPU s / audio s: CPU seconds of the measured service processes / audio seconds of the level.
 - billed: growth of GET /v1/usage total_ms over the level (n/a when unavailable).
 `)
+}
+
+func errorRateName(language string) string {
+	if wer.UsesCER(language) {
+		return "CER, characters"
+	}
+	return "WER, words"
 }

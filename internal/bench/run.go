@@ -16,8 +16,11 @@ type Config struct {
 	Duration time.Duration // audio per stream per level (rounded up to whole clips); default 60 s
 	ChunkMs  int           // audio per frame; default 100
 	KneeP95  time.Duration // stop after a level whose partial p95 is above this; default 2 s
-	Pids     []int         // service processes to measure (CPU, RSS)
-	GPU      bool          // sample nvidia-smi during each level
+	// Language is the streams' language= (set before UseWebSocket or UseBus); scoring is
+	// by character error rate for Chinese, Japanese and Korean (wer.ErrorRate).
+	Language string
+	Pids     []int // service processes to measure (CPU, RSS)
+	GPU      bool  // sample nvidia-smi during each level
 	Log      *slog.Logger
 
 	// dial opens one stream; set by RunWebSocket or RunBus.
@@ -61,7 +64,8 @@ type Level struct {
 	PartialMs   Dist           `json:"partial_latency_ms"`
 	WordMs      Dist           `json:"word_latency_ms"`
 	FinalMs     Dist           `json:"final_latency_ms"`
-	WER         float64        `json:"wer"` // pooled over streams: errors / reference words
+	FirstMs     Dist           `json:"first_text_latency_ms"` // an utterance's first text after its start was sent
+	WER         float64        `json:"wer"`                   // pooled over streams: errors / reference words (characters: CER)
 	AudioSec    float64        `json:"audio_sec"`
 	AcceptedSec float64        `json:"accepted_sec"`
 	BilledSec   *float64       `json:"billed_sec"` // null: billing unavailable
@@ -82,6 +86,7 @@ type Report struct {
 	Clips     int       `json:"clips"`
 	Duration  float64   `json:"duration_sec"`
 	KneeP95Ms float64   `json:"knee_p95_ms"`
+	Language  string    `json:"language,omitempty"`
 	Knee      int       `json:"knee_streams"` // most streams that stayed under the knee; 0: none
 	Levels    []Level   `json:"levels"`
 }
@@ -95,7 +100,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("%w: no transport (use RunWebSocket or RunBus)", ErrConfig)
 	}
 	rep := &Report{Target: cfg.Target, Started: time.Now().UTC(), Clips: len(cfg.Clips),
-		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds())}
+		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds()), Language: cfg.Language}
 	prog := newProgram(cfg.Clips, cfg.Duration)
 	for _, n := range cfg.Streams {
 		if err := ctx.Err(); err != nil {
@@ -140,7 +145,7 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 			case <-ctx.Done():
 			}
 			pcm, ref := prog.plan(i, cfg.Duration)
-			results[i] = runStream(ctx, cfg.dial, i, pcm, ref, cfg.ChunkMs)
+			results[i] = runStream(ctx, cfg.dial, i, pcm, ref, cfg.Language, cfg.ChunkMs)
 		}()
 	}
 	wg.Wait()
@@ -149,11 +154,11 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 	if gs != nil {
 		lv.GPU = gs.finish()
 	}
-	var pm, wm, fm []float64
+	var pm, wm, fm, ftm []float64
 	var errs, refs int
 	var rtf float64
 	for _, r := range results {
-		pm, wm, fm = append(pm, r.PartialMs...), append(wm, r.WordMs...), append(fm, r.FinalMs...)
+		pm, wm, fm, ftm = append(pm, r.PartialMs...), append(wm, r.WordMs...), append(fm, r.FinalMs...), append(ftm, r.FirstMs...)
 		errs, refs = errs+r.WordErrors, refs+r.RefWords
 		lv.AudioSec += r.AudioSec
 		lv.AcceptedSec += r.AcceptedSec
@@ -166,7 +171,7 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 		}
 	}
 	lv.PerStream = results
-	lv.PartialMs, lv.WordMs, lv.FinalMs = distOf(pm), distOf(wm), distOf(fm)
+	lv.PartialMs, lv.WordMs, lv.FinalMs, lv.FirstMs = distOf(pm), distOf(wm), distOf(fm), distOf(ftm)
 	lv.RTF = rtf / float64(n)
 	if refs > 0 {
 		lv.WER = float64(errs) / float64(refs)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/earshot-dev/earshot/internal/wer"
 )
@@ -78,7 +79,9 @@ type StreamResult struct {
 	Partial     Dist      `json:"partial_latency_ms"`
 	Word        Dist      `json:"word_latency_ms"`
 	Final       Dist      `json:"final_latency_ms"`
+	First       Dist      `json:"first_text_latency_ms"`
 	PartialMs   []float64 `json:"-"`
+	FirstMs     []float64 `json:"-"`
 	WordMs      []float64 `json:"-"`
 	FinalMs     []float64 `json:"-"`
 	Transcript  string    `json:"-"`
@@ -113,7 +116,7 @@ func (c *sendClock) sentAt(sec float64) (time.Time, bool) {
 }
 
 // runStream streams pcm in real time on one connection and measures it.
-func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string, chunkMs int) StreamResult {
+func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref, language string, chunkMs int) StreamResult {
 	res := StreamResult{Index: idx, Reference: ref}
 	c, err := dial(ctx)
 	if err != nil {
@@ -146,7 +149,18 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 	}()
 	res.AudioSec = float64(len(pcm)) / 32000
 	var finals []string
-	seen := 0 // words of the open utterance already seen in a partial
+	seen := 0          // words of the open utterance already seen in a partial
+	firstSeen := false // the open utterance has shown text
+	// broken reports text a client cannot show: a replacement character (what a JSON
+	// decoder makes of invalid UTF-8, e.g. half of a Chinese character).
+	broken := func(text string) {
+		if strings.ContainsRune(text, utf8.RuneError) {
+			res.Errors++
+			if res.Error == "" {
+				res.Error = "broken UTF-8 in a result: " + text
+			}
+		}
+	}
 	// lat is the latency of a result arriving at now that covers audio up to sec.
 	lat := func(now time.Time, sec float64) (float64, bool) {
 		t, _ := clock.sentAt(sec)
@@ -164,6 +178,13 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 			if ev.text == "" {
 				continue
 			}
+			broken(ev.text)
+			if !firstSeen {
+				firstSeen = true
+				if l, ok := lat(now, ev.start); ok {
+					res.FirstMs = append(res.FirstMs, l)
+				}
+			}
 			res.Partials++
 			if l, ok := lat(now, ev.start+ev.dur); ok {
 				res.PartialMs = append(res.PartialMs, l)
@@ -176,8 +197,14 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 			seen = max(seen, len(ev.words))
 		case evFinal:
 			seen = 0
+			first := !firstSeen
+			firstSeen = false
 			if ev.text == "" {
 				continue
+			}
+			broken(ev.text)
+			if l, ok := lat(now, ev.start); ok && first {
+				res.FirstMs = append(res.FirstMs, l)
 			}
 			res.Finals++
 			finals = append(finals, ev.text)
@@ -203,9 +230,9 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 			res.Error = err.Error()
 		}
 	}
-	res.Partial, res.Word, res.Final = distOf(res.PartialMs), distOf(res.WordMs), distOf(res.FinalMs)
+	res.Partial, res.Word, res.Final, res.First = distOf(res.PartialMs), distOf(res.WordMs), distOf(res.FinalMs), distOf(res.FirstMs)
 	res.Transcript = strings.Join(finals, " ")
-	cnt := wer.Compare(ref, res.Transcript)
+	cnt := wer.ErrorRate(language, ref, res.Transcript)
 	res.WER, res.WordErrors, res.RefWords = cnt.Rate(), cnt.Errors(), cnt.Ref
 	return res
 }

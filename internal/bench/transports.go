@@ -10,9 +10,10 @@ import (
 )
 
 // UseWebSocket makes cfg stream through a gateway's public /v1/listen (url, ws:// or
-// wss://) with cred, and read billed audio from its GET /v1/usage.
+// wss://) with cred, and read billed audio from its GET /v1/usage. c.Language is set
+// first.
 func (c *Config) UseWebSocket(url, model string, cred *Credentials) {
-	c.dial = wsDialer(url, model, cred)
+	c.dial = wsDialer(url, model, c.Language, cred)
 	c.usage = cred.UsageMs
 	c.Target = url
 }
@@ -23,7 +24,7 @@ func (c *Config) UseWebSocket(url, model string, cred *Credentials) {
 func (c *Config) UseBus(cl *ingest.Client, model, target string) {
 	c.dial = func(ctx context.Context) (conn, error) {
 		s, err := cl.Open(ctx, bus.SessionRequest{Tenant: "bench", Model: model, Channels: 1,
-			Options: bus.StreamOptions{InterimResults: true}})
+			Options: bus.StreamOptions{InterimResults: true, Language: c.Language}})
 		if err != nil {
 			return nil, err
 		}

@@ -111,6 +111,11 @@ type Result struct {
 	SpeechFinal  bool       `json:"speech_final,omitempty"` // final caused by endpointing (a pause)
 	FromFinalize bool       `json:"from_finalize,omitempty"`
 	LastWordEnd  float64    `json:"last_word_end,omitempty"`
+	// Language is whisper's code of the language the result was decoded in;
+	// LanguageConfidence the probability of that language when it was detected
+	// (language=multi), else 0.
+	Language           string  `json:"language,omitempty"`
+	LanguageConfidence float64 `json:"language_confidence,omitempty"`
 	// EndSample is the stream position (16 kHz samples) up to which audio is settled by
 	// this final: the gateway drops its replay buffer up to here.
 	EndSample uint64 `json:"end_sample,omitempty"`

@@ -53,7 +53,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	url := fs.String("url", "ws://localhost:8080/v1/listen", "gateway WebSocket URL")
 	key := fs.String("key", "", "API key (or env EARSHOT_API_KEY)")
 	token := fs.String("token", "", "token from POST /v1/auth/grant (opens one stream: use --key for more)")
-	model := fs.String("model", "", "model (default: the server's; --engine: tiny.en)")
+	model := fs.String("model", "", "model (default: the server's; --engine: tiny.en; with --serve the server loads it)")
+	language := fs.String("language", "", "language= of every stream (zh-CN, multi, …; default: the server's, English); zh, ja, ko are scored by CER")
 	manifest := fs.String("manifest", "", "speech manifest (default: the shared test data's speech/manifest.tsv)")
 	streams := fs.String("streams", "1,2,4,8", "concurrent streams per level, ascending")
 	dur := fs.Duration("duration", 60*time.Second, "audio per stream per level")
@@ -79,7 +80,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := newBenchLog(e)
-	cfg := bench.Config{Duration: *dur, ChunkMs: *chunk, KneeP95: *knee, GPU: *gpu, Log: log}
+	cfg := bench.Config{Duration: *dur, ChunkMs: *chunk, KneeP95: *knee, GPU: *gpu, Log: log, Language: *language}
 	var err error
 	if cfg.Streams, err = parseInts(*streams); err != nil {
 		return fmt.Errorf("--streams: %w", err)
@@ -125,7 +126,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 	} else {
 		if *serve {
-			u, pid, stop, err := startServe(ctx, e, key)
+			u, pid, stop, err := startServe(ctx, e, key, *model)
 			if err != nil {
 				return err
 			}
@@ -302,7 +303,7 @@ func (lw *localWorker) start(nc *nats.Conn, log *slog.Logger) (func(), error) {
 // free loopback ports and returns the WebSocket URL, the serve pid and a stop function.
 // It sets *key to an API key of a tenant "bench" on the team plan: demo tokens open one
 // stream each and the demo tenant is capped, so the bench does not run on them.
-func startServe(ctx context.Context, e *env, key *string) (url string, pid int, stop func(), err error) {
+func startServe(ctx context.Context, e *env, key *string, model string) (url string, pid int, stop func(), err error) {
 	redisBin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("--serve needs redis-server on PATH (apt-get install redis-server)")
@@ -342,7 +343,11 @@ func startServe(ctx context.Context, e *env, key *string) (url string, pid int, 
 		stop()
 		return "", 0, nil, err
 	}
-	srv := exec.Command(self, "serve", "--listen", "127.0.0.1:"+strconv.Itoa(gport), "--demo")
+	args := []string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(gport), "--demo"}
+	if model != "" {
+		args = append(args, "--models", model, "--default-model", model)
+	}
+	srv := exec.Command(self, args...)
 	srv.Env = append(os.Environ(), fmt.Sprintf("EARSHOT_REDIS_URL=redis://127.0.0.1:%d/0", rport),
 		"EARSHOT_DATA_DIR="+filepath.Join(dir, "data"))
 	srv.Stdout, srv.Stderr = logf, logf

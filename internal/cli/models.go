@@ -27,6 +27,11 @@ func init() {
   verify FILE                   check a ggml file's header, vocabulary and tensors
   path NAME                     print the file of an installed model (exit 1 if missing)
   install NAME FILE             copy a local file in as NAME, verified against the catalog
+  card NAME                     NAME's model card as JSON, with what make model-cards measured
+  measure NAME… [--out FILE]    measure installed models on the dev sets (../shared/testdata):
+                                offline WER/CER and real-time factor, then streamed through a
+                                fresh 'earshot serve' (first text, finals, error rate, memory);
+                                merged into FILE (default models/measured.json)
 The model dir is --model-dir, else $EARSHOT_MODEL_DIR, else ~/.cache/earshot/models.`,
 		run: runModels,
 	})
@@ -34,7 +39,7 @@ The model dir is --model-dir, else $EARSHOT_MODEL_DIR, else ~/.cache/earshot/mod
 
 func runModels(ctx context.Context, e *env, args []string) error {
 	c := commands["models"]
-	fs := newFlags(e, c, "<list|pull|import-ct2|quantize|synth|verify|path|install> [args]")
+	fs := newFlags(e, c, "<list|pull|import-ct2|quantize|synth|verify|path|install|card|measure> [args]")
 	dir := fs.String("model-dir", models.DefaultDir(), "directory holding ggml model files (env EARSHOT_MODEL_DIR)")
 	asJSON := fs.Bool("json", false, "list: print JSON model cards")
 	force := fs.Bool("force", false, "pull: download again even if present")
@@ -42,6 +47,8 @@ func runModels(ctx context.Context, e *env, args []string) error {
 	dims := fs.String("dims", "", "synth: "+strings.Join(models.SynthDims(), "|"))
 	out := fs.String("out", "", "synth: output file")
 	qtype := fs.String("type", "q8_0", "quantize: "+strings.Join(models.QuantizeTypes(), "|"))
+	measureOut := fs.String("measured", "models/measured.json", "measure: the measurements file to merge into")
+	streamSec := fs.Duration("stream-seconds", 0, "measure: audio streamed per model and language (0: each dev set once)")
 	sub, err := parseSub(fs, args)
 	if err != nil {
 		return err
@@ -50,6 +57,22 @@ func runModels(ctx context.Context, e *env, args []string) error {
 	switch sub {
 	case "list":
 		return modelsList(e, *dir, *asJSON)
+	case "card":
+		if len(pos) != 1 {
+			return fmt.Errorf("usage: earshot models card NAME (see 'earshot models list')")
+		}
+		card, err := models.Lookup(pos[0])
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(card)
+	case "measure":
+		if len(pos) == 0 {
+			return fmt.Errorf("usage: earshot models measure NAME… [--measured FILE] [--stream-seconds 0]")
+		}
+		return measureModels(ctx, e, *dir, *measureOut, pos, *streamSec)
 	case "pull":
 		if len(pos) != 1 {
 			return fmt.Errorf("usage: earshot models pull NAME (see 'earshot models list')")
@@ -60,7 +83,7 @@ func runModels(ctx context.Context, e *env, args []string) error {
 		}
 		p, err := models.Pull(ctx, card, *dir, models.PullOptions{Progress: e.stderr, Force: *force})
 		if err != nil {
-			return fmt.Errorf("%w\n  (no network to the model host? for tiny.en run: make model)", err)
+			return fmt.Errorf("%w\n  (no network to the model host? for tiny.en or base run: make model MODEL=NAME)", err)
 		}
 		fmt.Fprintln(e.stdout, p)
 		return nil

@@ -29,6 +29,7 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	key := fs.String("key", "", "API key (or env EARSHOT_API_KEY)")
 	token := fs.String("token", "", "short-lived token from POST /v1/auth/grant")
 	model := fs.String("model", "", "model (default: the server's)")
+	language := fs.String("language", "", "language= (BCP-47: en, zh-CN, zh-TW, …; multi: detect each utterance's)")
 	enc := fs.String("encoding", "", "raw audio: linear16, linear32, mulaw or alaw")
 	rate := fs.Int("sample-rate", 0, "raw audio: sample rate in Hz")
 	channels := fs.Int("channels", 0, "raw audio: channels")
@@ -56,7 +57,7 @@ func runStream(ctx context.Context, e *env, args []string) error {
 		}
 		*token = t
 	}
-	o := client.Options{Key: *key, Token: *token, Model: *model, Encoding: *enc, SampleRate: *rate,
+	o := client.Options{Key: *key, Token: *token, Model: *model, Language: *language, Encoding: *enc, SampleRate: *rate,
 		Channels: *channels, InterimResults: *interim, VADEvents: true}
 	return client.StreamFile(ctx, *url, o, fs.Arg(0), client.FileOptions{Realtime: !*fast, JSON: *asJSON, ChunkMs: *chunk}, e.stdout)
 }

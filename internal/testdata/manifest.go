@@ -31,6 +31,7 @@ const (
 	SpeechManifest   = "speech/manifest.tsv"    // 16 kHz utterances
 	PhoneManifest    = "speech/manifest_8k.tsv" // 8 kHz telephony prompts
 	LongformManifest = "speech/longform_dev.tsv"
+	MandarinManifest = "speech-zh/manifest.tsv" // 16 kHz Mandarin clips (see its provenance.tsv)
 	LongformWAV      = "speech/wav16k/longform_dev.wav"
 )
 

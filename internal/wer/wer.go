@@ -81,7 +81,14 @@ type Corpus struct {
 
 // Add compares one utterance and adds its counts; it returns them too.
 func (c *Corpus) Add(ref, hyp string) Counts {
-	u := Compare(ref, hyp)
+	return c.add(Compare(ref, hyp))
+}
+
+// AddCounts adds one utterance's counts (from Compare, CER or ErrorRate); it returns
+// them. Keep one unit (words or characters) per Corpus.
+func (c *Corpus) AddCounts(u Counts) Counts { return c.add(u) }
+
+func (c *Corpus) add(u Counts) Counts {
 	c.Ref += u.Ref
 	c.Sub += u.Sub
 	c.Del += u.Del

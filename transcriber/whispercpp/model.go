@@ -50,12 +50,16 @@ func DefaultContextParams() ContextParams {
 type ModelInfo struct {
 	Type         string // "tiny", "base", … (whisper_model_type_readable)
 	Multilingual bool
-	NVocab       int
-	NAudioCtx    int // encoder positions (1500 = 30 s)
-	NTextCtx     int
-	NAudioState  int
-	NAudioLayer  int
-	NTextLayer   int
+	// Languages is how many languages the model knows: 1 (English) for an .en model,
+	// 99 for multilingual ones up to large-v2, 100 for large-v3 (whisper's tokenizer has
+	// one token per language, between <|startoftranscript|> and <|translate|>).
+	Languages   int
+	NVocab      int
+	NAudioCtx   int // encoder positions (1500 = 30 s)
+	NTextCtx    int
+	NAudioState int
+	NAudioLayer int
+	NTextLayer  int
 }
 
 // Model is one whisper_context loaded without a default state: weights and
@@ -121,6 +125,10 @@ func Load(path string, p ContextParams) (*Model, error) {
 		NAudioState:  int(C.whisper_model_n_audio_state(ctx)),
 		NAudioLayer:  int(C.whisper_model_n_audio_layer(ctx)),
 		NTextLayer:   int(C.whisper_model_n_text_layer(ctx)),
+	}
+	m.info.Languages = 1
+	if m.info.Multilingual {
+		m.info.Languages = int(C.whisper_token_translate(ctx) - C.whisper_token_sot(ctx) - 1)
 	}
 	return m, nil
 }
@@ -297,4 +305,13 @@ func checkHeader(path string) (header, error) {
 		return h, fmt.Errorf("file of %d bytes holds no weights (a vocabulary-only test file?): %w", st.Size(), ErrLoad)
 	}
 	return h, nil
+}
+
+// LangStr is whisper.cpp's code of language id (the order of its language tokens), ""
+// past the last it knows.
+func LangStr(id int) string {
+	if id < 0 || id > int(C.whisper_lang_max_id()) {
+		return ""
+	}
+	return C.GoString(C.whisper_lang_str(C.int(id)))
 }

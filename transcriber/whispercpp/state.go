@@ -7,9 +7,11 @@ package whispercpp
 import "C"
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -294,4 +296,66 @@ func (s *State) collect(res *Result, p Params, dur float64) {
 	if nAll > 0 {
 		res.AvgLogprob = sumAll / float64(nAll)
 	}
+}
+
+// Language is a language whisper heard, with its probability.
+type Language struct {
+	Code string // whisper's code: "en", "zh", …
+	P    float32
+}
+
+// DetectLanguage runs whisper's language detection (OpenAI's detect_language: the
+// probability of each language token after <|startoftranscript|>) on samples, over the
+// first audioCtx encoder frames (0: the whole 30 s window; the same rule as
+// Params.AudioCtx, so a caller passes what it would decode with). It costs one encoder
+// pass and one decoder step, and returns the model's languages, most likely first.
+// Only multilingual models detect: others return ErrInvalid.
+func (s *State) DetectLanguage(ctx context.Context, samples []float32, audioCtx, threads int) ([]Language, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !s.m.info.Multilingual {
+		return nil, fmt.Errorf("detect language with an English-only model: %w", ErrInvalid)
+	}
+	if audioCtx < 0 || audioCtx > s.m.info.NAudioCtx || threads < 0 || len(samples) == 0 {
+		return nil, fmt.Errorf("detect language: audio_ctx %d, threads %d, %d samples: %w", audioCtx, threads, len(samples), ErrInvalid)
+	}
+	if threads == 0 {
+		threads = 1
+	}
+	if len(samples) < MinSamples {
+		padded := make([]float32, MinSamples)
+		copy(padded, samples)
+		samples = padded
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == nil {
+		return nil, ErrClosed
+	}
+	if rc := C.whisper_pcm_to_mel_with_state(s.ctx, s.st, (*C.float)(unsafe.Pointer(&samples[0])), C.int(len(samples)), C.int(threads)); rc != 0 {
+		return nil, fmt.Errorf("whisper_pcm_to_mel_with_state: code %d: %w", int(rc), ErrDecode)
+	}
+	n := int(C.whisper_lang_max_id()) + 1
+	probs := make([]float32, n)
+	if rc := C.whisper_lang_auto_detect_audio_ctx_with_state(s.ctx, s.st, C.int(audioCtx), C.int(threads), (*C.float)(unsafe.Pointer(&probs[0]))); rc < 0 {
+		return nil, fmt.Errorf("whisper_lang_auto_detect: code %d: %w", int(rc), ErrDecode)
+	}
+	// whisper.cpp scores every language it knows of; a model knows fewer (base has no
+	// "yue", whose token id is the model's <|translate|>): keep the model's and
+	// renormalise.
+	k := min(s.m.info.Languages, n)
+	out := make([]Language, 0, k)
+	var sum float32
+	for id := 0; id < k; id++ {
+		out = append(out, Language{Code: C.GoString(C.whisper_lang_str(C.int(id))), P: probs[id]})
+		sum += probs[id]
+	}
+	if sum > 0 {
+		for i := range out {
+			out[i].P /= sum
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Language) int { return cmp.Compare(b.P, a.P) })
+	return out, nil
 }

@@ -1,0 +1,70 @@
+package models
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"sync"
+)
+
+// Measured is what `earshot models measure` (make model-cards) found for one model on
+// a stated machine: quality and speed per language on the project's dev sets, offline and
+// streamed through the public API. The committed measurements (measured.json) are
+// shown on the model's card.
+type Measured struct {
+	Machine string `json:"machine"` // CPU, cores, what else ran
+	Date    string `json:"date"`    // UTC, RFC 3339
+	Version string `json:"version"` // earshot version that measured
+	// File is the measured file's sha256 and size, and where it came from.
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"size_bytes"`
+	Source    string `json:"source"`
+	// PeakRSSMB is the peak resident memory of `earshot serve` with this model alone
+	// loaded while it served one live stream (the gateway, NATS and the VAD included).
+	PeakRSSMB float64                     `json:"peak_rss_mb"`
+	Languages map[string]MeasuredLanguage `json:"languages"`
+}
+
+// MeasuredLanguage is one language's figures.
+type MeasuredLanguage struct {
+	Set    string `json:"set"`    // dev set: manifest path under ../shared/testdata
+	Clips  int    `json:"clips"`  // clips in it
+	Metric string `json:"metric"` // "WER" or "CER"
+	// OfflineErrorRate is the whole-file error rate (percent) of every clip decoded on
+	// its own; OfflineRTF the decode time over the audio time (2 threads).
+	OfflineErrorRate float64 `json:"offline_error_rate"`
+	OfflineRTF       float64 `json:"offline_rtf"`
+	// Streaming: the set streamed in real time on one connection through /v1/listen
+	// (earshot bench definitions): error rate of the finals and latencies in ms.
+	StreamErrorRate float64 `json:"stream_error_rate"`
+	StreamSeconds   float64 `json:"stream_seconds"`
+	FirstTextP50Ms  float64 `json:"first_text_p50_ms"`
+	FirstTextP95Ms  float64 `json:"first_text_p95_ms"`
+	PartialP50Ms    float64 `json:"partial_p50_ms"`
+	FinalP50Ms      float64 `json:"final_p50_ms"`
+	FinalP95Ms      float64 `json:"final_p95_ms"`
+}
+
+// MeasuredFile is the committed measurements file: model name → measurement.
+type MeasuredFile map[string]Measured
+
+//go:embed measured.json
+var measuredJSON []byte
+
+var measured = sync.OnceValues(func() (MeasuredFile, error) {
+	var m MeasuredFile
+	if err := json.Unmarshal(measuredJSON, &m); err != nil {
+		return nil, fmt.Errorf("models/measured.json: %w (regenerate it with make model-cards)", err)
+	}
+	return m, nil
+})
+
+// MeasuredOf returns the committed measurement of model name, if any.
+func MeasuredOf(name string) (Measured, bool) {
+	m, err := measured()
+	if err != nil {
+		return Measured{}, false
+	}
+	v, ok := m[name]
+	return v, ok
+}

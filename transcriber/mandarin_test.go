@@ -1,0 +1,126 @@
+package transcriber_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/earshot-dev/earshot/internal/hanzi"
+	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/wer"
+	"github.com/earshot-dev/earshot/transcriber"
+)
+
+// whisperBase is the real multilingual whisper base (make model MODEL=base).
+func whisperBase(t *testing.T) transcriber.Model {
+	t.Helper()
+	m, err := transcriber.Shared().Acquire(testdata.Model(t, "base"), transcriber.LoadOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func mandarinManifest(tb testing.TB) []testdata.Item {
+	tb.Helper()
+	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(tb), testdata.MandarinManifest))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return items
+}
+
+// TestOfflineMandarin transcribes the Mandarin dev set with real whisper base asked for
+// zh-CN and scores it by character error rate (internal/wer: punctuation dropped,
+// Traditional read as Simplified, numerals spoken). The output is valid UTF-8 in
+// Simplified characters. EARSHOT_ZH_REPORT writes a table of every clip.
+func TestOfflineMandarin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: the whole Mandarin set through base")
+	}
+	m := whisperBase(t)
+	var corpus wer.Corpus
+	var rows strings.Builder
+	fmt.Fprintf(&rows, "| id | seconds | CER | errors/chars | hypothesis |\n|---|---:|---:|---:|---|\n")
+	var audio, took float64
+	for _, it := range mandarinManifest(t) {
+		s := readWAV16k(t, it.WAV)
+		start := time.Now()
+		tr, err := transcriber.Transcribe(context.Background(), m, s, transcriber.OfflineOptions{Threads: 2, Language: "zh-CN"})
+		if err != nil {
+			t.Fatalf("%s: %v", it.ID, err)
+		}
+		took += time.Since(start).Seconds()
+		audio += tr.Duration
+		if !utf8.ValidString(tr.Text) || hanzi.ToSimplified(tr.Text) != tr.Text {
+			t.Errorf("%s: %q is not valid Simplified text", it.ID, tr.Text)
+		}
+		c := corpus.AddZh(it.Reference, tr.Text)
+		t.Logf("%-36s CER %5.1f%%  %s", it.ID, 100*c.Rate(), tr.Text)
+		fmt.Fprintf(&rows, "| %s | %.1f | %.1f%% | %d/%d | %s |\n", it.ID, tr.Duration, 100*c.Rate(), c.Errors(), c.Ref,
+			strings.ReplaceAll(tr.Text, "|", "/"))
+	}
+	summary := fmt.Sprintf("base (ggml f16), whisper.cpp 1.9.1 CPU, greedy, 2 threads, language=zh-CN: %d clips, %.1f s of audio, "+
+		"CER %.2f%% (%d errors / %d characters), decode %.1f s, real-time factor %.3f",
+		corpus.Utterances, audio, 100*corpus.Rate(), corpus.Errors(), corpus.Ref, took, took/audio)
+	t.Log(summary)
+	if p := os.Getenv("EARSHOT_ZH_REPORT"); p != "" {
+		if err := os.WriteFile(p, []byte("# Offline CER, Mandarin dev set\n\n"+summary+"\n\n"+rows.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	if corpus.Rate() > 0.25 {
+		t.Errorf("CER %.2f%% > 25%%", 100*corpus.Rate())
+	}
+}
+
+// TestDetectLanguageDevSets: language=multi on every clip of the English and Mandarin
+// dev sets (offline, whisper's detection over the clip) finds the clip's language on at
+// least 95 % of them (the target).
+func TestDetectLanguageDevSets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: every dev clip through base")
+	}
+	m := whisperBase(t)
+	d, err := m.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	type clip struct {
+		want string
+		it   testdata.Item
+	}
+	var clips []clip
+	for _, it := range speechManifest(t) {
+		clips = append(clips, clip{"en", it})
+	}
+	for _, it := range mandarinManifest(t) {
+		clips = append(clips, clip{"zh", it})
+	}
+	right := 0
+	for _, c := range clips {
+		s := readWAV16k(t, c.it.WAV)
+		h, err := d.Decode(context.Background(), transcriber.DecodeRequest{Samples: s, DetectLanguage: true, MaxTokens: 1,
+			AudioCtx: transcriber.AudioCtxFor(len(s))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Language == c.want {
+			right++
+		} else {
+			t.Logf("%s: detected %s (p %.2f), want %s", c.it.ID, h.Language, h.LanguageP, c.want)
+		}
+	}
+	acc := float64(right) / float64(len(clips))
+	t.Logf("language detection: %d of %d clips right (%.1f%%)", right, len(clips), 100*acc)
+	if acc < 0.95 {
+		t.Errorf("language detection right on %.1f%% of the dev clips, want ≥ 95%%", 100*acc)
+	}
+}
