@@ -3,7 +3,6 @@ package transcriber_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,12 +68,7 @@ func TestOfflineMandarin(t *testing.T) {
 	summary := fmt.Sprintf("base (ggml f16), whisper.cpp 1.9.1 CPU, greedy, 2 threads, language=zh-CN: %d clips, %.1f s of audio, "+
 		"CER %.2f%% (%d errors / %d characters), decode %.1f s, real-time factor %.3f",
 		corpus.Utterances, audio, 100*corpus.Rate(), corpus.Errors(), corpus.Ref, took, took/audio)
-	t.Log(summary)
-	if p := os.Getenv("EARSHOT_ZH_REPORT"); p != "" {
-		if err := os.WriteFile(p, []byte("# Offline CER, Mandarin dev set\n\n"+summary+"\n\n"+rows.String()), 0o644); err != nil {
-			t.Error(err)
-		}
-	}
+	writeReport(t, "EARSHOT_ZH_REPORT", "Offline CER, Mandarin dev set", summary, rows.String())
 	if corpus.Rate() > 0.25 {
 		t.Errorf("CER %.2f%% > 25%%", 100*corpus.Rate())
 	}

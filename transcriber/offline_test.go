@@ -76,13 +76,7 @@ func TestOfflineManifest(t *testing.T) {
 	summary := fmt.Sprintf("tiny.en (ggml f16), whisper.cpp 1.9.1 CPU, greedy, 2 threads: %d utterances, %.1f s of audio, "+
 		"overall WER %.2f%% (%d errors / %d words), decode time %.1f s, real-time factor %.3f",
 		corpus.Utterances, audioSec, 100*corpus.WER(), corpus.Errors(), corpus.Ref, took.Seconds(), rtf)
-	t.Log(summary)
-	if p := os.Getenv("EARSHOT_WER_REPORT"); p != "" {
-		report := "# Offline WER, 16 kHz manifest\n\n" + summary + "\n\n" + rows.String()
-		if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
-			t.Error(err)
-		}
-	}
+	writeReport(t, "EARSHOT_WER_REPORT", "Offline WER, 16 kHz manifest", summary, rows.String())
 	if corpus.WER() > 0.15 {
 		t.Errorf("overall WER %.2f%% > 15%%", 100*corpus.WER())
 	}
@@ -137,5 +131,17 @@ func TestOfflineCancel(t *testing.T) {
 	cancel()
 	if _, err := transcriber.Transcribe(ctx, m, make([]float32, 16000), transcriber.OfflineOptions{}); err != context.Canceled {
 		t.Errorf("Transcribe with a cancelled ctx = %v, want context.Canceled", err)
+	}
+}
+
+// writeReport logs summary and, when the environment variable env names a file, writes
+// a Markdown report there: title, summary, then the per-clip table.
+func writeReport(t *testing.T, env, title, summary, table string) {
+	t.Helper()
+	t.Log(summary)
+	if p := os.Getenv(env); p != "" {
+		if err := os.WriteFile(p, []byte("# "+title+"\n\n"+summary+"\n\n"+table), 0o644); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -40,7 +40,13 @@ func tenantWithKey(t *testing.T, srv *testutil.Serve, tenant, plan string, plans
 // speechPCM reads a 16 kHz test recording as little-endian PCM16 bytes.
 func speechPCM(t *testing.T, name string) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join(testdata.Require(t), "speech", "wav16k", name))
+	return filePCM(t, filepath.Join(testdata.Require(t), "speech", "wav16k", name))
+}
+
+// filePCM reads a WAV file as 16 kHz mono little-endian PCM16 bytes.
+func filePCM(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

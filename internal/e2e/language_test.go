@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	listenrest "github.com/deepgram/deepgram-go-sdk/v3/pkg/client/listen/v1/rest"
 
 	"github.com/earshot-dev/earshot/gateway/client"
-	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/hanzi"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
@@ -34,16 +32,7 @@ func mandarinClip(t *testing.T, id string) (string, []byte, string) {
 		if it.ID != id {
 			continue
 		}
-		f, err := os.Open(it.WAV)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		format, chans, err := ingest.ReadWAV(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return it.WAV, ingest.PCM16Bytes(ingest.Convert16kMono(format, chans)), it.Reference
+		return it.WAV, filePCM(t, it.WAV), it.Reference
 	}
 	t.Fatalf("%s not in the Mandarin manifest", id)
 	return "", nil, ""

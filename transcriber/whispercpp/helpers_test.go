@@ -22,7 +22,12 @@ func vadPath(tb testing.TB) string {
 // loadWAV reads a 16 kHz mono test recording from the shared speech folder.
 func loadWAV(tb testing.TB, name string) []float32 {
 	tb.Helper()
-	p := filepath.Join(testdata.Require(tb), "speech", "wav16k", name)
+	return readWAV(tb, filepath.Join(testdata.Require(tb), "speech", "wav16k", name))
+}
+
+// readWAV reads a WAV file as 16 kHz mono samples.
+func readWAV(tb testing.TB, p string) []float32 {
+	tb.Helper()
 	f, err := os.Open(p)
 	if err != nil {
 		tb.Fatal(err)

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/lang"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/transcriber/whispercpp"
@@ -17,17 +15,7 @@ import (
 // loadZh reads a clip of the shared Mandarin dev set.
 func loadZh(tb testing.TB, id string) []float32 {
 	tb.Helper()
-	p := filepath.Join(testdata.Require(tb), "speech-zh", "wav16k", id+".wav")
-	f, err := os.Open(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	format, ch, err := ingest.ReadWAV(f)
-	if err != nil {
-		tb.Fatalf("%s: %v", p, err)
-	}
-	return ingest.Convert16kMono(format, ch)
+	return readWAV(tb, filepath.Join(testdata.Require(tb), "speech-zh", "wav16k", id+".wav"))
 }
 
 // TestDetectLanguage: the real multilingual base weights tell Mandarin from English
