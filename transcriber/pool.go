@@ -123,6 +123,8 @@ type Pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	warmed chan struct{} // closed once every slot has warmed up (PoolConfig.Warm)
+
 	mu       sync.Mutex
 	sessions map[string]int // open sessions per model
 	closed   bool
@@ -147,17 +149,26 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: make(map[string]int),
+		warmed:   make(chan struct{}),
 	}
+	var warming sync.WaitGroup
 	for i := 0; i < cfg.Slots; i++ {
 		w := &decodeSlot{id: i, pool: p, decoders: make(map[string]Decoder)}
 		p.wg.Add(1)
+		warming.Add(1)
 		go func() {
 			defer p.wg.Done()
-			w.run(ctx)
+			w.run(ctx, warming.Done)
 		}()
 	}
+	go func() { warming.Wait(); close(p.warmed) }()
 	return p, nil
 }
+
+// Warmed is closed once every decode slot has made its decoders and run its warm-up
+// decode (at once without PoolConfig.Warm): from then on the pool's memory holds every
+// model's weights and one whisper_state per model and slot.
+func (p *Pool) Warmed() <-chan struct{} { return p.warmed }
 
 // Models lists the model names, sorted.
 func (p *Pool) Models() []string {

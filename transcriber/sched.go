@@ -133,7 +133,7 @@ type decodeSlot struct {
 	decoders map[string]Decoder
 }
 
-func (w *decodeSlot) run(ctx context.Context) {
+func (w *decodeSlot) run(ctx context.Context, warmed func()) {
 	defer func() {
 		for name, d := range w.decoders {
 			if err := d.Close(); err != nil {
@@ -144,6 +144,7 @@ func (w *decodeSlot) run(ctx context.Context) {
 	if w.pool.cfg.Warm {
 		w.warm(ctx)
 	}
+	warmed()
 	for {
 		st := w.pool.sched.next()
 		if st == nil {

@@ -289,6 +289,10 @@ func (s *sileroVAD) Reset() {
 
 func (s *sileroVAD) Close() error { return s.v.Close() }
 
+// RSSBytes is this process's resident set size (0 where /proc is not available): what a
+// worker measures its models' memory with.
+func RSSBytes() int64 { return rssBytes() }
+
 // rssBytes is the resident set size from /proc/self/statm; 0 where that is
 // not available.
 func rssBytes() int64 {

@@ -400,6 +400,7 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 		return newStandInWorker(nc, o, ops, log)
 	}
 	loaded := map[string]transcriber.Model{}
+	rss0 := transcriber.RSSBytes()
 	for _, name := range t.Models {
 		card, err := models.Lookup(name)
 		if err == nil && card.Synthetic && !o.Gateway.AllowSynthetic {
@@ -446,6 +447,9 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 	if err != nil {
 		return nil, err
 	}
+	if err := checkModelMemory(pool, loaded, rss0, t, log); err != nil {
+		return nil, err
+	}
 	ops.AddCheck("models", func(context.Context) error {
 		if len(loaded) == 0 {
 			return errors.New("no model loaded")
@@ -456,6 +460,34 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 		ID: bus.WorkerID(id), Log: log.With("component", "worker"), Registerer: ops.Registry,
 		DrainTimeout: o.Common.DrainTimeout,
 	})
+}
+
+// checkModelMemory holds the worker to --model-memory-mb: with a budget it waits for the
+// pool's warm-up (every model's weights and one decoder per model and slot in memory)
+// and refuses to start when the process grew by more than the budget since before the
+// models loaded, naming what it measured. Without one it returns at once.
+func checkModelMemory(pool *transcriber.Pool, loaded map[string]transcriber.Model, rss0 int64, t config.Transcriber, log *slog.Logger) error {
+	if t.ModelMemMB == 0 || rss0 == 0 {
+		return nil
+	}
+	select {
+	case <-pool.Warmed():
+	case <-time.After(5 * time.Minute):
+		pool.Close()
+		return fmt.Errorf("--model-memory-mb: the models did not warm up within 5 minutes")
+	}
+	used := (transcriber.RSSBytes() - rss0) >> 20
+	log.Info("model memory", "models", t.Models, "slots", t.SlotsFor(runtime.NumCPU()), "used_mb", used, "budget_mb", t.ModelMemMB)
+	if used <= int64(t.ModelMemMB) {
+		return nil
+	}
+	pool.Close()
+	for _, m := range loaded {
+		_ = m.Close()
+	}
+	return fmt.Errorf("--models %s take %d MB once loaded and warmed up on %d decode slots, more than --model-memory-mb %d: "+
+		"load fewer or smaller models (e.g. base-q8_0 for base), use fewer --slots, or raise the budget",
+		strings.Join(t.Models, ","), used, t.SlotsFor(runtime.NumCPU()), t.ModelMemMB)
 }
 
 // tokenSecret returns the configured secret, or one generated once and kept in the data dir.

@@ -78,6 +78,7 @@ type Gateway struct {
 type Transcriber struct {
 	WorkerID    string        `flag:"worker-id" env:"EARSHOT_WORKER_ID" help:"this worker's id (default: host name and pid)"`
 	Models      []string      `flag:"models" env:"EARSHOT_MODELS" help:"comma-separated models this worker loads"`
+	ModelMemMB  int           `flag:"model-memory-mb" env:"EARSHOT_MODEL_MEMORY_MB" help:"memory budget of the loaded models and their decoders, MB: a worker whose --models take more once warmed up refuses to start (0: no budget)"`
 	VADModel    string        `flag:"vad-model" env:"EARSHOT_VAD_MODEL" help:"Silero VAD ggml file (name in the model dir or a path)"`
 	Slots       int           `flag:"slots" env:"EARSHOT_SLOTS" help:"concurrent whisper decodes (0: cores / threads)"`
 	Threads     int           `flag:"threads" env:"EARSHOT_THREADS" help:"threads per decode (slots x threads <= cores)"`
@@ -227,6 +228,9 @@ func (t *Transcriber) Validate(cores int) error {
 	}
 	if t.Threads < 1 {
 		return fmt.Errorf("--threads must be at least 1")
+	}
+	if t.ModelMemMB < 0 {
+		return fmt.Errorf("--model-memory-mb must be 0 (no budget) or more")
 	}
 	if t.Slots < 0 || t.MaxSessions < 1 {
 		return fmt.Errorf("--slots must be >= 0 and --max-sessions >= 1")

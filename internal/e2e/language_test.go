@@ -202,3 +202,22 @@ func TestDeepgramSDKDetectsLanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestModelMemoryBudget: a worker asked for tiny.en and base under a 100 MB budget
+// refuses to start and says what they took; under 4 GB it serves, having logged what the
+// models and their decoders use once warmed up.
+func TestModelMemoryBudget(t *testing.T) {
+	testdata.Model(t, "base")
+	bin := testutil.Binary(t)
+	r := testutil.StartRedis(t)
+	p := testutil.Start(t, "earshot serve (small budget)", bin, []string{"EARSHOT_REDIS_URL=" + r.URL(), "EARSHOT_DATA_DIR=" + t.TempDir()},
+		"serve", "--listen", "127.0.0.1:0", "--ops-listen", "", "--models", "tiny.en,base", "--model-memory-mb", "100")
+	testutil.Eventually(t, 3*time.Minute, "the worker refuses to start", p.Exited)
+	if out := p.Output(); !strings.Contains(out, "more than --model-memory-mb 100") || !strings.Contains(out, "--models tiny.en,base take") {
+		t.Fatalf("want a refusal naming the budget and the models:\n%s", out)
+	}
+	srv := testutil.StartServe(t, "--models", "tiny.en,base", "--model-memory-mb", "4000")
+	if !strings.Contains(srv.Output(), `msg="model memory"`) {
+		t.Errorf("no model memory line in the log:\n%s", srv.Output())
+	}
+}
