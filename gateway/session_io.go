@@ -567,13 +567,14 @@ func (ss *session) relay(r bus.Result) bool {
 			}
 		}
 		alt := wire.Alternative{Transcript: r.Text, Confidence: r.Confidence, Words: words}
-		ch := wire.Channel{Alternatives: []wire.Alternative{alt}}
+		var ch wire.Channel
 		if detecting {
 			// Deepgram's multilingual streams list the languages of a result (and of each
 			// word); the channel's detected_language is what pre-recorded requests get.
-			ch.Alternatives[0].Languages = []string{r.Language}
+			alt.Languages = []string{r.Language}
 			ch.DetectedLanguage, ch.LanguageConfidence = r.Language, math.Round(r.LanguageConfidence*1000)/1000
 		}
+		ch.Alternatives = []wire.Alternative{alt}
 		msg := &wire.Results{
 			Type: wire.TypeResults, ChannelIndex: chIdx, Duration: r.Duration, Start: r.Start,
 			IsFinal: final, SpeechFinal: final && r.SpeechFinal, FromFinalize: final && r.FromFinalize,

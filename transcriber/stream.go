@@ -799,10 +799,15 @@ func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypot
 	r := bus.Result{
 		Type: bus.ResultPartial, Start: sec(st.uttStart), Duration: sec(j.winEnd - st.uttStart),
 		Text: text, Words: ws, Confidence: utteranceConfidence(ws),
-		StableWords: st.agree.stable(), Language: st.sess.lang.Code,
+		StableWords: st.agree.stable(), Language: cmp.Or(hyp.Language, st.sess.lang.Code),
 	}
-	if st.langUtt == st.uttID && st.lang != "" {
-		r.Language, r.LanguageConfidence = st.lang, float64(st.langP)
+	// The decode's language: detected now (a multi stream's partial not yet sure of
+	// it), or the one the utterance settled on.
+	switch {
+	case hyp.LanguageP > 0:
+		r.LanguageConfidence = float64(hyp.LanguageP)
+	case st.langUtt == st.uttID:
+		r.LanguageConfidence = float64(st.langP)
 	}
 	st.sess.send(st, r)
 }

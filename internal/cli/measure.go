@@ -21,7 +21,7 @@ import (
 )
 
 // devSet is a language's dev set: the language= streams and decodes use, and the
-// manifest under the shared test data.
+// manifest under the test data folder (testdata.Dir).
 type devSet struct {
 	code, language, manifest string
 }
@@ -71,7 +71,8 @@ func measureModels(ctx context.Context, e *env, dir, out string, names []string,
 			mp, err := testdata.Path(set.manifest)
 			if err != nil {
 				wm.Close()
-				return fmt.Errorf("the dev sets are in ../shared/testdata: %w", err)
+				return fmt.Errorf("measure needs dev sets with references (a folder holding %s and %s; set %s to it): %w",
+					testdata.SpeechManifest, testdata.MandarinManifest, testdata.EnvDir, err)
 			}
 			ml, err := measureOffline(ctx, e.stderr, wm, mp, set)
 			if err != nil {

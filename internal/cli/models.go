@@ -28,10 +28,10 @@ func init() {
   path NAME                     print the file of an installed model (exit 1 if missing)
   install NAME FILE             copy a local file in as NAME, verified against the catalog
   card NAME                     NAME's model card as JSON, with what make model-cards measured
-  measure NAME… [--out FILE]    measure installed models on the dev sets (../shared/testdata):
+  measure NAME… [--measured F] measure installed models on the dev sets ($EARSHOT_TESTDATA):
                                 offline WER/CER and real-time factor, then streamed through a
                                 fresh 'earshot serve' (first text, finals, error rate, memory);
-                                merged into FILE (default models/measured.json)
+                                merged into F (default models/measured.json)
 The model dir is --model-dir, else $EARSHOT_MODEL_DIR, else ~/.cache/earshot/models.`,
 		run: runModels,
 	})
