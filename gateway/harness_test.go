@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -69,8 +68,11 @@ func newHarness(t *testing.T, mut func(*Config)) *harness {
 	return h
 }
 
-func (h *harness) wsURL(query string) string {
-	return "ws" + strings.TrimPrefix(h.ts.URL, "http") + "/v1/listen?" + query
+func (h *harness) wsURL(query string) string { return h.wsURLAt("/v1/listen", query) }
+
+// wsURLAt is the WebSocket URL of the server's path (/v1/listen, /v2/listen) with query.
+func (h *harness) wsURLAt(path, query string) string {
+	return "ws" + strings.TrimPrefix(h.ts.URL, "http") + path + "?" + query
 }
 
 func (h *harness) keyHeader() http.Header {
@@ -79,14 +81,20 @@ func (h *harness) keyHeader() http.Header {
 
 const pcmQuery = "encoding=linear16&sample_rate=16000"
 
-// dial opens a stream; on an HTTP refusal it returns the response and its decoded body.
+// dial opens a /v1/listen stream; on an HTTP refusal it returns the response and its
+// decoded body.
 func (h *harness) dial(query string, hdr http.Header) (*websocket.Conn, *http.Response, wire.HTTPError, error) {
 	h.t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(h.wsURL(query), hdr)
+	return h.dialAt("/v1/listen", query, hdr)
+}
+
+// dialAt is dial on the server's path (/v1/listen, /v2/listen).
+func (h *harness) dialAt(path, query string, hdr http.Header) (*websocket.Conn, *http.Response, wire.HTTPError, error) {
+	h.t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(h.wsURLAt(path, query), hdr)
 	var he wire.HTTPError
 	if err != nil && resp != nil {
-		b, _ := io.ReadAll(resp.Body)
-		_ = json.Unmarshal(b, &he)
+		_ = decodeJSON(resp, &he)
 	}
 	if c != nil {
 		h.t.Cleanup(func() { c.Close() })
@@ -96,11 +104,45 @@ func (h *harness) dial(query string, hdr http.Header) (*websocket.Conn, *http.Re
 
 func (h *harness) mustDial(query string) (*websocket.Conn, *http.Response) {
 	h.t.Helper()
-	c, resp, he, err := h.dial(query, h.keyHeader())
+	return h.mustDialAt("/v1/listen", query)
+}
+
+// mustDialAt opens a stream on the server's path with the harness's key, or fails the test.
+func (h *harness) mustDialAt(path, query string) (*websocket.Conn, *http.Response) {
+	h.t.Helper()
+	c, resp, he, err := h.dialAt(path, query, h.keyHeader())
 	if err != nil {
-		h.t.Fatalf("dial %s: %v %+v", query, err, he)
+		h.t.Fatalf("dial %s?%s: %v %+v", path, query, err, he)
 	}
 	return c, resp
+}
+
+// checkBilled waits until the meter has closed session reqID, then asserts what was
+// billed: seconds of audio metered and counted for the tenant, and no live stream
+// left. It returns how often the meter was flushed for the session.
+func (h *harness) checkBilled(reqID string, seconds float64) (flushes int) {
+	t := h.t
+	t.Helper()
+	sid := bus.SessionID(reqID)
+	testutil.Eventually(t, 2*time.Second, "meter closed", func() bool {
+		h.meter.mu.Lock()
+		defer h.meter.mu.Unlock()
+		return h.meter.closed[sid]
+	})
+	h.meter.mu.Lock()
+	ms, flushes := h.meter.ms[sid], h.meter.flushes[sid]
+	h.meter.mu.Unlock()
+	if want := int64(math.Round(seconds * 1000)); ms != want {
+		t.Fatalf("metered %d ms, want %d", ms, want)
+	}
+	if v := counter(t, h.reg, "earshot_gateway_audio_seconds_total", map[string]string{"tenant": "acme"}); math.Abs(v-seconds) > 0.001 {
+		t.Fatalf("audio seconds metric %v, want %v", v, seconds)
+	}
+	testutil.Eventually(t, 2*time.Second, "live gauge back to 0", func() bool {
+		return counter(t, h.reg, "earshot_gateway_live_streams", map[string]string{"tenant": "acme"}) == 0 &&
+			h.backend.liveStreams() == 0
+	})
+	return flushes
 }
 
 // tone returns seconds of a 440 Hz tone as 16 kHz linear16 bytes.
@@ -142,21 +184,40 @@ type message struct {
 // readAll reads messages until the socket closes and returns them and the close error.
 func readAll(t *testing.T, c *websocket.Conn, timeout time.Duration) ([]message, *websocket.CloseError) {
 	t.Helper()
+	msgs, err := readMessages(c, timeout, "")
+	ce, _ := err.(*websocket.CloseError)
+	if ce == nil {
+		t.Logf("read ended without a close frame: %v", err)
+	}
+	return msgs, ce
+}
+
+// readMessages reads messages until one of type until (returned last, with a nil
+// error; "" reads on) or the first read error, the timeout's included.
+func readMessages(c *websocket.Conn, timeout time.Duration, until string) ([]message, error) {
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	var msgs []message
 	for {
 		_, b, err := c.ReadMessage()
 		if err != nil {
-			ce, _ := err.(*websocket.CloseError)
-			if ce == nil {
-				t.Logf("read ended without a close frame: %v", err)
-			}
-			return msgs, ce
+			return msgs, err
 		}
 		var m struct{ Type string }
 		_ = json.Unmarshal(b, &m)
 		msgs = append(msgs, message{Type: m.Type, Raw: b})
+		if until != "" && m.Type == until {
+			return msgs, nil
+		}
 	}
+}
+
+// endStream sends CloseStream on c, reads it to the close and waits until the server
+// has given the stream's slot back.
+func (h *harness) endStream(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	sendControl(t, c, wire.ControlCloseStream)
+	readAll(t, c, 3*time.Second)
+	testutil.Eventually(t, 2*time.Second, "slot released", func() bool { return h.srv.LiveStreams() == 0 })
 }
 
 func decode[T any](t *testing.T, m message) T {

@@ -25,7 +25,20 @@ import (
 // pass. The probe opens no transcription stream and holds no stream slot (it takes
 // the tenant's slot and gives it back at once), so it cannot tell 503 NO_CAPACITY:
 // a probe that gets 426 after a refused upgrade most likely met a full transcriber.
-func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) { s.serveListen(w, r, false) }
+
+// handleListenV2 admits a turn-taking stream on GET /v2/listen (Deepgram Flux's
+// protocol, docs/api.md "Turn-taking"). Admission, credentials, limits, quotas,
+// billing and resume are /v1/listen's, in the same code (serveListen); only the
+// query, the model aliases, the client messages and the messages sent differ.
+func (s *Server) handleListenV2(w http.ResponseWriter, r *http.Request) { s.serveListen(w, r, true) }
+
+// serveListen is GET /v1/listen (v2 false) and GET /v2/listen (v2 true).
+func (s *Server) serveListen(w http.ResponseWriter, r *http.Request, v2 bool) {
+	path := "/v1/listen"
+	if v2 {
+		path = "/v2/listen"
+	}
 	sid := bus.NewSessionID()
 	reqID := string(sid)
 	log := s.log.With("request_id", reqID, "remote", clientAddr(r))
@@ -48,7 +61,23 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	if p.Visitor != "" {
 		log = log.With("visitor", p.Visitor)
 	}
-	params, err := wire.ParseQuery(r.URL.Query())
+	var params wire.Params
+	var flux *fluxState
+	var err error
+	if v2 {
+		var fp wire.FluxParams
+		fp, err = wire.ParseFluxQuery(r.URL.Query())
+		params = fp.Params
+		if err == nil {
+			if code, msg, param := s.resolveFluxModel(&params, fp.LanguageHints); code != "" {
+				fail(http.StatusBadRequest, code, msg, param)
+				return
+			}
+			flux = &fluxState{turns: fp.Turns, hints: fp.LanguageHints, detecting: params.Detecting()}
+		}
+	} else {
+		params, err = wire.ParseQuery(r.URL.Query())
+	}
 	if err != nil {
 		var pe *wire.ParamError
 		errors.As(err, &pe)
@@ -121,7 +150,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Connection", "Upgrade")
 		writeHTTPError(w, http.StatusUpgradeRequired, codeUpgradeRequired,
-			"admission checks pass; GET /v1/listen is a WebSocket endpoint: send an Upgrade request", "", reqID)
+			"admission checks pass; GET "+path+" is a WebSocket endpoint: send an Upgrade request", "", reqID)
 		return
 	}
 	if p.Token && !s.tokenFree(ctx, p, sid, bus.SessionID(params.Resume), fail, log) {
@@ -141,6 +170,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	defer flushLog()
 	ss := newSession(s, info, params, model, pipe, streamLog)
 	ss.budget = bud
+	ss.flux = flux
 	if bud != nil {
 		defer func() { bud.Release(ss.billable()) }()
 	}
@@ -155,17 +185,23 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	defer ss.cancel()
 
 	openCtx, cancelOpen := context.WithTimeout(ss.ctx, s.cfg.OpenTimeout)
+	opts := bus.StreamOptions{Language: params.Language, InterimResults: params.InterimResults,
+		EndpointingMs: params.EndpointingMs, UtteranceEndMs: params.UtteranceEndMs,
+		VADEvents: params.VADEvents, Redact: params.Redact, Keyterms: params.Keyterms}
+	if flux != nil {
+		opts.Turns = flux.turnOptions()
+	}
 	stream, err := s.cfg.Backend.Open(openCtx, bus.SessionRequest{
 		Session: sid, Tenant: p.Tenant, Key: p.Key, Model: model.Name, Channels: params.OutputChannels(),
-		Priority: bus.PriorityLive,
-		Options: bus.StreamOptions{Language: params.Language, InterimResults: params.InterimResults,
-			EndpointingMs: params.EndpointingMs, UtteranceEndMs: params.UtteranceEndMs,
-			VADEvents: params.VADEvents, Redact: params.Redact, Keyterms: params.Keyterms},
+		Priority: bus.PriorityLive, Options: opts,
 		Committed: runUpCommitted(info.RunUpMs, params.OutputChannels()),
 	})
 	cancelOpen()
 	if err != nil {
 		if pe := BadRequestRefusal(err); pe != nil {
+			if flux != nil && pe.Param == "language" {
+				pe = &wire.ParamError{Param: "language_hint", Reason: pe.Reason} // its /v2 name
+			}
 			fail(http.StatusBadRequest, wire.CodeBadRequest, pe.Error(), pe.Param)
 			return
 		}

@@ -85,24 +85,10 @@ func TestStreamHappyPath(t *testing.T) {
 		!reflect.DeepEqual(req.Options.Redact, []string{"pci"}) || string(req.Session) != reqID {
 		t.Fatalf("session request %+v", req)
 	}
-	testutil.Eventually(t, 2*time.Second, "meter closed", func() bool {
-		h.meter.mu.Lock()
-		defer h.meter.mu.Unlock()
-		return h.meter.closed[bus.SessionID(reqID)]
-	})
-	if ms := h.meter.ms[bus.SessionID(reqID)]; ms != 3000 {
-		t.Fatalf("metered %d ms, want 3000", ms)
-	}
-	if v := counter(t, h.reg, "earshot_gateway_audio_seconds_total", map[string]string{"tenant": "acme"}); v < 2.999 || v > 3.001 {
-		t.Fatalf("audio seconds metric %v", v)
-	}
+	h.checkBilled(reqID, 3)
 	if v := counter(t, h.reg, "earshot_gateway_final_latency_seconds", nil); v != 3 {
 		t.Fatalf("final latency observations %v", v)
 	}
-	testutil.Eventually(t, 2*time.Second, "live gauge back to 0", func() bool {
-		return counter(t, h.reg, "earshot_gateway_live_streams", map[string]string{"tenant": "acme"}) == 0 &&
-			h.backend.liveStreams() == 0
-	})
 }
 
 func TestFinalizeAndNoInterims(t *testing.T) {
@@ -354,9 +340,7 @@ func TestAdmissionErrors(t *testing.T) {
 		if resp.StatusCode != 429 || he.Code != wire.CodeTooManyStreams {
 			t.Fatalf("second stream: %d %+v", resp.StatusCode, he)
 		}
-		sendControl(t, c1, wire.ControlCloseStream)
-		readAll(t, c1, 3*time.Second)
-		testutil.Eventually(t, 2*time.Second, "slot released", func() bool { return h.srv.LiveStreams() == 0 })
+		h.endStream(t, c1)
 		c2, _ := h.mustDial(pcmQuery)
 		c2.Close()
 	})
@@ -436,9 +420,7 @@ func TestListenProbe(t *testing.T) {
 		if resp.StatusCode != 429 || he.Code != wire.CodeTooManyStreams {
 			t.Fatalf("probe beside an open stream: %d %+v", resp.StatusCode, he)
 		}
-		sendControl(t, c1, wire.ControlCloseStream)
-		readAll(t, c1, 3*time.Second)
-		testutil.Eventually(t, 2*time.Second, "slot released", func() bool { return h.srv.LiveStreams() == 0 })
+		h.endStream(t, c1)
 		if resp, he := probe(t, pcmQuery, bearer); resp.StatusCode != 426 {
 			t.Fatalf("probe after the stream ended: %d %+v", resp.StatusCode, he)
 		}

@@ -38,6 +38,7 @@ type Server struct {
 // New validates cfg (after defaults) and returns a Server with its routes mounted:
 //
 //	GET  /v1/listen       live transcription (WebSocket)
+//	GET  /v2/listen       turn-taking live transcription, Deepgram Flux's protocol (WebSocket)
 //	POST /v1/auth/grant   short-lived token for the caller's key
 //	GET  /v1/models       models the caller's plan allows
 //	POST /demo/grant      demo token (only with Config.Demo.Enabled)
@@ -88,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	s.mux.HandleFunc("GET /v1/listen", s.handleListen)
+	s.mux.HandleFunc("GET /v2/listen", s.handleListenV2)
 	s.mux.HandleFunc("POST /v1/auth/grant", s.handleGrant)
 	s.mux.HandleFunc("GET /v1/models", s.handleModels)
 	if cfg.Demo.Enabled {

@@ -38,11 +38,13 @@ type session struct {
 	conn   atomic.Pointer[websocket.Conn]
 	stream Stream
 	meter  Meter
-	budget *Budget // the connection's share of its tenant's quota; nil: not capped
+	budget *Budget    // the connection's share of its tenant's quota; nil: not capped
+	flux   *fluxState // a /v2/listen (turn-taking) session; nil on /v1/listen
 
 	wmu        sync.Mutex // guards the writer's fields below
 	queue      [][]byte   // messages for the client, at most Config.WriteQueue
 	enqueued   int64      // messages queued so far
+	fluxSeq    int64      // the next Flux sequence_id (ss.flux set)
 	written    int64      // messages written to the socket so far
 	finalEnds  []finalEnd // queued finals not yet written (for the resume record)
 	closing    *closeMsg  // set once, by end
@@ -73,7 +75,8 @@ type closeMsg struct {
 	code   int
 	reason string
 	msg    *wire.Error
-	flush  bool // write what is queued first
+	raw    []byte // msg as a turn-taking stream sends it (Flux's Error, sequenced)
+	flush  bool   // write what is queued first
 }
 
 func newSession(s *Server, info SessionInfo, p wire.Params, m Model, pipe AudioPipeline, log *slog.Logger) *session {
@@ -101,6 +104,9 @@ func (ss *session) run(conn *websocket.Conn, stream Stream, meter Meter) {
 	ss.conn.Store(conn)
 	ss.stream, ss.meter = stream, meter
 	ss.reportOpen()
+	if ss.flux != nil {
+		ss.fluxConnected()
+	}
 	if ss.ctx.Err() != nil { // aborted while opening
 		_ = conn.Close()
 	}
@@ -131,7 +137,7 @@ func (ss *session) reportOpen() {
 	ss.srv.m.live.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Inc()
 	ss.log.Info("stream open", "model", ss.info.Model, "encoding", ss.params.Encoding,
 		"sample_rate", ss.params.SampleRate, "channels", ss.params.Channels, "multichannel", ss.params.Multichannel,
-		"interim_results", ss.params.InterimResults, "ignored_params", ss.params.Ignored)
+		"interim_results", ss.params.InterimResults, "ignored_params", ss.params.Ignored, "turns", ss.flux != nil)
 }
 
 // reportClosed counts and logs the stream's end.

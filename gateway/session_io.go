@@ -29,6 +29,12 @@ func (ss *session) end(c closeMsg) {
 			ss.log.Info("stream error", "code", c.msg.Code, "description", c.msg.Description)
 		}
 		ss.wmu.Lock()
+		if ss.flux != nil && c.msg != nil {
+			e := ss.fluxError(c.msg.Code, c.msg.Description)
+			e.setSequence(ss.fluxSeq)
+			ss.fluxSeq++
+			c.raw, _ = json.Marshal(e)
+		}
 		ss.closing = &c
 		ss.startWriterLocked()
 		ss.wmu.Unlock()
@@ -50,13 +56,18 @@ func (ss *session) enqueue(v any) bool { return ss.enqueueFinal(v, -1) }
 // enqueueFinal is enqueue for a final ending at endMs of this connection's audio (-1:
 // not a final).
 func (ss *session) enqueueFinal(v any, endMs int64) bool {
-	b, err := json.Marshal(v)
-	if err != nil {
-		ss.log.Error("marshal", "err", err)
-		return false
+	sq, isSeq := v.(sequenced)
+	var b []byte
+	var err error
+	if !isSeq {
+		if b, err = json.Marshal(v); err != nil {
+			ss.log.Error("marshal", "err", err)
+			return false
+		}
 	}
 	ss.wmu.Lock()
-	if ss.sockDone {
+	if ss.sockDone || (isSeq && ss.closing != nil && ss.closing.raw != nil) {
+		// A turn-taking stream's Error is its last message (its sequence_id is taken).
 		ss.wmu.Unlock()
 		return false
 	}
@@ -64,6 +75,16 @@ func (ss *session) enqueueFinal(v any, endMs int64) bool {
 		ss.wmu.Unlock()
 		ss.fail(wire.ClosePolicy, wire.CodeSlowConsumer, "slow consumer: results are not being read")
 		return false
+	}
+	if isSeq {
+		// Numbered and marshalled under the lock: sequence_id follows the queue's order.
+		sq.setSequence(ss.fluxSeq)
+		if b, err = json.Marshal(v); err != nil {
+			ss.wmu.Unlock()
+			ss.log.Error("marshal", "err", err)
+			return false
+		}
+		ss.fluxSeq++
 	}
 	ss.queue = append(ss.queue, b)
 	ss.enqueued++
@@ -136,7 +157,9 @@ func (ss *session) writeLoop() {
 		default: // the close, with nothing (more) to flush
 			ss.settleMeter()
 			var err error
-			if c.msg != nil {
+			if c.raw != nil {
+				err = write(c.raw, time.Second)
+			} else if c.msg != nil {
 				b, _ := json.Marshal(c.msg)
 				err = write(b, time.Second)
 			}
@@ -308,7 +331,7 @@ func (ss *session) endForQuota(err error) {
 	ss.endReason = string(code)
 	ss.mu.Unlock()
 	ss.log.Info("quota reached: ending the stream", "err", err)
-	ss.enqueue(wire.NewError(code, err.Error()+"; the audio sent before this message is transcribed and billed, later audio is not"))
+	ss.enqueue(ss.errorMessage(code, err.Error()+"; the audio sent before this message is transcribed and billed, later audio is not"))
 	ss.beginEnding(wire.CloseQuota)
 }
 
@@ -350,6 +373,9 @@ func (ss *session) control(b []byte) bool {
 	if isKeepAlive(b) {
 		ss.keepAlive()
 		return true
+	}
+	if ss.flux != nil {
+		return ss.fluxControl(b)
 	}
 	c, err := wire.ParseControl(b)
 	if err != nil {
@@ -518,7 +544,9 @@ func (ss *session) finish() {
 	if fm, ok := ss.meter.(FinalMarker); ok {
 		fm.Finished()
 	}
-	ss.enqueue(md)
+	if ss.flux == nil { // Flux sends no Metadata: the close follows the last TurnInfo
+		ss.enqueue(md)
+	}
 	if code == wire.CloseServiceRestart {
 		reason = "service restart"
 	}
@@ -547,6 +575,9 @@ func (ss *session) modelInfo() wire.ModelInfo {
 
 // relay maps one result; false ends the loop.
 func (ss *session) relay(r bus.Result) bool {
+	if ss.flux != nil {
+		return ss.relayTurn(r)
+	}
 	p := ss.params
 	chIdx := []int{r.Channel, p.OutputChannels()}
 	switch r.Type {
@@ -606,27 +637,32 @@ func (ss *session) relay(r bus.Result) bool {
 		}
 		return ss.enqueue(&wire.UtteranceEnd{Type: wire.TypeUtteranceEnd, Channel: chIdx, LastWordEnd: r.LastWordEnd})
 	case bus.ResultError:
-		code, ec := wire.CloseInternal, wire.CodeInternal
-		switch r.Code {
-		case bus.CodeNoCapacity, bus.CodeOverloaded, bus.CodeShuttingDown:
-			code, ec = wire.CloseTryAgainLater, wire.CodeNoCapacity
-		case bus.CodeBadAudio:
-			code, ec = wire.CloseBadAudio, wire.CodeBadAudio
-		case bus.CodeQuota:
-			code, ec = wire.CloseQuota, wire.CodeQuotaExhausted
-		case bus.CodeUnknownModel:
-			code, ec = wire.CloseBadRequest, wire.CodeUnknownModel
-		case bus.CodeBadRequest:
-			code, ec = wire.CloseBadRequest, wire.CodeBadRequest
-		}
-		desc := r.Message
-		if desc == "" {
-			desc = "the transcriber failed"
-		}
-		ss.fail(code, ec, desc)
-		return false
+		return ss.relayError(r)
 	}
 	return true
+}
+
+// relayError ends the session for a result error; it returns false (end the loop).
+func (ss *session) relayError(r bus.Result) bool {
+	code, ec := wire.CloseInternal, wire.CodeInternal
+	switch r.Code {
+	case bus.CodeNoCapacity, bus.CodeOverloaded, bus.CodeShuttingDown:
+		code, ec = wire.CloseTryAgainLater, wire.CodeNoCapacity
+	case bus.CodeBadAudio:
+		code, ec = wire.CloseBadAudio, wire.CodeBadAudio
+	case bus.CodeQuota:
+		code, ec = wire.CloseQuota, wire.CodeQuotaExhausted
+	case bus.CodeUnknownModel:
+		code, ec = wire.CloseBadRequest, wire.CodeUnknownModel
+	case bus.CodeBadRequest:
+		code, ec = wire.CloseBadRequest, wire.CodeBadRequest
+	}
+	desc := r.Message
+	if desc == "" {
+		desc = "the transcriber failed"
+	}
+	ss.fail(code, ec, desc)
+	return false
 }
 
 // written1 counts one message written to the socket and tells the meter about the

@@ -71,6 +71,9 @@ type standInStream struct {
 	flood    int
 	failWith bus.ErrorCode
 	failAt   int
+	// turn-taking sessions: the current turn's index and the Configure calls
+	turnIndex  int
+	configured []bus.TurnOptions
 }
 
 const samplesPerWord = bus.SampleRate / 2
@@ -115,11 +118,19 @@ func (s *standInStream) Send(pcm []int16, ch int, flags bus.ChunkFlag) error {
 		if i == 0 && s.req.Options.VADEvents {
 			s.emit(bus.Result{Type: bus.ResultSpeechStarted, Channel: ch, Start: 0.1})
 		}
+		if len(s.pending[ch]) == 1 {
+			s.turn(bus.TurnStart, ch, i+1, "")
+		}
 		s.emit(s.result(bus.ResultPartial, ch, i+1))
+		s.turn(bus.TurnUpdate, ch, i+1, "")
 		if len(s.pending[ch]) == 2 {
+			if s.turns() != nil && s.turns().EagerEOTThreshold > 0 {
+				s.turn(bus.TurnEager, ch, i+1, "")
+			}
 			r := s.result(bus.ResultFinal, ch, i+1)
 			r.SpeechFinal = true
 			s.emit(r)
+			s.turn(bus.TurnEnd, ch, i+1, bus.TriggerModel)
 			s.pending[ch] = nil
 			if s.req.Options.UtteranceEndMs > 0 {
 				s.emit(bus.Result{Type: bus.ResultUtteranceEnd, Channel: ch, LastWordEnd: float64(i+1) / 2})
@@ -127,10 +138,18 @@ func (s *standInStream) Send(pcm []int16, ch int, flags bus.ChunkFlag) error {
 		}
 	}
 	if flags&(bus.FlagFinalize|bus.FlagEnd) != 0 {
-		if len(s.pending[ch]) > 0 || flags&bus.FlagFinalize != 0 {
+		open := len(s.pending[ch]) > 0
+		if open || flags&bus.FlagFinalize != 0 {
 			r := s.result(bus.ResultFinal, ch, s.samples[ch]/samplesPerWord)
 			r.FromFinalize = flags&bus.FlagFinalize != 0
 			s.emit(r)
+			if open {
+				trigger := bus.TriggerClose
+				if flags&bus.FlagFinalize != 0 {
+					trigger = bus.TriggerManual
+				}
+				s.turn(bus.TurnEnd, ch, s.samples[ch]/samplesPerWord, trigger)
+			}
 			s.pending[ch] = nil
 		}
 		if flags&bus.FlagEnd != 0 {
@@ -152,6 +171,46 @@ func (s *standInStream) result(t bus.ResultType, ch, n int) bus.Result {
 	start := float64(first) / 2
 	return bus.Result{Type: t, Channel: ch, Start: start, Duration: float64(n)/2 - start,
 		Text: strings.Join(ws, " "), Words: words, Confidence: 0.9, ChunkSentNs: 1}
+}
+
+// turns are the session's end-of-turn knobs (nil: not a turn-taking session).
+func (s *standInStream) turns() *bus.TurnOptions { return s.req.Options.Turns }
+
+// turn emits a turn event over the pending words of ch (turn-taking sessions only),
+// as the worker does: StartOfTurn with the first word, an Update per word, an
+// EndOfTurn after the final that closes the turn (EagerEndOfTurn first with eager on).
+func (s *standInStream) turn(event string, ch, n int, trigger string) {
+	if s.turns() == nil {
+		return
+	}
+	r := s.result(bus.ResultTurn, ch, n)
+	r.Event, r.TurnIndex, r.Trigger, r.Language = event, s.turnIndex, trigger, "en"
+	r.EOTConfidence = 0.2
+	if event == bus.TurnEnd || event == bus.TurnEager {
+		r.EOTConfidence = 0.85
+	}
+	s.emit(r)
+	if event == bus.TurnEnd {
+		s.turnIndex++
+	}
+}
+
+// Configure records new end-of-turn knobs (gateway.TurnConfigurer).
+func (s *standInStream) Configure(t bus.TurnOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.req.Options.Turns == nil {
+		return errors.New("not a turn-taking session")
+	}
+	s.req.Options.Turns = &t
+	s.configured = append(s.configured, t)
+	return nil
+}
+
+func (s *standInStream) configures() []bus.TurnOptions {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]bus.TurnOptions(nil), s.configured...)
 }
 
 func (s *standInStream) Results() <-chan bus.Result { return s.out }

@@ -866,6 +866,11 @@ func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
 	clear(s.heldRes)
 	s.failing = false
 	s.failovers++
+	if s.req.Options.Turns != req.Options.Turns { // a Configure came while failing over
+		if err := s.configureLocked(g.Worker); err != nil {
+			s.log.Warn("configure after failover", "err", err)
+		}
+	}
 	// The old worker may only have been unreachable: if it hears this it frees the slot
 	// now; if not, its next heartbeat or result here brings another release.
 	s.releaseLocked(old, time.Now())
@@ -879,6 +884,42 @@ func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
 	}
 	s.mu.Unlock()
 	s.log.Info("failed over", "from", old, "to", g.Worker, "replayed_chunks", len(chunks), "err", perr)
+}
+
+// Configure changes a turn-taking session's end-of-turn knobs (Flux's Configure): the
+// worker serving the session gets a bus.ControlConfigure on its control subject, and
+// the session request keeps the new values, so a worker taking over after a failover
+// starts with them (one granted while this call ran gets them once the grant is in).
+// Control messages are core NATS: one lost on the way is not repeated.
+func (s *RemoteSession) Configure(t bus.TurnOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.terminal || s.ended:
+		return fmt.Errorf("configure session %s: %w", s.req.Session, ErrSessionClosed)
+	case s.req.Options.Turns == nil:
+		return fmt.Errorf("%w: configure session %s: not a turn-taking session", ErrBadSessionRequest, s.req.Session)
+	}
+	s.req.Options.Turns = &t // a new pointer: failover compares them
+	if s.failing || s.worker == "" {
+		return nil // the failover's grant sends it
+	}
+	return s.configureLocked(s.worker)
+}
+
+// configureLocked sends the session's turn options to worker w; s.mu is held.
+func (s *RemoteSession) configureLocked(w bus.WorkerID) error {
+	data, err := json.Marshal(bus.Control{Type: bus.ControlConfigure, Tenant: s.req.Tenant, Session: s.req.Session,
+		Worker: w, Turns: s.req.Options.Turns})
+	if err == nil {
+		err = s.c.nc.Publish(bus.ControlSubject(w), data)
+	}
+	if err != nil {
+		return fmt.Errorf("configure session %s on %s: %w", s.req.Session, w, err)
+	}
+	s.log.Info("sent new turn options", "worker", w, "eot_threshold", s.req.Options.Turns.EOTThreshold,
+		"eager_eot_threshold", s.req.Options.Turns.EagerEOTThreshold, "eot_timeout_ms", s.req.Options.Turns.EOTTimeoutMs)
+	return nil
 }
 
 // release tells worker w that serving now serves the session (bus.ControlRelease).

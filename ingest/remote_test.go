@@ -25,16 +25,34 @@ import (
 
 const remoteModel = "fake.en"
 
-// scriptedWorker is a stand-in worker (a fake, for client unit tests): it grants every
-// request as worker id, replying with the codes in refuse first.
-func scriptedWorker(t *testing.T, nc *nats.Conn, id bus.WorkerID, refuse ...bus.ErrorCode) *atomic.Int32 {
+// stubWorker is a stand-in worker (a fake, for client unit tests) answering session
+// requests on NATS.
+type stubWorker struct {
+	n    atomic.Int32 // requests answered
+	mu   sync.Mutex
+	reqs []bus.SessionRequest
+}
+
+// requests is a copy of the session requests answered so far.
+func (w *stubWorker) requests() []bus.SessionRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]bus.SessionRequest(nil), w.reqs...)
+}
+
+// scriptedWorker grants every request as worker id, replying with the codes in refuse
+// first, and keeps the requests.
+func scriptedWorker(t *testing.T, nc *nats.Conn, id bus.WorkerID, refuse ...bus.ErrorCode) *stubWorker {
 	t.Helper()
-	var n atomic.Int32
+	w := new(stubWorker)
 	_, err := nc.QueueSubscribe(bus.SessionRequestSubject(remoteModel), bus.QueueWorkers(remoteModel), func(m *nats.Msg) {
 		var req bus.SessionRequest
 		_ = json.Unmarshal(m.Data, &req)
+		w.mu.Lock()
+		w.reqs = append(w.reqs, req)
+		w.mu.Unlock()
 		g := bus.SessionGrant{Session: req.Session, Worker: id}
-		if i := int(n.Add(1)) - 1; i < len(refuse) {
+		if i := int(w.n.Add(1)) - 1; i < len(refuse) {
 			g.Code, g.Message = refuse[i], "scripted refusal"
 		}
 		data, _ := json.Marshal(g)
@@ -46,7 +64,7 @@ func scriptedWorker(t *testing.T, nc *nats.Conn, id bus.WorkerID, refuse ...bus.
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return &n
+	return w
 }
 
 func newRemoteClient(t *testing.T, nc *nats.Conn, opts ingest.ClientOptions) *ingest.Client {
@@ -104,7 +122,7 @@ func TestRemoteSilentWorkerIsRetried(t *testing.T) {
 	c := newRemoteClient(t, nc, ingest.ClientOptions{AttemptTimeout: 100 * time.Millisecond})
 	for i := 0; silent.Load() < 3; i++ {
 		if i == 200 {
-			t.Fatalf("the silent worker got %d of %d requests", silent.Load(), granted.Load())
+			t.Fatalf("the silent worker got %d of %d requests", silent.Load(), granted.n.Load())
 		}
 		s, err := c.Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
 		if err != nil {
@@ -171,8 +189,8 @@ func TestRemoteGrantCodes(t *testing.T) {
 	// Full and draining workers are retried; the third answer grants.
 	n := scriptedWorker(t, nc, "w9", bus.CodeNoCapacity, bus.CodeShuttingDown)
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
-	if s.Worker() != "w9" || n.Load() != 3 {
-		t.Fatalf("worker %q after %d requests", s.Worker(), n.Load())
+	if s.Worker() != "w9" || n.n.Load() != 3 {
+		t.Fatalf("worker %q after %d requests", s.Worker(), n.n.Load())
 	}
 
 	srv2 := testutil.NATS(t)

@@ -302,7 +302,7 @@ func (r *fakeRig) open(opts bus.StreamOptions) (Session, *collector) {
 func (r *fakeRig) waitIdle() {
 	r.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !r.pool.sched.idle() {
+	for r.pool.turnInFlight.Load() > 0 || !r.pool.sched.idle() {
 		if time.Now().After(deadline) {
 			r.t.Fatal("scheduler never became idle")
 		}
@@ -315,6 +315,13 @@ func (r *fakeRig) waitIdle() {
 // in simulated real time). flags go on the last chunk. It returns the next position.
 func (r *fakeRig) feed(s Session, c *collector, pcm []int16, start uint64, flags bus.ChunkFlag) uint64 {
 	r.t.Helper()
+	return r.write(s, c, pcm, start, flags, true)
+}
+
+// write is feed; without wait it does not wait for decodes (audio arriving faster than
+// it is decoded).
+func (r *fakeRig) write(s Session, c *collector, pcm []int16, start uint64, flags bus.ChunkFlag, wait bool) uint64 {
+	r.t.Helper()
 	const chunk = 20 * bus.SamplesPerMs
 	for i := 0; i < len(pcm); i += chunk {
 		j := min(i+chunk, len(pcm))
@@ -324,11 +331,15 @@ func (r *fakeRig) feed(s Session, c *collector, pcm []int16, start uint64, flags
 		}
 		r.clock.Advance(20 * time.Millisecond)
 		start += uint64(j - i)
-		c.fed.Store(start)
+		if c != nil {
+			c.fed.Store(start)
+		}
 		if err := s.Write(ch); err != nil {
 			r.t.Fatalf("write at %d: %v", start, err)
 		}
-		r.waitIdle()
+		if wait {
+			r.waitIdle()
+		}
 	}
 	return start
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
@@ -59,6 +60,14 @@ type PoolConfig struct {
 	// whisper_state's allocation and first touch of its buffers (about 100 MB each).
 	// Off by default (tests count decodes); the service turns it on.
 	Warm bool
+	// TurnModel is the end-of-turn model of turn-taking sessions (turn.go); nil ends a
+	// turn after TurnSilence of silence (VAD only).
+	TurnModel TurnModel
+	// TurnRecheck, when positive, runs the end-of-turn model again at this interval
+	// while a pause grows; 0: once per pause (the default, measured better: turn.go).
+	TurnRecheck time.Duration
+	// TurnSilence is the VAD-only end of turn. Default DefaultTurnSilence.
+	TurnSilence time.Duration
 	// Log is the pool's logger. Default: discard.
 	Log *slog.Logger
 
@@ -100,6 +109,9 @@ func (c *PoolConfig) defaults() error {
 	if c.MaxBuffer < c.MaxSegment+5*time.Second {
 		return fmt.Errorf("transcriber: MaxBuffer %v must exceed MaxSegment %v by 5 s", c.MaxBuffer, c.MaxSegment)
 	}
+	if c.TurnSilence <= 0 {
+		c.TurnSilence = DefaultTurnSilence
+	}
 	if c.Pad <= 0 {
 		c.Pad = 200 * time.Millisecond
 	}
@@ -124,6 +136,9 @@ type Pool struct {
 	wg     sync.WaitGroup
 
 	warmed chan struct{} // closed once every slot has warmed up (PoolConfig.Warm)
+
+	turnCalls    atomic.Int64 // end-of-turn model calls (tests, metrics)
+	turnInFlight atomic.Int64 // of which running now
 
 	mu       sync.Mutex
 	sessions map[string]int // open sessions per model

@@ -31,11 +31,13 @@ type session struct {
 	utteranceEnd uint64 // samples; 0 = no ResultUtteranceEnd
 	step         uint64 // samples
 	pad          uint64
+	tail         uint64 // audio after the speech end in a final's window: pad, or turnTail in a turn session
 	maxSegment   uint64
 	maxBuffer    uint64
 
-	keyterms keyterms  // set by Pool.Open
-	lang     lang.Spec // set by Pool.Open
+	keyterms keyterms         // set by Pool.Open
+	lang     lang.Spec        // set by Pool.Open
+	turns    *bus.TurnOptions // turn-taking (turn.go); nil: an ordinary stream
 
 	mu         sync.Mutex
 	streams    []*stream
@@ -63,7 +65,18 @@ func newSession(p *Pool, req bus.SessionRequest, emit Emitter) (*session, error)
 		hangover:     samples(cfg.EndpointSilence),
 		utteranceEnd: uint64(max(0, req.Options.UtteranceEndMs)) * bus.SamplesPerMs,
 	}
+	s.tail = s.pad
 	switch ms := req.Options.EndpointingMs; {
+	case req.Options.Turns != nil:
+		o, err := CheckTurnOptions(*req.Options.Turns)
+		if err != nil {
+			return nil, err
+		}
+		// Utterances end at the server's endpointing, as on /v1/listen (whisper
+		// transcribes a pause-free window best); the turn spans them (turn.go).
+		s.turns = &o
+		s.tail = turnTail
+		s.req.Options.InterimResults = true // Update events carry the partials
 	case ms > 0:
 		s.endpoint = max(uint64(ms)*bus.SamplesPerMs, samples(cfg.MinEndpoint))
 		s.hangover = s.endpoint
@@ -80,6 +93,9 @@ func newSession(p *Pool, req bus.SessionRequest, emit Emitter) (*session, error)
 			return nil, fmt.Errorf("open session %s: vad: %w", req.Session, err)
 		}
 		st := &stream{sess: s, ch: ch, vad: v}
+		if s.turns != nil {
+			st.turn = &turnState{}
+		}
 		st.history = lastWords(units(req.Prompt), maxHistoryWords)
 		if ch < len(req.Committed) {
 			st.committed = req.Committed[ch]
@@ -258,6 +274,8 @@ type stream struct {
 	langP   float32
 	langUtt uint64
 
+	turn *turnState // turn-taking (turn.go); nil unless the session has Turns
+
 	modelTimes  bool     // a decode of this stream got word times from the model: finals should too
 	history     []string // words of earlier finals: the decode prompt
 	lastWordEnd float64
@@ -282,6 +300,7 @@ type finalSeg struct {
 	skip                  int
 	lang                  string // detected language (language=multi) and its probability
 	langP                 float32
+	turnEnd               string // its final ends the turn: bus.Trigger* (turn sessions)
 }
 
 const (
@@ -299,6 +318,9 @@ func (st *stream) write(c *bus.AudioChunk, now time.Time) error {
 		st.started = true
 		st.bufStart = c.StartSample
 		st.ep = newEndpointer(st.vad.WindowSamples(), c.StartSample, max(s.hangover, 1))
+		if s.turnOn() {
+			st.ep.minSpeech = turnMinSpeech
+		}
 		st.decodedEnd = c.StartSample
 	}
 	st.audioSeq, st.sentNs, st.recvNs = c.Seq, c.SentNs, now.UnixNano()
@@ -345,6 +367,9 @@ func (st *stream) write(c *bus.AudioChunk, now time.Time) error {
 				if s.req.Options.VADEvents {
 					s.send(st, bus.Result{Type: bus.ResultSpeechStarted, Start: sec(st.ep.speechStart)})
 				}
+				if s.turnOn() {
+					st.turnSpeechStart(st.ep.speechStart)
+				}
 			}
 		case evSpeechEnd:
 			if st.uttOpen && s.endpoint > 0 {
@@ -373,6 +398,9 @@ func (st *stream) write(c *bus.AudioChunk, now time.Time) error {
 		if st.ep.inSpeech {
 			st.open(st.end())
 		}
+	}
+	if s.turnOn() {
+		st.turnTick()
 	}
 	st.utteranceEnd()
 	st.trim()
@@ -403,7 +431,7 @@ func (st *stream) cut(end, speechEnd uint64, speechFinal, fromFinalize bool) {
 	case st.specUtt == st.uttID && st.specEnd == speechEnd && st.specDone && st.specWindowMatches(end, speechEnd) &&
 		st.specFrom == st.winFrom && st.specSkip == st.winSkip:
 		seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip, seg.reused = st.specWords, st.specTimes, st.specConf, st.specSkip, true
-	case len(st.lastHyp) > 0 && st.lastHypEnd >= min(end, speechEnd+st.sess.pad) && st.agree.settled() &&
+	case len(st.lastHyp) > 0 && st.lastHypEnd >= min(end, speechEnd+st.sess.tail) && st.agree.settled() &&
 		(!st.modelTimes || allModelTimes(st.lastHypTimes)):
 		seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip, seg.reused = st.lastHyp, st.lastHypTimes, st.lastHypConf, st.lastHypSkip, true
 	}
@@ -428,6 +456,9 @@ func (st *stream) cut(end, speechEnd uint64, speechFinal, fromFinalize bool) {
 // Finalize with nothing open is answered with an empty FromFinalize final (in order).
 func (st *stream) finalize(fromFinalize bool) {
 	if !st.started {
+		return
+	}
+	if st.turn != nil && st.turnFinalize(fromFinalize) {
 		return
 	}
 	inSpeech := st.ep.inSpeech
@@ -501,6 +532,9 @@ func (st *stream) trim() {
 	if st.ep.cand {
 		keep = min(keep, st.ep.candStart)
 	}
+	if t := st.turn; t != nil && t.phase != turnIdle { // the end-of-turn model hears the turn's last 8 s
+		keep = min(keep, max(t.start, st.end()-min(st.end(), turnAudio)))
+	}
 	// VAD-detected speech starts up to minSpeech + a window before it is declared.
 	keep = min(keep, st.end()-min(st.end(), st.ep.minSpeech+st.ep.win))
 	if keep < s.pad {
@@ -551,8 +585,8 @@ func (st *stream) inPause() bool {
 // (and the endpoint hangover has not ended it yet): the time of its speculative final.
 func (st *stream) specPhase() bool {
 	s := st.sess
-	return s.endpoint > 0 && s.pad <= s.hangover && st.inPause() &&
-		st.ep.speechEnd > st.uttStart && st.end() >= st.ep.speechEnd+s.pad
+	return s.endpoint > 0 && s.tail <= s.hangover && st.inPause() &&
+		st.ep.speechEnd > st.uttStart && st.end() >= st.ep.speechEnd+s.tail
 }
 
 // specDue reports whether the speculative final of the open utterance should be decoded
@@ -564,7 +598,7 @@ func (st *stream) specDue() bool {
 // specWindowMatches reports whether a final cut at end with speech up to speechEnd
 // decodes the speculative window [uttStart − Pad, speechEnd + Pad).
 func (st *stream) specWindowMatches(end, speechEnd uint64) bool {
-	return end >= speechEnd+st.sess.pad
+	return end >= speechEnd+st.sess.tail
 }
 
 // schedule queues the stream when a final or a partial is due. Callers hold sess.mu.
@@ -616,14 +650,14 @@ func (st *stream) prepare() (job, bool) {
 		seg := st.pending[0]
 		j = job{final: true, seg: seg, speechStart: seg.start, speechEnd: seg.speechEnd}
 		j.winStart = seg.start - min(seg.start, s.pad)
-		j.winEnd = min(seg.end, seg.speechEnd+s.pad)
+		j.winEnd = min(seg.end, seg.speechEnd+s.tail)
 		j.trim(seg.from, seg.skip)
 		committed = seg.agree.committed
 		st.decodingFinal = true
 	case st.specDue():
 		j = job{spec: true, uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.ep.speechEnd}
 		j.winStart = st.uttStart - min(st.uttStart, s.pad)
-		j.winEnd = st.ep.speechEnd + s.pad
+		j.winEnd = st.ep.speechEnd + s.tail
 		j.trim(st.winFrom, st.winSkip)
 		committed = st.agree.committed
 		st.specUtt, st.specEnd, st.specDone, st.specWords, st.specTimes = st.uttID, st.ep.speechEnd, false, nil, nil
@@ -770,6 +804,9 @@ func (st *stream) completeSpec(j job, words []string, times []wordTime, hyp Hypo
 		return
 	}
 	st.specDone, st.specWords, st.specTimes, st.specConf = true, words, times, conf
+	if st.turn != nil {
+		st.tryEager()
+	}
 	if st.sess.req.Options.InterimResults {
 		st.emitPartial(j, words, times, hyp)
 	}
@@ -796,6 +833,7 @@ func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypot
 	}
 	st.lastText = text
 	ws := st.placeWords(all, allTimes, st.uttStart, j.winEnd, conf)
+	st.turnPartial(all, ws)
 	r := bus.Result{
 		Type: bus.ResultPartial, Start: sec(st.uttStart), Duration: sec(j.winEnd - st.uttStart),
 		Text: text, Words: ws, Confidence: utteranceConfidence(ws),
@@ -834,6 +872,9 @@ func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip
 	st.sess.log.Debug("final", "start", sec(seg.start), "speech_end", sec(seg.speechEnd), "reused", seg.reused,
 		"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
 	if len(all) == 0 && !seg.fromFinalize {
+		if st.turn != nil {
+			st.turnFinal(seg, nil, nil)
+		}
 		return true
 	}
 	ws := st.placeWords(all, allTimes, seg.start, seg.speechEnd, conf)
@@ -849,6 +890,9 @@ func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip
 		EndSample: seg.end, AudioSeq: seg.audioSeq,
 		Language: cmp.Or(seg.lang, st.sess.lang.Code), LanguageConfidence: float64(seg.langP),
 	})
+	if st.turn != nil {
+		st.turnFinal(seg, all, ws)
+	}
 	return true
 }
 

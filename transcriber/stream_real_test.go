@@ -64,6 +64,56 @@ type timedResult struct {
 	at time.Time
 }
 
+// realTimeChunk is the chunk streamRealTime writes: 20 ms.
+const realTimeChunk = 20 * bus.SamplesPerMs
+
+// streamRealTime opens req on pool, writes pcm to it in real time (20 ms chunks paced by
+// the wall clock, End on the last), waits for its closed result, and returns every
+// result with the time it came and the wall time each chunk reached the engine.
+func streamRealTime(t *testing.T, pool *Pool, req bus.SessionRequest, pcm []int16) ([]timedResult, []time.Time) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []timedResult
+	closed := make(chan struct{})
+	s, err := pool.Open(req, func(r bus.Result) {
+		mu.Lock()
+		got = append(got, timedResult{r, time.Now()})
+		mu.Unlock()
+		if r.Type == bus.ResultClosed {
+			close(closed)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const chunk = realTimeChunk
+	writeAt := make([]time.Time, (len(pcm)+chunk-1)/chunk)
+	start := time.Now()
+	for i := 0; i < len(pcm); i += chunk {
+		time.Sleep(time.Until(start.Add(time.Duration(i/chunk+1) * 20 * time.Millisecond)))
+		c := &bus.AudioChunk{Session: req.Session, Seq: uint64(i/chunk + 1), StartSample: uint64(i), PCM: pcm[i:min(i+chunk, len(pcm))]}
+		if i+chunk >= len(pcm) {
+			c.Flags = bus.FlagEnd
+		}
+		writeAt[i/chunk] = time.Now()
+		if err := s.Write(c); err != nil {
+			t.Fatalf("write at %.2f s: %v", sec(uint64(i)), err)
+		}
+	}
+	if lag := time.Since(start) - time.Duration(len(pcm)/bus.SamplesPerMs)*time.Millisecond; lag > time.Second {
+		t.Errorf("feeding fell %v behind real time", lag)
+	}
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no closed result 30 s after the end of the stream")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return append([]timedResult(nil), got...), writeAt
+}
+
 func pct(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -94,48 +144,9 @@ func TestStreamLongformRealEngine(t *testing.T) {
 	}
 	defer pool.Close()
 
-	var mu sync.Mutex
-	var got []timedResult
-	closed := make(chan struct{})
-	s, err := pool.Open(bus.SessionRequest{Session: "longform", Model: "tiny.en", Channels: 1,
-		Options: bus.StreamOptions{InterimResults: true}}, func(r bus.Result) {
-		mu.Lock()
-		got = append(got, timedResult{r, time.Now()})
-		mu.Unlock()
-		if r.Type == bus.ResultClosed {
-			close(closed)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-
-	const chunk = 20 * bus.SamplesPerMs
-	writeAt := make([]time.Time, (len(pcm)+chunk-1)/chunk) // wall time each chunk reached the engine
-	start := time.Now()
-	for i := 0; i < len(pcm); i += chunk {
-		next := start.Add(time.Duration(i/chunk+1) * 20 * time.Millisecond)
-		time.Sleep(time.Until(next))
-		c := &bus.AudioChunk{Session: "longform", Seq: uint64(i/chunk + 1), StartSample: uint64(i), PCM: pcm[i:min(i+chunk, len(pcm))]}
-		if i+chunk >= len(pcm) {
-			c.Flags = bus.FlagEnd
-		}
-		writeAt[i/chunk] = time.Now()
-		if err := s.Write(c); err != nil {
-			t.Fatalf("write at %.2f s: %v", sec(uint64(i)), err)
-		}
-	}
-	if lag := time.Since(start) - time.Duration(len(pcm)/bus.SamplesPerMs)*time.Millisecond; lag > time.Second {
-		t.Errorf("feeding fell %v behind real time", lag)
-	}
-	select {
-	case <-closed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no closed result 30 s after the end of the stream")
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	got, writeAt := streamRealTime(t, pool, bus.SessionRequest{Session: "longform", Model: "tiny.en", Channels: 1,
+		Options: bus.StreamOptions{InterimResults: true}}, pcm)
+	const chunk = realTimeChunk
 	wallOf := func(sample float64) time.Time { // when audio up to this stream second was written
 		i := min(len(writeAt)-1, int(sample*bus.SampleRate)/chunk)
 		return writeAt[max(0, i)]

@@ -407,7 +407,7 @@ func (w *Worker) remove(ws *wkSession) {
 // onControl handles a gateway's Control message (bus.ControlSubject of this worker).
 func (w *Worker) onControl(msg *nats.Msg) {
 	var c bus.Control
-	if err := json.Unmarshal(msg.Data, &c); err != nil || c.Type != bus.ControlRelease || c.Worker == w.cfg.ID {
+	if err := json.Unmarshal(msg.Data, &c); err != nil {
 		return
 	}
 	w.mu.Lock()
@@ -416,7 +416,27 @@ func (w *Worker) onControl(msg *nats.Msg) {
 	if ws == nil {
 		return
 	}
-	ws.release(c.Worker)
+	switch {
+	case c.Type == bus.ControlRelease && c.Worker != w.cfg.ID:
+		ws.release(c.Worker)
+	case c.Type == bus.ControlConfigure && c.Turns != nil:
+		ws.mu.Lock()
+		sess := ws.sess
+		ws.mu.Unlock()
+		cf, ok := sess.(Configurer)
+		if !ok {
+			return
+		}
+		if err := cf.Configure(*c.Turns); err != nil {
+			ws.log.Warn("configure refused", "err", err) // the gateway checks the values first
+		}
+	}
+}
+
+// Configurer is a Session whose turn-taking knobs can change mid-stream
+// (bus.ControlConfigure; Flux's Configure message).
+type Configurer interface {
+	Configure(bus.TurnOptions) error
 }
 
 func (w *Worker) reapIdle() {

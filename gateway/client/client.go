@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,28 +103,11 @@ type Conn struct {
 // Dial opens a stream. base is the server, "ws://host:port" or "wss://…" (a path of
 // /v1/listen is added when absent; http/https are accepted too).
 func Dial(ctx context.Context, base string, o Options) (*Conn, error) {
-	u, err := url.Parse(base)
+	u, q, err := streamURL(base, "/v1/listen", o.Extra)
 	if err != nil {
-		return nil, fmt.Errorf("earshot: url %q: %w", base, err)
+		return nil, err
 	}
-	switch u.Scheme {
-	case "http":
-		u.Scheme = "ws"
-	case "https":
-		u.Scheme = "wss"
-	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = "/v1/listen"
-	}
-	q := u.Query()
-	for k, vs := range o.Extra {
-		q[k] = vs
-	}
-	set := func(k, v string) {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
+	set := setter(q)
 	itoa := func(n int) string {
 		if n == 0 {
 			return ""
@@ -150,28 +134,16 @@ func Dial(ctx context.Context, base string, o Options) (*Conn, error) {
 		set("endpointing", itoa(o.EndpointingMs))
 	}
 	set("utterance_end_ms", itoa(o.UtteranceEndMs))
-	if len(o.Keyterms) > 0 {
-		q["keyterm"] = append([]string(nil), o.Keyterms...)
-	}
+	setKeyterms(q, o.Keyterms)
 	u.RawQuery = q.Encode()
-	hdr := http.Header{}
-	switch {
-	case o.Token != "":
-		hdr.Set("Authorization", "Bearer "+o.Token)
-	case o.Key != "":
-		hdr.Set("Authorization", "Token "+o.Key)
-	}
 	if o.MaxReconnects == 0 {
 		o.MaxReconnects = 5
 	}
 	if o.ReplayLimit == 0 {
 		o.ReplayLimit = 8 << 20
 	}
-	d := o.Dialer
-	if d == nil {
-		d = &websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	}
-	c := &Conn{url: u.String(), hdr: hdr, opts: o, dialer: d, events: make(chan Event, 256), done: make(chan struct{})}
+	c := &Conn{url: u.String(), hdr: authHeader(o.Key, o.Token), opts: o, dialer: dialerOr(o.Dialer),
+		events: make(chan Event, 256), done: make(chan struct{})}
 	ws, err := c.dial(ctx, "")
 	if err != nil {
 		return nil, err
@@ -190,7 +162,82 @@ func (c *Conn) dial(ctx context.Context, query string) (*websocket.Conn, error) 
 		}
 		u += sep + query
 	}
-	ws, resp, err := c.dialer.DialContext(ctx, u, c.hdr)
+	ws, reqID, err := dialServer(ctx, c.dialer, u, c.hdr)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.requestID = reqID
+	if c.streamID == "" {
+		c.streamID = c.requestID
+	}
+	c.mu.Unlock()
+	return ws, nil
+}
+
+// streamURL is base as a WebSocket URL ("ws://host:port", "wss://…"; http and https
+// are accepted too) with path set when base has none or names one of also, and the
+// query of base with extra added.
+func streamURL(base, path string, extra url.Values, also ...string) (*url.URL, url.Values, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, nil, fmt.Errorf("earshot: url %q: %w", base, err)
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	}
+	if u.Path == "" || u.Path == "/" || slices.Contains(also, u.Path) {
+		u.Path = path
+	}
+	q := u.Query()
+	for k, vs := range extra {
+		q[k] = vs
+	}
+	return u, q, nil
+}
+
+// setter sets a query parameter when its value is not empty.
+func setter(q url.Values) func(k, v string) {
+	return func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+}
+
+// setKeyterms adds keyterm=, once per term.
+func setKeyterms(q url.Values, terms []string) {
+	if len(terms) > 0 {
+		q["keyterm"] = append([]string(nil), terms...)
+	}
+}
+
+// authHeader authenticates with a signed token ("Bearer") or else an API key ("Token").
+func authHeader(key, token string) http.Header {
+	hdr := http.Header{}
+	switch {
+	case token != "":
+		hdr.Set("Authorization", "Bearer "+token)
+	case key != "":
+		hdr.Set("Authorization", "Token "+key)
+	}
+	return hdr
+}
+
+// dialerOr is d, or a dialer with a 10 s handshake timeout when d is nil.
+func dialerOr(d *websocket.Dialer) *websocket.Dialer {
+	if d == nil {
+		d = &websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	}
+	return d
+}
+
+// dialServer dials u; an HTTP refusal is a *DialError. It returns the request id.
+func dialServer(ctx context.Context, d *websocket.Dialer, u string, hdr http.Header) (*websocket.Conn, string, error) {
+	ws, resp, err := d.DialContext(ctx, u, hdr)
 	if err != nil {
 		if resp != nil {
 			defer resp.Body.Close()
@@ -199,17 +246,24 @@ func (c *Conn) dial(ctx context.Context, query string) (*websocket.Conn, error) 
 			if json.Unmarshal(b, &de.HTTPError) != nil || de.Code == "" {
 				de.Message = strings.TrimSpace(string(b))
 			}
-			return nil, de
+			return nil, "", de
 		}
-		return nil, fmt.Errorf("earshot: dial: %w", err)
+		return nil, "", fmt.Errorf("earshot: dial: %w", err)
 	}
-	c.mu.Lock()
-	c.requestID = resp.Header.Get("dg-request-id")
-	if c.streamID == "" {
-		c.streamID = c.requestID
+	return ws, resp.Header.Get("dg-request-id"), nil
+}
+
+// streamEnd maps the error that ended a connection's reads to what Err reports: nil
+// for a normal close (1000), a *CloseError for another close, else err itself. ce is
+// the close frame, nil when the connection dropped without one.
+func streamEnd(err error) (_ error, ce *websocket.CloseError) {
+	if !errors.As(err, &ce) {
+		return err, nil
 	}
-	c.mu.Unlock()
-	return ws, nil
+	if ce.Code == websocket.CloseNormalClosure {
+		return nil, ce
+	}
+	return &CloseError{Code: ce.Code, Reason: ce.Text}, ce
 }
 
 // RequestID is the server's id of the current connection's stream.
@@ -277,14 +331,7 @@ func (c *Conn) Close() error {
 func (c *Conn) readLoop(ws *websocket.Conn) {
 	reconnects := 0
 	for {
-		err := c.readConn(ws)
-		var ce *websocket.CloseError
-		errors.As(err, &ce)
-		if ce != nil && ce.Code == websocket.CloseNormalClosure {
-			err = nil
-		} else if ce != nil {
-			err = &CloseError{Code: ce.Code, Reason: ce.Text}
-		}
+		err, ce := streamEnd(c.readConn(ws))
 		c.mu.Lock()
 		retry := err != nil && c.opts.Reconnect && !c.closing && reconnects < c.opts.MaxReconnects &&
 			(ce == nil || ce.Code == 1011 || ce.Code == 1012 || ce.Code == 1013 || ce.Code == 1006)
@@ -355,19 +402,22 @@ func (c *Conn) resume(attempt int) (*websocket.Conn, error) {
 const resumeRunUpMs = 500
 
 func (c *Conn) bytesPerSecond() float64 {
+	return bytesPerSecond(c.opts.Encoding, c.opts.SampleRate, c.opts.Channels)
+}
+
+// bytesPerSecond of audio in encoding (8 kHz when rate is 0, mono when channels is 0).
+func bytesPerSecond(encoding string, rate, channels int) float64 {
 	bps := 2
-	switch strings.ToLower(c.opts.Encoding) {
+	switch strings.ToLower(encoding) {
 	case "linear32", "float32", "pcm_f32le":
 		bps = 4
 	case "mulaw", "alaw", "ulaw", "pcmu", "pcma":
 		bps = 1
 	}
-	ch := max(c.opts.Channels, 1)
-	rate := c.opts.SampleRate
 	if rate == 0 {
 		rate = 8000
 	}
-	return float64(bps * ch * rate)
+	return float64(bps * max(channels, 1) * rate)
 }
 
 func (c *Conn) readConn(ws *websocket.Conn) error {

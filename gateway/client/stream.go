@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/ingest"
 )
 
@@ -39,12 +40,52 @@ func StreamFile(ctx context.Context, url string, o Options, path string, fo File
 		return err
 	}
 	defer c.Close()
-	chunk := int(c.bytesPerSecond()) * fo.ChunkMs / 1000
-	frame := int(c.bytesPerSecond()) / max(o.SampleRate, 1)
-	chunk -= chunk % max(frame, 1)
+	chunk := chunkBytes(c.bytesPerSecond(), fo.ChunkMs, o.SampleRate)
+	sendErr := sendPaced(ctx, c, audio, chunk, fo, time.Now())
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	if err := relay(ctx, sendErr, c.Events(), w, fo.JSON, func(ev Event, partial bool) bool {
+		if ev.Results == nil {
+			return partial
+		}
+		t := ev.Results.Transcript()
+		defer w.Flush()
+		if !ev.Results.IsFinal {
+			fmt.Fprintf(w, "\r\033[K%s", t)
+			return true
+		}
+		if t != "" {
+			fmt.Fprintf(w, "\r\033[K%s\n", t)
+		} else if partial {
+			fmt.Fprint(w, "\r\033[K")
+		}
+		return false
+	}); err != nil {
+		return err
+	}
+	return c.Err()
+}
+
+// chunkBytes is chunkMs of audio at bps bytes a second, cut to whole frames of one
+// sample on every channel.
+func chunkBytes(bps float64, chunkMs, rate int) int {
+	chunk := int(bps) * chunkMs / 1000
+	frame := int(bps) / max(rate, 1)
+	return chunk - chunk%max(frame, 1)
+}
+
+// audioSender is what sendPaced streams to: a Conn or a TurnConn.
+type audioSender interface {
+	SendAudio(b []byte) error
+	CloseStream() error
+}
+
+// sendPaced sends audio to c in chunks of chunk bytes (fo.ChunkMs of audio each;
+// paced at real time from start with fo.Realtime), then asks the server to finish. It
+// returns at once; the result, nil once CloseStream is sent, arrives on the channel.
+func sendPaced(ctx context.Context, c audioSender, audio []byte, chunk int, fo FileOptions, start time.Time) chan error {
 	sendErr := make(chan error, 1)
 	go func() {
-		start := time.Now()
 		for i := 0; i*chunk < len(audio); i++ {
 			if fo.Realtime {
 				due := start.Add(time.Duration(i*fo.ChunkMs) * time.Millisecond)
@@ -55,17 +96,52 @@ func StreamFile(ctx context.Context, url string, o Options, path string, fo File
 					return
 				}
 			}
-			b := audio[i*chunk : min((i+1)*chunk, len(audio))]
-			if err := c.SendAudio(b); err != nil {
+			if err := c.SendAudio(audio[i*chunk : min((i+1)*chunk, len(audio))]); err != nil {
 				sendErr <- err
 				return
 			}
 		}
 		sendErr <- c.CloseStream()
 	}()
-	w := bufio.NewWriter(out)
-	defer w.Flush()
-	partial := false
+	return sendErr
+}
+
+// serverMessage is an Event or a TurnEvent.
+type serverMessage interface {
+	raw() []byte
+	serverErr() error // the server's Error message as an error; nil for any other message
+}
+
+func (ev Event) raw() []byte     { return ev.Raw }
+func (ev TurnEvent) raw() []byte { return ev.Raw }
+
+func (ev Event) serverErr() error {
+	if ev.Error == nil {
+		return nil
+	}
+	return serverError(ev.Error.Code, ev.Error.Description)
+}
+
+func (ev TurnEvent) serverErr() error {
+	if ev.Error == nil {
+		return nil
+	}
+	return serverError(ev.Error.Code, ev.Error.Description)
+}
+
+// serverError is an Error message from the server as a Go error.
+func serverError(code wire.ErrorCode, description string) error {
+	return fmt.Errorf("earshot: %s: %s", code, description)
+}
+
+// relay writes each event to w, as a JSON line with jsonLines or else with text, until
+// events is closed (nil), the server sends an Error, the sender reports a failure on
+// sendErr, or ctx ends. text is told whether the line last written is still open (to
+// be rewritten in place) and returns whether it left one open; relay ends an open line
+// when events closes.
+func relay[E serverMessage](ctx context.Context, sendErr <-chan error, events <-chan E, w *bufio.Writer,
+	jsonLines bool, text func(ev E, open bool) bool) error {
+	open := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -75,39 +151,22 @@ func StreamFile(ctx context.Context, url string, o Options, path string, fo File
 				return fmt.Errorf("earshot: send: %w", err)
 			}
 			sendErr = nil
-		case ev, ok := <-c.Events():
+		case ev, ok := <-events:
 			if !ok {
-				if partial {
+				if open {
 					fmt.Fprintln(w)
 				}
-				return c.Err()
+				return nil
 			}
-			if fo.JSON {
-				w.Write(ev.Raw)
+			if jsonLines {
+				w.Write(ev.raw())
 				w.WriteByte('\n')
 				w.Flush()
-				if ev.Error != nil {
-					return fmt.Errorf("earshot: %s: %s", ev.Error.Code, ev.Error.Description)
-				}
-				continue
+			} else {
+				open = text(ev, open)
 			}
-			switch {
-			case ev.Results != nil:
-				t := ev.Results.Transcript()
-				if ev.Results.IsFinal {
-					if t != "" {
-						fmt.Fprintf(w, "\r\033[K%s\n", t)
-					} else if partial {
-						fmt.Fprint(w, "\r\033[K")
-					}
-					partial = false
-				} else {
-					fmt.Fprintf(w, "\r\033[K%s", t)
-					partial = true
-				}
-				w.Flush()
-			case ev.Error != nil:
-				return fmt.Errorf("earshot: %s: %s", ev.Error.Code, ev.Error.Description)
+			if err := ev.serverErr(); err != nil {
+				return err
 			}
 		}
 	}

@@ -45,8 +45,13 @@ type call struct {
 	cutMu  sync.Mutex
 	cutWhy string // why the watcher ended the call (quota_exhausted, max_duration)
 
-	mu    sync.Mutex
-	turns []Turn
+	turnCfg *turnConfig // turn-taking; nil: off
+
+	mu           sync.Mutex
+	turns        []Turn  // finals, or with turn-taking the ended turns
+	bargeIns     int     // barge_in events
+	bargeLatency []int64 // their latency_ms (at most bargeLatencyKept)
+	agent        *track  // the outbound track once open (barge-in checks its floor)
 }
 
 // track is one side of the call: its session, decoder, reorder window and meter.
@@ -60,6 +65,9 @@ type track struct {
 	budget        *gateway.Budget // the track's share of the tenant's quota; nil: not capped
 	received      int64           // µ-law samples received (billed)
 	total         int64           // samples sent on, gap fill included
+	sent          uint64          // 16 kHz samples sent to the session: its stream position
+	arr           *arrivals       // when the chunk holding each position arrived
+	floor         *floor          // turn state (turn-taking); guarded by call.mu
 	billedMs      int64
 	failed        bool
 	closed        chan struct{} // ResultClosed seen, or results ended
@@ -211,6 +219,11 @@ func (c *call) begin(s *StartInfo) error {
 	c.start, c.startedAt = s, time.Now()
 	c.dlv = newDelivery(cfg.Delivery, cfg.Publisher, c.log, c.tenant, s.CallSID, url, secret)
 	go c.dlv.run(c.h.ctx)
+	// Checked once events can reach the tenant: a bad value ends the call with a
+	// call.error naming the parameter (and a summary), as a track that cannot open does.
+	if c.turnCfg, err = turnParams(s.CustomParameters, cfg); err != nil {
+		return err
+	}
 	c.tracks = map[string]*track{}
 	for _, name := range s.Tracks {
 		t, err := c.openTrack(ctx, name)
@@ -219,10 +232,15 @@ func (c *call) begin(s *StartInfo) error {
 		}
 		c.tracks[name] = t
 		c.order = append(c.order, name)
+		if name == TrackOutbound {
+			c.mu.Lock()
+			c.agent = t
+			c.mu.Unlock()
+		}
 	}
 	c.stopWatch = make(chan struct{})
 	go c.watch()
-	c.log.Info("call started", "tracks", s.Tracks, "model", c.model, "webhook", url != "")
+	c.log.Info("call started", "tracks", s.Tracks, "model", c.model, "webhook", url != "", "turns", c.turnCfg != nil)
 	return nil
 }
 
@@ -312,7 +330,8 @@ func (c *call) openTrack(ctx context.Context, name string) (*track, error) {
 		return nil, err
 	}
 	t := &track{name: name, speaker: Speaker(name), session: bus.NewSessionID(), pipe: pipe,
-		ro: newReorder(cfg.ReorderWindow), closed: make(chan struct{}), pumpDone: make(chan struct{})}
+		ro: newReorder(cfg.ReorderWindow), closed: make(chan struct{}), pumpDone: make(chan struct{}),
+		arr: &arrivals{}, floor: &floor{}}
 	// The track holds its share of what the tenant has left, as a live stream does, so
 	// that calls and streams on every gateway stop together where it runs out.
 	if cfg.Quota != nil {
@@ -324,6 +343,10 @@ func (c *call) openTrack(ctx context.Context, name string) (*track, error) {
 	req := bus.SessionRequest{Session: t.session, Tenant: c.tenant, Model: c.model, Channels: 1,
 		Priority: bus.PriorityLive, Options: bus.StreamOptions{InterimResults: !cfg.NoPartials,
 			Language: c.start.CustomParameters["language"]}}
+	if c.turnCfg != nil {
+		o := c.turnCfg.opts
+		req.Options.Turns = &o
+	}
 	if t.stream, err = cfg.Backend.Open(ctx, req); err != nil {
 		t.releaseBudget()
 		return nil, fmt.Errorf("open %s track: %w", name, err)
@@ -347,7 +370,7 @@ func (c *call) media(m Media) error {
 	// since the call started: a forged chunk number cannot make hours of audio.
 	allowed := int64((time.Since(c.startedAt)+fillSlack)/time.Millisecond) * ingest.G711Rate / 1000
 	t.ro.fillBudget = max(0, int((allowed-t.total-int64(len(m.Audio)))/FrameBytes))
-	rels, err := t.ro.Add(m.Chunk, m.Audio)
+	rels, err := t.ro.Add(m.Chunk, m.Audio, time.Since(c.startedAt))
 	if err != nil {
 		return err
 	}
@@ -382,6 +405,7 @@ func (c *call) push(t *track, r release) {
 			t.billedMs = ms
 		}
 	}
+	t.arr.add(t.sent, r.at)
 	c.send(t, out[0], 0)
 }
 
@@ -389,6 +413,7 @@ func (c *call) send(t *track, x []float32, flags bus.ChunkFlag) {
 	if t.failed || (len(x) == 0 && flags == 0) {
 		return
 	}
+	t.sent += uint64(len(x))
 	if err := t.stream.Send(toPCM16(x), 0, flags); err != nil {
 		t.failed = true
 		c.log.Error("track stream failed; its audio is no longer transcribed or billed", "track", t.name, "err", err)
@@ -410,13 +435,19 @@ func (c *call) pump(t *track) {
 			typ := TypePartial
 			if r.Type == bus.ResultFinal {
 				typ = TypeFinal
-				c.mu.Lock()
-				c.turns = append(c.turns, Turn{Speaker: t.speaker, Start: r.Start, End: r.Start + r.Duration, Text: text})
-				c.mu.Unlock()
+				if c.turnCfg == nil { // with turn-taking the summary's turns are the ended turns
+					c.mu.Lock()
+					c.turns = append(c.turns, Turn{Speaker: t.speaker, Start: r.Start, End: r.Start + r.Duration, Text: text})
+					c.mu.Unlock()
+				}
+			} else if c.h.cfg.NoPartials {
+				continue // a turn session decodes partials for its updates anyway
 			}
 			_ = c.dlv.enqueue(c.event(typ, t, func(e *CallEvent) {
 				e.Text, e.Start, e.End, e.IsFinal, e.Words = text, r.Start, r.Start+r.Duration, typ == TypeFinal, r.Words
 			}))
+		case bus.ResultTurn:
+			c.turnEvent(t, r)
 		case bus.ResultError:
 			c.log.Error("track transcription failed", "track", t.name, "code", r.Code, "msg", r.Message)
 			_ = c.dlv.enqueue(c.event(TypeError, t, func(e *CallEvent) { e.Error = string(r.Code) + ": " + r.Message }))
@@ -453,7 +484,7 @@ func (c *call) finish(reason string) {
 	for _, name := range c.order {
 		t := c.tracks[name]
 		t.ro.fillBudget = 0 // at the end, a gap is not filled (nothing follows it)
-		for _, r := range t.ro.Flush() {
+		for _, r := range t.ro.Flush(time.Since(c.startedAt)) {
 			c.push(t, r)
 		}
 		c.send(t, t.pipe.Flush()[0], 0)
@@ -508,6 +539,12 @@ func (c *call) summary(reason string) *CallSummary {
 	if s.Turns == nil {
 		s.Turns = []Turn{}
 	}
+	if tc := c.turnCfg; tc != nil {
+		c.mu.Lock()
+		s.TurnTaking = &TurnTaking{EOTThreshold: tc.opts.EOTThreshold, EagerEOTThreshold: tc.opts.EagerEOTThreshold,
+			EOTTimeoutMs: tc.opts.EOTTimeoutMs, Updates: tc.updates, BargeIns: c.bargeIns, BargeInLatencyMs: slices.Clone(c.bargeLatency)}
+		c.mu.Unlock()
+	}
 	var b strings.Builder
 	for _, t := range turns {
 		fmt.Fprintf(&b, "%s: %s\n", t.Speaker, t.Text)
@@ -539,7 +576,8 @@ func (c *call) summary(reason string) *CallSummary {
 // auth errors, 1011 otherwise). Twilio ignores the message; it helps other senders.
 func (c *call) sendError(err error) {
 	code := websocket.CloseInternalServerErr
-	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrMediaFormat) || errors.Is(err, ErrTooManyCalls) {
+	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrMediaFormat) || errors.Is(err, ErrTooManyCalls) ||
+		errors.Is(err, ErrParameter) {
 		code = websocket.ClosePolicyViolation
 	}
 	b, _ := json.Marshal(map[string]any{"event": "error", "error": map[string]any{"code": code, "message": err.Error()}})

@@ -28,6 +28,8 @@ const (
 	MaxMarks    = 100
 	MaxDTMF     = 256
 	MaxMarkName = 128
+	// DefaultBargeInHold is Config.BargeInHold's default.
+	DefaultBargeInHold = 300 * time.Millisecond
 	// fillSlack is how far a track's clock (gap fill included) may run ahead of the
 	// wall time since its call started: lost chunks are filled with silence only up to
 	// the time that really passed.
@@ -85,8 +87,21 @@ type Config struct {
 	FinalTimeout time.Duration
 	// OpenTimeout bounds Backend.Open. Default 5 s.
 	OpenTimeout time.Duration
-	// NoPartials delivers finals and the summary only.
+	// NoPartials delivers finals and the summary only (and turn events on calls with
+	// turn-taking on).
 	NoPartials bool
+	// Turns, when set, turns turn-taking on for every call (each track a turn session:
+	// turn.* and barge_in events; docs/phone.md, "Turn-taking"), with these end-of-turn
+	// knobs (zero fields: Flux's defaults 0.7, off, 5000 ms). A call may still turn it
+	// off (customParameters turns=false) or change the knobs. nil: off unless a call
+	// asks for it (turns=true).
+	Turns *bus.TurnOptions
+	// TurnUpdates sends turn.update events (every 250 ms of a speaker's turn) unless a
+	// call says otherwise (turn_updates).
+	TurnUpdates bool
+	// BargeInHold is how long after the agent's speech ended (its turn.end) the caller's
+	// new turn still counts as a barge-in. Default 300 ms.
+	BargeInHold time.Duration
 	// Delivery tunes the webhook.
 	Delivery DeliveryOptions
 	// Log is the handler's logger. Default: discard.
@@ -129,6 +144,16 @@ func (c *Config) validate() error {
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 10 * time.Second
+	}
+	if c.BargeInHold <= 0 {
+		c.BargeInHold = DefaultBargeInHold
+	}
+	if c.Turns != nil {
+		t, err := checkTurns(*c.Turns)
+		if err != nil {
+			return fmt.Errorf("%w: Turns: %w", ErrConfig, err)
+		}
+		c.Turns = &t
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

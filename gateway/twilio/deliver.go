@@ -30,8 +30,9 @@ type DeliveryOptions struct {
 	// Backoff is the wait after the first failure; it doubles per attempt up to
 	// MaxBackoff, with up to 10% jitter. Defaults 250 ms and 5 s.
 	Backoff, MaxBackoff time.Duration
-	// Queue bounds the events of one call waiting for delivery. A partial that finds it
-	// full is dropped (counted in the summary); finals and the summary wait. Default 256.
+	// Queue bounds the events of one call waiting for the webhook. A partial or
+	// turn.update that finds it full is dropped, on NATS too (counted in the summary);
+	// other events wait. Default 256.
 	Queue int
 	// Client sends the POSTs. Default: a netguard client with a 10 s timeout: the
 	// tenant's URL may not reach an internal address, and redirects are not followed
@@ -59,9 +60,11 @@ func (o *DeliveryOptions) defaults() {
 	}
 }
 
-// delivery sends one call's events, in order, from one goroutine: each to NATS, then
-// to the webhook with retries. The next event waits until the current one is
-// delivered or dead-lettered, so the receiver sees a call's events in Seq order.
+// delivery sends one call's events in order: to NATS as they are enqueued (a slow or
+// failing webhook does not hold up the NATS subscriber, who may be a voice agent
+// waiting for a barge_in), and to the webhook from one goroutine, with retries. The
+// next POST waits until the current event is delivered or dead-lettered, so the
+// receiver sees a call's events in Seq order.
 type delivery struct {
 	opts   DeliveryOptions
 	pub    Publisher // nil: no NATS
@@ -71,7 +74,7 @@ type delivery struct {
 	url    string
 	secret string
 
-	q    chan *CallEvent
+	q    chan queued
 	done chan struct{}
 
 	mu      sync.Mutex
@@ -83,31 +86,45 @@ type delivery struct {
 func newDelivery(opts DeliveryOptions, pub Publisher, log *slog.Logger, tenant bus.TenantID, call, url, secret string) *delivery {
 	opts.defaults()
 	return &delivery{opts: opts, pub: pub, log: log, tenant: tenant, call: call, url: url, secret: secret,
-		q: make(chan *CallEvent, opts.Queue), done: make(chan struct{})}
+		q: make(chan queued, opts.Queue), done: make(chan struct{})}
 }
 
-// enqueue numbers ev and queues it. A partial is dropped when the queue is full;
-// anything else waits for room. Safe for concurrent use; the order of enqueue calls
-// is the delivery order.
+// queued is an event waiting for the webhook, and its JSON.
+type queued struct {
+	ev   *CallEvent
+	body []byte
+}
+
+// enqueue numbers ev, publishes it on NATS and queues it for the webhook. A partial or
+// turn.update is dropped (from both) when the queue is full; anything else waits for
+// room. Safe for concurrent use; the order of enqueue calls is the delivery order.
 func (d *delivery) enqueue(ev *CallEvent) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return ErrQueueClosed
 	}
+	// Only enqueue adds to q, under mu: room seen here is still there below.
+	if (ev.Type == TypePartial || ev.Type == TypeTurnUpdate) && d.url != "" && len(d.q) == cap(d.q) {
+		d.dropped++
+		return nil
+	}
 	ev.Tenant = d.tenant
 	ev.Seq = d.seq + 1
-	if ev.Type == TypePartial {
-		select {
-		case d.q <- ev:
-		default:
-			d.dropped++
-			return nil
-		}
-	} else {
-		d.q <- ev
-	}
 	d.seq++
+	body, err := json.Marshal(ev)
+	if err != nil {
+		d.log.Error("marshal call event", "err", err)
+		return nil
+	}
+	if d.pub != nil {
+		if err := d.pub.Publish(CallSubject(d.tenant, d.call), body); err != nil {
+			d.log.Warn("publish call event to NATS", "seq", ev.Seq, "err", err)
+		}
+	}
+	if d.url != "" {
+		d.q <- queued{ev, body}
+	}
 	return nil
 }
 
@@ -131,23 +148,10 @@ func (d *delivery) close() {
 // delivered are tried once more at most and then dead-lettered.
 func (d *delivery) run(ctx context.Context) {
 	defer close(d.done)
-	for ev := range d.q {
-		body, err := json.Marshal(ev)
+	for q := range d.q {
+		attempts, err := d.post(ctx, q.ev, q.body)
 		if err != nil {
-			d.log.Error("marshal call event", "err", err)
-			continue
-		}
-		if d.pub != nil {
-			if err := d.pub.Publish(CallSubject(d.tenant, d.call), body); err != nil {
-				d.log.Warn("publish call event to NATS", "seq", ev.Seq, "err", err)
-			}
-		}
-		if d.url == "" {
-			continue
-		}
-		attempts, err := d.post(ctx, ev, body)
-		if err != nil {
-			d.deadLetter(ev, attempts, err)
+			d.deadLetter(q.ev, attempts, err)
 		}
 	}
 }

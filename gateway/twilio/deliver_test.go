@@ -128,3 +128,31 @@ func TestPartialsAreDroppedWhenTheQueueIsFullFinalsAreNot(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSIsNotHeldBackByASlowWebhook: while the webhook hangs on the first event, the
+// following ones are already on NATS, in order (a voice agent there gets its barge_in).
+func TestNATSIsNotHeldBackByASlowWebhook(t *testing.T) {
+	block := make(chan struct{})
+	srv := newReceiver(t, "s", 0)
+	srv.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block; srv.serve(w, r) })
+	pub := &recPublisher{}
+	d := newDelivery(DeliveryOptions{AllowLoopback: true}, pub, slog.New(slog.DiscardHandler), "acme", "CA1", srv.srv.URL, "s")
+	go d.run(context.Background())
+	for _, typ := range []string{TypeFinal, TypeTurnStart, TypeBargeIn} {
+		_ = d.enqueue(&CallEvent{Type: typ})
+	}
+	testutil.Eventually(t, 2*time.Second, "events on NATS", func() bool {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		return len(pub.evs) == 3 && pub.evs[2].Type == TypeBargeIn && pub.evs[2].Seq == 3
+	})
+	if got := srv.got(); len(got) != 0 {
+		t.Fatalf("webhook got %d events while blocked", len(got))
+	}
+	close(block)
+	d.close()
+	<-d.done
+	if got := srv.got(); len(got) != 3 || got[2].Type != TypeBargeIn {
+		t.Fatalf("webhook got %+v", got)
+	}
+}

@@ -15,6 +15,9 @@ var (
 	ErrSecretNotFound = errors.New("twilio: stream secret not found")
 	// ErrMediaFormat: start declared a media format other than audio/x-mulaw, 8000 Hz, mono.
 	ErrMediaFormat = errors.New("twilio: unsupported media format")
+	// ErrParameter: a customParameters value of the start message is invalid (the
+	// turn-taking knobs); the message names the parameter and its range.
+	ErrParameter = errors.New("twilio: invalid custom parameter")
 	// ErrConfig: a Config is invalid.
 	ErrConfig = errors.New("twilio: invalid config")
 	// ErrBadSignature: an X-Earshot-Signature header does not verify.

@@ -86,6 +86,20 @@ func phoneItems(t *testing.T) (caller, agent testdata.Item) {
 // tiny.en and Silero behind embedded NATS; the handler reaches it through
 // ingest.Client. Two 8 kHz prompts are played as caller and agent through Simulate.
 func TestPhoneCallInProcessRealWhisper(t *testing.T) {
+	runRealCall(t, inProcessWorker(t))
+}
+
+// inProcessWorker starts a real transcriber.Worker with a real Pool on tiny.en and
+// Silero (no end-of-turn model: a turn ends after 600 ms of silence) behind embedded
+// NATS, and returns a connection to that NATS.
+func inProcessWorker(t *testing.T) *nats.Conn {
+	t.Helper()
+	return inProcessWorkerTurns(t, nil)
+}
+
+// inProcessWorkerTurns is inProcessWorker with an end-of-turn model (nil: VAD only).
+func inProcessWorkerTurns(t *testing.T, turn transcriber.TurnModel) *nats.Conn {
+	t.Helper()
 	modelPath, vadPath := realFiles(t)
 	model, err := transcriber.LoadWhisper(modelPath, transcriber.LoadOptions{Threads: 2})
 	if err != nil {
@@ -93,7 +107,8 @@ func TestPhoneCallInProcessRealWhisper(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = model.Close() })
 	pool, err := transcriber.NewPool(transcriber.PoolConfig{Models: map[string]transcriber.Model{"tiny.en": model},
-		NewVAD: func() (transcriber.VAD, error) { return transcriber.NewSileroVAD(vadPath) }, Slots: 1, ThreadsPerDecode: 2})
+		NewVAD: func() (transcriber.VAD, error) { return transcriber.NewSileroVAD(vadPath) }, Slots: 1, ThreadsPerDecode: 2,
+		TurnModel: turn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +122,7 @@ func TestPhoneCallInProcessRealWhisper(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	runRealCall(t, testutil.Connect(t, srv))
+	return testutil.Connect(t, srv)
 }
 
 // TestPhoneCallAgainstEarshotServe: the same call, with the transcriber of a real
@@ -150,6 +165,24 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// serveRealCalls serves the media-stream handler for tenant acme on a test server: on
+// real workers behind client, webhooks to rcv, events published on nc, tracks metered by
+// meters. It returns the WebSocket URL a call streams to.
+func serveRealCalls(t *testing.T, client *ingest.Client, nc *nats.Conn, rcv *receiver, meters CallMetering) string {
+	t.Helper()
+	h, err := New(Config{Backend: remoteBackend{client}, Tenants: mapTenants{testSecret: "acme"}, Metering: meters,
+		Webhooks: fixedWebhook{rcv.srv.URL, "whsec"}, Publisher: nc, FinalTimeout: 30 * time.Second,
+		Delivery: DeliveryOptions{AllowLoopback: true, Backoff: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/twilio/{secret}", h)
+	hsrv := httptest.NewServer(mux)
+	t.Cleanup(hsrv.Close)
+	return "ws" + strings.TrimPrefix(hsrv.URL, "http") + "/v1/twilio/" + testSecret
+}
+
 // runRealCall plays the call through the handler against whatever worker listens on
 // nc's NATS, and checks what the tenant sees: partials and finals of both speakers in
 // order on the webhook (which fails once first), a summary whose turns match the
@@ -168,20 +201,10 @@ func runRealCall(t *testing.T, nc *nats.Conn) {
 	_ = nc.Flush()
 	rcv := newReceiver(t, "whsec", 1)
 	meters := &recMetering{}
-	h, err := New(Config{Backend: remoteBackend{client}, Tenants: mapTenants{testSecret: "acme"}, Metering: meters,
-		Webhooks: fixedWebhook{rcv.srv.URL, "whsec"}, Publisher: nc, FinalTimeout: 30 * time.Second,
-		Delivery: DeliveryOptions{AllowLoopback: true, Backoff: 50 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /v1/twilio/{secret}", h)
-	hsrv := httptest.NewServer(mux)
-	t.Cleanup(hsrv.Close)
+	url := serveRealCalls(t, client, nc, rcv, meters)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(hsrv.URL, "http") + "/v1/twilio/" + testSecret
 	began := time.Now()
 	if err := Simulate(ctx, url, caller.WAV, agent.WAV, SimOptions{CallSID: "CAreal", DTMF: "5"}); err != nil {
 		t.Fatal(err)
@@ -270,4 +293,135 @@ func runRealCall(t *testing.T, nc *nats.Conn) {
 	if n != len(evs) {
 		t.Errorf("NATS carried %d events, webhook %d", n, len(evs))
 	}
+}
+
+// phoneItem is one item of the 8 kHz telephony set.
+func phoneItem(t *testing.T, id string) testdata.Item {
+	t.Helper()
+	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.PhoneManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.ID == id {
+			return it
+		}
+	}
+	t.Fatalf("manifest lacks %s", id)
+	return testdata.Item{}
+}
+
+// The barge-in call: the agent reads a 4.9 s prompt; the caller talks over it from
+// 1.5 s with a 3.4 s one.
+const (
+	bargeAgentItem  = "asterisk_ss-noservice"
+	bargeCallerItem = "asterisk_conf-getconfno"
+	bargeCallerAt   = 1500 * time.Millisecond
+)
+
+// TestPhoneBargeInRealWhisper plays, in real time, a call with turn-taking on
+// (customParameters turns=true) where the caller talks over the agent, through the
+// handler, real embedded NATS and a real worker (tiny.en, Silero, VAD-only end of
+// turn). It checks what a voice agent relies on: a barge_in naming the agent's turn,
+// within 1 s of the caller's speech onset; turn.end events carrying both speakers'
+// transcripts; the summary counting the barge-in; the same events on NATS. It logs the
+// latencies (BARGE-IN lines; docs/phone.md quotes them).
+func TestPhoneBargeInRealWhisper(t *testing.T) {
+	runBargeInCall(t, inProcessWorker(t))
+}
+
+func runBargeInCall(t *testing.T, nc *nats.Conn) {
+	caller, agent := phoneItem(t, bargeCallerItem), phoneItem(t, bargeAgentItem)
+	client, err := ingest.NewClient(nc, nil, ingest.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	type natsEvent struct {
+		ev   CallEvent
+		recv time.Time
+	}
+	onNATS := make(chan natsEvent, 1024)
+	sub, err := nc.Subscribe(CallSubject("acme", "CAbarge"), func(m *nats.Msg) {
+		var e CallEvent
+		if json.Unmarshal(m.Data, &e) == nil {
+			onNATS <- natsEvent{e, time.Now()}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	_ = nc.Flush()
+	rcv := newReceiver(t, "whsec", 0)
+	url := serveRealCalls(t, client, nc, rcv, &recMetering{})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := Simulate(ctx, url, caller.WAV, agent.WAV, SimOptions{CallSID: "CAbarge", CallerAt: bargeCallerAt,
+		Tail: 1500 * time.Millisecond, CustomParameters: map[string]string{"turns": "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "call summary on the webhook", func() bool { return rcv.summary() != nil })
+	evs := rcv.got()
+	checkTurnOrder(t, evs)
+	text := map[string]string{}
+	var barges []CallEvent
+	for _, e := range evs {
+		switch e.Type {
+		case TypeTurnStart, TypeTurnEager, TypeTurnResumed, TypeTurnEnd, TypeBargeIn:
+			lat, at := int64(-1), -1.0
+			if e.LatencyMs != nil {
+				lat = *e.LatencyMs
+			}
+			if e.SpeechAt != nil {
+				at = *e.SpeechAt
+			}
+			t.Logf("%3d %-12s %-6s #%d speech_at %5.2f latency %4d ms [%5.2f-%5.2f] %s", e.Seq, e.Type, e.Speaker, *e.TurnIndex, at, lat, e.Start, e.End, e.Text)
+		}
+		switch e.Type {
+		case TypeTurnEnd:
+			text[e.Speaker] += " " + e.Text
+		case TypeBargeIn:
+			barges = append(barges, e)
+		}
+	}
+	if len(barges) == 0 {
+		t.Fatal("no barge_in although the caller talked over the agent")
+	}
+	b := barges[0]
+	onset := bargeCallerAt.Seconds()
+	if b.Interrupted == nil || b.Interrupted.Speaker != "agent" || b.SpeechAt == nil || *b.SpeechAt < onset-0.1 || *b.SpeechAt > onset+1 {
+		t.Fatalf("barge_in %+v (interrupted %+v): want the agent's turn, the caller's speech from about %.1f s", b, b.Interrupted, onset)
+	}
+	if b.LatencyMs == nil || *b.LatencyMs < 0 || *b.LatencyMs >= 1000 {
+		t.Fatalf("barge_in latency %v ms, want under 1 s", b.LatencyMs)
+	}
+	for sp, ref := range map[string]string{"caller": caller.Reference, "agent": agent.Reference} {
+		w, errs, n := wer.WER(ref, text[sp])
+		t.Logf("%s turns WER %.1f%% (%d/%d): ref %q hyp %q", sp, 100*w, errs, n, ref, strings.TrimSpace(text[sp]))
+		if w > 0.3 {
+			t.Errorf("%s turn.end transcripts: WER %.1f%% > 30%%", sp, 100*w)
+		}
+	}
+	sum := rcv.summary().Summary
+	if sum.TurnTaking == nil || sum.TurnTaking.BargeIns != len(barges) || len(sum.Turns) == 0 {
+		t.Fatalf("summary %+v turn_taking %+v", sum, sum.TurnTaking)
+	}
+	// NATS: the same events; the barge_in's latency as a NATS subscriber sees it.
+	var n int
+	natsLat := int64(-1)
+	for n < len(evs) {
+		select {
+		case m := <-onNATS:
+			n++
+			if m.ev.Type == TypeBargeIn && m.ev.Seq == b.Seq {
+				natsLat = m.recv.Sub(m.ev.At.Add(-time.Duration(*m.ev.LatencyMs) * time.Millisecond)).Milliseconds()
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("NATS carried %d events, webhook %d", n, len(evs))
+		}
+	}
+	t.Logf("BARGE-IN latency_ms=%d (gateway, onset audio arrival → event) nats_ms=%d (→ NATS subscriber) speech_at=%.2f agent_turn=%d barge_ins=%d",
+		*b.LatencyMs, natsLat, *b.SpeechAt, b.Interrupted.TurnIndex, len(barges))
 }

@@ -71,8 +71,8 @@ func FuzzParseTwilioMessage(f *testing.F) {
 		// Reordering whatever was accepted must not panic or allocate without bound.
 		if m.Event == EventMedia {
 			r := newReorder(10)
-			if _, err := r.Add(m.Decoded().Chunk, m.Decoded().Audio); err == nil {
-				r.Flush()
+			if _, err := r.Add(m.Decoded().Chunk, m.Decoded().Audio, 0); err == nil {
+				r.Flush(0)
 			}
 		}
 	})

@@ -3,6 +3,7 @@ package twilio
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // maxAhead is the furthest a chunk number may jump past the one expected (60 s of
@@ -31,8 +32,8 @@ var silence = func() []byte {
 // the stream's clock (and every later word time) stays right. Not safe for concurrent use.
 type reorder struct {
 	window  int
-	next    uint64            // chunk number expected next
-	pending map[uint64][]byte // early chunks by number
+	next    uint64                  // chunk number expected next
+	pending map[uint64]pendingChunk // early chunks by number
 	// fillBudget is how many 20 ms chunks of silence the next gap may be filled with
 	// (the caller bounds it by wall time); the rest of a gap is skipped, not filled.
 	fillBudget int
@@ -41,18 +42,25 @@ type reorder struct {
 }
 
 func newReorder(window int) *reorder {
-	return &reorder{window: window, next: 1, pending: map[uint64][]byte{}, fillBudget: maxAhead}
+	return &reorder{window: window, next: 1, pending: map[uint64]pendingChunk{}, fillBudget: maxAhead}
+}
+
+type pendingChunk struct {
+	audio []byte
+	at    time.Duration
 }
 
 // release is one piece of audio ready to decode, in order.
 type release struct {
 	audio  []byte
-	filler bool // silence standing in for a lost chunk (not billed)
+	filler bool          // silence standing in for a lost chunk (not billed)
+	at     time.Duration // when the chunk arrived (a filler: when it was given up on)
 }
 
-// Add takes chunk n and returns what is now ready, in order. A chunk more than
-// maxAhead past the expected one is an error wrapping ErrProtocol.
-func (r *reorder) Add(n uint64, audio []byte) ([]release, error) {
+// Add takes chunk n, arrived at at (any clock; it is handed back with the chunk), and
+// returns what is now ready, in order. A chunk more than maxAhead past the expected one
+// is an error wrapping ErrProtocol.
+func (r *reorder) Add(n uint64, audio []byte, at time.Duration) ([]release, error) {
 	if n < r.next {
 		r.duplicates++
 		return nil, nil
@@ -64,19 +72,19 @@ func (r *reorder) Add(n uint64, audio []byte) ([]release, error) {
 	if n-r.next > maxAhead {
 		return nil, fmt.Errorf("%w: media chunk %d jumps %d chunks past the expected %d", ErrProtocol, n, n-r.next, r.next)
 	}
-	r.pending[n] = audio
+	r.pending[n] = pendingChunk{audio, at}
 	out := r.drain(nil)
 	for len(r.pending) > r.window {
-		out = r.skipGap(out)
+		out = r.skipGap(out, at)
 	}
 	return out, nil
 }
 
-// Flush gives up on every missing chunk and releases all that wait.
-func (r *reorder) Flush() []release {
+// Flush gives up, at at, on every missing chunk and releases all that wait.
+func (r *reorder) Flush(at time.Duration) []release {
 	var out []release
 	for len(r.pending) > 0 {
-		out = r.skipGap(out)
+		out = r.skipGap(out, at)
 	}
 	return out
 }
@@ -88,13 +96,13 @@ func (r *reorder) drain(out []release) []release {
 			return out
 		}
 		delete(r.pending, r.next)
-		out = append(out, release{audio: a})
+		out = append(out, release{audio: a.audio, at: a.at})
 		r.next++
 	}
 }
 
 // skipGap fills the gap before the earliest waiting chunk with silence, then drains.
-func (r *reorder) skipGap(out []release) []release {
+func (r *reorder) skipGap(out []release, at time.Duration) []release {
 	keys := make([]uint64, 0, len(r.pending))
 	for k := range r.pending {
 		keys = append(keys, k)
@@ -108,7 +116,7 @@ func (r *reorder) skipGap(out []release) []release {
 			break
 		}
 		r.fillBudget--
-		out = append(out, release{audio: silence, filler: true})
+		out = append(out, release{audio: silence, filler: true, at: at})
 		r.filled++
 	}
 	return r.drain(out)

@@ -20,13 +20,13 @@ func TestReorder(t *testing.T) {
 	r := newReorder(3)
 	var got []int
 	for _, k := range []int{2, 1, 1, 3, 5, 6, 7, 8, 4, 9} { // 4 lost until after the window
-		rs, err := r.Add(uint64(k), chunk(k))
+		rs, err := r.Add(uint64(k), chunk(k), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, ids(rs)...)
 	}
-	got = append(got, ids(r.Flush())...)
+	got = append(got, ids(r.Flush(0))...)
 	want := []int{1, 2, 3, 0, 5, 6, 7, 8, 9}
 	if len(got) != len(want) {
 		t.Fatalf("got %v want %v", got, want)
@@ -39,7 +39,7 @@ func TestReorder(t *testing.T) {
 	if r.duplicates != 2 || r.filled != 1 { // the second 1, and 4 after its gap was filled
 		t.Fatalf("duplicates %d filled %d", r.duplicates, r.filled)
 	}
-	if _, err := r.Add(1<<40, chunk(1)); !errors.Is(err, ErrProtocol) {
+	if _, err := r.Add(1<<40, chunk(1), 0); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("huge jump: %v", err)
 	}
 }

@@ -25,6 +25,12 @@ type SimOptions struct {
 	// agent answers after the caller's file ends (each track carries silence while the
 	// other side speaks, as on a real call).
 	Overlap bool
+	// CallerAt and AgentAt, when either is set, place each file on the call's clock
+	// instead (Overlap and the default order are then ignored): AgentAt 0 and CallerAt
+	// 1.5 s make the caller talk over the agent from 1.5 s on.
+	CallerAt, AgentAt time.Duration
+	// Tail is silence on both tracks after the last file, before stop.
+	Tail time.Duration
 	// CallSID, StreamSID, AccountSID default to fixed test values.
 	CallSID, StreamSID, AccountSID string
 	// CustomParameters are sent in start (e.g. "secret" when the URL carries none).
@@ -117,11 +123,14 @@ func Simulate(ctx context.Context, url, caller, agent string, opts SimOptions) e
 	// Lay out both tracks on the call's clock, frame by frame.
 	inFrames := (len(in) + FrameBytes - 1) / FrameBytes
 	outFrames := (len(out) + FrameBytes - 1) / FrameBytes
-	outStart := inFrames
+	inStart, outStart := 0, inFrames
 	if opts.Overlap {
 		outStart = 0
 	}
-	frames := max(inFrames, outStart+outFrames)
+	if opts.CallerAt > 0 || opts.AgentAt > 0 {
+		inStart, outStart = int(opts.CallerAt/(20*time.Millisecond)), int(opts.AgentAt/(20*time.Millisecond))
+	}
+	frames := max(inStart+inFrames, outStart+outFrames) + int(opts.Tail/(20*time.Millisecond))
 	frameOf := func(track []byte, start, i int) []byte {
 		j := i - start
 		if j < 0 || j*FrameBytes >= len(track) {
@@ -167,13 +176,13 @@ func Simulate(ctx context.Context, url, caller, agent string, opts SimOptions) e
 	t0 := time.Now()
 	frameDur := time.Duration(float64(20*time.Millisecond) / opts.Speed)
 	for i := 0; i < frames; i++ {
-		batch = append(batch, pending{TrackInbound, i + 1, frameOf(in, 0, i)}, pending{TrackOutbound, i + 1, frameOf(out, outStart, i)})
+		batch = append(batch, pending{TrackInbound, i + 1, frameOf(in, inStart, i)}, pending{TrackOutbound, i + 1, frameOf(out, outStart, i)})
 		if opts.Shuffle <= 1 || len(batch) >= 2*opts.Shuffle {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		if i+1 == inFrames {
+		if i+1 == inStart+inFrames {
 			if err := flush(); err != nil {
 				return err
 			}

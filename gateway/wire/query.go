@@ -104,16 +104,7 @@ const MaxResumeOffsetMs = 24 * 3600 * 1000
 func ParseQuery(q url.Values) (Params, error) {
 	p := Params{Channels: 1, EndpointingMs: DefaultEndpointingMs}
 	var err error
-	one := func(name string) (string, bool, error) {
-		vs, ok := q[name]
-		if !ok {
-			return "", false, nil
-		}
-		if len(vs) != 1 {
-			return "", false, BadParam(name, "given %d times; give it once", len(vs))
-		}
-		return strings.TrimSpace(vs[0]), true, nil
-	}
+	one := singleParam(q)
 	if p.Model, _, err = one("model"); err != nil {
 		return Params{}, err
 	}
@@ -307,7 +298,22 @@ func parseKeyterms(q url.Values) ([]string, error) {
 	return out, nil
 }
 
+// oneFunc reads a parameter given at most once: its trimmed value and whether it was given.
 type oneFunc func(string) (string, bool, error)
+
+// singleParam is the oneFunc of q: a parameter given more than once is a *ParamError.
+func singleParam(q url.Values) oneFunc {
+	return func(name string) (string, bool, error) {
+		vs, ok := q[name]
+		if !ok {
+			return "", false, nil
+		}
+		if len(vs) != 1 {
+			return "", false, BadParam(name, "given %d times; give it once", len(vs))
+		}
+		return strings.TrimSpace(vs[0]), true, nil
+	}
+}
 
 func intParam(one oneFunc, name string, def, lo, hi int) (int, error) {
 	v, ok, err := one(name)

@@ -31,6 +31,7 @@ import (
 	"github.com/earshot-dev/earshot/internal/privacy"
 	"github.com/earshot-dev/earshot/models"
 	"github.com/earshot-dev/earshot/transcriber"
+	"github.com/earshot-dev/earshot/transcriber/smartturn"
 	"github.com/earshot-dev/earshot/web"
 )
 
@@ -221,7 +222,12 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		gw.Mount("GET /v1/usage", gw.LimitFailedAuth(gw.KeyOnly(billing.UsageHandler(store, gw.TenantFromRequest))))
+		var phoneTurns *bus.TurnOptions // --phone-turns: Flux's default knobs
+		if o.Gateway.PhoneTurns {
+			phoneTurns = &bus.TurnOptions{}
+		}
 		phone, err = twilio.New(twilio.Config{
+			Turns:             phoneTurns,
 			Backend:           backend{client},
 			Tenants:           twilio.NewSecretStore(rdb),
 			Metering:          callMetering{js},
@@ -433,7 +439,12 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 		host, _ := os.Hostname()
 		id = fmt.Sprintf("%s-%d", strings.ReplaceAll(host, ".", "-"), os.Getpid())
 	}
+	turn, err := loadTurnModel(t.TurnModel, t.ORTLib, log)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := transcriber.NewPool(transcriber.PoolConfig{
+		TurnModel:        turn,
 		Models:           loaded,
 		NewVAD:           func() (transcriber.VAD, error) { return transcriber.NewSileroVAD(vadPath) },
 		Worker:           bus.WorkerID(id),
@@ -460,6 +471,30 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 		ID: bus.WorkerID(id), Log: log.With("component", "worker"), Registerer: ops.Registry,
 		DrainTimeout: o.Common.DrainTimeout,
 	})
+}
+
+// loadTurnModel opens the end-of-turn model of turn-taking sessions (--turn-model): auto
+// uses Smart Turn v3.2 when `make turn-model` installed it and says so when it did not
+// (turns then end after 600 ms of silence, as with none); a path must load.
+func loadTurnModel(spec, lib string, log *slog.Logger) (transcriber.TurnModel, error) {
+	switch spec {
+	case "none":
+		log.Info("end of turn: VAD only (--turn-model none): a turn ends after 600 ms of silence")
+		return nil, nil
+	case "", "auto":
+		p := smartturn.DefaultModelPath()
+		if _, err := os.Stat(p); err != nil {
+			log.Warn("end of turn: Smart Turn v3.2 is not installed, /v2/listen turns end after 600 ms of silence (VAD only); run `make turn-model` or scripts/smartturn.sh", "path", p)
+			return nil, nil
+		}
+		spec = p
+	}
+	m, err := smartturn.Open(spec, smartturn.Options{LibPath: lib})
+	if err != nil {
+		return nil, fmt.Errorf("--turn-model %s: %w (install it with `make turn-model`, or start with --turn-model none for VAD-only turns)", spec, err)
+	}
+	log.Info("end of turn: Smart Turn v3.2", "path", spec)
+	return m, nil
 }
 
 // checkModelMemory holds the worker to --model-memory-mb: with a budget it waits for the

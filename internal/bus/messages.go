@@ -28,7 +28,31 @@ type StreamOptions struct {
 	// Keyterms bias decoding towards these terms (keyterm= and keywords=): they go into
 	// whisper's prompt ahead of the stream's earlier text.
 	Keyterms []string `json:"keyterms,omitempty"`
+	// Turns, when set, makes the session a turn-taking one (GET /v2/listen, Deepgram
+	// Flux's protocol): the worker emits ResultTurn events besides its partials and
+	// finals, ends an utterance only when its turn ends (end-of-turn model, timeout or
+	// a Finalize chunk, which means ForceEndTurn here), and ignores EndpointingMs.
+	Turns *TurnOptions `json:"turns,omitempty"`
 }
+
+// TurnOptions are Flux's end-of-turn knobs (docs/api.md, "Turn-taking").
+type TurnOptions struct {
+	// EOTThreshold is the end-of-turn probability at which a turn ends (0.5–1.0;
+	// 1.0 never ends a turn on the model's word: only the timeout or ForceEndTurn).
+	EOTThreshold float64 `json:"eot_threshold"`
+	// EagerEOTThreshold, when non-zero (0.3–0.9, ≤ EOTThreshold), is the probability at
+	// which an EagerEndOfTurn is emitted, with a final transcript decoded speculatively.
+	EagerEOTThreshold float64 `json:"eager_eot_threshold,omitempty"`
+	// EOTTimeoutMs ends a turn after this much silence whatever the model says
+	// (500–10000).
+	EOTTimeoutMs int `json:"eot_timeout_ms"`
+}
+
+// Turn-taking defaults and bounds (Deepgram Flux's).
+const (
+	DefaultEOTThreshold = 0.7
+	DefaultEOTTimeoutMs = 5000
+)
 
 // SessionRequest asks any worker with a free slot for Model to take a session.
 // A worker subscribes to AudioSubject(Tenant, Session) BEFORE it replies, so no chunk
@@ -83,6 +107,28 @@ const (
 	// drops what is in flight). The gateway answers from its replay buffer. Internal:
 	// never delivered to clients.
 	ResultResend ResultType = "resend"
+	// ResultTurn is a turn-taking event (sessions with StreamOptions.Turns): Event says
+	// which, TurnIndex which turn, Text and Words the turn's transcript so far (the
+	// final one on EagerEndOfTurn and EndOfTurn), Start/Duration the turn's audio
+	// window, EOTConfidence the end-of-turn probability.
+	ResultTurn ResultType = "turn"
+)
+
+// TurnEvent names, as in Deepgram Flux's TurnInfo messages.
+const (
+	TurnStart   = "StartOfTurn"
+	TurnUpdate  = "Update"
+	TurnEager   = "EagerEndOfTurn"
+	TurnResumed = "TurnResumed"
+	TurnEnd     = "EndOfTurn"
+)
+
+// Why a turn ended (Result.Trigger on EndOfTurn).
+const (
+	TriggerModel   = "model"   // the end-of-turn probability reached eot_threshold
+	TriggerTimeout = "timeout" // eot_timeout_ms of silence
+	TriggerManual  = "manual"  // the client sent ForceEndTurn (a Finalize chunk)
+	TriggerClose   = "close"   // the stream ended inside a turn
 )
 
 // Word is one recognised word; times are seconds from the start of the stream.
@@ -130,6 +176,15 @@ type Result struct {
 	// ResendFrom and ResendTo bound a ResultResend (inclusive).
 	ResendFrom uint64 `json:"resend_from,omitempty"`
 	ResendTo   uint64 `json:"resend_to,omitempty"`
+	// Turn events (ResultTurn): the event, the turn it belongs to (from 0), the
+	// end-of-turn probability, why an EndOfTurn came (Trigger*), and for latency
+	// measurement the stream position (16 kHz samples) where the VAD saw the speech of
+	// the turn end (EagerEndOfTurn, EndOfTurn) or start (StartOfTurn).
+	Event         string  `json:"event,omitempty"`
+	TurnIndex     int     `json:"turn_index,omitempty"`
+	EOTConfidence float64 `json:"end_of_turn_confidence,omitempty"`
+	Trigger       string  `json:"trigger,omitempty"`
+	SpeechAt      uint64  `json:"speech_at,omitempty"`
 }
 
 // Capacity of one model on one worker.
@@ -154,6 +209,8 @@ type Control struct {
 	Session SessionID `json:"session"`
 	// Worker serves the session now (for ControlRelease).
 	Worker WorkerID `json:"worker"`
+	// Turns are the new knobs (ControlConfigure).
+	Turns *TurnOptions `json:"turns,omitempty"`
 }
 
 // ControlRelease tells a worker that a session it holds is served by another worker
@@ -161,6 +218,11 @@ type Control struct {
 // after its request had been given up): the worker drops it without a result, freeing
 // the slot and the decoding its copy of the audio would cost.
 const ControlRelease = "release"
+
+// ControlConfigure changes a turn-taking session's end-of-turn knobs mid-stream
+// (Flux's Configure message): Turns holds the new values, all of them. The gateway
+// keeps them for a failover's SessionRequest too.
+const ControlConfigure = "configure"
 
 // HeartbeatInterval and WorkerLostAfter bound failover detection: a gateway treats a
 // worker as lost when no heartbeat listing a session came for WorkerLostAfter.

@@ -237,6 +237,6 @@ func interleave(args []string) []string {
 
 // boolFlags are the flags that take no value anywhere in the CLI.
 var boolFlags = map[string]bool{"json": true, "force": true, "fast": true, "demo": true, "help": true, "h": true,
-	"allow-synthetic-models": true, "gpu": true, "csv": true, "multichannel": true}
+	"allow-synthetic-models": true, "gpu": true, "csv": true, "multichannel": true, "turns": true}
 
 func isBoolFlag(a string) bool { return boolFlags[strings.TrimLeft(a, "-")] }

@@ -18,7 +18,12 @@ func init() {
 		usage: `Streams in real time like a microphone (--fast: as fast as the server allows). WAV files carry
 their own format; for raw audio on stdin ("-") give --encoding and --sample-rate.
 Credentials: --key (an API key) or --token; against 'earshot serve --demo' neither is needed:
-a demo token is fetched from /demo/grant.`,
+a demo token is fetched from /demo/grant.
+--turns streams to /v2/listen (turn-taking, Deepgram Flux's protocol) and prints each turn
+event with the second it arrived, the turn's audio window, its end-of-turn confidence and,
+on EndOfTurn, why the turn ended and how long after its audio the event came; tune it with
+--eot-threshold, --eager-eot-threshold and --eot-timeout-ms (--language is then the
+language_hint).`,
 		run: runStream,
 	})
 }
@@ -37,6 +42,10 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print every server message as JSON (one per line)")
 	interim := fs.Bool("interim", true, "ask for partial results")
 	chunk := fs.Int("chunk-ms", 100, "audio per WebSocket frame")
+	turns := fs.Bool("turns", false, "turn-taking: stream to /v2/listen and print turn events")
+	eot := fs.Float64("eot-threshold", 0, "--turns: end-of-turn confidence that ends a turn, 0.5–1.0 (default: the server's 0.7)")
+	eager := fs.Float64("eager-eot-threshold", 0, "--turns: confidence for EagerEndOfTurn, 0.3–0.9 (default: off)")
+	eotTimeout := fs.Int("eot-timeout-ms", 0, "--turns: silence that ends a turn whatever the confidence, 500–10000 ms (default: the server's 5000)")
 	if err := parse(fs, interleave(args)); err != nil {
 		return err
 	}
@@ -50,6 +59,12 @@ func runStream(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
+	if !*turns && (*eot != 0 || *eager != 0 || *eotTimeout != 0) {
+		return fmt.Errorf("--eot-threshold, --eager-eot-threshold and --eot-timeout-ms need --turns")
+	}
+	if *turns && (*channels > 1 || !*interim) {
+		return fmt.Errorf("--turns streams are mono and always get Update events: drop --channels and --interim")
+	}
 	if *key == "" && *token == "" {
 		t, err := demoToken(ctx, *url)
 		if err != nil {
@@ -57,16 +72,24 @@ func runStream(ctx context.Context, e *env, args []string) error {
 		}
 		*token = t
 	}
+	fo := client.FileOptions{Realtime: !*fast, JSON: *asJSON, ChunkMs: *chunk}
+	if *turns {
+		to := client.TurnOptions{Key: *key, Token: *token, Model: *model, LanguageHint: *language, Encoding: *enc,
+			SampleRate: *rate, EOTThreshold: *eot, EagerEOTThreshold: *eager, EOTTimeoutMs: *eotTimeout}
+		return client.StreamTurnsFile(ctx, *url, to, fs.Arg(0), fo, e.stdout)
+	}
 	o := client.Options{Key: *key, Token: *token, Model: *model, Language: *language, Encoding: *enc, SampleRate: *rate,
 		Channels: *channels, InterimResults: *interim, VADEvents: true}
-	return client.StreamFile(ctx, *url, o, fs.Arg(0), client.FileOptions{Realtime: !*fast, JSON: *asJSON, ChunkMs: *chunk}, e.stdout)
+	return client.StreamFile(ctx, *url, o, fs.Arg(0), fo, e.stdout)
 }
 
 // demoToken asks a gateway in demo mode for a token (POST /demo/grant).
 func demoToken(ctx context.Context, wsURL string) (string, error) {
 	base := strings.Replace(strings.Replace(wsURL, "wss://", "https://", 1), "ws://", "http://", 1)
-	if i := strings.Index(base, "/v1/"); i >= 0 {
-		base = base[:i]
+	for _, p := range []string{"/v1/", "/v2/"} {
+		if i := strings.Index(base, p); i >= 0 {
+			base = base[:i]
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

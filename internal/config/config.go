@@ -59,6 +59,7 @@ type Gateway struct {
 	TokenTTL         time.Duration `flag:"token-ttl" env:"EARSHOT_TOKEN_TTL" help:"lifetime of tokens from POST /v1/auth/grant"`
 	MaxCalls         int           `flag:"max-calls-per-tenant" env:"EARSHOT_MAX_CALLS_PER_TENANT" help:"concurrent phone calls (Twilio) one tenant may hold, across all gateways on the same Redis"`
 	MaxCallDuration  time.Duration `flag:"max-call-duration" env:"EARSHOT_MAX_CALL_DURATION" help:"longest phone call; a longer one ends with reason max_duration"`
+	PhoneTurns       bool          `flag:"phone-turns" env:"EARSHOT_PHONE_TURNS" help:"turn-taking on every phone call by default: turn.* and barge_in events (docs/phone.md); a call may still send turns=false"`
 	MaxStreams       int           `flag:"max-streams-per-tenant" env:"EARSHOT_MAX_STREAMS_PER_TENANT" help:"concurrent live streams one tenant may hold, across all gateways on the same Redis"`
 	MaxPrerecorded   int           `flag:"max-prerecorded-per-tenant" env:"EARSHOT_MAX_PRERECORDED_PER_TENANT" help:"pre-recorded requests one tenant may have running (across all gateways on the same Redis), and callback jobs waiting or running"`
 	MaxUploadMB      int           `flag:"max-upload-mb" env:"EARSHOT_MAX_UPLOAD_MB" help:"largest pre-recorded upload or url= file, in MiB (larger: 413)"`
@@ -87,6 +88,8 @@ type Transcriber struct {
 	GPU         bool          `flag:"gpu" env:"EARSHOT_GPU" help:"use the GPU backend when whisper.cpp was built with one"`
 	Engine      string        `flag:"engine" env:"EARSHOT_ENGINE" help:"whisper, or standin: a stand-in that emits words at real-time pace without recognising anything (transport and scale benchmarks only)"`
 	WordTimes   string        `flag:"word-times" env:"EARSHOT_WORD_TIMES" help:"model: word times by DTW over the model's alignment heads (flash attention off); estimate: spread over the audio by length (flash attention on)"`
+	TurnModel   string        `flag:"turn-model" env:"EARSHOT_TURN_MODEL" help:"end-of-turn model of /v2/listen: auto (Smart Turn v3.2 when installed by make turn-model, else VAD only, with a warning), a path to smart-turn-v3.2-cpu.onnx (required), or none (VAD only: a turn ends after 600 ms of silence)"`
+	ORTLib      string        `flag:"ort-lib" env:"EARSHOT_ORT_LIB" help:"ONNX Runtime's shared library for --turn-model (default: where scripts/smartturn.sh installs libonnxruntime.so.1.31.1)"`
 }
 
 // Defaults returns the settings a fresh machine runs with.
@@ -122,6 +125,7 @@ func Defaults() (Common, Gateway, Transcriber) {
 			MaxSessions: 4,
 			Step:        300 * time.Millisecond,
 			WordTimes:   "model",
+			TurnModel:   "auto",
 			Engine:      "whisper",
 		}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -46,6 +47,12 @@ func speechPCM(t *testing.T, name string) []byte {
 // filePCM reads a WAV file as 16 kHz mono little-endian PCM16 bytes.
 func filePCM(t *testing.T, path string) []byte {
 	t.Helper()
+	return ingest.PCM16Bytes(fileSamples(t, path))
+}
+
+// fileSamples reads a WAV file as 16 kHz mono samples.
+func fileSamples(t *testing.T, path string) []float32 {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -55,5 +62,39 @@ func filePCM(t *testing.T, path string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ingest.PCM16Bytes(ingest.Convert16kMono(format, chans))
+	return ingest.Convert16kMono(format, chans)
+}
+
+// manifestItem returns the WAV path and reference transcript of a speech manifest item.
+func manifestItem(t *testing.T, id string) (wav, reference string) {
+	t.Helper()
+	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.SpeechManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.ID == id {
+			return it.WAV, it.Reference
+		}
+	}
+	t.Fatalf("%s not in the speech manifest", id)
+	return "", ""
+}
+
+// jfkThenSilence writes JFK's sentence and two seconds of silence, in which a turn
+// ends (eot_timeout_ms), as a 16 kHz mono WAV file in a temporary directory. It
+// returns the file, JFK's reference transcript and the number of samples.
+func jfkThenSilence(t *testing.T) (path, reference string, samples int) {
+	t.Helper()
+	jfk, ref := manifestItem(t, jfkID)
+	pcm := append(fileSamples(t, jfk), make([]float32, 2*16000)...)
+	var wav bytes.Buffer
+	if err := ingest.WriteWAV16(&wav, 16000, pcm); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "jfk-then-silence.wav")
+	if err := os.WriteFile(path, wav.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, ref, len(pcm)
 }

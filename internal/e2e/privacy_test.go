@@ -27,21 +27,12 @@ import (
 // manifestWAV returns the path and bytes of a speech manifest recording.
 func manifestWAV(t *testing.T, id string) (string, []byte) {
 	t.Helper()
-	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.SpeechManifest))
+	path, _ := manifestItem(t, id)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, it := range items {
-		if it.ID == id {
-			b, err := os.ReadFile(it.WAV)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return it.WAV, b
-		}
-	}
-	t.Fatalf("%s not in the speech manifest", id)
-	return "", nil
+	return path, b
 }
 
 const (

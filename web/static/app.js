@@ -1,19 +1,35 @@
-// Earshot demo page: microphone or WAV file → /v1/listen → live transcript.
-// No framework; the SDK (web/sdk, built into /sdk/earshot.js) does the protocol.
-import { connect, microphone, EarshotError } from "./sdk/earshot.js";
+// Earshot demo page: microphone or WAV file → /v1/listen → live transcript, or, in
+// voice agent mode, → /v2/listen → turns (StartOfTurn … EndOfTurn) with the latency
+// of each event. No framework; the SDK (web/sdk, built into /sdk/earshot.js) does the
+// protocol and keeps the send time of the audio that the latencies are measured from.
+import { connect, connectTurns, microphone, EarshotError } from "./sdk/earshot.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   mic: $("mic"), micLabel: $("mic-label"), model: $("model"), file: $("file"), level: $("level"),
   status: $("status"), error: $("error"), finals: $("finals"), partial: $("partial"),
   latency: $("latency"), sent: $("sent"), session: $("session"), clear: $("clear"),
+  modeTranscript: $("mode-transcript"), modeAgent: $("mode-agent"), eot: $("eot"), eager: $("eager"),
+  forceEnd: $("force-end"), turns: $("turns"), sotLatency: $("sot-latency"), eotLatency: $("eot-latency"),
 };
 
 const origin = location.origin;
 const FRAME_MS = 40;
 
-let busy = null; // {conn, mic?, fileTimer?, kind: "mic"|"file"}
+let busy = null; // {conn, mic?, fileTimer?, kind: "mic"|"file", agent}
 let latencies = [];
+// Voice agent mode: latencies (ms) of this run's StartOfTurns and EndOfTurns.
+let turnLatencies = { start: [], end: [] };
+let turnOpen = false; // between a StartOfTurn and its EndOfTurn
+
+const agentMode = () => ui.modeAgent.checked;
+
+function showMode() {
+  const agent = agentMode();
+  for (const el of document.querySelectorAll(".agent-only")) el.hidden = !agent;
+  for (const el of document.querySelectorAll(".transcript-only")) el.hidden = agent;
+  ui.clear.textContent = agent ? "Clear turns" : "Clear transcript";
+}
 
 function setStatus(text) {
   ui.status.textContent = text;
@@ -122,10 +138,14 @@ function setBusy(kind) {
   ui.micLabel.textContent = on ? "Stop" : "Start";
   ui.model.disabled = on;
   ui.file.disabled = on;
+  ui.modeTranscript.disabled = on;
+  ui.modeAgent.disabled = on;
+  ui.forceEnd.disabled = !on || !agentMode();
   if (!on) ui.level.value = 0;
 }
 
 function openConnection() {
+  if (agentMode()) return openTurns();
   latencies = [];
   const conn = connect({
     url: origin,
@@ -167,6 +187,141 @@ function openConnection() {
   return conn;
 }
 
+// The thresholds from the knobs: eot_threshold, and eager_eot_threshold when one is
+// given (0 in a Configure turns it off). The server checks the ranges and says which
+// value it refused.
+function thresholds() {
+  const eot = ui.eot.value.trim() === "" ? undefined : Number(ui.eot.value);
+  const eager = ui.eager.value.trim() === "" ? undefined : Number(ui.eager.value);
+  return { eot, eager };
+}
+
+function fmtMs(ms) {
+  return ms === undefined ? "–" : `${Math.round(ms)} ms`;
+}
+
+function showTurnLatencies() {
+  const show = (xs) => (xs.length ? `${Math.round(median(xs))} ms (${Math.round(xs[xs.length - 1])} ms, ${xs.length})` : "–");
+  ui.sotLatency.textContent = show(turnLatencies.start);
+  ui.eotLatency.textContent = show(turnLatencies.end);
+}
+
+// One row per turn: its transcript, its audio window, and its events in the order they
+// came, each with its latency (runs of Update are one entry with a count).
+function turnRow(index) {
+  let row = ui.turns.querySelector(`li.turn[data-turn="${index}"]`);
+  if (row) return row;
+  row = document.createElement("li");
+  row.className = "turn";
+  row.dataset.turn = String(index);
+  const head = document.createElement("div");
+  head.className = "turn-head";
+  const n = document.createElement("span");
+  n.className = "turn-n";
+  n.textContent = `Turn ${index}`;
+  const win = document.createElement("span");
+  win.className = "turn-window";
+  head.append(n, win);
+  const text = document.createElement("p");
+  text.className = "turn-text";
+  const events = document.createElement("ol");
+  events.className = "turn-events";
+  row.append(head, text, events);
+  ui.turns.append(row);
+  return row;
+}
+
+function renderTurn(ev) {
+  const row = turnRow(ev.turnIndex);
+  row.dataset.state = ev.event === "EndOfTurn" ? "ended" : ev.event === "EagerEndOfTurn" ? "eager" : "ongoing";
+  row.querySelector(".turn-window").textContent = `${ev.audioWindowStart.toFixed(2)}–${ev.audioWindowEnd.toFixed(2)} s`;
+  const text = row.querySelector(".turn-text");
+  if (ev.event !== "StartOfTurn" && ev.event !== "TurnResumed" && (ev.transcript || ev.event === "EndOfTurn")) text.textContent = ev.transcript;
+  const list = row.querySelector(".turn-events");
+  let item = list.lastElementChild;
+  if (!(ev.event === "Update" && item && item.dataset.event === "Update")) {
+    item = document.createElement("li");
+    item.className = "ev";
+    item.dataset.event = ev.event;
+    item.dataset.count = "0";
+    list.append(item);
+  }
+  const count = Number(item.dataset.count) + 1;
+  item.dataset.count = String(count);
+  if (ev.latencyMs !== undefined) item.dataset.latencyMs = String(Math.round(ev.latencyMs));
+  else delete item.dataset.latencyMs;
+  if (ev.trigger) item.dataset.trigger = ev.trigger;
+  let label = ev.event + (count > 1 ? ` ×${count}` : "");
+  if (ev.trigger) label += ` (${ev.trigger})`;
+  if (ev.event === "EagerEndOfTurn" || ev.event === "EndOfTurn") label += ` eot ${ev.endOfTurnConfidence.toFixed(2)}`;
+  item.textContent = "";
+  const name = document.createElement("span");
+  name.className = "ev-name";
+  name.textContent = label;
+  const lat = document.createElement("span");
+  lat.className = "ev-latency";
+  lat.textContent = fmtMs(ev.latencyMs);
+  item.append(name, " ", lat);
+  item.title = `sequence ${ev.sequenceId}; latency from the audio at ${ev.latencyFrom.toFixed(2)} s of the stream`;
+  if (ev.latencyMs !== undefined) {
+    if (ev.event === "StartOfTurn") turnLatencies.start.push(ev.latencyMs);
+    // Turns that ended by themselves with words: what an agent would answer.
+    if (ev.event === "EndOfTurn" && (ev.trigger === "model" || ev.trigger === "timeout") && ev.transcript) turnLatencies.end.push(ev.latencyMs);
+    showTurnLatencies();
+  }
+  if (row === ui.turns.lastElementChild) ui.turns.scrollTop = ui.turns.scrollHeight; // follow the newest turn
+}
+
+function openTurns() {
+  turnLatencies = { start: [], end: [] };
+  turnOpen = false;
+  showTurnLatencies();
+  const { eot, eager } = thresholds();
+  const conn = connectTurns({
+    url: origin,
+    getToken: grant,
+    model: ui.model.value || undefined,
+    eotThreshold: eot,
+    eagerEotThreshold: eager,
+  });
+  conn.on("connected", (ev) => {
+    setStatus("Connected. Listening for turns…");
+    showError("");
+    ui.session.textContent = ev.requestId ? ev.requestId.slice(0, 8) : "–";
+  });
+  conn.on("turn", (ev) => {
+    if (ev.event === "StartOfTurn") turnOpen = true;
+    if (ev.event === "EndOfTurn") turnOpen = false;
+    renderTurn(ev);
+    ui.sent.textContent = conn.sentSeconds.toFixed(1) + " s";
+    if (ev.event === "StartOfTurn" || ev.event === "TurnResumed") setStatus(`Turn ${ev.turnIndex}: speaking…`);
+    if (ev.event === "EagerEndOfTurn") setStatus(`Turn ${ev.turnIndex}: probably done (an agent could start its answer)…`);
+    if (ev.event === "EndOfTurn") setStatus(`Turn ${ev.turnIndex} ended (${ev.trigger}). Listening…`);
+  });
+  conn.on("configuresuccess", (ev) => {
+    const t = ev.thresholds;
+    setStatus(`Thresholds now: end of turn at ${t.eotThreshold}, eager ${t.eagerEotThreshold ?? "off"}, timeout ${t.eotTimeoutMs} ms.`);
+    showError("");
+  });
+  conn.on("configurefailure", (ev) => showError("The server kept the old thresholds: " + ev.description));
+  conn.on("close", (ev) => {
+    if (ev.error) showError(explain(ev.error));
+    setStatus(ev.error ? "Stopped." : "Done.");
+    stop(false);
+  });
+  return conn;
+}
+
+// A knob changed while a voice agent stream runs: Configure it mid-stream.
+function configureTurns() {
+  if (!busy || !busy.agent) return;
+  const { eot, eager } = thresholds();
+  const c = {};
+  if (eot !== undefined) c.eotThreshold = eot;
+  c.eagerEotThreshold = eager ?? 0; // 0: eager end of turn off
+  busy.conn.configure(c);
+}
+
 async function startMic() {
   showError("");
   // Safari wants the AudioContext made inside the click handler, before any await.
@@ -175,7 +330,7 @@ async function startMic() {
   setBusy("mic");
   setStatus("Starting the microphone…");
   const conn = openConnection();
-  busy = { kind: "mic", conn };
+  busy = { kind: "mic", conn, agent: agentMode() };
   try {
     const mic = await microphone({
       workletURL: new URL("capture-worklet.js", location.href),
@@ -190,7 +345,7 @@ async function startMic() {
     }
     busy.mic = mic;
     busy.ctx = ctx;
-    if (conn.state === "open") setStatus("Connected. Listening…");
+    if (conn.state === "open") setStatus(busy.agent ? "Connected. Listening for turns…" : "Connected. Listening…");
   } catch (err) {
     if (ctx) ctx.close().catch(() => {});
     conn.abort();
@@ -245,7 +400,7 @@ async function startFile(file) {
     return;
   }
   const conn = openConnection();
-  busy = { kind: "file", conn };
+  busy = { kind: "file", conn, agent: agentMode() };
   setStatus(`Streaming ${file.name} (${(pcm.length / 16000).toFixed(1)} s) in real time…`);
   const frame = (16000 * FRAME_MS) / 1000;
   const t0 = performance.now();
@@ -264,6 +419,17 @@ async function startFile(file) {
     }
     if (i >= pcm.length) {
       ui.level.value = 0;
+      if (busy.agent && turnOpen) {
+        // Silence after the file, in real time, until its last turn ends (by the model
+        // or at eot_timeout_ms, at most 10 s), as after a speaker: a CloseStream now
+        // would end the turn early.
+        busy.tailEnd ??= performance.now() + 11000;
+        if (performance.now() < busy.tailEnd) {
+          conn.sendAudio(new Int16Array(frame));
+          busy.fileTimer = setTimeout(tick, FRAME_MS);
+          return;
+        }
+      }
       setStatus("File sent; waiting for the last results…");
       conn.close();
       return;
@@ -301,7 +467,16 @@ ui.file.addEventListener("change", () => {
 ui.clear.addEventListener("click", () => {
   ui.finals.textContent = "";
   ui.partial.textContent = "";
+  ui.turns.textContent = "";
 });
+ui.modeTranscript.addEventListener("change", showMode);
+ui.modeAgent.addEventListener("change", showMode);
+ui.eot.addEventListener("change", configureTurns);
+ui.eager.addEventListener("change", configureTurns);
+ui.forceEnd.addEventListener("click", () => {
+  if (busy && busy.agent) busy.conn.forceEndTurn();
+});
+showMode();
 
 (async () => {
   try {
@@ -314,6 +489,8 @@ ui.clear.addEventListener("click", () => {
     ui.model.disabled = false;
     ui.mic.disabled = false;
     ui.file.disabled = false;
+    ui.modeTranscript.disabled = false;
+    ui.modeAgent.disabled = false;
     setStatus("Ready. Press Start and speak, or pick a WAV file.");
   } catch (err) {
     setStatus("");

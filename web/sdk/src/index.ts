@@ -242,6 +242,50 @@ function httpError(status: number, body: unknown): EarshotError {
 }
 
 /**
+ * Why was a socket refused before it opened? Node's ws says the status in the
+ * error message; browsers hide it, so ask the server: a plain GET of the same URL
+ * with the same credentials runs the same admission checks and answers their
+ * status and JSON body, or 426 when they all pass (docs/api.md). The probe cannot
+ * see transcriber capacity, so a 426 after a refused upgrade most likely means
+ * NO_CAPACITY; it is reported as CONNECTION_REFUSED, which is retried.
+ */
+async function probeRefusal(ev: Event | undefined, url: string, tok: string, fetchFn?: typeof fetch): Promise<EarshotError> {
+  const msg = String((ev as { message?: string } | undefined)?.message ?? "");
+  const m = /Unexpected server response: (\d+)/.exec(msg);
+  if (m) return httpError(Number(m[1]), {});
+  if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET/.test(msg)) {
+    return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE + " " + msg);
+  }
+  const f = fetchFn ?? (globalThis as { fetch?: typeof fetch }).fetch;
+  if (!f) return new EarshotError("CONNECTION_REFUSED", "The WebSocket connection failed.");
+  const ac = typeof AbortController !== "undefined" ? new AbortController() : undefined;
+  const timer = setTimeout(() => ac?.abort(), 5000);
+  try {
+    const res = await f(url.replace(/^ws/i, "http"), {
+      headers: { Authorization: "Bearer " + tok }, cache: "no-store", signal: ac?.signal,
+    });
+    let body: unknown = {};
+    try {
+      body = await res.json();
+    } catch {
+      /* not JSON */
+    }
+    const e = httpError(res.status, body);
+    // 426: every check passed. An older server answers 400 "send an Upgrade request"
+    // to any plain GET; that says nothing about why the socket was refused.
+    if (res.ok || res.status === 426 || (res.status === 400 && /upgrade/i.test(e.message))) {
+      return new EarshotError("CONNECTION_REFUSED",
+        "The server refused the WebSocket connection; most likely it has no free transcription capacity right now.");
+    }
+    return e;
+  } catch {
+    return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * connect opens a live transcription stream. It returns at once; audio given to
  * sendAudio before the socket opens is sent when it does. Events: open, partial,
  * final, speechstart, utteranceend, metadata, error, reconnecting, close.
@@ -345,47 +389,7 @@ export function connect(opts: ConnectOptions): Connection {
     setTimeout(open, delayMs);
   };
 
-  // Why was a socket refused before it opened? Node's ws says the status in the
-  // error message; browsers hide it, so ask the server: a plain GET of the same URL
-  // with the same credentials runs the same admission checks and answers their
-  // status and JSON body, or 426 when they all pass (docs/api.md). The probe cannot
-  // see transcriber capacity, so a 426 after a refused upgrade most likely means
-  // NO_CAPACITY; it is reported as CONNECTION_REFUSED, which is retried.
-  const diagnose = async (ev: Event | undefined, tok: string): Promise<EarshotError> => {
-    const msg = String((ev as { message?: string } | undefined)?.message ?? "");
-    const m = /Unexpected server response: (\d+)/.exec(msg);
-    if (m) return httpError(Number(m[1]), {});
-    if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET/.test(msg)) {
-      return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE + " " + msg);
-    }
-    const f = opts.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
-    if (!f) return new EarshotError("CONNECTION_REFUSED", "The WebSocket connection failed.");
-    const ac = typeof AbortController !== "undefined" ? new AbortController() : undefined;
-    const timer = setTimeout(() => ac?.abort(), 5000);
-    try {
-      const res = await f(url.replace(/^ws/i, "http"), {
-        headers: { Authorization: "Bearer " + tok }, cache: "no-store", signal: ac?.signal,
-      });
-      let body: unknown = {};
-      try {
-        body = await res.json();
-      } catch {
-        /* not JSON */
-      }
-      const e = httpError(res.status, body);
-      // 426: every check passed. An older server answers 400 "send an Upgrade request"
-      // to any plain GET; that says nothing about why the socket was refused.
-      if (res.ok || res.status === 426 || (res.status === 400 && /upgrade/i.test(e.message))) {
-        return new EarshotError("CONNECTION_REFUSED",
-          "The server refused the WebSocket connection; most likely it has no free transcription capacity right now.");
-      }
-      return e;
-    } catch {
-      return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const diagnose = (ev: Event | undefined, tok: string): Promise<EarshotError> => probeRefusal(ev, url, tok, opts.fetch);
 
   const deliver = (m: Record<string, unknown>): void => {
     const ch = (m.channel ?? {}) as { alternatives?: Array<{ transcript?: string; confidence?: number; words?: Word[] }> };
@@ -646,21 +650,531 @@ export function connect(opts: ConnectOptions): Connection {
   return conn;
 }
 
+// ---------------------------------------------------------------------------
+// Turn-taking: GET /v2/listen, Deepgram Flux's protocol (docs/api.md, Turn-taking).
+
+export interface TurnOptions {
+  /** Server base (http(s)://host, ws(s)://host) or the full /v2/listen URL. */
+  url: string;
+  /** A token (from POST /v1/auth/grant or /demo/grant) or an API key. */
+  token?: string;
+  /** Called for a token when none is given (tokens are short-lived; one opens one stream). */
+  getToken?: () => string | Promise<string>;
+  /** How the credential travels: the WebSocket subprotocol pair ["token", X] (default, the browser way) or ?token=. */
+  auth?: "subprotocol" | "query";
+  /** An Earshot model (tiny.en, base, …) or flux-general-en / flux-general-multi. Default: the server's default model. */
+  model?: string;
+  /** Audio encoding of sendAudio's bytes. Default linear16 (PCM16 little-endian). Turns are mono. */
+  encoding?: "linear16" | "linear32" | "float32" | "mulaw" | "alaw";
+  /** Default 16000. */
+  sampleRate?: number;
+  /** End-of-turn confidence that ends a turn, 0.5–1.0 (server default 0.7). */
+  eotThreshold?: number;
+  /** 0.3–0.9, at most eotThreshold: turns on EagerEndOfTurn and TurnResumed. Default off. */
+  eagerEotThreshold?: number;
+  /** Silence after speech (ms, 500–10000) that ends a turn whatever the confidence (server default 5000). */
+  eotTimeoutMs?: number;
+  /** Names and jargon to favour (keyterm=, once per term). */
+  keyterms?: string[];
+  /** A multilingual model's language (language_hint); none: the language is detected. */
+  languageHint?: string;
+  /** Send KeepAlive when nothing was sent for this long (ms). Default 4000; 0 turns it off. */
+  keepAliveMs?: number;
+  /** Seconds of send times kept for latencyMs (see TurnInfoEvent). Default 120. */
+  latencyHistorySeconds?: number;
+  /** WebSocket constructor; default globalThis.WebSocket. */
+  WebSocket?: WebSocketCtor;
+  /** fetch used to probe why a connection was refused (browsers hide the HTTP status). Default globalThis.fetch. */
+  fetch?: typeof fetch;
+}
+
+/** TurnInfo's event names, in Flux's order within a turn. */
+export type TurnEventName = "StartOfTurn" | "Update" | "EagerEndOfTurn" | "TurnResumed" | "EndOfTurn";
+
+/** A word of a turn: Flux's punctuated word, with Earshot's start/end (stream seconds). */
+export interface TurnWord {
+  word: string;
+  confidence: number;
+  start: number;
+  end: number;
+}
+
+/** One TurnInfo message. Times are seconds of the stream (the first sample given to sendAudio is 0). */
+export interface TurnInfoEvent {
+  event: TurnEventName;
+  turnIndex: number;
+  audioWindowStart: number;
+  audioWindowEnd: number;
+  transcript: string;
+  words: TurnWord[];
+  endOfTurnConfidence: number;
+  /** EndOfTurn only: "model" (eot_threshold), "timeout" (eot_timeout_ms), "manual" (forceEndTurn), "close" (closeStream or a drain). */
+  trigger?: "model" | "timeout" | "manual" | "close" | string;
+  /** Languages heard (a detecting multilingual stream). */
+  languages?: string[];
+  /** The language_hint given. */
+  languagesHinted?: string[];
+  sequenceId: number;
+  requestId: string;
+  /** performance.now() when the message arrived. */
+  receivedAt: number;
+  /**
+   * Milliseconds from when the audio at latencyFrom (stream seconds) was sent to when
+   * this event arrived, as this side sees it (audio still buffered in the browser's
+   * capture graph is not counted). latencyFrom is audio_window_start for StartOfTurn
+   * (how long barge-in takes) and the end of the last word for the others (Update,
+   * EagerEndOfTurn, TurnResumed and EndOfTurn: how long after the speaker stopped the
+   * answer can start); audio_window_end when there are no words. Undefined when that
+   * audio is older than latencyHistorySeconds or was not sent by this connection.
+   */
+  latencyMs?: number;
+  latencyFrom: number;
+  raw: Record<string, unknown>;
+}
+
+/** The end-of-turn settings as ConfigureSuccess reports them (all current values). */
+export interface TurnThresholds {
+  eotThreshold: number;
+  /** Absent: eager end of turn is off. */
+  eagerEotThreshold?: number;
+  eotTimeoutMs: number;
+}
+
+/** configure()'s argument: each value given is changed, the others keep theirs. */
+export interface TurnConfig {
+  eotThreshold?: number;
+  eagerEotThreshold?: number;
+  eotTimeoutMs?: number;
+}
+
+export interface TurnEventMap {
+  /** The socket opened. */
+  open: { requestId: string };
+  /** The server's Connected message (the stream's first). */
+  connected: { requestId: string; sequenceId: number };
+  /** Every TurnInfo, before the event of its own name below. */
+  turn: TurnInfoEvent;
+  startofturn: TurnInfoEvent;
+  update: TurnInfoEvent;
+  eagerendofturn: TurnInfoEvent;
+  turnresumed: TurnInfoEvent;
+  endofturn: TurnInfoEvent;
+  /** A Configure was applied: every current value. */
+  configuresuccess: { thresholds: TurnThresholds; keyterms: string[]; sequenceId: number; raw: Record<string, unknown> };
+  /** A Configure was refused; nothing of it was applied. */
+  configurefailure: { description: string; sequenceId: number; raw: Record<string, unknown> };
+  /** Every server message, parsed, before its own event (for logging and fields this SDK does not know). */
+  message: Record<string, unknown>;
+  /** Fatal: the stream is over (Flux's Error, a refused upgrade, a lost connection); close follows. */
+  error: EarshotError;
+  close: { code: number; reason: string; error?: EarshotError };
+}
+
+export type TurnEventType = keyof TurnEventMap;
+
+/** A turn-taking stream; see connectTurns. */
+export interface TurnConnection {
+  /** Queue audio (bytes in the declared encoding). Audio sent before the socket opens is sent on open. */
+  sendAudio(audio: Int16Array | Float32Array | ArrayBuffer | Uint8Array): void;
+  /** End the current turn now: an EndOfTurn with trigger "manual" follows (nothing happens between turns). */
+  forceEndTurn(): void;
+  /** Change the end-of-turn settings mid-stream: configuresuccess or configurefailure answers. */
+  configure(c: TurnConfig): void;
+  /** Finish: CloseStream (an open turn ends with trigger "close"), then wait for the server's close. */
+  closeStream(timeoutMs?: number): Promise<void>;
+  /** closeStream, under the name Connection uses. */
+  close(timeoutMs?: number): Promise<void>;
+  /** Drop the connection now without CloseStream. */
+  abort(): void;
+  on<K extends TurnEventType>(type: K, fn: Listener<TurnEventMap[K]>): () => void;
+  off<K extends TurnEventType>(type: K, fn: Listener<TurnEventMap[K]>): void;
+  /** "connecting" | "open" | "closing" | "closed" */
+  readonly state: string;
+  /** Seconds of audio given to sendAudio so far. */
+  readonly sentSeconds: number;
+  /** Request id of the stream (from Connected). */
+  readonly requestId: string;
+  /** The turn in progress (or the next one), counted from 0 as turn_index is. */
+  readonly turnIndex: number;
+  /**
+   * performance.now() (Date.now() where there is no performance) when the audio at
+   * stream time t (seconds) was sent; undefined when it is not sent yet or older than
+   * latencyHistorySeconds.
+   */
+  sentAt(t: number): number | undefined;
+}
+
+const TURN_EVENTS: Record<string, TurnEventType> = {
+  StartOfTurn: "startofturn", Update: "update", EagerEndOfTurn: "eagerendofturn",
+  TurnResumed: "turnresumed", EndOfTurn: "endofturn",
+};
+
+/** turnsURL builds the /v2/listen URL (without credentials) from the options. */
+export function turnsURL(o: TurnOptions): string {
+  let base = o.url.replace(/^http/i, "ws");
+  const path = base.split("?")[0];
+  if (/\/v1\/listen\/?$/.test(path)) base = base.replace(/\/v1\/listen\/?(?=\?|$)/, "/v2/listen");
+  else if (!/\/v2\/listen\/?$/.test(path)) base = base.replace(/\/+$/, "") + "/v2/listen";
+  const u = new URL(base);
+  const q = u.searchParams;
+  if (o.model) q.set("model", o.model);
+  q.set("encoding", o.encoding ?? "linear16");
+  q.set("sample_rate", String(o.sampleRate ?? 16000));
+  if (o.eotThreshold !== undefined) q.set("eot_threshold", String(o.eotThreshold));
+  if (o.eagerEotThreshold !== undefined) q.set("eager_eot_threshold", String(o.eagerEotThreshold));
+  if (o.eotTimeoutMs !== undefined) q.set("eot_timeout_ms", String(Math.round(o.eotTimeoutMs)));
+  for (const t of o.keyterms ?? []) q.append("keyterm", t);
+  if (o.languageHint) q.set("language_hint", o.languageHint);
+  return u.toString();
+}
+
+const num = (v: unknown, dflt = 0): number => {
+  const n = Number(v);
+  return Number.isFinite(n) ? n : dflt;
+};
+
+/**
+ * connectTurns opens a turn-taking stream (GET /v2/listen). It returns at once;
+ * audio and control messages given before the socket opens are sent, in order,
+ * when it does. Events: open, connected, turn (every TurnInfo) and startofturn,
+ * update, eagerendofturn, turnresumed, endofturn, configuresuccess,
+ * configurefailure, message, error, close.
+ *
+ * It does not reconnect: a turn's state lives in the server's session, so a
+ * dropped connection ends the stream (error, then close); open a new one. Works
+ * with microphone({ connection }) exactly as connect() does.
+ */
+export function connectTurns(opts: TurnOptions): TurnConnection {
+  const maybeWS: WebSocketCtor | undefined = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+  if (!maybeWS) throw new EarshotError("BAD_REQUEST", "no WebSocket constructor: pass options.WebSocket (e.g. the ws package) in Node < 22");
+  const WS: WebSocketCtor = maybeWS;
+  if (!opts.token && !opts.getToken) throw new EarshotError("TOKEN", "connectTurns needs token or getToken");
+  const url = turnsURL(opts);
+  const bytesPerSecond = bytesPerSample(opts.encoding ?? "linear16") * (opts.sampleRate ?? 16000);
+  const keepAliveMs = opts.keepAliveMs ?? 4000;
+  const history = Math.max(1, opts.latencyHistorySeconds ?? 120);
+
+  const listeners = new Map<string, Set<Listener<never>>>();
+  const emit = <K extends TurnEventType>(type: K, ev: TurnEventMap[K]): void => {
+    for (const fn of [...(listeners.get(type) ?? [])]) {
+      try {
+        (fn as Listener<TurnEventMap[K]>)(ev);
+      } catch (e) {
+        setTimeout(() => { throw e; });
+      }
+    }
+  };
+
+  let state = "connecting";
+  let sock: WebSocket | null = null;
+  let sent = 0; // stream seconds given to sendAudio
+  // Send times of the audio: [start, sentAt] per frame, oldest first, for latencyMs.
+  let starts: number[] = [];
+  let times: number[] = [];
+  let outbox: Array<ArrayBuffer | string> = []; // what was given before the socket opened
+  let requestId = "";
+  let turnIndex = 0;
+  let lastSend = now();
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
+  let closeWaiters: Array<() => void> = [];
+  let closing = false;
+  let lastError: EarshotError | undefined;
+
+  const sentAt = (t: number): number | undefined => {
+    if (t < 0 || t > sent + 1e-6 || starts.length === 0) return undefined;
+    // The last frame starting at or before t (binary search).
+    let lo = 0, hi = starts.length - 1;
+    if (starts[0] > t + 1e-6) return undefined;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid] <= t + 1e-6) lo = mid;
+      else hi = mid - 1;
+    }
+    return times[lo] >= 0 ? times[lo] : undefined;
+  };
+
+  const finish = (code: number, reason: string, err?: EarshotError): void => {
+    if (state === "closed") return;
+    state = "closed";
+    if (keepAlive) clearInterval(keepAlive);
+    outbox = [];
+    if (err) emit("error", err);
+    emit("close", { code, reason, error: err });
+    for (const w of closeWaiters) w();
+    closeWaiters = [];
+  };
+
+  const send = (frame: ArrayBuffer | string): void => {
+    if (sock && sock.readyState === 1) {
+      sock.send(frame);
+      lastSend = now();
+    } else {
+      outbox.push(frame);
+    }
+  };
+
+  const turnInfo = (m: Record<string, unknown>, receivedAt: number): TurnInfoEvent => {
+    const words = (Array.isArray(m.words) ? m.words : []).map((w: Record<string, unknown>) => ({
+      word: String(w?.word ?? ""), confidence: num(w?.confidence), start: num(w?.start), end: num(w?.end),
+    }));
+    const event = String(m.event ?? "") as TurnEventName;
+    const start = num(m.audio_window_start);
+    const end = num(m.audio_window_end);
+    const from = event === "StartOfTurn" ? start : words.length > 0 ? words[words.length - 1].end : end;
+    // An end time is the end of the frame it closes, not the start of the next one.
+    const t = sentAt(event === "StartOfTurn" ? from : Math.max(0, from - 1e-4));
+    const ev: TurnInfoEvent = {
+      event, turnIndex: num(m.turn_index), audioWindowStart: start, audioWindowEnd: end,
+      transcript: String(m.transcript ?? ""), words, endOfTurnConfidence: num(m.end_of_turn_confidence),
+      sequenceId: num(m.sequence_id, -1), requestId: String(m.request_id ?? requestId), receivedAt,
+      latencyMs: t === undefined ? undefined : Math.max(0, receivedAt - t), latencyFrom: from, raw: m,
+    };
+    if (typeof m.trigger === "string") ev.trigger = m.trigger;
+    if (Array.isArray(m.languages)) ev.languages = m.languages.map(String);
+    if (Array.isArray(m.languages_hinted)) ev.languagesHinted = m.languages_hinted.map(String);
+    return ev;
+  };
+
+  const onMessage = (data: unknown): void => {
+    const receivedAt = now();
+    if (typeof data !== "string") return;
+    let m: Record<string, unknown>;
+    try {
+      m = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!m || typeof m !== "object") return;
+    emit("message", m);
+    const seq = num(m.sequence_id, -1);
+    switch (m.type) {
+      case "Connected":
+        if (typeof m.request_id === "string") requestId = m.request_id;
+        emit("connected", { requestId, sequenceId: seq });
+        break;
+      case "TurnInfo": {
+        const ev = turnInfo(m, receivedAt);
+        if (ev.event === "EndOfTurn") turnIndex = ev.turnIndex + 1;
+        else turnIndex = ev.turnIndex;
+        emit("turn", ev);
+        const name = TURN_EVENTS[ev.event];
+        if (name) emit(name, ev);
+        break;
+      }
+      case "ConfigureSuccess": {
+        const th = (m.thresholds ?? {}) as Record<string, unknown>;
+        const thresholds: TurnThresholds = { eotThreshold: num(th.eot_threshold), eotTimeoutMs: num(th.eot_timeout_ms) };
+        if (th.eager_eot_threshold !== undefined && th.eager_eot_threshold !== null) thresholds.eagerEotThreshold = num(th.eager_eot_threshold);
+        emit("configuresuccess", { thresholds, keyterms: Array.isArray(m.keyterms) ? m.keyterms.map(String) : [], sequenceId: seq, raw: m });
+        break;
+      }
+      case "ConfigureFailure":
+        emit("configurefailure", { description: String(m.description ?? "Configure was refused"), sequenceId: seq, raw: m });
+        break;
+      case "Error": {
+        // Flux's Error is fatal: the server closes right after it, and the close reports it.
+        const code = String(m.code ?? "INTERNAL");
+        lastError = new EarshotError(code, String(m.description ?? code));
+        break;
+      }
+    }
+  };
+
+  async function open(): Promise<void> {
+    let tok: string;
+    try {
+      tok = opts.token ?? (await (opts.getToken as () => string | Promise<string>)());
+    } catch (e) {
+      const err = e instanceof EarshotError ? e : new EarshotError("UNREACHABLE", "could not get a token: " + String((e as Error)?.message ?? e));
+      finish(1006, "token", err);
+      return;
+    }
+    if (state === "closed") return;
+    const useProto = (opts.auth ?? "subprotocol") === "subprotocol";
+    let s: WebSocket;
+    try {
+      s = useProto ? new WS(url, ["token", tok]) : new WS(url + "&token=" + encodeURIComponent(tok));
+    } catch (e) {
+      finish(1006, "constructor", new EarshotError("BAD_REQUEST", String((e as Error)?.message ?? e)));
+      return;
+    }
+    s.binaryType = "arraybuffer";
+    sock = s;
+    let opened = false;
+    let errEv: Event | undefined;
+    s.addEventListener("open", () => {
+      if (sock !== s) return;
+      opened = true;
+      state = closing ? "closing" : "open";
+      const frames = outbox;
+      outbox = [];
+      for (const f of frames) s.send(f);
+      lastSend = now();
+      // Audio queued before the open counts as sent now.
+      for (let i = times.length - 1; i >= 0 && times[i] < 0; i--) times[i] = lastSend;
+      emit("open", { requestId });
+    });
+    s.addEventListener("message", (ev: MessageEvent) => {
+      if (sock === s) onMessage(ev.data);
+    });
+    s.addEventListener("error", (ev: Event) => {
+      errEv = ev;
+    });
+    s.addEventListener("close", (ev: CloseEvent) => {
+      if (sock !== s) return;
+      sock = null;
+      const code = ev.code;
+      const reason = ev.reason ?? "";
+      if (!opened) {
+        void probeRefusal(errEv, url, tok, opts.fetch).then((err) => finish(code, reason, err));
+        return;
+      }
+      if (code === 1000 && !lastError) {
+        finish(code, reason);
+        return;
+      }
+      const err = lastError ?? (CLOSE_CODES[code]
+        ? new EarshotError(CLOSE_CODES[code], reason || MESSAGES[CLOSE_CODES[code]] || CLOSE_CODES[code], { closeCode: code })
+        : new EarshotError("CONNECTION_LOST", `connection lost (close ${code}${reason ? ": " + reason : ""})`, { closeCode: code }));
+      finish(code, reason, err);
+    });
+  }
+
+  if (keepAliveMs > 0) {
+    keepAlive = setInterval(() => {
+      if (sock && sock.readyState === 1 && now() - lastSend >= keepAliveMs) send(JSON.stringify({ type: "KeepAlive" }));
+    }, Math.max(250, keepAliveMs / 2));
+    (keepAlive as { unref?: () => void }).unref?.();
+  }
+
+  const control = (m: Record<string, unknown>): void => {
+    if (state === "closed" || closing) return;
+    send(JSON.stringify(m));
+  };
+
+  const conn: TurnConnection = {
+    sendAudio(audio) {
+      if (state === "closed" || closing) return;
+      let data: ArrayBuffer;
+      if (audio instanceof ArrayBuffer) data = audio.slice(0);
+      else data = audio.buffer.slice(audio.byteOffset, audio.byteOffset + audio.byteLength) as ArrayBuffer;
+      if (data.byteLength === 0) return;
+      const open = sock !== null && sock.readyState === 1;
+      starts.push(sent);
+      times.push(open ? now() : -1);
+      sent += data.byteLength / bytesPerSecond;
+      send(data);
+      // Forget send times older than the history (in blocks, not frame by frame).
+      if (starts.length > 64 && sent - starts[64] > history) {
+        let i = 0;
+        while (i < starts.length - 1 && sent - starts[i + 1] > history) i++;
+        starts = starts.slice(i);
+        times = times.slice(i);
+      }
+    },
+    forceEndTurn() {
+      control({ type: "ForceEndTurn" });
+    },
+    configure(c) {
+      const thresholds: Record<string, number> = {};
+      if (c.eotThreshold !== undefined) thresholds.eot_threshold = c.eotThreshold;
+      if (c.eagerEotThreshold !== undefined) thresholds.eager_eot_threshold = c.eagerEotThreshold;
+      if (c.eotTimeoutMs !== undefined) thresholds.eot_timeout_ms = c.eotTimeoutMs;
+      control({ type: "Configure", thresholds });
+    },
+    closeStream(timeoutMs = 15000) {
+      if (state === "closed") return Promise.resolve();
+      const done = new Promise<void>((resolve) => closeWaiters.push(resolve));
+      if (!closing) {
+        send(JSON.stringify({ type: "CloseStream" }));
+        closing = true;
+        if (state === "open") state = "closing";
+        const t = setTimeout(() => {
+          const s = sock;
+          sock = null;
+          s?.close(1000);
+          finish(1000, "close timed out", lastError);
+        }, timeoutMs);
+        void done.then(() => clearTimeout(t));
+      }
+      return done;
+    },
+    close(timeoutMs) {
+      return conn.closeStream(timeoutMs);
+    },
+    abort() {
+      closing = true;
+      const s = sock;
+      sock = null;
+      s?.close(1000);
+      finish(1000, "aborted");
+    },
+    on(type, fn) {
+      let set = listeners.get(type);
+      if (!set) listeners.set(type, (set = new Set()));
+      set.add(fn as Listener<never>);
+      return () => conn.off(type, fn);
+    },
+    off(type, fn) {
+      listeners.get(type)?.delete(fn as Listener<never>);
+    },
+    get state() {
+      return state;
+    },
+    get sentSeconds() {
+      return sent;
+    },
+    get requestId() {
+      return requestId;
+    },
+    get turnIndex() {
+      return turnIndex;
+    },
+    sentAt,
+  };
+  void open();
+  return conn;
+}
+
 export interface MicrophoneOptions {
   /** URL of capture-worklet.js (served by Earshot at /capture-worklet.js). */
   workletURL: string | URL;
-  /** Where the 16 kHz PCM16 frames go: a Connection or a function. */
+  /** Where the 16 kHz PCM16 frames go: a Connection (connect) or TurnConnection (connectTurns). */
   connection?: Pick<Connection, "sendAudio">;
   onAudio?: (pcm: Int16Array) => void;
   /** Input level of each frame: RMS and peak of the raw signal, 0..1. */
   onLevel?: (rms: number, peak: number) => void;
   /** Frame length in ms, 20..100. Default 40. */
   frameMs?: number;
-  /** Extra getUserMedia audio constraints (deviceId, ...). */
+  /**
+   * getUserMedia audio constraints (deviceId, ...), applied over
+   * DEFAULT_AUDIO_CONSTRAINTS: echoCancellation on, noiseSuppression and
+   * autoGainControl off. Pass `{ noiseSuppression: true }` to get the browser's
+   * noise suppression back, `{ echoCancellation: false }` when nothing plays
+   * through the speakers (headset, dictation).
+   */
   constraints?: MediaTrackConstraints;
   /** An AudioContext created in the user's click handler (Safari needs that); one is made otherwise. */
   audioContext?: AudioContext;
 }
+
+/**
+ * The getUserMedia audio constraints microphone() asks for unless
+ * MicrophoneOptions.constraints says otherwise. Chosen by measurement
+ * (`make bench-webrtc`, BENCHMARKS.md, Browser audio processing, Chromium, tiny.en): with noise
+ * suppression and gain control on (the browsers' default) 7 word errors in 170
+ * (2 from the WAV file itself) and 44 in 188 on twenty more clips, against 6 and
+ * 33 with both off; noise suppression turned JFK's "ask not what your country"
+ * into "ask not my country" in every run. Echo cancellation showed no consistent
+ * cost (all three off: 3 and 41 errors) and keeps a voice agent from
+ * transcribing its own voice from the speakers, so it stays on.
+ */
+export const DEFAULT_AUDIO_CONSTRAINTS: Readonly<MediaTrackConstraints> = Object.freeze({
+  channelCount: 1,
+  echoCancellation: true,
+  noiseSuppression: false,
+  autoGainControl: false,
+});
 
 export interface Microphone {
   readonly context: AudioContext;
@@ -674,7 +1188,9 @@ export interface Microphone {
  * resampled to 16 kHz mono PCM16 by the capture AudioWorklet, into
  * connection.sendAudio (or onAudio). Errors are EarshotErrors with code
  * MIC_DENIED, MIC_NOT_FOUND or MIC_UNAVAILABLE (no mediaDevices: the page is not
- * https or localhost).
+ * https or localhost). The browser's audio processing follows
+ * DEFAULT_AUDIO_CONSTRAINTS (noise suppression and gain control off, echo
+ * cancellation on) unless o.constraints overrides it.
  */
 export async function microphone(o: MicrophoneOptions): Promise<Microphone> {
   const AC = (globalThis as { AudioContext?: typeof AudioContext; webkitAudioContext?: typeof AudioContext }).AudioContext ??
@@ -688,7 +1204,7 @@ export async function microphone(o: MicrophoneOptions): Promise<Microphone> {
   let stream: MediaStream;
   try {
     stream = await md.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true, ...o.constraints },
+      audio: { ...DEFAULT_AUDIO_CONSTRAINTS, ...o.constraints },
     });
   } catch (e) {
     if (ownContext) void ctx.close();

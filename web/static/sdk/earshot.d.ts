@@ -160,21 +160,213 @@ export declare function listenURL(o: ConnectOptions): string;
  * at or before the last delivered final are dropped, so none is delivered twice.
  */
 export declare function connect(opts: ConnectOptions): Connection;
+export interface TurnOptions {
+    /** Server base (http(s)://host, ws(s)://host) or the full /v2/listen URL. */
+    url: string;
+    /** A token (from POST /v1/auth/grant or /demo/grant) or an API key. */
+    token?: string;
+    /** Called for a token when none is given (tokens are short-lived; one opens one stream). */
+    getToken?: () => string | Promise<string>;
+    /** How the credential travels: the WebSocket subprotocol pair ["token", X] (default, the browser way) or ?token=. */
+    auth?: "subprotocol" | "query";
+    /** An Earshot model (tiny.en, base, …) or flux-general-en / flux-general-multi. Default: the server's default model. */
+    model?: string;
+    /** Audio encoding of sendAudio's bytes. Default linear16 (PCM16 little-endian). Turns are mono. */
+    encoding?: "linear16" | "linear32" | "float32" | "mulaw" | "alaw";
+    /** Default 16000. */
+    sampleRate?: number;
+    /** End-of-turn confidence that ends a turn, 0.5–1.0 (server default 0.7). */
+    eotThreshold?: number;
+    /** 0.3–0.9, at most eotThreshold: turns on EagerEndOfTurn and TurnResumed. Default off. */
+    eagerEotThreshold?: number;
+    /** Silence after speech (ms, 500–10000) that ends a turn whatever the confidence (server default 5000). */
+    eotTimeoutMs?: number;
+    /** Names and jargon to favour (keyterm=, once per term). */
+    keyterms?: string[];
+    /** A multilingual model's language (language_hint); none: the language is detected. */
+    languageHint?: string;
+    /** Send KeepAlive when nothing was sent for this long (ms). Default 4000; 0 turns it off. */
+    keepAliveMs?: number;
+    /** Seconds of send times kept for latencyMs (see TurnInfoEvent). Default 120. */
+    latencyHistorySeconds?: number;
+    /** WebSocket constructor; default globalThis.WebSocket. */
+    WebSocket?: WebSocketCtor;
+    /** fetch used to probe why a connection was refused (browsers hide the HTTP status). Default globalThis.fetch. */
+    fetch?: typeof fetch;
+}
+/** TurnInfo's event names, in Flux's order within a turn. */
+export type TurnEventName = "StartOfTurn" | "Update" | "EagerEndOfTurn" | "TurnResumed" | "EndOfTurn";
+/** A word of a turn: Flux's punctuated word, with Earshot's start/end (stream seconds). */
+export interface TurnWord {
+    word: string;
+    confidence: number;
+    start: number;
+    end: number;
+}
+/** One TurnInfo message. Times are seconds of the stream (the first sample given to sendAudio is 0). */
+export interface TurnInfoEvent {
+    event: TurnEventName;
+    turnIndex: number;
+    audioWindowStart: number;
+    audioWindowEnd: number;
+    transcript: string;
+    words: TurnWord[];
+    endOfTurnConfidence: number;
+    /** EndOfTurn only: "model" (eot_threshold), "timeout" (eot_timeout_ms), "manual" (forceEndTurn), "close" (closeStream or a drain). */
+    trigger?: "model" | "timeout" | "manual" | "close" | string;
+    /** Languages heard (a detecting multilingual stream). */
+    languages?: string[];
+    /** The language_hint given. */
+    languagesHinted?: string[];
+    sequenceId: number;
+    requestId: string;
+    /** performance.now() when the message arrived. */
+    receivedAt: number;
+    /**
+     * Milliseconds from when the audio at latencyFrom (stream seconds) was sent to when
+     * this event arrived, as this side sees it (audio still buffered in the browser's
+     * capture graph is not counted). latencyFrom is audio_window_start for StartOfTurn
+     * (how long barge-in takes) and the end of the last word for the others (Update,
+     * EagerEndOfTurn, TurnResumed and EndOfTurn: how long after the speaker stopped the
+     * answer can start); audio_window_end when there are no words. Undefined when that
+     * audio is older than latencyHistorySeconds or was not sent by this connection.
+     */
+    latencyMs?: number;
+    latencyFrom: number;
+    raw: Record<string, unknown>;
+}
+/** The end-of-turn settings as ConfigureSuccess reports them (all current values). */
+export interface TurnThresholds {
+    eotThreshold: number;
+    /** Absent: eager end of turn is off. */
+    eagerEotThreshold?: number;
+    eotTimeoutMs: number;
+}
+/** configure()'s argument: each value given is changed, the others keep theirs. */
+export interface TurnConfig {
+    eotThreshold?: number;
+    eagerEotThreshold?: number;
+    eotTimeoutMs?: number;
+}
+export interface TurnEventMap {
+    /** The socket opened. */
+    open: {
+        requestId: string;
+    };
+    /** The server's Connected message (the stream's first). */
+    connected: {
+        requestId: string;
+        sequenceId: number;
+    };
+    /** Every TurnInfo, before the event of its own name below. */
+    turn: TurnInfoEvent;
+    startofturn: TurnInfoEvent;
+    update: TurnInfoEvent;
+    eagerendofturn: TurnInfoEvent;
+    turnresumed: TurnInfoEvent;
+    endofturn: TurnInfoEvent;
+    /** A Configure was applied: every current value. */
+    configuresuccess: {
+        thresholds: TurnThresholds;
+        keyterms: string[];
+        sequenceId: number;
+        raw: Record<string, unknown>;
+    };
+    /** A Configure was refused; nothing of it was applied. */
+    configurefailure: {
+        description: string;
+        sequenceId: number;
+        raw: Record<string, unknown>;
+    };
+    /** Every server message, parsed, before its own event (for logging and fields this SDK does not know). */
+    message: Record<string, unknown>;
+    /** Fatal: the stream is over (Flux's Error, a refused upgrade, a lost connection); close follows. */
+    error: EarshotError;
+    close: {
+        code: number;
+        reason: string;
+        error?: EarshotError;
+    };
+}
+export type TurnEventType = keyof TurnEventMap;
+/** A turn-taking stream; see connectTurns. */
+export interface TurnConnection {
+    /** Queue audio (bytes in the declared encoding). Audio sent before the socket opens is sent on open. */
+    sendAudio(audio: Int16Array | Float32Array | ArrayBuffer | Uint8Array): void;
+    /** End the current turn now: an EndOfTurn with trigger "manual" follows (nothing happens between turns). */
+    forceEndTurn(): void;
+    /** Change the end-of-turn settings mid-stream: configuresuccess or configurefailure answers. */
+    configure(c: TurnConfig): void;
+    /** Finish: CloseStream (an open turn ends with trigger "close"), then wait for the server's close. */
+    closeStream(timeoutMs?: number): Promise<void>;
+    /** closeStream, under the name Connection uses. */
+    close(timeoutMs?: number): Promise<void>;
+    /** Drop the connection now without CloseStream. */
+    abort(): void;
+    on<K extends TurnEventType>(type: K, fn: Listener<TurnEventMap[K]>): () => void;
+    off<K extends TurnEventType>(type: K, fn: Listener<TurnEventMap[K]>): void;
+    /** "connecting" | "open" | "closing" | "closed" */
+    readonly state: string;
+    /** Seconds of audio given to sendAudio so far. */
+    readonly sentSeconds: number;
+    /** Request id of the stream (from Connected). */
+    readonly requestId: string;
+    /** The turn in progress (or the next one), counted from 0 as turn_index is. */
+    readonly turnIndex: number;
+    /**
+     * performance.now() (Date.now() where there is no performance) when the audio at
+     * stream time t (seconds) was sent; undefined when it is not sent yet or older than
+     * latencyHistorySeconds.
+     */
+    sentAt(t: number): number | undefined;
+}
+/** turnsURL builds the /v2/listen URL (without credentials) from the options. */
+export declare function turnsURL(o: TurnOptions): string;
+/**
+ * connectTurns opens a turn-taking stream (GET /v2/listen). It returns at once;
+ * audio and control messages given before the socket opens are sent, in order,
+ * when it does. Events: open, connected, turn (every TurnInfo) and startofturn,
+ * update, eagerendofturn, turnresumed, endofturn, configuresuccess,
+ * configurefailure, message, error, close.
+ *
+ * It does not reconnect: a turn's state lives in the server's session, so a
+ * dropped connection ends the stream (error, then close); open a new one. Works
+ * with microphone({ connection }) exactly as connect() does.
+ */
+export declare function connectTurns(opts: TurnOptions): TurnConnection;
 export interface MicrophoneOptions {
     /** URL of capture-worklet.js (served by Earshot at /capture-worklet.js). */
     workletURL: string | URL;
-    /** Where the 16 kHz PCM16 frames go: a Connection or a function. */
+    /** Where the 16 kHz PCM16 frames go: a Connection (connect) or TurnConnection (connectTurns). */
     connection?: Pick<Connection, "sendAudio">;
     onAudio?: (pcm: Int16Array) => void;
     /** Input level of each frame: RMS and peak of the raw signal, 0..1. */
     onLevel?: (rms: number, peak: number) => void;
     /** Frame length in ms, 20..100. Default 40. */
     frameMs?: number;
-    /** Extra getUserMedia audio constraints (deviceId, ...). */
+    /**
+     * getUserMedia audio constraints (deviceId, ...), applied over
+     * DEFAULT_AUDIO_CONSTRAINTS: echoCancellation on, noiseSuppression and
+     * autoGainControl off. Pass `{ noiseSuppression: true }` to get the browser's
+     * noise suppression back, `{ echoCancellation: false }` when nothing plays
+     * through the speakers (headset, dictation).
+     */
     constraints?: MediaTrackConstraints;
     /** An AudioContext created in the user's click handler (Safari needs that); one is made otherwise. */
     audioContext?: AudioContext;
 }
+/**
+ * The getUserMedia audio constraints microphone() asks for unless
+ * MicrophoneOptions.constraints says otherwise. Chosen by measurement
+ * (`make bench-webrtc`, BENCHMARKS.md, Browser audio processing, Chromium, tiny.en): with noise
+ * suppression and gain control on (the browsers' default) 7 word errors in 170
+ * (2 from the WAV file itself) and 44 in 188 on twenty more clips, against 6 and
+ * 33 with both off; noise suppression turned JFK's "ask not what your country"
+ * into "ask not my country" in every run. Echo cancellation showed no consistent
+ * cost (all three off: 3 and 41 errors) and keeps a voice agent from
+ * transcribing its own voice from the speakers, so it stays on.
+ */
+export declare const DEFAULT_AUDIO_CONSTRAINTS: Readonly<MediaTrackConstraints>;
 export interface Microphone {
     readonly context: AudioContext;
     readonly stream: MediaStream;
@@ -186,7 +378,9 @@ export interface Microphone {
  * resampled to 16 kHz mono PCM16 by the capture AudioWorklet, into
  * connection.sendAudio (or onAudio). Errors are EarshotErrors with code
  * MIC_DENIED, MIC_NOT_FOUND or MIC_UNAVAILABLE (no mediaDevices: the page is not
- * https or localhost).
+ * https or localhost). The browser's audio processing follows
+ * DEFAULT_AUDIO_CONSTRAINTS (noise suppression and gain control off, echo
+ * cancellation on) unless o.constraints overrides it.
  */
 export declare function microphone(o: MicrophoneOptions): Promise<Microphone>;
 export {};

@@ -91,6 +91,53 @@ function httpError(status, body) {
     return new EarshotError(code, msg, { status });
 }
 /**
+ * Why was a socket refused before it opened? Node's ws says the status in the
+ * error message; browsers hide it, so ask the server: a plain GET of the same URL
+ * with the same credentials runs the same admission checks and answers their
+ * status and JSON body, or 426 when they all pass (docs/api.md). The probe cannot
+ * see transcriber capacity, so a 426 after a refused upgrade most likely means
+ * NO_CAPACITY; it is reported as CONNECTION_REFUSED, which is retried.
+ */
+async function probeRefusal(ev, url, tok, fetchFn) {
+    const msg = String(ev?.message ?? "");
+    const m = /Unexpected server response: (\d+)/.exec(msg);
+    if (m)
+        return httpError(Number(m[1]), {});
+    if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET/.test(msg)) {
+        return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE + " " + msg);
+    }
+    const f = fetchFn ?? globalThis.fetch;
+    if (!f)
+        return new EarshotError("CONNECTION_REFUSED", "The WebSocket connection failed.");
+    const ac = typeof AbortController !== "undefined" ? new AbortController() : undefined;
+    const timer = setTimeout(() => ac?.abort(), 5000);
+    try {
+        const res = await f(url.replace(/^ws/i, "http"), {
+            headers: { Authorization: "Bearer " + tok }, cache: "no-store", signal: ac?.signal,
+        });
+        let body = {};
+        try {
+            body = await res.json();
+        }
+        catch {
+            /* not JSON */
+        }
+        const e = httpError(res.status, body);
+        // 426: every check passed. An older server answers 400 "send an Upgrade request"
+        // to any plain GET; that says nothing about why the socket was refused.
+        if (res.ok || res.status === 426 || (res.status === 400 && /upgrade/i.test(e.message))) {
+            return new EarshotError("CONNECTION_REFUSED", "The server refused the WebSocket connection; most likely it has no free transcription capacity right now.");
+        }
+        return e;
+    }
+    catch {
+        return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE);
+    }
+    finally {
+        clearTimeout(timer);
+    }
+}
+/**
  * connect opens a live transcription stream. It returns at once; audio given to
  * sendAudio before the socket opens is sent when it does. Events: open, partial,
  * final, speechstart, utteranceend, metadata, error, reconnecting, close.
@@ -196,51 +243,7 @@ export function connect(opts) {
         emit("reconnecting", { attempt, delayMs, bufferedSeconds: pending(), error: err });
         setTimeout(open, delayMs);
     };
-    // Why was a socket refused before it opened? Node's ws says the status in the
-    // error message; browsers hide it, so ask the server: a plain GET of the same URL
-    // with the same credentials runs the same admission checks and answers their
-    // status and JSON body, or 426 when they all pass (docs/api.md). The probe cannot
-    // see transcriber capacity, so a 426 after a refused upgrade most likely means
-    // NO_CAPACITY; it is reported as CONNECTION_REFUSED, which is retried.
-    const diagnose = async (ev, tok) => {
-        const msg = String(ev?.message ?? "");
-        const m = /Unexpected server response: (\d+)/.exec(msg);
-        if (m)
-            return httpError(Number(m[1]), {});
-        if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET/.test(msg)) {
-            return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE + " " + msg);
-        }
-        const f = opts.fetch ?? globalThis.fetch;
-        if (!f)
-            return new EarshotError("CONNECTION_REFUSED", "The WebSocket connection failed.");
-        const ac = typeof AbortController !== "undefined" ? new AbortController() : undefined;
-        const timer = setTimeout(() => ac?.abort(), 5000);
-        try {
-            const res = await f(url.replace(/^ws/i, "http"), {
-                headers: { Authorization: "Bearer " + tok }, cache: "no-store", signal: ac?.signal,
-            });
-            let body = {};
-            try {
-                body = await res.json();
-            }
-            catch {
-                /* not JSON */
-            }
-            const e = httpError(res.status, body);
-            // 426: every check passed. An older server answers 400 "send an Upgrade request"
-            // to any plain GET; that says nothing about why the socket was refused.
-            if (res.ok || res.status === 426 || (res.status === 400 && /upgrade/i.test(e.message))) {
-                return new EarshotError("CONNECTION_REFUSED", "The server refused the WebSocket connection; most likely it has no free transcription capacity right now.");
-            }
-            return e;
-        }
-        catch {
-            return new EarshotError("UNREACHABLE", MESSAGES.UNREACHABLE);
-        }
-        finally {
-            clearTimeout(timer);
-        }
-    };
+    const diagnose = (ev, tok) => probeRefusal(ev, url, tok, opts.fetch);
     const deliver = (m) => {
         const ch = (m.channel ?? {});
         const alt = ch.alternatives?.[0] ?? {};
@@ -525,12 +528,400 @@ export function connect(opts) {
     void open();
     return conn;
 }
+const TURN_EVENTS = {
+    StartOfTurn: "startofturn", Update: "update", EagerEndOfTurn: "eagerendofturn",
+    TurnResumed: "turnresumed", EndOfTurn: "endofturn",
+};
+/** turnsURL builds the /v2/listen URL (without credentials) from the options. */
+export function turnsURL(o) {
+    let base = o.url.replace(/^http/i, "ws");
+    const path = base.split("?")[0];
+    if (/\/v1\/listen\/?$/.test(path))
+        base = base.replace(/\/v1\/listen\/?(?=\?|$)/, "/v2/listen");
+    else if (!/\/v2\/listen\/?$/.test(path))
+        base = base.replace(/\/+$/, "") + "/v2/listen";
+    const u = new URL(base);
+    const q = u.searchParams;
+    if (o.model)
+        q.set("model", o.model);
+    q.set("encoding", o.encoding ?? "linear16");
+    q.set("sample_rate", String(o.sampleRate ?? 16000));
+    if (o.eotThreshold !== undefined)
+        q.set("eot_threshold", String(o.eotThreshold));
+    if (o.eagerEotThreshold !== undefined)
+        q.set("eager_eot_threshold", String(o.eagerEotThreshold));
+    if (o.eotTimeoutMs !== undefined)
+        q.set("eot_timeout_ms", String(Math.round(o.eotTimeoutMs)));
+    for (const t of o.keyterms ?? [])
+        q.append("keyterm", t);
+    if (o.languageHint)
+        q.set("language_hint", o.languageHint);
+    return u.toString();
+}
+const num = (v, dflt = 0) => {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : dflt;
+};
+/**
+ * connectTurns opens a turn-taking stream (GET /v2/listen). It returns at once;
+ * audio and control messages given before the socket opens are sent, in order,
+ * when it does. Events: open, connected, turn (every TurnInfo) and startofturn,
+ * update, eagerendofturn, turnresumed, endofturn, configuresuccess,
+ * configurefailure, message, error, close.
+ *
+ * It does not reconnect: a turn's state lives in the server's session, so a
+ * dropped connection ends the stream (error, then close); open a new one. Works
+ * with microphone({ connection }) exactly as connect() does.
+ */
+export function connectTurns(opts) {
+    const maybeWS = opts.WebSocket ?? globalThis.WebSocket;
+    if (!maybeWS)
+        throw new EarshotError("BAD_REQUEST", "no WebSocket constructor: pass options.WebSocket (e.g. the ws package) in Node < 22");
+    const WS = maybeWS;
+    if (!opts.token && !opts.getToken)
+        throw new EarshotError("TOKEN", "connectTurns needs token or getToken");
+    const url = turnsURL(opts);
+    const bytesPerSecond = bytesPerSample(opts.encoding ?? "linear16") * (opts.sampleRate ?? 16000);
+    const keepAliveMs = opts.keepAliveMs ?? 4000;
+    const history = Math.max(1, opts.latencyHistorySeconds ?? 120);
+    const listeners = new Map();
+    const emit = (type, ev) => {
+        for (const fn of [...(listeners.get(type) ?? [])]) {
+            try {
+                fn(ev);
+            }
+            catch (e) {
+                setTimeout(() => { throw e; });
+            }
+        }
+    };
+    let state = "connecting";
+    let sock = null;
+    let sent = 0; // stream seconds given to sendAudio
+    // Send times of the audio: [start, sentAt] per frame, oldest first, for latencyMs.
+    let starts = [];
+    let times = [];
+    let outbox = []; // what was given before the socket opened
+    let requestId = "";
+    let turnIndex = 0;
+    let lastSend = now();
+    let keepAlive;
+    let closeWaiters = [];
+    let closing = false;
+    let lastError;
+    const sentAt = (t) => {
+        if (t < 0 || t > sent + 1e-6 || starts.length === 0)
+            return undefined;
+        // The last frame starting at or before t (binary search).
+        let lo = 0, hi = starts.length - 1;
+        if (starts[0] > t + 1e-6)
+            return undefined;
+        while (lo < hi) {
+            const mid = (lo + hi + 1) >> 1;
+            if (starts[mid] <= t + 1e-6)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        return times[lo] >= 0 ? times[lo] : undefined;
+    };
+    const finish = (code, reason, err) => {
+        if (state === "closed")
+            return;
+        state = "closed";
+        if (keepAlive)
+            clearInterval(keepAlive);
+        outbox = [];
+        if (err)
+            emit("error", err);
+        emit("close", { code, reason, error: err });
+        for (const w of closeWaiters)
+            w();
+        closeWaiters = [];
+    };
+    const send = (frame) => {
+        if (sock && sock.readyState === 1) {
+            sock.send(frame);
+            lastSend = now();
+        }
+        else {
+            outbox.push(frame);
+        }
+    };
+    const turnInfo = (m, receivedAt) => {
+        const words = (Array.isArray(m.words) ? m.words : []).map((w) => ({
+            word: String(w?.word ?? ""), confidence: num(w?.confidence), start: num(w?.start), end: num(w?.end),
+        }));
+        const event = String(m.event ?? "");
+        const start = num(m.audio_window_start);
+        const end = num(m.audio_window_end);
+        const from = event === "StartOfTurn" ? start : words.length > 0 ? words[words.length - 1].end : end;
+        // An end time is the end of the frame it closes, not the start of the next one.
+        const t = sentAt(event === "StartOfTurn" ? from : Math.max(0, from - 1e-4));
+        const ev = {
+            event, turnIndex: num(m.turn_index), audioWindowStart: start, audioWindowEnd: end,
+            transcript: String(m.transcript ?? ""), words, endOfTurnConfidence: num(m.end_of_turn_confidence),
+            sequenceId: num(m.sequence_id, -1), requestId: String(m.request_id ?? requestId), receivedAt,
+            latencyMs: t === undefined ? undefined : Math.max(0, receivedAt - t), latencyFrom: from, raw: m,
+        };
+        if (typeof m.trigger === "string")
+            ev.trigger = m.trigger;
+        if (Array.isArray(m.languages))
+            ev.languages = m.languages.map(String);
+        if (Array.isArray(m.languages_hinted))
+            ev.languagesHinted = m.languages_hinted.map(String);
+        return ev;
+    };
+    const onMessage = (data) => {
+        const receivedAt = now();
+        if (typeof data !== "string")
+            return;
+        let m;
+        try {
+            m = JSON.parse(data);
+        }
+        catch {
+            return;
+        }
+        if (!m || typeof m !== "object")
+            return;
+        emit("message", m);
+        const seq = num(m.sequence_id, -1);
+        switch (m.type) {
+            case "Connected":
+                if (typeof m.request_id === "string")
+                    requestId = m.request_id;
+                emit("connected", { requestId, sequenceId: seq });
+                break;
+            case "TurnInfo": {
+                const ev = turnInfo(m, receivedAt);
+                if (ev.event === "EndOfTurn")
+                    turnIndex = ev.turnIndex + 1;
+                else
+                    turnIndex = ev.turnIndex;
+                emit("turn", ev);
+                const name = TURN_EVENTS[ev.event];
+                if (name)
+                    emit(name, ev);
+                break;
+            }
+            case "ConfigureSuccess": {
+                const th = (m.thresholds ?? {});
+                const thresholds = { eotThreshold: num(th.eot_threshold), eotTimeoutMs: num(th.eot_timeout_ms) };
+                if (th.eager_eot_threshold !== undefined && th.eager_eot_threshold !== null)
+                    thresholds.eagerEotThreshold = num(th.eager_eot_threshold);
+                emit("configuresuccess", { thresholds, keyterms: Array.isArray(m.keyterms) ? m.keyterms.map(String) : [], sequenceId: seq, raw: m });
+                break;
+            }
+            case "ConfigureFailure":
+                emit("configurefailure", { description: String(m.description ?? "Configure was refused"), sequenceId: seq, raw: m });
+                break;
+            case "Error": {
+                // Flux's Error is fatal: the server closes right after it, and the close reports it.
+                const code = String(m.code ?? "INTERNAL");
+                lastError = new EarshotError(code, String(m.description ?? code));
+                break;
+            }
+        }
+    };
+    async function open() {
+        let tok;
+        try {
+            tok = opts.token ?? (await opts.getToken());
+        }
+        catch (e) {
+            const err = e instanceof EarshotError ? e : new EarshotError("UNREACHABLE", "could not get a token: " + String(e?.message ?? e));
+            finish(1006, "token", err);
+            return;
+        }
+        if (state === "closed")
+            return;
+        const useProto = (opts.auth ?? "subprotocol") === "subprotocol";
+        let s;
+        try {
+            s = useProto ? new WS(url, ["token", tok]) : new WS(url + "&token=" + encodeURIComponent(tok));
+        }
+        catch (e) {
+            finish(1006, "constructor", new EarshotError("BAD_REQUEST", String(e?.message ?? e)));
+            return;
+        }
+        s.binaryType = "arraybuffer";
+        sock = s;
+        let opened = false;
+        let errEv;
+        s.addEventListener("open", () => {
+            if (sock !== s)
+                return;
+            opened = true;
+            state = closing ? "closing" : "open";
+            const frames = outbox;
+            outbox = [];
+            for (const f of frames)
+                s.send(f);
+            lastSend = now();
+            // Audio queued before the open counts as sent now.
+            for (let i = times.length - 1; i >= 0 && times[i] < 0; i--)
+                times[i] = lastSend;
+            emit("open", { requestId });
+        });
+        s.addEventListener("message", (ev) => {
+            if (sock === s)
+                onMessage(ev.data);
+        });
+        s.addEventListener("error", (ev) => {
+            errEv = ev;
+        });
+        s.addEventListener("close", (ev) => {
+            if (sock !== s)
+                return;
+            sock = null;
+            const code = ev.code;
+            const reason = ev.reason ?? "";
+            if (!opened) {
+                void probeRefusal(errEv, url, tok, opts.fetch).then((err) => finish(code, reason, err));
+                return;
+            }
+            if (code === 1000 && !lastError) {
+                finish(code, reason);
+                return;
+            }
+            const err = lastError ?? (CLOSE_CODES[code]
+                ? new EarshotError(CLOSE_CODES[code], reason || MESSAGES[CLOSE_CODES[code]] || CLOSE_CODES[code], { closeCode: code })
+                : new EarshotError("CONNECTION_LOST", `connection lost (close ${code}${reason ? ": " + reason : ""})`, { closeCode: code }));
+            finish(code, reason, err);
+        });
+    }
+    if (keepAliveMs > 0) {
+        keepAlive = setInterval(() => {
+            if (sock && sock.readyState === 1 && now() - lastSend >= keepAliveMs)
+                send(JSON.stringify({ type: "KeepAlive" }));
+        }, Math.max(250, keepAliveMs / 2));
+        keepAlive.unref?.();
+    }
+    const control = (m) => {
+        if (state === "closed" || closing)
+            return;
+        send(JSON.stringify(m));
+    };
+    const conn = {
+        sendAudio(audio) {
+            if (state === "closed" || closing)
+                return;
+            let data;
+            if (audio instanceof ArrayBuffer)
+                data = audio.slice(0);
+            else
+                data = audio.buffer.slice(audio.byteOffset, audio.byteOffset + audio.byteLength);
+            if (data.byteLength === 0)
+                return;
+            const open = sock !== null && sock.readyState === 1;
+            starts.push(sent);
+            times.push(open ? now() : -1);
+            sent += data.byteLength / bytesPerSecond;
+            send(data);
+            // Forget send times older than the history (in blocks, not frame by frame).
+            if (starts.length > 64 && sent - starts[64] > history) {
+                let i = 0;
+                while (i < starts.length - 1 && sent - starts[i + 1] > history)
+                    i++;
+                starts = starts.slice(i);
+                times = times.slice(i);
+            }
+        },
+        forceEndTurn() {
+            control({ type: "ForceEndTurn" });
+        },
+        configure(c) {
+            const thresholds = {};
+            if (c.eotThreshold !== undefined)
+                thresholds.eot_threshold = c.eotThreshold;
+            if (c.eagerEotThreshold !== undefined)
+                thresholds.eager_eot_threshold = c.eagerEotThreshold;
+            if (c.eotTimeoutMs !== undefined)
+                thresholds.eot_timeout_ms = c.eotTimeoutMs;
+            control({ type: "Configure", thresholds });
+        },
+        closeStream(timeoutMs = 15000) {
+            if (state === "closed")
+                return Promise.resolve();
+            const done = new Promise((resolve) => closeWaiters.push(resolve));
+            if (!closing) {
+                send(JSON.stringify({ type: "CloseStream" }));
+                closing = true;
+                if (state === "open")
+                    state = "closing";
+                const t = setTimeout(() => {
+                    const s = sock;
+                    sock = null;
+                    s?.close(1000);
+                    finish(1000, "close timed out", lastError);
+                }, timeoutMs);
+                void done.then(() => clearTimeout(t));
+            }
+            return done;
+        },
+        close(timeoutMs) {
+            return conn.closeStream(timeoutMs);
+        },
+        abort() {
+            closing = true;
+            const s = sock;
+            sock = null;
+            s?.close(1000);
+            finish(1000, "aborted");
+        },
+        on(type, fn) {
+            let set = listeners.get(type);
+            if (!set)
+                listeners.set(type, (set = new Set()));
+            set.add(fn);
+            return () => conn.off(type, fn);
+        },
+        off(type, fn) {
+            listeners.get(type)?.delete(fn);
+        },
+        get state() {
+            return state;
+        },
+        get sentSeconds() {
+            return sent;
+        },
+        get requestId() {
+            return requestId;
+        },
+        get turnIndex() {
+            return turnIndex;
+        },
+        sentAt,
+    };
+    void open();
+    return conn;
+}
+/**
+ * The getUserMedia audio constraints microphone() asks for unless
+ * MicrophoneOptions.constraints says otherwise. Chosen by measurement
+ * (`make bench-webrtc`, BENCHMARKS.md, Browser audio processing, Chromium, tiny.en): with noise
+ * suppression and gain control on (the browsers' default) 7 word errors in 170
+ * (2 from the WAV file itself) and 44 in 188 on twenty more clips, against 6 and
+ * 33 with both off; noise suppression turned JFK's "ask not what your country"
+ * into "ask not my country" in every run. Echo cancellation showed no consistent
+ * cost (all three off: 3 and 41 errors) and keeps a voice agent from
+ * transcribing its own voice from the speakers, so it stays on.
+ */
+export const DEFAULT_AUDIO_CONSTRAINTS = Object.freeze({
+    channelCount: 1,
+    echoCancellation: true,
+    noiseSuppression: false,
+    autoGainControl: false,
+});
 /**
  * microphone asks for the microphone and streams it, low-pass filtered and
  * resampled to 16 kHz mono PCM16 by the capture AudioWorklet, into
  * connection.sendAudio (or onAudio). Errors are EarshotErrors with code
  * MIC_DENIED, MIC_NOT_FOUND or MIC_UNAVAILABLE (no mediaDevices: the page is not
- * https or localhost).
+ * https or localhost). The browser's audio processing follows
+ * DEFAULT_AUDIO_CONSTRAINTS (noise suppression and gain control off, echo
+ * cancellation on) unless o.constraints overrides it.
  */
 export async function microphone(o) {
     const AC = globalThis.AudioContext ??
@@ -544,7 +935,7 @@ export async function microphone(o) {
     let stream;
     try {
         stream = await md.getUserMedia({
-            audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true, ...o.constraints },
+            audio: { ...DEFAULT_AUDIO_CONSTRAINTS, ...o.constraints },
         });
     }
     catch (e) {

@@ -1,11 +1,16 @@
 // Browser end-to-end test of the demo page: headless Chromium with a fake
 // microphone that plays the JFK clip, against a running `earshot serve --demo`
 // (EARSHOT_URL, started by scripts/browser-test.sh). Asserts partial text shows
-// before the final, and the finals hold the clip (within 4 word edits); saves a screenshot.
-import { mkdirSync } from "node:fs";
+// before the final, the microphone track has the SDK's audio processing (echo
+// cancellation only), and the finals hold the clip (within 2 word edits); saves a screenshot.
+// Then the voice agent mode (/v2/listen) with the clip and trailing silence: turn rows in
+// Flux's order (StartOfTurn, Updates, EagerEndOfTurn, TurnResumed, EndOfTurn), an
+// EndOfTurn with the clip's sentence, and a latency in ms on every event; prints them.
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
-import { CLIP, jfkWav, normalise, repoRoot, wordDistance } from "../helpers/server.mjs";
+import { CLIP, SENTENCE, jfkWav, normalise, readWav, repoRoot, wordDistance } from "../helpers/server.mjs";
+import { fluxOrderError } from "../helpers/turns.mjs";
 
 const base = process.env.EARSHOT_URL;
 if (!base && process.env.NODE_TEST_CONTEXT) {
@@ -23,6 +28,24 @@ if (!base && process.env.NODE_TEST_CONTEXT) {
 async function run() {
   const artifacts = resolve(repoRoot, process.env.ARTIFACTS || "web/sdk/test-artifacts");
   mkdirSync(artifacts, { recursive: true });
+  // MODES (default "transcript,agent") picks the parts to run.
+  const modes = (process.env.MODES || "transcript,agent").split(",");
+  if (modes.includes("transcript")) await transcriptRun(artifacts);
+  if (!modes.includes("agent")) return;
+  // Voice agent mode, AGENT_RUNS times (default 1): each in a fresh browser, whose fake
+  // microphone plays the clip from the start.
+  const runs = Math.max(1, Number(process.env.AGENT_RUNS || 1));
+  const figures = [];
+  for (let i = 1; i <= runs; i++) figures.push(await agentRun(artifacts, i));
+  if (runs > 1) {
+    const all = (k) => figures.flatMap((f) => f[k]);
+    console.log(`voice agent, ${runs} runs: median latency StartOfTurn ${median(all("start"))} ms (${all("start").length}), ` +
+      `EagerEndOfTurn ${median(all("eager"))} ms (${all("eager").length}), EndOfTurn ${median(all("end"))} ms (${all("end").length}); ` +
+      `per run EndOfTurn ${figures.map((f) => f.end.join("/")).join(", ")}`);
+  }
+}
+
+async function transcriptRun(artifacts) {
   const consoleLines = [];
 
   const browser = await chromium.launch({
@@ -43,6 +66,17 @@ async function run() {
     page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
     page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
     page.on("requestfailed", (r) => consoleLines.push(`[requestfailed] ${r.url()} ${r.failure()?.errorText}`));
+    // Record what the page asks getUserMedia for and what the track got.
+    await page.addInitScript(() => {
+      const md = navigator.mediaDevices;
+      const gum = md.getUserMedia.bind(md);
+      md.getUserMedia = async (c) => {
+        const s = await gum(c);
+        const t = s.getAudioTracks()[0].getSettings();
+        window.__gum = { asked: c.audio, got: { echoCancellation: t.echoCancellation, noiseSuppression: t.noiseSuppression, autoGainControl: t.autoGainControl } };
+        return s;
+      };
+    });
     await page.goto(base + "/", { waitUntil: "load" });
     await page.waitForSelector("#model option[value='tiny.en']", { state: "attached", timeout: 30_000 });
     await page.selectOption("#model", "tiny.en");
@@ -79,13 +113,24 @@ async function run() {
     console.log(`final text: ${finals}`);
     if (seen.partial === null) throw new Error("no partial text appeared");
     if (!(seen.partial < seen.final)) throw new Error(`partial text (${seen.partial} ms) did not appear before the final (${seen.final} ms)`);
-    // The mic path (48 kHz capture, AudioWorklet, 16 kHz) changes what tiny.en hears at
-    // the spots live.test.mjs describes: "what your" after the pause at 5.4 s came back as
-    // "my" or "like your" (CI dry run of 2026-11-29), and a short first final as "america".
-    // So allow 4 word edits against the clip, as live.test.mjs does, and require the
-    // clip's last sentence exactly once: a lost or repeated final removes or doubles it.
+    // The SDK asks for echo cancellation only: Chromium's noise suppression made tiny.en
+    // hear "and so my fellow america ask not my country…" (3 edits) in every run of
+    // `make bench-webrtc` (BENCHMARKS.md, Browser audio processing), and the page must not get it back.
+    const gum = await page.evaluate(() => window.__gum);
+    console.log(`getUserMedia asked ${JSON.stringify(gum?.asked)}, got ${JSON.stringify(gum?.got)}`);
+    if (!gum) throw new Error("the page did not call getUserMedia");
+    for (const [k, want] of [["echoCancellation", true], ["noiseSuppression", false], ["autoGainControl", false]]) {
+      if (gum.got[k] !== want) throw new Error(`the microphone track has ${k}=${gum.got[k]}, want ${want}`);
+    }
+    // Without it the mic path (capture, AudioWorklet, 16 kHz) gave the clip word for word
+    // in the benchmark; allow 2 edits for a short first final ("america") on a slow CI
+    // machine, require the sentence the noise suppression broke (within one edit), and the clip's last
+    // sentence exactly once: a lost or repeated final removes or doubles it.
     const dist = wordDistance(finals, CLIP);
-    if (dist > 4) throw new Error(`finals differ from the clip by ${dist} words: ${finals}`);
+    if (dist > 2) throw new Error(`finals differ from the clip by ${dist} words: ${finals}`);
+    // One word edit allowed: tiny.en sometimes hears "as not what your country…" here; the
+    // noise suppression's "ask not my country" is two.
+    if (!containsNearly(finals, SENTENCE, 1)) throw new Error(`"${SENTENCE}" is not in the finals (within one word edit): ${finals}`);
     const tail = finals.match(/\bask what you can do for your country\b/g)?.length ?? 0;
     if (tail !== 1) throw new Error(`"ask what you can do for your country" delivered ${tail} times: ${finals}`);
     await page.click("#mic"); // stop
@@ -110,4 +155,139 @@ async function run() {
     process.exit(1);
   }
   console.log(`PASS; screenshot ${join(artifacts, "demo.png")}`);
+}
+
+function median(xs) {
+  return xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN;
+}
+
+function launch(wavPath) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+      "--no-first-run", "--disable-component-update", "--disable-sync",
+      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+      `--use-file-for-fake-audio-capture=${wavPath}%noloop`, "--autoplay-policy=no-user-gesture-required",
+    ],
+  });
+}
+
+/** The JFK clip with LEAD_S of silence before and TAIL_S after, as a 16 kHz PCM16 WAV. */
+function paddedJfk(path, leadS, tailS) {
+  const { rate, samples } = readWav(jfkWav);
+  const pcm = new Int16Array(Math.round((leadS + tailS) * rate) + samples.length);
+  pcm.set(samples, Math.round(leadS * rate));
+  const b = Buffer.alloc(44 + pcm.length * 2);
+  b.write("RIFF", 0, "ascii");
+  b.writeUInt32LE(36 + pcm.length * 2, 4);
+  b.write("WAVEfmt ", 8, "ascii");
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24);
+  b.writeUInt32LE(rate * 2, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write("data", 36, "ascii");
+  b.writeUInt32LE(pcm.length * 2, 40);
+  for (let i = 0; i < pcm.length; i++) b.writeInt16LE(pcm[i], 44 + i * 2);
+  writeFileSync(path, b);
+}
+
+/** Is there a run of words in text within maxEdits word edits of phrase? */
+function containsNearly(text, phrase, maxEdits) {
+  const t = text.split(" "), n = phrase.split(" ").length;
+  for (let i = 0; i + n <= t.length + maxEdits; i++) {
+    for (let len = Math.max(1, n - maxEdits); len <= n + maxEdits; len++) {
+      if (i + len <= t.length && wordDistance(t.slice(i, i + len).join(" "), phrase) <= maxEdits) return true;
+    }
+  }
+  return false;
+}
+
+// The voice agent mode: the page streams the microphone to /v2/listen and shows each
+// turn as a row of events with their latencies. The clip gets 6 s of silence after it:
+// its last turn ends by Smart Turn, or at eot_timeout_ms (5 s) at the latest.
+async function agentRun(artifacts, n) {
+  const wav = join(artifacts, "jfk-agent.wav");
+  paddedJfk(wav, 0.5, 6);
+  const consoleLines = [];
+  const browser = await launch(wav);
+  let failed = null;
+  let page;
+  let figures;
+  try {
+    const ctx = await browser.newContext({ permissions: ["microphone"] });
+    page = await ctx.newPage();
+    page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+    page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+    await page.goto(base + "/", { waitUntil: "load" });
+    await page.waitForSelector("#model option[value='tiny.en']", { state: "attached", timeout: 30_000 });
+    await page.selectOption("#model", "tiny.en");
+    await page.waitForSelector("#mode-agent:not([disabled])");
+    if (await page.isVisible("#turns")) throw new Error("the turns show before the voice agent mode is chosen");
+    await page.check("#mode-agent");
+    if (!(await page.isVisible("#eot")) || (await page.isVisible("#transcript"))) throw new Error("the voice agent mode did not swap the transcript for the turns");
+    await page.fill("#eager", "0.5"); // EagerEndOfTurn and TurnResumed too
+    await page.click("#mic");
+    // Until the turn with the clip's last words has ended.
+    await page.waitForFunction(
+      (want) => [...document.querySelectorAll("#turns li.turn[data-state='ended'] .turn-text")].some((p) =>
+        p.textContent.toLowerCase().replace(/[^a-z' ]+/g, " ").replace(/'/g, "").replace(/\s+/g, " ").includes(want)),
+      "can do for your country",
+      { timeout: 60_000, polling: 100 },
+    );
+    await page.waitForTimeout(300); // anything that would follow wrongly
+    const rows = await page.$$eval("#turns li.turn", (lis) => lis.map((li) => ({
+      index: Number(li.dataset.turn), state: li.dataset.state, text: li.querySelector(".turn-text").textContent,
+      window: li.querySelector(".turn-window").textContent,
+      events: [...li.querySelectorAll(".ev")].map((e) => ({
+        event: e.dataset.event, count: Number(e.dataset.count), latency: e.dataset.latencyMs, trigger: e.dataset.trigger,
+        shown: e.querySelector(".ev-latency").textContent,
+      })),
+    })));
+    const flow = rows.map((r) => `${r.index} (${r.window}): ${r.events.map((e) => e.event + (e.count > 1 ? "×" + e.count : "") + (e.trigger ? `(${e.trigger})` : "") + " " + e.shown).join(", ")} | ${JSON.stringify(r.text)}`).join("\n  ");
+    console.log(`voice agent run ${n}:\n  ${flow}`);
+    rows.forEach((r, i) => { if (r.index !== i) throw new Error(`row ${i} is turn ${r.index}`); });
+    const events = rows.flatMap((r) => r.events.map((e) => ({ event: e.event, turnIndex: r.index })));
+    const order = fluxOrderError(events);
+    if (order) throw new Error("turn rows not in Flux's order: " + order);
+    for (const r of rows) {
+      for (const e of r.events) {
+        if (!/^\d+ ms$/.test(e.shown) || !(Number(e.latency) >= 0)) throw new Error(`turn ${r.index} ${e.event} shows latency ${JSON.stringify(e.shown)}`);
+      }
+    }
+    // (The clip's last 0.3 s, after "country", sometimes makes a turn of its own without words.)
+    const ended = rows.filter((r) => r.state === "ended").map((r) => normalise(r.text)).filter((t) => t !== "");
+    if (!ended.some((t) => containsNearly(t, SENTENCE, 1))) throw new Error(`no EndOfTurn holds "${SENTENCE}": ${JSON.stringify(ended)}`);
+    const dist = wordDistance(ended.join(" "), CLIP);
+    if (dist > 3) throw new Error(`the EndOfTurns differ from the clip by ${dist} words: ${JSON.stringify(ended)}`);
+    for (const id of ["#sot-latency", "#eot-latency"]) {
+      const shown = await page.textContent(id);
+      if (!/^\d+ ms/.test(shown)) throw new Error(`${id} shows ${JSON.stringify(shown)}`);
+    }
+    const lat = (name) => rows.flatMap((r) => r.events.filter((e) => e.event === name).map((e) => Number(e.latency)));
+    figures = { start: lat("StartOfTurn"), eager: lat("EagerEndOfTurn"), end: lat("EndOfTurn") };
+    console.log(`voice agent run ${n}: latency ms StartOfTurn ${figures.start.join(", ")}; EagerEndOfTurn ${figures.eager.join(", ") || "none"}; ` +
+      `EndOfTurn ${figures.end.join(", ")}; page medians: start ${await page.textContent("#sot-latency")}, end ${await page.textContent("#eot-latency")}`);
+    await page.click("#mic"); // stop
+    await page.waitForFunction(() => /^(Done|Stopped)\./.test(document.getElementById("status").textContent), null, { timeout: 30_000 });
+    const status = await page.textContent("#status");
+    if (status !== "Done.") throw new Error(`after stop the page says ${JSON.stringify(status)}, want "Done."`);
+    if (!(await page.isHidden("#error"))) throw new Error("the page shows an error: " + (await page.textContent("#error")));
+  } catch (e) {
+    failed = e;
+  } finally {
+    if (page) await page.screenshot({ path: join(artifacts, "demo-agent.png"), fullPage: true }).catch(() => {});
+    await browser.close();
+  }
+  if (failed) {
+    console.error(`FAIL (voice agent run ${n}):`, failed.message);
+    console.error("---- page console ----\n" + consoleLines.join("\n"));
+    process.exit(1);
+  }
+  console.log(`PASS voice agent run ${n}; screenshot ${join(artifacts, "demo-agent.png")}`);
+  return figures;
 }

@@ -1,0 +1,40 @@
+package smartturn_test
+
+import (
+	"testing"
+
+	"github.com/earshot-dev/earshot/transcriber/smartturn"
+)
+
+// benchAudio is 8 s of real speech: the last 8 s of JFK's clip.
+func benchAudio(b *testing.B) []float32 {
+	for _, c := range loadReference(b) {
+		if c.ID == "jfk_last8s" {
+			return c.audio(b)
+		}
+	}
+	b.Fatal("no jfk_last8s case in testdata/reference.json")
+	return nil
+}
+
+// BenchmarkPredict is one end-of-turn decision on 8 s of audio: features and
+// the model on one intra-op thread.
+func BenchmarkPredict(b *testing.B) {
+	m := openModel(b)
+	pcm := benchAudio(b)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := m.Predict(pcm); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFeatures is the log-mel step alone.
+func BenchmarkFeatures(b *testing.B) {
+	pcm := benchAudio(b)
+	b.ResetTimer()
+	for b.Loop() {
+		smartturn.Features(pcm)
+	}
+}

@@ -1,0 +1,432 @@
+package transcriber
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// scriptedTurnModel is a deterministic stand-in for Smart Turn, for unit tests of the
+// turn policy only (the real model: transcriber/smartturn and TestTurnLongformRealEngine).
+// It "hears" the last fake word before the trailing silence: "hotel" ends a sentence
+// (p 0.9), "golf" might (p 0.5), anything else does not (p 0.1). Fn, when set, replaces
+// that rule.
+type scriptedTurnModel struct {
+	Fn    func(last string) float32
+	calls atomic.Int64
+	Err   error
+}
+
+func (m *scriptedTurnModel) Predict(pcm []float32) (float32, error) {
+	m.calls.Add(1)
+	if m.Err != nil {
+		return 0, m.Err
+	}
+	ws := strings.Fields(recognise(pcm))
+	last := ""
+	if len(ws) > 0 {
+		last = ws[len(ws)-1]
+	}
+	if m.Fn != nil {
+		return m.Fn(last), nil
+	}
+	switch last {
+	case "hotel":
+		return 0.9, nil
+	case "golf":
+		return 0.5, nil
+	}
+	return 0.1, nil
+}
+
+// expectEvents fails the test unless the session's turn events (Updates left out) are want.
+func expectEvents(t *testing.T, c *collector, want string) {
+	t.Helper()
+	if got := eventNames(turnEvents(c)); got != want {
+		t.Fatalf("events\n got %s\nwant %s", got, want)
+	}
+}
+
+func turnEvents(c *collector) []bus.Result {
+	return c.ofType(bus.ResultTurn)
+}
+
+func eventNames(rs []bus.Result) string {
+	var b []string
+	for _, r := range rs {
+		if r.Event == bus.TurnUpdate {
+			continue
+		}
+		s := fmt.Sprintf("%s#%d", r.Event, r.TurnIndex)
+		if r.Text != "" {
+			s += "(" + r.Text + ")"
+		}
+		if r.Trigger != "" {
+			s += "[" + r.Trigger + "]"
+		}
+		b = append(b, s)
+	}
+	return strings.Join(b, " ")
+}
+
+func openTurns(t *testing.T, m TurnModel, o bus.TurnOptions) (*fakeRig, Session, *collector) {
+	t.Helper()
+	rig := newFakeRig(t, PoolConfig{TurnModel: m}, nil)
+	s, c := rig.open(bus.StreamOptions{Turns: &o})
+	return rig, s, c
+}
+
+func TestTurnEndsWhenTheModelSaysSo(t *testing.T) {
+	m := &scriptedTurnModel{}
+	rig, s, c := openTurns(t, m, bus.TurnOptions{})
+	rig.feed(s, c, cat(speech(1, 2, 7), silence(1000), speech(3, 7), silence(1000)), 0, 0)
+	expectEvents(t, c, "StartOfTurn#0 EndOfTurn#0(bravo charlie hotel)[model] StartOfTurn#1 EndOfTurn#1(delta hotel)[model]")
+	if f := c.ofType(bus.ResultFinal); len(f) != 2 {
+		t.Errorf("%d finals, want one per turn: %+v", len(f), f)
+	}
+	// The turn ends on the model's first call in the pause, turnTail into it, not after
+	// the 5 s timeout.
+	rs, at := c.results(), c.at
+	for i, r := range rs {
+		if r.Type == bus.ResultTurn && r.Event == bus.TurnEnd {
+			if lag := at[i] - r.SpeechAt; lag > turnTail+2*20*bus.SamplesPerMs+512 {
+				t.Errorf("EndOfTurn %d came %d ms after the speech end", r.TurnIndex, lag/bus.SamplesPerMs)
+			}
+			if r.EOTConfidence < 0.7 {
+				t.Errorf("EndOfTurn confidence %.2f", r.EOTConfidence)
+			}
+		}
+	}
+}
+
+func TestTurnStartOfTurnIsQuick(t *testing.T) {
+	rig, s, c := openTurns(t, &scriptedTurnModel{}, bus.TurnOptions{})
+	rig.feed(s, c, cat(silence(500), speech(1, 7)), 0, 0)
+	rs := c.results()
+	for i, r := range rs {
+		if r.Event == bus.TurnStart {
+			onset := uint64(500 * bus.SamplesPerMs)
+			if r.SpeechAt < onset-512 || r.SpeechAt > onset+512 {
+				t.Errorf("StartOfTurn speech at %d, want the onset %d", r.SpeechAt, onset)
+			}
+			if lag := c.at[i] - onset; lag > 150*bus.SamplesPerMs {
+				t.Errorf("StartOfTurn %d ms after the onset, want ≤ 150", lag/bus.SamplesPerMs)
+			}
+			return
+		}
+	}
+	t.Fatal("no StartOfTurn")
+}
+
+// A thinking pause mid-sentence: the model says "not finished" and the turn goes on;
+// the VAD-only baseline (no model) ends the turn in the pause.
+func TestTurnPauseMidSentence(t *testing.T) {
+	audio := func(rig *fakeRig, s Session, c *collector) {
+		rig.feed(s, c, cat(speech(1, 2), silence(900), speech(3, 7), silence(1000)), 0, 0)
+	}
+	rig, s, c := openTurns(t, &scriptedTurnModel{}, bus.TurnOptions{})
+	audio(rig, s, c)
+	if got, want := eventNames(turnEvents(c)), "StartOfTurn#0 EndOfTurn#0(bravo charlie delta hotel)[model]"; got != want {
+		t.Errorf("with the model\n got %s\nwant %s", got, want)
+	}
+	rig, s, c = openTurns(t, nil, bus.TurnOptions{})
+	audio(rig, s, c)
+	if got, want := eventNames(turnEvents(c)), "StartOfTurn#0 EndOfTurn#0(bravo charlie)[model] StartOfTurn#1 EndOfTurn#1(delta hotel)[model]"; got != want {
+		t.Errorf("VAD only\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestTurnEagerAndResumed(t *testing.T) {
+	rig, s, c := openTurns(t, &scriptedTurnModel{}, bus.TurnOptions{EagerEOTThreshold: 0.4})
+	rig.feed(s, c, cat(speech(1, 6), silence(500), speech(3, 7), silence(1000)), 0, 0)
+	expectEvents(t, c, "StartOfTurn#0 EagerEndOfTurn#0(bravo golf) TurnResumed#0 EagerEndOfTurn#0(bravo golf delta hotel) EndOfTurn#0(bravo golf delta hotel)[model]")
+	checkTurnRules(t, turnEvents(c), true)
+}
+
+func TestTurnEagerThenEnd(t *testing.T) {
+	// Asked again while the pause grows (TurnRecheck), the probability climbs: eager
+	// first, then the end, with the same transcript.
+	var calls atomic.Int64
+	m := &scriptedTurnModel{Fn: func(string) float32 {
+		if calls.Add(1) == 1 {
+			return 0.5
+		}
+		return 0.8
+	}}
+	rig := newFakeRig(t, PoolConfig{TurnModel: m, TurnRecheck: 200 * time.Millisecond}, nil)
+	s, c := rig.open(bus.StreamOptions{Turns: &bus.TurnOptions{EagerEOTThreshold: 0.4}})
+	rig.feed(s, c, cat(speech(1, 2, 3), silence(1000)), 0, 0)
+	expectEvents(t, c, "StartOfTurn#0 EagerEndOfTurn#0(bravo charlie delta) EndOfTurn#0(bravo charlie delta)[model]")
+}
+
+func TestTurnTimeout(t *testing.T) {
+	for _, recheck := range []time.Duration{0, 200 * time.Millisecond} {
+		m := &scriptedTurnModel{Fn: func(string) float32 { return 0.1 }}
+		rig := newFakeRig(t, PoolConfig{TurnModel: m, TurnRecheck: recheck}, nil)
+		s, c := rig.open(bus.StreamOptions{Turns: &bus.TurnOptions{EOTTimeoutMs: 800}})
+		rig.feed(s, c, cat(speech(1, 2), silence(1500)), 0, 0)
+		if got, want := eventNames(turnEvents(c)), "StartOfTurn#0 EndOfTurn#0(bravo charlie)[timeout]"; got != want {
+			t.Fatalf("recheck %v: events\n got %s\nwant %s", recheck, got, want)
+		}
+		if n := m.calls.Load(); (recheck == 0 && n != 1) || (recheck > 0 && n < 3) {
+			t.Errorf("recheck %v: the model ran %d times in an 800 ms pause", recheck, n)
+		}
+	}
+}
+
+func TestTurnForceEndAndClose(t *testing.T) {
+	m := &scriptedTurnModel{Fn: func(string) float32 { return 0.1 }}
+	rig, s, c := openTurns(t, m, bus.TurnOptions{})
+	pos := rig.feed(s, c, speech(1, 2), 0, bus.FlagFinalize) // ForceEndTurn while speaking
+	pos = rig.feed(s, c, silence(300), pos, 0)
+	rig.feed(s, c, speech(3, 4), pos, bus.FlagEnd) // the stream ends inside a turn
+	expectEvents(t, c, "StartOfTurn#0 EndOfTurn#0(bravo charlie)[manual] StartOfTurn#1 EndOfTurn#1(delta echo)[close]")
+	rs := c.results()
+	if last := rs[len(rs)-1]; last.Type != bus.ResultClosed {
+		t.Errorf("last result %s, want closed after the EndOfTurn", last.Type)
+	}
+}
+
+func TestTurnUpdates(t *testing.T) {
+	rig, s, c := openTurns(t, &scriptedTurnModel{}, bus.TurnOptions{})
+	rig.feed(s, c, cat(speech(1, 2, 3, 4, 5, 6), speech(7)), 0, 0)
+	var ups []bus.Result
+	for _, r := range turnEvents(c) {
+		if r.Event == bus.TurnUpdate {
+			ups = append(ups, r)
+		}
+	}
+	// 2.1 s of speech: an Update every 0.25 s of audio after StartOfTurn.
+	if len(ups) < 6 || len(ups) > 9 {
+		t.Fatalf("%d Updates in 2.1 s of a turn", len(ups))
+	}
+	last := ups[len(ups)-1]
+	if !strings.HasPrefix(last.Text, "bravo charlie delta") {
+		t.Errorf("last Update %q: want the partial transcript", last.Text)
+	}
+}
+
+func TestTurnOptionsChecked(t *testing.T) {
+	for _, o := range []bus.TurnOptions{
+		{EOTThreshold: 0.4}, {EOTThreshold: 1.1}, {EagerEOTThreshold: 0.2}, {EagerEOTThreshold: 0.95},
+		{EOTThreshold: 0.6, EagerEOTThreshold: 0.7}, {EOTTimeoutMs: 100}, {EOTTimeoutMs: 20000},
+	} {
+		_, err := CheckTurnOptions(o)
+		var oe *OptionError
+		if !errors.As(err, &oe) {
+			t.Errorf("%+v: %v, want an OptionError", o, err)
+		}
+		rig := newFakeRig(t, PoolConfig{}, nil)
+		if _, err := rig.pool.Open(bus.SessionRequest{Session: "s", Model: "fake", Channels: 1, Options: bus.StreamOptions{Turns: &o}}, func(bus.Result) {}); !errors.As(err, &oe) {
+			t.Errorf("open %+v: %v, want an OptionError", o, err)
+		}
+	}
+	o, err := CheckTurnOptions(bus.TurnOptions{})
+	if err != nil || o.EOTThreshold != 0.7 || o.EOTTimeoutMs != 5000 || o.EagerEOTThreshold != 0 {
+		t.Errorf("defaults %+v %v", o, err)
+	}
+}
+
+func TestTurnConfigureMidStream(t *testing.T) {
+	m := &scriptedTurnModel{Fn: func(string) float32 { return 0.8 }}
+	rig, s, c := openTurns(t, m, bus.TurnOptions{})
+	pos := rig.feed(s, c, speech(1, 2), 0, 0)
+	pos = rig.feed(s, c, silence(600), pos, 0)
+	// eot_threshold 1.0: only the timeout ends a turn now (Flux's "bring your own").
+	if err := s.(Configurer).Configure(bus.TurnOptions{EOTThreshold: 1.0, EOTTimeoutMs: 700}); err != nil {
+		t.Fatal(err)
+	}
+	pos = rig.feed(s, c, speech(3, 4), pos, 0)
+	rig.feed(s, c, silence(1200), pos, 0)
+	expectEvents(t, c, "StartOfTurn#0 EndOfTurn#0(bravo charlie)[model] StartOfTurn#1 EndOfTurn#1(delta echo)[timeout]")
+	if err := s.(Configurer).Configure(bus.TurnOptions{EOTTimeoutMs: 1}); err == nil {
+		t.Error("Configure accepted eot_timeout_ms 1")
+	}
+}
+
+func TestTurnModelErrorFailsTheSession(t *testing.T) {
+	m := &scriptedTurnModel{Err: errors.New("onnx: boom")}
+	rig, s, c := openTurns(t, m, bus.TurnOptions{})
+	pos := rig.feed(s, c, speech(1, 2), 0, 0)
+	pcm := silence(300)
+	for i := 0; i < len(pcm); i += 320 { // the session fails in the pause
+		_ = s.Write(&bus.AudioChunk{Session: "s", Seq: pos/320 + 1, StartSample: pos, PCM: pcm[i : i+320]})
+		pos += 320
+		rig.waitIdle()
+	}
+	e := c.ofType(bus.ResultError)
+	if len(e) != 1 || !strings.Contains(e[0].Message, "end-of-turn model") {
+		t.Fatalf("errors %+v", e)
+	}
+}
+
+// feedFast writes pcm without waiting for decodes (fakeRig.write).
+func feedFast(rig *fakeRig, s Session, pcm []int16, start uint64, flags bus.ChunkFlag) uint64 {
+	return rig.write(s, nil, pcm, start, flags, false)
+}
+
+// A decoder slower than the audio, and the stream ends inside the second turn while
+// the first one's final is still decoding: both turns end, in order, the second with
+// trigger close, before the session's closed result.
+func TestTurnStreamEndsWhileDecodingLags(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{TurnModel: &scriptedTurnModel{}}, &scriptedDecoder{Delay: 150 * time.Millisecond})
+	s, c := rig.open(bus.StreamOptions{Turns: &bus.TurnOptions{EagerEOTThreshold: 0.4}})
+	pos := feedFast(rig, s, cat(speech(1, 2, 7), silence(300)), 0, 0)
+	for rig.pool.turnInFlight.Load() > 0 { // the model has ended turn 0; its final is decoding
+		time.Sleep(time.Millisecond)
+	}
+	feedFast(rig, s, speech(3, 4), pos, bus.FlagEnd)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.ofType(bus.ResultClosed)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rs := turnEvents(c)
+	checkTurnRules(t, rs, true)
+	var ends []bus.Result
+	for _, r := range rs {
+		if r.Event == bus.TurnEnd {
+			ends = append(ends, r)
+		}
+	}
+	if len(ends) != 2 || ends[1].Trigger != bus.TriggerClose || ends[1].Text != "delta echo" {
+		t.Fatalf("EndOfTurns %s", eventNames(rs))
+	}
+	all := c.results()
+	if last := all[len(all)-1]; last.Type != bus.ResultClosed {
+		t.Errorf("last result %s", last.Type)
+	}
+	for _, e := range ends {
+		if e.Duration > 3 {
+			t.Errorf("EndOfTurn %d window %.2f s long: it must end where the turn ended", e.TurnIndex, e.Duration)
+		}
+	}
+}
+
+// checkTurnRules asserts Flux's documented state machine over one session's events.
+func checkTurnRules(t *testing.T, rs []bus.Result, eager bool) {
+	t.Helper()
+	phase, index, lastEager := turnIdle, 0, ""
+	for i, r := range rs {
+		fail := func(why string) {
+			t.Fatalf("event %d %s#%d %q: %s\n%s", i, r.Event, r.TurnIndex, r.Text, why, eventNames(rs))
+		}
+		if r.TurnIndex != index {
+			fail(fmt.Sprintf("turn_index, want %d", index))
+		}
+		switch r.Event {
+		case bus.TurnStart:
+			if phase != turnIdle {
+				fail("StartOfTurn inside a turn")
+			}
+			phase = turnOngoing
+		case bus.TurnUpdate:
+			if phase != turnOngoing {
+				fail("Update outside TurnOngoing")
+			}
+		case bus.TurnEager:
+			if !eager {
+				fail("EagerEndOfTurn without eager_eot_threshold")
+			}
+			if phase != turnOngoing || r.Text == "" {
+				fail("EagerEndOfTurn must come in a turn and have a transcript")
+			}
+			phase, lastEager = turnAwaiting, r.Text
+		case bus.TurnResumed:
+			if phase != turnAwaiting {
+				fail("TurnResumed without an EagerEndOfTurn before it")
+			}
+			phase, lastEager = turnOngoing, ""
+		case bus.TurnEnd:
+			switch {
+			case phase == turnIdle:
+				fail("EndOfTurn outside a turn")
+			case eager && r.Text != "" && (phase != turnAwaiting || r.Text != lastEager):
+				fail(fmt.Sprintf("EndOfTurn must repeat the EagerEndOfTurn just before it (%q)", lastEager))
+			}
+			phase, lastEager = turnIdle, ""
+			index++
+		default:
+			fail("unknown event")
+		}
+	}
+}
+
+// TestTurnPropertyRandomPauses: random words, pauses (0–1.5 s), end-of-turn
+// probabilities, thresholds, ForceEndTurn and stream ends; Flux's state-machine rules
+// hold in every run, and every final's words are in exactly one EndOfTurn, in order.
+func TestTurnPropertyRandomPauses(t *testing.T) {
+	runs := 60
+	if testing.Short() {
+		runs = 15
+	}
+	for run := range runs {
+		rng := rand.New(rand.NewPCG(uint64(run), 7))
+		probs := map[string]float32{}
+		for _, w := range fakeVocab {
+			probs[w] = rng.Float32()
+		}
+		m := &scriptedTurnModel{Fn: func(last string) float32 { return probs[last] }}
+		o := bus.TurnOptions{EOTThreshold: 0.5 + 0.5*rng.Float64(), EOTTimeoutMs: 500 + rng.IntN(1500)}
+		if rng.IntN(2) == 0 {
+			o.EagerEOTThreshold = 0.3 + (min(o.EOTThreshold, 0.9)-0.3)*rng.Float64()
+		}
+		lag := rng.IntN(3) == 0 // a decoder slower than the audio
+		var dec *scriptedDecoder
+		if lag {
+			dec = &scriptedDecoder{Delay: time.Duration(5+rng.IntN(40)) * time.Millisecond}
+		}
+		rig := newFakeRig(t, PoolConfig{TurnModel: m}, dec)
+		s, c := rig.open(bus.StreamOptions{Turns: &o})
+		feed := rig.feed
+		if lag {
+			feed = func(s Session, _ *collector, pcm []int16, start uint64, flags bus.ChunkFlag) uint64 {
+				return feedFast(rig, s, pcm, start, flags)
+			}
+		}
+		pos := uint64(0)
+		segs := 2 + rng.IntN(5)
+		for k := range segs {
+			var ws []int
+			for range 1 + rng.IntN(4) {
+				ws = append(ws, rng.IntN(len(fakeVocab)))
+			}
+			var flags bus.ChunkFlag
+			if rng.IntN(6) == 0 {
+				flags = bus.FlagFinalize
+			}
+			if k == segs-1 && rng.IntN(2) == 0 {
+				flags = bus.FlagEnd
+			}
+			pos = feed(s, c, speech(ws...), pos, flags)
+			if flags == bus.FlagEnd {
+				break
+			}
+			pos = feed(s, c, silence(rng.IntN(1500)), pos, 0)
+		}
+		rig.waitIdle()
+		rs := turnEvents(c)
+		t.Run(fmt.Sprint(run), func(t *testing.T) {
+			checkTurnRules(t, rs, o.EagerEOTThreshold > 0)
+			var finals, ended []string
+			for _, f := range c.ofType(bus.ResultFinal) {
+				finals = append(finals, f.Text)
+			}
+			for _, r := range rs {
+				if r.Event == bus.TurnEnd {
+					ended = append(ended, r.Text)
+				}
+			}
+			// Words still in an open turn (no EndOfTurn yet) are not in ended.
+			f, e := strings.Fields(strings.Join(finals, " ")), strings.Fields(strings.Join(ended, " "))
+			if len(e) > len(f) || strings.Join(f[:len(e)], " ") != strings.Join(e, " ") {
+				t.Errorf("EndOfTurn transcripts %q are not the finals %q", ended, finals)
+			}
+		})
+	}
+}
