@@ -177,7 +177,7 @@ func (st *stream) turnTick() {
 	if !t.open() {
 		return
 	}
-	if st.speaking() {
+	if st.ep.speechEnd > t.lastSpeech { // the speaker went on (in this chunk: it may also hold a pause)
 		t.lastSpeech, t.p = st.ep.speechEnd, 0
 		if t.wantEager != 0 && t.lastSpeech > t.wantEager {
 			t.wantEager = 0

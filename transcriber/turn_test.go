@@ -308,6 +308,37 @@ func TestTurnStreamEndsWhileDecodingLags(t *testing.T) {
 	}
 }
 
+// Chunks longer than a VAD window (a client sending 250 ms at a time): speech and the
+// start of a pause in one chunk still move the turn's speech end, so the pause is
+// judged from where the speech really ended and the timeout does not come early.
+func TestTurnLongChunks(t *testing.T) {
+	m := &scriptedTurnModel{Fn: func(string) float32 { return 0.1 }}
+	rig, s, c := openTurns(t, m, bus.TurnOptions{EOTTimeoutMs: 1000})
+	pcm := cat(speech(1, 2), silence(700), speech(3, 4, 5, 6, 1, 2, 3), silence(1500))
+	const chunk = 250 * bus.SamplesPerMs
+	for i := 0; i < len(pcm); i += chunk {
+		j := min(i+chunk, len(pcm))
+		rig.clock.Advance(250 * time.Millisecond)
+		c.fed.Store(uint64(j))
+		if err := s.Write(&bus.AudioChunk{Session: "s", Seq: uint64(i/chunk + 1), StartSample: uint64(i), PCM: pcm[i:j]}); err != nil {
+			t.Fatal(err)
+		}
+		rig.waitIdle()
+	}
+	expectEvents(t, c, "StartOfTurn#0 EndOfTurn#0(bravo charlie delta echo foxtrot golf bravo charlie delta)[timeout]")
+	speechEnd := uint64(len(cat(speech(1, 2), silence(700), speech(3, 4, 5, 6, 1, 2, 3))) - fakeGapMs*bus.SamplesPerMs)
+	for i, r := range c.results() {
+		if r.Event == bus.TurnEnd {
+			if r.SpeechAt+64*bus.SamplesPerMs < speechEnd || r.SpeechAt > speechEnd+64*bus.SamplesPerMs {
+				t.Errorf("EndOfTurn's speech end %d ms, want the last word's end %d ms", r.SpeechAt/bus.SamplesPerMs, speechEnd/bus.SamplesPerMs)
+			}
+			if silent := c.at[i] - speechEnd; silent < 1000*bus.SamplesPerMs {
+				t.Errorf("EndOfTurn (timeout) after %d ms of silence, want ≥ 1000", silent/bus.SamplesPerMs)
+			}
+		}
+	}
+}
+
 // checkTurnRules asserts Flux's documented state machine over one session's events.
 func checkTurnRules(t *testing.T, rs []bus.Result, eager bool) {
 	t.Helper()
