@@ -58,18 +58,8 @@ const (
 	DefaultTurnSilence = 600 * time.Millisecond
 )
 
-// Turn bounds (Deepgram Flux's documented ranges).
-const (
-	minEOTThreshold   = 0.5
-	maxEOTThreshold   = 1.0
-	minEagerThreshold = 0.3
-	maxEagerThreshold = 0.9
-	minEOTTimeoutMs   = 500
-	maxEOTTimeoutMs   = 10000
-)
-
-// CheckTurnOptions validates the knobs, filling defaults for zero values; errors are
-// *OptionError naming the parameter.
+// CheckTurnOptions validates the knobs (bus.TurnOptions.Check), filling defaults for
+// zero values; errors are *OptionError naming the parameter.
 func CheckTurnOptions(o bus.TurnOptions) (bus.TurnOptions, error) {
 	if o.EOTThreshold == 0 {
 		o.EOTThreshold = bus.DefaultEOTThreshold
@@ -77,15 +67,8 @@ func CheckTurnOptions(o bus.TurnOptions) (bus.TurnOptions, error) {
 	if o.EOTTimeoutMs == 0 {
 		o.EOTTimeoutMs = bus.DefaultEOTTimeoutMs
 	}
-	switch {
-	case !(o.EOTThreshold >= minEOTThreshold && o.EOTThreshold <= maxEOTThreshold):
-		return o, &OptionError{"eot_threshold", fmt.Sprintf("%g is outside %g–%g", o.EOTThreshold, minEOTThreshold, maxEOTThreshold)}
-	case o.EagerEOTThreshold != 0 && !(o.EagerEOTThreshold >= minEagerThreshold && o.EagerEOTThreshold <= maxEagerThreshold):
-		return o, &OptionError{"eager_eot_threshold", fmt.Sprintf("%g is outside %g–%g", o.EagerEOTThreshold, minEagerThreshold, maxEagerThreshold)}
-	case o.EagerEOTThreshold > o.EOTThreshold:
-		return o, &OptionError{"eager_eot_threshold", fmt.Sprintf("%g is above eot_threshold %g", o.EagerEOTThreshold, o.EOTThreshold)}
-	case o.EOTTimeoutMs < minEOTTimeoutMs || o.EOTTimeoutMs > maxEOTTimeoutMs:
-		return o, &OptionError{"eot_timeout_ms", fmt.Sprintf("%d is outside %d–%d", o.EOTTimeoutMs, minEOTTimeoutMs, maxEOTTimeoutMs)}
+	if param, reason := o.Check(); param != "" {
+		return o, &OptionError{param, reason}
 	}
 	return o, nil
 }
@@ -269,7 +252,7 @@ func (st *stream) turnDecide(speechEnd uint64, p float32) {
 	t.p = p
 	s.log.Debug("end of turn", "speech_end", sec(speechEnd), "silence_ms", (st.end()-speechEnd)/bus.SamplesPerMs, "p", p)
 	o := s.turns
-	if o.EOTThreshold < maxEOTThreshold && float64(p) >= o.EOTThreshold {
+	if o.EOTThreshold < bus.MaxEOTThreshold && float64(p) >= o.EOTThreshold {
 		st.endTurn(bus.TriggerModel)
 		return
 	}

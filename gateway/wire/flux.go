@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/earshot-dev/earshot/internal/bus"
 	"math"
 	"net/url"
 	"sort"
@@ -37,16 +38,16 @@ const (
 	FluxModelMulti   = "flux-general-multi"
 )
 
-// End-of-turn bounds and defaults (Flux's; eot_timeout_ms as the workers implement it).
+// End-of-turn bounds and defaults (internal/bus: the workers check the same).
 const (
-	MinEOTThreshold      = 0.5
-	MaxEOTThreshold      = 1.0
-	MinEagerEOTThreshold = 0.3
-	MaxEagerEOTThreshold = 0.9
-	MinEOTTimeoutMs      = 500
-	MaxEOTTimeoutMs      = 10000
-	DefaultEOTThreshold  = 0.7
-	DefaultEOTTimeoutMs  = 5000
+	MinEOTThreshold      = bus.MinEOTThreshold
+	MaxEOTThreshold      = bus.MaxEOTThreshold
+	MinEagerEOTThreshold = bus.MinEagerEOTThreshold
+	MaxEagerEOTThreshold = bus.MaxEagerEOTThreshold
+	MinEOTTimeoutMs      = bus.MinEOTTimeoutMs
+	MaxEOTTimeoutMs      = bus.MaxEOTTimeoutMs
+	DefaultEOTThreshold  = bus.DefaultEOTThreshold
+	DefaultEOTTimeoutMs  = bus.DefaultEOTTimeoutMs
 )
 
 // Thresholds are a turn-taking stream's end-of-turn knobs.
@@ -63,16 +64,9 @@ func DefaultThresholds() Thresholds {
 
 // Check reports the first knob out of range as a *ParamError naming it.
 func (t Thresholds) Check() error {
-	switch {
-	case math.IsNaN(t.EOTThreshold) || t.EOTThreshold < MinEOTThreshold || t.EOTThreshold > MaxEOTThreshold:
-		return BadParam("eot_threshold", "%v is out of range %v..%v", t.EOTThreshold, MinEOTThreshold, MaxEOTThreshold)
-	case math.IsNaN(t.EagerEOTThreshold) || t.EagerEOTThreshold != 0 &&
-		(t.EagerEOTThreshold < MinEagerEOTThreshold || t.EagerEOTThreshold > MaxEagerEOTThreshold):
-		return BadParam("eager_eot_threshold", "%v is out of range %v..%v", t.EagerEOTThreshold, MinEagerEOTThreshold, MaxEagerEOTThreshold)
-	case t.EagerEOTThreshold > t.EOTThreshold:
-		return BadParam("eager_eot_threshold", "%v is above eot_threshold %v; an eager end of turn must come first", t.EagerEOTThreshold, t.EOTThreshold)
-	case t.EOTTimeoutMs < MinEOTTimeoutMs || t.EOTTimeoutMs > MaxEOTTimeoutMs:
-		return BadParam("eot_timeout_ms", "%d is out of range %d..%d", t.EOTTimeoutMs, MinEOTTimeoutMs, MaxEOTTimeoutMs)
+	if param, reason := (bus.TurnOptions{EOTThreshold: t.EOTThreshold, EagerEOTThreshold: t.EagerEOTThreshold,
+		EOTTimeoutMs: t.EOTTimeoutMs}).Check(); param != "" {
+		return BadParam(param, "%s", reason)
 	}
 	return nil
 }

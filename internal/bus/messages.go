@@ -1,6 +1,10 @@
 package bus
 
-import "time"
+import (
+	"fmt"
+	"math"
+	"time"
+)
 
 // SampleRate is the rate of every audio sample on the bus: 16 kHz mono float/int16,
 // what whisper consumes. The gateway converts whatever the client sends.
@@ -48,11 +52,35 @@ type TurnOptions struct {
 	EOTTimeoutMs int `json:"eot_timeout_ms"`
 }
 
-// Turn-taking defaults and bounds (Deepgram Flux's).
+// Turn-taking defaults and bounds (Deepgram Flux's documented ranges; eot_timeout_ms as
+// the workers implement it, Flux allows up to 60000).
 const (
-	DefaultEOTThreshold = 0.7
-	DefaultEOTTimeoutMs = 5000
+	DefaultEOTThreshold  = 0.7
+	DefaultEOTTimeoutMs  = 5000
+	MinEOTThreshold      = 0.5
+	MaxEOTThreshold      = 1.0
+	MinEagerEOTThreshold = 0.3
+	MaxEagerEOTThreshold = 0.9
+	MinEOTTimeoutMs      = 500
+	MaxEOTTimeoutMs      = 10000
 )
+
+// Check reports the first knob out of range: the parameter's name and why; "" when
+// every knob is in range. Zero values are not defaults here: fill them first.
+func (o TurnOptions) Check() (param, reason string) {
+	switch {
+	case math.IsNaN(o.EOTThreshold) || o.EOTThreshold < MinEOTThreshold || o.EOTThreshold > MaxEOTThreshold:
+		return "eot_threshold", fmt.Sprintf("%v is out of range %v..%v", o.EOTThreshold, MinEOTThreshold, MaxEOTThreshold)
+	case math.IsNaN(o.EagerEOTThreshold) || o.EagerEOTThreshold != 0 &&
+		(o.EagerEOTThreshold < MinEagerEOTThreshold || o.EagerEOTThreshold > MaxEagerEOTThreshold):
+		return "eager_eot_threshold", fmt.Sprintf("%v is out of range %v..%v", o.EagerEOTThreshold, MinEagerEOTThreshold, MaxEagerEOTThreshold)
+	case o.EagerEOTThreshold > o.EOTThreshold:
+		return "eager_eot_threshold", fmt.Sprintf("%v is above eot_threshold %v; an eager end of turn must come first", o.EagerEOTThreshold, o.EOTThreshold)
+	case o.EOTTimeoutMs < MinEOTTimeoutMs || o.EOTTimeoutMs > MaxEOTTimeoutMs:
+		return "eot_timeout_ms", fmt.Sprintf("%d is out of range %d..%d", o.EOTTimeoutMs, MinEOTTimeoutMs, MaxEOTTimeoutMs)
+	}
+	return "", ""
+}
 
 // SessionRequest asks any worker with a free slot for Model to take a session.
 // A worker subscribes to AudioSubject(Tenant, Session) BEFORE it replies, so no chunk
