@@ -70,6 +70,16 @@ func buildTurnSet(t *testing.T, n int) ([]int16, []turnRef) {
 			}
 		}
 		ref := wer.Normalize(u.Reference)
+		// The speech end: the end of the VAD's speech run holding the last word's end
+		// (a breath after it can keep the VAD above its threshold for a while).
+		if e := ends[u.ID]; len(e) == len(ref) && len(e) > 0 {
+			for i := uint64(e[len(e)-1]*bus.SampleRate) / win; i < b/win && int(i) < len(probs); i++ {
+				if probs[i] < vadEndThold {
+					off = i * win
+					break
+				}
+			}
+		}
 		at := -1
 		for i := len(ref) * 3 / 10; i < len(ref)*7/10 && at < 0; i++ {
 			if functionWords[ref[i]] {
@@ -229,6 +239,11 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 	wall := func(x uint64) time.Time { return writeAt[min(len(writeAt)-1, int(x/realTimeChunk))] }
 	run := turnRun{name: name, modelCalls: pool.turnCalls.Load()}
 	near := func(x, y uint64) bool { return max(x, y)-min(x, y) <= 300*bus.SamplesPerMs }
+	// A turn's end decided at its speech end, or later, before the next utterance (a
+	// breath after the last word can delay the engine's speech end).
+	atEnd := func(x uint64, ref turnRef) bool {
+		return x+300*bus.SamplesPerMs >= ref.end && x < ref.stop+300*bus.SamplesPerMs
+	}
 	ended := make([]bool, len(refs))
 	for _, g := range got {
 		r := g.r
@@ -240,14 +255,14 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 			switch {
 			case r.Event == bus.TurnStart && near(r.SpeechAt, ref.onset):
 				run.start = append(run.start, g.at.Sub(wall(ref.onset)))
-			case r.Event == bus.TurnEager && near(r.SpeechAt, ref.end) && !ended[k]:
+			case r.Event == bus.TurnEager && atEnd(r.SpeechAt, ref) && !ended[k]:
 				run.eager = append(run.eager, g.at.Sub(wall(ref.end)))
 			case r.Event == bus.TurnEnd && r.SpeechAt >= ref.start && r.SpeechAt < ref.stop+300*bus.SamplesPerMs:
-				if near(r.SpeechAt, ref.end) && !ended[k] {
+				if atEnd(r.SpeechAt, ref) && !ended[k] {
 					ended[k] = true
 					run.turnEnds++
 					run.eot = append(run.eot, g.at.Sub(wall(ref.end)))
-				} else if !near(r.SpeechAt, ref.end) {
+				} else if !atEnd(r.SpeechAt, ref) {
 					run.falseEnds++
 					inserted := false
 					for _, p := range ref.pauses {
@@ -281,7 +296,7 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 		kind := "natural"
 		for _, ref := range refs {
 			switch at := uint64(d.speechEnd * bus.SampleRate); {
-			case near(at, ref.end):
+			case atEnd(at, ref):
 				kind = "end"
 			case at+400*bus.SamplesPerMs >= ref.pauses[0] && at <= ref.pauses[0]+turnSetPause:
 				kind = "inserted"
