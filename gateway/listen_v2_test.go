@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -206,6 +207,45 @@ func TestListenV2Configure(t *testing.T) {
 		t.Fatalf("last message %s", last.Raw)
 	}
 	checkSequence(t, msgs, reqID)
+}
+
+// TestListenV2ConfigureFlood: Configure messages reach the worker over NATS and are
+// logged, so a client flooding them gets ConfigureFailure past a burst of 10 and 5 a
+// second, and the worker hears no more than that.
+func TestListenV2ConfigureFlood(t *testing.T) {
+	h := newHarness(t, nil)
+	c, _ := h.mustDialV2(pcmQuery)
+	start := time.Now()
+	const n = 40
+	for i := range n {
+		sendJSON(t, c, fmt.Sprintf(`{"type":"Configure","thresholds":{"eot_threshold":%v}}`, 0.8+0.1*float64(i%2)))
+	}
+	ok, refused := 0, 0
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for ok+refused < n {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d answers: %v", ok+refused, err)
+		}
+		var m struct{ Type, Description string }
+		_ = json.Unmarshal(b, &m)
+		switch m.Type {
+		case wire.TypeConfigureSuccess:
+			ok++
+		case wire.TypeConfigureFailure:
+			refused++
+			if !strings.Contains(m.Description, "too many Configure") {
+				t.Fatalf("ConfigureFailure %s", b)
+			}
+		}
+	}
+	allowed := configureBurst + int(time.Since(start).Seconds()*configureRate) + 1
+	if ok > allowed || refused == 0 {
+		t.Fatalf("%d Configure answered with success and %d refused in %v, want at most %d successes", ok, refused, time.Since(start), allowed)
+	}
+	if got := len(h.backend.streams[0].configures()); got > ok {
+		t.Fatalf("the worker was configured %d times for %d accepted Configure messages", got, ok)
+	}
 }
 
 // TestListenV2Refusals: what /v2/listen cannot do is refused before the upgrade with

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -33,7 +34,16 @@ type fluxState struct {
 	open  bool // StartOfTurn sent, EndOfTurn not yet
 	cur   int  // the open turn's client index
 	next  int  // the client index of the next turn
+
+	configTokens float64   // Configure messages the client may send now (fluxConfigure)
+	configAt     time.Time // when configTokens was last topped up
 }
+
+// Configure messages a client may send: configureBurst at once, configureRate a second.
+const (
+	configureBurst = 10
+	configureRate  = 5
+)
 
 // clientTurn maps a worker's turn event to the client's turn index. drop: the event
 // repeats the StartOfTurn of a turn the client is in (a new worker after a failover
@@ -180,6 +190,20 @@ func (ss *session) fluxConfigure(c *wire.FluxConfigure) bool {
 		return ss.enqueue(&seqConfigureFailure{wire.ConfigureFailure{Type: wire.TypeConfigureFailure,
 			RequestID: string(ss.info.Session), Description: why}})
 	}
+	// A Configure reaches the worker over NATS and is logged: a client may send at most
+	// configureBurst at once and configureRate a second after that.
+	now := time.Now()
+	f := ss.flux
+	f.configTokens = min(configureBurst, f.configTokens+now.Sub(f.configAt).Seconds()*configureRate)
+	if f.configAt.IsZero() {
+		f.configTokens = configureBurst
+	}
+	f.configAt = now
+	if f.configTokens < 1 {
+		return ss.enqueue(&seqConfigureFailure{wire.ConfigureFailure{Type: wire.TypeConfigureFailure,
+			RequestID: string(ss.info.Session), Description: fmt.Sprintf("too many Configure messages: at most %d a second", configureRate)}})
+	}
+	f.configTokens--
 	switch {
 	case c.HasKeyterms:
 		return refuse("keyterms cannot change mid-stream on Earshot (they are part of the decoder's prompt from the start); open a new stream with keyterm=")
