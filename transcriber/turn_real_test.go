@@ -46,10 +46,10 @@ func buildTurnSet(t *testing.T, n int) ([]int16, []turnRef) {
 	if n > 0 && n < len(us) {
 		us = us[:n]
 	}
-	probs := offlineVAD(t, src)
-	win := uint64(512)
 	_, newVAD := realEngine(t)
-	ends := dtwWordEnds(t, src, lf, newSpeechMap(t, newVAD, src))
+	sm := newSpeechMap(t, newVAD, src)
+	probs, win := sm.probs, uint64(512)
+	ends := dtwWordEnds(t, src, lf, sm)
 	roomTone := src[:bus.SampleRate] // the second before the first utterance
 	var out []int16
 	var refs []turnRef
@@ -121,24 +121,6 @@ func buildTurnSet(t *testing.T, n int) ([]int16, []turnRef) {
 var functionWords = map[string]bool{"the": true, "a": true, "an": true, "of": true, "to": true, "and": true, "in": true,
 	"for": true, "with": true, "from": true, "what": true, "his": true, "is": true, "are": true, "my": true, "if": true,
 	"at": true, "by": true, "which": true, "but": true, "be": true, "we": true, "your": true}
-
-func offlineVAD(t *testing.T, pcm []int16) []float32 {
-	t.Helper()
-	v, err := NewSileroVAD(testdata.VAD(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	x := make([]float32, len(pcm))
-	for i, s := range pcm {
-		x[i] = float32(s) / 32768
-	}
-	p, err := v.Process(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // turnRun is one real-time pass over the turn set.
 type turnRun struct {
