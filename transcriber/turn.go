@@ -98,14 +98,13 @@ type turnState struct {
 	lastSpeech uint64 // where the turn's speech last ended (the VAD's speech end)
 	endAt      uint64 // stream position where the end was decided (0: not yet)
 
-	p          float32 // the model's latest probability in this pause (0 while speaking)
-	checking   bool    // a model call is in flight
-	checkEnd   uint64  // the speech end of the pause it was asked about
-	nextCheck  uint64  // stream position at which the model runs again in this pause
-	wantEager  uint64  // speech end whose pause passed eager_eot_threshold (0: none)
-	eagerEnd   uint64  // speech end of the EagerEndOfTurn sent
-	eagerText  string  // its transcript
-	eagerWords []bus.Word
+	p         float32 // the model's latest probability in this pause (0 while speaking)
+	checking  bool    // a model call is in flight
+	checkEnd  uint64  // the speech end of the pause it was asked about
+	nextCheck uint64  // stream position at which the model runs again in this pause
+	wantEager uint64  // speech end whose pause passed eager_eot_threshold (0: none)
+	eagerEnd  uint64  // speech end of the EagerEndOfTurn sent
+	eagerText string  // its transcript
 
 	startPending bool   // speech of the next turn began while this one was ending
 	pendingAt    uint64 // where
@@ -150,7 +149,7 @@ func (st *stream) sendTurn(event string, words []bus.Word, text string, p float3
 // speaking reports whether the VAD hears speech now (not a pause, not a candidate).
 func (st *stream) speaking() bool { return st.ep.inSpeech && st.ep.silence == 0 }
 
-// turnOpen reports whether a turn is going on whose end is not decided.
+// open reports whether a turn is going on whose end is not decided.
 func (t *turnState) open() bool { return t.phase == turnOngoing || t.phase == turnAwaiting }
 
 // turnTick runs after each chunk's VAD windows: TurnResumed, Update, the timeout, the
@@ -166,7 +165,7 @@ func (st *stream) turnTick() {
 			t.wantEager = 0
 		}
 		if t.phase == turnAwaiting && t.lastSpeech >= t.eagerEnd+turnResumeMin {
-			t.phase, t.eagerText, t.eagerWords = turnOngoing, "", nil
+			t.phase, t.eagerText = turnOngoing, ""
 			st.sendTurn(bus.TurnResumed, nil, "", 0, t.lastSpeech)
 			t.nextUpdate = st.end() + turnUpdate
 		}
@@ -292,7 +291,7 @@ func (st *stream) tryEager() {
 	if text == "" {
 		return // Flux: an EagerEndOfTurn always has a transcript
 	}
-	t.phase, t.eagerEnd, t.eagerText, t.eagerWords, t.wantEager = turnAwaiting, t.lastSpeech, text, ws, 0
+	t.phase, t.eagerEnd, t.eagerText, t.wantEager = turnAwaiting, t.lastSpeech, text, 0
 	st.sendTurn(bus.TurnEager, ws, text, t.p, t.lastSpeech)
 }
 
