@@ -11,8 +11,6 @@ import (
 // Sentinel errors. Implementations of the interfaces in interfaces.go wrap these (with
 // %w) so the gateway can map them to HTTP statuses and wire codes.
 var (
-	// ErrNoCapacity: Backend.Open found no transcriber with a free slot (503 / close 1013).
-	ErrNoCapacity = errors.New("no transcription capacity")
 	// ErrNoBalance: the tenant has no balance left (402).
 	ErrNoBalance = errors.New("insufficient balance")
 	// ErrQuotaExhausted: a usage quota of the tenant is used up (402).

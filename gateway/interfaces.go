@@ -7,9 +7,9 @@ import (
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
-// Backend opens transcription streams (in production: ingest.Client over NATS).
+// Backend opens transcription streams (in production: remote.Client over NATS).
 // Open must be safe for concurrent use and return within ctx's deadline; when no
-// transcriber has a free slot it returns an error wrapping ErrNoCapacity.
+// transcriber has a free slot it returns an error wrapping bus.ErrNoCapacity.
 type Backend interface {
 	Open(ctx context.Context, req bus.SessionRequest) (Stream, error)
 }

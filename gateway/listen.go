@@ -205,7 +205,7 @@ func (s *Server) serveListen(w http.ResponseWriter, r *http.Request, v2 bool) {
 			fail(http.StatusBadRequest, wire.CodeBadRequest, pe.Error(), pe.Param)
 			return
 		}
-		if errors.Is(err, ErrNoCapacity) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, bus.ErrNoCapacity) || errors.Is(err, context.DeadlineExceeded) {
 			w.Header().Set("Retry-After", "1")
 			fail(http.StatusServiceUnavailable, wire.CodeNoCapacity, "no transcriber has a free slot for "+model.Name+"; retry shortly", "")
 		} else {

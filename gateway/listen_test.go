@@ -315,7 +315,7 @@ func TestAdmissionErrors(t *testing.T) {
 		{"quota", pcmQuery, func() { h.quota.set(errors.Join(errors.New("minutes"), ErrQuotaExhausted)) }, 402, wire.CodeQuotaExhausted, ""},
 		{"no capacity", pcmQuery, func() {
 			h.quota.set(nil)
-			h.backend.openErr = errors.Join(errors.New("no reply from tiny.en"), ErrNoCapacity)
+			h.backend.openErr = errors.Join(errors.New("no reply from tiny.en"), bus.ErrNoCapacity)
 		}, 503, wire.CodeNoCapacity, ""},
 	}
 	for _, c := range cases {
@@ -389,7 +389,7 @@ func TestListenProbe(t *testing.T) {
 		{"admitted (token)", pcmQuery, bearer, func() { h.quota.set(nil) }, 426, codeUpgradeRequired, ""},
 		{"admitted (key)", pcmQuery, h.keyHeader(), nil, 426, codeUpgradeRequired, ""},
 		// The probe stops before the transcriber is asked, so a full one is not seen.
-		{"no capacity is not seen", pcmQuery, bearer, func() { h.backend.openErr = ErrNoCapacity }, 426, codeUpgradeRequired, ""},
+		{"no capacity is not seen", pcmQuery, bearer, func() { h.backend.openErr = bus.ErrNoCapacity }, 426, codeUpgradeRequired, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

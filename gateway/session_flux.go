@@ -80,7 +80,7 @@ func (f *fluxState) turnOptions() *bus.TurnOptions {
 }
 
 // TurnConfigurer is a Stream of a turn-taking session whose end-of-turn knobs can
-// change mid-stream (ingest.RemoteSession is one). Configure takes all the knobs; it is
+// change mid-stream (remote.Session is one). Configure takes all the knobs; it is
 // safe to call concurrently with Send, and the new values also hold after a failover.
 type TurnConfigurer interface {
 	Configure(t bus.TurnOptions) error

@@ -2,6 +2,6 @@
 // whole-file mode, and a streaming policy that makes whisper behave like a streaming
 // recogniser (growing windows trimmed after committed words, LocalAgreement-2 commits, VAD
 // endpointing with a speculative final, hallucination guards), scheduled on a fixed pool of
-// decode slots. The NATS worker (`earshot
-// transcriber`) serves sessions from it. Every cgo call lives in transcriber/whispercpp.
+// decode slots. Package transcriber/worker
+// serves its sessions over NATS (`earshot transcriber`). Every cgo call lives in transcriber/whispercpp.
 package transcriber

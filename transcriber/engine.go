@@ -9,7 +9,6 @@ import (
 
 // Sentinel errors of the transcriber.
 var (
-	ErrNoCapacity   = errors.New("transcriber: no free decode slot")
 	ErrUnknownModel = errors.New("transcriber: model not loaded on this worker")
 	ErrOverloaded   = errors.New("transcriber: session buffer full, audio arrives faster than it is decoded")
 	ErrClosed       = errors.New("transcriber: session closed")
@@ -115,6 +114,12 @@ type Session interface {
 }
 
 // SessionFactory opens sessions on the models a worker holds. Safe for concurrent use.
+// Configurer is a Session whose turn-taking knobs can change mid-stream
+// (the worker applies bus.ControlConfigure, Flux's Configure message).
+type Configurer interface {
+	Configure(bus.TurnOptions) error
+}
+
 type SessionFactory interface {
 	Models() []string
 	Capacity(model string) bus.Capacity

@@ -229,7 +229,7 @@ func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
 		return nil, fmt.Errorf("open session %s: %w", req.Session, ErrClosed)
 	case p.sessions[req.Model] >= p.cfg.MaxSessions:
 		p.mu.Unlock()
-		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, ErrNoCapacity)
+		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, bus.ErrNoCapacity)
 	}
 	p.sessions[req.Model]++
 	p.mu.Unlock()

@@ -31,8 +31,8 @@ func TestPoolCapacityAndModels(t *testing.T) {
 		}
 		open = append(open, s)
 	}
-	if _, err := rig.pool.Open(bus.SessionRequest{Model: "fake"}, func(bus.Result) {}); !errors.Is(err, ErrNoCapacity) {
-		t.Errorf("third session: %v, want ErrNoCapacity", err)
+	if _, err := rig.pool.Open(bus.SessionRequest{Model: "fake"}, func(bus.Result) {}); !errors.Is(err, bus.ErrNoCapacity) {
+		t.Errorf("third session: %v, want bus.ErrNoCapacity", err)
 	}
 	open[0].Close()
 	open[0].Close() // idempotent

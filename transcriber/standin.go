@@ -60,7 +60,7 @@ func (f *StandIn) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownModel, req.Model)
 	}
 	if f.live[req.Model] >= f.max {
-		return nil, ErrNoCapacity
+		return nil, bus.ErrNoCapacity
 	}
 	f.live[req.Model]++
 	chans := max(1, req.Channels)

@@ -18,7 +18,7 @@ func TestStandInPacesWordsWithTheAudio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Open(bus.SessionRequest{Model: "tiny.en"}, func(bus.Result) {}); !errors.Is(err, ErrNoCapacity) {
+	if _, err := f.Open(bus.SessionRequest{Model: "tiny.en"}, func(bus.Result) {}); !errors.Is(err, bus.ErrNoCapacity) {
 		t.Fatalf("second session on capacity 1: %v", err)
 	}
 	if _, err := f.Open(bus.SessionRequest{Model: "base"}, func(bus.Result) {}); !errors.Is(err, ErrUnknownModel) {

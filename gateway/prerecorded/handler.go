@@ -72,7 +72,7 @@ type Config struct {
 	// this package, in addition to the worker's own redaction.
 	Redact func(text string, words []bus.Word, kinds []string) (string, []bus.Word, error)
 	// Speed is the most audio sent per second of wall time, in multiples of real time
-	// (default 8); the backend's own limit applies on top (ingest.Client MaxSpeed).
+	// (default 8); the backend's own limit applies on top (remote.Client MaxSpeed).
 	Speed float64
 	// Window is how far audio may run ahead of the oldest speech the worker has not
 	// settled; keep it under the worker's MaxBuffer minus MaxSegment. Default 30 s.
@@ -222,7 +222,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error, id bus.SessionID) {
 	case errors.Is(err, ErrTooManyJobs):
 		w.Header().Set("Retry-After", "5")
 		writeErr(w, http.StatusTooManyRequests, wire.CodeTooManyStreams, err.Error(), "", id)
-	case errors.Is(err, gateway.ErrNoCapacity):
+	case errors.Is(err, bus.ErrNoCapacity):
 		writeErr(w, http.StatusServiceUnavailable, wire.CodeNoCapacity, err.Error(), "", id)
 	case errors.Is(err, privacy.ErrNotFound):
 		writeErr(w, http.StatusNotFound, wire.CodeNotFound, "no such request", "", id)

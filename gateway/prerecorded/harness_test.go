@@ -22,11 +22,13 @@ import (
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/privacy"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/transcriber"
+	"github.com/earshot-dev/earshot/transcriber/worker"
 )
 
 // logBuf captures every log line of a rig, for the privacy scan.
@@ -64,14 +66,14 @@ func pipelines(f gateway.AudioFormat) (gateway.AudioPipeline, error) {
 	return ingest.NewPipeline(format, ingest.ModeDownmix)
 }
 
-// remoteBackend adapts ingest.Client to gateway.Backend (a thin copy of internal/app's).
-type remoteBackend struct{ c *ingest.Client }
+// remoteBackend adapts remote.Client to gateway.Backend (a thin copy of internal/app's).
+type remoteBackend struct{ c *remote.Client }
 
 func (b remoteBackend) Open(ctx context.Context, req bus.SessionRequest) (gateway.Stream, error) {
 	s, err := b.c.Open(ctx, req)
 	if err != nil {
-		if errors.Is(err, ingest.ErrNoCapacity) {
-			return nil, fmt.Errorf("%w: %v", gateway.ErrNoCapacity, err)
+		if errors.Is(err, bus.ErrNoCapacity) {
+			return nil, fmt.Errorf("%w: %v", bus.ErrNoCapacity, err)
 		}
 		return nil, err
 	}
@@ -145,7 +147,7 @@ func realModel(t *testing.T) (transcriber.Model, string) {
 
 // newRig starts NATS, a privacy store and the handler behind an httptest server. With
 // backend nil it runs the real engine: a transcriber.Pool + Worker on tiny.en, reached
-// through ingest.Client.
+// through remote.Client.
 func newRig(t *testing.T, backend gateway.Backend, mod func(*Config)) *rig {
 	t.Helper()
 	r := &rig{logs: &logBuf{}, meter: &recMetering{ms: map[bus.SessionID]int64{}}}
@@ -168,13 +170,13 @@ func newRig(t *testing.T, backend gateway.Backend, mod func(*Config)) *rig {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wk, err := transcriber.NewWorker(testutil.Connect(t, r.ns), pool, transcriber.WorkerConfig{ID: "w1", Log: log})
+		wk, err := worker.New(testutil.Connect(t, r.ns), pool, worker.Config{ID: "w1", Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = wk.Run(ctx); _ = pool.Close() }()
-		client, err := ingest.NewClient(nc, log, ingest.ClientOptions{MaxSpeed: -1, GrantTimeout: 5 * time.Second})
+		client, err := remote.NewClient(nc, log, remote.ClientOptions{MaxSpeed: -1, GrantTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -314,7 +314,7 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 			return
 		}
 		md, _ := m.Metadata()
-		if errors.Is(err, gateway.ErrNoCapacity) && md != nil && md.NumDelivered < 5 {
+		if errors.Is(err, bus.ErrNoCapacity) && md != nil && md.NumDelivered < 5 {
 			_ = m.NakWithDelay(5 * time.Second)
 			return
 		}

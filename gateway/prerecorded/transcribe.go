@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/earshot-dev/earshot/gateway"
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
@@ -41,7 +41,7 @@ const settleAfter = 45 * bus.SampleRate
 // Config.Window ahead of the oldest speech the worker has not settled with a final
 // (learnt from its speech_started events and finals), so the worker's bounded buffer
 // never overflows however slow its decoding is. A backend that refuses audio as too
-// fast (ingest.ErrTooFast: the client's MaxSpeed) is retried after a pause, so the
+// fast (remote.ErrTooFast: the client's MaxSpeed) is retried after a pause, so the
 // backend's own limit wins when it is lower.
 //
 // The audio is pulled from src half a second at a time, as the pacing allows, so a
@@ -183,7 +183,7 @@ func (h *Handler) transcribe(ctx context.Context, j job, src *pcmSource, progres
 			continue
 		}
 		if err := st.Send(pending, 0, 0); err != nil {
-			if errors.Is(err, ingest.ErrTooFast) {
+			if errors.Is(err, remote.ErrTooFast) {
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}

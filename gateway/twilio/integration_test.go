@@ -15,17 +15,18 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/earshot-dev/earshot/gateway"
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/internal/wer"
 	"github.com/earshot-dev/earshot/transcriber"
+	"github.com/earshot-dev/earshot/transcriber/worker"
 )
 
-// remoteBackend adapts ingest.Client (Open returns *ingest.RemoteSession) to
+// remoteBackend adapts remote.Client (Open returns *remote.Session) to
 // gateway.Backend, as the gateway's wiring does.
-type remoteBackend struct{ c *ingest.Client }
+type remoteBackend struct{ c *remote.Client }
 
 func (b remoteBackend) Open(ctx context.Context, req bus.SessionRequest) (gateway.Stream, error) {
 	s, err := b.c.Open(ctx, req)
@@ -82,14 +83,14 @@ func phoneItems(t *testing.T) (caller, agent testdata.Item) {
 	return caller, agent
 }
 
-// TestPhoneCallInProcessRealWhisper: a real transcriber.Worker serving a real Pool on
+// TestPhoneCallInProcessRealWhisper: a real worker.Worker serving a real Pool on
 // tiny.en and Silero behind embedded NATS; the handler reaches it through
-// ingest.Client. Two 8 kHz prompts are played as caller and agent through Simulate.
+// remote.Client. Two 8 kHz prompts are played as caller and agent through Simulate.
 func TestPhoneCallInProcessRealWhisper(t *testing.T) {
 	runRealCall(t, inProcessWorker(t))
 }
 
-// inProcessWorker starts a real transcriber.Worker with a real Pool on tiny.en and
+// inProcessWorker starts a real worker.Worker with a real Pool on tiny.en and
 // Silero (no end-of-turn model: a turn ends after 600 ms of silence) behind embedded
 // NATS, and returns a connection to that NATS.
 func inProcessWorker(t *testing.T) *nats.Conn {
@@ -114,7 +115,7 @@ func inProcessWorkerTurns(t *testing.T, turn transcriber.TurnModel) *nats.Conn {
 	}
 	t.Cleanup(func() { _ = pool.Close() })
 	srv := testutil.NATS(t)
-	w, err := transcriber.NewWorker(testutil.Connect(t, srv), pool, transcriber.WorkerConfig{ID: "phone-test", DrainTimeout: time.Second})
+	w, err := worker.New(testutil.Connect(t, srv), pool, worker.Config{ID: "phone-test", DrainTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func freeAddr(t *testing.T) string {
 // serveRealCalls serves the media-stream handler for tenant acme on a test server: on
 // real workers behind client, webhooks to rcv, events published on nc, tracks metered by
 // meters. It returns the WebSocket URL a call streams to.
-func serveRealCalls(t *testing.T, client *ingest.Client, nc *nats.Conn, rcv *receiver, meters CallMetering) string {
+func serveRealCalls(t *testing.T, client *remote.Client, nc *nats.Conn, rcv *receiver, meters CallMetering) string {
 	t.Helper()
 	h, err := New(Config{Backend: remoteBackend{client}, Tenants: mapTenants{testSecret: "acme"}, Metering: meters,
 		Webhooks: fixedWebhook{rcv.srv.URL, "whsec"}, Publisher: nc, FinalTimeout: 30 * time.Second,
@@ -189,7 +190,7 @@ func serveRealCalls(t *testing.T, client *ingest.Client, nc *nats.Conn, rcv *rec
 // references, the same events on NATS, and the seconds billed per track.
 func runRealCall(t *testing.T, nc *nats.Conn) {
 	caller, agent := phoneItems(t)
-	client, err := ingest.NewClient(nc, nil, ingest.ClientOptions{})
+	client, err := remote.NewClient(nc, nil, remote.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,7 @@ func TestPhoneBargeInRealWhisper(t *testing.T) {
 
 func runBargeInCall(t *testing.T, nc *nats.Conn) {
 	caller, agent := phoneItem(t, bargeCallerItem), phoneItem(t, bargeAgentItem)
-	client, err := ingest.NewClient(nc, nil, ingest.ClientOptions{})
+	client, err := remote.NewClient(nc, nil, remote.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,18 +14,19 @@ import (
 	"github.com/earshot-dev/earshot/gateway/prerecorded"
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/models"
 )
 
-// backend adapts ingest.Client (the NATS side of a session) to gateway.Backend.
-type backend struct{ c *ingest.Client }
+// backend adapts remote.Client (the NATS side of a session) to gateway.Backend.
+type backend struct{ c *remote.Client }
 
 func (b backend) Open(ctx context.Context, req bus.SessionRequest) (gateway.Stream, error) {
 	s, err := b.c.Open(ctx, req)
 	if err != nil {
-		if errors.Is(err, ingest.ErrNoCapacity) {
-			return nil, fmt.Errorf("%w: %v", gateway.ErrNoCapacity, err)
+		if errors.Is(err, bus.ErrNoCapacity) {
+			return nil, fmt.Errorf("%w: %v", bus.ErrNoCapacity, err)
 		}
 		return nil, err
 	}

@@ -25,13 +25,14 @@ import (
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/gateway/prerecorded"
 	"github.com/earshot-dev/earshot/gateway/twilio"
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/config"
 	"github.com/earshot-dev/earshot/internal/privacy"
 	"github.com/earshot-dev/earshot/models"
 	"github.com/earshot-dev/earshot/transcriber"
 	"github.com/earshot-dev/earshot/transcriber/smartturn"
+	"github.com/earshot-dev/earshot/transcriber/worker"
 	"github.com/earshot-dev/earshot/web"
 )
 
@@ -188,7 +189,7 @@ func Run(ctx context.Context, o Options) error {
 		// The gateway paces clients itself (2x real time after a 10 s burst, by pausing
 		// reads); the client's own guard gets more burst so that the pacing, not an
 		// error, is what a fast client meets.
-		client, err := ingest.NewClient(nc, log.With("component", "ingest"), ingest.ClientOptions{SpeedBurst: 15 * time.Second})
+		client, err := remote.NewClient(nc, log.With("component", "ingest"), remote.ClientOptions{SpeedBurst: 15 * time.Second})
 		if err != nil {
 			return err
 		}
@@ -260,7 +261,7 @@ func Run(ctx context.Context, o Options) error {
 		g.Go(func() error { return retention.Run(gctx) })
 		// Pre-recorded files go through their own client: they may be sent faster than
 		// real time (the handler paces them against the worker's progress).
-		batchClient, err := ingest.NewClient(nc, log.With("component", "ingest-batch"), ingest.ClientOptions{MaxSpeed: -1})
+		batchClient, err := remote.NewClient(nc, log.With("component", "ingest-batch"), remote.ClientOptions{MaxSpeed: -1})
 		if err != nil {
 			return err
 		}
@@ -396,7 +397,7 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcriber.Worker, error) {
+func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*worker.Worker, error) {
 	t := o.Transcriber
 	cores := runtime.NumCPU()
 	if err := t.Validate(cores); err != nil {
@@ -467,7 +468,7 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcrib
 		}
 		return nil
 	})
-	return transcriber.NewWorker(nc, pool, transcriber.WorkerConfig{
+	return worker.New(nc, pool, worker.Config{
 		ID: bus.WorkerID(id), Log: log.With("component", "worker"), Registerer: ops.Registry,
 		DrainTimeout: o.Common.DrainTimeout,
 	})
@@ -561,7 +562,7 @@ func displayAddr(a net.Addr) string {
 
 // newStandInWorker is a worker whose sessions are transcriber.StandIn: no model, no
 // decoding, words at real-time pace. For transport and scale benchmarks only.
-func newStandInWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*transcriber.Worker, error) {
+func newStandInWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*worker.Worker, error) {
 	t := o.Transcriber
 	id := t.WorkerID
 	if id == "" {
@@ -570,7 +571,7 @@ func newStandInWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*tr
 	}
 	log.Warn("stand-in engine: sessions get placeholder words at real-time pace, nothing is recognised (benchmarks only)",
 		"models", t.Models, "max_sessions", t.MaxSessions)
-	return transcriber.NewWorker(nc, transcriber.NewStandIn(t.Models, t.MaxSessions), transcriber.WorkerConfig{
+	return worker.New(nc, transcriber.NewStandIn(t.Models, t.MaxSessions), worker.Config{
 		ID: bus.WorkerID(id), Log: log.With("component", "worker"), Registerer: ops.Registry,
 		DrainTimeout: o.Common.DrainTimeout,
 	})

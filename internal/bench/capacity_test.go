@@ -23,15 +23,16 @@ import (
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/gateway/client"
 	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testutil"
-	"github.com/earshot-dev/earshot/transcriber"
+	"github.com/earshot-dev/earshot/transcriber/worker"
 	"github.com/nats-io/nats.go"
 )
 
 // The capacity test measures the gateway in a child process (this test binary re-run
 // with capacityChildEnv set), so its RSS holds only the server side of the connections.
-// With capacityNATSEnv set the child's backend is ingest.Client over that NATS server
+// With capacityNATSEnv set the child's backend is remote.Client over that NATS server
 // (as in production) instead of a stand-in.
 const (
 	capacityChildEnv = "EARSHOT_BENCH_GATEWAY_CHILD"
@@ -75,13 +76,13 @@ func (s *idleStream) Results() <-chan bus.Result             { return s.out }
 func (s *idleStream) Close()                                 { s.once.Do(func() { close(s.out) }) }
 
 // busBackend opens the streams on workers over NATS, as the service does.
-type busBackend struct{ c *ingest.Client }
+type busBackend struct{ c *remote.Client }
 
 func (b busBackend) Open(ctx context.Context, req bus.SessionRequest) (gateway.Stream, error) {
 	s, err := b.c.Open(ctx, req)
 	if err != nil {
-		if errors.Is(err, ingest.ErrNoCapacity) {
-			return nil, fmt.Errorf("%w: %v", gateway.ErrNoCapacity, err)
+		if errors.Is(err, bus.ErrNoCapacity) {
+			return nil, fmt.Errorf("%w: %v", bus.ErrNoCapacity, err)
 		}
 		return nil, err
 	}
@@ -128,7 +129,7 @@ func serveIdleGateway(limit int) error {
 			return err
 		}
 		defer nc.Close()
-		cl, err := ingest.NewClient(nc, nil, ingest.ClientOptions{})
+		cl, err := remote.NewClient(nc, nil, remote.ClientOptions{})
 		if err != nil {
 			return err
 		}
@@ -203,12 +204,12 @@ func TestGatewayCapacity(t *testing.T) {
 }
 
 // TestGatewayCapacityBus is TestGatewayCapacity with the streams opened over NATS on
-// a worker (in this process, on a stand-in engine), so the gateway's ingest.Client
+// a worker (in this process, on a stand-in engine), so the gateway's remote.Client
 // and its per-session state are counted too.
 func TestGatewayCapacityBus(t *testing.T) {
 	ns := testutil.NATS(t)
-	w, err := transcriber.NewWorker(testutil.Connect(t, ns), &echoFactory{model: benchModel.Name, slots: 1000},
-		transcriber.WorkerConfig{ID: "capacity-worker", DrainTimeout: time.Second})
+	w, err := worker.New(testutil.Connect(t, ns), &echoFactory{model: benchModel.Name, slots: 1000},
+		worker.Config{ID: "capacity-worker", DrainTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

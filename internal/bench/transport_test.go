@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/transcriber"
+	"github.com/earshot-dev/earshot/transcriber/worker"
 )
 
 // echoFactory is a stand-in SessionFactory for transport measurements only: it does
@@ -71,15 +72,15 @@ func (s *echoSession) Close() {
 }
 
 // transportRig is an embedded NATS server, one worker on the echo factory and the
-// gateway's ingest.Client, all in this process.
+// gateway's remote.Client, all in this process.
 type transportRig struct {
-	cl *ingest.Client
+	cl *remote.Client
 }
 
 func newTransportRig(tb testing.TB) *transportRig {
 	tb.Helper()
 	ns := testutil.NATS(tb)
-	w, err := transcriber.NewWorker(testutil.Connect(tb, ns), &echoFactory{}, transcriber.WorkerConfig{ID: "echo-worker"})
+	w, err := worker.New(testutil.Connect(tb, ns), &echoFactory{}, worker.Config{ID: "echo-worker"})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func newTransportRig(tb testing.TB) *transportRig {
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done })
-	cl, err := ingest.NewClient(testutil.Connect(tb, ns), nil, ingest.ClientOptions{MaxSpeed: -1})
+	cl, err := remote.NewClient(testutil.Connect(tb, ns), nil, remote.ClientOptions{MaxSpeed: -1})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func pct(h []hops, f func(hops) float64, q float64) float64 {
 }
 
 // BenchmarkTransport times gateway → NATS → worker → gateway for one 100 ms chunk
-// (ingest.Client and transcriber.Worker over an embedded NATS server, echo stand-in
+// (remote.Client and worker.Worker over an embedded NATS server, echo stand-in
 // instead of whisper). Reports p50/p99 of the round trip and of each hop in µs.
 func BenchmarkTransport(b *testing.B) {
 	r := newTransportRig(b)

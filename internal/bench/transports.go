@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
@@ -19,9 +19,9 @@ func (c *Config) UseWebSocket(url, model string, cred *Credentials) {
 }
 
 // UseBus makes cfg open sessions straight on transcriber workers over NATS with an
-// ingest.Client, as a gateway would, skipping the WebSocket edge, keys and billing
+// remote.Client, as a gateway would, skipping the WebSocket edge, keys and billing
 // (for hosts without Redis: the GPU benchmark). Billed audio is then unavailable.
-func (c *Config) UseBus(cl *ingest.Client, model, target string) {
+func (c *Config) UseBus(cl *remote.Client, model, target string) {
 	c.dial = func(ctx context.Context) (conn, error) {
 		s, err := cl.Open(ctx, bus.SessionRequest{Tenant: "bench", Model: model, Channels: 1,
 			Options: bus.StreamOptions{InterimResults: true, Language: c.Language}})
@@ -37,7 +37,7 @@ func (c *Config) UseBus(cl *ingest.Client, model, target string) {
 }
 
 type busConn struct {
-	s    *ingest.RemoteSession
+	s    *remote.Session
 	out  chan event
 	done chan struct{}
 	e    error

@@ -17,6 +17,11 @@ const (
 	CodeBadRequest   ErrorCode = "BAD_REQUEST"
 )
 
+// ErrNoCapacity: no transcriber has a free decode slot for the model. The engine
+// returns it, the worker answers it as CodeNoCapacity, the gateway's bus client turns
+// that grant back into it, and the gateway answers 503.
+var ErrNoCapacity = errors.New("no capacity")
+
 // Sentinel errors of the codecs in this package.
 var (
 	ErrShortChunk  = errors.New("bus: audio chunk shorter than its header")

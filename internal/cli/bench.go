@@ -21,12 +21,13 @@ import (
 
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway"
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/app"
 	"github.com/earshot-dev/earshot/internal/bench"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/transcriber"
+	"github.com/earshot-dev/earshot/transcriber/worker"
 )
 
 func init() {
@@ -224,7 +225,7 @@ func useEngine(ctx context.Context, cfg *bench.Config, url string, port int, mod
 		return nil, ctx.Err()
 	}
 	_ = sub.Unsubscribe()
-	cl, err := ingest.NewClient(nc, cfg.Log, ingest.ClientOptions{GrantTimeout: 5 * time.Second})
+	cl, err := remote.NewClient(nc, cfg.Log, remote.ClientOptions{GrantTimeout: 5 * time.Second})
 	if err != nil {
 		stop()
 		return nil, err
@@ -287,7 +288,7 @@ func (lw *localWorker) start(nc *nats.Conn, log *slog.Logger) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := transcriber.NewWorker(nc, pool, transcriber.WorkerConfig{ID: "bench-local", Log: log})
+	w, err := worker.New(nc, pool, worker.Config{ID: "bench-local", Log: log})
 	if err != nil {
 		_ = pool.Close()
 		return nil, err

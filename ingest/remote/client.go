@@ -1,4 +1,4 @@
-package ingest
+package remote
 
 import (
 	"context"
@@ -12,13 +12,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
-// Errors of the NATS side of a session.
+// Errors of the gateway's side of a bus session.
 var (
-	// ErrNoCapacity: no worker with a free slot for the model answered in time.
-	ErrNoCapacity = errors.New("no capacity")
 	// ErrTooFast: the client sends audio faster than ClientOptions.MaxSpeed × real time.
 	ErrTooFast = errors.New("audio sent faster than real time allows")
 	// ErrSessionClosed: the session was closed, ended, or failed.
@@ -42,15 +41,15 @@ func (e *GrantError) Error() string {
 	return fmt.Sprintf("worker refused session for model %s: %s: %s", e.Model, e.Code, e.Message)
 }
 
-// Is makes a NO_CAPACITY grant match ErrNoCapacity.
+// Is makes a NO_CAPACITY grant match bus.ErrNoCapacity.
 func (e *GrantError) Is(target error) bool {
-	return target == ErrNoCapacity && e.Code == bus.CodeNoCapacity
+	return target == bus.ErrNoCapacity && e.Code == bus.CodeNoCapacity
 }
 
 // ClientOptions tune a Client. Zero values take the defaults.
 type ClientOptions struct {
 	// GrantTimeout bounds Open: within it, requests that find no responder or a full
-	// worker are retried; after it, ErrNoCapacity. Default 2 s. (A failover has
+	// worker are retried; after it, bus.ErrNoCapacity. Default 2 s. (A failover has
 	// FailoverTimeout.)
 	GrantTimeout time.Duration
 	// FailoverTimeout bounds the search for another worker when the session's worker
@@ -120,7 +119,7 @@ type Client struct {
 	once sync.Once
 
 	mu       sync.Mutex
-	sessions map[bus.SessionID]*RemoteSession
+	sessions map[bus.SessionID]*Session
 
 	linkDown time.Time // watch: when our own NATS link stopped answering (zero: fine)
 }
@@ -147,7 +146,7 @@ func NewClient(nc *nats.Conn, log *slog.Logger, opts ClientOptions) (*Client, er
 		nc: nc, opts: opts,
 		log:      log.With("component", "remote"),
 		stop:     make(chan struct{}),
-		sessions: make(map[bus.SessionID]*RemoteSession),
+		sessions: make(map[bus.SessionID]*Session),
 	}
 	sub, err := nc.Subscribe(bus.HeartbeatWildcard, c.onHeartbeat)
 	if err != nil {
@@ -199,12 +198,12 @@ func (c *Client) watch() {
 			return
 		case now := <-tick.C:
 			c.mu.Lock()
-			all := make([]*RemoteSession, 0, len(c.sessions))
+			all := make([]*Session, 0, len(c.sessions))
 			for _, s := range c.sessions {
 				all = append(all, s)
 			}
 			c.mu.Unlock()
-			var silent []*RemoteSession
+			var silent []*Session
 			for _, s := range all {
 				if s.silent(now) {
 					silent = append(silent, s)
@@ -225,7 +224,7 @@ func (c *Client) watch() {
 // to linkWait) while nats.go moves to another seed, and once the link answers again
 // every session gets a heartbeat's grace: its worker is most likely alive and the
 // audio and results lost meanwhile are asked for again (gap recovery).
-func (c *Client) linkHeld(now time.Time, all []*RemoteSession) bool {
+func (c *Client) linkHeld(now time.Time, all []*Session) bool {
 	if err := c.nc.FlushTimeout(linkProbe); err != nil {
 		if c.linkDown.IsZero() {
 			c.linkDown = now
@@ -246,9 +245,9 @@ func (c *Client) linkHeld(now time.Time, all []*RemoteSession) bool {
 
 // Open asks a worker with a free slot for req.Model to take the session (a new
 // SessionID when req.Session is empty) and returns it once granted. With no worker
-// free within GrantTimeout it returns an error wrapping ErrNoCapacity ("no capacity for
+// free within GrantTimeout it returns an error wrapping bus.ErrNoCapacity ("no capacity for
 // model X"); a worker's refusal is a *GrantError.
-func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*RemoteSession, error) {
+func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*Session, error) {
 	if req.Session == "" {
 		req.Session = bus.NewSessionID()
 	}
@@ -263,7 +262,7 @@ func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*RemoteSessi
 	if !bus.ValidModel(req.Model) {
 		return nil, fmt.Errorf("%w: model %q", ErrBadSessionRequest, req.Model)
 	}
-	s := &RemoteSession{
+	s := &Session{
 		c:         c,
 		req:       req,
 		log:       c.log.With("session", req.Session, "tenant", req.Tenant, "model", req.Model),
@@ -304,7 +303,7 @@ func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*RemoteSessi
 	return s, nil
 }
 
-func (c *Client) forget(s *RemoteSession) {
+func (c *Client) forget(s *Session) {
 	c.mu.Lock()
 	if c.sessions[s.req.Session] == s {
 		delete(c.sessions, s.req.Session)
@@ -341,7 +340,7 @@ func (c *Client) request(ctx context.Context, req bus.SessionRequest, budget tim
 		return bus.SessionGrant{}, fmt.Errorf("marshal session request: %w", err)
 	}
 	subj := bus.SessionRequestSubject(req.Model)
-	noCap := fmt.Errorf("%w for model %s", ErrNoCapacity, req.Model)
+	noCap := fmt.Errorf("%w for model %s", bus.ErrNoCapacity, req.Model)
 	rctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	backoff := 10 * time.Millisecond
@@ -389,10 +388,10 @@ func (c *Client) request(ctx context.Context, req bus.SessionRequest, budget tim
 	}
 }
 
-// RemoteSession is one session as the gateway sees it: audio out, results in, with
+// Session is one session as the gateway sees it: audio out, results in, with
 // failover to another worker. Send and Close are safe to call from other goroutines
 // than the one reading Results.
-type RemoteSession struct {
+type Session struct {
 	c         *Client
 	req       bus.SessionRequest
 	log       *slog.Logger
@@ -431,17 +430,17 @@ type RemoteSession struct {
 }
 
 // ID is the session id.
-func (s *RemoteSession) ID() bus.SessionID { return s.req.Session }
+func (s *Session) ID() bus.SessionID { return s.req.Session }
 
 // Worker is the worker serving the session now.
-func (s *RemoteSession) Worker() bus.WorkerID {
+func (s *Session) Worker() bus.WorkerID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.worker
 }
 
 // Failovers counts the times the session moved to another worker.
-func (s *RemoteSession) Failovers() int {
+func (s *Session) Failovers() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failovers
@@ -450,13 +449,13 @@ func (s *RemoteSession) Failovers() int {
 // Results delivers the session's results in order, each final once, with Seq
 // renumbered from 1 across failovers. It is closed after a terminal result (closed or
 // error) or Close.
-func (s *RemoteSession) Results() <-chan bus.Result { return s.out }
+func (s *Session) Results() <-chan bus.Result { return s.out }
 
 // Send publishes one chunk of 16 kHz PCM16 audio of channel with flags, assigning its
 // Seq and StartSample, and keeps it for replay until a final covers it. An empty chunk
 // without flags is a keep-alive. Errors: ErrTooFast (the chunk is dropped), ErrReplayFull
-// (too long without a final), ErrChannels, ErrSessionClosed.
-func (s *RemoteSession) Send(pcm []int16, channel int, flags bus.ChunkFlag) error {
+// (too long without a final), ingest.ErrChannels, ErrSessionClosed.
+func (s *Session) Send(pcm []int16, channel int, flags bus.ChunkFlag) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -465,7 +464,7 @@ func (s *RemoteSession) Send(pcm []int16, channel int, flags bus.ChunkFlag) erro
 	case s.ended:
 		return fmt.Errorf("send to session %s after its end: %w", s.req.Session, ErrSessionClosed)
 	case channel < 0 || channel >= s.req.Channels:
-		return fmt.Errorf("%w: channel %d of a %d-channel session", ErrChannels, channel, s.req.Channels)
+		return fmt.Errorf("%w: channel %d of a %d-channel session", ingest.ErrChannels, channel, s.req.Channels)
 	}
 	flags &^= bus.FlagReplay
 	if len(pcm) == 0 && flags == 0 {
@@ -497,7 +496,7 @@ func (s *RemoteSession) Send(pcm []int16, channel int, flags bus.ChunkFlag) erro
 	return s.publish(c)
 }
 
-func (s *RemoteSession) publish(c *bus.AudioChunk) error {
+func (s *Session) publish(c *bus.AudioChunk) error {
 	if err := s.c.nc.Publish(s.audioSubj, c.Marshal()); err != nil {
 		return fmt.Errorf("publish chunk %d of session %s: %w", c.Seq, s.req.Session, err)
 	}
@@ -507,7 +506,7 @@ func (s *RemoteSession) publish(c *bus.AudioChunk) error {
 // Close ends the session here: it stops results and failover and closes Results. If
 // the stream was not ended with FlagEnd, it sends an End chunk so the worker frees its
 // slot. For a graceful end, Send FlagEnd and read Results until it closes first.
-func (s *RemoteSession) Close() {
+func (s *Session) Close() {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		if !s.ended && !s.terminal && !s.failing {
@@ -530,7 +529,7 @@ func (s *RemoteSession) Close() {
 }
 
 // alive records a heartbeat of w listing the session.
-func (s *RemoteSession) alive(w bus.WorkerID, now time.Time) {
+func (s *Session) alive(w bus.WorkerID, now time.Time) {
 	s.mu.Lock()
 	if s.worker == w && !s.failing {
 		s.lastHB = now
@@ -543,7 +542,7 @@ func (s *RemoteSession) alive(w bus.WorkerID, now time.Time) {
 // still acts on it (lists it in its heartbeat, sends its results): it was failed over
 // while w was unreachable, or w's grant came after its request was given up. At most
 // once a second per worker; s.mu is held.
-func (s *RemoteSession) releaseLocked(w bus.WorkerID, now time.Time) {
+func (s *Session) releaseLocked(w bus.WorkerID, now time.Time) {
 	if s.terminal || s.accept == "" || w == "" || w == s.accept || now.Sub(s.released[w]) < time.Second {
 		return
 	}
@@ -555,14 +554,14 @@ func (s *RemoteSession) releaseLocked(w bus.WorkerID, now time.Time) {
 }
 
 // silent reports whether the session's worker missed its heartbeats.
-func (s *RemoteSession) silent(now time.Time) bool {
+func (s *Session) silent(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return !s.terminal && !s.failing && s.worker != "" && now.Sub(s.lastHB) > s.c.opts.LostAfter
 }
 
 // grace counts the worker as heard from at now (after our own link came back).
-func (s *RemoteSession) grace(now time.Time) {
+func (s *Session) grace(now time.Time) {
 	s.mu.Lock()
 	if !s.failing {
 		s.lastHB = now
@@ -570,7 +569,7 @@ func (s *RemoteSession) grace(now time.Time) {
 	s.mu.Unlock()
 }
 
-func (s *RemoteSession) checkAlive(now time.Time) {
+func (s *Session) checkAlive(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.terminal && !s.failing && s.worker != "" && now.Sub(s.lastHB) > s.c.opts.LostAfter {
@@ -578,7 +577,7 @@ func (s *RemoteSession) checkAlive(now time.Time) {
 	}
 }
 
-func (s *RemoteSession) onResult(msg *nats.Msg) {
+func (s *Session) onResult(msg *nats.Msg) {
 	var r bus.Result
 	if err := json.Unmarshal(msg.Data, &r); err != nil || r.Session != s.req.Session {
 		return
@@ -625,7 +624,7 @@ const (
 )
 
 // holdResultLocked keeps r until the results before it arrive; s.mu is held.
-func (s *RemoteSession) holdResultLocked(r bus.Result) {
+func (s *Session) holdResultLocked(r bus.Result) {
 	if s.heldRes == nil {
 		s.heldRes = make(map[uint64]bus.Result)
 	}
@@ -641,7 +640,7 @@ func (s *RemoteSession) holdResultLocked(r bus.Result) {
 // askResultsLocked asks the worker for the results between the last taken and the
 // first held (an in-band chunk flagged FlagResendResults: Seq is the first result
 // seq, StartSample the last), and schedules the next request; s.mu is held.
-func (s *RemoteSession) askResultsLocked() {
+func (s *Session) askResultsLocked() {
 	from, to := s.lastWorkerSeq+1, uint64(0)
 	for q := range s.heldRes {
 		if to == 0 || q-1 < to {
@@ -657,7 +656,7 @@ func (s *RemoteSession) askResultsLocked() {
 	s.resTimer = time.AfterFunc(resultResendWait, s.resultGapTick)
 }
 
-func (s *RemoteSession) resultGapTick() {
+func (s *Session) resultGapTick() {
 	s.mu.Lock()
 	if s.resTimer == nil || len(s.heldRes) == 0 || s.terminal || s.failing {
 		s.mu.Unlock()
@@ -687,7 +686,7 @@ func (s *RemoteSession) resultGapTick() {
 
 // takeHeldLocked takes the held results that now follow in order, and ends the gap
 // when none is left (a later gap starts over); s.mu is held.
-func (s *RemoteSession) takeHeldLocked(out []delivery) []delivery {
+func (s *Session) takeHeldLocked(out []delivery) []delivery {
 	for !s.terminal {
 		h, ok := s.heldRes[s.lastWorkerSeq+1]
 		if !ok {
@@ -713,7 +712,7 @@ func (s *RemoteSession) takeHeldLocked(out []delivery) []delivery {
 // takeResultLocked applies r, the next result of the current worker, to the session
 // (replay trimming, failover, resend of audio) and appends it to out when it is for
 // the consumer; s.mu is held.
-func (s *RemoteSession) takeResultLocked(r bus.Result, out []delivery) []delivery {
+func (s *Session) takeResultLocked(r bus.Result, out []delivery) []delivery {
 	s.lastWorkerSeq = max(s.lastWorkerSeq, r.Seq)
 	terminal := false
 	switch r.Type {
@@ -776,7 +775,7 @@ func (s *RemoteSession) takeResultLocked(r bus.Result, out []delivery) []deliver
 
 // deliver hands r to the consumer. A partial that does not fit is dropped (a later one
 // supersedes it); anything else waits for the consumer or Close.
-func (s *RemoteSession) deliver(r bus.Result, terminal bool) {
+func (s *Session) deliver(r bus.Result, terminal bool) {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	if s.outClosed {
@@ -809,7 +808,7 @@ func (s *RemoteSession) deliver(r bus.Result, terminal bool) {
 }
 
 // failoverLocked starts moving the session to another worker; s.mu is held.
-func (s *RemoteSession) failoverLocked(reason string) {
+func (s *Session) failoverLocked(reason string) {
 	if s.failing || s.terminal {
 		return
 	}
@@ -828,7 +827,7 @@ func (s *RemoteSession) failoverLocked(reason string) {
 	go s.failover(req, old)
 }
 
-func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
+func (s *Session) failover(req bus.SessionRequest, old bus.WorkerID) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -891,7 +890,7 @@ func (s *RemoteSession) failover(req bus.SessionRequest, old bus.WorkerID) {
 // the session request keeps the new values, so a worker taking over after a failover
 // starts with them (one granted while this call ran gets them once the grant is in).
 // Control messages are core NATS: one lost on the way is not repeated.
-func (s *RemoteSession) Configure(t bus.TurnOptions) error {
+func (s *Session) Configure(t bus.TurnOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -908,7 +907,7 @@ func (s *RemoteSession) Configure(t bus.TurnOptions) error {
 }
 
 // configureLocked sends the session's turn options to worker w; s.mu is held.
-func (s *RemoteSession) configureLocked(w bus.WorkerID) error {
+func (s *Session) configureLocked(w bus.WorkerID) error {
 	data, err := json.Marshal(bus.Control{Type: bus.ControlConfigure, Tenant: s.req.Tenant, Session: s.req.Session,
 		Worker: w, Turns: s.req.Options.Turns})
 	if err == nil {
@@ -923,7 +922,7 @@ func (s *RemoteSession) configureLocked(w bus.WorkerID) error {
 }
 
 // release tells worker w that serving now serves the session (bus.ControlRelease).
-func (s *RemoteSession) release(w, serving bus.WorkerID) {
+func (s *Session) release(w, serving bus.WorkerID) {
 	data, err := json.Marshal(bus.Control{Type: bus.ControlRelease, Tenant: s.req.Tenant, Session: s.req.Session, Worker: serving})
 	if err == nil {
 		err = s.c.nc.Publish(bus.ControlSubject(w), data)

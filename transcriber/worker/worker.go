@@ -1,4 +1,4 @@
-package transcriber
+package worker
 
 import (
 	"cmp"
@@ -16,20 +16,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/transcriber"
 )
 
 // ErrConnClosed is returned by Worker.Run when its NATS connection closes under it.
 var ErrConnClosed = errors.New("transcriber: NATS connection closed")
 
-// Defaults of WorkerConfig.
+// Defaults of Config.
 const (
 	DefaultDrainTimeout = 30 * time.Second
 	DefaultIdleTimeout  = 30 * time.Second
 	DefaultMaxChannels  = 8
 )
 
-// WorkerConfig configures a Worker. Zero values take the defaults.
-type WorkerConfig struct {
+// Config configures a Worker. Zero values take the defaults.
+type Config struct {
 	ID         bus.WorkerID // must pass bus.ValidToken
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics go to a private registry
@@ -43,16 +44,16 @@ type WorkerConfig struct {
 	MaxChannels int
 }
 
-// Worker serves sessions from a SessionFactory over NATS. For every model it is in
+// Worker serves sessions from a transcriber.SessionFactory over NATS. For every model it is in
 // the queue group QueueWorkers(model) on SessionRequestSubject(model) only while it
-// has a free slot, so NATS itself routes requests to capacity. Create with NewWorker,
+// has a free slot, so NATS itself routes requests to capacity. Create with New,
 // then call Run once.
 type Worker struct {
 	nc  *nats.Conn
-	f   SessionFactory
-	cfg WorkerConfig
+	f   transcriber.SessionFactory
+	cfg Config
 	log *slog.Logger
-	m   *wkMetrics
+	m   *metrics
 
 	changed chan struct{} // a session ended (buffered 1, for the drain wait)
 
@@ -60,20 +61,20 @@ type Worker struct {
 	running  bool
 	draining bool
 	subs     map[string]*nats.Subscription // model → request subscription, while free
-	sessions map[wkKey]*wkSession
+	sessions map[sessionKey]*session
 	live     map[string]int // model → sessions registered
 	pending  map[string]int // model → Opens in progress
 }
 
-type wkKey struct {
+type sessionKey struct {
 	tenant  bus.TenantID
 	session bus.SessionID
 }
 
-// NewWorker checks cfg, applies defaults and registers the worker's metrics.
-func NewWorker(nc *nats.Conn, f SessionFactory, cfg WorkerConfig) (*Worker, error) {
+// New checks cfg, applies defaults and registers the worker's metrics.
+func New(nc *nats.Conn, f transcriber.SessionFactory, cfg Config) (*Worker, error) {
 	if nc == nil || f == nil {
-		return nil, errors.New("transcriber: NewWorker needs a NATS connection and a session factory")
+		return nil, errors.New("transcriber: New needs a NATS connection and a session factory")
 	}
 	if !bus.ValidToken(string(cfg.ID)) {
 		return nil, fmt.Errorf("transcriber: worker id %q is not a valid subject token", cfg.ID)
@@ -93,7 +94,7 @@ func NewWorker(nc *nats.Conn, f SessionFactory, cfg WorkerConfig) (*Worker, erro
 	if cfg.MaxChannels <= 0 {
 		cfg.MaxChannels = DefaultMaxChannels
 	}
-	m, err := newWkMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +103,7 @@ func NewWorker(nc *nats.Conn, f SessionFactory, cfg WorkerConfig) (*Worker, erro
 		log:      cfg.Log.With("component", "worker", "worker", cfg.ID),
 		changed:  make(chan struct{}, 1),
 		subs:     make(map[string]*nats.Subscription),
-		sessions: make(map[wkKey]*wkSession),
+		sessions: make(map[sessionKey]*session),
 		live:     make(map[string]int),
 		pending:  make(map[string]int),
 	}, nil
@@ -198,10 +199,10 @@ func (w *Worker) abandon() {
 	}
 }
 
-func (w *Worker) snapshot() []*wkSession {
+func (w *Worker) snapshot() []*session {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]*wkSession, 0, len(w.sessions))
+	out := make([]*session, 0, len(w.sessions))
 	for _, ws := range w.sessions {
 		out = append(out, ws)
 	}
@@ -284,7 +285,7 @@ func (w *Worker) handleRequest(model string, msg *nats.Msg) {
 	if msg.Reply == "" {
 		return // nobody to grant to
 	}
-	key := wkKey{req.Tenant, req.Session}
+	key := sessionKey{req.Tenant, req.Session}
 	w.mu.Lock()
 	switch {
 	case w.draining:
@@ -313,8 +314,8 @@ func (w *Worker) handleRequest(model string, msg *nats.Msg) {
 	w.mu.Unlock()
 	if err != nil {
 		w.log.Warn("open session", "session", req.Session, "err", err)
-		g.Code, g.Message = wkCode(err), err.Error()
-		var oe *OptionError
+		g.Code, g.Message = errorCode(err), err.Error()
+		var oe *transcriber.OptionError
 		if errors.As(err, &oe) {
 			g.Message = oe.Error() // "param: reason", what the gateway tells the client
 		}
@@ -348,8 +349,8 @@ func (w *Worker) validate(model string, req *bus.SessionRequest) (bus.ErrorCode,
 // The subscription is in place before the caller replies with the grant: NATS keeps the
 // order of one connection's protocol lines, so the server has the interest before the
 // gateway can see the grant.
-func (w *Worker) open(req bus.SessionRequest) (*wkSession, error) {
-	ws := &wkSession{
+func (w *Worker) open(req bus.SessionRequest) (*session, error) {
+	ws := &session{
 		w:          w,
 		req:        req,
 		resultSubj: bus.ResultSubject(req.Tenant, req.Session),
@@ -363,7 +364,7 @@ func (w *Worker) open(req bus.SessionRequest) (*wkSession, error) {
 	ws.mu.Lock()
 	ws.sess = sess
 	ws.mu.Unlock()
-	key := wkKey{req.Tenant, req.Session}
+	key := sessionKey{req.Tenant, req.Session}
 	w.mu.Lock()
 	w.sessions[key] = ws
 	w.live[req.Model]++
@@ -386,8 +387,8 @@ func (w *Worker) open(req bus.SessionRequest) (*wkSession, error) {
 }
 
 // remove forgets a finished session and frees its slot.
-func (w *Worker) remove(ws *wkSession) {
-	key := wkKey{ws.req.Tenant, ws.req.Session}
+func (w *Worker) remove(ws *session) {
+	key := sessionKey{ws.req.Tenant, ws.req.Session}
 	w.mu.Lock()
 	if w.sessions[key] == ws {
 		delete(w.sessions, key)
@@ -411,7 +412,7 @@ func (w *Worker) onControl(msg *nats.Msg) {
 		return
 	}
 	w.mu.Lock()
-	ws := w.sessions[wkKey{c.Tenant, c.Session}]
+	ws := w.sessions[sessionKey{c.Tenant, c.Session}]
 	w.mu.Unlock()
 	if ws == nil {
 		return
@@ -423,7 +424,7 @@ func (w *Worker) onControl(msg *nats.Msg) {
 		ws.mu.Lock()
 		sess := ws.sess
 		ws.mu.Unlock()
-		cf, ok := sess.(Configurer)
+		cf, ok := sess.(transcriber.Configurer)
 		if !ok {
 			return
 		}
@@ -431,12 +432,6 @@ func (w *Worker) onControl(msg *nats.Msg) {
 			ws.log.Warn("configure refused", "err", err) // the gateway checks the values first
 		}
 	}
-}
-
-// Configurer is a Session whose turn-taking knobs can change mid-stream
-// (bus.ControlConfigure; Flux's Configure message).
-type Configurer interface {
-	Configure(bus.TurnOptions) error
 }
 
 func (w *Worker) reapIdle() {
@@ -475,26 +470,26 @@ func (w *Worker) heartbeat() {
 	}
 }
 
-// wkCode maps a factory or session error to the code a gateway sees.
-func wkCode(err error) bus.ErrorCode {
+// errorCode maps a factory or session error to the code a gateway sees.
+func errorCode(err error) bus.ErrorCode {
 	switch {
-	case errors.Is(err, ErrOverloaded):
+	case errors.Is(err, transcriber.ErrOverloaded):
 		return bus.CodeOverloaded
-	case errors.Is(err, ErrNoCapacity):
+	case errors.Is(err, bus.ErrNoCapacity):
 		return bus.CodeNoCapacity
-	case errors.Is(err, ErrUnknownModel):
+	case errors.Is(err, transcriber.ErrUnknownModel):
 		return bus.CodeUnknownModel
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, transcriber.ErrClosed):
 		return bus.CodeShuttingDown
-	case errors.As(err, new(*OptionError)):
+	case errors.As(err, new(*transcriber.OptionError)):
 		return bus.CodeBadRequest
 	default:
 		return bus.CodeInternal
 	}
 }
 
-// wkSession is one session served by the worker.
-type wkSession struct {
+// session is one session served by the worker.
+type session struct {
 	w          *Worker
 	req        bus.SessionRequest
 	resultSubj string
@@ -513,7 +508,7 @@ type wkSession struct {
 	gapOpened time.Time
 
 	mu   sync.Mutex
-	sess Session
+	sess transcriber.Session
 	sub  *nats.Subscription
 	seq  uint64 // results published
 	// recent keeps the last results published (by seq % len), so that the gateway can
@@ -522,8 +517,8 @@ type wkSession struct {
 	ended  bool // a terminal result was published (or the session is being finished)
 	// closedChannels counts the ResultClosed published (one per channel).
 	closedChannels int
-	times          [64]wkChunkTimes
-	latest         wkChunkTimes
+	times          [64]chunkTimes
+	latest         chunkTimes
 	closing        sync.Once
 }
 
@@ -535,12 +530,12 @@ type sentResult struct {
 	data []byte
 }
 
-type wkChunkTimes struct {
+type chunkTimes struct {
 	seq          uint64
 	sentNs, recv int64
 }
 
-func (ws *wkSession) handleChunk(msg *nats.Msg) {
+func (ws *session) handleChunk(msg *nats.Msg) {
 	recv := time.Now().UnixNano()
 	m := ws.w.m
 	c, err := bus.UnmarshalAudioChunk(msg.Data)
@@ -586,7 +581,7 @@ func (ws *wkSession) handleChunk(msg *nats.Msg) {
 }
 
 // Gap recovery. The gateway keeps every chunk since the last final for failover
-// (ingest.ReplayBuffer), so a chunk lost on the way can be asked for again.
+// (remote.ReplayBuffer), so a chunk lost on the way can be asked for again.
 const (
 	resendWait = 250 * time.Millisecond // between resend requests for one gap
 	resendMax  = 8                      // requests before the gap is given up (2 s: NATS clients reconnect every 250 ms)
@@ -599,7 +594,7 @@ const (
 // is held. When the gap cannot be filled (resendMax requests unanswered, or maxHeld
 // chunks waiting), the held chunks are written anyway: the stream keeps its timeline
 // with silence where the audio was lost, as before gap recovery existed.
-func (ws *wkSession) hold(c *bus.AudioChunk, recv int64) {
+func (ws *session) hold(c *bus.AudioChunk, recv int64) {
 	i, found := slices.BinarySearchFunc(ws.held, c.Seq, func(h *bus.AudioChunk, s uint64) int { return cmp.Compare(h.Seq, s) })
 	if found {
 		ws.w.m.dropped.WithLabelValues("duplicate").Inc()
@@ -619,14 +614,14 @@ func (ws *wkSession) hold(c *bus.AudioChunk, recv int64) {
 }
 
 // askResendLocked asks for the chunks between the last written and the first held.
-func (ws *wkSession) askResendLocked() {
+func (ws *session) askResendLocked() {
 	ws.gapAsks++
 	from, to := ws.lastSeq+1, ws.held[0].Seq-1
 	ws.log.Info("audio gap: asking the gateway to resend", "from_seq", from, "to_seq", to, "request", ws.gapAsks)
 	ws.emit(bus.Result{Type: bus.ResultResend, ResendFrom: from, ResendTo: to})
 }
 
-func (ws *wkSession) gapTick() {
+func (ws *session) gapTick() {
 	ws.inMu.Lock()
 	defer ws.inMu.Unlock()
 	ws.mu.Lock()
@@ -648,7 +643,7 @@ func (ws *wkSession) gapTick() {
 }
 
 // giveUpGapLocked writes the held chunks in order, leaving the gap to silence.
-func (ws *wkSession) giveUpGapLocked(why string) {
+func (ws *session) giveUpGapLocked(why string) {
 	if ws.gapTimer != nil {
 		ws.gapTimer.Stop()
 		ws.gapTimer = nil
@@ -665,7 +660,7 @@ func (ws *wkSession) giveUpGapLocked(why string) {
 }
 
 // writeChunk writes c to the session (in Seq order); inMu is held.
-func (ws *wkSession) writeChunk(c *bus.AudioChunk, recv int64) {
+func (ws *session) writeChunk(c *bus.AudioChunk, recv int64) {
 	m := ws.w.m
 	ws.lastSeq = c.Seq
 	if c.Flags&bus.FlagEnd != 0 {
@@ -678,7 +673,7 @@ func (ws *wkSession) writeChunk(c *bus.AudioChunk, recv int64) {
 		ws.mu.Unlock()
 		return
 	}
-	t := wkChunkTimes{seq: c.Seq, sentNs: c.SentNs, recv: recv}
+	t := chunkTimes{seq: c.Seq, sentNs: c.SentNs, recv: recv}
 	ws.times[c.Seq%uint64(len(ws.times))] = t
 	ws.latest = t
 	sess := ws.sess
@@ -687,13 +682,13 @@ func (ws *wkSession) writeChunk(c *bus.AudioChunk, recv int64) {
 	m.audio.WithLabelValues(ws.req.Model).Add(float64(len(c.PCM)) / bus.SampleRate)
 	if err := sess.Write(c); err != nil {
 		ws.log.Warn("session write", "seq", c.Seq, "err", err)
-		ws.fail(wkCode(err), err.Error())
+		ws.fail(errorCode(err), err.Error())
 	}
 }
 
-// emit is the session's Emitter: it stamps and publishes one result. A terminal
+// emit is the session's transcriber.Emitter: it stamps and publishes one result. A terminal
 // result (closed or error) ends the session.
-func (ws *wkSession) emit(r bus.Result) {
+func (ws *session) emit(r bus.Result) {
 	ws.mu.Lock()
 	if ws.ended {
 		ws.mu.Unlock()
@@ -711,7 +706,7 @@ func (ws *wkSession) emit(r bus.Result) {
 	if len(ws.req.Options.Redact) > 0 && (r.Text != "" || len(r.Words) > 0) {
 		// Redacted before the result leaves the worker: the unredacted text never
 		// crosses NATS.
-		text, words, err := Redact(r.Text, r.Words, ws.req.Options.Redact)
+		text, words, err := transcriber.Redact(r.Text, r.Words, ws.req.Options.Redact)
 		if err != nil {
 			r = bus.Result{Type: bus.ResultError, Channel: r.Channel, Code: bus.CodeBadRequest, Message: err.Error()}
 			terminal, ws.ended = true, true
@@ -727,7 +722,7 @@ func (ws *wkSession) emit(r bus.Result) {
 }
 
 // publishLocked stamps r with the session, worker, seq and timings and publishes it.
-func (ws *wkSession) publishLocked(r bus.Result) {
+func (ws *session) publishLocked(r bus.Result) {
 	r.Session = ws.req.Session
 	r.Worker = ws.w.cfg.ID
 	ws.seq++
@@ -763,7 +758,7 @@ func (ws *wkSession) publishLocked(r bus.Result) {
 
 // resendResults publishes results from..to again, as they were, for a gateway that
 // lost them on the way; those no longer kept are gone (the gateway goes on without).
-func (ws *wkSession) resendResults(from, to uint64) {
+func (ws *session) resendResults(from, to uint64) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	to = min(to, ws.seq)
@@ -786,7 +781,7 @@ func (ws *wkSession) resendResults(from, to uint64) {
 }
 
 // fail closes the session and publishes a ResultError with code as its last result.
-func (ws *wkSession) fail(code bus.ErrorCode, msg string) {
+func (ws *session) fail(code bus.ErrorCode, msg string) {
 	if !ws.markEnded() {
 		return
 	}
@@ -800,7 +795,7 @@ func (ws *wkSession) fail(code bus.ErrorCode, msg string) {
 
 // release drops a session another worker serves now: no result (the gateway takes
 // none from this worker any more), the slot freed.
-func (ws *wkSession) release(now bus.WorkerID) {
+func (ws *session) release(now bus.WorkerID) {
 	if !ws.markEnded() {
 		return
 	}
@@ -810,7 +805,7 @@ func (ws *wkSession) release(now bus.WorkerID) {
 }
 
 // markEnded marks the session ended; false if it already was.
-func (ws *wkSession) markEnded() bool {
+func (ws *session) markEnded() bool {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.ended {
@@ -820,7 +815,7 @@ func (ws *wkSession) markEnded() bool {
 	return true
 }
 
-func (ws *wkSession) closeSession() {
+func (ws *session) closeSession() {
 	ws.closing.Do(func() {
 		ws.mu.Lock()
 		sess := ws.sess
@@ -832,7 +827,7 @@ func (ws *wkSession) closeSession() {
 }
 
 // finish closes the session, stops its audio and frees its slot.
-func (ws *wkSession) finish() {
+func (ws *session) finish() {
 	ws.closeSession()
 	ws.mu.Lock()
 	ws.ended = true
@@ -844,7 +839,7 @@ func (ws *wkSession) finish() {
 	ws.w.remove(ws)
 }
 
-type wkMetrics struct {
+type metrics struct {
 	live          *prometheus.GaugeVec
 	opened        *prometheus.CounterVec
 	released      *prometheus.CounterVec
@@ -858,8 +853,8 @@ type wkMetrics struct {
 	resentResults prometheus.Counter
 }
 
-func newWkMetrics(reg prometheus.Registerer) (*wkMetrics, error) {
-	m := &wkMetrics{
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
 		live: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "earshot_worker_sessions_live",
 			Help: "Sessions open on this worker."}, []string{"model"}),
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "earshot_worker_sessions_opened_total",

@@ -1,10 +1,10 @@
-package ingest_test
+package remote_test
 
 import (
 	"errors"
 	"testing"
 
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
@@ -17,14 +17,14 @@ func replayChunk(seq uint64, ch int, start uint64, n int, flags bus.ChunkFlag) *
 }
 
 func TestReplayBufferBoundedPerChannel(t *testing.T) {
-	b := ingest.NewReplayBuffer(1000)
+	b := remote.NewReplayBuffer(1000)
 	for i := range 10 {
 		if err := b.Add(replayChunk(uint64(i+1), 0, uint64(i*100), 100, 0)); err != nil {
 			t.Fatalf("chunk %d: %v", i, err)
 		}
 	}
 	err := b.Add(replayChunk(11, 0, 1000, 1, 0))
-	if !errors.Is(err, ingest.ErrReplayFull) {
+	if !errors.Is(err, remote.ErrReplayFull) {
 		t.Fatalf("11th chunk over the limit: %v", err)
 	}
 	if b.Samples(0) != 1000 || b.Len() != 10 {
@@ -45,12 +45,12 @@ func TestReplayBufferBoundedPerChannel(t *testing.T) {
 }
 
 func TestReplayBufferChunkCountBounded(t *testing.T) {
-	b := ingest.NewReplayBuffer(16000) // one second: 100 chunks of 10 ms plus a few
+	b := remote.NewReplayBuffer(16000) // one second: 100 chunks of 10 ms plus a few
 	var err error
 	for i := 1; i < 1000 && err == nil; i++ {
 		err = b.Add(replayChunk(uint64(i), 0, uint64(i), 0, bus.FlagFinalize)) // empty control chunks
 	}
-	if !errors.Is(err, ingest.ErrReplayFull) || b.Len() > 200 {
+	if !errors.Is(err, remote.ErrReplayFull) || b.Len() > 200 {
 		t.Fatalf("empty chunks grow the buffer without bound: %d chunks, %v", b.Len(), err)
 	}
 }
@@ -72,7 +72,7 @@ func TestReplayBufferTrim(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := ingest.NewReplayBuffer(16000)
+			b := remote.NewReplayBuffer(16000)
 			for _, c := range []*bus.AudioChunk{replayChunk(1, 0, 0, 100, 0), replayChunk(2, 0, 100, 100, bus.FlagFinalize),
 				replayChunk(3, 0, 200, 100, 0), replayChunk(4, 0, 300, 0, bus.FlagEnd)} {
 				if err := b.Add(c); err != nil {

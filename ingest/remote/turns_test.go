@@ -1,4 +1,4 @@
-package ingest_test
+package remote_test
 
 import (
 	"encoding/json"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
@@ -22,7 +22,7 @@ func TestRemoteConfigureTurns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newRemoteClient(t, nc, ingest.ClientOptions{LostAfter: 400 * time.Millisecond})
+	c := newRemoteClient(t, nc, remote.ClientOptions{LostAfter: 400 * time.Millisecond})
 	first := bus.TurnOptions{EOTThreshold: 0.7, EOTTimeoutMs: 5000}
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel,
 		Options: bus.StreamOptions{Turns: &first}})
@@ -57,15 +57,15 @@ func TestRemoteConfigureRefusals(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
 	scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	c := newRemoteClient(t, nc, remote.ClientOptions{})
 	plain := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
-	if err := plain.Configure(bus.TurnOptions{EOTThreshold: 0.8, EOTTimeoutMs: 1000}); !errors.Is(err, ingest.ErrBadSessionRequest) {
+	if err := plain.Configure(bus.TurnOptions{EOTThreshold: 0.8, EOTTimeoutMs: 1000}); !errors.Is(err, remote.ErrBadSessionRequest) {
 		t.Fatalf("configure of a session without turns: %v", err)
 	}
 	turns := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel,
 		Options: bus.StreamOptions{Turns: &bus.TurnOptions{EOTThreshold: 0.7, EOTTimeoutMs: 5000}}})
 	turns.Close()
-	if err := turns.Configure(bus.TurnOptions{EOTThreshold: 0.8, EOTTimeoutMs: 1000}); !errors.Is(err, ingest.ErrSessionClosed) {
+	if err := turns.Configure(bus.TurnOptions{EOTThreshold: 0.8, EOTTimeoutMs: 1000}); !errors.Is(err, remote.ErrSessionClosed) {
 		t.Fatalf("configure of a closed session: %v", err)
 	}
 }

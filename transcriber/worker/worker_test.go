@@ -1,4 +1,4 @@
-package transcriber_test
+package worker_test
 
 import (
 	"context"
@@ -13,10 +13,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/transcriber"
+	"github.com/earshot-dev/earshot/transcriber/worker"
 )
 
 const standInModel = "fake.en"
@@ -52,7 +53,7 @@ func (f *standInFactory) Open(req bus.SessionRequest, emit transcriber.Emitter) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.live >= f.slots {
-		return nil, transcriber.ErrNoCapacity
+		return nil, bus.ErrNoCapacity
 	}
 	f.live++
 	return &standInSession{f: f, emit: emit, segStart: map[int]uint64{}, inSeg: map[int]bool{}, committed: req.Committed}, nil
@@ -138,7 +139,7 @@ type workerHarness struct {
 	done   chan error
 }
 
-func startWorker(t *testing.T, srv *server.Server, id bus.WorkerID, slots int, cfg transcriber.WorkerConfig) *workerHarness {
+func startWorker(t *testing.T, srv *server.Server, id bus.WorkerID, slots int, cfg worker.Config) *workerHarness {
 	t.Helper()
 	h := &workerHarness{id: id, nc: testutil.Connect(t, srv), f: &standInFactory{slots: slots},
 		reg: prometheus.NewRegistry(), done: make(chan error, 1)}
@@ -146,7 +147,7 @@ func startWorker(t *testing.T, srv *server.Server, id bus.WorkerID, slots int, c
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = time.Second // sessions a test leaves open must not hold its cleanup
 	}
-	w, err := transcriber.NewWorker(h.nc, h.f, cfg)
+	w, err := worker.New(h.nc, h.f, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func resultTexts(rs []bus.Result, typ bus.ResultType) []string {
 
 func TestWorkerGrantAudioResults(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 2, transcriber.WorkerConfig{})
+	h := startWorker(t, srv, "w1", 2, worker.Config{})
 	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
 	grant := g.mustGrant()
 	if grant.Worker != "w1" || grant.Session != g.req.Session {
@@ -314,7 +315,7 @@ func TestWorkerGrantAudioResults(t *testing.T) {
 
 func TestWorkerDeduplicatesChunks(t *testing.T) {
 	srv := testutil.NATS(t)
-	startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	startWorker(t, srv, "w1", 1, worker.Config{})
 	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
 	g.mustGrant()
 	g.send(1, 0, 160, 0)
@@ -330,7 +331,7 @@ func TestWorkerDeduplicatesChunks(t *testing.T) {
 
 func TestWorkerSubscribesOnlyWithFreeSlot(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	h := startWorker(t, srv, "w1", 1, worker.Config{})
 	nc := testutil.Connect(t, srv)
 	g1 := newGateway(t, nc, "acme", bus.NewSessionID())
 	g1.mustGrant()
@@ -352,7 +353,7 @@ func TestWorkerSubscribesOnlyWithFreeSlot(t *testing.T) {
 
 func TestWorkerDrainFinishesLiveSessionsAndRefusesNew(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 2, transcriber.WorkerConfig{DrainTimeout: 10 * time.Second})
+	h := startWorker(t, srv, "w1", 2, worker.Config{DrainTimeout: 10 * time.Second})
 	nc := testutil.Connect(t, srv)
 	g := newGateway(t, nc, "acme", bus.NewSessionID())
 	g.mustGrant()
@@ -387,7 +388,7 @@ func TestWorkerDrainFinishesLiveSessionsAndRefusesNew(t *testing.T) {
 
 func TestWorkerDrainDeadlineClosesWithShuttingDown(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{DrainTimeout: 300 * time.Millisecond})
+	h := startWorker(t, srv, "w1", 1, worker.Config{DrainTimeout: 300 * time.Millisecond})
 	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
 	g.mustGrant()
 	g.send(1, 0, 160, 0)
@@ -403,7 +404,7 @@ func TestWorkerDrainDeadlineClosesWithShuttingDown(t *testing.T) {
 
 func TestWorkerTenantsIsolated(t *testing.T) {
 	srv := testutil.NATS(t)
-	startWorker(t, srv, "w1", 2, transcriber.WorkerConfig{})
+	startWorker(t, srv, "w1", 2, worker.Config{})
 	nc := testutil.Connect(t, srv)
 	// The same session id in two tenants: two distinct sessions.
 	sid := bus.NewSessionID()
@@ -442,7 +443,7 @@ func TestWorkerTenantsIsolated(t *testing.T) {
 
 func TestWorkerSurvivesMalformedInput(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	h := startWorker(t, srv, "w1", 1, worker.Config{})
 	nc := testutil.Connect(t, srv)
 	subj := bus.SessionRequestSubject(standInModel)
 	requests := map[string]string{
@@ -497,7 +498,7 @@ func TestWorkerSurvivesMalformedInput(t *testing.T) {
 
 func TestWorkerSessionErrorFreesSlot(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	h := startWorker(t, srv, "w1", 1, worker.Config{})
 	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
 	g.mustGrant()
 	h.f.failWrites(fmt.Errorf("queue full: %w", transcriber.ErrOverloaded))
@@ -516,7 +517,7 @@ func TestWorkerSessionErrorFreesSlot(t *testing.T) {
 
 func TestWorkerIdleSessionClosed(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{IdleTimeout: 300 * time.Millisecond})
+	h := startWorker(t, srv, "w1", 1, worker.Config{IdleTimeout: 300 * time.Millisecond})
 	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
 	g.mustGrant()
 	rs := g.collect()
@@ -529,15 +530,15 @@ func TestWorkerIdleSessionClosed(t *testing.T) {
 func TestWorkerRejectsBadConfig(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
-	if _, err := transcriber.NewWorker(nc, &standInFactory{slots: 1}, transcriber.WorkerConfig{ID: "a.b"}); err == nil {
+	if _, err := worker.New(nc, &standInFactory{slots: 1}, worker.Config{ID: "a.b"}); err == nil {
 		t.Fatal("worker id with a dot accepted")
 	}
 	reg := prometheus.NewRegistry()
-	cfg := transcriber.WorkerConfig{ID: "w1", Registerer: reg}
-	if _, err := transcriber.NewWorker(nc, &standInFactory{slots: 1}, cfg); err != nil {
+	cfg := worker.Config{ID: "w1", Registerer: reg}
+	if _, err := worker.New(nc, &standInFactory{slots: 1}, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := transcriber.NewWorker(nc, &standInFactory{slots: 1}, cfg); err == nil {
+	if _, err := worker.New(nc, &standInFactory{slots: 1}, cfg); err == nil {
 		t.Fatal("second worker on one registerer: metrics registered twice without error")
 	}
 }
@@ -566,12 +567,12 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
-// The tests below run the gateway side (ingest.Client) against real Workers over
+// The tests below run the gateway side (remote.Client) against real Workers over
 // embedded NATS.
 
-func newRemoteClient(t *testing.T, srv *server.Server, opts ingest.ClientOptions) *ingest.Client {
+func newRemoteClient(t *testing.T, srv *server.Server, opts remote.ClientOptions) *remote.Client {
 	t.Helper()
-	c, err := ingest.NewClient(testutil.Connect(t, srv), nil, opts)
+	c, err := remote.NewClient(testutil.Connect(t, srv), nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +593,7 @@ func (h *workerHarness) kill(t *testing.T) {
 	}
 }
 
-func openRemote(t *testing.T, c *ingest.Client, tenant bus.TenantID) *ingest.RemoteSession {
+func openRemote(t *testing.T, c *remote.Client, tenant bus.TenantID) *remote.Session {
 	t.Helper()
 	s, err := c.Open(context.Background(), bus.SessionRequest{Tenant: tenant, Model: standInModel})
 	if err != nil {
@@ -603,7 +604,7 @@ func openRemote(t *testing.T, c *ingest.Client, tenant bus.TenantID) *ingest.Rem
 }
 
 // consume collects a session's results until Results closes (at most 15s).
-func consumeResults(s *ingest.RemoteSession) <-chan []bus.Result {
+func consumeResults(s *remote.Session) <-chan []bus.Result {
 	out := make(chan []bus.Result, 1)
 	go func() {
 		var rs []bus.Result
@@ -655,16 +656,16 @@ func checkFinalsCover(t *testing.T, rs []bus.Result, total uint64) {
 
 func TestWorkerRemoteRoutesToCapacity(t *testing.T) {
 	srv := testutil.NATS(t)
-	startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
-	startWorker(t, srv, "w2", 1, transcriber.WorkerConfig{})
-	c := newRemoteClient(t, srv, ingest.ClientOptions{})
+	startWorker(t, srv, "w1", 1, worker.Config{})
+	startWorker(t, srv, "w2", 1, worker.Config{})
+	c := newRemoteClient(t, srv, remote.ClientOptions{})
 	s1, s2 := openRemote(t, c, "acme"), openRemote(t, c, "acme")
 	if s1.Worker() == s2.Worker() {
 		t.Fatalf("both sessions on %s, which has one slot", s1.Worker())
 	}
 	start := time.Now()
 	_, err := c.Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: standInModel})
-	if !errors.Is(err, ingest.ErrNoCapacity) || err.Error() != "no capacity for model fake.en" {
+	if !errors.Is(err, bus.ErrNoCapacity) || err.Error() != "no capacity for model fake.en" {
 		t.Fatalf("third session: %v", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -685,10 +686,10 @@ func TestWorkerRemoteRoutesToCapacity(t *testing.T) {
 
 func TestWorkerRemoteGrantThenAudioNoLoss(t *testing.T) {
 	srv := testutil.NATS(t)
-	startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	startWorker(t, srv, "w1", 1, worker.Config{})
 	// Every partial is counted below: a buffer that holds them all, since by default a
 	// session drops partials that pile up behind a slow reader (ResultBuffer 8).
-	c := newRemoteClient(t, srv, ingest.ClientOptions{MaxSpeed: -1, ResultBuffer: 256})
+	c := newRemoteClient(t, srv, remote.ClientOptions{MaxSpeed: -1, ResultBuffer: 256})
 	s := openRemote(t, c, "acme")
 	res := consumeResults(s)
 	const n, size = 60, 320
@@ -729,7 +730,7 @@ func checkCleanFailover(t *testing.T, rs []bus.Result, total uint64) {
 	checkFinalsCover(t, rs, total)
 }
 
-func streamThroughFailover(t *testing.T, s *ingest.RemoteSession, kill func()) ([]bus.Result, uint64, time.Duration) {
+func streamThroughFailover(t *testing.T, s *remote.Session, kill func()) ([]bus.Result, uint64, time.Duration) {
 	t.Helper()
 	res := consumeResults(s)
 	first := s.Worker()
@@ -770,10 +771,10 @@ func streamThroughFailover(t *testing.T, s *ingest.RemoteSession, kill func()) (
 func TestWorkerRemoteFailoverWhenWorkerKilled(t *testing.T) {
 	srv := testutil.NATS(t)
 	hs := map[bus.WorkerID]*workerHarness{
-		"w1": startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{}),
-		"w2": startWorker(t, srv, "w2", 1, transcriber.WorkerConfig{}),
+		"w1": startWorker(t, srv, "w1", 1, worker.Config{}),
+		"w2": startWorker(t, srv, "w2", 1, worker.Config{}),
 	}
-	c := newRemoteClient(t, srv, ingest.ClientOptions{MaxSpeed: -1})
+	c := newRemoteClient(t, srv, remote.ClientOptions{MaxSpeed: -1})
 	s := openRemote(t, c, "acme")
 	victim := hs[s.Worker()]
 	rs, total, moved := streamThroughFailover(t, s, func() { victim.kill(t) })
@@ -791,12 +792,12 @@ func TestWorkerRemoteFailoverWhenWorkerKilled(t *testing.T) {
 
 func TestWorkerRemoteFailoverWhenWorkerDrains(t *testing.T) {
 	srv := testutil.NATS(t)
-	cfg := transcriber.WorkerConfig{DrainTimeout: 200 * time.Millisecond}
+	cfg := worker.Config{DrainTimeout: 200 * time.Millisecond}
 	hs := map[bus.WorkerID]*workerHarness{
 		"w1": startWorker(t, srv, "w1", 1, cfg),
 		"w2": startWorker(t, srv, "w2", 1, cfg),
 	}
-	c := newRemoteClient(t, srv, ingest.ClientOptions{MaxSpeed: -1})
+	c := newRemoteClient(t, srv, remote.ClientOptions{MaxSpeed: -1})
 	s := openRemote(t, c, "acme")
 	victim := hs[s.Worker()]
 	rs, total, moved := streamThroughFailover(t, s, victim.cancel)
@@ -812,13 +813,13 @@ func TestWorkerRemoteFailoverWhenWorkerDrains(t *testing.T) {
 // worker behind a frozen NATS node came back 0.5 s after its sessions were failed).
 func TestWorkerRemoteFailoverWaitsForAWorker(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
-	c := newRemoteClient(t, srv, ingest.ClientOptions{MaxSpeed: -1})
+	h := startWorker(t, srv, "w1", 1, worker.Config{})
+	c := newRemoteClient(t, srv, remote.ClientOptions{MaxSpeed: -1})
 	s := openRemote(t, c, "acme")
 	late := make(chan struct{})
 	rs, total, moved := streamThroughFailover(t, s, func() {
 		h.kill(t)
-		time.AfterFunc(3*time.Second, func() { startWorker(t, srv, "w2", 1, transcriber.WorkerConfig{}); close(late) })
+		time.AfterFunc(3*time.Second, func() { startWorker(t, srv, "w2", 1, worker.Config{}); close(late) })
 	})
 	<-late
 	if s.Worker() != "w2" || s.Failovers() != 1 {
@@ -836,7 +837,7 @@ func TestWorkerRemoteFailoverWaitsForAWorker(t *testing.T) {
 // nothing.
 func TestWorkerReleasesAMovedSession(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	h := startWorker(t, srv, "w1", 1, worker.Config{})
 	nc := testutil.Connect(t, srv)
 	g := newGateway(t, nc, "acme", bus.NewSessionID())
 	g.mustGrant()
@@ -881,8 +882,8 @@ func TestWorkerReleasesAMovedSession(t *testing.T) {
 
 func TestWorkerRemoteNoWorkerLeftForFailover(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
-	c := newRemoteClient(t, srv, ingest.ClientOptions{FailoverTimeout: time.Second})
+	h := startWorker(t, srv, "w1", 1, worker.Config{})
+	c := newRemoteClient(t, srv, remote.ClientOptions{FailoverTimeout: time.Second})
 	s := openRemote(t, c, "acme")
 	res := consumeResults(s)
 	if err := s.Send(make([]int16, 1600), 0, 0); err != nil {
@@ -893,7 +894,7 @@ func TestWorkerRemoteNoWorkerLeftForFailover(t *testing.T) {
 	if last := rs[len(rs)-1]; last.Type != bus.ResultError || last.Code != bus.CodeNoCapacity {
 		t.Fatalf("want a NO_CAPACITY error after losing the only worker, got %+v", rs)
 	}
-	if err := s.Send(make([]int16, 160), 0, 0); !errors.Is(err, ingest.ErrSessionClosed) {
+	if err := s.Send(make([]int16, 160), 0, 0); !errors.Is(err, remote.ErrSessionClosed) {
 		t.Fatalf("send after failure: %v", err)
 	}
 }
@@ -903,7 +904,7 @@ func TestWorkerRemoteNoWorkerLeftForFailover(t *testing.T) {
 // seq 3 (ResultResend); once it comes, the session gets 1, 2, 3, 4, 5 in order, each once.
 func TestWorkerRecoversAudioGap(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	h := startWorker(t, srv, "w1", 1, worker.Config{})
 	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
 	g.mustGrant()
 	g.send(1, 0, 160, 0)
@@ -956,7 +957,7 @@ func TestWorkerRecoversAudioGap(t *testing.T) {
 // audio is silence to the decoder) within about a second.
 func TestWorkerGivesUpAudioGap(t *testing.T) {
 	srv := testutil.NATS(t)
-	startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	startWorker(t, srv, "w1", 1, worker.Config{})
 	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
 	g.mustGrant()
 	g.send(1, 0, 160, 0)
@@ -1005,7 +1006,7 @@ func metricWith(t *testing.T, reg *prometheus.Registry, name, label, value strin
 // as the first time, and answers a range it no longer keeps with nothing.
 func TestWorkerResendsLostResults(t *testing.T) {
 	srv := testutil.NATS(t)
-	h := startWorker(t, srv, "w1", 1, transcriber.WorkerConfig{})
+	h := startWorker(t, srv, "w1", 1, worker.Config{})
 	g := newGateway(t, testutil.Connect(t, srv), "acme", bus.NewSessionID())
 	g.mustGrant()
 	first := map[uint64]string{}

@@ -1,4 +1,4 @@
-package ingest_test
+package remote_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
@@ -67,9 +68,9 @@ func scriptedWorker(t *testing.T, nc *nats.Conn, id bus.WorkerID, refuse ...bus.
 	return w
 }
 
-func newRemoteClient(t *testing.T, nc *nats.Conn, opts ingest.ClientOptions) *ingest.Client {
+func newRemoteClient(t *testing.T, nc *nats.Conn, opts remote.ClientOptions) *remote.Client {
 	t.Helper()
-	c, err := ingest.NewClient(nc, nil, opts)
+	c, err := remote.NewClient(nc, nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func newRemoteClient(t *testing.T, nc *nats.Conn, opts ingest.ClientOptions) *in
 	return c
 }
 
-func openRemote(t *testing.T, c *ingest.Client, req bus.SessionRequest) *ingest.RemoteSession {
+func openRemote(t *testing.T, c *remote.Client, req bus.SessionRequest) *remote.Session {
 	t.Helper()
 	s, err := c.Open(context.Background(), req)
 	if err != nil {
@@ -89,10 +90,10 @@ func openRemote(t *testing.T, c *ingest.Client, req bus.SessionRequest) *ingest.
 
 func TestRemoteNoCapacityIsAnErrorNotAHang(t *testing.T) {
 	srv := testutil.NATS(t)
-	c := newRemoteClient(t, testutil.Connect(t, srv), ingest.ClientOptions{})
+	c := newRemoteClient(t, testutil.Connect(t, srv), remote.ClientOptions{})
 	start := time.Now()
 	_, err := c.Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
-	if !errors.Is(err, ingest.ErrNoCapacity) || err.Error() != "no capacity for model fake.en" {
+	if !errors.Is(err, bus.ErrNoCapacity) || err.Error() != "no capacity for model fake.en" {
 		t.Fatalf("open with no worker: %v", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -119,7 +120,7 @@ func TestRemoteSilentWorkerIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	granted := scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{AttemptTimeout: 100 * time.Millisecond})
+	c := newRemoteClient(t, nc, remote.ClientOptions{AttemptTimeout: 100 * time.Millisecond})
 	for i := 0; silent.Load() < 3; i++ {
 		if i == 200 {
 			t.Fatalf("the silent worker got %d of %d requests", silent.Load(), granted.n.Load())
@@ -144,7 +145,7 @@ func TestRemoteReleasesAWorkerThatStillActs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	c := newRemoteClient(t, nc, remote.ClientOptions{})
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
 	for seq := uint64(1); seq <= 3; seq++ {
 		data, _ := json.Marshal(bus.Result{Type: bus.ResultPartial, Session: s.ID(), Worker: "w7", Seq: seq, Text: "zombie"})
@@ -185,7 +186,7 @@ func TestRemoteReleasesAWorkerThatStillActs(t *testing.T) {
 func TestRemoteGrantCodes(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
-	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	c := newRemoteClient(t, nc, remote.ClientOptions{})
 	// Full and draining workers are retried; the third answer grants.
 	n := scriptedWorker(t, nc, "w9", bus.CodeNoCapacity, bus.CodeShuttingDown)
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
@@ -196,8 +197,8 @@ func TestRemoteGrantCodes(t *testing.T) {
 	srv2 := testutil.NATS(t)
 	nc2 := testutil.Connect(t, srv2)
 	scriptedWorker(t, nc2, "w9", bus.CodeQuota)
-	_, err := newRemoteClient(t, nc2, ingest.ClientOptions{}).Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
-	var ge *ingest.GrantError
+	_, err := newRemoteClient(t, nc2, remote.ClientOptions{}).Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
+	var ge *remote.GrantError
 	if !errors.As(err, &ge) || ge.Code != bus.CodeQuota {
 		t.Fatalf("refusal with a code: %v", err)
 	}
@@ -207,7 +208,7 @@ func TestRemoteRejectsBadRequests(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
 	scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	c := newRemoteClient(t, nc, remote.ClientOptions{})
 	for _, req := range []bus.SessionRequest{
 		{Tenant: "a.b", Model: remoteModel},
 		{Tenant: "*", Model: remoteModel},
@@ -215,7 +216,7 @@ func TestRemoteRejectsBadRequests(t *testing.T) {
 		{Tenant: "acme", Model: "tiny.>"},
 		{Tenant: "acme", Session: "x y", Model: remoteModel},
 	} {
-		if _, err := c.Open(context.Background(), req); !errors.Is(err, ingest.ErrBadSessionRequest) {
+		if _, err := c.Open(context.Background(), req); !errors.Is(err, remote.ErrBadSessionRequest) {
 			t.Errorf("%+v: %v", req, err)
 		}
 	}
@@ -229,7 +230,7 @@ func TestRemoteSendNumbersChunksOnTheTenantsSubject(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
 	scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	c := newRemoteClient(t, nc, remote.ClientOptions{})
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel, Channels: 2})
 	audio, _ := nc.SubscribeSync(bus.AudioSubject("acme", s.ID()))
 	other, _ := nc.SubscribeSync("earshot.audio.globex.>")
@@ -262,7 +263,7 @@ func TestRemoteSendNumbersChunksOnTheTenantsSubject(t *testing.T) {
 	}
 }
 
-func publishResult(t *testing.T, nc *nats.Conn, s *ingest.RemoteSession, r bus.Result) {
+func publishResult(t *testing.T, nc *nats.Conn, s *remote.Session, r bus.Result) {
 	t.Helper()
 	r.Session = s.ID()
 	data, _ := json.Marshal(r)
@@ -275,7 +276,7 @@ func TestRemoteResultsDeduplicatedAndOrdered(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
 	scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	c := newRemoteClient(t, nc, remote.ClientOptions{})
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
 	for _, r := range []bus.Result{
 		{Type: bus.ResultFinal, Worker: "w9", Seq: 1, Text: "one", EndSample: 1600},
@@ -292,7 +293,7 @@ func TestRemoteResultsDeduplicatedAndOrdered(t *testing.T) {
 	if strings.Join(got, ",") != "final:one,partial:two,final:two,closed:" {
 		t.Fatalf("consumer saw %v", got)
 	}
-	if err := s.Send(make([]int16, 10), 0, 0); !errors.Is(err, ingest.ErrSessionClosed) {
+	if err := s.Send(make([]int16, 10), 0, 0); !errors.Is(err, remote.ErrSessionClosed) {
 		t.Fatalf("send after closed: %v", err)
 	}
 }
@@ -301,14 +302,14 @@ func TestRemoteReplayBufferBoundsSend(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
 	scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{ReplayLimit: time.Second, MaxSpeed: -1})
+	c := newRemoteClient(t, nc, remote.ClientOptions{ReplayLimit: time.Second, MaxSpeed: -1})
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
 	var err error
 	sent := 0
 	for ; sent < 100 && err == nil; sent++ {
 		err = s.Send(make([]int16, 1000), 0, 0)
 	}
-	if !errors.Is(err, ingest.ErrReplayFull) || sent != 17 {
+	if !errors.Is(err, remote.ErrReplayFull) || sent != 17 {
 		t.Fatalf("after %d chunks of 1000 samples with a 16000-sample limit: %v", sent, err)
 	}
 	// A final settles the first 12000 samples (the last half second of them stays as a
@@ -337,7 +338,7 @@ func TestRemoteTooFast(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
 	scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{SpeedBurst: time.Second})
+	c := newRemoteClient(t, nc, remote.ClientOptions{SpeedBurst: time.Second})
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
 	// As fast as possible: a second of burst, then 2x real time, then ErrTooFast.
 	var err error
@@ -347,7 +348,7 @@ func TestRemoteTooFast(t *testing.T) {
 		err = s.Send(make([]int16, 320), 0, 0) // 20 ms
 	}
 	allowed := 50 + int(time.Since(start).Seconds()*2*50) + 1
-	if !errors.Is(err, ingest.ErrTooFast) || n < 50 || n > allowed+1 {
+	if !errors.Is(err, remote.ErrTooFast) || n < 50 || n > allowed+1 {
 		t.Fatalf("after %d chunks of 20 ms (allowed about %d): %v", n, allowed, err)
 	}
 	// At real time, sending goes on.
@@ -364,7 +365,7 @@ func TestRemoteCloseEndsTheStream(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
 	scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	c := newRemoteClient(t, nc, remote.ClientOptions{})
 	s, err := c.Open(context.Background(), bus.SessionRequest{Tenant: "acme", Model: remoteModel})
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +393,7 @@ func TestRemoteResendsLostChunks(t *testing.T) {
 	srv := testutil.NATS(t)
 	nc := testutil.Connect(t, srv)
 	scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, ingest.ClientOptions{})
+	c := newRemoteClient(t, nc, remote.ClientOptions{})
 	s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
 	audio, _ := nc.SubscribeSync(bus.AudioSubject("acme", s.ID()))
 	_ = nc.Flush()
@@ -445,7 +446,7 @@ func TestRemoteAsksForLostResults(t *testing.T) {
 			srv := testutil.NATS(t)
 			nc := testutil.Connect(t, srv)
 			scriptedWorker(t, nc, "w9")
-			c := newRemoteClient(t, nc, ingest.ClientOptions{})
+			c := newRemoteClient(t, nc, remote.ClientOptions{})
 			s := openRemote(t, c, bus.SessionRequest{Tenant: "acme", Model: remoteModel})
 			lost := bus.Result{Type: bus.ResultFinal, Worker: "w9", Seq: 2, Text: "two", EndSample: 3200}
 			var asks []string
@@ -492,7 +493,7 @@ func TestRemoteAsksForLostResults(t *testing.T) {
 
 // drainResults reads s's results until they close (failing after timeout), checks that
 // the consumer's seqs count from 1 without gaps, and returns them as "type:text".
-func drainResults(t *testing.T, s *ingest.RemoteSession, timeout time.Duration) []string {
+func drainResults(t *testing.T, s *remote.Session, timeout time.Duration) []string {
 	t.Helper()
 	var got []string
 	deadline := time.After(timeout)
