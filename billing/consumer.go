@@ -160,7 +160,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 
 // handle applies one message and acks it; an error means it was not acked.
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) error {
-	if msg.Subject() == DeadLetterSubject {
+	if msg.Subject() == bus.UsageDeadLetterSubject {
 		return msg.Ack()
 	}
 	meta, err := msg.Metadata()
@@ -194,10 +194,10 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-// deadLetter republishes a rejected message on DeadLetterSubject (deduplicated by its
+// deadLetter republishes a rejected message on bus.UsageDeadLetterSubject (deduplicated by its
 // stream sequence) with the reason, then acks it.
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason error) error {
-	dl := nats.NewMsg(DeadLetterSubject)
+	dl := nats.NewMsg(bus.UsageDeadLetterSubject)
 	dl.Data = msg.Data()
 	dl.Header.Set("Earshot-Reason", reason.Error())
 	dl.Header.Set("Earshot-Subject", msg.Subject())

@@ -213,7 +213,7 @@ func TestDeadLetterAndUnknownTenant(t *testing.T) {
 		t.Fatalf("unknown tenant: flagged %d ms (%v)", n, err)
 	}
 	// The dead letters are kept in the stream with their reason.
-	sub, err := js.OrderedConsumer(ctx, bus.UsageStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{DeadLetterSubject}})
+	sub, err := js.OrderedConsumer(ctx, bus.UsageStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.UsageDeadLetterSubject}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // Limits of one usage event. An event outside them is not billed: the consumer sends it
-// to DeadLetterSubject and acks it, so one bad producer cannot stall billing.
+// to bus.UsageDeadLetterSubject and acks it, so one bad producer cannot stall billing.
 const (
 	// MaxEventMs is the longest audio one event may carry (one hour). A Meter never
 	// emits more; anything larger is a bug or an attack, not usage.
@@ -25,12 +25,6 @@ const (
 	// the time JetStream stored it (a gateway with a fast clock must not bill into next month).
 	FutureSkew = 5 * time.Minute
 )
-
-// DeadLetterSubject receives usage events that billing rejected, with header
-// "Earshot-Reason". It lies under bus.UsageWildcard, so the USAGE stream keeps dead
-// letters as long as usage; the consumer skips them. "dead" is therefore not a valid
-// tenant id.
-const DeadLetterSubject = bus.Prefix + ".usage.dead"
 
 // DecodeUsageEvent decodes one usage event from JSON (unknown fields are ignored for
 // forward compatibility; trailing data is an error) and validates it.
@@ -82,7 +76,7 @@ func ValidateEvent(ev bus.UsageEvent) error {
 // hash-tag braces or field separator, and not the reserved "dead".
 func ValidTenantID(t bus.TenantID) error {
 	s := string(t)
-	if !bus.ValidToken(s) || strings.ContainsAny(s, "{}|:") || s == "dead" {
+	if !bus.ValidToken(s) || strings.ContainsAny(s, "{}|:") || s == bus.UsageDeadLetterToken {
 		return fmt.Errorf("%w: %q", ErrBadTenantID, s)
 	}
 	return nil

@@ -89,7 +89,7 @@ func TestSDKStream(t *testing.T) {
 
 func TestSDKReconnectResendsSinceLastFinal(t *testing.T) {
 	h := newHarness(t, nil)
-	h.backend.failFirstAt = 24000 // the first worker is lost at 1.5 s, after the final "w1 w2"
+	h.backend.FailFirstAt = 24000 // the first worker is lost at 1.5 s, after the final "w1 w2"
 	c, err := client.Dial(context.Background(), h.ts.URL, client.Options{Key: h.secret, Encoding: "linear16",
 		SampleRate: 16000, Reconnect: true})
 	if err != nil {

@@ -58,7 +58,7 @@ func TestSDKListenV2(t *testing.T) {
 	if !configured || strings.Join(ends, ",") != "w1 w2/model,w3/manual" {
 		t.Fatalf("configured %v, turns %q", configured, ends)
 	}
-	if o := h.backend.opened[0].Options.Turns; o == nil || *o != (bus.TurnOptions{EOTThreshold: 0.8, EagerEOTThreshold: 0.6, EOTTimeoutMs: 2000}) {
+	if o := h.backend.Opened()[0].Options.Turns; o == nil || *o != (bus.TurnOptions{EOTThreshold: 0.8, EagerEOTThreshold: 0.6, EOTTimeoutMs: 2000}) {
 		t.Fatalf("turn options %+v", o)
 	}
 
@@ -106,7 +106,7 @@ func TestStreamTurnsFile(t *testing.T) {
 			t.Fatalf("output lacks %q:\n%s", want, got)
 		}
 	}
-	if req := h.backend.opened[0]; req.Channels != 1 {
+	if req := h.backend.Opened()[0]; req.Channels != 1 {
 		t.Fatalf("channels %d", req.Channels)
 	}
 	out.Reset()

@@ -23,7 +23,6 @@ type DemoConfig struct {
 // Config configures a Server. Zero durations and sizes take the defaults noted.
 type Config struct {
 	Backend   Backend               // required
-	Pipelines PipelineFactory       // required
 	Models    ModelCatalog          // required
 	Keys      KeyLookup             // required
 	Signer    *Signer               // required
@@ -107,8 +106,6 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Backend == nil:
 		return fmt.Errorf("%w: Backend is required", ErrConfig)
-	case c.Pipelines == nil:
-		return fmt.Errorf("%w: Pipelines is required", ErrConfig)
 	case c.Models == nil:
 		return fmt.Errorf("%w: Models is required", ErrConfig)
 	case c.Keys == nil:

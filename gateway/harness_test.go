@@ -49,7 +49,7 @@ func newHarness(t *testing.T, mut func(*Config)) *harness {
 	if h.key, h.secret, err = h.keys.Create(context.Background(), testTenant); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Backend: h.backend, Pipelines: ingestPipelines, Models: standInCatalog{}, Keys: h.keys,
+	cfg := Config{Backend: h.backend, Models: standInCatalog{}, Keys: h.keys,
 		Signer: h.signer, Quota: h.quota, Metering: h.meter, Metrics: h.reg, DefaultModel: "tiny.en",
 		RealtimeFactor: -1}
 	if mut != nil {
@@ -140,7 +140,7 @@ func (h *harness) checkBilled(reqID string, seconds float64) (flushes int) {
 	}
 	testutil.Eventually(t, 2*time.Second, "live gauge back to 0", func() bool {
 		return counter(t, h.reg, "earshot_gateway_live_streams", map[string]string{"tenant": "acme"}) == 0 &&
-			h.backend.liveStreams() == 0
+			h.backend.Live() == 0
 	})
 	return flushes
 }

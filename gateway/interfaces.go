@@ -26,35 +26,14 @@ type Backend interface {
 // (or when the stream fails, after a ResultError). Close is idempotent, safe to call
 // concurrently with Send, and releases everything the stream holds; after Close the
 // Stream must not block forever on a Results channel nobody reads any more.
+//
+// gatewaytest.TestStreamContract checks these rules (and Backend's); the stand-in of
+// the gateway's tests and the real backend over NATS both pass it.
 type Stream interface {
 	Send(pcm []int16, ch int, flags bus.ChunkFlag) error
 	Results() <-chan bus.Result
 	Close()
 }
-
-// AudioFormat is the raw audio format a client declared on /v1/listen.
-type AudioFormat struct {
-	Encoding     string // lower case, as given ("linear16", "mulaw", ...)
-	SampleRate   int    // 0 when not given
-	Channels     int
-	Multichannel bool // true: one output per channel; false: mixed down to one
-}
-
-// AudioPipeline decodes one stream's raw frames to 16 kHz float32 output channels
-// (*ingest.Pipeline satisfies it). It is used from one goroutine at a time.
-// Push rejects a frame that does not decode with the declared format, whole.
-type AudioPipeline interface {
-	Push(frame []byte) ([][]float32, error)
-	Flush() [][]float32
-	Outputs() int
-	AcceptedMs() int64
-}
-
-// PipelineFactory builds the AudioPipeline for a declared format. An unsupported
-// format is reported as a *wire.ParamError naming the parameter at fault
-// ("encoding", "sample_rate" or "channels"); any other error is reported as a bad
-// "encoding".
-type PipelineFactory func(AudioFormat) (AudioPipeline, error)
 
 // Model describes one model of the catalog as the gateway needs it. Card is what
 // GET /v1/models returns for it (marshalled with encoding/json).

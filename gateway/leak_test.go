@@ -62,7 +62,7 @@ func TestNoLeakUnderAbuse(t *testing.T) {
 		c.Close()
 	}
 	testutil.Eventually(t, 15*time.Second, "all sessions gone", func() bool {
-		return h.srv.LiveStreams() == 0 && h.backend.liveStreams() == 0
+		return h.srv.LiveStreams() == 0 && h.backend.Live() == 0
 	})
 	var n int
 	testutil.Eventually(t, 15*time.Second, "goroutines back to baseline", func() bool {

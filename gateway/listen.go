@@ -101,8 +101,7 @@ func (s *Server) serveListen(w http.ResponseWriter, r *http.Request, v2 bool) {
 			"parameter encoding: required on live streams (linear16, linear32/float32, mulaw, alaw) with sample_rate", "encoding")
 		return
 	}
-	pipe, err := s.cfg.Pipelines(AudioFormat{Encoding: params.Encoding, SampleRate: params.SampleRate,
-		Channels: params.Channels, Multichannel: params.Multichannel})
+	pipe, err := newPipeline(params)
 	if err != nil {
 		param := "encoding"
 		var pe *wire.ParamError

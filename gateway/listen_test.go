@@ -78,7 +78,7 @@ func TestStreamHappyPath(t *testing.T) {
 	}
 
 	// What the transcriber was asked for, and what was billed.
-	req := h.backend.opened[0]
+	req := h.backend.Opened()[0]
 	if req.Tenant != testTenant || req.Key != h.key.ID || req.Model != "tiny.en" || req.Channels != 1 ||
 		!req.Options.InterimResults || req.Options.EndpointingMs != wire.DefaultEndpointingMs ||
 		req.Options.UtteranceEndMs != 1000 || !req.Options.VADEvents || req.Options.Language != "en" ||
@@ -109,7 +109,7 @@ func TestFinalizeAndNoInterims(t *testing.T) {
 	if !r.IsFinal || !r.FromFinalize || r.Transcript() != "w1" {
 		t.Fatalf("finalize result %s", rs[0].Raw)
 	}
-	if h.backend.opened[0].Options.EndpointingMs != -1 {
+	if h.backend.Opened()[0].Options.EndpointingMs != -1 {
 		t.Fatal("endpointing=false not passed on")
 	}
 }
@@ -255,7 +255,7 @@ func TestGrantEndpoint(t *testing.T) {
 		t.Fatalf("demo token refused: %v %+v", err, he)
 	}
 	c.Close()
-	if h.backend.opened[len(h.backend.opened)-1].Tenant != "demo" {
+	if h.backend.Opened()[len(h.backend.Opened())-1].Tenant != "demo" {
 		t.Fatal("demo stream not billed to the demo tenant")
 	}
 }
@@ -315,7 +315,7 @@ func TestAdmissionErrors(t *testing.T) {
 		{"quota", pcmQuery, func() { h.quota.set(errors.Join(errors.New("minutes"), ErrQuotaExhausted)) }, 402, wire.CodeQuotaExhausted, ""},
 		{"no capacity", pcmQuery, func() {
 			h.quota.set(nil)
-			h.backend.openErr = errors.Join(errors.New("no reply from tiny.en"), bus.ErrNoCapacity)
+			h.backend.OpenErr = errors.Join(errors.New("no reply from tiny.en"), bus.ErrNoCapacity)
 		}, 503, wire.CodeNoCapacity, ""},
 	}
 	for _, c := range cases {
@@ -332,7 +332,7 @@ func TestAdmissionErrors(t *testing.T) {
 			}
 		})
 	}
-	h.backend.openErr = nil
+	h.backend.OpenErr = nil
 
 	t.Run("concurrent streams", func(t *testing.T) {
 		c1, _ := h.mustDial(pcmQuery)
@@ -389,7 +389,7 @@ func TestListenProbe(t *testing.T) {
 		{"admitted (token)", pcmQuery, bearer, func() { h.quota.set(nil) }, 426, codeUpgradeRequired, ""},
 		{"admitted (key)", pcmQuery, h.keyHeader(), nil, 426, codeUpgradeRequired, ""},
 		// The probe stops before the transcriber is asked, so a full one is not seen.
-		{"no capacity is not seen", pcmQuery, bearer, func() { h.backend.openErr = bus.ErrNoCapacity }, 426, codeUpgradeRequired, ""},
+		{"no capacity is not seen", pcmQuery, bearer, func() { h.backend.OpenErr = bus.ErrNoCapacity }, 426, codeUpgradeRequired, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -405,8 +405,8 @@ func TestListenProbe(t *testing.T) {
 			}
 		})
 	}
-	h.backend.openErr = nil
-	if n := len(h.backend.opened); n != 0 {
+	h.backend.OpenErr = nil
+	if n := len(h.backend.Opened()); n != 0 {
 		t.Fatalf("probes opened %d transcription streams", n)
 	}
 	if n := h.srv.LiveStreams(); n != 0 {
@@ -513,7 +513,7 @@ func TestSessionErrors(t *testing.T) {
 func TestMidStreamFailures(t *testing.T) {
 	t.Run("transcriber lost capacity", func(t *testing.T) {
 		h := newHarness(t, nil)
-		h.backend.failWith = bus.CodeOverloaded
+		h.backend.FailWith = bus.CodeOverloaded
 		c, _ := h.mustDial(pcmQuery)
 		sendAudio(t, c, tone(0.2))
 		expectError(t, c, wire.CodeNoCapacity, wire.CloseTryAgainLater)
@@ -523,7 +523,7 @@ func TestMidStreamFailures(t *testing.T) {
 		// record must say what this connection paid for (RELIABILITY.md gap 9).
 		h := newHarness(t, nil)
 		h.meter.settle = 300 * time.Millisecond
-		h.backend.failWith = bus.CodeOverloaded
+		h.backend.FailWith = bus.CodeOverloaded
 		c, _ := h.mustDial(pcmQuery)
 		sendAudio(t, c, tone(0.2))
 		msgs := expectError(t, c, wire.CodeNoCapacity, wire.CloseTryAgainLater)
@@ -547,7 +547,7 @@ func TestMidStreamFailures(t *testing.T) {
 
 func TestSlowConsumer(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.WriteQueue = 4; c.WriteTimeout = time.Second })
-	h.backend.flood = 3000 // 3000 results of ~12 KB: far more than socket buffers hold
+	h.backend.Flood = 3000 // 3000 results of ~12 KB: far more than socket buffers hold
 	c, _ := h.mustDial(pcmQuery + "&interim_results=true")
 	sendAudio(t, c, tone(0.1))
 	// The client never reads.
@@ -555,7 +555,7 @@ func TestSlowConsumer(t *testing.T) {
 		return counter(t, h.reg, "earshot_gateway_sessions_total", map[string]string{"close_code": "1008"}) == 1
 	})
 	testutil.Eventually(t, 5*time.Second, "stream released", func() bool {
-		return h.srv.LiveStreams() == 0 && h.backend.liveStreams() == 0
+		return h.srv.LiveStreams() == 0 && h.backend.Live() == 0
 	})
 	if v := counter(t, h.reg, "earshot_gateway_errors_total", map[string]string{"code": string(wire.CodeSlowConsumer)}); v < 1 {
 		t.Fatalf("slow consumer errors %v", v)
@@ -582,12 +582,8 @@ func TestShutdownDrains(t *testing.T) {
 	c, _ := h.mustDial(pcmQuery + "&interim_results=true")
 	sendAudio(t, c, tone(1.5)) // w1 w2 final; w3 pending
 	testutil.Eventually(t, 2*time.Second, "audio through", func() bool {
-		h.backend.mu.Lock()
-		defer h.backend.mu.Unlock()
-		st := h.backend.streams[0]
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return st.samples[0] >= 24000
+		st := h.backend.Streams()
+		return len(st) > 0 && st[0].Samples(0) >= 24000
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -140,7 +140,7 @@ func TestListenV2Turns(t *testing.T) {
 		t.Fatalf("languages on a stream that does not detect: %v", first.Languages)
 	}
 
-	req := h.backend.opened[0]
+	req := h.backend.Opened()[0]
 	if req.Model != "tiny.en" || req.Options.Language != "en" || req.Options.Turns == nil ||
 		*req.Options.Turns != (bus.TurnOptions{EOTThreshold: 0.7, EagerEOTThreshold: 0.5, EOTTimeoutMs: 5000}) ||
 		!reflect.DeepEqual(req.Options.Keyterms, []string{"Earshot"}) || req.Channels != 1 || string(req.Session) != reqID {
@@ -166,8 +166,8 @@ func TestListenV2Configure(t *testing.T) {
 		ok.Thresholds.EOTTimeoutMs != 3000 || !reflect.DeepEqual(ok.Keyterms, []string{"Kubernetes"}) {
 		t.Fatalf("ConfigureSuccess %s", msgs[len(msgs)-1].Raw)
 	}
-	st := h.backend.streams[0]
-	if got := st.configures(); len(got) != 1 || got[0] != (bus.TurnOptions{EOTThreshold: 0.9, EagerEOTThreshold: 0.4, EOTTimeoutMs: 3000}) {
+	st := h.backend.Streams()[0]
+	if got := st.Configures(); len(got) != 1 || got[0] != (bus.TurnOptions{EOTThreshold: 0.9, EagerEOTThreshold: 0.4, EOTTimeoutMs: 3000}) {
 		t.Fatalf("worker configured with %+v", got)
 	}
 	for _, bad := range []struct{ msg, why string }{
@@ -184,7 +184,7 @@ func TestListenV2Configure(t *testing.T) {
 			t.Fatalf("ConfigureFailure for %s does not say %s: %+v", bad.msg, bad.why, f)
 		}
 	}
-	if got := st.configures(); len(got) != 1 {
+	if got := st.Configures(); len(got) != 1 {
 		t.Fatalf("a refused Configure reached the worker: %+v", got)
 	}
 	// An empty Configure answers the current values.
@@ -243,7 +243,7 @@ func TestListenV2ConfigureFlood(t *testing.T) {
 	if ok > allowed || refused == 0 {
 		t.Fatalf("%d Configure answered with success and %d refused in %v, want at most %d successes", ok, refused, time.Since(start), allowed)
 	}
-	if got := len(h.backend.streams[0].configures()); got > ok {
+	if got := len(h.backend.Streams()[0].Configures()); got > ok {
 		t.Fatalf("the worker was configured %d times for %d accepted Configure messages", got, ok)
 	}
 }
@@ -299,7 +299,7 @@ func TestListenV2Refusals(t *testing.T) {
 	if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(he.Message, "/v2/listen") {
 		t.Fatalf("probe: %d %+v", resp.StatusCode, he)
 	}
-	if n := len(h.backend.opened); n != 0 {
+	if n := len(h.backend.Opened()); n != 0 {
 		t.Fatalf("%d streams opened by refused requests", n)
 	}
 }
@@ -367,7 +367,7 @@ func TestListenV2Multilingual(t *testing.T) {
 	if ti := decode[wire.TurnInfo](t, tis[0]); !reflect.DeepEqual(ti.Languages, []string{"en"}) || ti.LanguagesHinted != nil {
 		t.Fatalf("TurnInfo %s", tis[0].Raw)
 	}
-	if req := h.backend.opened[0]; req.Model != "base.en" || req.Options.Language != lang.Multi {
+	if req := h.backend.Opened()[0]; req.Model != "base.en" || req.Options.Language != lang.Multi {
 		t.Fatalf("request model %s language %q", req.Model, req.Options.Language)
 	}
 
@@ -379,7 +379,7 @@ func TestListenV2Multilingual(t *testing.T) {
 	if ti := decode[wire.TurnInfo](t, tis[0]); ti.Languages != nil || !reflect.DeepEqual(ti.LanguagesHinted, []string{"de"}) {
 		t.Fatalf("TurnInfo %s", tis[0].Raw)
 	}
-	if req := h.backend.opened[1]; req.Options.Language != "de" {
+	if req := h.backend.Opened()[1]; req.Options.Language != "de" {
 		t.Fatalf("hinted request language %q", req.Options.Language)
 	}
 }
@@ -388,7 +388,7 @@ func TestListenV2Multilingual(t *testing.T) {
 // (sequenced, the last message) and the close code /v1 uses.
 func TestListenV2WorkerError(t *testing.T) {
 	h := newHarness(t, nil)
-	h.backend.failWith = bus.CodeOverloaded
+	h.backend.FailWith = bus.CodeOverloaded
 	c, resp := h.mustDialV2(pcmQuery)
 	sendAudio(t, c, tone(0.5))
 	msgs, ce := readAll(t, c, 5*time.Second)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/ingest"
 	"github.com/gorilla/websocket"
 )
 
@@ -29,7 +30,7 @@ type session struct {
 	info   SessionInfo
 	params wire.Params
 	model  Model
-	pipe   AudioPipeline
+	pipe   *ingest.Pipeline
 	log    *slog.Logger
 	start  time.Time
 
@@ -79,7 +80,7 @@ type closeMsg struct {
 	flush  bool   // write what is queued first
 }
 
-func newSession(s *Server, info SessionInfo, p wire.Params, m Model, pipe AudioPipeline, log *slog.Logger) *session {
+func newSession(s *Server, info SessionInfo, p wire.Params, m Model, pipe *ingest.Pipeline, log *slog.Logger) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
 		srv: s, info: info, params: p, model: m, pipe: pipe, log: log, start: time.Now(),

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/gorilla/websocket"
 )
@@ -361,7 +362,7 @@ func (ss *session) sendLocked(outs [][]float32, flags bus.ChunkFlag) error {
 		if len(f) == 0 {
 			continue
 		}
-		if err := ss.stream.Send(toPCM16(f), ch, flags); err != nil {
+		if err := ss.stream.Send(ingest.ToInt16(f), ch, flags); err != nil {
 			return err
 		}
 	}
@@ -742,23 +743,6 @@ func sniffContainer(b []byte) ([]byte, error) {
 		return nil, errors.New("the first frame starts a WAV header whose data chunk is not in this frame; send the header and data together or raw audio")
 	}
 	return b, nil
-}
-
-func toPCM16(f []float32) []int16 {
-	out := make([]int16, len(f))
-	for i, v := range f {
-		x := float64(v) * 32767
-		switch {
-		case math.IsNaN(x):
-			x = 0
-		case x > 32767:
-			x = 32767
-		case x < -32768:
-			x = -32768
-		}
-		out[i] = int16(math.Round(x))
-	}
-	return out
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -85,7 +85,7 @@ func LinearToAlaw(s int16) byte {
 func EncodeMulaw(samples []float32) []byte {
 	out := make([]byte, len(samples))
 	for i, x := range samples {
-		out[i] = LinearToMulaw(floatToInt16(x))
+		out[i] = LinearToMulaw(Int16(x))
 	}
 	return out
 }
@@ -94,7 +94,7 @@ func EncodeMulaw(samples []float32) []byte {
 func EncodeAlaw(samples []float32) []byte {
 	out := make([]byte, len(samples))
 	for i, x := range samples {
-		out[i] = LinearToAlaw(floatToInt16(x))
+		out[i] = LinearToAlaw(Int16(x))
 	}
 	return out
 }

@@ -2,9 +2,11 @@ package ingest
 
 import "math"
 
-// floatToInt16 scales a sample in [-1, 1] to int16, rounding and clipping, so
-// that int16 → float (÷32768) → int16 is the identity.
-func floatToInt16(x float32) int16 {
+// Int16 scales a sample in [-1, 1] to int16 (×32768), rounding and clipping, so
+// that int16 → float (÷32768, as every decoder here and the worker divide) → int16
+// is the identity: linear16 audio passes through bit for bit. NaN gives 0. It is
+// the one float → PCM16 conversion of the service.
+func Int16(x float32) int16 {
 	v := math.Round(float64(x) * 32768)
 	switch {
 	case v != v: // NaN
@@ -17,12 +19,20 @@ func floatToInt16(x float32) int16 {
 	return int16(v)
 }
 
-// PCM16Bytes encodes samples as little-endian signed 16-bit PCM, clipping to
-// [-1, 1]. NaN encodes as 0.
+// ToInt16 converts samples with Int16.
+func ToInt16(samples []float32) []int16 {
+	out := make([]int16, len(samples))
+	for i, x := range samples {
+		out[i] = Int16(x)
+	}
+	return out
+}
+
+// PCM16Bytes encodes samples (with Int16) as little-endian signed 16-bit PCM.
 func PCM16Bytes(samples []float32) []byte {
 	out := make([]byte, 2*len(samples))
 	for i, x := range samples {
-		v := uint16(floatToInt16(x))
+		v := uint16(Int16(x))
 		out[2*i] = byte(v)
 		out[2*i+1] = byte(v >> 8)
 	}

@@ -52,7 +52,7 @@ func Resolve(dir, name string) (string, error) {
 
 func fetchHint(name string) string {
 	h := "earshot models pull " + name
-	if name == "tiny.en" {
+	if name == Default {
 		h += ", or make model"
 	}
 	return h

@@ -2,6 +2,10 @@
 # Starts everything on one machine: a private Redis (AOF on) under ./data/redis unless
 # EARSHOT_REDIS_URL is set, then `earshot serve` (embedded NATS + gateway + transcriber +
 # billing) with the browser demo on. Ctrl-C stops everything it started.
+# The admin commands run from the same directory find both: serve writes its embedded
+# NATS URL to $DATA/nats.url, this script the Redis URL to $DATA/redis.url (both 0600,
+# removed at exit), so `earshot tenants create T` and `earshot keys create --tenant T`
+# need no --redis or --nats.
 set -euo pipefail
 BIN="${EARSHOT_BIN:-bin/earshot}"
 DATA="${EARSHOT_DATA_DIR:-data}"
@@ -9,6 +13,7 @@ DATA="${EARSHOT_DATA_DIR:-data}"
 LISTEN="${EARSHOT_LISTEN:-127.0.0.1:8080}"
 redis_pid=""
 cleanup() {
+  rm -f "$DATA/redis.url"
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
   true
 }
@@ -25,6 +30,9 @@ if [ -z "${EARSHOT_REDIS_URL:-}" ]; then
   echo "redis: $EARSHOT_REDIS_URL (AOF in $DATA/redis)"
 fi
 export EARSHOT_DATA_DIR="$DATA"
+(umask 077 && mkdir -p "$DATA")
+rm -f "$DATA/redis.url" # a fresh file, never written through one another user left
+(umask 077 && printf '%s\n' "$EARSHOT_REDIS_URL" >"$DATA/redis.url")
 "$BIN" serve --listen "$LISTEN" --demo &
 serve_pid=$!
 trap 'kill -TERM $serve_pid 2>/dev/null; wait $serve_pid; cleanup' INT TERM

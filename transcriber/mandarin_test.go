@@ -18,12 +18,7 @@ import (
 // whisperBase is the real multilingual whisper base (make model MODEL=base).
 func whisperBase(t *testing.T) transcriber.Model {
 	t.Helper()
-	m, err := transcriber.Shared().Acquire(testdata.Model(t, "base"), transcriber.LoadOptions{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return loadWhisper(t, testdata.Model(t, "base"))
 }
 
 func mandarinManifest(tb testing.TB) []testdata.Item {

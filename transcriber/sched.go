@@ -270,20 +270,16 @@ func lastN(t []int, n int) []int {
 // follows, and the total is rounded up to a multiple of 256 frames, capped at the model's
 // 1500. Flash attention works on K/V padded to 256 rows anyway (whisper-patches/0002
 // masks the padding), so the rounding fills rows that cost little with real silence
-// instead of masking them. Measured on the eight utterances of longform_dev, each decoded
-// alone with tiny.en (TestAudioCtxMargin, 2026-11-29, patch 0002): WER 19.7% at +32,
-// 2.3% at +64 and +128, 1.7% at the full 1500; too little trailing silence truncates
-// and invents tails (whisper.cpp issue #1855). +128 keeps a step away from that cliff.
-// Streamed (TestStreamLongformRealEngine, 3 runs each) +64 and +128 were alike: WER
-// 1.7–2.9% and 2.3%, final p95 0.74 s and 0.77 s.
+// instead of masking them. Too little trailing silence truncates and invents tails
+// (whisper.cpp issue #1855; TestAudioCtxMargin): +128 keeps a step away from that
+// cliff, as accurate as +64 streamed (see docs/bench/history.md).
 //
 // A final (or speculative final) gets at least minFinalAudioCtx: a short window with a
 // prompt loops at 256 (JFK's 1.3 s "Ask not" after "And so my fellow Americans." came
 // back "Ask not! Ask not! …"; exact at 384 and above; TestShortFinalDoesNotRepeat).
 // Partials keep 256: a loop there is trimmed by the guard and replaced by the next
-// partial, and their cadence is what partial latency is made of. The floor on partials
-// too was measured (2 runs): WER 2.9 / 2.3 % against 1.7 / 1.7 % for finals only, same
-// latency.
+// partial, and their cadence is what partial latency is made of (the floor on partials
+// too was measured worse: see docs/bench/history.md).
 func audioCtx(samples int, final bool) int {
 	c := audioCtxWith(samples, audioCtxMargin)
 	if final {

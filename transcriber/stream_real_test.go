@@ -52,11 +52,7 @@ func readWAV(t *testing.T, path string) []int16 {
 		t.Fatalf("%s: %v", path, err)
 	}
 	x := ingest.Convert16kMono(format, ch)
-	out := make([]int16, len(x))
-	for i, v := range x {
-		out[i] = int16(max(-32768, min(32767, math.Round(float64(v)*32767))))
-	}
-	return out
+	return ingest.ToInt16(x)
 }
 
 type timedResult struct {

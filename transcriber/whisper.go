@@ -62,8 +62,8 @@ type whisperModel struct {
 
 // LoadWhisper loads ggml whisper weights once (one weights-only context);
 // every Decoder made from the Model owns its own whisper_state. It logs the
-// load time and the process RSS growth. Use the Registry to share a model
-// across a process.
+// load time and the process RSS growth. Share the Model rather than load a file
+// twice: every Decoder of it shares the weights.
 func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 	log := opts.Log
 	if log == nil {

@@ -20,10 +20,16 @@ func whisperModelPath(tb testing.TB) string {
 	return testdata.Model(tb, "tiny.en")
 }
 
-// whisperTiny acquires tiny.en from the shared registry for the test.
+// whisperTiny loads tiny.en for the test and closes it at its end.
 func whisperTiny(t *testing.T) transcriber.Model {
 	t.Helper()
-	m, err := transcriber.Shared().Acquire(whisperModelPath(t), transcriber.LoadOptions{Threads: 2})
+	return loadWhisper(t, whisperModelPath(t))
+}
+
+// loadWhisper loads the model file at path for the test and closes it at its end.
+func loadWhisper(t *testing.T, path string) transcriber.Model {
+	t.Helper()
+	m, err := transcriber.LoadWhisper(path, transcriber.LoadOptions{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,12 +101,10 @@ func unitWord(toks []Token, text []byte, owner []int, a, b int) tokWord {
 // wordConfidence combines the probabilities of a word's tokens: the geometric mean of
 // the tokens that hold a letter or digit (the probability of the word's spelling, per
 // token), so that a comma or full stop whisper was unsure of does not mark a right word
-// as doubtful; a word of punctuation only takes its tokens' geometric mean. Measured
-// against the arithmetic mean, the minimum and the first token's probability by how well
-// they tell wrong words from right ones on the English dev sets (TestWordConfidence-
-// Informative, tiny.en, 653 words, 106 wrong; 2026-12-03): AUC 0.780 for this, 0.772,
-// 0.768 and 0.782; mean 0.906 on right words, 0.755 on wrong ones. The first token does as
-// well on this set but says nothing of the rest of a long word.
+// as doubtful; a word of punctuation only takes its tokens' geometric mean. It tells
+// wrong words from right ones better than the arithmetic mean or the minimum
+// (TestWordConfidenceInformative; see docs/bench/history.md); the first token's
+// probability does as well but says nothing of the rest of a long word.
 func wordConfidence(toks []Token) float64 {
 	var sum float64
 	n := 0

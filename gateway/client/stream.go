@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"time"
 
@@ -203,9 +202,7 @@ func loadAudio(path string, o *Options) ([]byte, error) {
 	b := make([]byte, 2*n*len(chans))
 	for i := 0; i < n; i++ {
 		for ch := range chans {
-			v := math.Round(float64(chans[ch][i]) * 32767)
-			v = math.Max(-32768, math.Min(32767, v))
-			binary.LittleEndian.PutUint16(b[2*(i*len(chans)+ch):], uint16(int16(v)))
+			binary.LittleEndian.PutUint16(b[2*(i*len(chans)+ch):], uint16(ingest.Int16(chans[ch][i])))
 		}
 	}
 	return b, nil

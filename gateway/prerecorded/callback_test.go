@@ -205,14 +205,14 @@ func TestCallbackLongFileDeliveredOnce(t *testing.T) {
 
 	// The queued upload was deleted after processing, and the job left the queue.
 	ctx := context.Background()
-	obs, err := r.js.ObjectStore(ctx, AudioBucket)
+	obs, err := r.js.ObjectStore(ctx, bus.PrerecordedAudioBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := obs.GetInfo(ctx, objName("acme", bus.SessionID(id))); !errors.Is(err, jetstream.ErrObjectNotFound) {
 		t.Fatalf("queued upload still kept: %v\nlogs:\n%s", err, r.logs)
 	}
-	s, err := r.js.Stream(ctx, JobStream)
+	s, err := r.js.Stream(ctx, bus.PrerecordedJobStream)
 	if err != nil {
 		t.Fatal(err)
 	}

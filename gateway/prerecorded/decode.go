@@ -3,7 +3,6 @@ package prerecorded
 import (
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"strings"
 
@@ -43,11 +42,11 @@ type pcmSource struct {
 }
 
 // openPCM opens an upload as a pcmSource: a WAV file by its header, raw audio by the
-// declared encoding= (sample_rate=, channels=). Errors wrap ErrNotAudio or are the
-// pipeline factory's *wire.ParamError. Float samples are checked for NaN and ±Inf
+// declared encoding= (sample_rate=, channels=). Errors wrap ErrNotAudio or are
+// gateway.ParseFormat's *wire.ParamError. Float samples are checked for NaN and ±Inf
 // across the whole file here, so that a bad sample is refused before any audio is
 // sent (and billed); the other encodings cannot fail to decode once the size is right.
-func openPCM(u *upload, p Params, pipelines gateway.PipelineFactory) (*pcmSource, error) {
+func openPCM(u *upload, p Params) (*pcmSource, error) {
 	var (
 		s      = &pcmSource{}
 		rate   int
@@ -74,22 +73,19 @@ func openPCM(u *upload, p Params, pipelines gateway.PipelineFactory) (*pcmSource
 			return ingest.Downmix(ch), nil
 		}
 	case p.Encoding != "":
-		// The factory is the live path's judge of the declared format.
-		if _, err := pipelines(gateway.AudioFormat{Encoding: p.Encoding, SampleRate: p.SampleRate, Channels: p.Channels}); err != nil {
+		// The live path's judge of the declared format.
+		f, err := gateway.ParseFormat(p.Encoding, p.SampleRate, p.Channels)
+		if err != nil {
 			return nil, err
 		}
-		enc, _ := ingest.ParseEncoding(p.Encoding) // the factory accepted it
-		rate = p.SampleRate
-		if rate == 0 {
-			rate = ingest.G711Rate // the only encodings with a default rate
-		}
-		bpf := int64(enc.BytesPerSample() * max(1, p.Channels))
+		rate = f.SampleRate
+		bpf := int64(f.BytesPerFrame())
 		if u.size%bpf != 0 {
 			return nil, fmt.Errorf("%w: the body does not decode as %s: %d bytes is not a whole number of %d-byte frames",
 				ErrNotAudio, p.Encoding, u.size, bpf)
 		}
-		frames, float = u.size/bpf, enc == ingest.Float32
-		dec := ingest.NewDecoder(ingest.Format{Encoding: enc, SampleRate: rate, Channels: max(1, p.Channels)})
+		frames, float = u.size/bpf, f.Encoding == ingest.Float32
+		dec := ingest.NewDecoder(f)
 		if float {
 			if err := checkRaw(u, dec, int(bpf)*rate); err != nil {
 				return nil, err
@@ -151,10 +147,7 @@ func (s *pcmSource) Next() ([]int16, error) {
 		if len(x) == 0 {
 			continue
 		}
-		out := make([]int16, len(x))
-		for i, v := range x {
-			out[i] = int16(max(-32768, min(32767, math.Round(float64(v)*32767))))
-		}
+		out := ingest.ToInt16(x)
 		s.produced += int64(len(out))
 		return out, nil
 	}

@@ -42,14 +42,6 @@ func drain(t testing.TB, s *pcmSource) []int16 {
 }
 
 // toInt16 is the whole-file path's conversion, for comparison.
-func toInt16(x []float32) []int16 {
-	out := make([]int16, len(x))
-	for i, v := range x {
-		out[i] = int16(max(-32768, min(32767, math.Round(float64(v)*32767))))
-	}
-	return out
-}
-
 func stereo16(rate, frames int) []byte {
 	var pcm bytes.Buffer
 	for i := range frames {
@@ -81,7 +73,7 @@ func rawWAV(tag, ch, rate, bits int, data []byte) []byte {
 func TestOpenPCMMatchesWholeFile(t *testing.T) {
 	wav := rawWAV(1, 2, 44100, 16, stereo16(44100, 44100*3+17))
 	u := spoolBytes(t, wav, "audio/wav")
-	src, err := openPCM(u, Params{}, pipelines)
+	src, err := openPCM(u, Params{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +81,7 @@ func TestOpenPCMMatchesWholeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := toInt16(ingest.Convert16kMono(f, ch))
+	want := ingest.ToInt16(ingest.Convert16kMono(f, ch))
 	if src.Samples != int64(len(want)) {
 		t.Fatalf("announced %d samples, the whole-file path gives %d", src.Samples, len(want))
 	}
@@ -109,13 +101,13 @@ func TestOpenPCMMatchesWholeFile(t *testing.T) {
 		raw[i] = byte(i * 7)
 	}
 	u = spoolBytes(t, raw, "application/octet-stream")
-	src, err = openPCM(u, Params{Params: wire.Params{Encoding: "mulaw", Channels: 1}}, pipelines)
+	src, err = openPCM(u, Params{Params: wire.Params{Encoding: "mulaw", Channels: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pl, _ := ingest.NewPipeline(ingest.Format{Encoding: ingest.Mulaw, SampleRate: 8000, Channels: 1}, ingest.ModeDownmix)
 	outs, _ := pl.Push(raw)
-	want = toInt16(append(outs[0], pl.Flush()[0]...))
+	want = ingest.ToInt16(append(outs[0], pl.Flush()[0]...))
 	if got := drain(t, src); !equal16(got, want) || src.Samples != int64(len(want)) {
 		t.Fatalf("raw µ-law: streamed %d samples, announced %d, whole %d", len(got), src.Samples, len(want))
 	}
@@ -143,7 +135,7 @@ func TestOpenPCMRefuses(t *testing.T) {
 		body  []byte
 		ctype string
 		p     Params
-		param bool // a *wire.ParamError (the factory's judgement), else ErrNotAudio
+		param bool // a *wire.ParamError (gateway.ParseFormat's judgement), else ErrNotAudio
 	}{
 		{"NaN in the last second of a float WAV", rawWAV(3, 1, 16000, 32, nan), "audio/wav", Params{}, false},
 		{"NaN in raw float32", nan, "", Params{Params: wire.Params{Encoding: "float32", SampleRate: 16000, Channels: 1}}, false},
@@ -158,7 +150,7 @@ func TestOpenPCMRefuses(t *testing.T) {
 		{"raw at 3 kHz", make([]byte, 100), "", Params{Params: wire.Params{Encoding: "linear16", SampleRate: 3000, Channels: 1}}, true},
 	}
 	for _, c := range cases {
-		_, err := openPCM(spoolBytes(t, c.body, c.ctype), c.p, pipelines)
+		_, err := openPCM(spoolBytes(t, c.body, c.ctype), c.p)
 		var pe *wire.ParamError
 		switch {
 		case !c.param && !errors.Is(err, ErrNotAudio):
@@ -186,7 +178,7 @@ func FuzzOpenPCM(f *testing.F) {
 			}
 		}
 		u := spoolBytes(t, body, "")
-		src, err := openPCM(u, p, pipelines)
+		src, err := openPCM(u, p)
 		if err != nil {
 			var pe *wire.ParamError
 			if !errors.Is(err, ErrNotAudio) && !errors.As(err, &pe) {

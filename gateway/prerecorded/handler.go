@@ -20,6 +20,7 @@ import (
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/netguard"
 	"github.com/earshot-dev/earshot/internal/privacy"
+	"github.com/earshot-dev/earshot/models"
 )
 
 // DefaultMaxUpload is the largest upload or fetched file accepted by default.
@@ -29,10 +30,9 @@ const DefaultMaxUpload = 100 << 20
 // whatever its plan: the longest phone call (--max-call-duration's default).
 const DefaultMaxAudio = 4 * time.Hour
 
-// Config configures the pre-recorded API. Backend, Pipelines, Auth and JS are required.
+// Config configures the pre-recorded API. Backend, Auth and JS are required.
 type Config struct {
-	Backend   gateway.Backend
-	Pipelines gateway.PipelineFactory
+	Backend gateway.Backend
 	// Auth authenticates a request (the gateway's API keys and tokens); an error is 401.
 	Auth     func(*http.Request) (bus.TenantID, bus.KeyID, error)
 	Metering gateway.Metering // nil: not billed (tests)
@@ -65,7 +65,7 @@ type Config struct {
 	// memory per request does not grow with the file. "" = the system's temp directory.
 	SpoolDir     string
 	Log          *slog.Logger
-	DefaultModel string // default "tiny.en"
+	DefaultModel string // default models.Default ("tiny.en")
 	// ValidRedaction checks redact= (transcriber.ValidRedaction); nil: the built-in list.
 	ValidRedaction func([]string) error
 	// Redact, if set (transcriber.Redact), is applied to every final before it leaves
@@ -126,8 +126,8 @@ type Handler struct {
 // New checks cfg, creates the PRERECORDED stream, the PRERECORDED_AUDIO object store
 // and the REQUESTS status bucket, and registers the tenant eraser with Retention.
 func New(ctx context.Context, cfg Config) (*Handler, error) {
-	if cfg.Backend == nil || cfg.Pipelines == nil || cfg.Auth == nil || cfg.JS == nil {
-		return nil, fmt.Errorf("%w: Backend, Pipelines, Auth and JS are required", ErrConfig)
+	if cfg.Backend == nil || cfg.Auth == nil || cfg.JS == nil {
+		return nil, fmt.Errorf("%w: Backend, Auth and JS are required", ErrConfig)
 	}
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = DefaultMaxUpload
@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.DefaultModel == "" {
-		cfg.DefaultModel = "tiny.en"
+		cfg.DefaultModel = models.Default
 	}
 	if cfg.Speed <= 0 {
 		cfg.Speed = 8
@@ -285,7 +285,7 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 	}
 	defer up.Close()
 	w.Header().Del("Connection")
-	src, err := openPCM(up, p, h.cfg.Pipelines)
+	src, err := openPCM(up, p)
 	if err != nil {
 		h.fail(w, err, id)
 		return
@@ -397,11 +397,11 @@ func (h *Handler) acquire(ctx context.Context, t bus.TenantID, id bus.SessionID)
 // queueRoom checks that tenant has fewer than MaxJobsPerTenant callback jobs waiting
 // or running (the job stream keeps a job until it is done).
 func (h *Handler) queueRoom(ctx context.Context, t bus.TenantID) error {
-	info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter(jobSubject(t)))
+	info, err := h.stream.Info(ctx, jetstream.WithSubjectFilter(bus.PrerecordedJobSubject(t)))
 	if err != nil {
 		return fmt.Errorf("count queued jobs: %w", err)
 	}
-	if n := info.State.Subjects[jobSubject(t)]; n >= uint64(h.cfg.MaxJobsPerTenant) {
+	if n := info.State.Subjects[bus.PrerecordedJobSubject(t)]; n >= uint64(h.cfg.MaxJobsPerTenant) {
 		return fmt.Errorf("%w: %d callback requests of this tenant are waiting or running; retry when one has finished", ErrTooManyJobs, n)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -20,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/earshot-dev/earshot/gateway"
-	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/gateway/gatewaytest"
 	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
@@ -48,36 +47,6 @@ func testAuth(r *http.Request) (bus.TenantID, bus.KeyID, error) {
 		return "", "", errors.New("unauthorized")
 	}
 	return bus.TenantID(t), bus.KeyID("k-" + t), nil
-}
-
-// pipelines builds ingest pipelines (what internal/app wires in production).
-func pipelines(f gateway.AudioFormat) (gateway.AudioPipeline, error) {
-	rate, ch := "", ""
-	if f.SampleRate > 0 {
-		rate = fmt.Sprint(f.SampleRate)
-	}
-	if f.Channels > 0 {
-		ch = fmt.Sprint(f.Channels)
-	}
-	format, err := ingest.ParseFormat(f.Encoding, rate, ch)
-	if err != nil {
-		return nil, &wire.ParamError{Param: "encoding", Reason: err.Error()}
-	}
-	return ingest.NewPipeline(format, ingest.ModeDownmix)
-}
-
-// remoteBackend adapts remote.Client to gateway.Backend (a thin copy of internal/app's).
-type remoteBackend struct{ c *remote.Client }
-
-func (b remoteBackend) Open(ctx context.Context, req bus.SessionRequest) (gateway.Stream, error) {
-	s, err := b.c.Open(ctx, req)
-	if err != nil {
-		if errors.Is(err, bus.ErrNoCapacity) {
-			return nil, fmt.Errorf("%w: %v", bus.ErrNoCapacity, err)
-		}
-		return nil, err
-	}
-	return s, nil
 }
 
 // recMetering records the milliseconds metered per session.
@@ -123,20 +92,9 @@ var (
 // missing, except under CI=true, where it fails.
 func realModel(t *testing.T) (transcriber.Model, string) {
 	t.Helper()
-	p := os.Getenv("EARSHOT_MODEL")
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "earshot", "models", "ggml-tiny.en.bin")
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("whisper model required in CI: %v (run `make model`)", err)
-		}
-		t.Skipf("SKIPPING real-engine test: whisper model missing: %v (run `earshot models pull tiny.en` or `make model`)", err)
-	}
-	dir := testdata.Require(t)
+	p, vad := gatewaytest.WhisperFiles(t)
 	modelOnce.Do(func() {
-		vadPath = filepath.Join(dir, "models", "ggml-silero-v6.2.0.bin")
+		vadPath = vad
 		model, modelErr = transcriber.LoadWhisper(p, transcriber.LoadOptions{Threads: 2})
 	})
 	if modelErr != nil {
@@ -170,23 +128,19 @@ func newRig(t *testing.T, backend gateway.Backend, mod func(*Config)) *rig {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wk, err := worker.New(testutil.Connect(t, r.ns), pool, worker.Config{ID: "w1", Log: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = wk.Run(ctx); _ = pool.Close() }()
+		t.Cleanup(func() { _ = pool.Close() })
+		gatewaytest.ServeWorker(t, r.ns, pool, worker.Config{ID: "w1", Log: log})
 		client, err := remote.NewClient(nc, log, remote.ClientOptions{MaxSpeed: -1, GrantTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = client.Close() })
-		backend = remoteBackend{client}
+		backend = gateway.RemoteBackend(client)
 	}
 	if r.store, err = privacy.Open(ctx, privacy.Config{JS: r.js, Log: log}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Backend: backend, Pipelines: pipelines, Auth: testAuth, Metering: r.meter, JS: r.js,
+	cfg := Config{Backend: backend, Auth: testAuth, Metering: r.meter, JS: r.js,
 		Retention: r.store, Log: log, ValidRedaction: transcriber.ValidRedaction, Redact: transcriber.Redact,
 		Speed: 100, CallbackBackoff: 50 * time.Millisecond}
 	if mod != nil {

@@ -161,12 +161,7 @@ func TestBadInputs(t *testing.T) {
 
 func TestRawFormatsAndURLFetch(t *testing.T) {
 	samples := tone(1)
-	var lin bytes.Buffer
-	for _, v := range samples {
-		s := int16(v * 32767)
-		lin.WriteByte(byte(s))
-		lin.WriteByte(byte(uint16(s) >> 8))
-	}
+	lin := ingest.PCM16Bytes(samples)
 	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/redirect" {
 			http.Redirect(w, r, "http://169.254.169.254/x", http.StatusFound)
@@ -184,7 +179,7 @@ func TestRawFormatsAndURLFetch(t *testing.T) {
 		name, query, ctype string
 		body               []byte
 	}{
-		{"linear16", "encoding=linear16&sample_rate=16000", "application/octet-stream", lin.Bytes()},
+		{"linear16", "encoding=linear16&sample_rate=16000", "application/octet-stream", lin},
 		{"mulaw 8k", "encoding=mulaw&sample_rate=8000", "", ingest.EncodeMulaw(tone8k(1))},
 		{"url", "", "application/json", []byte(`{"url":"` + files.URL + `/a.wav"}`)},
 	} {

@@ -22,17 +22,12 @@ import (
 	"github.com/earshot-dev/earshot/internal/privacy"
 )
 
-// JetStream names this package owns.
+// The JetStream names this package uses are internal/bus's: bus.PrerecordedJobStream
+// (subjects bus.PrerecordedJobSubject), bus.PrerecordedAudioBucket, bus.RequestStatusBucket.
 const (
-	JobStream     = "PRERECORDED" // work queue of callback jobs
-	JobWildcard   = bus.Prefix + ".prerecorded.jobs.>"
-	AudioBucket   = "PRERECORDED_AUDIO" // object store: queued uploads, deleted after processing
-	StatusBucket  = "REQUESTS"          // KV: <tenant>.<request> → Status (no content)
 	consumerName  = "prerecorded"
 	inProgressInt = 10 * time.Second
 )
-
-func jobSubject(t bus.TenantID) string { return bus.Prefix + ".prerecorded.jobs." + string(t) }
 
 // Request states.
 const (
@@ -81,26 +76,26 @@ func (h *Handler) ensure(ctx context.Context) error {
 	defer cancel()
 	var err error
 	h.stream, err = h.cfg.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: JobStream, Description: "pre-recorded requests with a callback",
-		Subjects: []string{JobWildcard}, Retention: jetstream.WorkQueuePolicy,
+		Name: bus.PrerecordedJobStream, Description: "pre-recorded requests with a callback",
+		Subjects: []string{bus.PrerecordedJobWildcard}, Retention: jetstream.WorkQueuePolicy,
 		Storage: jetstream.FileStorage, MaxAge: h.cfg.JobTTL, Duplicates: time.Hour, Replicas: h.cfg.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("prerecorded: stream %s: %w", JobStream, err)
+		return fmt.Errorf("prerecorded: stream %s: %w", bus.PrerecordedJobStream, err)
 	}
 	h.audio, err = h.cfg.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: AudioBucket, Description: "queued pre-recorded uploads (deleted after processing)",
+		Bucket: bus.PrerecordedAudioBucket, Description: "queued pre-recorded uploads (deleted after processing)",
 		TTL: h.cfg.JobTTL, Storage: jetstream.FileStorage, Replicas: h.cfg.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("prerecorded: object store %s: %w", AudioBucket, err)
+		return fmt.Errorf("prerecorded: object store %s: %w", bus.PrerecordedAudioBucket, err)
 	}
 	h.status, err = h.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: StatusBucket, Description: "pre-recorded request status (no content)",
+		Bucket: bus.RequestStatusBucket, Description: "pre-recorded request status (no content)",
 		TTL: h.cfg.JobTTL, History: 1, Storage: jetstream.FileStorage, Replicas: h.cfg.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("prerecorded: bucket %s: %w", StatusBucket, err)
+		return fmt.Errorf("prerecorded: bucket %s: %w", bus.RequestStatusBucket, err)
 	}
 	return nil
 }
@@ -122,7 +117,7 @@ func (h *Handler) enqueue(ctx context.Context, q queued, body io.Reader) error {
 		return err
 	}
 	b, _ := json.Marshal(q)
-	if _, err := h.cfg.JS.Publish(ctx, jobSubject(t), b, jetstream.WithMsgID(string(id))); err != nil {
+	if _, err := h.cfg.JS.Publish(ctx, bus.PrerecordedJobSubject(t), b, jetstream.WithMsgID(string(id))); err != nil {
 		return fmt.Errorf("queue %s: %w", id, err)
 	}
 	return nil
@@ -250,7 +245,7 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 			st.Percent = 100
 		}
 		// The upload is erased before the status says the request is over.
-		if _, err := privacy.EraseObject(context.WithoutCancel(ctx), h.cfg.JS, h.audio, AudioBucket, objName(j.Tenant, j.Request)); err != nil {
+		if _, err := privacy.EraseObject(context.WithoutCancel(ctx), h.cfg.JS, h.audio, bus.PrerecordedAudioBucket, objName(j.Tenant, j.Request)); err != nil {
 			log.Error("queued upload not erased", "err", err)
 		}
 		if err := h.setStatus(context.WithoutCancel(ctx), st); err != nil {
@@ -283,7 +278,7 @@ func (h *Handler) process(ctx context.Context, m jetstream.Msg) {
 	defer up.Close()
 	st.State = StateRunning
 	_ = h.setStatus(ctx, st)
-	src, err := openPCM(up, Params{Params: wire.Params{Encoding: q.Encoding, SampleRate: q.SampleRate, Channels: max(1, q.Channels)}}, h.cfg.Pipelines)
+	src, err := openPCM(up, Params{Params: wire.Params{Encoding: q.Encoding, SampleRate: q.SampleRate, Channels: max(1, q.Channels)}})
 	if err != nil {
 		finish(StateFailed, err.Error(), false)
 		return
@@ -445,7 +440,7 @@ func (h *Handler) deleteRequest(w http.ResponseWriter, r *http.Request) {
 	if _, ok, _ := h.getStatus(r.Context(), tenant, id); ok {
 		found = true
 		_ = h.status.Purge(r.Context(), statusKey(tenant, id))
-		if _, err := privacy.EraseObject(r.Context(), h.cfg.JS, h.audio, AudioBucket, objName(tenant, id)); err != nil {
+		if _, err := privacy.EraseObject(r.Context(), h.cfg.JS, h.audio, bus.PrerecordedAudioBucket, objName(tenant, id)); err != nil {
 			h.fail(w, err, id)
 			return
 		}
@@ -460,7 +455,7 @@ func (h *Handler) deleteRequest(w http.ResponseWriter, r *http.Request) {
 // eraseTenant removes the tenant's queued jobs, uploads and statuses (privacy.Eraser).
 func (h *Handler) eraseTenant(ctx context.Context, t bus.TenantID) error {
 	if bus.ValidToken(string(t)) {
-		if err := h.stream.Purge(ctx, jetstream.WithPurgeSubject(jobSubject(t))); err != nil {
+		if err := h.stream.Purge(ctx, jetstream.WithPurgeSubject(bus.PrerecordedJobSubject(t))); err != nil {
 			return fmt.Errorf("purge jobs: %w", err)
 		}
 	}
@@ -484,7 +479,7 @@ func (h *Handler) eraseTenant(ctx context.Context, t bus.TenantID) error {
 	}
 	for _, o := range objs {
 		if strings.HasPrefix(o.Name, tk+"/") {
-			if _, err := privacy.EraseObject(ctx, h.cfg.JS, h.audio, AudioBucket, o.Name); err != nil {
+			if _, err := privacy.EraseObject(ctx, h.cfg.JS, h.audio, bus.PrerecordedAudioBucket, o.Name); err != nil {
 				return fmt.Errorf("erase upload: %w", err)
 			}
 		}

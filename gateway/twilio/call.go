@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"slices"
 	"sort"
@@ -414,7 +413,7 @@ func (c *call) send(t *track, x []float32, flags bus.ChunkFlag) {
 		return
 	}
 	t.sent += uint64(len(x))
-	if err := t.stream.Send(toPCM16(x), 0, flags); err != nil {
+	if err := t.stream.Send(ingest.ToInt16(x), 0, flags); err != nil {
 		t.failed = true
 		c.log.Error("track stream failed; its audio is no longer transcribed or billed", "track", t.name, "err", err)
 		_ = c.dlv.enqueue(c.event(TypeError, t, func(e *CallEvent) { e.Error = err.Error() }))
@@ -588,12 +587,4 @@ func (c *call) sendError(err error) {
 		msg = msg[:120]
 	}
 	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, msg), time.Now().Add(time.Second))
-}
-
-func toPCM16(x []float32) []int16 {
-	out := make([]int16, len(x))
-	for i, v := range x {
-		out[i] = int16(max(math.MinInt16, min(math.MaxInt16, math.Round(float64(v)*32768))))
-	}
-	return out
 }

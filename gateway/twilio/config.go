@@ -8,6 +8,7 @@ import (
 
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/models"
 )
 
 // CallMetering starts the usage meter of one track of one call. It is the phone
@@ -64,11 +65,11 @@ type Config struct {
 	StartTimeout time.Duration
 	// Webhooks says where a tenant's events go; nil: NATS only.
 	Webhooks Webhooks
-	// Publisher receives every event on CallSubject and undeliverable ones on
-	// DeadLetterSubject (a *nats.Conn); nil: webhook only, failures only logged.
+	// Publisher receives every event on bus.CallSubject and undeliverable ones on
+	// bus.CallDeadLetterSubject (a *nats.Conn); nil: webhook only, failures only logged.
 	Publisher Publisher
 	// Model transcribes calls unless the start message's customParameters name
-	// another ("model"). Default "tiny.en".
+	// another ("model"). Default models.Default ("tiny.en").
 	Model string
 	// AuthToken is the Twilio account auth token. When set, every handshake must carry a
 	// valid X-Twilio-Signature (HMAC-SHA1 of the URL Twilio connected to).
@@ -113,7 +114,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Backend, Tenants and Metering are required", ErrConfig)
 	}
 	if c.Model == "" {
-		c.Model = "tiny.en"
+		c.Model = models.Default
 	}
 	if !bus.ValidModel(c.Model) {
 		return fmt.Errorf("%w: model %q", ErrConfig, c.Model)

@@ -118,7 +118,7 @@ func (d *delivery) enqueue(ev *CallEvent) error {
 		return nil
 	}
 	if d.pub != nil {
-		if err := d.pub.Publish(CallSubject(d.tenant, d.call), body); err != nil {
+		if err := d.pub.Publish(bus.CallSubject(d.tenant, d.call), body); err != nil {
 			d.log.Warn("publish call event to NATS", "seq", ev.Seq, "err", err)
 		}
 	}
@@ -215,7 +215,7 @@ func (d *delivery) deadLetter(ev *CallEvent, attempts int, cause error) {
 	b, err := json.Marshal(DeadLetter{Tenant: d.tenant, CallSID: d.call, URL: d.url, Attempts: attempts,
 		LastError: cause.Error(), Event: ev})
 	if err == nil {
-		err = d.pub.Publish(DeadLetterSubject(d.tenant), b)
+		err = d.pub.Publish(bus.CallDeadLetterSubject(d.tenant), b)
 	}
 	if err != nil {
 		d.log.Error("dead-letter publish failed: event lost", "seq", ev.Seq, "err", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
@@ -45,11 +46,11 @@ func TestWebhookRetriesWithBackoffThenDelivers(t *testing.T) {
 // embedded NATS) and the following events still arrive in order.
 func TestWebhookDeadLetterAfterMaxAttemptsKeepsOrder(t *testing.T) {
 	nc := testutil.Connect(t, testutil.NATS(t))
-	dead, err := nc.SubscribeSync(DeadLetterSubject("acme"))
+	dead, err := nc.SubscribeSync(bus.CallDeadLetterSubject("acme"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := nc.SubscribeSync(CallSubject("acme", "CA1"))
+	all, err := nc.SubscribeSync(bus.CallSubject("acme", "CA1"))
 	if err != nil {
 		t.Fatal(err)
 	}

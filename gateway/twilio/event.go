@@ -22,7 +22,7 @@ const (
 )
 
 // CallEvent is what a tenant receives, as JSON, on its webhook and on NATS
-// CallSubject(tenant, callSid). Seq counts a call's events from 1 in delivery order.
+// bus.CallSubject(tenant, callSid). Seq counts a call's events from 1 in delivery order.
 type CallEvent struct {
 	Type      string       `json:"type"`
 	Seq       uint64       `json:"seq"`
@@ -112,17 +112,7 @@ type CallSummary struct {
 	TurnTaking *TurnTaking `json:"turn_taking,omitempty"`
 }
 
-// CallSubject is the NATS subject every event of a call is published on.
-func CallSubject(tenant bus.TenantID, callSID string) string {
-	return bus.Prefix + ".calls." + string(tenant) + "." + callSID
-}
-
-// DeadLetterSubject receives events the tenant's webhook did not accept.
-func DeadLetterSubject(tenant bus.TenantID) string {
-	return bus.Prefix + ".twilio.dead." + string(tenant)
-}
-
-// DeadLetter is published on DeadLetterSubject with the undelivered event.
+// DeadLetter is published on bus.CallDeadLetterSubject with the undelivered event.
 type DeadLetter struct {
 	Tenant    bus.TenantID `json:"tenant"`
 	CallSID   string       `json:"call_sid"`

@@ -257,7 +257,7 @@ func TestChunksAreReorderedAndDeduplicated(t *testing.T) {
 	}
 	want = append(want, p.Flush()[0]...)
 	got := hs.backend.all()[0].samples()
-	if !slices.Equal(got, toPCM16(want)) {
+	if !slices.Equal(got, ingest.ToInt16(want)) {
 		t.Fatalf("transcriber got %d samples that differ from the in-order decode (%d)", len(got), len(want))
 	}
 	s := hs.hook.summary().Summary

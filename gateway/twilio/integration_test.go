@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/gateway/gatewaytest"
 	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
@@ -24,18 +25,6 @@ import (
 	"github.com/earshot-dev/earshot/transcriber/worker"
 )
 
-// remoteBackend adapts remote.Client (Open returns *remote.Session) to
-// gateway.Backend, as the gateway's wiring does.
-type remoteBackend struct{ c *remote.Client }
-
-func (b remoteBackend) Open(ctx context.Context, req bus.SessionRequest) (gateway.Stream, error) {
-	s, err := b.c.Open(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
 // realFiles returns the tiny.en and Silero VAD paths, skipping loudly when the model
 // is missing, except under CI=true, where that fails.
 func realFiles(t *testing.T) (model, vad string) {
@@ -43,18 +32,7 @@ func realFiles(t *testing.T) (model, vad string) {
 	if testing.Short() {
 		t.Skip("SKIP: real-model phone call runs in real time (-short)")
 	}
-	model = os.Getenv("EARSHOT_MODEL")
-	if model == "" {
-		home, _ := os.UserHomeDir()
-		model = filepath.Join(home, ".cache", "earshot", "models", "ggml-tiny.en.bin")
-	}
-	if _, err := os.Stat(model); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("whisper model required in CI: %v (run `make model`)", err)
-		}
-		t.Skipf("SKIP: whisper model missing: %v (run `earshot models pull tiny.en` or `make model`)", err)
-	}
-	return model, filepath.Join(testdata.Require(t), "models", "ggml-silero-v6.2.0.bin")
+	return gatewaytest.WhisperFiles(t)
 }
 
 // Two prompts of the 8 kHz telephony set: the caller's and the agent's.
@@ -115,14 +93,7 @@ func inProcessWorkerTurns(t *testing.T, turn transcriber.TurnModel) *nats.Conn {
 	}
 	t.Cleanup(func() { _ = pool.Close() })
 	srv := testutil.NATS(t)
-	w, err := worker.New(testutil.Connect(t, srv), pool, worker.Config{ID: "phone-test", DrainTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	gatewaytest.ServeWorker(t, srv, pool, worker.Config{ID: "phone-test"})
 	return testutil.Connect(t, srv)
 }
 
@@ -171,7 +142,7 @@ func freeAddr(t *testing.T) string {
 // meters. It returns the WebSocket URL a call streams to.
 func serveRealCalls(t *testing.T, client *remote.Client, nc *nats.Conn, rcv *receiver, meters CallMetering) string {
 	t.Helper()
-	h, err := New(Config{Backend: remoteBackend{client}, Tenants: mapTenants{testSecret: "acme"}, Metering: meters,
+	h, err := New(Config{Backend: gateway.RemoteBackend(client), Tenants: mapTenants{testSecret: "acme"}, Metering: meters,
 		Webhooks: fixedWebhook{rcv.srv.URL, "whsec"}, Publisher: nc, FinalTimeout: 30 * time.Second,
 		Delivery: DeliveryOptions{AllowLoopback: true, Backoff: 50 * time.Millisecond}})
 	if err != nil {
@@ -195,7 +166,7 @@ func runRealCall(t *testing.T, nc *nats.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Close() })
-	onNATS, err := nc.SubscribeSync(CallSubject("acme", "CAreal"))
+	onNATS, err := nc.SubscribeSync(bus.CallSubject("acme", "CAreal"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +314,7 @@ func runBargeInCall(t *testing.T, nc *nats.Conn) {
 		recv time.Time
 	}
 	onNATS := make(chan natsEvent, 1024)
-	sub, err := nc.Subscribe(CallSubject("acme", "CAbarge"), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(bus.CallSubject("acme", "CAbarge"), func(m *nats.Msg) {
 		var e CallEvent
 		if json.Unmarshal(m.Data, &e) == nil {
 			onNATS <- natsEvent{e, time.Now()}

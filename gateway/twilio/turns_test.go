@@ -410,7 +410,7 @@ func TestTurnEventMapping(t *testing.T) {
 		t.Fatalf("agent turn.end %+v", e)
 	}
 	for i, s := range pub.subj {
-		if s != CallSubject("acme", "CAM") || pub.evs[i].Seq != uint64(i+1) {
+		if s != bus.CallSubject("acme", "CAM") || pub.evs[i].Seq != uint64(i+1) {
 			t.Fatalf("event %d on %s seq %d", i, s, pub.evs[i].Seq)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -270,6 +271,7 @@ func (c *Client) Open(ctx context.Context, req bus.SessionRequest) (*Session, er
 		pos:       make([]uint64, req.Channels),
 		lastEnd:   make([]uint64, req.Channels),
 		closedCh:  make([]bool, req.Channels),
+		endedCh:   make([]bool, req.Channels),
 		replay:    NewReplayBuffer(int(c.opts.ReplayLimit.Seconds() * bus.SampleRate)),
 		rate: newRateLimit(c.opts.MaxSpeed*float64(req.Channels),
 			c.opts.SpeedBurst*time.Duration(req.Channels), time.Now()),
@@ -408,7 +410,8 @@ type Session struct {
 	pos           []uint64 // next StartSample per channel
 	replay        *ReplayBuffer
 	rate          *rateLimit
-	ended         bool                  // FlagEnd sent
+	ended         bool                  // FlagEnd sent on every channel
+	endedCh       []bool                // per channel: FlagEnd sent
 	terminal      bool                  // closed, failed, or Close called
 	closedCh      []bool                // per channel: its ResultClosed arrived
 	closedN       int                   // how many channels closed
@@ -465,6 +468,8 @@ func (s *Session) Send(pcm []int16, channel int, flags bus.ChunkFlag) error {
 		return fmt.Errorf("send to session %s after its end: %w", s.req.Session, ErrSessionClosed)
 	case channel < 0 || channel >= s.req.Channels:
 		return fmt.Errorf("%w: channel %d of a %d-channel session", ingest.ErrChannels, channel, s.req.Channels)
+	case s.endedCh[channel]:
+		return fmt.Errorf("send to channel %d of session %s after its end: %w", channel, s.req.Session, ErrSessionClosed)
 	}
 	flags &^= bus.FlagReplay
 	if len(pcm) == 0 && flags == 0 {
@@ -488,7 +493,8 @@ func (s *Session) Send(pcm []int16, channel int, flags bus.ChunkFlag) error {
 	s.seq++
 	s.pos[channel] += uint64(len(pcm))
 	if flags&bus.FlagEnd != 0 {
-		s.ended = true
+		s.endedCh[channel] = true
+		s.ended = !slices.Contains(s.endedCh, false)
 	}
 	if s.failing {
 		return nil // replayed to the next worker

@@ -56,7 +56,7 @@ func newPhoneRig(t *testing.T, tenant bus.TenantID, plan string, plans *billing.
 	}
 	t.Cleanup(nc.Close)
 	r := &phoneRig{srv: srv, secret: secret, store: store, events: make(chan twilio.CallEvent, 4096)}
-	if _, err := nc.Subscribe(twilio.CallSubject(tenant, "*"), func(m *nats.Msg) {
+	if _, err := nc.Subscribe(bus.CallSubject(tenant, "*"), func(m *nats.Msg) {
 		var ev twilio.CallEvent
 		if json.Unmarshal(m.Data, &ev) == nil {
 			select {

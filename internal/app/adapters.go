@@ -12,54 +12,9 @@ import (
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/gateway/prerecorded"
-	"github.com/earshot-dev/earshot/gateway/wire"
-	"github.com/earshot-dev/earshot/ingest"
-	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/models"
 )
-
-// backend adapts remote.Client (the NATS side of a session) to gateway.Backend.
-type backend struct{ c *remote.Client }
-
-func (b backend) Open(ctx context.Context, req bus.SessionRequest) (gateway.Stream, error) {
-	s, err := b.c.Open(ctx, req)
-	if err != nil {
-		if errors.Is(err, bus.ErrNoCapacity) {
-			return nil, fmt.Errorf("%w: %v", bus.ErrNoCapacity, err)
-		}
-		return nil, err
-	}
-	return s, nil
-}
-
-// pipelines builds ingest pipelines for the formats clients declare.
-func pipelines(f gateway.AudioFormat) (gateway.AudioPipeline, error) {
-	rate := ""
-	if f.SampleRate > 0 {
-		rate = fmt.Sprint(f.SampleRate)
-	}
-	ch := ""
-	if f.Channels > 0 {
-		ch = fmt.Sprint(f.Channels)
-	}
-	format, err := ingest.ParseFormat(f.Encoding, rate, ch)
-	if err != nil {
-		switch {
-		case errors.Is(err, ingest.ErrSampleRate):
-			return nil, &wire.ParamError{Param: "sample_rate", Reason: err.Error()}
-		case errors.Is(err, ingest.ErrChannels):
-			return nil, &wire.ParamError{Param: "channels", Reason: err.Error()}
-		default:
-			return nil, &wire.ParamError{Param: "encoding", Reason: err.Error()}
-		}
-	}
-	mode := ingest.ModeDownmix
-	if f.Multichannel {
-		mode = ingest.ModePerChannel
-	}
-	return ingest.NewPipeline(format, mode)
-}
 
 // catalog exposes the models catalog to the gateway: speech models only, and synthetic
 // (random-weight) models only when allowed.

@@ -22,7 +22,7 @@ import (
 
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/gateway/client"
-	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/gateway/gatewaytest"
 	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testutil"
@@ -75,20 +75,6 @@ func (s *idleStream) Send([]int16, int, bus.ChunkFlag) error { return nil }
 func (s *idleStream) Results() <-chan bus.Result             { return s.out }
 func (s *idleStream) Close()                                 { s.once.Do(func() { close(s.out) }) }
 
-// busBackend opens the streams on workers over NATS, as the service does.
-type busBackend struct{ c *remote.Client }
-
-func (b busBackend) Open(ctx context.Context, req bus.SessionRequest) (gateway.Stream, error) {
-	s, err := b.c.Open(ctx, req)
-	if err != nil {
-		if errors.Is(err, bus.ErrNoCapacity) {
-			return nil, fmt.Errorf("%w: %v", bus.ErrNoCapacity, err)
-		}
-		return nil, err
-	}
-	return s, nil
-}
-
 type oneModel struct{}
 
 var benchModel = gateway.Model{Name: "tiny.en", Version: "1", Arch: "whisper", UUID: "bench"}
@@ -106,14 +92,6 @@ func (oneKey) Lookup(_ context.Context, secret string) (gateway.Key, error) {
 	return gateway.Key{ID: "k1", Tenant: "bench"}, nil
 }
 func (oneKey) Active(context.Context, bus.KeyID) (bool, error) { return true, nil }
-
-func pipelines(f gateway.AudioFormat) (gateway.AudioPipeline, error) {
-	enc, err := ingest.ParseEncoding(f.Encoding)
-	if err != nil {
-		return nil, err
-	}
-	return ingest.NewPipeline(ingest.Format{Encoding: enc, SampleRate: f.SampleRate, Channels: max(f.Channels, 1)}, ingest.ModeDownmix)
-}
 
 // serveIdleGateway runs a gateway with a per-tenant limit, prints "URL <url> PID <pid>"
 // and serves until stdin closes.
@@ -134,9 +112,9 @@ func serveIdleGateway(limit int) error {
 			return err
 		}
 		defer cl.Close()
-		backend = busBackend{cl}
+		backend = gateway.RemoteBackend(cl)
 	}
-	gw, err := gateway.New(gateway.Config{Backend: backend, Pipelines: pipelines, Models: oneModel{},
+	gw, err := gateway.New(gateway.Config{Backend: backend, Models: oneModel{},
 		Keys: oneKey{}, Signer: signer, DefaultModel: benchModel.Name, MaxStreamsPerTenant: limit,
 		RealtimeFactor: -1, IdleTimeout: 20 * time.Second})
 	if err != nil {
@@ -208,15 +186,7 @@ func TestGatewayCapacity(t *testing.T) {
 // and its per-session state are counted too.
 func TestGatewayCapacityBus(t *testing.T) {
 	ns := testutil.NATS(t)
-	w, err := worker.New(testutil.Connect(t, ns), &echoFactory{model: benchModel.Name, slots: 1000},
-		worker.Config{ID: "capacity-worker", DrainTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	gatewaytest.ServeWorker(t, ns, &echoFactory{model: benchModel.Name, slots: 1000}, worker.Config{ID: "capacity-worker"})
 	testCapacity(t, capacityNATSEnv+"="+ns.ClientURL())
 }
 

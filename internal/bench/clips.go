@@ -2,9 +2,7 @@ package bench
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"os"
 
 	"github.com/earshot-dev/earshot/ingest"
@@ -56,12 +54,7 @@ func LoadWAV(path string) (Clip, error) {
 	if f.SampleRate != 16000 || len(chans) != 1 {
 		return Clip{}, fmt.Errorf("%s is %d Hz × %d channels: %w", path, f.SampleRate, len(chans), ErrClipFormat)
 	}
-	pcm := make([]byte, 2*len(chans[0]))
-	for i, v := range chans[0] {
-		s := math.Max(-32768, math.Min(32767, math.Round(float64(v)*32767)))
-		binary.LittleEndian.PutUint16(pcm[2*i:], uint16(int16(s)))
-	}
-	return Clip{ID: path, PCM: pcm}, nil
+	return Clip{ID: path, PCM: ingest.PCM16Bytes(chans[0])}, nil
 }
 
 // silence returns d seconds of 16 kHz linear16 zeros.

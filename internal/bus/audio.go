@@ -34,9 +34,6 @@ type AudioChunk struct {
 	PCM         []int16
 }
 
-// StreamMs is the chunk's stream time in milliseconds.
-func (c *AudioChunk) StreamMs() uint64 { return c.StartSample / SamplesPerMs }
-
 // EndSample is the stream position just after the chunk's last sample.
 func (c *AudioChunk) EndSample() uint64 { return c.StartSample + uint64(len(c.PCM)) }
 

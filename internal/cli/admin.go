@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/internal/app"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/privacy"
 )
@@ -27,7 +31,8 @@ func init() {
 		name:    "keys",
 		summary: "create, list and revoke a tenant's API keys (stored hashed in Redis)",
 		usage: `Subcommands:
-  create --tenant T      print a new key (shown once; only its hash is stored)
+  create --tenant T      print a new key (shown once; only its hash is stored); T must
+                         exist (earshot tenants create T), else nothing is created
   list --tenant T        key ids and creation times
   revoke --tenant T ID   revoke a key; tokens granted with it stop working too
 create and revoke are recorded in T's audit log when NATS (--nats) is reachable.`,
@@ -66,24 +71,47 @@ func redisFlag(e *env, fsRedis *string) (redis.UniversalClient, error) {
 // running `earshot serve` wrote to <data dir>/nats.url (EARSHOT_DATA_DIR, default
 // "data"), else a local nats-server.
 func defaultNATS(e *env) string {
-	if v := envOr(e, "EARSHOT_NATS_URL", ""); v != "" {
+	return envOrDataFile(e, "EARSHOT_NATS_URL", natsURLFile, "nats://127.0.0.1:4222")
+}
+
+// defaultRedis is EARSHOT_REDIS_URL, else the URL of the Redis that `make run`
+// (scripts/run.sh) started, which it wrote to <data dir>/redis.url, else a local Redis
+// on its default port.
+func defaultRedis(e *env) string {
+	return envOrDataFile(e, "EARSHOT_REDIS_URL", redisURLFile, "redis://127.0.0.1:6379/0")
+}
+
+// redisFlagHelp describes the admin commands' --redis flag.
+const redisFlagHelp = "Redis URL (env EARSHOT_REDIS_URL; default: the Redis that make run started, from <data dir>/redis.url, else redis://127.0.0.1:6379/0)"
+
+// Files in the data dir that tell the admin commands where a running `earshot serve`
+// (natsURLFile: app.NATSURLFile, written by serve) and its Redis (redisURLFile, written
+// by scripts/run.sh) are.
+const (
+	natsURLFile  = app.NATSURLFile
+	redisURLFile = "redis.url"
+)
+
+// envOrDataFile is environment variable name, else the first line of file in the data
+// dir (EARSHOT_DATA_DIR, default "data"), else def.
+func envOrDataFile(e *env, name, file, def string) string {
+	if v := envOr(e, name, ""); v != "" {
 		return v
 	}
-	if b, err := os.ReadFile(filepath.Join(envOr(e, "EARSHOT_DATA_DIR", "data"), "nats.url")); err == nil {
-		if u := strings.TrimSpace(string(b)); u != "" {
+	if b, err := os.ReadFile(filepath.Join(envOr(e, "EARSHOT_DATA_DIR", "data"), file)); err == nil {
+		if u, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n"); u != "" {
 			return u
 		}
 	}
-	return "nats://127.0.0.1:4222"
+	return def
 }
-
-func defaultRedis(e *env) string { return envOr(e, "EARSHOT_REDIS_URL", "redis://127.0.0.1:6379/0") }
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["keys"], "<create|list|revoke> --tenant T [ID]")
 	tenant := fs.String("tenant", "", "tenant id")
-	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
+	rurl := fs.String("redis", defaultRedis(e), redisFlagHelp)
 	natsURL := fs.String("nats", defaultNATS(e), "create, revoke: NATS URL for the audit log (env EARSHOT_NATS_URL; default: the running serve's embedded server from <data dir>/nats.url, else nats://127.0.0.1:4222)")
+	redactDefaults(fs, "nats", "redis")
 	sub, err := parseSub(fs, args)
 	if err != nil {
 		return err
@@ -112,6 +140,9 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 	t := bus.TenantID(*tenant)
 	switch sub {
 	case "create":
+		if err := tenantExists(ctx, rdb, t, redisHint(fs)); err != nil {
+			return err
+		}
 		k, secret, err := ks.Create(ctx, t)
 		if err != nil {
 			return err
@@ -144,13 +175,57 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 	return fmt.Errorf("unknown subcommand %q: use create, list or revoke", sub)
 }
 
+// tenantExists refuses a key for a tenant billing does not know: such a key would
+// authenticate, and every stream would then be refused with 402 INSUFFICIENT_BALANCE
+// ("unknown tenant"). The error says what to run.
+func tenantExists(ctx context.Context, rdb redis.UniversalClient, t bus.TenantID, redisArg string) error {
+	_, err := billing.NewStore(rdb, nil, nil).Get(ctx, t)
+	if !errors.Is(err, billing.ErrUnknownTenant) {
+		return err
+	}
+	return fmt.Errorf("tenant %s does not exist; create it first, then create the key again:\n"+
+		"  earshot tenants create %s%s --plan trial   (free: 2 h of audio a month, tiny models)\n"+
+		"or, prepaid pay-as-you-go (the default plan, payg: $0.72 an hour of audio):\n"+
+		"  earshot tenants create %s%s && earshot tenants topup %s 1000%s   (a balance of $10.00)",
+		t, t, redisArg, t, redisArg, t, redisArg)
+}
+
+// redactDefaults hides the passwords of URL flags' defaults (read from the data dir's
+// files) in --help.
+func redactDefaults(fs *flag.FlagSet, names ...string) {
+	for _, n := range names {
+		if f := fs.Lookup(n); f != nil {
+			if u, err := url.Parse(f.DefValue); err == nil {
+				f.DefValue = u.Redacted()
+			}
+		}
+	}
+}
+
+// redisHint is " --redis URL" when the command was given --redis, for the commands an
+// error suggests (they must reach the same Redis).
+func redisHint(fs *flag.FlagSet) string {
+	hint := ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "redis" {
+			u := f.Value.String()
+			if pu, err := url.Parse(u); err == nil {
+				u = pu.Redacted() // a password is not repeated in an error
+			}
+			hint = " --redis " + u
+		}
+	})
+	return hint
+}
+
 func runTenants(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["tenants"], "<create|plan|topup|show> T [args]")
-	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
+	rurl := fs.String("redis", defaultRedis(e), redisFlagHelp)
 	plan := fs.String("plan", "payg", "create: price plan")
 	version := fs.Int("version", 0, "plan: plan version (0 = latest)")
 	plansFile := fs.String("plans", envOr(e, "EARSHOT_PLANS", ""), "price plans JSON file (env EARSHOT_PLANS; default: built-in plans)")
 	natsURL := fs.String("nats", defaultNATS(e), "erase, audit: NATS URL (env EARSHOT_NATS_URL; default: the running serve's embedded server from <data dir>/nats.url, else nats://127.0.0.1:4222)")
+	redactDefaults(fs, "nats", "redis")
 	sub, err := parseSub(fs, args)
 	if err != nil {
 		return err
@@ -239,7 +314,7 @@ func runBillingReport(ctx context.Context, e *env, args []string) error {
 	month := fs.String("month", time.Now().UTC().Format("2006-01"), "month, YYYY-MM")
 	csv := fs.Bool("csv", false, "print CSV instead of a table")
 	plansFile := fs.String("plans", envOr(e, "EARSHOT_PLANS", ""), "price plans JSON file (env EARSHOT_PLANS; default: built-in plans)")
-	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
+	rurl := fs.String("redis", defaultRedis(e), redisFlagHelp)
 	if err := parse(fs, interleave(args)); err != nil {
 		return err
 	}

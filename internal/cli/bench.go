@@ -26,6 +26,7 @@ import (
 	"github.com/earshot-dev/earshot/internal/bench"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/models"
 	"github.com/earshot-dev/earshot/transcriber"
 	"github.com/earshot-dev/earshot/transcriber/worker"
 )
@@ -232,7 +233,7 @@ func useEngine(ctx context.Context, cfg *bench.Config, url string, port int, mod
 	}
 	stops = append(stops, func() { _ = cl.Close() })
 	if model == "" {
-		model = "tiny.en"
+		model = models.Default
 	}
 	cfg.UseBus(cl, model, "bus "+url+" model "+model)
 	return stop, nil

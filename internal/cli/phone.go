@@ -31,7 +31,8 @@ in 20 ms frames, in real time, with marks, a DTMF digit and stop, like Twilio do
 func runPhone(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["phone"], "<secret create|secret revoke|webhook set> [args]")
 	tenant := fs.String("tenant", "", "tenant id")
-	rurl := fs.String("redis", defaultRedis(e), "Redis URL (env EARSHOT_REDIS_URL)")
+	rurl := fs.String("redis", defaultRedis(e), redisFlagHelp)
+	redactDefaults(fs, "redis")
 	if len(args) < 2 {
 		fs.Usage()
 		return errUsage

@@ -26,7 +26,7 @@ resamples it to 16 kHz mono and decodes it with whisper. --json prints segments 
 
 func runTranscribe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, commands["transcribe"], "FILE [flags]")
-	model := fs.String("model", "tiny.en", "model name (see earshot models list) or a ggml file path")
+	model := fs.String("model", models.Default, "model name (see earshot models list) or a ggml file path")
 	dir := fs.String("model-dir", models.DefaultDir(), "directory holding ggml model files (env EARSHOT_MODEL_DIR)")
 	asJSON := fs.Bool("json", false, "print JSON: text, segments and words with start/end seconds")
 	threads := fs.Int("threads", runtime.NumCPU(), "decode threads")

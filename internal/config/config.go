@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/earshot-dev/earshot/models"
 )
 
 // Common settings every service has.
@@ -117,9 +119,9 @@ func Defaults() (Common, Gateway, Transcriber) {
 			MaxAudio:       4 * time.Hour,
 			MaxSession:     4 * time.Hour,
 			DemoTenant:     "demo",
-			DefaultModel:   "tiny.en",
+			DefaultModel:   models.Default,
 		}, Transcriber{
-			Models:      []string{"tiny.en"},
+			Models:      []string{models.Default},
 			VADModel:    "ggml-silero-v6.2.0.bin",
 			Threads:     2,
 			MaxSessions: 4,

@@ -12,16 +12,10 @@ import (
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
-// The audit stream: one subject per tenant, deletes and purges denied.
-const (
-	AuditStream   = "AUDIT"
-	AuditWildcard = bus.Prefix + ".audit.>"
-)
+// The audit stream is bus.AuditStream: one subject per tenant (bus.AuditSubject),
+// deletes and purges denied.
 
-// AuditSubject is where the audit entries of tenant t go.
-func AuditSubject(t bus.TenantID) string { return bus.Prefix + ".audit." + string(t) }
-
-// Audit actions recorded by this package (the gateway adds key.created, key.revoked).
+// Audit actions recorded by this package (earshot keys adds key.created, key.revoked).
 const (
 	ActionPolicySet = "retention.policy_set"
 	ActionRetained  = "retention.kept"
@@ -51,7 +45,7 @@ func (s *Store) Audit(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.js.Publish(ctx, AuditSubject(e.Tenant), b); err != nil {
+	if _, err := s.js.Publish(ctx, bus.AuditSubject(e.Tenant), b); err != nil {
 		return fmt.Errorf("privacy: audit %s %s: %w", e.Action, e.Tenant, err)
 	}
 	return nil
@@ -62,8 +56,8 @@ func (s *Store) AuditLog(ctx context.Context, t bus.TenantID) ([]Entry, error) {
 	if !bus.ValidToken(string(t)) {
 		return nil, fmt.Errorf("%w: %q", ErrBadTenant, t)
 	}
-	cons, err := s.js.OrderedConsumer(ctx, AuditStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{AuditSubject(t)}, DeliverPolicy: jetstream.DeliverAllPolicy,
+	cons, err := s.js.OrderedConsumer(ctx, bus.AuditStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.AuditSubject(t)}, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("privacy: audit log of %s: %w", t, err)

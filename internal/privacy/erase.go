@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/earshot-dev/earshot/internal/bus"
 )
 
 // Erasure. A KV Purge or an object Delete only writes a marker: JetStream's file store
@@ -32,21 +34,21 @@ const expiryGrace = time.Hour
 const DefaultSweepEvery = 5 * time.Second
 
 // Stream names of the buckets.
-const (
-	retainedStream = "KV_" + RetainedBucket
-	audioStream    = "OBJ_" + RetainedAudioBucket
+var (
+	retainedStream = bus.KVStream(bus.RetainedBucket)
+	audioStream    = bus.ObjectStream(bus.RetainedAudioBucket)
 )
 
-func recSubject(key string) string { return "$KV." + RetainedBucket + "." + key }
+func recSubject(key string) string { return bus.KVSubject(bus.RetainedBucket, key) }
 
 // retainedStreamConfig is what nats.go's CreateKeyValue would make of
 // {Bucket: RETAINED, TTL: MaxTTL+expiryGrace, LimitMarkerTTL: 1s, History: 1}, but
 // with message deletes allowed so that records can be erased in place.
 func retainedStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:                   retainedStream,
+		Name:                   bus.KVStream(bus.RetainedBucket),
 		Description:            "opt-in retained transcripts (privacy)",
-		Subjects:               []string{recSubject(">")},
+		Subjects:               []string{bus.KVSubject(bus.RetainedBucket, ">")},
 		MaxMsgsPerSubject:      1,
 		MaxBytes:               -1,
 		MaxAge:                 MaxTTL + expiryGrace,
@@ -80,7 +82,7 @@ func (s *Store) openRetained(ctx context.Context, replicas int) error {
 		return err
 	}
 	s.kvStream = st
-	s.kv, err = s.js.KeyValue(ctx, RetainedBucket)
+	s.kv, err = s.js.KeyValue(ctx, bus.RetainedBucket)
 	return err
 }
 
@@ -113,7 +115,7 @@ func (s *Store) migrateRetained(ctx context.Context, old jetstream.Stream, cfg j
 	if _, err := s.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return err
 	}
-	kv, err := s.js.KeyValue(ctx, RetainedBucket)
+	kv, err := s.js.KeyValue(ctx, bus.RetainedBucket)
 	if err != nil {
 		return err
 	}
@@ -231,7 +233,7 @@ func (s *Store) eraseRecord(ctx context.Context, key string) (bool, error) {
 // eraseAudio erases the chunks and every meta message of the retained audio object
 // name, so that it no longer exists (not even as a deletion marker).
 func (s *Store) eraseAudio(ctx context.Context, name string) (bool, error) {
-	return eraseObject(ctx, s.audio, s.audioStream, RetainedAudioBucket, name)
+	return eraseObject(ctx, s.audio, s.audioStream, bus.RetainedAudioBucket, name)
 }
 
 // EraseObject erases object name of the object store obs (bucket) in place: its chunks
@@ -240,7 +242,7 @@ func (s *Store) eraseAudio(ctx context.Context, name string) (bool, error) {
 // object was there; a missing one is not an error. The bucket's stream must allow
 // message deletes (nats.go's object stores do).
 func EraseObject(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string) (bool, error) {
-	st, err := js.Stream(ctx, "OBJ_"+bucket)
+	st, err := js.Stream(ctx, bus.ObjectStream(bucket))
 	if err != nil {
 		return false, fmt.Errorf("object store %s: %w", bucket, err)
 	}
@@ -255,9 +257,9 @@ func eraseObject(ctx context.Context, obs jetstream.ObjectStore, st jetstream.St
 	if err != nil {
 		return false, err
 	}
-	subjects := []string{"$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))}
+	subjects := []string{bus.ObjectMetaSubject(bucket, base64.URLEncoding.EncodeToString([]byte(name)))}
 	if info.NUID != "" {
-		subjects = append(subjects, "$O."+bucket+".C."+info.NUID)
+		subjects = append(subjects, bus.ObjectChunkSubject(bucket, info.NUID))
 	}
 	if _, err := eraseSubjects(ctx, st, subjects...); err != nil {
 		return false, err

@@ -224,7 +224,7 @@ func TestOpenMigratesRetainedStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RetainedBucket, TTL: MaxTTL,
+	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bus.RetainedBucket, TTL: MaxTTL,
 		LimitMarkerTTL: time.Second, History: 1, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)

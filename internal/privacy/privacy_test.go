@@ -138,7 +138,7 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 	if err := s.Audit(ctx, Entry{Actor: "admin", Action: "key.created", Tenant: "acme", Target: "k1"}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.Stream(ctx, AuditStream)
+	st, err := js.Stream(ctx, bus.AuditStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,12 +18,10 @@ import (
 	"github.com/earshot-dev/earshot/internal/bus"
 )
 
-// JetStream names this package owns.
-const (
-	RetainedBucket      = "RETAINED"         // KV: <tenant>.<request> → Record
-	RetainedAudioBucket = "RETAINED_AUDIO"   // object store: <tenant>/<request> → audio as uploaded
-	PolicyBucket        = "RETENTION_POLICY" // KV: <tenant> → Policy
-)
+// The JetStream names this package uses are internal/bus's: bus.RetainedBucket (KV:
+// <tenant>.<request> → Record), bus.RetainedAudioBucket (object store:
+// <tenant>/<request> → audio as uploaded), bus.RetentionPolicyBucket (KV: <tenant> →
+// Policy) and bus.AuditStream (subjects bus.AuditSubject).
 
 // Record is one retained response.
 type Record struct {
@@ -84,7 +82,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// Unset (the CLI): keep what the services made, so an admin command never
 		// scales a clustered store down.
 		cfg.Replicas = 1
-		if st, err := cfg.JS.Stream(ctx, "KV_"+RetainedBucket); err == nil {
+		if st, err := cfg.JS.Stream(ctx, bus.KVStream(bus.RetainedBucket)); err == nil {
 			cfg.Replicas = max(1, st.CachedInfo().Config.Replicas)
 		}
 	}
@@ -93,33 +91,33 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{js: cfg.JS, log: cfg.Log.With("component", "privacy"), now: time.Now, sweepEvery: cfg.SweepEvery}
 	if err := s.openRetained(ctx, cfg.Replicas); err != nil {
-		return nil, fmt.Errorf("privacy: bucket %s: %w", RetainedBucket, err)
+		return nil, fmt.Errorf("privacy: bucket %s: %w", bus.RetainedBucket, err)
 	}
 	var err error
 	s.pol, err = cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: PolicyBucket, Description: "per-tenant retention policy", History: 1,
+		Bucket: bus.RetentionPolicyBucket, Description: "per-tenant retention policy", History: 1,
 		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("privacy: bucket %s: %w", PolicyBucket, err)
+		return nil, fmt.Errorf("privacy: bucket %s: %w", bus.RetentionPolicyBucket, err)
 	}
 	s.audio, err = cfg.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: RetainedAudioBucket, Description: "opt-in retained audio (privacy)",
+		Bucket: bus.RetainedAudioBucket, Description: "opt-in retained audio (privacy)",
 		TTL: MaxTTL + expiryGrace, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("privacy: object store %s: %w", RetainedAudioBucket, err)
+		return nil, fmt.Errorf("privacy: object store %s: %w", bus.RetainedAudioBucket, err)
 	}
 	if s.audioStream, err = cfg.JS.Stream(ctx, audioStream); err != nil {
-		return nil, fmt.Errorf("privacy: object store %s: %w", RetainedAudioBucket, err)
+		return nil, fmt.Errorf("privacy: object store %s: %w", bus.RetainedAudioBucket, err)
 	}
 	s.audit, err = cfg.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: AuditStream, Description: "append-only audit log of privacy-relevant actions",
-		Subjects: []string{AuditWildcard}, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		Name: bus.AuditStream, Description: "append-only audit log of privacy-relevant actions",
+		Subjects: []string{bus.AuditWildcard}, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 		Retention: jetstream.LimitsPolicy, DenyDelete: true, DenyPurge: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("privacy: stream %s: %w", AuditStream, err)
+		return nil, fmt.Errorf("privacy: stream %s: %w", bus.AuditStream, err)
 	}
 	return s, nil
 }

@@ -68,7 +68,8 @@ func readSource(root string) (*source, error) {
 		}
 	}
 	tr, _ := filepath.Glob(filepath.Join(root, "transcriber", "*.go"))
-	for _, f := range tr {
+	sub, _ := filepath.Glob(filepath.Join(root, "transcriber", "*", "*.go"))
+	for _, f := range append(tr, sub...) {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
 		}

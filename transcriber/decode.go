@@ -1,0 +1,332 @@
+package transcriber
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
+
+// job is one decode prepared from a stream's state.
+type job struct {
+	ctx         context.Context // the session's, or a partial's or speculative final's own (cancellable)
+	final       bool
+	spec        bool // a speculative final (see stream.specUtt)
+	uttID       uint64
+	seg         *finalSeg
+	samples     []float32
+	winStart    uint64
+	winEnd      uint64
+	speechStart uint64
+	speechEnd   uint64
+	from        uint64 // where the words of the window start: speechStart, or the trimmed window's start
+	skip        int    // committed words before the window (in the prompt)
+	prompt      string
+	wordTimes   bool   // ask the model for word times (see wordTimesFrom)
+	language    string // whisper's code to decode in; "" with language=multi: detect it
+}
+
+// prepare builds the stream's next decode (a final first), or false if none is due.
+func (st *stream) prepare() (job, bool) {
+	s := st.sess
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.queued = false
+	if s.closed || s.failed || st.decoding {
+		return job{}, false
+	}
+	st.drain()
+	var j job
+	var committed []string
+	switch {
+	case len(st.pending) > 0:
+		seg := st.pending[0]
+		j = job{final: true, seg: seg, speechStart: seg.start, speechEnd: seg.speechEnd}
+		j.winStart = seg.start - min(seg.start, s.pad)
+		j.winEnd = min(seg.end, seg.speechEnd+s.tail)
+		j.trim(seg.from, seg.skip)
+		committed = seg.agree.committed
+		st.decodingFinal = true
+	case st.specDue():
+		j = job{spec: true, uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.ep.speechEnd}
+		j.winStart = st.uttStart - min(st.uttStart, s.pad)
+		j.winEnd = st.ep.speechEnd + s.tail
+		j.trim(st.winFrom, st.winSkip)
+		committed = st.agree.committed
+		st.specUtt, st.specEnd, st.specDone, st.specWords, st.specTimes = st.uttID, st.ep.speechEnd, false, nil, nil
+		st.specFrom, st.specSkip = st.winFrom, st.winSkip
+		st.decodedEnd, st.speechInWin = st.end(), false
+		j.ctx, st.abortSpec = context.WithCancel(s.ctx)
+	case st.partialDue(time.Time{}, false):
+		j = job{uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.end()}
+		j.winStart = st.uttStart - min(st.uttStart, s.pad)
+		j.winEnd = st.end()
+		j.trim(st.winFrom, st.winSkip)
+		committed = st.agree.committed
+		st.decodedEnd, st.speechInWin = st.end(), st.ep.inSpeech
+		j.ctx, st.abortPartial = context.WithCancel(s.ctx)
+	default:
+		return job{}, false
+	}
+	j.winStart = max(j.winStart, st.bufStart)
+	j.winEnd = max(j.winEnd, j.winStart)
+	n := max(int(j.winEnd-j.winStart), minDecodeSamples)
+	j.samples = make([]float32, n)
+	copy(j.samples, st.buf[j.winStart-st.bufStart:j.winEnd-st.bufStart])
+	prompt := st.history
+	if j.skip > 0 {
+		prompt = append(append([]string(nil), st.history...), committed[:j.skip]...)
+	}
+	j.prompt = joinUnits(prompt)
+	// Word times on finals, and on the partials a final may reuse or keep words from:
+	// long windows (see wordTimesFrom) and windows that end in a pause.
+	j.wordTimes = j.final || j.spec || j.winEnd-j.winStart >= wordTimesFrom || !st.ep.inSpeech
+	if j.ctx == nil {
+		j.ctx = s.ctx
+	}
+	j.language = s.lang.Code
+	if s.lang.Detect {
+		j.language = "" // detect: finals over the whole utterance, partials until one is sure
+		if !j.final && !j.spec && st.langUtt == st.uttID {
+			j.language = st.lang
+		}
+	}
+	st.decoding = true
+	return j, true
+}
+
+// trim applies the utterance's window trimming (stream.winFrom, winSkip) to the job.
+func (j *job) trim(from uint64, skip int) {
+	j.from = j.speechStart
+	if skip > 0 && from > j.winStart {
+		j.winStart, j.from, j.skip = from, from, skip
+	}
+}
+
+// complete applies a finished decode and queues the stream again if more is due.
+func (st *stream) complete(j job, hyp Hypothesis, err error) {
+	s := st.sess
+	now := s.pool.cfg.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.decoding, st.lastDone = false, now
+	if j.final {
+		st.decodingFinal = false
+	} else {
+		for _, f := range []*context.CancelFunc{&st.abortPartial, &st.abortSpec} {
+			if *f != nil { // releases the job's context
+				(*f)()
+				*f = nil
+			}
+		}
+	}
+	if s.closed || s.failed {
+		return
+	}
+	if err != nil {
+		if s.pool.ctx.Err() != nil {
+			return // the pool is closing
+		}
+		if !j.final && j.ctx.Err() != nil { // aborted by a cut: go on with the final
+			st.drain()
+			s.maybeClosed()
+			st.schedule(now)
+			return
+		}
+		s.fail(st, bus.CodeInternal, fmt.Errorf("session %s: decode: %w", s.req.Session, err))
+		return
+	}
+	speech := sec(j.speechEnd - min(j.speechEnd, j.from))
+	text, why := guardText(hyp, speech)
+	if why != guardNone {
+		s.log.Debug("hypothesis guarded", "reason", why, "text", hyp.Text, "final", j.final)
+	}
+	st.noteLanguage(j, hyp)
+	text = s.script(hyp.Language, text)
+	words := units(text)
+	times := j.times(words, hyp, func(u string) string { return s.script(hyp.Language, u) })
+	st.modelTimes = st.modelTimes || (len(times) > 0 && allModelTimes(times))
+	switch {
+	case j.final:
+		st.emitFinal(words, times, confidence(hyp), j.skip)
+	case j.spec:
+		st.completeSpec(j, words, times, hyp)
+	default:
+		st.emitPartial(j, words, times, hyp)
+	}
+	st.drain()
+	s.maybeClosed()
+	st.utteranceEnd()
+	st.trim()
+	st.schedule(now)
+}
+
+// minLanguageP is the probability at which a partial's detection settles the language
+// of the rest of the utterance's partials; below it the next partial detects again (the
+// first partials hear half a second of speech).
+const minLanguageP = 0.8
+
+// noteLanguage records the language a decode detected: for the final it decoded, or
+// for the open utterance (its later partials decode in it).
+func (st *stream) noteLanguage(j job, hyp Hypothesis) {
+	if hyp.LanguageP == 0 {
+		return
+	}
+	switch {
+	case j.final:
+		j.seg.lang, j.seg.langP = hyp.Language, hyp.LanguageP
+	case j.spec && len(st.pending) > 0 && st.pending[0].uttID == j.uttID:
+		st.pending[0].lang, st.pending[0].langP = hyp.Language, hyp.LanguageP
+	case j.uttID == st.uttID && st.uttOpen && hyp.LanguageP >= minLanguageP:
+		st.lang, st.langP, st.langUtt = hyp.Language, hyp.LanguageP, j.uttID
+	}
+}
+
+// completeSpec applies a speculative final: the final of its utterance if that was cut
+// at the same speech end meanwhile, else kept for the cut and shown as a partial.
+func (st *stream) completeSpec(j job, words []string, times []wordTime, hyp Hypothesis) {
+	conf := confidence(hyp)
+	if len(st.pending) > 0 {
+		if seg := st.pending[0]; seg.uttID == j.uttID && seg.speechEnd == j.speechEnd && seg.start == j.speechStart &&
+			!seg.reused && st.specWindowMatches(seg.end, seg.speechEnd) && seg.skip == j.skip && (j.skip == 0 || seg.from == j.from) {
+			seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip, seg.reused = words, times, conf, j.skip, true
+		}
+		return
+	}
+	if j.uttID != st.uttID || !st.uttOpen {
+		return
+	}
+	st.specDone, st.specWords, st.specTimes, st.specConf = true, words, times, conf
+	if st.turn != nil {
+		st.tryEager()
+	}
+	if st.sess.req.Options.InterimResults {
+		st.emitPartial(j, words, times, hyp)
+	}
+}
+
+func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypothesis) {
+	if j.uttID != st.uttID || !st.uttOpen {
+		return // the utterance was cut while this decode ran; its final follows
+	}
+	tail := st.agree.update(words, times, wordEnds(words, j.from, j.winEnd), j.skip, commitable(words, j.from, j.winEnd, commitLag))
+	st.sess.log.Debug("partial", "start", sec(j.speechStart), "from", sec(j.from), "win_end", sec(j.winEnd), "spec", j.spec,
+		"committed", strings.Join(st.agree.committed, " "), "decoded", strings.Join(words, " "))
+	conf := confidence(hyp)
+	st.lastHyp, st.lastHypTimes, st.lastHypEnd, st.lastHypConf, st.lastHypSkip = words, times, j.winEnd, conf, j.skip
+	if !j.spec { // a speculative final's window must stay the final's
+		st.retrim()
+	}
+	all := append(append([]string(nil), st.agree.committed...), tail...)
+	allTimes := append(append([]wordTime(nil), st.agree.times...), times[len(times)-len(tail):]...)
+	all, allTimes = st.dropCommitted(all, allTimes, st.uttStart, j.winEnd)
+	text := joinUnits(all)
+	if text == "" || text == st.lastText {
+		return
+	}
+	st.lastText = text
+	ws := st.placeWords(all, allTimes, st.uttStart, j.winEnd, conf)
+	st.turnPartial(all, ws)
+	r := bus.Result{
+		Type: bus.ResultPartial, Start: sec(st.uttStart), Duration: sec(j.winEnd - st.uttStart),
+		Text: text, Words: ws, Confidence: utteranceConfidence(ws),
+		StableWords: st.agree.stable(), Language: cmp.Or(hyp.Language, st.sess.lang.Code),
+	}
+	// The decode's language: detected now (a multi stream's partial not yet sure of
+	// it), or the one the utterance settled on.
+	switch {
+	case hyp.LanguageP > 0:
+		r.LanguageConfidence = float64(hyp.LanguageP)
+	case st.langUtt == st.uttID:
+		r.LanguageConfidence = float64(st.langP)
+	}
+	st.sess.send(st, r)
+}
+
+// emitFinal emits the final of pending[0] from the words of its decode (made after the
+// first skip committed words). A decode of a trimmed window in which the last committed
+// words cannot be found cannot be joined to them without losing or repeating words: the
+// final is then decoded again over the whole utterance, and emitFinal reports false.
+func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip int) bool {
+	seg := st.pending[0]
+	all, allTimes, ok := seg.agree.finish(words, times, skip)
+	if !ok && skip > 0 {
+		st.sess.log.Debug("trimmed final does not align: decoding the whole utterance", "start", sec(seg.start),
+			"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
+		seg.from, seg.skip = 0, 0
+		seg.reuse, seg.reuseTimes, seg.reused = nil, nil, false
+		return false
+	}
+	st.pending = st.pending[1:]
+	all, allTimes = st.dropCommitted(all, allTimes, seg.start, seg.speechEnd)
+	if seg.end > st.committed {
+		st.committed = 0 // past the failover's resume point
+	}
+	st.sess.log.Debug("final", "start", sec(seg.start), "speech_end", sec(seg.speechEnd), "reused", seg.reused,
+		"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
+	if len(all) == 0 && !seg.fromFinalize {
+		if st.turn != nil {
+			st.turnFinal(seg, nil, nil)
+		}
+		return true
+	}
+	ws := st.placeWords(all, allTimes, seg.start, seg.speechEnd, conf)
+	if len(ws) > 0 {
+		st.lastWordEnd = ws[len(ws)-1].End
+		st.ueSent = false
+	}
+	st.history = lastWords(append(st.history, all...), maxHistoryWords)
+	st.sess.send(st, bus.Result{
+		Type: bus.ResultFinal, Start: sec(seg.start), Duration: sec(seg.end - seg.start),
+		Text: joinUnits(all), Words: ws, Confidence: utteranceConfidence(ws),
+		SpeechFinal: seg.speechFinal, FromFinalize: seg.fromFinalize,
+		EndSample: seg.end, AudioSeq: seg.audioSeq,
+		Language: cmp.Or(seg.lang, st.sess.lang.Code), LanguageConfidence: float64(seg.langP),
+	})
+	if st.turn != nil {
+		st.turnFinal(seg, all, ws)
+	}
+	return true
+}
+
+// dropCommitted removes the leading words whose middle lies before st.committed: after
+// a failover the replay starts up to half a second before the last delivered final's
+// end (run-up for the first new word), and what the decoder hears there again was
+// delivered already. Times from the model where known, else spread over [from, to).
+func (st *stream) dropCommitted(words []string, times []wordTime, from, to uint64) ([]string, []wordTime) {
+	if st.committed == 0 || len(words) == 0 || from >= st.committed {
+		return words, times
+	}
+	ends := wordEnds(words, from, to)
+	k := 0
+	for k < len(words) {
+		s, e := from, ends[k]
+		if k > 0 {
+			s = ends[k-1]
+		}
+		if k < len(times) && times[k].model {
+			s, e = times[k].start, times[k].end
+		}
+		if (s+e)/2 >= st.committed {
+			break
+		}
+		k++
+	}
+	if k == 0 {
+		return words, times
+	}
+	st.sess.log.Debug("dropped words replayed before the resume point", "words", strings.Join(words[:k], " "), "committed", sec(st.committed))
+	return words[k:], times[min(k, len(times)):]
+}
+
+// confidence maps whisper's mean token log-probability to [0, 1].
+func confidence(h Hypothesis) float64 {
+	if h.AvgLogprob == 0 && len(h.Tokens) == 0 {
+		return 0
+	}
+	return math.Max(0, math.Min(1, math.Exp(h.AvgLogprob)))
+}
