@@ -167,23 +167,23 @@ func (s *Server) serveListen(w http.ResponseWriter, r *http.Request, v2 bool) {
 	}
 	streamLog, flushLog := s.cappedLogger(log) // a client must not choose how much we log
 	defer flushLog()
-	ss := newSession(s, info, params, model, pipe, streamLog)
-	ss.budget = bud
-	ss.flux = flux
+	cn := newConnection(s, info, params, model, pipe, streamLog)
+	cn.budget = bud
+	cn.flux = flux
 	if bud != nil {
-		defer func() { bud.Release(ss.billable()) }()
+		defer func() { bud.Release(cn.billable()) }()
 	}
-	if err := s.admit(ss); err != nil {
+	if err := s.admit(cn); err != nil {
 		releaseSlot()
 		w.Header().Set("Retry-After", "5")
 		fail(http.StatusServiceUnavailable, wire.CodeShuttingDown, "the gateway is restarting; reconnect", "")
 		return
 	}
-	defer s.release(ss)
+	defer s.release(cn)
 	defer releaseSlot()
-	defer ss.cancel()
+	defer cn.cancel()
 
-	openCtx, cancelOpen := context.WithTimeout(ss.ctx, s.cfg.OpenTimeout)
+	openCtx, cancelOpen := context.WithTimeout(cn.ctx, s.cfg.OpenTimeout)
 	opts := bus.StreamOptions{Language: params.Language, InterimResults: params.InterimResults,
 		EndpointingMs: params.EndpointingMs, UtteranceEndMs: params.UtteranceEndMs,
 		VADEvents: params.VADEvents, Redact: params.Redact, Keyterms: params.Keyterms}
@@ -238,7 +238,7 @@ func (s *Server) serveListen(w http.ResponseWriter, r *http.Request, v2 bool) {
 		log.Info("upgrade failed", "err", err)
 		return
 	}
-	ss.run(conn, stream, meter)
+	cn.run(conn, stream, meter)
 }
 
 // runUpCommitted tells the worker that the first runUpMs of a resumed connection's

@@ -31,8 +31,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	draining bool
-	sessions map[*session]struct{}
-	wg       sync.WaitGroup // one per session, from admission to the end of its handler
+	conns    map[*connection]struct{}
+	wg       sync.WaitGroup // one per connection, from admission to the end of its handler
 }
 
 // New validates cfg (after defaults) and returns a Server with its routes mounted:
@@ -60,7 +60,7 @@ func New(cfg Config) (*Server, error) {
 		demoGrants: newFailLimiter(cfg.Demo.GrantBurst, cfg.Demo.GrantPerSec),
 		tokenUses:  cfg.TokenUses,
 		live:       cfg.Live,
-		sessions:   map[*session]struct{}{},
+		conns:      map[*connection]struct{}{},
 	}
 	if s.live == nil {
 		s.live = newLocalGuard(cfg.MaxStreamsPerTenant)
@@ -142,7 +142,7 @@ func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h
 func (s *Server) LiveStreams() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.sessions)
+	return len(s.conns)
 }
 
 // Shutdown drains: new streams get 503 SHUTTING_DOWN, every live stream is finalized
@@ -153,14 +153,14 @@ func (s *Server) LiveStreams() int {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
-	live := make([]*session, 0, len(s.sessions))
-	for ss := range s.sessions {
-		live = append(live, ss)
+	live := make([]*connection, 0, len(s.conns))
+	for cn := range s.conns {
+		live = append(live, cn)
 	}
 	s.mu.Unlock()
 	s.log.Info("draining", "live_streams", len(live))
-	for _, ss := range live {
-		ss.drain()
+	for _, cn := range live {
+		cn.drain()
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -169,8 +169,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
-		for ss := range s.sessions {
-			ss.abort()
+		for cn := range s.conns {
+			cn.abort()
 		}
 		s.mu.Unlock()
 		<-done
@@ -178,21 +178,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// admit registers a session unless the server is draining.
-func (s *Server) admit(ss *session) error {
+// admit registers a connection unless the server is draining.
+func (s *Server) admit(cn *connection) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
 		return ErrDraining
 	}
-	s.sessions[ss] = struct{}{}
+	s.conns[cn] = struct{}{}
 	s.wg.Add(1)
 	return nil
 }
 
-func (s *Server) release(ss *session) {
+func (s *Server) release(cn *connection) {
 	s.mu.Lock()
-	delete(s.sessions, ss)
+	delete(s.conns, cn)
 	s.mu.Unlock()
 	s.wg.Done()
 }

@@ -44,15 +44,15 @@ func TestIdleStreamHoldsNoWriter(t *testing.T) {
 	idle := func() bool {
 		h.srv.mu.Lock()
 		defer h.srv.mu.Unlock()
-		for ss := range h.srv.sessions {
-			ss.wmu.Lock()
-			busy := ss.writing || ss.queue != nil
-			ss.wmu.Unlock()
+		for cn := range h.srv.conns {
+			cn.wmu.Lock()
+			busy := cn.writing || cn.queue != nil
+			cn.wmu.Unlock()
 			if busy {
 				return false
 			}
 		}
-		return len(h.srv.sessions) == 1
+		return len(h.srv.conns) == 1
 	}
 	testutil.Eventually(t, 3*time.Second, "writer gone once the queue is empty", idle)
 	sendAudio(t, c, tone(0.2))

@@ -13,12 +13,12 @@ import (
 	"github.com/earshot-dev/earshot/internal/lang"
 )
 
-// A /v2/listen (turn-taking) session is a /v1 session with ss.flux set: the same
+// A /v2/listen (turn-taking) connection is a /v1 connection with cn.flux set: the same
 // admission, billing, limits, failover and resume; what differs is here. The worker
 // emits bus.ResultTurn events beside its partials and finals; the client gets only
 // TurnInfo messages (the finals still trim ingest's replay buffer on the way).
 
-// fluxState is a turn-taking session's protocol state.
+// fluxState is a turn-taking connection's protocol state.
 type fluxState struct {
 	// turns are the current end-of-turn knobs; only the read loop (Configure) and
 	// the handler before it starts touch them.
@@ -132,76 +132,76 @@ func (s *Server) resolveFluxModel(p *wire.Params, hints []string) (wire.ErrorCod
 }
 
 // fluxConnected is the first message of a /v2/listen stream.
-func (ss *session) fluxConnected() {
-	ss.enqueue(&seqConnected{wire.Connected{Type: wire.TypeConnected, RequestID: string(ss.info.Session)}})
+func (cn *connection) fluxConnected() {
+	cn.enqueue(&seqConnected{wire.Connected{Type: wire.TypeConnected, RequestID: string(cn.info.Session)}})
 }
 
 // fluxError is the Error message of a turn-taking stream (Flux's errors are fatal: the
 // caller ends the stream).
-func (ss *session) fluxError(code wire.ErrorCode, desc string) *seqFluxError {
-	return &seqFluxError{wire.FluxError{Type: wire.TypeError, Code: code, Description: desc, RequestID: string(ss.info.Session)}}
+func (cn *connection) fluxError(code wire.ErrorCode, desc string) *seqFluxError {
+	return &seqFluxError{wire.FluxError{Type: wire.TypeError, Code: code, Description: desc, RequestID: string(cn.info.Session)}}
 }
 
 // errorMessage is the non-closing Error message of either protocol.
-func (ss *session) errorMessage(code wire.ErrorCode, desc string) any {
-	if ss.flux != nil {
-		return ss.fluxError(code, desc)
+func (cn *connection) errorMessage(code wire.ErrorCode, desc string) any {
+	if cn.flux != nil {
+		return cn.fluxError(code, desc)
 	}
 	return wire.NewError(code, desc)
 }
 
 // fluxControl handles one text frame of a turn-taking stream. False ends the read loop.
-func (ss *session) fluxControl(b []byte) bool {
+func (cn *connection) fluxControl(b []byte) bool {
 	c, err := wire.ParseFluxControl(b)
 	if err != nil {
 		code := wire.CodeBadRequest
 		if errors.Is(err, wire.ErrUnknownControl) {
 			code = wire.CodeUnknownMessage
 		}
-		ss.fail(wire.CloseBadRequest, code, err.Error())
+		cn.fail(wire.CloseBadRequest, code, err.Error())
 		return false
 	}
 	switch c.Type {
 	case wire.ControlKeepAlive:
-		ss.keepAlive()
+		cn.keepAlive()
 	case wire.ControlCloseStream:
-		ss.beginEnding(wire.CloseNormal)
+		cn.beginEnding(wire.CloseNormal)
 	case wire.ControlForceEndTurn:
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		if ss.ending {
+		cn.mu.Lock()
+		defer cn.mu.Unlock()
+		if cn.ending {
 			return true
 		}
 		// A Finalize chunk is ForceEndTurn in a turn session (bus.StreamOptions.Turns).
-		if err := ss.stream.Send(nil, 0, bus.FlagFinalize); err != nil {
-			ss.log.Error("send force end turn", "err", err)
+		if err := cn.stream.Send(nil, 0, bus.FlagFinalize); err != nil {
+			cn.log.Error("send force end turn", "err", err)
 		}
 	case wire.ControlConfigure:
-		return ss.fluxConfigure(c.Configure)
+		return cn.fluxConfigure(c.Configure)
 	}
 	return true
 }
 
 // fluxConfigure applies a Configure message, all of it or nothing, and answers
 // ConfigureSuccess with every current value or ConfigureFailure saying why.
-func (ss *session) fluxConfigure(c *wire.FluxConfigure) bool {
+func (cn *connection) fluxConfigure(c *wire.FluxConfigure) bool {
 	refuse := func(why string) bool {
-		ss.log.Info("configure refused", "reason", why)
-		return ss.enqueue(&seqConfigureFailure{wire.ConfigureFailure{Type: wire.TypeConfigureFailure,
-			RequestID: string(ss.info.Session), Description: why}})
+		cn.log.Info("configure refused", "reason", why)
+		return cn.enqueue(&seqConfigureFailure{wire.ConfigureFailure{Type: wire.TypeConfigureFailure,
+			RequestID: string(cn.info.Session), Description: why}})
 	}
 	// A Configure reaches the worker over NATS and is logged: a client may send at most
 	// configureBurst at once and configureRate a second after that.
 	now := time.Now()
-	f := ss.flux
+	f := cn.flux
 	f.configTokens = min(configureBurst, f.configTokens+now.Sub(f.configAt).Seconds()*configureRate)
 	if f.configAt.IsZero() {
 		f.configTokens = configureBurst
 	}
 	f.configAt = now
 	if f.configTokens < 1 {
-		return ss.enqueue(&seqConfigureFailure{wire.ConfigureFailure{Type: wire.TypeConfigureFailure,
-			RequestID: string(ss.info.Session), Description: fmt.Sprintf("too many Configure messages: at most %d a second", configureRate)}})
+		return cn.enqueue(&seqConfigureFailure{wire.ConfigureFailure{Type: wire.TypeConfigureFailure,
+			RequestID: string(cn.info.Session), Description: fmt.Sprintf("too many Configure messages: at most %d a second", configureRate)}})
 	}
 	f.configTokens--
 	switch {
@@ -210,48 +210,48 @@ func (ss *session) fluxConfigure(c *wire.FluxConfigure) bool {
 	case c.HasHints:
 		return refuse("language_hints cannot change mid-stream on Earshot; open a new stream with language_hint=")
 	}
-	t, err := c.Apply(ss.flux.turns)
+	t, err := c.Apply(cn.flux.turns)
 	if err != nil {
 		return refuse(err.Error())
 	}
-	if t != ss.flux.turns {
-		tc, ok := ss.stream.(TurnConfigurer)
+	if t != cn.flux.turns {
+		tc, ok := cn.stream.(TurnConfigurer)
 		if !ok {
 			return refuse("this transcriber cannot change end-of-turn settings mid-stream")
 		}
-		if ss.isEnding() {
+		if cn.isEnding() {
 			return refuse("the stream is closing")
 		}
 		next := fluxState{turns: t}
 		if err := tc.Configure(*next.turnOptions()); err != nil {
-			ss.log.Warn("configure", "err", err)
+			cn.log.Warn("configure", "err", err)
 			return refuse("the transcriber did not take the new settings: " + err.Error())
 		}
-		ss.flux.turns = t
-		ss.log.Info("configured", "eot_threshold", t.EOTThreshold, "eager_eot_threshold", t.EagerEOTThreshold,
+		cn.flux.turns = t
+		cn.log.Info("configured", "eot_threshold", t.EOTThreshold, "eager_eot_threshold", t.EagerEOTThreshold,
 			"eot_timeout_ms", t.EOTTimeoutMs)
 	}
-	return ss.enqueue(&seqConfigureSuccess{wire.ConfigureSuccess{Type: wire.TypeConfigureSuccess,
-		RequestID: string(ss.info.Session), Thresholds: ss.flux.turns.ToWire(),
-		Keyterms: append([]string{}, ss.params.Keyterms...)}})
+	return cn.enqueue(&seqConfigureSuccess{wire.ConfigureSuccess{Type: wire.TypeConfigureSuccess,
+		RequestID: string(cn.info.Session), Thresholds: cn.flux.turns.ToWire(),
+		Keyterms: append([]string{}, cn.params.Keyterms...)}})
 }
 
-// relayTurn maps one result of a turn-taking session; false ends the loop. Partials,
+// relayTurn maps one result of a turn-taking connection; false ends the loop. Partials,
 // finals and VAD events are internal here: the client hears turns.
-func (ss *session) relayTurn(r bus.Result) bool {
+func (cn *connection) relayTurn(r bus.Result) bool {
 	switch r.Type {
 	case bus.ResultFinal:
 		if r.ChunkSentNs > 0 {
-			ss.srv.m.finalLat.Observe(time.Since(time.Unix(0, r.ChunkSentNs)).Seconds())
+			cn.srv.m.finalLat.Observe(time.Since(time.Unix(0, r.ChunkSentNs)).Seconds())
 		}
 		return true
 	case bus.ResultTurn:
 	case bus.ResultError:
-		return ss.relayError(r)
+		return cn.relayError(r)
 	default:
 		return true
 	}
-	idx, drop := ss.flux.clientTurn(r.Event, r.TurnIndex)
+	idx, drop := cn.flux.clientTurn(r.Event, r.TurnIndex)
 	if drop {
 		return true
 	}
@@ -263,25 +263,25 @@ func (ss *session) relayTurn(r bus.Result) bool {
 		}
 	}
 	ti := wire.TurnInfo{
-		Type: wire.TypeTurnInfo, RequestID: string(ss.info.Session), Event: r.Event, TurnIndex: idx,
+		Type: wire.TypeTurnInfo, RequestID: string(cn.info.Session), Event: r.Event, TurnIndex: idx,
 		AudioWindowStart: round3(r.Start), AudioWindowEnd: round3(r.Start + r.Duration),
 		Transcript: r.Text, Words: words, EndOfTurnConfidence: round3(r.EOTConfidence),
-		LanguagesHinted: ss.flux.hints,
+		LanguagesHinted: cn.flux.hints,
 	}
 	if r.Event == bus.TurnEnd {
 		ti.Trigger = r.Trigger
 	}
-	if ss.flux.detecting && r.Language != "" {
+	if cn.flux.detecting && r.Language != "" {
 		ti.Languages = []string{r.Language}
 	}
 	endMs := int64(-1)
 	if r.Event == bus.TurnEnd {
 		// EndOfTurn is what a final is on /v1: the audio under it is billed before it
 		// goes out, and once written the stream's resume record knows the client has it.
-		ss.flushMeter()
+		cn.flushMeter()
 		endMs = int64(math.Round((r.Start + r.Duration) * 1000))
 	}
-	return ss.enqueueFinal(&seqTurnInfo{ti}, endMs)
+	return cn.enqueueFinal(&seqTurnInfo{ti}, endMs)
 }
 
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }

@@ -14,7 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// session is one live stream after admission. Goroutines:
+// connection is one client connection (a WebSocket of /v1/listen or /v2/listen)
+// after admission; it opens one bus session (Stream). Goroutines:
 //   - the handler goroutine reads frames (readLoop) and is the only one that
 //     decodes audio and calls Stream.Send (under mu, shared with drain);
 //   - writeLoop is the only writer of data frames; it writes the prepared JSON of
@@ -25,7 +26,7 @@ import (
 //
 // An idle stream costs its two goroutines' stacks and the state below; keep both
 // small (internal/bench TestGatewayCapacity measures it).
-type session struct {
+type connection struct {
 	srv    *Server
 	info   SessionInfo
 	params wire.Params
@@ -40,12 +41,12 @@ type session struct {
 	stream Stream
 	meter  Meter
 	budget *Budget    // the connection's share of its tenant's quota; nil: not capped
-	flux   *fluxState // a /v2/listen (turn-taking) session; nil on /v1/listen
+	flux   *fluxState // a /v2/listen (turn-taking) connection; nil on /v1/listen
 
 	wmu        sync.Mutex // guards the writer's fields below
 	queue      [][]byte   // messages for the client, at most Config.WriteQueue
 	enqueued   int64      // messages queued so far
-	fluxSeq    int64      // the next Flux sequence_id (ss.flux set)
+	fluxSeq    int64      // the next Flux sequence_id (cn.flux set)
 	written    int64      // messages written to the socket so far
 	finalEnds  []finalEnd // queued finals not yet written (for the resume record)
 	closing    *closeMsg  // set once, by end
@@ -80,78 +81,78 @@ type closeMsg struct {
 	flush  bool   // write what is queued first
 }
 
-func newSession(s *Server, info SessionInfo, p wire.Params, m Model, pipe *ingest.Pipeline, log *slog.Logger) *session {
+func newConnection(s *Server, info SessionInfo, p wire.Params, m Model, pipe *ingest.Pipeline, log *slog.Logger) *connection {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{
+	return &connection{
 		srv: s, info: info, params: p, model: m, pipe: pipe, log: log, start: time.Now(),
 		ctx: ctx, cancel: cancel,
 		readerDone: make(chan struct{}), writerExit: make(chan struct{}), drainCh: make(chan struct{}), endingCh: make(chan struct{}),
 	}
 }
 
-// drain asks the session to finish like a CloseStream and close with 1012.
-func (ss *session) drain() { ss.drainOnce.Do(func() { close(ss.drainCh) }) }
+// drain asks the connection to finish like a CloseStream and close with 1012.
+func (cn *connection) drain() { cn.drainOnce.Do(func() { close(cn.drainCh) }) }
 
-// abort ends the session at once: no more writes, the socket is closed.
-func (ss *session) abort() {
-	ss.closeCode.CompareAndSwap(0, wire.CloseServiceRestart)
-	ss.cancel()
-	if c := ss.conn.Load(); c != nil {
+// abort ends the connection at once: no more writes, the socket is closed.
+func (cn *connection) abort() {
+	cn.closeCode.CompareAndSwap(0, wire.CloseServiceRestart)
+	cn.cancel()
+	if c := cn.conn.Load(); c != nil {
 		_ = c.Close()
 	}
 }
 
-func (ss *session) run(conn *websocket.Conn, stream Stream, meter Meter) {
-	ss.conn.Store(conn)
-	ss.stream, ss.meter = stream, meter
-	ss.reportOpen()
-	if ss.flux != nil {
-		ss.fluxConnected()
+func (cn *connection) run(conn *websocket.Conn, stream Stream, meter Meter) {
+	cn.conn.Store(conn)
+	cn.stream, cn.meter = stream, meter
+	cn.reportOpen()
+	if cn.flux != nil {
+		cn.fluxConnected()
 	}
-	if ss.ctx.Err() != nil { // aborted while opening
+	if cn.ctx.Err() != nil { // aborted while opening
 		_ = conn.Close()
 	}
 
-	ss.wg.Add(1)
-	go func() { defer ss.wg.Done(); ss.relayLoop() }()
+	cn.wg.Add(1)
+	go func() { defer cn.wg.Done(); cn.relayLoop() }()
 
 	// The reader runs on the handler goroutine, whose stack already holds net/http's
 	// frames: what it calls while a stream idles must stay shallow (see control).
-	ss.readLoop()
-	close(ss.readerDone)
+	cn.readLoop()
+	close(cn.readerDone)
 	// A no-op unless the client closed or vanished first; then the writer sends the
 	// close frame (or finds the socket dead) and exits.
-	ss.end(closeMsg{code: websocket.CloseNormalClosure})
-	<-ss.writerExit
-	ss.cancel()
+	cn.end(closeMsg{code: websocket.CloseNormalClosure})
+	<-cn.writerExit
+	cn.cancel()
 	stream.Close()
-	ss.wg.Wait()
+	cn.wg.Wait()
 
-	if err := closeMeter(meter, ss.srv.cfg.CloseTimeout); err != nil {
-		ss.log.Error("close meter", "err", err)
+	if err := closeMeter(meter, cn.srv.cfg.CloseTimeout); err != nil {
+		cn.log.Error("close meter", "err", err)
 	}
-	ss.reportClosed()
+	cn.reportClosed()
 }
 
 // reportOpen counts and logs the stream's start.
-func (ss *session) reportOpen() {
-	ss.srv.m.live.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Inc()
-	ss.log.Info("stream open", "model", ss.info.Model, "encoding", ss.params.Encoding,
-		"sample_rate", ss.params.SampleRate, "channels", ss.params.Channels, "multichannel", ss.params.Multichannel,
-		"interim_results", ss.params.InterimResults, "ignored_params", ss.params.Ignored, "turns", ss.flux != nil)
+func (cn *connection) reportOpen() {
+	cn.srv.m.live.WithLabelValues(string(cn.info.Tenant), cn.info.Model).Inc()
+	cn.log.Info("stream open", "model", cn.info.Model, "encoding", cn.params.Encoding,
+		"sample_rate", cn.params.SampleRate, "channels", cn.params.Channels, "multichannel", cn.params.Multichannel,
+		"interim_results", cn.params.InterimResults, "ignored_params", cn.params.Ignored, "turns", cn.flux != nil)
 }
 
 // reportClosed counts and logs the stream's end.
-func (ss *session) reportClosed() {
-	s := ss.srv
-	s.m.live.WithLabelValues(string(ss.info.Tenant), ss.info.Model).Dec()
-	code := int(ss.closeCode.Load())
+func (cn *connection) reportClosed() {
+	s := cn.srv
+	s.m.live.WithLabelValues(string(cn.info.Tenant), cn.info.Model).Dec()
+	code := int(cn.closeCode.Load())
 	s.m.sessions.WithLabelValues(strconv.Itoa(code)).Inc()
-	ss.mu.Lock()
-	audioMs, frames := ss.acceptedMs, ss.frames
-	ss.mu.Unlock()
-	ss.log.Info("stream closed", "close_code", code, "audio_ms", audioMs, "frames", frames,
-		"results", ss.results.Load(), "duration", time.Since(ss.start).Round(time.Millisecond))
+	cn.mu.Lock()
+	audioMs, frames := cn.acceptedMs, cn.frames
+	cn.mu.Unlock()
+	cn.log.Info("stream closed", "close_code", code, "audio_ms", audioMs, "frames", frames,
+		"results", cn.results.Load(), "duration", time.Since(cn.start).Round(time.Millisecond))
 }
 
 // finalEnd is the end (ms of this connection's audio) of the final queued as message
