@@ -9,12 +9,13 @@ import (
 
 	"github.com/earshot-dev/earshot/gateway"
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/models"
 )
 
 // What TestStreamContract asks of the backends it is given.
 const (
 	// Model is the model the contract opens streams on.
-	Model = "tiny.en"
+	Model = models.Default
 	// Slots is how many streams of Model a fresh backend must take at once, and no
 	// more: the next Open fails with bus.ErrNoCapacity until one closes.
 	Slots = 2

@@ -58,7 +58,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	model := fs.String("model", "", "model (default: the server's; --engine: tiny.en; with --serve the server loads it)")
 	language := fs.String("language", "", "language= of every stream (zh-CN, multi, …; default: the server's, English); zh, ja, ko are scored by CER")
 	manifest := fs.String("manifest", "", "speech manifest (default: the shared test data's speech/manifest.tsv)")
-	streams := fs.String("streams", "1,2,4,8", "concurrent streams per level, ascending")
+	streams := fs.String("streams", "1,2,4,8,12,16", "concurrent streams per level, ascending")
 	dur := fs.Duration("duration", 60*time.Second, "audio per stream per level")
 	chunk := fs.Int("chunk-ms", 100, "audio per frame")
 	knee := fs.Duration("knee", 2*time.Second, "stop after a level whose partial p95 is above this")
@@ -75,9 +75,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&lw.model, "worker-model", "", "--engine: run a worker in this process on this ggml file (random weights allowed: benchmarks only)")
 	fs.StringVar(&lw.vad, "vad", "", "--worker-model: Silero VAD ggml file (default: ggml-silero-v6.2.0.bin beside the model)")
 	fs.BoolVar(&lw.gpu, "gpu-decode", false, "--worker-model: decode on the GPU (needs a CUDA build of whisper.cpp)")
-	fs.IntVar(&lw.slots, "slots", 0, "--worker-model: concurrent decodes (0: cores / threads)")
-	fs.IntVar(&lw.threads, "threads", 2, "--worker-model: threads per decode")
-	fs.IntVar(&lw.maxSessions, "max-sessions", 0, "--worker-model: live sessions the worker accepts (0: the largest level)")
+	fs.IntVar(&lw.slots, "slots", 0, "--worker-model or --serve: concurrent decodes (0: cores / threads)")
+	fs.IntVar(&lw.threads, "threads", 2, "--worker-model or --serve: threads per decode")
+	fs.IntVar(&lw.maxSessions, "max-sessions", 0, "--worker-model or --serve: live sessions the worker accepts (0: the largest level)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -128,7 +128,16 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}
 	} else {
 		if *serve {
-			u, pid, stop, err := startServe(ctx, e, key, *model)
+			if lw.maxSessions == 0 {
+				lw.maxSessions = cfg.Streams[len(cfg.Streams)-1]
+			}
+			// The worker admits every stream of the largest level (the default of 4 would
+			// refuse the rest: the sweep measures decoding, not admission).
+			extra := []string{"--max-sessions", strconv.Itoa(lw.maxSessions), "--threads", strconv.Itoa(lw.threads)}
+			if lw.slots > 0 {
+				extra = append(extra, "--slots", strconv.Itoa(lw.slots))
+			}
+			u, pid, stop, err := startServe(ctx, e, key, *model, extra...)
 			if err != nil {
 				return err
 			}
@@ -302,10 +311,11 @@ func (lw *localWorker) start(nc *nats.Conn, log *slog.Logger) (func(), error) {
 }
 
 // startServe runs a private redis-server and `earshot serve --demo` (this binary) on
-// free loopback ports and returns the WebSocket URL, the serve pid and a stop function.
+// free loopback ports, with extra flags of serve, and returns the WebSocket URL, the serve
+// pid and a stop function.
 // It sets *key to an API key of a tenant "bench" on the team plan: demo tokens open one
 // stream each and the demo tenant is capped, so the bench does not run on them.
-func startServe(ctx context.Context, e *env, key *string, model string) (url string, pid int, stop func(), err error) {
+func startServe(ctx context.Context, e *env, key *string, model string, extra ...string) (url string, pid int, stop func(), err error) {
 	redisBin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("--serve needs redis-server on PATH (apt-get install redis-server)")
@@ -349,7 +359,7 @@ func startServe(ctx context.Context, e *env, key *string, model string) (url str
 	if model != "" {
 		args = append(args, "--models", model, "--default-model", model)
 	}
-	srv := exec.Command(self, args...)
+	srv := exec.Command(self, append(args, extra...)...)
 	srv.Env = append(os.Environ(), fmt.Sprintf("EARSHOT_REDIS_URL=redis://127.0.0.1:%d/0", rport),
 		"EARSHOT_DATA_DIR="+filepath.Join(dir, "data"))
 	srv.Stdout, srv.Stderr = logf, logf
