@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU load benchmark (issue 12): N = 1, 8, 32, 64, 128, 256 concurrent real-time streams of
-# recorded speech per model, stopping at the knee (partial p95 > 2 s or errors), on a
+# recorded speech per model, stopping at the knee (partial or final p95 > 2 s, or errors), on a
 # transcriber worker that decodes with whisper.cpp's CUDA backend. Writes, per model,
 # bench.json + bench.md + latency.svg + cpu.svg (partial/word/final latency, WER, RTF, GPU
 # util and memory from nvidia-smi, CPU and RSS) and a summary gpu-bench.md to $OUT.
@@ -152,7 +152,7 @@ for m in $MODELS; do
   log "model $m: streams $lv"
   rc=0
   "$BIN" bench --engine --worker-model "$f" --vad "$VAD" --slots "$SLOTS" --threads "$THREADS" \
-    --max-sessions "$max" --streams "$lv" --duration "$DURATION" --knee 2s --manifest "$MANIFEST" \
+    --max-sessions "$max" --streams "$lv" --duration "$DURATION" --knee 2s --knee-final 2s --manifest "$MANIFEST" \
     --out "$OUT/$m" "${GPUFLAGS[@]}" > "$OUT/$m.md" 2> "$OUT/$m.log" || rc=$?
   { echo; echo "## $m"; echo; if [ $rc -eq 0 ]; then cat "$OUT/$m.md"; else echo "failed (exit $rc): see $m.log"; tail -5 "$OUT/$m.log"; fi; } >> "$OUT/gpu-bench.md"
   [ $rc -eq 0 ] || { log "bench of $m failed (exit $rc)"; tail -20 "$OUT/$m.log" >&2; exit $rc; }

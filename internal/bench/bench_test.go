@@ -51,23 +51,37 @@ func TestSendClockMapsStreamTimeToTheFrameThatCompletesIt(t *testing.T) {
 	}
 }
 
-func TestProgramPlansWholeClipsFromEachStreamsOwnStart(t *testing.T) {
+func TestProgramPlansTheSameClipsForEveryStream(t *testing.T) {
 	clips := []Clip{{ID: "a", PCM: make([]byte, 32000), Reference: "alpha"},
 		{ID: "b", PCM: make([]byte, 64000), Reference: "bravo"},
 		{ID: "c", PCM: make([]byte, 32000), Reference: "charlie"}}
+	for i := range clips {
+		clips[i].PCM[0] = byte(i + 1) // tell the clips apart in the audio
+	}
 	p := newProgram(clips, 5*time.Second)
-	pcm, ref := p.plan(1, 5*time.Second)
-	// b(2 s)+gap, c(1 s)+gap = 5 s: reaches the duration at a clip boundary.
-	if len(pcm) != 5*32000 || ref != "bravo charlie" {
-		t.Fatalf("stream 1: %d bytes, %q", len(pcm), ref)
+	// a(1 s)+gap, b(2 s)+gap = 5 s: the level's audio ends at that clip boundary.
+	pcm, ref := p.plan(0, 1, 5*time.Second)
+	if len(pcm) != 5*32000 || ref != "alpha bravo" || pcm[0] != 1 || pcm[2*32000] != 2 {
+		t.Fatalf("one stream: %d bytes, %q", len(pcm), ref)
 	}
-	pcm, ref = p.plan(2, 5*time.Second)
-	// c+gap, a+gap = 4 s < 5 s: b+gap is sent whole too.
-	if len(pcm) != 7*32000 || ref != "charlie alpha bravo" {
-		t.Fatalf("stream 2: %d bytes, %q", len(pcm), ref)
+	pcm, ref = p.plan(1, 2, 5*time.Second)
+	if len(pcm) != 5*32000 || ref != "bravo alpha" || pcm[0] != 2 || pcm[3*32000] != 1 {
+		t.Fatalf("stream 1 of 2 starts at the second clip: %d bytes, %q", len(pcm), ref)
 	}
-	if _, ref := p.plan(3, time.Second); ref != "alpha" {
-		t.Fatalf("stream 3 starts again at the first clip: %q", ref)
+	pcm, ref = p.plan(0, 2, 5*time.Second)
+	if ref != "alpha bravo" || pcm[0] != 1 {
+		t.Fatalf("stream 0 of 2: %q", ref)
+	}
+	// 6 s: a+gap, b+gap, c+gap; three streams each start on a different clip.
+	for i, want := range []string{"alpha bravo charlie", "bravo charlie alpha", "charlie alpha bravo"} {
+		pcm, ref := p.plan(i, 3, 6*time.Second)
+		if ref != want || len(pcm) != 7*32000 {
+			t.Fatalf("stream %d of 3: %d bytes, %q; want %q", i, len(pcm), ref, want)
+		}
+	}
+	// More streams than clips: they share starts, still the same clips.
+	if _, ref := p.plan(3, 4, 6*time.Second); ref != "charlie alpha bravo" {
+		t.Fatalf("stream 3 of 4: %q", ref)
 	}
 }
 

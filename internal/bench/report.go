@@ -37,8 +37,8 @@ func WriteFiles(dir string, r *Report) error {
 
 // WriteMarkdown renders the sweep as a Markdown table with the definitions under it.
 func WriteMarkdown(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "Target %s, %s UTC; %d clips looped, %.0f s of audio per stream per level; knee rule: partial p95 > %.0f ms or any error.\n\n",
-		r.Target, r.Started.Format("2006-01-02 15:04"), r.Clips, r.Duration, r.KneeP95Ms)
+	fmt.Fprintf(w, "Target %s, %s UTC; %d clips looped, %.0f s of audio per stream per level; knee rule: partial p95 > %.0f ms, final p95 > %.0f ms or any error. Every stream sends the same clips (each from its own start), so levels score the same audio.\n\n",
+		r.Target, r.Started.Format("2006-01-02 15:04"), r.Clips, r.Duration, r.KneeP95Ms, r.KneeFinalMs)
 	if r.Language != "" {
 		fmt.Fprintf(w, "Language: %s (error rate: %s).\n\n", r.Language, errorRateName(r.Language))
 	}

@@ -16,6 +16,10 @@ type Config struct {
 	Duration time.Duration // audio per stream per level (rounded up to whole clips); default 60 s
 	ChunkMs  int           // audio per frame; default 100
 	KneeP95  time.Duration // stop after a level whose partial p95 is above this; default 2 s
+	// KneeFinalP95 stops the sweep after a level whose final p95 is above it: finals
+	// that fall behind mean the streams no longer keep real time, which partials, sent
+	// only when a decode slot is free, do not show. Default 1 s (issue 23's target).
+	KneeFinalP95 time.Duration
 	// Language is the streams' language= (set before UseWebSocket or UseBus); scoring is
 	// by character error rate for Chinese, Japanese and Korean (wer.ErrorRate).
 	Language string
@@ -50,6 +54,9 @@ func (c *Config) defaults() error {
 	if c.KneeP95 <= 0 {
 		c.KneeP95 = 2 * time.Second
 	}
+	if c.KneeFinalP95 <= 0 {
+		c.KneeFinalP95 = time.Second
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -81,14 +88,15 @@ type Level struct {
 
 // Report is a whole sweep.
 type Report struct {
-	Target    string    `json:"target"`
-	Started   time.Time `json:"started"`
-	Clips     int       `json:"clips"`
-	Duration  float64   `json:"duration_sec"`
-	KneeP95Ms float64   `json:"knee_p95_ms"`
-	Language  string    `json:"language,omitempty"`
-	Knee      int       `json:"knee_streams"` // most streams that stayed under the knee; 0: none
-	Levels    []Level   `json:"levels"`
+	Target      string    `json:"target"`
+	Started     time.Time `json:"started"`
+	Clips       int       `json:"clips"`
+	Duration    float64   `json:"duration_sec"`
+	KneeP95Ms   float64   `json:"knee_p95_ms"`
+	KneeFinalMs float64   `json:"knee_final_p95_ms"`
+	Language    string    `json:"language,omitempty"`
+	Knee        int       `json:"knee_streams"` // most streams that stayed under the knee; 0: none
+	Levels      []Level   `json:"levels"`
 }
 
 // Run sweeps the levels of cfg, stopping after the first level over the knee.
@@ -100,7 +108,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("%w: no transport (use RunWebSocket or RunBus)", ErrConfig)
 	}
 	rep := &Report{Target: cfg.Target, Started: time.Now().UTC(), Clips: len(cfg.Clips),
-		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds()), Language: cfg.Language}
+		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds()),
+		KneeFinalMs: float64(cfg.KneeFinalP95.Milliseconds()), Language: cfg.Language}
 	prog := newProgram(cfg.Clips, cfg.Duration)
 	for _, n := range cfg.Streams {
 		if err := ctx.Err(); err != nil {
@@ -144,7 +153,7 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 			case <-time.After(time.Duration(i) * stagger):
 			case <-ctx.Done():
 			}
-			pcm, ref := prog.plan(i, cfg.Duration)
+			pcm, ref := prog.plan(i, n, cfg.Duration)
 			results[i] = runStream(ctx, cfg.dial, i, pcm, ref, cfg.Language, cfg.ChunkMs)
 		}()
 	}
@@ -191,6 +200,8 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 		lv.OverKnee = "no partials"
 	case lv.PartialMs.P95 > float64(cfg.KneeP95.Milliseconds()):
 		lv.OverKnee = fmt.Sprintf("partial p95 %.0f ms > %v", lv.PartialMs.P95, cfg.KneeP95)
+	case lv.FinalMs.P95 > float64(cfg.KneeFinalP95.Milliseconds()):
+		lv.OverKnee = fmt.Sprintf("final p95 %.0f ms > %v", lv.FinalMs.P95, cfg.KneeFinalP95)
 	}
 	return lv
 }

@@ -17,7 +17,7 @@ import (
 const gapSeconds = 1.0
 
 // program is the audio every stream draws from: the clips back to back, each followed
-// by a gap, repeated to cover a stream of the level's duration from any starting clip.
+// by a gap, repeated to cover a stream of the level's duration.
 // Read-only once built, shared by all streams.
 type program struct {
 	pcm  []byte
@@ -48,19 +48,28 @@ func newProgram(clips []Clip, d time.Duration) *program {
 	return p
 }
 
-// plan is the whole segments stream i sends: starting at clip i, until at least d.
-func (p *program) plan(i int, d time.Duration) (pcm []byte, ref string) {
-	first := i % p.n
-	var refs []string
-	last := first
-	for k := first; k < len(p.segs); k++ {
-		last = k
-		refs = append(refs, p.segs[k].ref)
-		if float64(p.segs[k].to-p.segs[first].from) >= d.Seconds()*32000 {
+// plan is what stream i of a level of n streams sends: the whole clips from the first
+// one on until they last at least d (the level's audio), rotated so that stream i starts
+// at clip i·k/n of those k. Every stream of every level thus sends the same clips, so
+// levels score the same audio and a level's WER compares with one stream's; and the
+// streams start on different clips, so they do not decode in lockstep.
+func (p *program) plan(i, n int, d time.Duration) (pcm []byte, ref string) {
+	k := len(p.segs)
+	for j := range p.segs {
+		if float64(p.segs[j].to) >= d.Seconds()*32000 {
+			k = j + 1
 			break
 		}
 	}
-	return p.pcm[p.segs[first].from:p.segs[last].to], strings.Join(refs, " ")
+	start := i * k / max(n, 1) % k
+	pcm = make([]byte, 0, p.segs[k-1].to)
+	refs := make([]string, 0, k)
+	for j := range k {
+		sg := p.segs[(start+j)%k]
+		pcm = append(pcm, p.pcm[sg.from:sg.to]...)
+		refs = append(refs, sg.ref)
+	}
+	return pcm, strings.Join(refs, " ")
 }
 
 // StreamResult is what one stream measured. Latencies are in milliseconds.

@@ -39,8 +39,10 @@ func init() {
 concurrent connections in real time, for each N of --streams, and measures partial, word and final
 latency, WER against the references, RTF, CPU and peak RSS of the service processes (--pids, else
 every process named "earshot" but this one), and audio billed (GET /v1/usage). The sweep stops
-after the first level whose partial p95 exceeds --knee or that had errors. Writes bench.json,
-bench.md, latency.svg and cpu.svg to --out. Credentials: --key, --token (one stream), or demo tokens
+after the first level whose partial p95 exceeds --knee, whose final p95 exceeds --knee-final,
+or that had errors. Every stream of every level sends the same clips, each stream from its
+own start, so levels score the same audio. Writes bench.json, bench.md, latency.svg and
+cpu.svg to --out. Credentials: --key, --token (one stream), or demo tokens
 (earshot serve --demo; one per stream); --serve makes a key of its own.
 
 --engine skips the gateway: sessions are opened on transcriber workers over NATS (--nats URL, or
@@ -62,6 +64,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	dur := fs.Duration("duration", 60*time.Second, "audio per stream per level")
 	chunk := fs.Int("chunk-ms", 100, "audio per frame")
 	knee := fs.Duration("knee", 2*time.Second, "stop after a level whose partial p95 is above this")
+	kneeFinal := fs.Duration("knee-final", time.Second, "stop after a level whose final p95 is above this (the streams fell behind real time)")
 	out := fs.String("out", "bench/out", "directory for bench.json, bench.md, latency.svg, cpu.svg")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout (else the Markdown table)")
 	pids := fs.String("pids", "", "comma-separated pids of the service processes (default: every 'earshot' process but this one)")
@@ -82,7 +85,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := newBenchLog(e)
-	cfg := bench.Config{Duration: *dur, ChunkMs: *chunk, KneeP95: *knee, GPU: *gpu, Log: log, Language: *language}
+	cfg := bench.Config{Duration: *dur, ChunkMs: *chunk, KneeP95: *knee, KneeFinalP95: *kneeFinal, GPU: *gpu, Log: log, Language: *language}
 	var err error
 	if cfg.Streams, err = parseInts(*streams); err != nil {
 		return fmt.Errorf("--streams: %w", err)
