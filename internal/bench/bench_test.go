@@ -110,7 +110,7 @@ func TestProcStatsOfThisProcess(t *testing.T) {
 
 func TestReportFiles(t *testing.T) {
 	billed := 3.2
-	r := &Report{Target: "ws://x", Started: time.Now(), Clips: 2, Duration: 10, KneeP95Ms: 2000, Knee: 2,
+	r := &Report{Target: "ws://x", Started: time.Now(), Clips: 2, Duration: 10, KneeP95Ms: 2000, Knee: 2, IdleRSSMB: 170,
 		Levels: []Level{
 			{Streams: 1, PartialMs: Dist{N: 3, P50: 300, P95: 900}, FinalMs: Dist{N: 1, P50: 700, P95: 700}, BilledSec: &billed,
 				Procs: []ProcStat{{Pid: 1, CPUPercent: 80, PeakRSSMB: 200}}},
@@ -121,7 +121,7 @@ func TestReportFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(dir + "/bench.md")
-	for _, want := range []string{"| 1 | 300 / 900 /", "3.200", "n/a", "(partial p95 2500 ms > 2s)", "Knee: 2 concurrent"} {
+	for _, want := range []string{"| 1 | 300 / 900 /", "| 200 | 30.0 |", "| 0 | – |", "before the first level: 170 MB", "3.200", "n/a", "(partial p95 2500 ms > 2s)", "Knee: 2 concurrent"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("bench.md lacks %q:\n%s", want, md)
 		}

@@ -42,8 +42,8 @@ func WriteMarkdown(w io.Writer, r *Report) {
 	if r.Language != "" {
 		fmt.Fprintf(w, "Language: %s (error rate: %s).\n\n", r.Language, errorRateName(r.Language))
 	}
-	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | first text p50 / p95 ms | final p50 / p95 / p99 ms | WER | RTF | CPU s / audio s | peak RSS MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
-	fmt.Fprintln(w, "|---:|---|---|---|---|---:|---:|---:|---:|---|---|---:|")
+	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | first text p50 / p95 ms | final p50 / p95 / p99 ms | WER | RTF | CPU s / audio s | peak RSS MB | RSS per stream MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
+	fmt.Fprintln(w, "|---:|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|")
 	for _, l := range r.Levels {
 		var rss float64
 		for _, p := range l.Procs {
@@ -61,10 +61,13 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		if l.OverKnee != "" {
 			note = " (" + l.OverKnee + ")"
 		}
-		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.1f%% | %.3f | %.3f | %.0f | %s | %.1f / %.1f / %s | %d%s |\n",
+		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.1f%% | %.3f | %.3f | %.0f | %s | %s | %.1f / %.1f / %s | %d%s |\n",
 			l.Streams, l.PartialMs.P50, l.PartialMs.P95, l.PartialMs.P99, l.WordMs.P50, l.WordMs.P95, l.FirstMs.P50, l.FirstMs.P95,
-			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, 100*l.WER, l.RTF, l.CPUPerAudio, rss, gpu,
+			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, 100*l.WER, l.RTF, l.CPUPerAudio, rss, perStream(r.IdleRSSMB, rss, l.Streams), gpu,
 			l.AudioSec, l.AcceptedSec, bill, l.Errors, note)
+	}
+	if r.IdleRSSMB > 0 {
+		fmt.Fprintf(w, "\nIdle RSS of the service processes before the first level: %.0f MB.\n", r.IdleRSSMB)
 	}
 	if r.Knee > 0 {
 		fmt.Fprintf(w, "\nKnee: %d concurrent streams stayed under the rule.\n", r.Knee)
@@ -88,6 +91,7 @@ time at which the bench had written the frame that completes stream time t):
 - RTF: stream wall time (first frame → close) / audio seconds; live audio cannot go below ~1.
 - CPU s / audio s: CPU seconds of the measured service processes / audio seconds of the level.
 - billed: growth of GET /v1/usage total_ms over the level (n/a when unavailable).
+- RSS per stream: (the level's peak RSS − the idle RSS before the first level) / streams.
 `)
 }
 
@@ -96,4 +100,13 @@ func errorRateName(language string) string {
 		return "CER, characters"
 	}
 	return "WER, words"
+}
+
+// perStream is a level's RSS growth over idle per stream, in MB ("–" without an idle
+// figure).
+func perStream(idle, peak float64, streams int) string {
+	if idle <= 0 || peak <= 0 || streams <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", (peak-idle)/float64(streams))
 }

@@ -96,7 +96,10 @@ type Report struct {
 	KneeFinalMs float64   `json:"knee_final_p95_ms"`
 	Language    string    `json:"language,omitempty"`
 	Knee        int       `json:"knee_streams"` // most streams that stayed under the knee; 0: none
-	Levels      []Level   `json:"levels"`
+	// IdleRSSMB is the RSS of the service processes before the first level (their pids
+	// that could be read); a level's RSS per stream is (its peak − this) / streams.
+	IdleRSSMB float64 `json:"idle_rss_mb"`
+	Levels    []Level `json:"levels"`
 }
 
 // Run sweeps the levels of cfg, stopping after the first level over the knee.
@@ -110,6 +113,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Target: cfg.Target, Started: time.Now().UTC(), Clips: len(cfg.Clips),
 		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds()),
 		KneeFinalMs: float64(cfg.KneeFinalP95.Milliseconds()), Language: cfg.Language}
+	for _, p := range cfg.Pids {
+		if kb, err := rssKB(p); err == nil {
+			rep.IdleRSSMB += float64(kb) / 1024
+		}
+	}
 	prog := newProgram(cfg.Clips, cfg.Duration)
 	for _, n := range cfg.Streams {
 		if err := ctx.Err(); err != nil {
