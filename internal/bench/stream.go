@@ -17,12 +17,11 @@ import (
 const gapSeconds = 1.0
 
 // program is the audio every stream draws from: the clips back to back, each followed
-// by a gap, repeated to cover a stream of the level's duration.
+// by a gap, looped until they cover the level's duration.
 // Read-only once built, shared by all streams.
 type program struct {
 	pcm  []byte
 	segs []segment
-	n    int // distinct clips
 }
 
 type segment struct {
@@ -31,14 +30,10 @@ type segment struct {
 }
 
 func newProgram(clips []Clip, d time.Duration) *program {
-	p := &program{n: len(clips)}
+	p := &program{}
 	gap := silence(gapSeconds)
 	need := 32000 * (d.Seconds() + 1)
-	var cycle float64
-	for _, c := range clips {
-		cycle += float64(len(c.PCM) + len(gap))
-	}
-	for i := 0; float64(len(p.pcm)) < cycle+need; i++ {
+	for i := 0; float64(len(p.pcm)) < need; i++ {
 		c := clips[i%len(clips)]
 		from := len(p.pcm)
 		p.pcm = append(p.pcm, c.PCM...)

@@ -184,9 +184,9 @@ func tenantExists(ctx context.Context, rdb redis.UniversalClient, t bus.TenantID
 		return err
 	}
 	return fmt.Errorf("tenant %s does not exist; create it first, then create the key again:\n"+
-		"  earshot tenants create %s%s --plan trial   (free: 2 h of audio a month, tiny models)\n"+
-		"or, prepaid pay-as-you-go (the default plan, payg: $0.72 an hour of audio):\n"+
-		"  earshot tenants create %s%s && earshot tenants topup %s 1000%s   (a balance of $10.00)",
+		"  earshot tenants create %s%s --plan trial   (the free trial plan)\n"+
+		"or, prepaid pay-as-you-go (the default plan; `earshot tenants --help` lists the plans):\n"+
+		"  earshot tenants create %s%s && earshot tenants topup %s 1000%s",
 		t, t, redisArg, t, redisArg, t, redisArg)
 }
 
