@@ -50,8 +50,10 @@ type DecodeRequest struct {
 	AudioCtx     int    // encoder context (0 = whisper's 1500); scale with the window length
 	Language     string // whisper's language code ("" = "en")
 	// DetectLanguage finds the language first (one more encoder pass over the window)
-	// and decodes in it; Language is ignored.
+	// and decodes in it; Language is ignored. DetectAmong, when set, are the only
+	// languages it may choose (whisper codes; see lang.Spec.Among).
 	DetectLanguage bool
+	DetectAmong    []string
 	Threads        int
 	// Offline asks for whole-file decoding with segment timestamps (not single_segment).
 	Offline bool

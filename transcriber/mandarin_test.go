@@ -113,3 +113,43 @@ func TestDetectLanguageDevSets(t *testing.T) {
 		t.Errorf("language detection right on %.1f%% of the dev clips, want ≥ 95%%", 100*acc)
 	}
 }
+
+// TestDetectAmong: detection restricted to a list (detect_language=zh&detect_language=en)
+// chooses only from the list, with the probability renormalised over it, and tells the
+// English opening of the code-switching clip from its Mandarin rest.
+func TestDetectAmong(t *testing.T) {
+	m := whisperBase(t)
+	d, err := m.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	byID := map[string]testdata.Item{}
+	for _, it := range mandarinManifest(t) {
+		byID[it.ID] = it
+	}
+	detect := func(s []float32, among ...string) transcriber.Hypothesis {
+		t.Helper()
+		h, err := d.Decode(context.Background(), transcriber.DecodeRequest{Samples: s, DetectLanguage: true, DetectAmong: among,
+			MaxTokens: 1, AudioCtx: transcriber.AudioCtxFor(len(s))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	zh := readWAV16k(t, byID["funasr_asr_example_zh"].WAV)
+	if h := detect(zh); h.Language != "zh" {
+		t.Fatalf("unrestricted detection on a Mandarin clip: %s (p %.2f)", h.Language, h.LanguageP)
+	}
+	if h := detect(zh, "en", "fr"); h.Language != "en" && h.Language != "fr" || h.LanguageP <= 0 || h.LanguageP > 1 {
+		t.Fatalf("detection among en,fr on a Mandarin clip: %s (p %.2f)", h.Language, h.LanguageP)
+	}
+	cs := readWAV16k(t, byID["funasr_csharp_example_3_codeswitch"].WAV)
+	// "he must be home now for the light is on" is its first 2.5 s; the rest is Mandarin.
+	if h := detect(cs[:40000], "zh", "en"); h.Language != "en" {
+		t.Errorf("the English opening among zh,en: %s (p %.2f)", h.Language, h.LanguageP)
+	}
+	if h := detect(cs[56000:], "zh", "en"); h.Language != "zh" {
+		t.Errorf("the Mandarin rest among zh,en: %s (p %.2f)", h.Language, h.LanguageP)
+	}
+}

@@ -61,7 +61,7 @@ func Transcribe(ctx context.Context, m Model, samples []float32, opts OfflineOpt
 	}
 	// Detection looks at the first 30 s (whisper's window): a file is taken to be in one
 	// language.
-	req := DecodeRequest{Samples: samples, Language: spec.Code, DetectLanguage: spec.Detect, Threads: opts.Threads, Offline: true}
+	req := DecodeRequest{Samples: samples, Language: spec.Code, DetectLanguage: spec.Detect, DetectAmong: spec.Among, Threads: opts.Threads, Offline: true}
 	if opts.Prompt != "" {
 		if req.PromptTokens, err = d.Tokenize(opts.Prompt); err != nil {
 			return nil, fmt.Errorf("tokenize prompt: %w", err)

@@ -171,6 +171,7 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		Language: j.language,
 		// language=multi: a decode without the utterance's language finds it first.
 		DetectLanguage: st.sess.lang.Detect && j.language == "",
+		DetectAmong:    st.sess.lang.Among,
 		Threads:        w.pool.cfg.ThreadsPerDecode,
 		MaxTokens:      maxTokens(len(j.samples), st.sess.lang.Wide()),
 		WordTimes:      j.wordTimes,

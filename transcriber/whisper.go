@@ -5,16 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/earshot-dev/earshot/internal/hanzi"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/earshot-dev/earshot/internal/hanzi"
 	"github.com/earshot-dev/earshot/transcriber/whispercpp"
 )
 
@@ -174,7 +175,7 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 			}
 			return Hypothesis{}, fmt.Errorf("detect language: %w", err)
 		}
-		detected = langs[0]
+		detected = among(langs, req.DetectAmong)
 		p.Language = detected.Code
 	}
 	p.PromptTokens = req.PromptTokens
@@ -309,4 +310,29 @@ func rssBytes() int64 {
 		return 0
 	}
 	return pages * int64(os.Getpagesize())
+}
+
+// among returns the most likely of langs (most likely first) that is one of codes,
+// with its probability renormalised over codes; with no codes, langs[0].
+func among(langs []whispercpp.Language, codes []string) whispercpp.Language {
+	if len(codes) == 0 {
+		return langs[0]
+	}
+	var best whispercpp.Language
+	var sum float32
+	for _, l := range langs {
+		if slices.Contains(codes, l.Code) {
+			if best.Code == "" {
+				best = l
+			}
+			sum += l.P
+		}
+	}
+	if best.Code == "" { // sessionLanguage checked codes against the model: not reached
+		return whispercpp.Language{Code: codes[0]}
+	}
+	if sum > 0 {
+		best.P /= sum
+	}
+	return best
 }

@@ -464,7 +464,7 @@ func (h *Handler) response(j job, sum string, samples int, at time.Time, finals 
 			Channels: 1, Models: []string{j.Model}},
 		Results: Results{Channels: []wire.Channel{{Alternatives: []wire.Alternative{alt}}}},
 	}
-	if j.Language == lang.Multi {
+	if spec, err := lang.Parse(j.Language); err == nil && spec.Detect {
 		ch := &r.Results.Channels[0]
 		ch.DetectedLanguage, ch.LanguageConfidence = detected(finals, &ch.Alternatives[0])
 	}

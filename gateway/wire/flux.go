@@ -77,8 +77,9 @@ type FluxParams struct {
 	// encoding, sample_rate, keyterm, numerals, redact, resume…), with one channel.
 	Params
 	Turns Thresholds
-	// LanguageHints are the language_hint values (at most one: Earshot decodes a
-	// stream in one language, or detects it); the hint is also Params.Language.
+	// LanguageHints are the language_hint values: one is the stream's language, several
+	// the languages each utterance's detection chooses among (Params.Language is
+	// lang.Among of them).
 	LanguageHints []string
 }
 
@@ -174,11 +175,12 @@ func ParseFluxQuery(q url.Values) (FluxParams, error) {
 		}
 		fp.LanguageHints = append(fp.LanguageHints, v)
 	}
-	if len(fp.LanguageHints) > 1 {
-		return FluxParams{}, BadParam("language_hint", "given %d times: Earshot decodes a stream in one language; give one hint, or none to detect the language", len(fp.LanguageHints))
-	}
-	if len(fp.LanguageHints) == 1 {
-		fp.Language = fp.LanguageHints[0]
+	if len(fp.LanguageHints) > 0 {
+		// One hint is the stream's language; several restrict each turn's detection to
+		// them (lang.Among; one language listed twice is that language).
+		if fp.Language, err = lang.Among(fp.LanguageHints); err != nil {
+			return FluxParams{}, BadParam("language_hint", "%s", err.Error())
+		}
 	}
 	for _, v := range q["redact"] {
 		for _, r := range strings.Split(v, ",") {

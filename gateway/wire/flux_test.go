@@ -26,6 +26,10 @@ func TestParseFluxQuery(t *testing.T) {
 	if err != nil || d.Turns != DefaultThresholds() || d.Language != "de" || !reflect.DeepEqual(d.LanguageHints, []string{"de"}) {
 		t.Fatalf("defaults %+v %v", d, err)
 	}
+	d, err = ParseFluxQuery(url.Values{"language_hint": {"zh-CN", "en"}})
+	if err != nil || d.Language != "zh-CN,en" || !d.Detecting() {
+		t.Fatalf("two hints: detection among them: %+v %v", d, err)
+	}
 	if p, err := ParseFluxQuery(url.Values{"eot_threshold": {"1.0"}}); err != nil || p.Turns.EOTThreshold != 1 {
 		t.Fatalf("eot_threshold=1.0 (ForceEndTurn only): %+v %v", p, err)
 	}
@@ -49,7 +53,7 @@ func TestParseFluxQuery(t *testing.T) {
 		{"whatever=1", "whatever", "not a /v2/listen parameter"},
 		{"language_hint=multi", "language_hint", "detect"},
 		{"language_hint=", "language_hint", "not a language"},
-		{"language_hint=en&language_hint=fr", "language_hint", "one hint"},
+		{"language_hint=en&language_hint=multi", "language_hint", "detect"},
 		{"redact=pci", "redact", "numbers"},
 		{"redact=aggressive_numbers", "redact", "not supported"},
 		{"profanity_filter=true", "profanity_filter", "not supported"},

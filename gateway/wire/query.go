@@ -25,7 +25,7 @@ const DefaultEndpointingMs = 0
 // catalog and the audio decoder, which name the parameter in their errors too.
 type Params struct {
 	Model          string // "" means the server's default model
-	Language       string // as given (a BCP-47 tag); lang.Multi with detect_language=true
+	Language       string // as given (a BCP-47 tag); lang.Multi with detect_language=true, a list (lang.Among) with detect_language=en&detect_language=zh
 	Encoding       string // lower case; "" when absent
 	SampleRate     int    // 0 when absent
 	Channels       int    // 1 when absent
@@ -63,8 +63,48 @@ type Params struct {
 	Ignored []string
 }
 
-// Detecting reports whether a stream asked for its language to be found.
-func (p Params) Detecting() bool { return p.Language == lang.Multi }
+// Detecting reports whether a stream asked for its language to be found (among all
+// the model's languages or among a list).
+func (p Params) Detecting() bool {
+	spec, err := lang.Parse(p.Language)
+	return err == nil && spec.Detect
+}
+
+// detectParam reads detect_language: true or false once, or (Deepgram's restricted
+// form) the languages to detect among, each given once (detect_language=en&
+// detect_language=zh-CN) or comma-separated. It returns the language= value it implies:
+// lang.Multi, a list for lang.Parse, one language, or "" for no detection.
+func detectParam(vs []string) (string, error) {
+	const name = "detect_language"
+	if len(vs) == 1 {
+		switch strings.ToLower(strings.TrimSpace(vs[0])) {
+		case "true", "1":
+			return lang.Multi, nil
+		case "false", "0", "":
+			return "", nil
+		}
+	}
+	var tags []string
+	for _, v := range vs {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			if !validName(t, 35) {
+				return "", BadParam(name, "%s is not a language tag: give true, or the languages to detect among (detect_language=en&detect_language=zh-CN)", clip(t))
+			}
+			if spec, err := lang.Parse(t); err != nil {
+				return "", BadParam(name, "%s", err.Error())
+			} else if spec.Detect {
+				return "", BadParam(name, "%s is not a language: give true, or the languages to detect among", clip(t))
+			}
+			tags = append(tags, t)
+		}
+	}
+	v, err := lang.Among(tags)
+	if err != nil {
+		return "", BadParam(name, "%s", err.Error())
+	}
+	return v, nil
+}
 
 // OutputChannels is the number of transcripts the stream produces.
 func (p Params) OutputChannels() int {
@@ -117,14 +157,14 @@ func ParseQuery(q url.Values) (Params, error) {
 	if p.Language != "" && !validName(p.Language, 35) {
 		return Params{}, BadParam("language", "%s is not a language tag", clip(p.Language))
 	}
-	if detect, err := boolParam(one, "detect_language"); err != nil {
+	if detect, err := detectParam(q["detect_language"]); err != nil {
 		return Params{}, err
-	} else if detect {
-		p.Language = lang.Multi // Deepgram: detection wins over a language given beside it
+	} else if detect != "" {
+		p.Language = detect // Deepgram: detection wins over a language given beside it
 	}
 	if spec, err := lang.Parse(p.Language); err != nil {
 		return Params{}, BadParam("language", "%s", err.Error())
-	} else if spec.Detect {
+	} else if spec.Detect && len(spec.Among) == 0 {
 		p.Language = lang.Multi
 	}
 	if p.Encoding, _, err = one("encoding"); err != nil {

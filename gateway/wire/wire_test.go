@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/earshot-dev/earshot/internal/lang"
 )
 
 func TestParseControl(t *testing.T) {
@@ -93,7 +95,12 @@ func TestParseQuery(t *testing.T) {
 		{"resume=a%20b&resume_offset_ms=1", "resume"},
 		{"language=xx", "language"},
 		{"language=klingon-US", "language"},
-		{"detect_language=en", "detect_language"},
+		{"detect_language=klingon", "detect_language"},
+		{"detect_language=en&detect_language=multi", "detect_language"},
+		{"detect_language=true&detect_language=zh", "detect_language"},
+		{"detect_language=en,,zh", "detect_language"},
+		{"detect_language=en%3Bzh", "detect_language"},
+		{"detect_language=" + strings.Repeat("en,", lang.MaxAmong) + "zh", "detect_language"},
 	}
 	for _, b := range bad {
 		t.Run(b.q, func(t *testing.T) {
@@ -116,10 +123,12 @@ func TestLanguageParams(t *testing.T) {
 	for q, want := range map[string]string{
 		"language=zh-CN": "zh-CN", "language=MULTI": "multi", "detect_language=true": "multi",
 		"detect_language=true&language=en": "multi", "detect_language=false&language=zh-TW": "zh-TW", "": "",
+		"detect_language=en&detect_language=zh-CN": "en,zh-CN", "detect_language=zh-TW,en&language=fr": "zh-TW,en",
+		"detect_language=en": "en",
 	} {
 		v, _ := url.ParseQuery(q)
 		p, err := ParseQuery(v)
-		if err != nil || p.Language != want || p.Detecting() != (want == "multi") {
+		if err != nil || p.Language != want || p.Detecting() != (want == "multi" || strings.Contains(want, ",")) {
 			t.Errorf("%s: language %q detecting %v, %v; want %q", q, p.Language, p.Detecting(), err, want)
 		}
 	}

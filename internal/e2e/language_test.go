@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -165,6 +166,63 @@ func TestMandarinStream(t *testing.T) {
 		var de *client.DialError
 		if !errors.As(err, &de) || de.Status != 400 || de.Param != "language" || !strings.Contains(de.Message, c.want) {
 			t.Errorf("model %s language %s: %v, want 400 naming language (%q)", c.model, c.language, err, c.want)
+		}
+	}
+}
+
+// TestCodeSwitchStream streams the code-switching clip ("he must be home now for the
+// light is on" then Mandarin, without a pause between them, so one utterance) with
+// detection restricted to Mandarin and English (detect_language=zh-CN&
+// detect_language=en): every result reports one of the two, the English opening starts
+// in English and the Mandarin comes in Simplified characters. (That detection picks English for an
+// English utterance among zh,en is TestDetectAmong's.) A list with a language the model
+// lacks, or with multi in it, is refused before the upgrade.
+func TestCodeSwitchStream(t *testing.T) {
+	testdata.Model(t, "base")
+	srv := testutil.StartServe(t, "--models", "tiny.en,base")
+	ctx := context.Background()
+	_, key := tenantWithKey(t, srv, "acme", "team", nil)
+	_, pcm, _ := mandarinClip(t, "funasr_csharp_example_3_codeswitch")
+	conn, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Model: "base", Encoding: "linear16", SampleRate: 16000,
+		InterimResults: true, Extra: url.Values{"detect_language": {"zh-CN", "en"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var finals string
+	for _, ev := range streamRealTime(t, conn, pcm) {
+		r := ev.Results
+		if r == nil || r.Transcript() == "" {
+			continue
+		}
+		if l := r.Channel.DetectedLanguage; l != "zh" && l != "en" {
+			t.Errorf("detected_language %q, want zh or en: %s", l, ev.Raw)
+		}
+		if r.IsFinal {
+			finals += " " + r.Transcript()
+		}
+	}
+	t.Logf("finals %q", finals)
+	// Whisper decodes one utterance in one language: in two runs the zh decode kept "He
+	// must be home now" and "He must be", then went on in Chinese.
+	if !strings.Contains(strings.ToLower(finals), "must be") {
+		t.Errorf("the English opening is not in English: %q", finals)
+	}
+	if !strings.Contains(finals, "灯") || hanzi.ToSimplified(finals) != finals {
+		t.Errorf("the Mandarin is not there in Simplified characters (want 灯): %q", finals)
+	}
+	for _, c := range []struct {
+		among []string
+		want  string
+	}{
+		{[]string{"zh", "yue"}, "does not know"},
+		{[]string{"en", "multi"}, "not a language"},
+	} {
+		_, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Model: "base", Encoding: "linear16", SampleRate: 16000,
+			Extra: url.Values{"detect_language": c.among}})
+		var de *client.DialError
+		if !errors.As(err, &de) || de.Status != 400 || !strings.Contains(de.Message, c.want) {
+			t.Errorf("detect_language=%v: %v, want 400 saying %q", c.among, err, c.want)
 		}
 	}
 }

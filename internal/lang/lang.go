@@ -51,13 +51,21 @@ type Spec struct {
 	Code string
 	// Detect asks whisper to find the language (of each utterance on a live stream).
 	Detect bool
+	// Among, when set with Detect, are the only languages detection may choose (whisper
+	// codes, in the order given, without duplicates): Deepgram's detect_language=en&
+	// detect_language=zh. Empty: any language the model knows.
+	Among []string
 	// Script is the script Chinese text is given in: Simplified unless the tag asks
 	// for Traditional. Empty for other languages.
 	Script Script
 }
 
+// MaxAmong bounds the languages of a restricted detection.
+const MaxAmong = 16
+
 // Parse reads a language= value. "" means English (Deepgram's default). The tag's
-// letter case does not matter; "_" is taken for "-".
+// letter case does not matter; "_" is taken for "-". A comma-separated list of two or
+// more tags (what Among writes) asks for detection among those languages.
 func Parse(tag string) (Spec, error) {
 	tag = strings.TrimSpace(tag)
 	if tag == "" {
@@ -65,6 +73,9 @@ func Parse(tag string) (Spec, error) {
 	}
 	if strings.EqualFold(tag, Multi) {
 		return Spec{Detect: true, Script: Simplified}, nil
+	}
+	if strings.Contains(tag, ",") {
+		return parseAmong(strings.Split(tag, ","))
 	}
 	parts := strings.FieldsFunc(strings.ToLower(tag), func(r rune) bool { return r == '-' || r == '_' })
 	if len(parts) == 0 || len(parts) > 4 {
@@ -95,6 +106,45 @@ func Parse(tag string) (Spec, error) {
 	return s, nil
 }
 
+// Among is the language= value that restricts detection to tags (BCP-47 tags, at least
+// two, at most MaxAmong, none of them multi): the tags joined with commas, which Parse
+// reads back. One tag is that language, without detection.
+func Among(tags []string) (string, error) {
+	if _, err := parseAmong(tags); err != nil {
+		return "", err
+	}
+	return strings.Join(tags, ","), nil
+}
+
+func parseAmong(tags []string) (Spec, error) {
+	if len(tags) > MaxAmong {
+		return Spec{}, fmt.Errorf("%d languages to detect among: give at most %d", len(tags), MaxAmong)
+	}
+	s := Spec{Detect: true}
+	for _, t := range tags {
+		if strings.TrimSpace(t) == "" || strings.Contains(t, ",") {
+			return Spec{}, fmt.Errorf("%q is not a list of language tags: give tags such as en and zh-CN, each once", strings.Join(tags, ","))
+		}
+		one, err := Parse(t)
+		if err != nil {
+			return Spec{}, err
+		}
+		if one.Detect {
+			return Spec{}, fmt.Errorf("%q among the languages to detect: list languages (en, zh-CN, …), or ask for multi alone", t)
+		}
+		if !slices.Contains(s.Among, one.Code) {
+			s.Among = append(s.Among, one.Code)
+		}
+		if s.Script == "" {
+			s.Script = one.Script // the first Chinese tag decides the script
+		}
+	}
+	if len(s.Among) == 1 {
+		return Spec{Code: s.Among[0], Script: s.Script}, nil
+	}
+	return s, nil
+}
+
 // Index returns code's position in Codes (whisper's language id), or −1.
 func Index(code string) int { return slices.Index(Codes, code) }
 
@@ -110,6 +160,11 @@ func (s Spec) Check(model string, multilingual bool, languages int) error {
 		return fmt.Errorf("model %s knows English only, not %q: choose a multilingual model (e.g. base)", model, s.Code)
 	case multilingual && !s.Detect && Index(s.Code) >= languages:
 		return fmt.Errorf("model %s does not know %q (it has %d languages)", model, s.Code, languages)
+	}
+	for _, c := range s.Among {
+		if Index(c) >= languages {
+			return fmt.Errorf("model %s does not know %q (it has %d languages), so cannot detect it", model, c, languages)
+		}
 	}
 	return nil
 }

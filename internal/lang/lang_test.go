@@ -1,6 +1,8 @@
 package lang
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -26,13 +28,18 @@ func TestParse(t *testing.T) {
 		{"jv", Spec{Code: "jw"}},
 		{"nb", Spec{Code: "no"}},
 		{"es-419", Spec{Code: "es"}},
+		{"zh-CN,en", Spec{Detect: true, Among: []string{"zh", "en"}, Script: Simplified}},
+		{"en,zh-TW,en-GB", Spec{Detect: true, Among: []string{"en", "zh"}, Script: Traditional}},
+		{"en,fr", Spec{Detect: true, Among: []string{"en", "fr"}}},
+		{"zh-HK,zh-CN", Spec{Code: "zh", Script: Traditional}}, // one language: no detection
 	} {
 		got, err := Parse(c.tag)
-		if err != nil || got != c.want {
+		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("Parse(%q) = %+v, %v; want %+v", c.tag, got, err, c.want)
 		}
 	}
-	for _, bad := range []string{"xx", "english", "-", "zh-a-b-c-d", "klingon-US", "\xff"} {
+	for _, bad := range []string{"xx", "english", "-", "zh-a-b-c-d", "klingon-US", "\xff",
+		"en,multi", "en,", ",", "en,,zh", "en,xx", strings.Repeat("en,", MaxAmong) + "zh"} {
 		if s, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", bad, s)
 		}
@@ -76,6 +83,32 @@ func TestCheck(t *testing.T) {
 	if err := yue.Check("large-v3", true, ModelLanguages+1); err != nil {
 		t.Error(err)
 	}
+	among, _ := Parse("en,zh")
+	if err := among.Check("tiny.en", false, 1); err == nil {
+		t.Error("detection among en,zh accepted on tiny.en")
+	}
+	if err := among.Check("base", true, ModelLanguages); err != nil {
+		t.Error(err)
+	}
+	withYue, _ := Parse("zh,yue")
+	if err := withYue.Check("base", true, ModelLanguages); err == nil || !strings.Contains(err.Error(), "yue") {
+		t.Errorf("detection among zh,yue on base: %v", err)
+	}
+}
+
+func TestAmong(t *testing.T) {
+	v, err := Among([]string{"zh-CN", "en-US"})
+	if err != nil || v != "zh-CN,en-US" {
+		t.Fatalf("Among = %q, %v", v, err)
+	}
+	if s, err := Parse(v); err != nil || !reflect.DeepEqual(s.Among, []string{"zh", "en"}) {
+		t.Fatalf("Parse(Among) = %+v, %v", s, err)
+	}
+	for _, bad := range [][]string{{"en", "multi"}, {"en", "x,y"}, {"en", ""}, {"en", "klingon"}} {
+		if v, err := Among(bad); err == nil {
+			t.Errorf("Among(%q) = %q, want an error", bad, v)
+		}
+	}
 }
 
 func TestWide(t *testing.T) {
@@ -87,7 +120,7 @@ func TestWide(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"", "en", "zh-TW", "multi", "pt_BR", "x-klingon"} {
+	for _, s := range []string{"", "en", "zh-TW", "multi", "pt_BR", "x-klingon", "zh-CN,en", "en,en", "en,multi"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, tag string) {
@@ -100,6 +133,14 @@ func FuzzParse(f *testing.F) {
 		}
 		if !s.Detect && Index(s.Code) < 0 {
 			t.Fatalf("Parse(%q) = %+v: code not whisper's", tag, s)
+		}
+		if len(s.Among) == 1 || len(s.Among) > MaxAmong || len(s.Among) > 0 && !s.Detect {
+			t.Fatalf("Parse(%q) = %+v: Among holds 2..%d languages, with Detect", tag, s, MaxAmong)
+		}
+		for i, c := range s.Among {
+			if Index(c) < 0 || slices.Index(s.Among, c) != i {
+				t.Fatalf("Parse(%q) = %+v: Among has an unknown or repeated code", tag, s)
+			}
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"path/filepath"
 	"testing"
 
@@ -104,13 +105,88 @@ func BenchmarkDetectLanguage(b *testing.B) {
 			}
 		}
 	})
+	p := whispercpp.DefaultParams()
+	p.Threads, p.AudioCtx, p.Language, p.SingleSegment, p.NoTimestamps = 2, actx, "zh", true, true
 	b.Run("decode", func(b *testing.B) {
-		p := whispercpp.DefaultParams()
-		p.Threads, p.AudioCtx, p.Language, p.SingleSegment, p.NoTimestamps = 2, actx, "zh", true, true
 		for b.Loop() {
 			if _, err := st.Full(context.Background(), p, s); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+	// What a detecting stream pays per decode: detection, then the decode reusing its
+	// encoder pass (whisper patch 0005).
+	b.Run("detect+decode", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := st.DetectLanguage(context.Background(), s, actx, 2); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Full(context.Background(), p, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestDecodeAfterDetect: a decode right after DetectLanguage over the same samples and
+// window reuses the detection's encoder pass (whisper patch 0005) and gives exactly the
+// tokens of a decode that encodes afresh; a decode of other samples, or with another
+// window, after a detection encodes its own (else it would transcribe the detected
+// audio).
+func TestDecodeAfterDetect(t *testing.T) {
+	m, err := whispercpp.Load(testdata.Model(t, "base"), whispercpp.DefaultContextParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	zh := loadZh(t, "paddlespeech_zh")
+	en := loadWAV(t, "whispercpp_jfk.wav")[:5*16000]
+	actx := func(s []float32) int { return min(1500, int(math.Ceil(float64(len(s))/16000*50))+64) }
+	decode := func(s []float32, language string, audioCtx int) []int {
+		t.Helper()
+		p := whispercpp.DefaultParams()
+		p.Threads, p.AudioCtx, p.Language, p.SingleSegment, p.NoTimestamps = 2, audioCtx, language, true, true
+		r, err := st.Full(context.Background(), p, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int
+		for _, seg := range r.Segments {
+			for _, tk := range seg.Tokens {
+				ids = append(ids, tk.ID)
+			}
+		}
+		if len(ids) == 0 {
+			t.Fatal("no tokens")
+		}
+		return ids
+	}
+	detect := func(s []float32, audioCtx int) {
+		t.Helper()
+		if _, err := st.DetectLanguage(context.Background(), s, audioCtx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	freshZh, freshEn, freshEnWide := decode(zh, "zh", actx(zh)), decode(en, "en", actx(en)), decode(en, "en", actx(en)+64)
+
+	detect(zh, actx(zh))
+	if got := decode(zh, "zh", actx(zh)); !slices.Equal(got, freshZh) {
+		t.Errorf("decode after detection (reused encoder): %v, fresh: %v", got, freshZh)
+	}
+	detect(zh, actx(zh))
+	if got := decode(en, "en", actx(en)); !slices.Equal(got, freshEn) {
+		t.Errorf("other samples after a detection: %v, want their own %v", got, freshEn)
+	}
+	detect(en, actx(en))
+	if got := decode(en, "en", actx(en)+64); !slices.Equal(got, freshEnWide) {
+		t.Errorf("another window after a detection: %v, want %v", got, freshEnWide)
+	}
+	if got := decode(en, "en", actx(en)); !slices.Equal(got, freshEn) {
+		t.Errorf("a second decode of the same samples (no detection between): %v, want %v", got, freshEn)
+	}
 }

@@ -72,6 +72,17 @@ type State struct {
 	m   *Model
 	ctx *C.struct_whisper_context // kept alive by the Model's refcount
 	st  *C.struct_whisper_state
+	// detected is the input of the last call when it was DetectLanguage: a Full over
+	// the same samples and audio_ctx reuses its encoder pass (whisper patch 0005).
+	detected detectedInput
+}
+
+// detectedInput identifies the samples (the caller's slice: first element, length) and
+// audio_ctx of a DetectLanguage call.
+type detectedInput struct {
+	first    *float32
+	n        int
+	audioCtx int
 }
 
 // Close frees the state (waiting for a running Full). Idempotent.
@@ -117,7 +128,7 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 	if p.AudioCtx > s.m.info.NAudioCtx {
 		return nil, fmt.Errorf("audio_ctx %d > model's %d: %w", p.AudioCtx, s.m.info.NAudioCtx, ErrInvalid)
 	}
-	realLen := len(samples)
+	orig, realLen := samples, len(samples)
 	if realLen < MinSamples {
 		padded := make([]float32, MinSamples)
 		copy(padded, samples)
@@ -216,7 +227,15 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 	}()
 	C.earshot_set_abort(&cp, flag)
 
-	rc := C.whisper_full_with_state(s.ctx, s.st, cp, (*C.float)(unsafe.Pointer(&samples[0])), C.int(len(samples)))
+	var rc C.int
+	if in := (detectedInput{&orig[0], len(orig), p.AudioCtx}); s.detected == in {
+		// DetectLanguage just encoded this window of these samples: decode without
+		// encoding it again.
+		rc = C.whisper_full_after_detect_with_state(s.ctx, s.st, cp, (*C.float)(unsafe.Pointer(&samples[0])), C.int(len(samples)))
+	} else {
+		rc = C.whisper_full_with_state(s.ctx, s.st, cp, (*C.float)(unsafe.Pointer(&samples[0])), C.int(len(samples)))
+	}
+	s.detected = detectedInput{}
 	switch {
 	case rc == -7:
 		// whisper freed the state itself (KV cache reallocation failed).
@@ -323,6 +342,7 @@ func (s *State) DetectLanguage(ctx context.Context, samples []float32, audioCtx,
 	if threads == 0 {
 		threads = 1
 	}
+	orig := samples
 	if len(samples) < MinSamples {
 		padded := make([]float32, MinSamples)
 		copy(padded, samples)
@@ -333,6 +353,7 @@ func (s *State) DetectLanguage(ctx context.Context, samples []float32, audioCtx,
 	if s.st == nil {
 		return nil, ErrClosed
 	}
+	s.detected = detectedInput{}
 	if rc := C.whisper_pcm_to_mel_with_state(s.ctx, s.st, (*C.float)(unsafe.Pointer(&samples[0])), C.int(len(samples)), C.int(threads)); rc != 0 {
 		return nil, fmt.Errorf("whisper_pcm_to_mel_with_state: code %d: %w", int(rc), ErrDecode)
 	}
@@ -341,6 +362,7 @@ func (s *State) DetectLanguage(ctx context.Context, samples []float32, audioCtx,
 	if rc := C.whisper_lang_auto_detect_audio_ctx_with_state(s.ctx, s.st, C.int(audioCtx), C.int(threads), (*C.float)(unsafe.Pointer(&probs[0]))); rc < 0 {
 		return nil, fmt.Errorf("whisper_lang_auto_detect: code %d: %w", int(rc), ErrDecode)
 	}
+	s.detected = detectedInput{&orig[0], len(orig), audioCtx}
 	// whisper.cpp scores every language it knows of; a model knows fewer (base has no
 	// "yue", whose token id is the model's <|translate|>): keep the model's and
 	// renormalise.
