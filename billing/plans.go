@@ -154,6 +154,9 @@ func LoadPlans(path string) (*Plans, error) {
 //	demo v1      free, 1 h included, no overage, tiny models only, files up to 5 min:
 //	             the anonymous browser demo's tenant (serve --demo), so that it cannot
 //	             run up costs
+//	demo v2      as demo v1 with the tiny and base models (tiny, tiny.en, base, base.en
+//	             and their quantized copies), so that the demo can use the multilingual
+//	             base; serve --demo puts the demo tenant on the latest demo version
 func DefaultPlans() *Plans {
 	p, err := NewPlans([]Plan{
 		{ID: "payg", Version: 1, Kind: PayAsYouGo, Currency: "USD", PricePerHourMinor: 72, RoundMs: 1000},
@@ -167,6 +170,8 @@ func DefaultPlans() *Plans {
 			Models: []string{"tiny", "tiny.en"}, MaxFileSeconds: 1800},
 		{ID: "demo", Version: 1, Kind: Monthly, Currency: "USD", IncludedHours: 1, RoundMs: 1000,
 			Models: []string{"tiny", "tiny.en"}, MaxFileSeconds: 300},
+		{ID: "demo", Version: 2, Kind: Monthly, Currency: "USD", IncludedHours: 1, RoundMs: 1000,
+			Models: []string{"tiny", "tiny.en", "base", "base.en"}, MaxFileSeconds: 300},
 	})
 	if err != nil {
 		panic(err) // the defaults are constants

@@ -94,7 +94,7 @@ func TestPlansFromFile(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if ids := DefaultPlans().IDs(); len(ids) != 6 { // payg, payg-min, starter, team, trial, demo
+	if ids := DefaultPlans().IDs(); len(ids) != 6 { // payg, payg-min, starter, team, trial, demo (v1, v2)
 		t.Fatalf("default plans %v", ids)
 	}
 }

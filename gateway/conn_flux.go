@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -125,6 +126,13 @@ func (s *Server) resolveFluxModel(p *wire.Params, hints []string) (wire.ErrorCod
 		}
 		p.Model = m
 		if len(hints) == 0 {
+			p.Language = lang.Multi
+		}
+	default:
+		// An Earshot model name (or none: the server's default). Without a hint a
+		// multilingual model detects, as flux-general-multi does; an English-only one
+		// decodes English.
+		if len(hints) == 0 && !isEnglishOnly(cmp.Or(p.Model, s.cfg.DefaultModel)) {
 			p.Language = lang.Multi
 		}
 	}

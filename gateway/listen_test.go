@@ -293,7 +293,7 @@ func TestFailedAuthRateLimit(t *testing.T) {
 
 func TestAdmissionErrors(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxStreamsPerTenant = 1 })
-	h.quota.notPlan = map[string]bool{"base.en": true}
+	h.quota.notPlan = map[string]bool{"base.en": true, "base": true}
 	cases := []struct {
 		name   string
 		query  string
@@ -351,7 +351,7 @@ func TestAdmissionErrors(t *testing.T) {
 // or 426 when they pass, without opening a transcription stream or keeping a slot.
 func TestListenProbe(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxStreamsPerTenant = 1 })
-	h.quota.notPlan = map[string]bool{"base.en": true}
+	h.quota.notPlan = map[string]bool{"base.en": true, "base": true}
 	tok, _ := h.signer.Issue(testTenant, h.key.ID, time.Minute)
 	bearer := http.Header{"Authorization": {"Bearer " + tok}}
 	probe := func(t *testing.T, query string, hdr http.Header) (*http.Response, wire.HTTPError) {
@@ -613,7 +613,7 @@ func TestShutdownDrains(t *testing.T) {
 
 func TestModelsEndpoint(t *testing.T) {
 	h := newHarness(t, nil)
-	h.quota.notPlan = map[string]bool{"base.en": true}
+	h.quota.notPlan = map[string]bool{"base.en": true, "base": true}
 	req, _ := http.NewRequest("GET", h.ts.URL+"/v1/models", nil)
 	req.Header = h.keyHeader()
 	resp, err := http.DefaultClient.Do(req)

@@ -266,7 +266,7 @@ func TestListenV2Refusals(t *testing.T) {
 		{"channels", pcmQuery + "&channels=2", wire.CodeBadRequest, "channels"},
 		{"interim_results", pcmQuery + "&interim_results=true", wire.CodeBadRequest, "interim_results"},
 		{"unknown", pcmQuery + "&smart_turns=true", wire.CodeBadRequest, "smart_turns"},
-		{"two language hints", pcmQuery + "&language_hint=en&language_hint=de", wire.CodeBadRequest, "language_hint"},
+		{"multi among hints", pcmQuery + "&language_hint=en&language_hint=multi", wire.CodeBadRequest, "language_hint"},
 		{"hint on flux-general-en", pcmQuery + "&model=flux-general-en&language_hint=de", wire.CodeBadRequest, "language_hint"},
 		{"profanity_filter", pcmQuery + "&profanity_filter=true", wire.CodeBadRequest, "profanity_filter"},
 		{"aggressive_numbers", pcmQuery + "&redact=aggressive_numbers", wire.CodeBadRequest, "redact"},
@@ -381,6 +381,22 @@ func TestListenV2Multilingual(t *testing.T) {
 	}
 	if req := h.backend.Opened()[1]; req.Options.Language != "de" {
 		t.Fatalf("hinted request language %q", req.Options.Language)
+	}
+
+	// An Earshot model name: a multilingual one detects without a hint, as
+	// flux-general-multi does; several hints restrict detection to them; an
+	// English-only one decodes English.
+	for i, c := range []struct{ query, want string }{
+		{"&model=base", lang.Multi},
+		{"&model=base&language_hint=zh-CN&language_hint=en", "zh-CN,en"},
+		{"&model=tiny.en", ""}, // "": English
+	} {
+		conn, _ := h.mustDialV2(pcmQuery + c.query)
+		sendControl(t, conn, wire.ControlCloseStream)
+		readAll(t, conn, 5*time.Second)
+		if req := h.backend.Opened()[2+i]; req.Options.Language != c.want {
+			t.Errorf("%s: request language %q, want %q", c.query, req.Options.Language, c.want)
+		}
 	}
 }
 

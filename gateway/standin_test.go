@@ -24,6 +24,7 @@ type standInCatalog struct{}
 var standInModels = []Model{
 	{Name: "tiny.en", Version: "2024-01-01", Arch: "whisper", UUID: "uuid-tiny", Card: map[string]string{"name": "tiny.en"}},
 	{Name: "base.en", Version: "2024-01-01", Arch: "whisper", UUID: "uuid-base", Card: map[string]string{"name": "base.en"}},
+	{Name: "base", Version: "2024-01-01", Arch: "whisper", UUID: "uuid-base-multi", Card: map[string]string{"name": "base"}},
 }
 
 func (standInCatalog) Lookup(name string) (Model, bool) {

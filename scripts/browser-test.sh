@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Browser end-to-end test of the demo page: starts Redis (unless EARSHOT_REDIS_URL)
 # and `bin/earshot serve --demo` on free ports, then drives headless Chromium with a
-# fake microphone playing the JFK clip (web/sdk/test/browser/demo.e2e.mjs).
+# fake microphone playing the JFK clip (web/sdk/test/browser/demo.e2e.mjs), then a
+# Mandarin clip through the WAV file input with the multilingual base model, which the
+# server loads beside tiny.en (a missing base fails under CI=true, else that case is
+# skipped with a warning: `make model MODEL=base` installs it).
 # Env: EARSHOT_BIN (default bin/earshot), ARTIFACTS (screenshot dir, default
 # web/sdk/test-artifacts), CHROMIUM (default /usr/bin/chromium).
 set -euo pipefail
@@ -43,8 +46,17 @@ if [[ -z ${EARSHOT_REDIS_URL:-} ]]; then
   export EARSHOT_REDIS_URL=redis://127.0.0.1:$rport/0
 fi
 
+models=tiny.en
+if "$bin" models path base >/dev/null 2>&1; then
+  models=tiny.en,base
+elif [[ ${CI:-} == true ]]; then
+  die "model base is missing (the Mandarin case needs it): run 'make model MODEL=base'"
+else
+  echo "browser-test: WARNING: model base is missing, the Mandarin case will be SKIPPED (run 'make model MODEL=base')" >&2
+fi
+
 port=$(free_port)
-EARSHOT_DATA_DIR=${EARSHOT_DATA_DIR:-$tmp/data} "$bin" serve --listen "127.0.0.1:$port" --demo >"$tmp/earshot.log" 2>&1 &
+EARSHOT_DATA_DIR=${EARSHOT_DATA_DIR:-$tmp/data} "$bin" serve --listen "127.0.0.1:$port" --demo --models "$models" >"$tmp/earshot.log" 2>&1 &
 pids+=($!)
 export EARSHOT_URL=http://127.0.0.1:$port
 for i in $(seq 900); do

@@ -11,8 +11,11 @@ import (
 // model takes English only; a multilingual one its own languages. With "multi" (and
 // detect_language) each utterance's language is found by whisper's detection: its
 // first partial detects and the utterance's later partials decode in that language;
-// its final detects again over the whole utterance (one encoder pass more per
-// utterance each time). Chinese comes out in the script the tag asks for (zh-TW:
+// its final detects again over the whole utterance. Detection is one encoder pass and
+// one decoder step; the decode that follows reuses that encoder pass (whisper patch
+// 0005), so a detecting decode costs about one decoder step more than a plain one. A
+// list of languages (lang.Spec.Among: detect_language=zh&detect_language=en) restricts
+// the choice to them. Chinese comes out in the script the tag asks for (zh-TW:
 // Traditional, else Simplified) whatever whisper wrote: the text is converted before
 // the stream compares it with earlier partials, so a decode that switches script does
 // not read as a change of words.

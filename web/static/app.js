@@ -2,11 +2,12 @@
 // voice agent mode, → /v2/listen → turns (StartOfTurn … EndOfTurn) with the latency
 // of each event. No framework; the SDK (web/sdk, built into /sdk/earshot.js) does the
 // protocol and keeps the send time of the audio that the latencies are measured from.
-import { connect, connectTurns, microphone, EarshotError } from "./sdk/earshot.js";
+import { connect, connectTurns, microphone, joinText, EarshotError } from "./sdk/earshot.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  mic: $("mic"), micLabel: $("mic-label"), model: $("model"), file: $("file"), level: $("level"),
+  mic: $("mic"), micLabel: $("mic-label"), model: $("model"), language: $("language"), languageNote: $("language-note"),
+  file: $("file"), level: $("level"), transcript: $("transcript"),
   status: $("status"), error: $("error"), finals: $("finals"), partial: $("partial"),
   latency: $("latency"), sent: $("sent"), session: $("session"), clear: $("clear"),
   modeTranscript: $("mode-transcript"), modeAgent: $("mode-agent"), eot: $("eot"), eager: $("eager"),
@@ -21,6 +22,12 @@ let latencies = [];
 // Voice agent mode: latencies (ms) of this run's StartOfTurns and EndOfTurns.
 let turnLatencies = { start: [], end: [] };
 let turnOpen = false; // between a StartOfTurn and its EndOfTurn
+// Which models decode more than English (from GET /v1/models), by name.
+const multilingual = new Map();
+// The language chosen for multilingual models (kept while an English-only one is chosen).
+let chosenLanguage = "en";
+// The language the server detected in this run (language=multi), e.g. "zh".
+let detectedLanguage = "";
 
 const agentMode = () => ui.modeAgent.checked;
 
@@ -31,8 +38,57 @@ function showMode() {
   ui.clear.textContent = agent ? "Clear turns" : "Clear transcript";
 }
 
+// Auto-detect: the detected language follows the status text.
 function setStatus(text) {
-  ui.status.textContent = text;
+  let suffix = "";
+  if (detectedLanguage && languageChoice() === "multi") suffix = ` Detected language: ${languageName(detectedLanguage)} (${detectedLanguage}).`;
+  ui.status.textContent = text ? text + suffix : "";
+}
+
+function languageName(code) {
+  try {
+    return new Intl.DisplayNames([navigator.language || "en", "en"], { type: "language" }).of(code) || code;
+  } catch {
+    return code;
+  }
+}
+
+// Does the chosen model decode more than English? Unknown models: by name (tiny.en,
+// base.en-q8_0, … are English-only).
+function modelIsMultilingual(name = ui.model.value) {
+  return multilingual.has(name) ? multilingual.get(name) : Boolean(name) && !/\.en\b/.test(name);
+}
+
+// The Language select: enabled for a multilingual model, showing the choice kept for
+// it; for an English-only model disabled and showing English.
+function showLanguage() {
+  const multi = modelIsMultilingual();
+  ui.language.disabled = Boolean(busy) || !multi || ui.model.disabled;
+  ui.language.value = multi ? chosenLanguage : "en";
+  ui.languageNote.textContent = multi
+    ? "Auto-detect finds the language of each utterance."
+    : `${ui.model.value || "This model"} decodes English only; choose a multilingual model to pick another language.`;
+}
+
+// The language for the stream: "en", "zh-CN", "zh-TW" or "multi" (Auto-detect); English
+// for an English-only model.
+function languageChoice() {
+  return modelIsMultilingual() ? chosenLanguage : "en";
+}
+
+// Marks the transcript with its language (screen readers, CJK fonts).
+function markLanguage(code) {
+  for (const el of [ui.transcript, ui.turns]) {
+    if (code && code !== "multi") el.lang = code;
+    else el.removeAttribute("lang");
+  }
+}
+
+function detected(code) {
+  if (!code || code === detectedLanguage) return;
+  detectedLanguage = code;
+  markLanguage(code);
+  if (languageChoice() === "multi") setStatus(ui.status.textContent.replace(/ Detected language: .*$/, ""));
 }
 
 function showError(text) {
@@ -117,6 +173,7 @@ async function loadModels() {
     const opt = document.createElement("option");
     opt.value = m.name;
     let langs = Array.isArray(m.languages) ? m.languages.join(", ") : m.languages || "";
+    if (langs) multilingual.set(m.name, Array.isArray(m.languages) ? m.languages.length > 1 : /^multi/i.test(langs) || langs.includes(","));
     if (/^multilingual/i.test(langs) || langs.length > 24) langs = "multilingual"; // not "multilingual (99 languages)"
     opt.textContent = langs ? `${m.name} (${langs})` : m.name;
     ui.model.append(opt);
@@ -137,6 +194,7 @@ function setBusy(kind) {
   ui.mic.setAttribute("aria-label", on ? (kind === "file" ? "Stop streaming the file" : "Stop microphone") : "Start microphone");
   ui.micLabel.textContent = on ? "Stop" : "Start";
   ui.model.disabled = on;
+  ui.language.disabled = on || !modelIsMultilingual();
   ui.file.disabled = on;
   ui.modeTranscript.disabled = on;
   ui.modeAgent.disabled = on;
@@ -144,13 +202,23 @@ function setBusy(kind) {
   if (!on) ui.level.value = 0;
 }
 
+// A new run: forget the language detected in the last one.
+function startLanguage() {
+  detectedLanguage = "";
+  markLanguage(languageChoice());
+}
+
 function openConnection() {
+  startLanguage();
   if (agentMode()) return openTurns();
   latencies = [];
+  const language = languageChoice();
   const conn = connect({
     url: origin,
     getToken: grant,
     model: ui.model.value || undefined,
+    // English-only models take English only: the server's default then.
+    language: modelIsMultilingual() ? language : undefined,
     interimResults: true,
     vadEvents: true,
     endpointing: 300,
@@ -161,7 +229,10 @@ function openConnection() {
     showError("");
   });
   conn.on("partial", (ev) => {
-    ui.partial.textContent = ev.transcript ? (ui.finals.textContent ? " " : "") + ev.transcript : "";
+    detected(ev.detectedLanguage);
+    // No space before Chinese or Japanese text (joinText).
+    const before = ui.finals.textContent;
+    ui.partial.textContent = ev.transcript ? joinText(before, ev.transcript).slice(before.length) : "";
     if (ev.newWords && ev.latencyMs !== undefined) {
       latencies.push(ev.latencyMs);
       if (latencies.length > 50) latencies.shift();
@@ -171,7 +242,9 @@ function openConnection() {
   });
   conn.on("final", (ev) => {
     ui.partial.textContent = "";
-    if (ev.transcript) ui.finals.append((ui.finals.textContent ? " " : "") + ev.transcript);
+    detected(ev.detectedLanguage);
+    const before = ui.finals.textContent;
+    if (ev.transcript) ui.finals.append(joinText(before, ev.transcript).slice(before.length));
     ui.session.textContent = ev.requestId ? ev.requestId.slice(0, 8) : "–";
   });
   conn.on("speechstart", () => setStatus("Speech detected…"));
@@ -277,10 +350,14 @@ function openTurns() {
   turnOpen = false;
   showTurnLatencies();
   const { eot, eager } = thresholds();
+  const language = languageChoice();
   const conn = connectTurns({
     url: origin,
     getToken: grant,
     model: ui.model.value || undefined,
+    // A multilingual model decodes the hinted language; without a hint (Auto-detect)
+    // the server is asked to find it (TurnInfo languages). English-only models take none.
+    languageHint: modelIsMultilingual() && language !== "multi" ? language : undefined,
     eotThreshold: eot,
     eagerEotThreshold: eager,
   });
@@ -290,6 +367,7 @@ function openTurns() {
     ui.session.textContent = ev.requestId ? ev.requestId.slice(0, 8) : "–";
   });
   conn.on("turn", (ev) => {
+    if (ev.languages && ev.languages.length) detected(ev.languages[0]);
     if (ev.event === "StartOfTurn") turnOpen = true;
     if (ev.event === "EndOfTurn") turnOpen = false;
     renderTurn(ev);
@@ -469,6 +547,11 @@ ui.clear.addEventListener("click", () => {
   ui.partial.textContent = "";
   ui.turns.textContent = "";
 });
+ui.model.addEventListener("change", showLanguage);
+ui.language.addEventListener("change", () => {
+  if (modelIsMultilingual()) chosenLanguage = ui.language.value;
+  detectedLanguage = "";
+});
 ui.modeTranscript.addEventListener("change", showMode);
 ui.modeAgent.addEventListener("change", showMode);
 ui.eot.addEventListener("change", configureTurns);
@@ -487,6 +570,7 @@ showMode();
       return;
     }
     ui.model.disabled = false;
+    showLanguage();
     ui.mic.disabled = false;
     ui.file.disabled = false;
     ui.modeTranscript.disabled = false;

@@ -82,6 +82,11 @@ export interface TranscriptEvent {
   latencyMs?: number;
   /** True when this result has words the previous result of the same segment did not. */
   newWords: boolean;
+  /**
+   * The language the server found for this result (channel.detected_language, e.g.
+   * "zh"), on streams that detect it (language=multi or detect_language); else undefined.
+   */
+  detectedLanguage?: string;
   requestId: string;
   raw: unknown;
 }
@@ -212,6 +217,25 @@ function bytesPerSample(enc: string): number {
       return 1;
   }
   return 2;
+}
+
+// Scripts written without spaces between words: Han (Chinese, Japanese kanji), kana,
+// Thai, Lao, Khmer, Myanmar, and the CJK punctuation and full-width forms.
+const NO_SPACE = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}\u3000-\u303f\uff00-\uffef]/u;
+
+/**
+ * joinText appends text b to text a, the way a transcript continues: with one space
+ * between them, except where either side of the join is in a script written without
+ * spaces (Chinese, Japanese, Thai, …), so that "广州市" + "房地产" is "广州市房地产"
+ * while "ask not" + "what" is "ask not what". An empty side adds nothing.
+ */
+export function joinText(a: string, b: string): string {
+  if (!a) return b;
+  if (!b) return a;
+  const last = Array.from(a.trimEnd().slice(-2)).pop() ?? ""; // two UTF-16 units: one code point
+  const first = Array.from(b.trimStart().slice(0, 2))[0] ?? "";
+  if (/\s$/.test(a) || /^\s/.test(b) || NO_SPACE.test(last) || NO_SPACE.test(first)) return a + b;
+  return a + " " + b;
 }
 
 /** listenURL builds the /v1/listen URL (without credentials) from the options. */
@@ -392,7 +416,10 @@ export function connect(opts: ConnectOptions): Connection {
   const diagnose = (ev: Event | undefined, tok: string): Promise<EarshotError> => probeRefusal(ev, url, tok, opts.fetch);
 
   const deliver = (m: Record<string, unknown>): void => {
-    const ch = (m.channel ?? {}) as { alternatives?: Array<{ transcript?: string; confidence?: number; words?: Word[] }> };
+    const ch = (m.channel ?? {}) as {
+      alternatives?: Array<{ transcript?: string; confidence?: number; words?: Word[]; languages?: string[] }>;
+      detected_language?: string;
+    };
     const alt = ch.alternatives?.[0] ?? {};
     const start = offset + Number(m.start ?? 0);
     const end = start + Number(m.duration ?? 0);
@@ -405,7 +432,7 @@ export function connect(opts: ConnectOptions): Connection {
         const kept = words.filter((w) => (w.start + w.end) / 2 > finalEnd);
         if (kept.length !== words.length) {
           words = kept;
-          transcript = kept.map((w) => w.punctuated_word ?? w.word).join(" ");
+          transcript = kept.reduce((t, w) => joinText(t, w.punctuated_word ?? w.word), "");
         }
       } else if (end <= finalEnd + 0.05) {
         transcript = "";
@@ -425,6 +452,8 @@ export function connect(opts: ConnectOptions): Connection {
       latencyMs: t === undefined ? undefined : Math.max(0, now() - t), newWords,
       requestId: String((m.metadata as { request_id?: string } | undefined)?.request_id ?? requestId), raw: m,
     };
+    const detected = ch.detected_language ?? alt.languages?.[0];
+    if (typeof detected === "string" && detected !== "") ev.detectedLanguage = detected;
     if (isFinal) {
       if (end > finalEnd) {
         finalEnd = end;

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import WebSocket, { WebSocketServer } from "ws";
-import { connect, listenURL } from "../dist/index.js";
+import { connect, joinText, listenURL } from "../dist/index.js";
 
 const RATE = 16000;
 
@@ -160,4 +160,65 @@ test("listenURL sends each key term as its own keyterm parameter", () => {
   const u = new URL(listenURL({ url: "http://h:1", model: "tiny.en", keyterms: ["Montreal Forced Aligner", "Kubernetes"] }));
   assert.deepEqual(u.searchParams.getAll("keyterm"), ["Montreal Forced Aligner", "Kubernetes"]);
   assert.equal(new URL(listenURL({ url: "http://h:1" })).searchParams.has("keyterm"), false);
+});
+
+test("listenURL sends language (a BCP-47 tag or multi)", () => {
+  for (const lang of ["zh-CN", "zh-TW", "multi", "en"]) {
+    assert.equal(new URL(listenURL({ url: "http://h:1", model: "base", language: lang })).searchParams.get("language"), lang);
+  }
+  assert.equal(new URL(listenURL({ url: "http://h:1", model: "base" })).searchParams.has("language"), false);
+});
+
+test("joinText: a space between words, none where either side is CJK, Thai, …", () => {
+  assert.equal(joinText("ask not", "what"), "ask not what");
+  assert.equal(joinText("", "广州市"), "广州市");
+  assert.equal(joinText("广州市", ""), "广州市");
+  assert.equal(joinText("广州市", "房地产"), "广州市房地产");
+  assert.equal(joinText("广州市。", "房地产"), "广州市。房地产");
+  assert.equal(joinText("我想问", "Earshot"), "我想问Earshot");
+  assert.equal(joinText("Earshot", "很好"), "Earshot很好");
+  assert.equal(joinText("これは", "ペン"), "これはペン");
+  assert.equal(joinText("안녕하세요", "세계"), "안녕하세요 세계"); // Korean is written with spaces
+  assert.equal(joinText("a ", "b"), "a b");
+  assert.equal(joinText("𠀀", "𠀁"), "𠀀𠀁"); // beyond the BMP
+});
+
+test("detectedLanguage from channel.detected_language; CJK words resent after a reconnect are joined without spaces", async () => {
+  const http = createServer();
+  const wss = new WebSocketServer({ server: http, handleProtocols: (ps) => [...ps][0] });
+  let conns = 0;
+  wss.on("connection", (ws) => {
+    const n = conns++;
+    const w = (word, start, end) => ({ word, punctuated_word: word, start, end, confidence: 1, language: "zh" });
+    let sent = false;
+    ws.on("message", (data, isBinary) => {
+      if (n === 0 && isBinary && !sent) {
+        // A final up to 0.5 s, then the socket drops: the SDK reconnects and resends from there.
+        sent = true;
+        ws.send(JSON.stringify({ type: "Results", is_final: true, start: 0, duration: 0.5, metadata: { request_id: "r0" },
+          channel: { detected_language: "zh", alternatives: [{ transcript: "广州", confidence: 1, languages: ["zh"], words: [w("广", 0, 0.25), w("州", 0.25, 0.5)] }] } }));
+        setTimeout(() => ws.terminate(), 50);
+        return;
+      }
+      if (n === 0 || isBinary || JSON.parse(data.toString()).type !== "CloseStream") return;
+      // The new session gets the stream from its start again (the context before the
+      // cut) and repeats the first final's words before the new ones.
+      ws.send(JSON.stringify({ type: "Results", is_final: true, start: 0, duration: 1, metadata: { request_id: "r1" },
+        channel: { detected_language: "zh", alternatives: [{ transcript: "广州市房", confidence: 1, languages: ["zh"],
+          words: [w("广", 0, 0.25), w("州", 0.25, 0.5), w("市", 0.5, 0.75), w("房", 0.75, 1)] }] } }));
+      ws.close(1000);
+    });
+  });
+  await new Promise((r) => http.listen(0, "127.0.0.1", r));
+  const conn = connect({ url: `http://127.0.0.1:${http.address().port}`, token: "t", WebSocket, language: "multi", keepAliveMs: 0 });
+  const finals = [];
+  const opens = [];
+  conn.on("final", (ev) => finals.push(ev));
+  conn.on("open", (ev) => opens.push(ev));
+  conn.sendAudio(new Int16Array(RATE)); // 1 s
+  for (let i = 0; i < 200 && opens.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(opens.length, 2, "no reconnect");
+  await conn.close(5000);
+  http.close();
+  assert.deepEqual(finals.map((f) => [f.transcript, f.detectedLanguage]), [["广州", "zh"], ["市房", "zh"]]);
 });

@@ -60,6 +60,14 @@ test("turnsURL: /v2/listen with Flux's parameters only", () => {
   assert.equal(new URL(turnsURL({ url: "ws://h:1/v2/listen" })).pathname, "/v2/listen");
 });
 
+test("turnsURL: language_hint with a multilingual model; none asks the server to detect", () => {
+  const u = new URL(turnsURL({ url: "http://h:1", model: "base", languageHint: "zh-CN" }));
+  assert.equal(u.searchParams.get("model"), "base");
+  assert.deepEqual(u.searchParams.getAll("language_hint"), ["zh-CN"]);
+  assert.equal(u.searchParams.has("language"), false); // /v2/listen refuses language=
+  assert.equal(new URL(turnsURL({ url: "http://h:1", model: "base" })).searchParams.has("language_hint"), false);
+});
+
 test("two turns in Flux's order: events parsed, sequence ids, transcripts, words in stream seconds", async () => {
   const srv = await fluxStandin();
   const conn = connectTurns({ url: srv.url, token: "tok", WebSocket, eotThreshold: 0.7, eagerEotThreshold: 0.5, keepAliveMs: 0 });

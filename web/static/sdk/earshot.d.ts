@@ -72,6 +72,11 @@ export interface TranscriptEvent {
     latencyMs?: number;
     /** True when this result has words the previous result of the same segment did not. */
     newWords: boolean;
+    /**
+     * The language the server found for this result (channel.detected_language, e.g.
+     * "zh"), on streams that detect it (language=multi or detect_language); else undefined.
+     */
+    detectedLanguage?: string;
     requestId: string;
     raw: unknown;
 }
@@ -147,6 +152,13 @@ export interface Connection {
     /** Test hook: kill the socket as a network fault would (the connection reconnects). */
     _dropForTest(): void;
 }
+/**
+ * joinText appends text b to text a, the way a transcript continues: with one space
+ * between them, except where either side of the join is in a script written without
+ * spaces (Chinese, Japanese, Thai, …), so that "广州市" + "房地产" is "广州市房地产"
+ * while "ask not" + "what" is "ask not what". An empty side adds nothing.
+ */
+export declare function joinText(a: string, b: string): string;
 /** listenURL builds the /v1/listen URL (without credentials) from the options. */
 export declare function listenURL(o: ConnectOptions): string;
 /**

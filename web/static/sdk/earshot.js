@@ -59,6 +59,26 @@ function bytesPerSample(enc) {
     }
     return 2;
 }
+// Scripts written without spaces between words: Han (Chinese, Japanese kanji), kana,
+// Thai, Lao, Khmer, Myanmar, and the CJK punctuation and full-width forms.
+const NO_SPACE = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}\u3000-\u303f\uff00-\uffef]/u;
+/**
+ * joinText appends text b to text a, the way a transcript continues: with one space
+ * between them, except where either side of the join is in a script written without
+ * spaces (Chinese, Japanese, Thai, …), so that "广州市" + "房地产" is "广州市房地产"
+ * while "ask not" + "what" is "ask not what". An empty side adds nothing.
+ */
+export function joinText(a, b) {
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    const last = Array.from(a.trimEnd().slice(-2)).pop() ?? ""; // two UTF-16 units: one code point
+    const first = Array.from(b.trimStart().slice(0, 2))[0] ?? "";
+    if (/\s$/.test(a) || /^\s/.test(b) || NO_SPACE.test(last) || NO_SPACE.test(first))
+        return a + b;
+    return a + " " + b;
+}
 /** listenURL builds the /v1/listen URL (without credentials) from the options. */
 export function listenURL(o) {
     let base = o.url.replace(/^http/i, "ws");
@@ -258,7 +278,7 @@ export function connect(opts) {
                 const kept = words.filter((w) => (w.start + w.end) / 2 > finalEnd);
                 if (kept.length !== words.length) {
                     words = kept;
-                    transcript = kept.map((w) => w.punctuated_word ?? w.word).join(" ");
+                    transcript = kept.reduce((t, w) => joinText(t, w.punctuated_word ?? w.word), "");
                 }
             }
             else if (end <= finalEnd + 0.05) {
@@ -281,6 +301,9 @@ export function connect(opts) {
             latencyMs: t === undefined ? undefined : Math.max(0, now() - t), newWords,
             requestId: String(m.metadata?.request_id ?? requestId), raw: m,
         };
+        const detected = ch.detected_language ?? alt.languages?.[0];
+        if (typeof detected === "string" && detected !== "")
+            ev.detectedLanguage = detected;
         if (isFinal) {
             if (end > finalEnd) {
                 finalEnd = end;

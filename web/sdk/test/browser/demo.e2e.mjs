@@ -6,11 +6,29 @@
 // Then the voice agent mode (/v2/listen) with the clip and trailing silence: turn rows in
 // Flux's order (StartOfTurn, Updates, EagerEndOfTurn, TurnResumed, EndOfTurn), an
 // EndOfTurn with the clip's sentence, and a latency in ms on every event; prints them.
-import { mkdirSync, writeFileSync } from "node:fs";
+// Then Mandarin (needs the multilingual base model, which scripts/browser-test.sh loads):
+// base + 中文 简体 (and Auto-detect, and the voice agent with language_hint) with a
+// human-transcribed AISHELL-1 clip fed through the page's WAV file input; the transcript
+// must be Simplified Chinese within a CER bound, without U+FFFD or spaces between
+// characters.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
-import { CLIP, SENTENCE, jfkWav, normalise, readWav, repoRoot, wordDistance } from "../helpers/server.mjs";
+import { CLIP, SENTENCE, jfkWav, normalise, readWav, repoRoot, testdataDir, wordDistance } from "../helpers/server.mjs";
 import { fluxOrderError } from "../helpers/turns.mjs";
+
+// The Mandarin clip: AISHELL-1 test utterance BAC009S0724W0121 (read speech, 4.3 s), the
+// one clip in speech-zh whose reference is a human transcript (provenance.tsv
+// reference_quality "human"); its reference comes from manifest.tsv.
+const ZH_CLIP = "aishell1_BAC009S0724W0121";
+// Character error rate bound. Measured with base (f16) on 2 CPU cores: 0.167 (2 of 12
+// characters: 广州市佛地产中间协会分析 for 广州市房地产中介协会分析) through the page with
+// 中文 简体, with Auto-detect and in the voice agent mode alike, as /v1/listen gives the
+// clip from Node. Bound = measured + a generous margin (about 3 characters more) for
+// decoding that varies with timing (where the partials and the final cut the audio).
+const ZH_MAX_CER = 0.45;
+const HAN = /\p{Script=Han}/u;
 
 const base = process.env.EARSHOT_URL;
 if (!base && process.env.NODE_TEST_CONTEXT) {
@@ -28,9 +46,10 @@ if (!base && process.env.NODE_TEST_CONTEXT) {
 async function run() {
   const artifacts = resolve(repoRoot, process.env.ARTIFACTS || "web/sdk/test-artifacts");
   mkdirSync(artifacts, { recursive: true });
-  // MODES (default "transcript,agent") picks the parts to run.
-  const modes = (process.env.MODES || "transcript,agent").split(",");
+  // MODES (default "transcript,agent,zh") picks the parts to run.
+  const modes = (process.env.MODES || "transcript,agent,zh").split(",");
   if (modes.includes("transcript")) await transcriptRun(artifacts);
+  if (modes.includes("zh")) await mandarinRun(artifacts);
   if (!modes.includes("agent")) return;
   // Voice agent mode, AGENT_RUNS times (default 1): each in a fresh browser, whose fake
   // microphone plays the clip from the start.
@@ -240,6 +259,11 @@ async function agentRun(artifacts, n) {
       { timeout: 60_000, polling: 100 },
     );
     await page.waitForTimeout(300); // anything that would follow wrongly
+    // The clip's last 0.3 s sometimes opens a turn of its own (no words) just before this
+    // point: let it end (by the model, or at eot_timeout_ms in the 6 s of silence) rather
+    // than read it as a stream that ended inside a turn.
+    await page.waitForFunction(() => [...document.querySelectorAll("#turns li.turn")].every((li) => li.dataset.state === "ended"),
+      null, { timeout: 8_000, polling: 100 }).catch(() => {});
     const rows = await page.$$eval("#turns li.turn", (lis) => lis.map((li) => ({
       index: Number(li.dataset.turn), state: li.dataset.state, text: li.querySelector(".turn-text").textContent,
       window: li.querySelector(".turn-window").textContent,
@@ -290,4 +314,145 @@ async function agentRun(artifacts, n) {
   }
   console.log(`PASS voice agent run ${n}; screenshot ${join(artifacts, "demo-agent.png")}`);
   return figures;
+}
+
+
+/** Is base installed? `earshot models path base` (exit 1 when it is missing). */
+function baseInstalled() {
+  const bin = process.env.EARSHOT_BIN || join(repoRoot, "bin", "earshot");
+  const r = spawnSync(bin, ["models", "path", "base"], { encoding: "utf8" });
+  return r.status === 0;
+}
+
+function zhClip() {
+  const dir = join(testdataDir, "speech-zh");
+  const rows = (f) => readFileSync(join(dir, f), "utf8").trim().split("\n").map((l) => l.split("\t"));
+  const [head, ...manifest] = rows("manifest.tsv");
+  const [phead, ...prov] = rows("provenance.tsv");
+  const m = manifest.find((r) => r[head.indexOf("id")] === ZH_CLIP);
+  const p = prov.find((r) => r[phead.indexOf("id")] === ZH_CLIP);
+  if (!m || !p) throw new Error(`${ZH_CLIP} is not in ${dir}/manifest.tsv and provenance.tsv`);
+  if (p[phead.indexOf("reference_quality")] !== "human") throw new Error(`${ZH_CLIP}'s reference is not a human transcript`);
+  return { wav: join(dir, m[head.indexOf("wav")]), reference: m[head.indexOf("reference")] };
+}
+
+/** Characters (letters and digits: no punctuation or spaces) for the CER. */
+function cerChars(s) {
+  return Array.from(s.normalize("NFKC")).filter((c) => /[\p{L}\p{N}]/u.test(c));
+}
+
+/** Character error rate of hyp against ref (edit distance over ref's length). */
+function cer(hyp, ref) {
+  const x = cerChars(hyp), y = cerChars(ref);
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= y.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[y.length] / y.length;
+}
+
+/** What is wrong with a Mandarin transcript, or "". */
+function zhProblem(text, reference) {
+  if (text.includes("\uFFFD")) return "it has U+FFFD (a broken UTF-8 sequence)";
+  const gap = /(\p{Script=Han})\s+(\p{Script=Han})/u.exec(text);
+  if (gap) return `a space between ${gap[1]} and ${gap[2]}`;
+  if (!HAN.test(text)) return "no Chinese characters";
+  // Traditional forms of the reference's characters: the page asked for Simplified.
+  const trad = /[廣產會協]/u.exec(text);
+  if (trad) return `Traditional ${trad[0]} in a Simplified transcript`;
+  const e = cer(text, reference);
+  if (e > ZH_MAX_CER) return `CER ${e.toFixed(2)} > ${ZH_MAX_CER}`;
+  return "";
+}
+
+// Mandarin through the page: base with 中文 简体 and with Auto-detect (transcript), then
+// the voice agent with 中文 简体 (language_hint), each streaming the clip from the WAV
+// file input in real time.
+async function mandarinRun(artifacts) {
+  if (!baseInstalled()) {
+    const msg = "model base is missing: the Mandarin case needs it (run `make model MODEL=base`)";
+    if (process.env.CI === "true") {
+      console.error("FAIL (Mandarin): " + msg);
+      process.exit(1);
+    }
+    console.error("\n*** SKIPPING the Mandarin case: " + msg + " ***\n");
+    return;
+  }
+  const clip = zhClip();
+  if (!existsSync(clip.wav)) throw new Error(`${clip.wav} is missing`);
+  const consoleLines = [];
+  const browser = await launch(jfkWav);
+  let failed = null;
+  let page;
+  const figures = [];
+  try {
+    const ctx = await browser.newContext();
+    page = await ctx.newPage();
+    page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+    page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+    await page.goto(base + "/", { waitUntil: "load" });
+    await page.waitForSelector("#model option[value='base']", { state: "attached", timeout: 30_000 });
+    await page.waitForSelector("#file:not([disabled])");
+    // An English-only model: the Language select is disabled and shows English.
+    await page.selectOption("#model", "tiny.en");
+    if (!(await page.isDisabled("#language")) || (await page.inputValue("#language")) !== "en") {
+      throw new Error(`with tiny.en the Language select is ${await page.isDisabled("#language") ? "disabled" : "enabled"} showing ${await page.inputValue("#language")}, want disabled, en`);
+    }
+    const label = await page.$eval("#language", (el) => el.labels[0]?.textContent);
+    if (label !== "Language") throw new Error(`the Language select's label is ${JSON.stringify(label)}`);
+    await page.selectOption("#model", "base");
+    if (await page.isDisabled("#language")) throw new Error("with base the Language select is disabled");
+
+    const stream = async (what) => {
+      await page.click("#clear");
+      const t0 = Date.now();
+      await page.setInputFiles("#file", clip.wav);
+      await page.waitForFunction(() => document.getElementById("mic").getAttribute("aria-pressed") === "true", null, { timeout: 10_000 });
+      await page.waitForFunction(() => /^(Done|Stopped)\./.test(document.getElementById("status").textContent), null, { timeout: 45_000, polling: 100 });
+      const status = await page.textContent("#status");
+      if (!(await page.isHidden("#error"))) throw new Error(`${what}: the page shows an error: ${await page.textContent("#error")}`);
+      if (!status.startsWith("Done.")) throw new Error(`${what}: after the file the page says ${JSON.stringify(status)}`);
+      return { status, ms: Date.now() - t0 };
+    };
+
+    for (const [language, name] of [["zh-CN", "中文 简体"], ["multi", "Auto-detect"]]) {
+      await page.selectOption("#language", language);
+      const { status, ms } = await stream(name);
+      const text = await page.textContent("#finals");
+      const e = cer(text, clip.reference);
+      figures.push(`${name}: CER ${e.toFixed(3)} ${JSON.stringify(text)} (${ms} ms)`);
+      console.log(`Mandarin, base + ${name}: ${JSON.stringify(text)}, CER ${e.toFixed(3)} against ${clip.reference}; status ${JSON.stringify(status)}`);
+      const bad = zhProblem(text, clip.reference);
+      if (bad) throw new Error(`base + ${name}: ${bad}: ${JSON.stringify(text)} (reference ${clip.reference})`);
+      if (language === "multi" && !/Detected language: .*\(zh\)/.test(status)) throw new Error(`Auto-detect: the status does not name the detected language zh: ${JSON.stringify(status)}`);
+      if (language === "zh-CN" && /Detected language/.test(status)) throw new Error(`中文 简体: the status names a detected language: ${JSON.stringify(status)}`);
+      const lang = await page.getAttribute("#transcript", "lang");
+      if (!/^zh/.test(lang || "")) throw new Error(`${name}: the transcript is marked lang=${lang}, want zh…`);
+    }
+
+    // The voice agent: /v2/listen with language_hint=zh-CN.
+    await page.selectOption("#language", "zh-CN");
+    await page.check("#mode-agent");
+    const { ms } = await stream("voice agent, 中文 简体");
+    const turns = await page.$$eval("#turns li.turn[data-state='ended'] .turn-text", (ps) => ps.map((p) => p.textContent).filter((t) => t.trim()));
+    const text = turns.join("");
+    const e = cer(text, clip.reference);
+    figures.push(`voice agent 中文 简体: CER ${e.toFixed(3)} ${JSON.stringify(turns)} (${ms} ms)`);
+    console.log(`Mandarin, voice agent, base + 中文 简体: ${JSON.stringify(turns)}, CER ${e.toFixed(3)}`);
+    const bad = zhProblem(text, clip.reference);
+    if (bad) throw new Error(`voice agent, base + 中文 简体: ${bad}: ${JSON.stringify(turns)}`);
+  } catch (e) {
+    failed = e;
+  } finally {
+    if (page) await page.screenshot({ path: join(artifacts, "demo-zh.png"), fullPage: true }).catch(() => {});
+    await browser.close();
+  }
+  if (failed) {
+    console.error("FAIL (Mandarin):", failed.message);
+    console.error("---- page console ----\n" + consoleLines.join("\n"));
+    process.exit(1);
+  }
+  console.log(`PASS Mandarin (${figures.join("; ")}); screenshot ${join(artifacts, "demo-zh.png")}`);
 }

