@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/earshot-dev/earshot/internal/lang"
 )
 
 func TestParseFluxQuery(t *testing.T) {
@@ -130,7 +132,7 @@ func FuzzParseFluxQuery(f *testing.F) {
 		"model=flux-general-en&encoding=linear16&sample_rate=16000&eot_threshold=0.8&eager_eot_threshold=0.5&eot_timeout_ms=3000",
 		"model=flux-general-multi&language_hint=de&keyterm=Earshot&mip_opt_out=true",
 		"eot_threshold=1.0&redact=numbers&numerals=false", "resume=r1&resume_offset_ms=2000&resume_runup_ms=500",
-		"tag=x", "eager_eot_threshold=0.9&eot_threshold=0.5", "eot_timeout_ms=1e3", "language_hint=zh-Hant-TW", "a=1&a=2&;",
+		"tag=x", "eager_eot_threshold=0.9&eot_threshold=0.5", "eot_timeout_ms=1e3", "language_hint=zh-Hant-TW", "language_hint=zh-CN&language_hint=en", "a=1&a=2&;",
 	} {
 		f.Add(s)
 	}
@@ -147,8 +149,13 @@ func FuzzParseFluxQuery(f *testing.F) {
 		if err := p.Turns.Check(); err != nil {
 			t.Fatalf("accepted thresholds out of range: %+v: %v", p.Turns, err)
 		}
-		if p.Channels != 1 || p.Multichannel || p.InterimResults || len(p.LanguageHints) > 1 {
+		if p.Channels != 1 || p.Multichannel || p.InterimResults || len(p.LanguageHints) > lang.MaxAmong {
 			t.Fatalf("accepted what /v2 refuses: %+v", p)
+		}
+		// The hints become a language the worker reads: one language, or detection
+		// among at most as many as were given.
+		if spec, err := lang.Parse(p.Language); err != nil || len(spec.Among) > len(p.LanguageHints) {
+			t.Fatalf("language %q of hints %q: %+v %v", p.Language, p.LanguageHints, spec, err)
 		}
 		for k := range q {
 			if k != "" && !fluxShared[k] && !fluxOwn[k] {

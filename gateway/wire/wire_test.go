@@ -178,7 +178,7 @@ func FuzzParseControl(f *testing.F) {
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{"model=tiny.en&encoding=linear16&sample_rate=16000&interim_results=true",
 		"endpointing=false&redact=pci&redact=ssn", "channels=2&multichannel=true", "resume=r1&resume_offset_ms=2000", "resume=r1&resume_offset_ms=1500&resume_runup_ms=500", "sample_rate=%zz", "a=1&a=2&;",
-		"keyterm=Montreal+Forced+Aligner&keywords=Kubernetes:2&keywords=x:-1", "utterances=true&utt_split=1.5&paragraphs=true&numerals=true", "language=zh-Hant-TW&detect_language=true", "language=multi"} {
+		"keyterm=Montreal+Forced+Aligner&keywords=Kubernetes:2&keywords=x:-1", "utterances=true&utt_split=1.5&paragraphs=true&numerals=true", "language=zh-Hant-TW&detect_language=true", "language=multi", "detect_language=zh-CN&detect_language=en", "detect_language=en,fr,zh-TW"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
