@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model model-cards run test lint fuzz bench bench-sim bench-engine bench-turns bench-webrtc turn-model chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
+.PHONY: all deps whisper build model model-cards run test lint fuzz bench bench-sim bench-peers bench-engine bench-turns bench-webrtc turn-model chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
 
 all: build
 
@@ -57,6 +57,9 @@ bench: build model ## load sweep through the public WebSocket API (redis + earsh
 
 bench-sim: build ## scale simulation: make cluster's topology with stand-in transcribers, 250/500/1000 streams (needs haproxy) → bench/out/sim/sim.md
 	@scripts/sim.sh
+
+bench-peers: ## Earshot vs WhisperLive 0.10.0 vs WhisperLiveKit 0.2.26 on the same tiny.en weights and long-form audio, one client (private venv bench/peers/.venv; RUNS=3 STREAMS=1,2,4 DURATION=all; idle machine, not in CI) → bench/out/peers/peers.md
+	@scripts/bench-peers.sh
 
 bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only; ENGINE_MODEL=tiny.en-q8_0 for the 8-bit copy)
 	@mkdir -p bench/out

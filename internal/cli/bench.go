@@ -47,7 +47,11 @@ cpu.svg to --out. Credentials: --key, --token (one stream), or demo tokens
 
 --engine skips the gateway: sessions are opened on transcriber workers over NATS (--nats URL, or
 --nats-port P to run an embedded NATS server here that 'earshot transcriber --nats
-nats://127.0.0.1:P' joins). For hosts without Redis (the GPU benchmark); billing is then n/a.`,
+nats://127.0.0.1:P' joins). For hosts without Redis (the GPU benchmark); billing is then n/a.
+
+--peer whisperlive|whisperlivekit streams to another server at --url in that server's own
+protocol, with the same metrics (make bench-peers; internal/bench/peers.go says how its
+messages map onto partials and finals); pass its processes with --pids.`,
 		run: runBench,
 	})
 }
@@ -74,6 +78,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	natsURL := fs.String("nats", "", "--engine: NATS URL of the workers")
 	natsPort := fs.Int("nats-port", 0, "--engine: run an embedded NATS server on this loopback port")
 	wait := fs.Duration("wait-worker", 3*time.Minute, "--engine: how long to wait for a worker's heartbeat")
+	peer := fs.String("peer", "", "stream to a peer server at --url with its own protocol instead of Earshot: "+strings.Join(bench.Peers, " or ")+" (make bench-peers)")
+	peerTrace := fs.String("peer-trace", "", "--peer: write every message the peer sent into this directory, one file per stream")
+	mergePeers := fs.String("merge-peers", "", "write DIR/peers.md, the median table of DIR/<server>/run*/bench.json (make bench-peers), and exit")
+	mergeCmd := fs.String("merge-command", "", "--merge-peers: the command to name under the table")
 	var lw localWorker
 	fs.StringVar(&lw.model, "worker-model", "", "--engine: run a worker in this process on this ggml file (random weights allowed: benchmarks only)")
 	fs.StringVar(&lw.vad, "vad", "", "--worker-model: Silero VAD ggml file (default: ggml-silero-v6.2.0.bin beside the model)")
@@ -82,6 +90,13 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&lw.threads, "threads", 2, "--worker-model or --serve: threads per decode")
 	fs.IntVar(&lw.maxSessions, "max-sessions", 0, "--worker-model or --serve: live sessions the worker accepts (0: the largest level)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *mergePeers != "" {
+		path, err := bench.WritePeerTable(*mergePeers, *mergeCmd)
+		if err == nil {
+			fmt.Fprintf(e.stderr, "wrote %s\n", path)
+		}
 		return err
 	}
 	log := newBenchLog(e)
@@ -94,7 +109,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		if cfg.Pids, err = parseInts(*pids); err != nil {
 			return fmt.Errorf("--pids: %w", err)
 		}
-	} else {
+	} else if *peer == "" {
 		cfg.Pids = bench.FindPids("earshot")
 	}
 	if *manifest == "" {
@@ -105,7 +120,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if cfg.Clips, err = bench.LoadClips(*manifest); err != nil {
 		return err
 	}
-	if *engine {
+	if *peer != "" {
+		if err := cfg.UsePeer(*peer, *url, *peerTrace); err != nil {
+			return err
+		}
+	} else if *engine {
 		if lw.model != "" {
 			if lw.maxSessions == 0 {
 				lw.maxSessions = cfg.Streams[len(cfg.Streams)-1]
