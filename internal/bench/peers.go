@@ -312,7 +312,7 @@ func whisperLiveDialer(url, language, traceDir string) dialer {
 		language = "en"
 	}
 	return func(ctx context.Context) (conn, error) {
-		ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+		ws, err := dialPeer(ctx, url)
 		if err != nil {
 			return nil, err
 		}
@@ -596,7 +596,7 @@ type wlkConn struct {
 
 func whisperLiveKitDialer(url, traceDir string) dialer {
 	return func(ctx context.Context) (conn, error) {
-		ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+		ws, err := dialPeer(ctx, url)
 		if err != nil {
 			return nil, err
 		}
@@ -684,4 +684,18 @@ func (c *wlkConn) relay() {
 			return
 		}
 	}
+}
+
+// maxPeerMessage bounds one peer message: WhisperLive resends at most its last segments
+// and WhisperLiveKit its lines, a few kB each; a server that sends more is broken.
+const maxPeerMessage = 4 << 20
+
+// dialPeer opens a peer's WebSocket with maxPeerMessage as its read limit.
+func dialPeer(ctx context.Context, url string) (*websocket.Conn, error) {
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(maxPeerMessage)
+	return ws, nil
 }

@@ -37,9 +37,13 @@ func collect(t *testing.T, c conn) []event {
 	}
 }
 
-func finalsOf(evs []event) (out []string) {
+func finalsOf(evs []event) []string { return textsOf(evs, evFinal) }
+
+func partialsOf(evs []event) []string { return textsOf(evs, evPartial) }
+
+func textsOf(evs []event, kind eventKind) (out []string) {
 	for _, e := range evs {
-		if e.kind == evFinal {
+		if e.kind == kind {
 			out = append(out, e.text)
 		}
 	}
@@ -126,12 +130,7 @@ func TestWhisperLiveAdapter(t *testing.T) {
 			t.Fatalf("samples %v, want %v", s, want)
 		}
 	}
-	var parts []string
-	for _, e := range evs {
-		if e.kind == evPartial {
-			parts = append(parts, e.text)
-		}
-	}
+	parts := partialsOf(evs)
 	if strings.Join(parts, "|") != "hello|how|how are|bye" {
 		t.Errorf("partials %q", parts)
 	}
@@ -229,12 +228,7 @@ func TestWhisperLiveKitAdapter(t *testing.T) {
 	if a := <-got; string(a) != string(pcm) {
 		t.Errorf("audio %v, want the raw linear16 %v", a, pcm)
 	}
-	var parts []string
-	for _, e := range evs {
-		if e.kind == evPartial {
-			parts = append(parts, e.text)
-		}
-	}
+	parts := partialsOf(evs)
 	if strings.Join(parts, "|") != "hello|world.|you|you?" {
 		t.Errorf("partials %q", parts)
 	}
