@@ -120,7 +120,11 @@ func TestRemoteSilentWorkerIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	granted := scriptedWorker(t, nc, "w9")
-	c := newRemoteClient(t, nc, remote.ClientOptions{AttemptTimeout: 100 * time.Millisecond})
+	// The grant budget holds many attempts, so that an open fails only if every one of
+	// them went to the silent worker or found w9 slower than an attempt: with 100 ms
+	// attempts in the default 2 s, a loaded CI machine (race detector, other packages'
+	// tests) once failed an open after 9 silent attempts.
+	c := newRemoteClient(t, nc, remote.ClientOptions{AttemptTimeout: 250 * time.Millisecond, GrantTimeout: 15 * time.Second})
 	for i := 0; silent.Load() < 3; i++ {
 		if i == 200 {
 			t.Fatalf("the silent worker got %d of %d requests", silent.Load(), granted.n.Load())
