@@ -78,6 +78,12 @@ func (st *stream) prepare() (job, bool) {
 	j.samples = make([]float32, n)
 	copy(j.samples, st.buf[j.winStart-st.bufStart:j.winEnd-st.bufStart])
 	prompt := st.history
+	if j.speechEnd-j.speechStart < shortSpeech {
+		// A short burst with the stream's earlier text as context tends to come back as
+		// that text (a 0.3 s tail after JFK's clip was decoded "Ask what you can do for
+		// you"); whisper.cpp drops the past prompt for a short last window too.
+		prompt = nil
+	}
 	if j.skip > 0 {
 		prompt = append(append([]string(nil), st.history...), committed[:j.skip]...)
 	}
@@ -169,6 +175,10 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 // of the rest of the utterance's partials; below it the next partial detects again (the
 // first partials hear half a second of speech).
 const minLanguageP = 0.8
+
+// shortSpeech is the speech below which a decode gets no earlier text as its prompt
+// (keyterms still bias it).
+const shortSpeech = 400 * bus.SamplesPerMs
 
 // noteLanguage records the language a decode detected: for the final it decoded, or
 // for the open utterance (its later partials decode in it).
