@@ -65,9 +65,11 @@ type Params struct {
 
 // Detecting reports whether a stream asked for its language to be found (among all
 // the model's languages or among a list).
+// Language is normalised by ParseQuery (lang.Multi, or lang.Among's list, which has a
+// comma only when it names two languages or more), so a string test is enough here:
+// the relay asks for every result.
 func (p Params) Detecting() bool {
-	spec, err := lang.Parse(p.Language)
-	return err == nil && spec.Detect
+	return p.Language == lang.Multi || strings.Contains(p.Language, ",")
 }
 
 // detectParam reads detect_language: true or false once, or (Deepgram's restricted

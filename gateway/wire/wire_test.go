@@ -124,7 +124,7 @@ func TestLanguageParams(t *testing.T) {
 		"language=zh-CN": "zh-CN", "language=MULTI": "multi", "detect_language=true": "multi",
 		"detect_language=true&language=en": "multi", "detect_language=false&language=zh-TW": "zh-TW", "": "",
 		"detect_language=en&detect_language=zh-CN": "en,zh-CN", "detect_language=zh-TW,en&language=fr": "zh-TW,en",
-		"detect_language=en": "en",
+		"detect_language=en": "en", "detect_language=en,en-GB": "en",
 	} {
 		v, _ := url.ParseQuery(q)
 		p, err := ParseQuery(v)

@@ -108,10 +108,15 @@ func Parse(tag string) (Spec, error) {
 
 // Among is the language= value that restricts detection to tags (BCP-47 tags, at least
 // two, at most MaxAmong, none of them multi): the tags joined with commas, which Parse
-// reads back. One tag is that language, without detection.
+// reads back. Tags of one language (en, en-GB) are that language, without detection:
+// the first tag.
 func Among(tags []string) (string, error) {
-	if _, err := parseAmong(tags); err != nil {
+	s, err := parseAmong(tags)
+	if err != nil {
 		return "", err
+	}
+	if !s.Detect {
+		return tags[0], nil
 	}
 	return strings.Join(tags, ","), nil
 }

@@ -104,6 +104,9 @@ func TestAmong(t *testing.T) {
 	if s, err := Parse(v); err != nil || !reflect.DeepEqual(s.Among, []string{"zh", "en"}) {
 		t.Fatalf("Parse(Among) = %+v, %v", s, err)
 	}
+	if v, err := Among([]string{"zh-HK", "zh-CN"}); err != nil || v != "zh-HK" {
+		t.Fatalf("Among of one language = %q, %v; want the first tag, no list", v, err)
+	}
 	for _, bad := range [][]string{{"en", "multi"}, {"en", "x,y"}, {"en", ""}, {"en", "klingon"}} {
 		if v, err := Among(bad); err == nil {
 			t.Errorf("Among(%q) = %q, want an error", bad, v)
