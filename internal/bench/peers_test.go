@@ -320,7 +320,7 @@ func TestWritePeerTable(t *testing.T) {
 	dir := t.TempDir()
 	for i, wer := range []float64{0.10, 0.30, 0.20} {
 		r := &Report{Target: "whisperlive ws://x", Knee: 9, Levels: []Level{
-			{Streams: 1, WER: wer, FinalMs: Dist{P95: 500 * float64(i+1)}, Procs: []ProcStat{{CPUPercent: 50, PeakRSSMB: 100}, {CPUPercent: 10, PeakRSSMB: 20}},
+			{Streams: 1, WER: wer, PartialMs: Dist{N: 4}, FinalMs: Dist{P95: 500 * float64(i+1)}, Procs: []ProcStat{{CPUPercent: 50, PeakRSSMB: 100}, {CPUPercent: 10, PeakRSSMB: 20}},
 				PerStream: []StreamResult{{Finals: 3}, {Finals: 1}}},
 		}}
 		if err := WriteFiles(filepath.Join(dir, "whisperlive", fmt.Sprintf("run%d", i+1)), r); err != nil {
@@ -346,9 +346,10 @@ func TestWritePeerTable(t *testing.T) {
 
 func TestKneeOf(t *testing.T) {
 	ok := func(n int) Level {
-		return Level{Streams: n, PartialMs: Dist{P95: 900}, FinalMs: Dist{P95: 800}, PerStream: []StreamResult{{Finals: 2}}}
+		return Level{Streams: n, PartialMs: Dist{N: 5, P95: 900}, FinalMs: Dist{P95: 800}, PerStream: []StreamResult{{Finals: 2}}}
 	}
-	slowFinal, errs, noFinal := ok(8), ok(8), ok(8)
+	slowFinal, errs, noFinal, noPartial := ok(8), ok(8), ok(8), ok(1)
+	noPartial.PartialMs = Dist{}
 	slowFinal.FinalMs.P95 = 1200
 	errs.Errors = 1
 	noFinal.PerStream = append(noFinal.PerStream, StreamResult{})
@@ -360,9 +361,10 @@ func TestKneeOf(t *testing.T) {
 		{[]Level{ok(1), ok(4), slowFinal}, 4},
 		{[]Level{ok(1), errs, ok(16)}, 1}, // stops at the first failing level
 		{[]Level{noFinal}, 0},
+		{[]Level{noPartial}, 0},
 		{nil, 0},
 	} {
-		if got := kneeOf(c.levels, 2000, 1000); got != c.want {
+		if got := kneeOf(c.levels, 2*time.Second, time.Second); got != c.want {
 			t.Errorf("kneeOf(%+v) = %d, want %d", c.levels, got, c.want)
 		}
 	}

@@ -31,7 +31,7 @@ func WritePeerTable(dir, command string) (string, error) {
 	b.WriteString("|---|---:|---:|---:|---|---:|---:|---:|---:|---|---:|\n")
 	var targets []string
 	rows := 0
-	kneeP, kneeF := 2000.0, 1000.0
+	kneeP, kneeF := 2*time.Second, time.Second // the bench's defaults
 	for _, s := range servers {
 		if !s.IsDir() {
 			continue
@@ -115,7 +115,7 @@ func WritePeerTable(dir, command string) (string, error) {
 	b.WriteString("\nEach figure is the median over the runs of that server and level (a level is missing from a run that stopped before it). ")
 	b.WriteString("Definitions as in bench.md (internal/bench/report.go): first text from the start of an utterance, final from its end (the end of speech), partial from the end of the audio the partial covers; ")
 	b.WriteString("WER over all finals of a stream against the references; CPU % and peak RSS summed over the measured server processes; knee: most streams under partial p95 ≤ ")
-	fmt.Fprintf(&b, "%.0f ms, final p95 ≤ %.0f ms and no errors. ", kneeP, kneeF)
+	fmt.Fprintf(&b, "%d ms, final p95 ≤ %d ms, no errors, partials, and a final on every stream. ", kneeP.Milliseconds(), kneeF.Milliseconds())
 	b.WriteString("How each peer's messages map onto partials and finals: internal/bench/peers.go.\n\nTargets: ")
 	b.WriteString(strings.Join(targets, "; "))
 	b.WriteString(".\n")
@@ -149,18 +149,14 @@ func machine() string {
 	return fmt.Sprintf("%d cores (nproc), %s", runtime.NumCPU(), model)
 }
 
-// kneeOf is the most streams of levels (ascending) before the first level whose
-// partial p95 is above partialMs, whose final p95 is above finalMs, or that had errors
-// or a stream without a final: the rule Run stops its sweep by; 0 when the first level
-// already fails.
-func kneeOf(levels []Level, partialMs, finalMs float64) int {
+// kneeOf is the most streams of levels (ascending) before the first level past the
+// knee by Run's rule (Level.overKnee) or with a stream that got no final; 0 when the
+// first level already is.
+func kneeOf(levels []Level, partial, final time.Duration) int {
 	knee := 0
 	for _, l := range levels {
-		missing := false
-		for _, s := range l.PerStream {
-			missing = missing || s.Finals == 0
-		}
-		if l.PartialMs.P95 > partialMs || l.FinalMs.P95 > finalMs || l.Errors > 0 || missing {
+		missing := slices.ContainsFunc(l.PerStream, func(s StreamResult) bool { return s.Finals == 0 })
+		if l.overKnee(partial, final) != "" || missing {
 			break
 		}
 		knee = l.Streams

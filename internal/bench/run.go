@@ -201,17 +201,24 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 		lv.CPUPerAudio = cpu / lv.AudioSec
 	}
 	lv.BilledSec, lv.BilledNote = billed(ctx, cfg, usageOK, before, lv.AcceptedSec)
-	switch {
-	case lv.Errors > 0:
-		lv.OverKnee = fmt.Sprintf("%d errors", lv.Errors)
-	case lv.PartialMs.N == 0:
-		lv.OverKnee = "no partials"
-	case lv.PartialMs.P95 > float64(cfg.KneeP95.Milliseconds()):
-		lv.OverKnee = fmt.Sprintf("partial p95 %.0f ms > %v", lv.PartialMs.P95, cfg.KneeP95)
-	case lv.FinalMs.P95 > float64(cfg.KneeFinalP95.Milliseconds()):
-		lv.OverKnee = fmt.Sprintf("final p95 %.0f ms > %v", lv.FinalMs.P95, cfg.KneeFinalP95)
-	}
+	lv.OverKnee = lv.overKnee(cfg.KneeP95, cfg.KneeFinalP95)
 	return lv
+}
+
+// overKnee says why l is past the knee (errors, no partials, partial p95 above
+// partial, final p95 above final), or "" when it is not.
+func (l Level) overKnee(partial, final time.Duration) string {
+	switch {
+	case l.Errors > 0:
+		return fmt.Sprintf("%d errors", l.Errors)
+	case l.PartialMs.N == 0:
+		return "no partials"
+	case l.PartialMs.P95 > float64(partial.Milliseconds()):
+		return fmt.Sprintf("partial p95 %.0f ms > %v", l.PartialMs.P95, partial)
+	case l.FinalMs.P95 > float64(final.Milliseconds()):
+		return fmt.Sprintf("final p95 %.0f ms > %v", l.FinalMs.P95, final)
+	}
+	return ""
 }
 
 // billed waits (up to 15 s: billing applies usage asynchronously from JetStream) for
