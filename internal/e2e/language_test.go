@@ -203,9 +203,9 @@ func TestCodeSwitchStream(t *testing.T) {
 		}
 	}
 	t.Logf("finals %q", finals)
-	// Whisper decodes one utterance in one language: in two runs the zh decode kept "He
-	// must be home now" and "He must be", then went on in Chinese.
-	if !strings.Contains(strings.ToLower(finals), "must be") {
+	// Whisper decodes one utterance in one language: in seven runs the zh decode kept
+	// "He must be home now", "He must be" or "He must", then went on in Chinese.
+	if !strings.Contains(strings.ToLower(finals), "he must") {
 		t.Errorf("the English opening is not in English: %q", finals)
 	}
 	if !strings.Contains(finals, "灯") || hanzi.ToSimplified(finals) != finals {
