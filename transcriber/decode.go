@@ -16,6 +16,7 @@ type job struct {
 	ctx         context.Context // the session's, or a partial's or speculative final's own (cancellable)
 	final       bool
 	spec        bool // a speculative final (see stream.specUtt)
+	early       bool // a decode of a speech candidate not yet confirmed (see stream.earlyDue)
 	uttID       uint64
 	seg         *finalSeg
 	samples     []float32
@@ -69,6 +70,14 @@ func (st *stream) prepare() (job, bool) {
 		committed = st.agree.committed
 		st.decodedEnd, st.speechInWin = st.end(), st.ep.inSpeech
 		j.ctx, st.abortPartial = context.WithCancel(s.ctx)
+	case st.earlyDue():
+		// For the utterance the candidate opens (open gives it the next id).
+		j = job{early: true, uttID: st.uttID + 1, speechStart: st.ep.candStart, speechEnd: st.end()}
+		j.winStart = j.speechStart - min(j.speechStart, s.pad)
+		j.winEnd = st.end()
+		j.from = j.speechStart
+		st.earlyAsked, st.earlyStart, st.early = true, j.speechStart, nil
+		j.ctx, st.abortPartial = context.WithCancel(s.ctx)
 	default:
 		return job{}, false
 	}
@@ -90,7 +99,7 @@ func (st *stream) prepare() (job, bool) {
 	j.prompt = joinUnits(prompt)
 	// Word times on finals, and on the partials a final may reuse or keep words from:
 	// long windows (see wordTimesFrom) and windows that end in a pause.
-	j.wordTimes = j.final || j.spec || j.winEnd-j.winStart >= wordTimesFrom || !st.ep.inSpeech
+	j.wordTimes = j.final || j.spec || j.winEnd-j.winStart >= wordTimesFrom || (!st.ep.inSpeech && !j.early)
 	if j.ctx == nil {
 		j.ctx = s.ctx
 	}
@@ -161,6 +170,8 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 		st.emitFinal(words, times, confidence(hyp), j.skip)
 	case j.spec:
 		st.completeSpec(j, words, times, hyp)
+	case j.early:
+		st.completeEarly(j, words, times, hyp)
 	default:
 		st.emitPartial(j, words, times, hyp)
 	}

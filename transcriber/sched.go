@@ -110,6 +110,14 @@ func (s *scheduler) done() {
 	s.mu.Unlock()
 }
 
+// spare reports whether nothing is queued and fewer than slots decodes run: a decode
+// pushed now would take a slot no other stream is waiting for.
+func (s *scheduler) spare(slots int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) == 0 && s.busy < slots
+}
+
 // idle reports whether nothing is queued or being decoded (tests).
 func (s *scheduler) idle() bool {
 	s.mu.Lock()

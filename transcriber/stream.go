@@ -1,8 +1,8 @@
 package transcriber
 
 import (
-	"context"
 	"fmt"
+	"context"
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
@@ -72,6 +72,12 @@ type stream struct {
 	specConf  float64
 	specFrom  uint64 // the window trimming it was decoded with
 	specSkip  int
+
+	// The early decode (see earlyDue): the speech candidate it was asked for, and its
+	// result while that candidate is not yet confirmed as speech.
+	earlyAsked bool
+	earlyStart uint64
+	early      *earlyResult
 
 	// The language detected for utterance langUtt (language=multi), and its probability.
 	lang    string
@@ -173,6 +179,10 @@ func (st *stream) write(c *bus.AudioChunk, now time.Time) error {
 				}
 				if s.turnOn() {
 					st.turnSpeechStart(st.ep.speechStart)
+				}
+				if e := st.early; e != nil {
+					st.early = nil
+					st.applyEarly(e)
 				}
 			}
 		case evSpeechEnd:
@@ -373,10 +383,65 @@ func (st *stream) partialDue(now time.Time, checkTime bool) bool {
 	if st.specPhase() {
 		return false // the speculative final decodes the utterance now
 	}
-	if st.end()-st.decodedEnd < s.step {
+	// The utterance's first partial is due as soon as it has earlySpeech (for /v1, the
+	// VAD's confirmation at minSpeech), not one step after its start.
+	first := st.decodedEnd == st.uttStart
+	need := s.step
+	if first {
+		need = min(need, earlySpeech)
+	}
+	if st.end()-st.decodedEnd < need {
 		return false
 	}
-	return !checkTime || now.Sub(st.lastDone) >= s.pool.cfg.Step
+	return !checkTime || first || now.Sub(st.lastDone) >= s.pool.cfg.Step
+}
+
+// earlySpeech is the candidate speech after which a first decode is worth making: a
+// short word ("and", "so") lasts about this long.
+const earlySpeech = 160 * bus.SamplesPerMs
+
+// earlyDue reports whether the VAD's speech candidate, not yet confirmed (the endpointer
+// waits minSpeech, 250 ms, before it opens an utterance), has lasted earlySpeech and has
+// not been decoded yet. Its decode runs while the confirmation is awaited; its text is
+// shown only once the candidate is confirmed (applyEarly), so noise that never becomes
+// speech shows nothing. A detecting stream (language=multi) waits for the utterance: a
+// language detected on 0.16 s would be a guess.
+func (st *stream) earlyDue() bool {
+	s := st.sess
+	return s.req.Options.InterimResults && !s.lang.Detect && !st.uttOpen && st.ep.cand &&
+		st.end()-st.ep.candStart >= earlySpeech && !(st.earlyAsked && st.earlyStart == st.ep.candStart)
+}
+
+// earlyResult is an early decode's outcome, kept until its candidate is confirmed.
+type earlyResult struct {
+	j     job
+	words []string
+	times []wordTime
+	hyp   Hypothesis
+}
+
+// completeEarly applies an early decode: shown now if its candidate was confirmed while
+// it ran, kept for the confirmation if the candidate is still alive, else dropped.
+func (st *stream) completeEarly(j job, words []string, times []wordTime, hyp Hypothesis) {
+	e := &earlyResult{j: j, words: words, times: times, hyp: hyp}
+	switch {
+	case st.uttOpen:
+		st.applyEarly(e)
+	case st.ep.cand && st.ep.candStart == j.speechStart:
+		st.early = e
+	}
+}
+
+// applyEarly shows an early decode as the first partial of the utterance it was made
+// for, unless it found no words or a partial of that utterance was decoded meanwhile.
+// The next partial then comes a step after the early window's end.
+func (st *stream) applyEarly(e *earlyResult) {
+	if !st.uttOpen || e.j.uttID != st.uttID || e.j.speechStart != st.uttStart ||
+		len(e.words) == 0 || st.decodedEnd != st.uttStart {
+		return
+	}
+	st.decodedEnd = e.j.winEnd
+	st.emitPartial(e.j, e.words, e.times, e.hyp)
 }
 
 // inPause reports whether the open utterance is in silence after speech that has not yet
@@ -412,7 +477,9 @@ func (st *stream) schedule(now time.Time) {
 		return
 	}
 	final := len(st.pending) > 0 || st.specDue()
-	if final || st.partialDue(now, true) {
+	// An early decode only takes a slot nobody else wants: under load it would cost the
+	// other streams' partials and finals more than it gives.
+	if final || st.partialDue(now, true) || (st.earlyDue() && s.pool.sched.spare(s.pool.cfg.Slots)) {
 		st.queued = true
 		s.pool.sched.push(st, final, st.lastDone, now)
 	}

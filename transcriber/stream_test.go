@@ -513,3 +513,126 @@ func TestStreamTrimmedFinalThatDoesNotAlign(t *testing.T) {
 		t.Errorf("last decode had %d prompt tokens: want the untrimmed whole utterance", len(last.PromptTokens))
 	}
 }
+
+// TestStreamEarlyFirstPartial: an utterance's first partial is decoded while the VAD
+// still waits to confirm the speech (earlyDue, at 160 ms of candidate speech) and is
+// shown at the confirmation (250 ms), not a step (300 ms) plus a decode after it.
+func TestStreamEarlyFirstPartial(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, earlyGuesser())
+	s, c := rig.open(bus.StreamOptions{InterimResults: true, VADEvents: true})
+	pos := rig.feed(s, c, silence(500), 0, 0)
+	rig.feed(s, c, cat(speech(0, 1, 2, 3), silence(1500)), pos, 0)
+
+	rs := c.results()
+	checkPartials(t, rs)
+	started, first := -1, -1
+	for i, r := range rs {
+		if r.Type == bus.ResultSpeechStarted && started < 0 {
+			started = i
+		}
+		if r.Type == bus.ResultPartial && first < 0 {
+			first = i
+		}
+	}
+	if started < 0 || first < 0 || first < started {
+		t.Fatalf("results %+v: want speech_started, then a partial", rs)
+	}
+	utt := uint64(rs[first].Start * bus.SampleRate)
+	// Confirmed at minSpeech (250 ms) of speech, within one VAD window and one chunk.
+	if at := c.at[first]; at < utt+minSpeechMs*bus.SamplesPerMs || at > utt+(minSpeechMs+32+20)*bus.SamplesPerMs {
+		t.Errorf("first partial %q shown after %.3f s of speech, want at the VAD's confirmation (%.3f s)",
+			rs[first].Text, sec(at-utt), float64(minSpeechMs)/1000)
+	}
+	if c.at[started] != c.at[first] {
+		t.Errorf("speech_started at %.3f s, first partial at %.3f s: want both at the confirmation", sec(c.at[started]), sec(c.at[first]))
+	}
+	if d := rs[first].Duration; rs[first].Text != "al~early" || d > 0.25 || d < 0.15 {
+		t.Errorf("first partial covers %.3f s, want the early window (0.16 s of speech)", d)
+	}
+	if f := c.ofType(bus.ResultFinal); len(f) != 1 || f[0].Text != "alpha bravo charlie delta" {
+		t.Errorf("finals %+v", f)
+	}
+}
+
+// TestStreamEarlyDecodeInFlight: an early decode still running when the VAD confirms
+// the speech becomes the first partial when it completes, and no second decode of the
+// utterance starts before it.
+func TestStreamEarlyDecodeInFlight(t *testing.T) {
+	dec := earlyGuesser()
+	dec.Delay = 100 * time.Millisecond
+	rig := newFakeRig(t, PoolConfig{}, dec)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true})
+	pos := rig.feed(s, c, silence(500), 0, 0)
+	w := speech(0)
+	cut := 180 * bus.SamplesPerMs // the candidate has lasted 160 ms (it starts a VAD window early)
+	pos = rig.write(s, c, w[:cut], pos, 0, false)
+	for deadline := time.Now().Add(5 * time.Second); dec.inFlight.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no early decode started")
+		}
+	}
+	rig.write(s, c, w[cut:], pos, 0, false) // confirmed while the early decode runs
+	rig.waitIdle()
+	ps := c.ofType(bus.ResultPartial)
+	if len(ps) == 0 || ps[0].Text != "al~early" {
+		t.Fatalf("partials %+v, want the early decode's first", ps)
+	}
+	if d := ps[0].Duration; d > 0.25 {
+		t.Errorf("first partial covers %.3f s, want the early window", d)
+	}
+	if dec.maxIn.Load() != 1 {
+		t.Errorf("%d decodes at once", dec.maxIn.Load())
+	}
+}
+
+// TestStreamEarlyDecodeOfNoiseShowsNothing: a 200 ms burst is long enough for an early
+// decode but never confirmed as speech (minSpeech 250 ms): its text is not shown.
+func TestStreamEarlyDecodeOfNoiseShowsNothing(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true, VADEvents: true, UtteranceEndMs: 1000})
+	rig.dec.Override = earlyGuesser().Override
+	burst := speech(3)[:200*bus.SamplesPerMs]
+	rig.feed(s, c, cat(silence(500), burst, silence(2000)), 0, bus.FlagEnd)
+	if rs := c.results(); len(rs) != 1 || rs[0].Type != bus.ResultClosed {
+		t.Errorf("a 200 ms burst gave %+v, want only closed", rs)
+	}
+	if n := rig.dec.calls.Load(); n != 1 {
+		t.Errorf("%d decodes, want the one early decode", n)
+	}
+}
+
+// TestStreamNoEarlyDecodeWhenBusy: an early decode is queued only when no stream waits
+// and a slot is free (scheduler.spare).
+func TestStreamNoEarlyDecodeWhenBusy(t *testing.T) {
+	s := newScheduler()
+	if !s.spare(1) {
+		t.Fatal("empty scheduler not spare")
+	}
+	st := &stream{}
+	s.push(st, false, time.Time{}, time.Now())
+	if s.spare(1) {
+		t.Error("spare with a stream queued")
+	}
+	if s.next() != st || s.spare(1) {
+		t.Error("spare with the only slot busy")
+	}
+	if !s.spare(2) {
+		t.Error("not spare with one of two slots busy")
+	}
+	s.done()
+	if !s.spare(1) {
+		t.Error("not spare after done")
+	}
+}
+
+// earlyGuesser is the scripted decoder, except that a window in which it recognises no
+// whole word (the fake drops a burst shorter than a word, which whisper would guess at)
+// decodes as "al~early".
+func earlyGuesser() *scriptedDecoder {
+	return &scriptedDecoder{Override: func(rec string) Hypothesis {
+		if rec == "" {
+			rec = "al~early"
+		}
+		return Hypothesis{Text: rec, AvgLogprob: -0.1, NoSpeechProb: 0.01, Tokens: []Token{{ID: 1}}}
+	}}
+}
