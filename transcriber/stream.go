@@ -1,8 +1,8 @@
 package transcriber
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
