@@ -3,6 +3,7 @@ package transcriber
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -13,22 +14,24 @@ import (
 
 // job is one decode prepared from a stream's state.
 type job struct {
-	ctx         context.Context // the session's, or a partial's or speculative final's own (cancellable)
-	final       bool
-	spec        bool // a speculative final (see stream.specUtt)
-	early       bool // a decode of a speech candidate not yet confirmed (see stream.earlyDue)
-	uttID       uint64
-	seg         *finalSeg
-	samples     []float32
-	winStart    uint64
-	winEnd      uint64
-	speechStart uint64
-	speechEnd   uint64
-	from        uint64 // where the words of the window start: speechStart, or the trimmed window's start
-	skip        int    // committed words before the window (in the prompt)
-	prompt      string
-	wordTimes   bool   // ask the model for word times (see wordTimesFrom)
-	language    string // whisper's code to decode in; "" with language=multi: detect it
+	ctx   context.Context // the session's, or a partial's or speculative final's own (cancellable)
+	final bool
+	spec  bool // a speculative final (see stream.specUtt)
+	early bool // a decode of a speech candidate not yet confirmed (see stream.earlyDue)
+	// A partial's stream.decodedEnd before it was prepared (restored if it is preempted).
+	prevDecodedEnd uint64
+	uttID          uint64
+	seg            *finalSeg
+	samples        []float32
+	winStart       uint64
+	winEnd         uint64
+	speechStart    uint64
+	speechEnd      uint64
+	from           uint64 // where the words of the window start: speechStart, or the trimmed window's start
+	skip           int    // committed words before the window (in the prompt)
+	prompt         string
+	wordTimes      bool   // ask the model for word times (see wordTimesFrom)
+	language       string // whisper's code to decode in; "" with language=multi: detect it
 }
 
 // prepare builds the stream's next decode (a final first), or false if none is due.
@@ -63,7 +66,7 @@ func (st *stream) prepare() (job, bool) {
 		st.decodedEnd, st.speechInWin = st.end(), false
 		j.ctx, st.abortSpec = context.WithCancel(s.ctx)
 	case st.partialDue(time.Time{}, false):
-		j = job{uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.end()}
+		j = job{uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.end(), prevDecodedEnd: st.decodedEnd}
 		j.winStart = st.uttStart - min(st.uttStart, s.pad)
 		j.winEnd = st.end()
 		j.trim(st.winFrom, st.winSkip)
@@ -128,7 +131,11 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 	now := s.pool.cfg.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st.decoding, st.lastDone = false, now
+	preempted := errors.Is(err, errPreempted)
+	st.decoding = false
+	if !preempted { // a preempted partial is due again as soon as a slot is free
+		st.lastDone = now
+	}
 	if j.final {
 		st.decodingFinal = false
 	} else {
@@ -146,7 +153,10 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 		if s.pool.ctx.Err() != nil {
 			return // the pool is closing
 		}
-		if !j.final && j.ctx.Err() != nil { // aborted by a cut: go on with the final
+		if !j.final && (j.ctx.Err() != nil || preempted) { // aborted by a cut, or for another stream's final
+			if preempted && !j.early && j.uttID == st.uttID && st.decodedEnd == j.winEnd {
+				st.decodedEnd, st.speechInWin = j.prevDecodedEnd, true // decode that window again
+			}
 			st.drain()
 			s.maybeClosed()
 			st.schedule(now)

@@ -160,7 +160,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	p := &Pool{
 		cfg:      cfg,
 		log:      cfg.Log.With("component", "pool"),
-		sched:    newScheduler(),
+		sched:    newScheduler(cfg.Slots),
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: make(map[string]int),

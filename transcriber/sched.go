@@ -15,14 +15,30 @@ import (
 // decoded = first) goes first, then the one queued first. A stream is in the queue at
 // most once (stream.queued, guarded by its session's lock, plus the index here).
 // Lock order: session.mu before scheduler.mu; the scheduler never calls into a stream.
+//
+// Preemption: a final never waits behind a partial. When more finals are queued than
+// slots are free, the partial decodes that started last are cancelled (errPreempted)
+// to free their slots; their streams are queued again (stream.complete).
 type scheduler struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	queue  []*queued
 	index  map[*stream]*queued
-	busy   int // workers between next and done
+	slots  int
+	busy   int                  // workers between next and done
+	runs   map[int]*preemptible // partial decodes in flight, by slot
 	closed bool
 }
+
+// preemptible is a partial decode in flight.
+type preemptible struct {
+	cancel    context.CancelCauseFunc
+	at        time.Time
+	preempted bool
+}
+
+// errPreempted is the cause of a partial decode cancelled for a final.
+var errPreempted = errors.New("partial decode preempted by a final")
 
 type queued struct {
 	st       *stream
@@ -31,8 +47,8 @@ type queued struct {
 	at       time.Time
 }
 
-func newScheduler() *scheduler {
-	s := &scheduler{index: make(map[*stream]*queued)}
+func newScheduler(slots int) *scheduler {
+	s := &scheduler{index: make(map[*stream]*queued), slots: slots, runs: make(map[int]*preemptible)}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
@@ -46,12 +62,59 @@ func (s *scheduler) push(st *stream, final bool, lastDone, now time.Time) {
 	}
 	if q, ok := s.index[st]; ok {
 		q.final = q.final || final
-		return
+	} else {
+		q := &queued{st: st, final: final, lastDone: lastDone, at: now}
+		s.queue = append(s.queue, q)
+		s.index[st] = q
+		s.cond.Signal()
 	}
-	q := &queued{st: st, final: final, lastDone: lastDone, at: now}
-	s.queue = append(s.queue, q)
-	s.index[st] = q
-	s.cond.Signal()
+	if final {
+		s.preemptLocked()
+	}
+}
+
+// started registers slot's partial decode as preemptible by a final (cancel cancels
+// it), and preempts it at once if a final is already waiting; stopped unregisters it.
+func (s *scheduler) started(slot int, cancel context.CancelCauseFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs[slot] = &preemptible{cancel: cancel, at: time.Now()}
+	s.preemptLocked()
+}
+
+func (s *scheduler) stopped(slot int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.runs, slot)
+}
+
+// preemptLocked cancels the partial decodes that started last until every queued final
+// has a slot (free, or freed by a preemption already asked for).
+func (s *scheduler) preemptLocked() {
+	finals, free := 0, s.slots-s.busy
+	for _, q := range s.queue {
+		if q.final {
+			finals++
+		}
+	}
+	for _, r := range s.runs {
+		if r.preempted {
+			free++
+		}
+	}
+	for ; finals > free; free++ {
+		var last *preemptible
+		for _, r := range s.runs {
+			if !r.preempted && (last == nil || r.at.After(last.at)) {
+				last = r
+			}
+		}
+		if last == nil {
+			return
+		}
+		last.preempted = true
+		last.cancel(errPreempted)
+	}
 }
 
 // remove drops st from the queue (its session closed).
@@ -198,8 +261,19 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		req.BiasTerms = kt.bias
 	}
 	dctx, cancel := mergeCtx(ctx, j.ctx)
+	pctx, preempt := context.WithCancelCause(dctx)
+	if !j.final && !j.spec {
+		w.pool.sched.started(w.id, preempt)
+	}
 	start := time.Now()
-	hyp, err := d.Decode(dctx, req)
+	hyp, err := d.Decode(pctx, req)
+	if !j.final && !j.spec {
+		w.pool.sched.stopped(w.id)
+		if err != nil && errors.Is(context.Cause(pctx), errPreempted) && dctx.Err() == nil {
+			err = errPreempted
+		}
+	}
+	preempt(nil)
 	cancel()
 	st.sess.log.Debug("decode", "final", j.final, "spec", j.spec, "window_s", sec(uint64(len(j.samples))),
 		"prompt_tokens", len(req.PromptTokens), "tokens", len(hyp.Tokens), "took_ms", time.Since(start).Milliseconds(), "err", err)

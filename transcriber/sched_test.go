@@ -1,6 +1,8 @@
 package transcriber
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -9,7 +11,7 @@ import (
 )
 
 func TestSchedOrder(t *testing.T) {
-	s := newScheduler()
+	s := newScheduler(1)
 	t0 := time.Unix(0, 0)
 	a, b, c, d := &stream{}, &stream{}, &stream{}, &stream{}
 	s.push(a, false, t0.Add(2*time.Second), t0)
@@ -94,5 +96,119 @@ func TestSchedFairnessUnderLoad(t *testing.T) {
 		if maxGap > 1500*time.Millisecond {
 			t.Errorf("session %d: %v without a partial", i, maxGap)
 		}
+	}
+}
+
+// TestSchedPreemptsPartialForFinal: a final queued while every slot decodes a partial
+// cancels the partial that started last (errPreempted), once.
+func TestSchedPreemptsPartialForFinal(t *testing.T) {
+	s := newScheduler(2)
+	var cancelled [2]int
+	cancel := func(i int) context.CancelCauseFunc {
+		return func(err error) {
+			if !errors.Is(err, errPreempted) {
+				t.Errorf("slot %d cancelled with %v", i, err)
+			}
+			cancelled[i]++
+		}
+	}
+	t0 := time.Unix(0, 0)
+	a, b, c := &stream{}, &stream{}, &stream{}
+	s.push(a, false, t0, t0)
+	s.push(b, false, t0, t0)
+	s.next()
+	s.started(0, cancel(0))
+	time.Sleep(time.Millisecond) // slot 1's decode starts later
+	s.next()
+	s.started(1, cancel(1))
+	s.push(c, false, t0, t0) // a partial waits: nothing is preempted for it
+	if cancelled != [2]int{} {
+		t.Fatalf("preempted for a partial: %v", cancelled)
+	}
+	s.push(c, true, t0, t0) // now a final
+	s.push(c, true, t0, t0) // queued again: already has the slot being freed
+	if cancelled != [2]int{0, 1} {
+		t.Fatalf("cancelled %v, want only the partial that started last", cancelled)
+	}
+	s.stopped(1)
+	s.done()
+	if s.next() != c {
+		t.Fatal("the final did not get the freed slot")
+	}
+	s.stopped(0) // a's partial ends on its own
+	s.done()
+	// A final arriving between next and started preempts the partial when it starts.
+	s.push(b, false, t0, t0)
+	s.next()
+	s.push(a, true, t0, t0)
+	if cancelled != [2]int{0, 1} {
+		t.Fatalf("cancelled %v before the partial started", cancelled)
+	}
+	s.started(1, cancel(1))
+	if cancelled != [2]int{0, 2} {
+		t.Fatalf("cancelled %v, want the new partial of slot 1 preempted when it started", cancelled)
+	}
+}
+
+// TestStreamFinalPreemptsPartial: on one slot, a stream's final does not wait for
+// another stream's partial decode: that decode is cancelled, the final runs, and the
+// preempted stream goes on (its session does not fail) and ends with its own final.
+func TestStreamFinalPreemptsPartial(t *testing.T) {
+	dec := &scriptedDecoder{Delay: 400 * time.Millisecond}
+	rig := newFakeRig(t, PoolConfig{Slots: 1, now: time.Now}, dec)
+	open := func(name string) (Session, *collector) {
+		c := &collector{}
+		s, err := rig.pool.Open(bus.SessionRequest{Session: bus.SessionID(name), Model: "fake", Channels: 1,
+			Options: bus.StreamOptions{InterimResults: true}}, c.emit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s, c
+	}
+	write := func(s Session, pcm []int16, at uint64) uint64 {
+		for j := 0; j < len(pcm); j += 320 {
+			if err := s.Write(&bus.AudioChunk{StartSample: at, PCM: pcm[j:min(j+320, len(pcm))]}); err != nil {
+				t.Fatal(err)
+			}
+			at += uint64(min(320, len(pcm)-j))
+		}
+		return at
+	}
+	sa, ca := open("a")
+	sb, cb := open("b")
+	// a talks and is decoding a partial; b's utterance then ends (its final is queued).
+	posA := write(sa, speech(0, 1, 2, 3, 4, 5), 0)
+	for deadline := time.Now().Add(5 * time.Second); dec.inFlight.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a's partial did not start")
+		}
+	}
+	write(sb, cat(speech(6, 7), silence(1000)), 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(cb.ofType(bus.ResultFinal)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if f := cb.ofType(bus.ResultFinal); len(f) != 1 || f[0].Text != "golf hotel" {
+		t.Fatalf("b's finals %+v", f)
+	}
+	if dec.aborted.Load() == 0 {
+		t.Error("no decode was preempted for b's final")
+	}
+	// a's preempted partial is decoded again once the slot is free.
+	for deadline := time.Now().Add(5 * time.Second); len(ca.ofType(bus.ResultPartial)) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a got no partial after its decode was preempted")
+		}
+	}
+	write(sa, silence(1000), posA)
+	rig.waitIdle()
+	for _, r := range ca.results() {
+		if r.Type == bus.ResultError {
+			t.Fatalf("a failed: %+v", r)
+		}
+	}
+	if f := ca.ofType(bus.ResultFinal); len(f) != 1 || f[0].Text != "alpha bravo charlie delta echo foxtrot" {
+		t.Errorf("a's finals %+v", f)
 	}
 }

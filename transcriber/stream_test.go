@@ -604,7 +604,7 @@ func TestStreamEarlyDecodeOfNoiseShowsNothing(t *testing.T) {
 // TestStreamNoEarlyDecodeWhenBusy: an early decode is queued only when no stream waits
 // and a slot is free (scheduler.spare).
 func TestStreamNoEarlyDecodeWhenBusy(t *testing.T) {
-	s := newScheduler()
+	s := newScheduler(1)
 	if !s.spare(1) {
 		t.Fatal("empty scheduler not spare")
 	}
