@@ -74,7 +74,9 @@ func (s *scheduler) push(st *stream, final bool, lastDone, now time.Time) {
 }
 
 // started registers slot's partial decode as preemptible by a final (cancel cancels
-// it), and preempts it at once if a final is already waiting; stopped unregisters it.
+// it), and preempts it at once if a final is already waiting. stopped says the decode
+// returned: it can no longer be preempted, and one that was counts as a free slot until
+// the slot is done.
 func (s *scheduler) started(slot int, cancel context.CancelCauseFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -85,7 +87,9 @@ func (s *scheduler) started(slot int, cancel context.CancelCauseFunc) {
 func (s *scheduler) stopped(slot int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.runs, slot)
+	if r, ok := s.runs[slot]; ok && !r.preempted {
+		delete(s.runs, slot)
+	}
 }
 
 // preemptLocked cancels the partial decodes that started last until every queued final
@@ -167,18 +171,19 @@ func (s *scheduler) next() *stream {
 	return q.st
 }
 
-func (s *scheduler) done() {
+func (s *scheduler) done(slot int) {
 	s.mu.Lock()
 	s.busy--
+	delete(s.runs, slot)
 	s.mu.Unlock()
 }
 
-// spare reports whether nothing is queued and fewer than slots decodes run: a decode
-// pushed now would take a slot no other stream is waiting for.
-func (s *scheduler) spare(slots int) bool {
+// spare reports whether nothing is queued and a slot is free: a decode pushed now would
+// take a slot no other stream is waiting for.
+func (s *scheduler) spare() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue) == 0 && s.busy < slots
+	return len(s.queue) == 0 && s.busy < s.slots
 }
 
 // idle reports whether nothing is queued or being decoded (tests).
@@ -222,7 +227,7 @@ func (w *decodeSlot) run(ctx context.Context, warmed func()) {
 			return
 		}
 		w.serve(ctx, st)
-		w.pool.sched.done()
+		w.pool.sched.done(w.id)
 	}
 }
 

@@ -24,7 +24,7 @@ func TestSchedOrder(t *testing.T) {
 		if got := s.next(); got != w {
 			t.Fatalf("pick %d: wrong stream", i)
 		}
-		s.done()
+		s.done(0)
 	}
 	if !s.idle() {
 		t.Error("queue not empty: a stream was queued twice")
@@ -131,22 +131,26 @@ func TestSchedPreemptsPartialForFinal(t *testing.T) {
 		t.Fatalf("cancelled %v, want only the partial that started last", cancelled)
 	}
 	s.stopped(1)
-	s.done()
-	if s.next() != c {
+	s.push(c, true, t0, t0) // the preempted slot counts as free until it is done
+	if cancelled != [2]int{0, 1} {
+		t.Fatalf("cancelled %v, want no second preemption while slot 1 finishes", cancelled)
+	}
+	s.done(1)
+	if s.next() != c { // on slot 1
 		t.Fatal("the final did not get the freed slot")
 	}
-	s.stopped(0) // a's partial ends on its own
-	s.done()
+	s.stopped(0) // slot 0's partial ends on its own
+	s.done(0)
 	// A final arriving between next and started preempts the partial when it starts.
 	s.push(b, false, t0, t0)
-	s.next()
+	s.next() // b, on slot 0
 	s.push(a, true, t0, t0)
 	if cancelled != [2]int{0, 1} {
 		t.Fatalf("cancelled %v before the partial started", cancelled)
 	}
-	s.started(1, cancel(1))
-	if cancelled != [2]int{0, 2} {
-		t.Fatalf("cancelled %v, want the new partial of slot 1 preempted when it started", cancelled)
+	s.started(0, cancel(0))
+	if cancelled != [2]int{1, 1} {
+		t.Fatalf("cancelled %v, want slot 0's new partial preempted when it started", cancelled)
 	}
 }
 

@@ -479,7 +479,7 @@ func (st *stream) schedule(now time.Time) {
 	final := len(st.pending) > 0 || st.specDue()
 	// An early decode only takes a slot nobody else wants: under load it would cost the
 	// other streams' partials and finals more than it gives.
-	if final || st.partialDue(now, true) || (st.earlyDue() && s.pool.sched.spare(s.pool.cfg.Slots)) {
+	if final || st.partialDue(now, true) || (st.earlyDue() && s.pool.sched.spare()) {
 		st.queued = true
 		s.pool.sched.push(st, final, st.lastDone, now)
 	}

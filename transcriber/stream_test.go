@@ -605,22 +605,19 @@ func TestStreamEarlyDecodeOfNoiseShowsNothing(t *testing.T) {
 // and a slot is free (scheduler.spare).
 func TestStreamNoEarlyDecodeWhenBusy(t *testing.T) {
 	s := newScheduler(1)
-	if !s.spare(1) {
+	if !s.spare() {
 		t.Fatal("empty scheduler not spare")
 	}
 	st := &stream{}
 	s.push(st, false, time.Time{}, time.Now())
-	if s.spare(1) {
+	if s.spare() {
 		t.Error("spare with a stream queued")
 	}
-	if s.next() != st || s.spare(1) {
+	if s.next() != st || s.spare() {
 		t.Error("spare with the only slot busy")
 	}
-	if !s.spare(2) {
-		t.Error("not spare with one of two slots busy")
-	}
-	s.done()
-	if !s.spare(1) {
+	s.done(0)
+	if !s.spare() {
 		t.Error("not spare after done")
 	}
 }
