@@ -79,6 +79,8 @@ type scriptedDecoder struct {
 	Prompted func(recognised string) string
 	Delay    time.Duration
 	Block    bool
+	// OnDecode, when set, sees each request as the call starts.
+	OnDecode func(DecodeRequest)
 
 	calls    atomic.Int64
 	inFlight atomic.Int64
@@ -119,6 +121,9 @@ func (d *scriptedDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypoth
 	// Samples keeps only the length (a zero-filled slice), not the caller's buffer.
 	d.reqs = append(d.reqs, DecodeRequest{AudioCtx: req.AudioCtx, PromptTokens: req.PromptTokens, MaxTokens: req.MaxTokens, Samples: make([]float32, len(req.Samples))})
 	d.mu.Unlock()
+	if d.OnDecode != nil {
+		d.OnDecode(req)
+	}
 	if d.Block {
 		<-ctx.Done()
 		d.aborted.Add(1)

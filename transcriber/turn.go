@@ -14,8 +14,9 @@ import (
 // the server's endpointing (600 ms of silence), as on /v1/listen, because whisper
 // transcribes a window without long pauses best. A turn spans utterances. Differences:
 // an utterance opens after turnMinSpeech of speech (StartOfTurn must come within about
-// 150 ms of the speech onset: barge-in), and the speculative final starts after turnTail
-// of silence instead of Pad. Once the speaker has been silent for turnTail, the
+// 150 ms of the speech onset: barge-in), and the speculative final starts after
+// turnSpecTail of silence (one Silero window) instead of Pad, and keeps that much silence
+// after the speech end in its window. Once the speaker has been silent for turnTail, the
 // end-of-turn model (TurnModel: Smart Turn v3.2 in production) hears the turn's last 8 s,
 // once per pause: Smart Turn is trained on speech followed by a short silence, and asked
 // again as the silence grows it says "finished" more and more often, mid-sentence too
@@ -47,8 +48,13 @@ type TurnModel interface {
 }
 
 const (
-	turnMinSpeech = 96 * bus.SamplesPerMs  // three Silero windows of speech open a turn
-	turnTail      = 96 * bus.SamplesPerMs  // silence after speech before the model and the speculative final
+	turnMinSpeech = 96 * bus.SamplesPerMs // three Silero windows of speech open a turn
+	turnTail      = 96 * bus.SamplesPerMs // silence after speech before the model is asked
+	// turnSpecTail is the silence after speech in a turn's speculative final window: the
+	// decode starts at the first silent Silero window, so it runs while the model waits
+	// for turnTail and thinks, and EndOfTurn is not a whole decode after the model's
+	// decision (measured: EndOfTurn p50 464 → 402 ms; BENCHMARKS.md, Turn-taking).
+	turnSpecTail  = 32 * bus.SamplesPerMs
 	turnUpdate    = 250 * bus.SamplesPerMs // Update cadence (Flux: about every 0.25 s of audio)
 	turnResumeMin = 64 * bus.SamplesPerMs  // speech after an EagerEndOfTurn that resumes the turn
 	turnAudio     = 8 * bus.SampleRate     // what the model hears at most (Smart Turn's window)

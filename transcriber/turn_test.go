@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,6 +103,54 @@ func TestTurnEndsWhenTheModelSaysSo(t *testing.T) {
 				t.Errorf("EndOfTurn confidence %.2f", r.EOTConfidence)
 			}
 		}
+	}
+}
+
+// TestTurnSpeculativeFinalBeforeTheModel: a turn's speculative final starts at the first
+// silent VAD window (turnSpecTail), not when the model is asked (turnTail), so it decodes
+// while the model waits and thinks.
+func TestTurnSpeculativeFinalBeforeTheModel(t *testing.T) {
+	var mu sync.Mutex
+	var specs []uint64 // stream positions fed when each final-sized decode started
+	var modelAt uint64
+	m := &scriptedTurnModel{}
+	rig, s, c := openTurns(t, m, bus.TurnOptions{})
+	m.Fn = func(last string) float32 {
+		mu.Lock()
+		defer mu.Unlock()
+		if modelAt == 0 {
+			modelAt = c.fed.Load()
+		}
+		if last == "hotel" {
+			return 0.9
+		}
+		return 0.1
+	}
+	rig.dec.OnDecode = func(req DecodeRequest) {
+		if req.AudioCtx >= minFinalAudioCtx { // a speculative final (partials of short windows get 256)
+			mu.Lock()
+			specs = append(specs, c.fed.Load())
+			mu.Unlock()
+		}
+	}
+	words := speech(1, 2, 7)
+	lastWordEnd := uint64(len(words) - fakeGapMs*bus.SamplesPerMs)
+	rig.feed(s, c, cat(words, silence(1000)), 0, 0)
+	expectEvents(t, c, "StartOfTurn#0 EndOfTurn#0(bravo charlie hotel)[model]")
+	mu.Lock()
+	defer mu.Unlock()
+	var specAt uint64
+	for _, at := range specs {
+		if at > lastWordEnd && at <= modelAt {
+			specAt = at
+		}
+	}
+	if specAt == 0 || modelAt == 0 {
+		t.Fatalf("speculative finals started at %v, model asked at %d, last word ended at %d", specs, modelAt, lastWordEnd)
+	}
+	if lead := (modelAt - specAt) / bus.SamplesPerMs; lead < 40 {
+		t.Errorf("the speculative final started %d ms before the model was asked, want about %d ms",
+			lead, (turnTail-turnSpecTail)/bus.SamplesPerMs)
 	}
 }
 
