@@ -173,7 +173,7 @@ func TestListenV2Configure(t *testing.T) {
 	for _, bad := range []struct{ msg, why string }{
 		{`{"type":"Configure","thresholds":{"eot_threshold":0.2}}`, "eot_threshold"},
 		{`{"type":"Configure","thresholds":{"eager_eot_threshold":0.95}}`, "eager_eot_threshold"},
-		{`{"type":"Configure","thresholds":{"eot_timeout_ms":20000}}`, "eot_timeout_ms"},
+		{`{"type":"Configure","thresholds":{"eot_timeout_ms":60001}}`, "eot_timeout_ms"},
 		{`{"type":"Configure","keyterms":["Kafka"]}`, "keyterms"},
 		{`{"type":"Configure","language_hints":["de"]}`, "language_hints"},
 	} {

@@ -229,6 +229,29 @@ func TestTurnTimeout(t *testing.T) {
 	}
 }
 
+// TestTurnLongTimeout: Flux's longest eot_timeout_ms (60 s) ends a turn after a minute of
+// silence and not before, and the stream holds only the model's last seconds of that pause.
+func TestTurnLongTimeout(t *testing.T) {
+	m := &scriptedTurnModel{Fn: func(string) float32 { return 0.1 }}
+	rig := newFakeRig(t, PoolConfig{TurnModel: m}, nil)
+	s, c := rig.open(bus.StreamOptions{Turns: &bus.TurnOptions{EOTTimeoutMs: bus.MaxEOTTimeoutMs}})
+	at := rig.feed(s, c, cat(speech(1, 2), silence(59_000)), 0, 0)
+	if got, want := eventNames(turnEvents(c)), "StartOfTurn#0"; got != want {
+		t.Fatalf("after 59 s of silence: %s, want %s", got, want)
+	}
+	ss := s.(*session)
+	ss.mu.Lock()
+	held := len(ss.streams[0].buf)
+	ss.mu.Unlock()
+	if limit := turnAudio + 3*bus.SampleRate; held > limit {
+		t.Errorf("%.1f s of audio held in the pause, want at most %.1f s", sec(uint64(held)), sec(uint64(limit)))
+	}
+	rig.feed(s, c, silence(2000), at, 0)
+	if got, want := eventNames(turnEvents(c)), "StartOfTurn#0 EndOfTurn#0(bravo charlie)[timeout]"; got != want {
+		t.Fatalf("after 61 s of silence: %s, want %s", got, want)
+	}
+}
+
 func TestTurnForceEndAndClose(t *testing.T) {
 	m := &scriptedTurnModel{Fn: func(string) float32 { return 0.1 }}
 	rig, s, c := openTurns(t, m, bus.TurnOptions{})
@@ -264,7 +287,7 @@ func TestTurnUpdates(t *testing.T) {
 func TestTurnOptionsChecked(t *testing.T) {
 	for _, o := range []bus.TurnOptions{
 		{EOTThreshold: 0.4}, {EOTThreshold: 1.1}, {EagerEOTThreshold: 0.2}, {EagerEOTThreshold: 0.95},
-		{EOTThreshold: 0.6, EagerEOTThreshold: 0.7}, {EOTTimeoutMs: 100}, {EOTTimeoutMs: 20000},
+		{EOTThreshold: 0.6, EagerEOTThreshold: 0.7}, {EOTTimeoutMs: 100}, {EOTTimeoutMs: 60001},
 	} {
 		_, err := CheckTurnOptions(o)
 		var oe *OptionError

@@ -28,7 +28,7 @@ type TurnOptions struct {
 	SampleRate        int     // Hz
 	EOTThreshold      float64 // 0.5–1.0; 0: the server's 0.7
 	EagerEOTThreshold float64 // 0.3–0.9 (≤ EOTThreshold); 0: no EagerEndOfTurn/TurnResumed
-	EOTTimeoutMs      int     // 500–10000; 0: the server's 5000
+	EOTTimeoutMs      int     // 500–60000; 0: the server's 5000
 	Keyterms          []string
 	LanguageHint      string     // a multilingual model's language (none: detect)
 	Extra             url.Values // any other query parameters

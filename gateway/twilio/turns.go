@@ -35,7 +35,7 @@ const (
 	ParamTurns             = "turns"               // true/false: turn-taking on this call
 	ParamEOTThreshold      = "eot_threshold"       // 0.5–1.0
 	ParamEagerEOTThreshold = "eager_eot_threshold" // 0 (off) or 0.3–0.9, ≤ eot_threshold
-	ParamEOTTimeoutMs      = "eot_timeout_ms"      // 500–10000
+	ParamEOTTimeoutMs      = "eot_timeout_ms"      // 500–60000
 	ParamTurnUpdates       = "turn_updates"        // true/false: turn.update events
 )
 

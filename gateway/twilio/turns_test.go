@@ -148,9 +148,9 @@ func TestTurnParams(t *testing.T) {
 		{"eot_threshold NaN", map[string]string{"eot_threshold": "NaN"}, nil, false, nil, `eot_threshold: "NaN" is not a number`},
 		{"eager too high", map[string]string{"eager_eot_threshold": "0.95"}, nil, false, nil, "eager_eot_threshold: 0.95 is out of range 0.3..0.9"},
 		{"eager above eot", map[string]string{"eot_threshold": "0.6", "eager_eot_threshold": "0.8"}, nil, false, nil, "eager_eot_threshold: 0.8 is above eot_threshold 0.6"},
-		{"timeout too short", map[string]string{"eot_timeout_ms": "100"}, nil, false, nil, "eot_timeout_ms: 100 is out of range 500..10000"},
-		{"timeout 0", map[string]string{"eot_timeout_ms": "0"}, nil, false, nil, "eot_timeout_ms: 0 is out of range 500..10000"},
-		{"timeout not whole", map[string]string{"eot_timeout_ms": "1.5"}, nil, false, nil, `eot_timeout_ms: "1.5" is not a whole number of milliseconds (500..10000)`},
+		{"timeout too short", map[string]string{"eot_timeout_ms": "100"}, nil, false, nil, "eot_timeout_ms: 100 is out of range 500..60000"},
+		{"timeout 0", map[string]string{"eot_timeout_ms": "0"}, nil, false, nil, "eot_timeout_ms: 0 is out of range 500..60000"},
+		{"timeout not whole", map[string]string{"eot_timeout_ms": "1.5"}, nil, false, nil, `eot_timeout_ms: "1.5" is not a whole number of milliseconds (500..60000)`},
 		{"knob with turns=false", map[string]string{"turns": "false", "eot_threshold": "0.8"}, nil, false, nil, "eot_threshold: given with turns=false"},
 	}
 	for _, c := range cases {

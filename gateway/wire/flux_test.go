@@ -24,6 +24,10 @@ func TestParseFluxQuery(t *testing.T) {
 		!reflect.DeepEqual(p.Keyterms, []string{"Earshot", "turn taking"}) || !reflect.DeepEqual(p.Redact, []string{"numbers"}) {
 		t.Fatalf("%+v", p)
 	}
+	if l, err := ParseFluxQuery(url.Values{"eot_timeout_ms": {"60000"}, "eot_threshold": {"1.0"}}); err != nil ||
+		l.Turns.EOTTimeoutMs != 60000 || l.Turns.EOTThreshold != 1.0 {
+		t.Fatalf("Flux's longest timeout and eot_threshold 1.0: %+v %v", l.Turns, err)
+	}
 	d, err := ParseFluxQuery(url.Values{"language_hint": {"de"}})
 	if err != nil || d.Turns != DefaultThresholds() || d.Language != "de" || !reflect.DeepEqual(d.LanguageHints, []string{"de"}) {
 		t.Fatalf("defaults %+v %v", d, err)
@@ -44,7 +48,7 @@ func TestParseFluxQuery(t *testing.T) {
 		{"eager_eot_threshold=0", "eager_eot_threshold", "leave it out"},
 		{"eot_threshold=0.6&eager_eot_threshold=0.7", "eager_eot_threshold", "above eot_threshold"},
 		{"eot_timeout_ms=499", "eot_timeout_ms", "out of range"},
-		{"eot_timeout_ms=10001", "eot_timeout_ms", "out of range"},
+		{"eot_timeout_ms=60001", "eot_timeout_ms", "out of range"},
 		{"eot_timeout_ms=1.5", "eot_timeout_ms", "not an integer"},
 		{"keywords=Earshot:2", "keywords", "keyterm"},
 		{"tag=a", "tag", "not supported"},

@@ -48,12 +48,12 @@ type TurnOptions struct {
 	// which an EagerEndOfTurn is emitted, with a final transcript decoded speculatively.
 	EagerEOTThreshold float64 `json:"eager_eot_threshold,omitempty"`
 	// EOTTimeoutMs ends a turn after this much silence whatever the model says
-	// (500–10000).
+	// (500–60000, Deepgram Flux's range; the worker holds at most the last 8 s of audio
+	// of a pause, so a long timeout costs no memory).
 	EOTTimeoutMs int `json:"eot_timeout_ms"`
 }
 
-// Turn-taking defaults and bounds (Deepgram Flux's documented ranges; eot_timeout_ms as
-// the workers implement it, Flux allows up to 60000).
+// Turn-taking defaults and bounds: Deepgram Flux's documented ranges.
 const (
 	DefaultEOTThreshold  = 0.7
 	DefaultEOTTimeoutMs  = 5000
@@ -62,7 +62,7 @@ const (
 	MinEagerEOTThreshold = 0.3
 	MaxEagerEOTThreshold = 0.9
 	MinEOTTimeoutMs      = 500
-	MaxEOTTimeoutMs      = 10000
+	MaxEOTTimeoutMs      = 60000
 )
 
 // Check reports the first knob out of range: the parameter's name and why; "" when

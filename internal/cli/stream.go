@@ -45,7 +45,7 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	turns := fs.Bool("turns", false, "turn-taking: stream to /v2/listen and print turn events")
 	eot := fs.Float64("eot-threshold", 0, "--turns: end-of-turn confidence that ends a turn, 0.5–1.0 (default: the server's 0.7)")
 	eager := fs.Float64("eager-eot-threshold", 0, "--turns: confidence for EagerEndOfTurn, 0.3–0.9 (default: off)")
-	eotTimeout := fs.Int("eot-timeout-ms", 0, "--turns: silence that ends a turn whatever the confidence, 500–10000 ms (default: the server's 5000)")
+	eotTimeout := fs.Int("eot-timeout-ms", 0, "--turns: silence that ends a turn whatever the confidence, 500–60000 ms (default: the server's 5000)")
 	if err := parse(fs, interleave(args)); err != nil {
 		return err
 	}

@@ -187,7 +187,7 @@ export function fluxStandin({ reject, delayMs, idleMs, failAfterSamples, dropAft
           else if (!(t.eot >= 0.5 && t.eot <= 1)) why = `parameter eot_threshold: ${t.eot} is out of range 0.5..1`;
           else if (t.eager !== undefined && !(t.eager >= 0.3 && t.eager <= 0.9)) why = `parameter eager_eot_threshold: ${t.eager} is out of range 0.3..0.9`;
           else if (t.eager !== undefined && t.eager > t.eot) why = "parameter eager_eot_threshold: above eot_threshold";
-          else if (!(t.timeoutMs >= 500 && t.timeoutMs <= 10000)) why = `parameter eot_timeout_ms: ${t.timeoutMs} is out of range 500..10000`;
+          else if (!(t.timeoutMs >= 500 && t.timeoutMs <= 60000)) why = `parameter eot_timeout_ms: ${t.timeoutMs} is out of range 500..60000`;
           if (why) {
             send({ type: "ConfigureFailure", description: why });
           } else {
