@@ -113,7 +113,8 @@ func TestReportFiles(t *testing.T) {
 	r := &Report{Target: "ws://x", Started: time.Now(), Clips: 2, Duration: 10, KneeP95Ms: 2000, Knee: 2, IdleRSSMB: 170,
 		Levels: []Level{
 			{Streams: 1, PartialMs: Dist{N: 3, P50: 300, P95: 900}, FinalMs: Dist{N: 1, P50: 700, P95: 700}, BilledSec: &billed,
-				Procs: []ProcStat{{Pid: 1, CPUPercent: 80, PeakRSSMB: 200}}},
+				Procs:     []ProcStat{{Pid: 1, CPUPercent: 80, PeakRSSMB: 200}},
+				PerStream: []StreamResult{{Transcript: "ask not", Reference: "ask not what"}}},
 			{Streams: 2, PartialMs: Dist{N: 3, P50: 500, P95: 2500}, OverKnee: "partial p95 2500 ms > 2s"},
 		}}
 	dir := t.TempDir()
@@ -124,6 +125,13 @@ func TestReportFiles(t *testing.T) {
 	for _, want := range []string{"| 1 | 300 / 900 /", "| 200 | 30.0 |", "| 0 | – |", "before the first level: 170 MB", "3.200", "n/a", "(partial p95 2500 ms > 2s)", "Knee: 2 concurrent"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("bench.md lacks %q:\n%s", want, md)
+		}
+	}
+	// Each stream's transcript and reference, so that a WER can be read word by word.
+	js, _ := os.ReadFile(dir + "/bench.json")
+	for _, want := range []string{`"transcript": "ask not"`, `"reference": "ask not what"`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("bench.json lacks %s", want)
 		}
 	}
 	for _, f := range []string{"latency.svg", "cpu.svg"} {

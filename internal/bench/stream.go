@@ -88,8 +88,8 @@ type StreamResult struct {
 	FirstMs     []float64 `json:"-"`
 	WordMs      []float64 `json:"-"`
 	FinalMs     []float64 `json:"-"`
-	Transcript  string    `json:"-"`
-	Reference   string    `json:"-"`
+	Transcript  string    `json:"transcript"` // its finals, joined
+	Reference   string    `json:"reference"`  // the references of the clips it sent
 }
 
 // sendClock remembers when each chunk went out, to map a stream time to the wall time
