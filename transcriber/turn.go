@@ -53,7 +53,7 @@ const (
 	// turnSpecTail is the silence after speech in a turn's speculative final window: the
 	// decode starts at the first silent Silero window, so it runs while the model waits
 	// for turnTail and thinks, and EndOfTurn is not a whole decode after the model's
-	// decision (measured: EndOfTurn p50 464 → 402 ms; BENCHMARKS.md, Turn-taking).
+	// decision (EndOfTurn p50 463–528 → 381–385 ms; BENCHMARKS.md, Turn-taking).
 	turnSpecTail  = 32 * bus.SamplesPerMs
 	turnUpdate    = 250 * bus.SamplesPerMs // Update cadence (Flux: about every 0.25 s of audio)
 	turnResumeMin = 64 * bus.SamplesPerMs  // speech after an EagerEndOfTurn that resumes the turn

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,14 +23,30 @@ type Redis struct {
 	Dir  string
 	Port int
 	cmd  *exec.Cmd
-	t    testing.TB
-	args []string // extra arguments (a replica's --replicaof)
+	// exited is closed when cmd has exited (its one Wait runs in launch's goroutine).
+	exited chan struct{}
+	t      testing.TB
+	args   []string // extra arguments (a replica's --replicaof)
+	// ports chooses Port (and any other port in args) before a first start; a start whose
+	// port was taken meanwhile chooses again (see startOnFreePorts).
+	ports func()
 }
 
 // StartRedis starts redis-server (AOF on, everysec) on a free port in a temp dir. When
 // redis-server is absent it skips the test with a loud message, except in CI (CI=true)
 // where that is a failure.
 func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	r := &Redis{Dir: t.TempDir(), t: t}
+	bin := redisServer(t)
+	r.startOnFreePorts(bin, nil)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// redisServer is redis-server's path. When it is absent it skips the test with a loud
+// message, except in CI (CI=true) where that is a failure.
+func redisServer(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -38,34 +55,92 @@ func StartRedis(t testing.TB) *Redis {
 		}
 		t.Skip("SKIPPING: redis-server not found; install it (apt-get install redis-server) to run this test")
 	}
-	r := &Redis{Dir: t.TempDir(), t: t}
-	r.Port = freePort(t)
-	r.Addr = "127.0.0.1:" + strconv.Itoa(r.Port)
-	r.start(bin)
-	t.Cleanup(r.Stop)
-	return r
+	return bin
 }
 
+// errPortTaken: redis-server exited because a port freePort had chosen was taken before
+// it could bind it (by another test's server, or as an outgoing connection's ephemeral
+// port: freePort's answer is only a guess).
+var errPortTaken = errors.New("a port was taken before redis-server could bind it")
+
+// startOnFreePorts chooses free ports (r.Port, and whatever more chooses sets) and
+// starts the server, choosing again when one was taken meanwhile (errPortTaken), up to
+// five times.
+func (r *Redis) startOnFreePorts(bin string, chooses func()) {
+	r.t.Helper()
+	r.ports = func() {
+		r.Port = freePort(r.t)
+		r.Addr = "127.0.0.1:" + strconv.Itoa(r.Port)
+		if chooses != nil {
+			chooses()
+		}
+	}
+	var err error
+	for range 5 {
+		r.ports()
+		if err = r.launch(bin); !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	if err != nil {
+		r.t.Fatalf("redis-server on %s: %v", r.Addr, err)
+	}
+}
+
+// start starts the server again on its port (Restart).
 func (r *Redis) start(bin string) {
 	r.t.Helper()
+	if err := r.launch(bin); err != nil {
+		r.t.Fatalf("redis-server on %s: %v", r.Addr, err)
+	}
+}
+
+// launch starts redis-server and waits until it answers.
+func (r *Redis) launch(bin string) error {
 	redislog.Route(nil) // tests stop Redis on purpose: keep go-redis's retries off stderr
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+	cmd := exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--dir", r.Dir, "--appendonly", "yes", "--appendfsync", "everysec",
 		"--save", "", "--logfile", filepath.Join(r.Dir, "redis.log"))
-	r.cmd.Args = append(r.cmd.Args, r.args...)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
+	cmd.Args = append(cmd.Args, r.args...)
+	logPath := filepath.Join(r.Dir, "redis.log")
+	var logFrom int64 // this start's part of the log (a restart appends to it)
+	if fi, err := os.Stat(logPath); err == nil {
+		logFrom = fi.Size()
 	}
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	thisLog := func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b[min(int64(len(b)), logFrom):])
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	r.cmd, r.exited = cmd, exited
+	// Short timeouts and no retries: whatever holds a taken port may accept and say
+	// nothing, and the loop must notice the server's exit at once.
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(context.Background()).Err() != nil {
+		select {
+		case <-exited:
+			r.cmd = nil
+			log := thisLog()
+			if strings.Contains(log, "Address already in use") {
+				r.t.Logf("redis-server on %s: %v; choosing other ports", r.Addr, errPortTaken)
+				return errPortTaken
+			}
+			return fmt.Errorf("redis-server exited at start:\n%s", log)
+		default:
+		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
-			r.t.Fatalf("redis-server on %s not ready after 10s:\n%s", r.Addr, log)
+			return fmt.Errorf("not ready after 10s:\n%s", thisLog())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // Client returns a go-redis client for this server, closed when the test ends.
@@ -84,13 +159,11 @@ func (r *Redis) Stop() {
 		return
 	}
 	_ = r.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = r.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-r.exited:
 	case <-time.After(5 * time.Second):
 		_ = r.cmd.Process.Kill()
-		<-done
+		<-r.exited
 	}
 	r.cmd = nil
 }
@@ -103,9 +176,7 @@ func StartReplica(t testing.TB, master *Redis) *Redis {
 		t.Fatal("redis-server not found")
 	}
 	r := &Redis{Dir: t.TempDir(), t: t, args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}}
-	r.Port = freePort(t)
-	r.Addr = "127.0.0.1:" + strconv.Itoa(r.Port)
-	r.start(bin)
+	r.startOnFreePorts(bin, nil)
 	t.Cleanup(r.Stop)
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer c.Close()
@@ -128,7 +199,7 @@ func (r *Redis) Kill() {
 		return
 	}
 	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
+	<-r.exited
 	r.cmd = nil
 }
 

@@ -37,11 +37,11 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 	rc := &RedisCluster{t: t}
 	for range masters * (1 + replicas) {
 		r := &Redis{Dir: t.TempDir(), t: t}
-		r.Port = freePort(t)
-		r.Addr = "127.0.0.1:" + strconv.Itoa(r.Port)
-		r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(freePort(t)),
-			"--cluster-config-file", filepath.Join(r.Dir, "nodes.conf"), "--cluster-node-timeout", "1000"}
-		r.start(bin)
+		r.startOnFreePorts(bin, func() {
+			_ = os.Remove(filepath.Join(r.Dir, "nodes.conf")) // a node that failed to bind may have written it
+			r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(freePort(t)),
+				"--cluster-config-file", filepath.Join(r.Dir, "nodes.conf"), "--cluster-node-timeout", "1000"}
+		})
 		t.Cleanup(r.Stop)
 		rc.Nodes = append(rc.Nodes, r)
 	}

@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -29,5 +31,37 @@ func TestNATSAndRedisHarness(t *testing.T) {
 	r.Restart()
 	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
 		t.Fatalf("value lost across an AOF restart: %q %v", v, err)
+	}
+}
+
+// TestRedisChoosesAgainWhenItsPortIsTaken: a port freePort chose can be taken before
+// redis-server binds it (TestLedgerOnRedisCluster failed so once in CI); the harness then
+// starts the server on other ports instead of failing the test after 10 s.
+func TestRedisChoosesAgainWhenItsPortIsTaken(t *testing.T) {
+	bin := redisServer(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	r := &Redis{Dir: t.TempDir(), t: t}
+	chosen := 0
+	start := time.Now()
+	r.startOnFreePorts(bin, func() {
+		chosen++
+		if chosen == 1 {
+			r.Port, r.Addr = taken, "127.0.0.1:"+strconv.Itoa(taken)
+		}
+	})
+	t.Cleanup(r.Stop)
+	if chosen != 2 || r.Port == taken {
+		t.Fatalf("ports chosen %d times, server on %d (taken: %d)", chosen, r.Port, taken)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the taken port cost %v: the exit should be noticed at once", d)
+	}
+	if err := r.Client().Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
 	}
 }
