@@ -150,8 +150,11 @@ async function transcriptRun(artifacts) {
     // One word edit allowed: tiny.en sometimes hears "as not what your country…" here; the
     // noise suppression's "ask not my country" is two.
     if (!containsNearly(finals, SENTENCE, 1)) throw new Error(`"${SENTENCE}" is not in the finals (within one word edit): ${finals}`);
-    const tail = finals.match(/\bask what you can do for your country\b/g)?.length ?? 0;
-    if (tail !== 1) throw new Error(`"ask what you can do for your country" delivered ${tail} times: ${finals}`);
+    // The clip's last sentence once, within one word edit: the mic path hears "as" for
+    // "ask" now and then (seen in two CI runs; BENCHMARKS.md measured 3.5 % WER on it),
+    // while a lost final gives 0 and a repeated one 2.
+    const tail = countNearly(finals, "ask what you can do for your country", 1);
+    if (tail !== 1) throw new Error(`"ask what you can do for your country" delivered ${tail} times (within one word edit): ${finals}`);
     await page.click("#mic"); // stop
     await page.waitForSelector("#mic[aria-pressed='false']", { timeout: 30_000 });
     // A graceful stop: the last finals arrive, then the stream closes cleanly.
@@ -217,13 +220,30 @@ function paddedJfk(path, leadS, tailS) {
 
 /** Is there a run of words in text within maxEdits word edits of phrase? */
 function containsNearly(text, phrase, maxEdits) {
+  return countNearly(text, phrase, maxEdits) > 0;
+}
+
+// countNearly counts the places, not overlapping, where text holds phrase within maxEdits
+// word edits: a phrase heard once with one word wrong counts 1, a repeated one 2.
+function countNearly(text, phrase, maxEdits) {
   const t = text.split(" "), n = phrase.split(" ").length;
-  for (let i = 0; i + n <= t.length + maxEdits; i++) {
-    for (let len = Math.max(1, n - maxEdits); len <= n + maxEdits; len++) {
-      if (i + len <= t.length && wordDistance(t.slice(i, i + len).join(" "), phrase) <= maxEdits) return true;
+  let count = 0;
+  for (let i = 0; i < t.length; ) {
+    let matched = 0;
+    for (let len = Math.max(1, n - maxEdits); len <= n + maxEdits && i + len <= t.length; len++) {
+      if (wordDistance(t.slice(i, i + len).join(" "), phrase) <= maxEdits) {
+        matched = len;
+        break;
+      }
+    }
+    if (matched > 0) {
+      count++;
+      i += matched;
+    } else {
+      i++;
     }
   }
-  return false;
+  return count;
 }
 
 // The voice agent mode: the page streams the microphone to /v2/listen and shows each
