@@ -27,9 +27,6 @@ type Redis struct {
 	exited chan struct{}
 	t      testing.TB
 	args   []string // extra arguments (a replica's --replicaof)
-	// ports chooses Port (and any other port in args) before a first start; a start whose
-	// port was taken meanwhile chooses again (see startOnFreePorts).
-	ports func()
 }
 
 // StartRedis starts redis-server (AOF on, everysec) on a free port in a temp dir. When
@@ -39,8 +36,8 @@ func StartRedis(t testing.TB) *Redis {
 	t.Helper()
 	r := &Redis{Dir: t.TempDir(), t: t}
 	bin := redisServer(t)
-	r.startOnFreePorts(bin, nil)
 	t.Cleanup(r.Stop)
+	r.startOnFreePorts(bin, nil)
 	return r
 }
 
@@ -68,16 +65,13 @@ var errPortTaken = errors.New("a port was taken before redis-server could bind i
 // five times.
 func (r *Redis) startOnFreePorts(bin string, chooses func()) {
 	r.t.Helper()
-	r.ports = func() {
+	var err error
+	for range 5 {
 		r.Port = freePort(r.t)
 		r.Addr = "127.0.0.1:" + strconv.Itoa(r.Port)
 		if chooses != nil {
 			chooses()
 		}
-	}
-	var err error
-	for range 5 {
-		r.ports()
 		if err = r.launch(bin); !errors.Is(err, errPortTaken) {
 			break
 		}
@@ -176,8 +170,8 @@ func StartReplica(t testing.TB, master *Redis) *Redis {
 		t.Fatal("redis-server not found")
 	}
 	r := &Redis{Dir: t.TempDir(), t: t, args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}}
-	r.startOnFreePorts(bin, nil)
 	t.Cleanup(r.Stop)
+	r.startOnFreePorts(bin, nil)
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)

@@ -37,12 +37,12 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 	rc := &RedisCluster{t: t}
 	for range masters * (1 + replicas) {
 		r := &Redis{Dir: t.TempDir(), t: t}
+		t.Cleanup(r.Stop) // also when it cannot start: a server still starting is stopped
 		r.startOnFreePorts(bin, func() {
 			_ = os.Remove(filepath.Join(r.Dir, "nodes.conf")) // a node that failed to bind may have written it
 			r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(freePort(t)),
 				"--cluster-config-file", filepath.Join(r.Dir, "nodes.conf"), "--cluster-node-timeout", "1000"}
 		})
-		t.Cleanup(r.Stop)
 		rc.Nodes = append(rc.Nodes, r)
 	}
 	args := append([]string{"--cluster", "create"}, rc.Addrs()...)
