@@ -620,6 +620,11 @@ func TestStreamNoEarlyDecodeWhenBusy(t *testing.T) {
 	if !s.spare() {
 		t.Error("not spare after done")
 	}
+	two := newScheduler(2)
+	two.push(st, false, time.Time{}, time.Now())
+	if two.next() != st || !two.spare() {
+		t.Error("not spare with one of two slots busy")
+	}
 }
 
 // earlyGuesser is the scripted decoder, except that a window in which it recognises no
