@@ -57,6 +57,11 @@ type DecodeRequest struct {
 	Threads        int
 	// Offline asks for whole-file decoding with segment timestamps (not single_segment).
 	Offline bool
+	// Timestamps decodes a streaming window in a language other than English with
+	// whisper's timestamp tokens, in as many segments as whisper makes of it (see
+	// whisperDecoder.Decode): what keeps an English stretch English inside a Chinese
+	// utterance (see timestampsBesideEnglish).
+	Timestamps bool
 	// MaxTokens stops a streaming decode after this many text tokens (0: whisper's
 	// limit, 220). See maxTokens.
 	MaxTokens int

@@ -174,7 +174,8 @@ func TestMandarinStream(t *testing.T) {
 // light is on" then Mandarin, without a pause between them, so one utterance) with
 // detection restricted to Mandarin and English (detect_language=zh-CN&
 // detect_language=en): every result reports one of the two, the English opening starts
-// in English and the Mandarin comes in Simplified characters. (That detection picks English for an
+// in English and the Mandarin comes in Simplified characters; asked for language=zh-CN,
+// the English sentence stays English too. (That detection picks English for an
 // English utterance among zh,en is TestDetectAmong's.) A list with a language the model
 // lacks, or with multi in it, is refused before the upgrade.
 func TestCodeSwitchStream(t *testing.T) {
@@ -210,6 +211,29 @@ func TestCodeSwitchStream(t *testing.T) {
 	}
 	if !strings.Contains(finals, "灯") || hanzi.ToSimplified(finals) != finals {
 		t.Errorf("the Mandarin is not there in Simplified characters (want 灯): %q", finals)
+	}
+
+	// Asked for zh-CN alone, the same utterance keeps its English too: decodes in a
+	// language other than English use whisper's timestamp tokens, without which base
+	// dropped or translated the English sentence ("他必须在家").
+	zh, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Model: "base", Encoding: "linear16", SampleRate: 16000,
+		InterimResults: true, Language: "zh-CN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zh.Close()
+	var zhFinals string
+	for _, ev := range streamRealTime(t, zh, pcm) {
+		if r := ev.Results; r != nil && r.IsFinal {
+			zhFinals += " " + r.Transcript()
+		}
+	}
+	t.Logf("language=zh-CN finals %q", zhFinals)
+	if low := strings.ToLower(zhFinals); !strings.Contains(low, "he must") || !strings.Contains(low, "home") {
+		t.Errorf("language=zh-CN: the English sentence is not in English (want \"he must\" and \"home\"): %q", zhFinals)
+	}
+	if !strings.Contains(zhFinals, "灯") || hanzi.ToSimplified(zhFinals) != zhFinals {
+		t.Errorf("language=zh-CN: the Mandarin is not there in Simplified characters (want 灯): %q", zhFinals)
 	}
 	for _, c := range []struct {
 		among []string

@@ -1,0 +1,264 @@
+package transcriber
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/earshot-dev/earshot/ingest"
+	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/hanzi"
+	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/wer"
+)
+
+// TestMandarinSplitSim measures where streamed Mandarin loses characters against a
+// whole-clip decode: each dev clip is cut into utterances by the stream's endpointer
+// (Silero, endpoint silence as the stream's), and every utterance is decoded the way a
+// final is, in turn, with the clip's earlier finals as prompt. Variants: each clip
+// whole; the utterances alone; the utterances with the previous utterance's audio
+// decoded in front of them (left context) and its text removed again. A measurement
+// for BENCHMARKS.md: EARSHOT_BENCH_ZHSPLIT=1.
+func TestMandarinSplitSim(t *testing.T) {
+	if os.Getenv("EARSHOT_BENCH_ZHSPLIT") == "" {
+		t.Skip("measurement: set EARSHOT_BENCH_ZHSPLIT=1")
+	}
+	m, err := LoadWhisper(testdata.Model(t, "base"), LoadOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	d, err := m.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	v, err := NewSileroVAD(testdata.VAD(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.MandarinManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := uint64(200 * bus.SamplesPerMs)
+	var mode string // "offline": whisper's offline decode (timestamps, segments, fallback); "offline1500": and the whole encoder context
+	decode := func(all []float32, a, b uint64, prompt []string) []string {
+		s := all[a:min(int(b), len(all))]
+		x := make([]float32, max(len(s), minDecodeSamples))
+		copy(x, s)
+		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true), Threads: 2, MaxTokens: maxTokens(len(x), true), Language: "zh"}
+		switch mode {
+		case "offline":
+			req.Offline = true
+		case "ts":
+			req.Timestamps = true
+		case "offline1500":
+			req.Offline, req.AudioCtx = true, 0
+		}
+		if len(prompt) > 0 {
+			toks, _ := d.Tokenize(joinUnits(lastWords(prompt, maxHistoryWords)))
+			req.PromptTokens = lastN(toks, maxPromptTokens)
+		}
+		h, err := d.Decode(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := guardText(h, sec(b-a))
+		return units(text)
+	}
+	type clip struct {
+		it   testdata.Item
+		pcm  []float32
+		utts [][2]uint64
+	}
+	var clips []clip
+	hangs, variants := []uint64{600, 1000}, []string{"whole", "alone", "left-context"}
+	if v := os.Getenv("EARSHOT_BENCH_ZHSPLIT"); v != "1" {
+		hangs, variants = []uint64{600}, strings.Split(v, ",")
+	}
+	var carried []string // across clips: "-xclip" variants
+	for _, hang := range hangs {
+		clips = clips[:0]
+		for _, it := range items {
+			f, err := os.Open(it.WAV)
+			if err != nil {
+				t.Fatal(err)
+			}
+			format, ch, err := ingest.ReadWAV(f)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pcm := ingest.Convert16kMono(format, ch)
+			probs, err := v.Process(pcm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ep := newEndpointer(v.WindowSamples(), 0, hang*bus.SamplesPerMs)
+			var utts [][2]uint64
+			for _, p := range probs {
+				switch ep.push(p) {
+				case evSpeechStart:
+					utts = append(utts, [2]uint64{ep.speechStart, 0})
+				case evSpeechEnd:
+					utts[len(utts)-1][1] = ep.speechEnd
+				}
+			}
+			if n := len(utts); n > 0 && utts[n-1][1] == 0 {
+				utts[n-1][1] = uint64(len(pcm))
+			}
+			clips = append(clips, clip{it, pcm, utts})
+		}
+		for _, variant := range variants {
+			carried, mode = nil, ""
+			if v, m, ok := strings.Cut(variant, ":"); ok {
+				variant, mode = v, m
+			}
+			var c wer.Corpus
+			var rows []string
+			for _, cl := range clips {
+				history := carried
+				switch strings.TrimSuffix(variant, "-xclip") {
+				case "whole":
+					history = append(history, units(hanzi.ToSimplified(joinUnits(decode(cl.pcm, 0, uint64(len(cl.pcm)), nil))))...)
+				default:
+					var prev []string
+					prevStart := uint64(0)
+					for i, u := range cl.utts {
+						from := u[0] - min(u[0], pad)
+						var w []string
+						if variant == "left-context" && i > 0 && u[1]-prevStart <= 20*bus.SampleRate {
+							from = prevStart - min(prevStart, pad)
+							dec := decode(cl.pcm, from, u[1]+pad, history[:len(history)-len(prev)])
+							w = dropPrefix(dec, prev)
+						} else {
+							w = decode(cl.pcm, from, u[1]+pad, history)
+						}
+						history = append(history, units(hanzi.ToSimplified(joinUnits(w)))...)
+						prev, prevStart = w, u[0]
+					}
+				}
+				own := joinUnits(history[len(carried):])
+				if strings.HasSuffix(variant, "-xclip") {
+					carried = history
+				}
+				cu := c.AddZh(cl.it.Reference, own)
+				rows = append(rows, fmt.Sprintf("%s %d utts %.0f%%: %s", cl.it.ID, len(cl.utts), 100*cu.Rate(), own))
+			}
+			t.Logf("endpoint %d ms, %s: CER %.2f%% (%d/%d)\n%s", hang, variant, 100*c.Rate(), c.Errors(), c.Ref, strings.Join(rows, "\n"))
+		}
+	}
+}
+
+// dropPrefix removes from dec the prefix that best matches prev (least edit distance;
+// of equal ones the longest).
+func dropPrefix(dec, prev []string) []string {
+	row := make([]int, len(dec)+1) // distance of prev[:i] to dec[:k]
+	for k := range row {
+		row[k] = k
+	}
+	for i := 1; i <= len(prev); i++ {
+		next := make([]int, len(dec)+1)
+		next[0] = i
+		for k := 1; k <= len(dec); k++ {
+			sub := row[k-1]
+			if prev[i-1] != dec[k-1] {
+				sub++
+			}
+			next[k] = min(sub, row[k]+1, next[k-1]+1)
+		}
+		row = next
+	}
+	best := 0
+	for k := range row {
+		if row[k] <= row[best] {
+			best = k
+		}
+	}
+	return dec[best:]
+}
+
+// TestStreamMandarinRealEngine streams the Mandarin dev clips, each followed by 1 s of
+// silence (as `earshot bench --manifest` does), in real time through a Pool on real
+// whisper base with language zh-CN, and logs each clip's finals and CER: the engine's
+// half of the streamed CER in BENCHMARKS.md, without the gateway. A measurement:
+// EARSHOT_BENCH_ZHSTREAM=1 (EARSHOT_STREAM_DEBUG=1 logs the policy's decisions).
+func TestStreamMandarinRealEngine(t *testing.T) {
+	if os.Getenv("EARSHOT_BENCH_ZHSTREAM") == "" {
+		t.Skip("measurement: set EARSHOT_BENCH_ZHSTREAM=1")
+	}
+	m, err := LoadWhisper(testdata.Model(t, "base"), LoadOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	vadPath := testdata.VAD(t)
+	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.MandarinManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := os.Getenv("EARSHOT_ZH_PACE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("EARSHOT_ZH_PACE=%q: want a whole number ≥ 1", v)
+		}
+		realTimePace = n
+		defer func() { realTimePace = 1 }()
+	}
+	if os.Getenv("EARSHOT_ZH_TS") == "0" {
+		timestampsBesideEnglish = false
+		defer func() { timestampsBesideEnglish = true }()
+	}
+	var pcm []int16
+	var bounds []int
+	for _, it := range items {
+		pcm = append(pcm, readWAV(t, it.WAV)...)
+		bounds = append(bounds, len(pcm))
+		pcm = append(pcm, make([]int16, bus.SampleRate)...)
+	}
+	cfg := PoolConfig{Models: map[string]Model{"base": m}, NewVAD: func() (VAD, error) { return NewSileroVAD(vadPath) }, Slots: 1, ThreadsPerDecode: 2}
+	if os.Getenv("EARSHOT_STREAM_DEBUG") != "" {
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	pool, err := NewPool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	got, _ := streamRealTime(t, pool, bus.SessionRequest{Session: "zh", Model: "base", Channels: 1,
+		Options: bus.StreamOptions{InterimResults: true, Language: "zh-CN"}}, pcm)
+	hyp := make([][]string, len(items))
+	partials := 0
+	for _, g := range got {
+		if !utf8.ValidString(g.r.Text) || strings.ContainsRune(g.r.Text, utf8.RuneError) {
+			t.Errorf("broken UTF-8 in a %s: %q", g.r.Type, g.r.Text)
+		}
+		if g.r.Type == bus.ResultPartial {
+			partials++
+		}
+		if g.r.Type != bus.ResultFinal || g.r.Text == "" {
+			continue
+		}
+		mid := int((g.r.Start + g.r.Duration/2) * bus.SampleRate)
+		i := 0
+		for i < len(bounds)-1 && mid > bounds[i] {
+			i++
+		}
+		hyp[i] = append(hyp[i], g.r.Text)
+	}
+	var c wer.Corpus
+	for i, it := range items {
+		cu := c.AddZh(it.Reference, strings.Join(hyp[i], ""))
+		t.Logf("%-36s CER %5.1f%%  %s", it.ID, 100*cu.Rate(), strings.Join(hyp[i], " | "))
+	}
+	t.Logf("streamed CER %.2f%% (%d/%d), %d partials, pace %d, timestamps beside English %v", 100*c.Rate(), c.Errors(), c.Ref,
+		partials, realTimePace, timestampsBesideEnglish)
+}
