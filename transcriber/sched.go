@@ -348,7 +348,7 @@ func maxTokens(samples int, wide bool) int {
 // whisper's timestamp tokens (DecodeRequest.Timestamps). Measured on the Mandarin dev
 // set with base, each VAD utterance decoded the way a final is (TestMandarinSplitSim,
 // 2026-12-04): CER 13.3 % against 14.8 % without them, and the code-switching clip's
-// English sentence kept ("He must be home now for the lightest,他一定在家…", 14 %)
+// English sentence kept ("He must be home-naught for the lightest.他一定在家…", 14 %)
 // where without them whisper dropped it (42 %). English decodes are unchanged. A
 // variable for the measurements that compare the two.
 var timestampsBesideEnglish = true

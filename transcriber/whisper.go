@@ -155,13 +155,13 @@ type whisperDecoder struct {
 // temperature fallback. Streaming requests decode one window the way
 // whisper.cpp's stream example does: one segment, no timestamp tokens (with
 // them, a window shorter than AudioCtx×20 ms was decoded twice over in our
-// tests, tiny.en before patch 0002), so token T0/T1 are -1; no temperature
+// tests, tiny.en), so token T0/T1 are -1; no temperature
 // fallback (the streaming policy has its own guards), non-speech tokens
 // suppressed, and the prompt taken only from PromptTokens. With Timestamps, a
 // window in a language other than English (after detection) is decoded with
 // timestamp tokens in as many segments as whisper makes: asked for Chinese
 // without them, whisper base translated or dropped an English sentence inside a
-// Chinese utterance (see finalTimestamps in sched.go).
+// Chinese utterance (see timestampsBesideEnglish in sched.go).
 func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothesis, error) {
 	p := whispercpp.DefaultParams()
 	p.Threads = req.Threads
@@ -189,7 +189,7 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 	}
 	p.NoContext = true
 	if !req.Offline {
-		ts := req.Timestamps && p.Language != "en"
+		ts := req.Timestamps && p.Language != "en" && p.Language != "" // "" is English too
 		p.SingleSegment = !ts
 		p.NoTimestamps = !ts
 		p.TemperatureInc = 0

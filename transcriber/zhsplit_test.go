@@ -23,8 +23,12 @@ import (
 // (Silero, endpoint silence as the stream's), and every utterance is decoded the way a
 // final is, in turn, with the clip's earlier finals as prompt. Variants: each clip
 // whole; the utterances alone; the utterances with the previous utterance's audio
-// decoded in front of them (left context) and its text removed again. A measurement
-// for BENCHMARKS.md: EARSHOT_BENCH_ZHSPLIT=1.
+// decoded in front of them (left context) and its text removed again; at 600 and 1000 ms
+// of endpoint silence. A measurement for BENCHMARKS.md: EARSHOT_BENCH_ZHSPLIT=1 runs those;
+// a comma-separated list of variants runs them at 600 ms, where "-xclip" carries the
+// earlier clips' text into the prompt (one stream over the set) and ":ts", ":offline" and
+// ":offline1500" choose the decode (timestamp tokens; whisper's offline decode at the
+// final's audio_ctx or at 1500), e.g. EARSHOT_BENCH_ZHSPLIT=alone,alone-xclip,alone:ts.
 func TestMandarinSplitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_ZHSPLIT") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_ZHSPLIT=1")
@@ -131,19 +135,20 @@ func TestMandarinSplitSim(t *testing.T) {
 					history = append(history, units(hanzi.ToSimplified(joinUnits(decode(cl.pcm, 0, uint64(len(cl.pcm)), nil))))...)
 				default:
 					var prev []string
-					prevStart := uint64(0)
+					prevStart, prevLen := uint64(0), 0
 					for i, u := range cl.utts {
 						from := u[0] - min(u[0], pad)
 						var w []string
 						if variant == "left-context" && i > 0 && u[1]-prevStart <= 20*bus.SampleRate {
 							from = prevStart - min(prevStart, pad)
-							dec := decode(cl.pcm, from, u[1]+pad, history[:len(history)-len(prev)])
+							dec := decode(cl.pcm, from, u[1]+pad, history[:len(history)-prevLen])
 							w = dropPrefix(dec, prev)
 						} else {
 							w = decode(cl.pcm, from, u[1]+pad, history)
 						}
-						history = append(history, units(hanzi.ToSimplified(joinUnits(w)))...)
-						prev, prevStart = w, u[0]
+						added := units(hanzi.ToSimplified(joinUnits(w))) // the prompt in the stream's script
+						history = append(history, added...)
+						prev, prevStart, prevLen = w, u[0], len(added)
 					}
 				}
 				own := joinUnits(history[len(carried):])
