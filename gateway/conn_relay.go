@@ -78,6 +78,12 @@ func (cn *connection) relayLoop() {
 		case <-holdTick:
 			cn.budget.Renew(cn.ctx, cn.billable())
 		case <-quotaTick:
+			if cn.isEnding() {
+				// Ending: no audio is taken any more, and what was taken is billed. A
+				// quota that runs out now (the tenant's other streams, or this one's
+				// own end for want of balance) must not cut off the finals it pays for.
+				continue
+			}
 			if err := cfg.Quota.Check(cn.ctx, cn.info.Tenant, cn.info.Model); err != nil {
 				if _, code := quotaStatus(err); code != wire.CodeInternal {
 					cn.fail(wire.CloseQuota, code, err.Error())

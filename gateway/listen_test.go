@@ -538,6 +538,36 @@ func TestMidStreamFailures(t *testing.T) {
 		h.quota.set(ErrQuotaExhausted)
 		expectError(t, c, wire.CodeQuotaExhausted, wire.CloseQuota)
 	})
+	t.Run("quota runs out while the finals are awaited", func(t *testing.T) {
+		// CloseStream, then the worker takes 400 ms over the last final; the quota is
+		// rechecked every 50 ms and fails meanwhile. The audio was taken and is billed,
+		// so its finals, the Metadata and a normal close are what the client is owed
+		// (seen on a slow machine: the recheck cut the ending stream with 4002 and no
+		// Metadata, TestQuotaAcrossGateways).
+		h := newHarness(t, func(c *Config) { c.QuotaRecheck = 50 * time.Millisecond })
+		h.backend.EndDelay = 400 * time.Millisecond
+		c, _ := h.mustDial(pcmQuery)
+		sendAudio(t, c, tone(1.5))
+		sendControl(t, c, wire.ControlCloseStream)
+		time.Sleep(100 * time.Millisecond)
+		h.quota.set(ErrQuotaExhausted)
+		msgs, ce := readAll(t, c, 5*time.Second)
+		if ce == nil || ce.Code != 1000 {
+			t.Fatalf("close %v, want 1000 after the finals", ce)
+		}
+		if len(only(msgs, wire.TypeError)) != 0 || len(only(msgs, wire.TypeMetadata)) != 1 {
+			t.Fatalf("want no error and one Metadata, got %d messages: %s", len(msgs), msgs)
+		}
+		var finals []string
+		for _, m := range only(msgs, wire.TypeResults) {
+			if r := decode[wire.Results](t, m); r.IsFinal {
+				finals = append(finals, r.Transcript())
+			}
+		}
+		if got := strings.Join(finals, " "); got != "w1 w2 w3" {
+			t.Fatalf("finals %q, want \"w1 w2 w3\"", got)
+		}
+	})
 	t.Run("max session length", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.MaxSession = 200 * time.Millisecond })
 		c, _ := h.mustDial(pcmQuery)

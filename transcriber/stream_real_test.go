@@ -60,6 +60,15 @@ type timedResult struct {
 	at time.Time
 }
 
+// streamDebugLog is a debug logger on stderr when EARSHOT_STREAM_DEBUG is set (the
+// policy's decisions: each decode, committed vs decoded words of each final), else nil.
+func streamDebugLog() *slog.Logger {
+	if os.Getenv("EARSHOT_STREAM_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // realTimePace slows streamRealTime's feed: each 20 ms chunk takes this many times 20 ms
 // of wall time. A measurement on a slower machine sets it to stand for a faster one
 // (the decodes then take a smaller share of the audio's time).
@@ -135,10 +144,7 @@ func TestStreamLongformRealEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	pcm := readWAV(t, lf.WAV)
-	cfg := PoolConfig{Models: map[string]Model{"tiny.en": model}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2}
-	if os.Getenv("EARSHOT_STREAM_DEBUG") != "" { // the policy's decisions: committed vs decoded words of each final
-		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	cfg := PoolConfig{Models: map[string]Model{"tiny.en": model}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2, Log: streamDebugLog()}
 	pool, err := NewPool(cfg)
 	if err != nil {
 		t.Fatal(err)

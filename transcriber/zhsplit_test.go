@@ -3,7 +3,6 @@ package transcriber
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -229,10 +228,8 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 		bounds = append(bounds, len(pcm))
 		pcm = append(pcm, make([]int16, bus.SampleRate)...)
 	}
-	cfg := PoolConfig{Models: map[string]Model{"base": m}, NewVAD: func() (VAD, error) { return NewSileroVAD(vadPath) }, Slots: 1, ThreadsPerDecode: 2}
-	if os.Getenv("EARSHOT_STREAM_DEBUG") != "" {
-		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	cfg := PoolConfig{Models: map[string]Model{"base": m}, NewVAD: func() (VAD, error) { return NewSileroVAD(vadPath) }, Slots: 1,
+		ThreadsPerDecode: 2, Log: streamDebugLog()}
 	pool, err := NewPool(cfg)
 	if err != nil {
 		t.Fatal(err)

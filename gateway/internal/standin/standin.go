@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
 )
@@ -34,6 +35,9 @@ type Backend struct {
 	FailFirstAt int
 	// KeepAudio keeps every sample sent (Stream.Audio).
 	KeepAudio bool
+	// EndDelay holds back what FlagEnd produces (the last final and ResultClosed) this
+	// long: a worker still decoding the finals of a stream that has ended.
+	EndDelay time.Duration
 
 	opened  []bus.SessionRequest
 	streams []*Stream
@@ -54,7 +58,7 @@ func (b *Backend) Open(ctx context.Context, req bus.SessionRequest) (*Stream, er
 	}
 	st := &Stream{req: req, out: make(chan bus.Result, 64), done: make(chan struct{}),
 		samples: map[int]int{}, pending: map[int][]string{}, flood: b.Flood, failWith: b.FailWith,
-		keep: b.KeepAudio, audio: map[int][]int16{}}
+		keep: b.KeepAudio, audio: map[int][]int16{}, endDelay: b.EndDelay}
 	if len(b.streams) == 0 {
 		st.failAt = b.FailFirstAt
 	}
@@ -111,6 +115,7 @@ type Stream struct {
 	failAt   int
 	keep     bool
 	audio    map[int][]int16
+	endDelay time.Duration
 	// turn-taking sessions: the current turn's index and the Configure calls
 	turnIndex  int
 	configured []bus.TurnOptions
@@ -182,6 +187,25 @@ func (s *Stream) Send(pcm []int16, ch int, flags bus.ChunkFlag) error {
 			}
 		}
 	}
+	if flags&bus.FlagEnd != 0 && s.endDelay > 0 {
+		go func() {
+			select {
+			case <-time.After(s.endDelay):
+			case <-s.done:
+				return
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.end(ch, flags)
+		}()
+		return nil
+	}
+	s.end(ch, flags)
+	return nil
+}
+
+// end emits what Finalize or End produce on ch; s.mu is held.
+func (s *Stream) end(ch int, flags bus.ChunkFlag) {
 	if flags&(bus.FlagFinalize|bus.FlagEnd) != 0 {
 		open := len(s.pending[ch]) > 0
 		if open || flags&bus.FlagFinalize != 0 {
@@ -201,7 +225,6 @@ func (s *Stream) Send(pcm []int16, ch int, flags bus.ChunkFlag) error {
 			s.emit(bus.Result{Type: bus.ResultClosed, Channel: ch})
 		}
 	}
-	return nil
 }
 
 // result covers the pending words of ch, the last of which is word n (1-based).
