@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/wer"
 )
@@ -54,30 +53,12 @@ func TestAudioCtxMargin(t *testing.T) {
 // when the test ends, with longform_dev and its audio at 16 kHz mono.
 func longformDecoder(t *testing.T) (Decoder, testdata.Longform, []float32) {
 	t.Helper()
-	m, err := LoadWhisper(testdata.Model(t, "tiny.en"), LoadOptions{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	d, err := m.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Close() })
+	d := realDecoder(t, "tiny.en")
 	lf, err := testdata.LoadLongform()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(lf.WAV)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	format, ch, err := ingest.ReadWAV(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, lf, ingest.Convert16kMono(format, ch)
+	return d, lf, readWAVFloat(t, lf.WAV)
 }
 
 // TestShortFinalDoesNotRepeat decodes JFK's 1.5 s "Ask not" the way the stream decodes

@@ -42,6 +42,12 @@ func realEngine(t *testing.T) (Model, func() (VAD, error)) {
 
 func readWAV(t *testing.T, path string) []int16 {
 	t.Helper()
+	return ingest.ToInt16(readWAVFloat(t, path))
+}
+
+// readWAVFloat reads a WAV file as 16 kHz mono samples in [-1, 1].
+func readWAVFloat(t *testing.T, path string) []float32 {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +57,24 @@ func readWAV(t *testing.T, path string) []int16 {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	x := ingest.Convert16kMono(format, ch)
-	return ingest.ToInt16(x)
+	return ingest.Convert16kMono(format, ch)
+}
+
+// realDecoder loads the installed model name (2 threads) and one decoder of it, both
+// closed when the test ends.
+func realDecoder(t *testing.T, name string) Decoder {
+	t.Helper()
+	m, err := LoadWhisper(testdata.Model(t, name), LoadOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	d, err := m.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
 }
 
 type timedResult struct {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/hanzi"
 	"github.com/earshot-dev/earshot/internal/testdata"
@@ -32,16 +31,7 @@ func TestMandarinSplitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_ZHSPLIT") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_ZHSPLIT=1")
 	}
-	m, err := LoadWhisper(testdata.Model(t, "base"), LoadOptions{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	d, err := m.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := realDecoder(t, "base")
 	v, err := NewSileroVAD(testdata.VAD(t))
 	if err != nil {
 		t.Fatal(err)
@@ -82,25 +72,14 @@ func TestMandarinSplitSim(t *testing.T) {
 		pcm  []float32
 		utts [][2]uint64
 	}
-	var clips []clip
 	hangs, variants := []uint64{600, 1000}, []string{"whole", "alone", "left-context"}
 	if v := os.Getenv("EARSHOT_BENCH_ZHSPLIT"); v != "1" {
 		hangs, variants = []uint64{600}, strings.Split(v, ",")
 	}
-	var carried []string // across clips: "-xclip" variants
 	for _, hang := range hangs {
-		clips = clips[:0]
+		var clips []clip
 		for _, it := range items {
-			f, err := os.Open(it.WAV)
-			if err != nil {
-				t.Fatal(err)
-			}
-			format, ch, err := ingest.ReadWAV(f)
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			pcm := ingest.Convert16kMono(format, ch)
+			pcm := readWAVFloat(t, it.WAV)
 			probs, err := v.Process(pcm)
 			if err != nil {
 				t.Fatal(err)
@@ -121,7 +100,8 @@ func TestMandarinSplitSim(t *testing.T) {
 			clips = append(clips, clip{it, pcm, utts})
 		}
 		for _, variant := range variants {
-			carried, mode = nil, ""
+			var carried []string // the earlier clips' text, for "-xclip" variants
+			mode = ""
 			if v, m, ok := strings.Cut(variant, ":"); ok {
 				variant, mode = v, m
 			}
