@@ -9,6 +9,12 @@ statistics/sample values of the features the model was given:
 
     python3 scripts/smartturn-ref.py [OUT.json]   # default transcriber/smartturn/testdata/reference.json
 
+The probability depends on the CPU: the model is quantized and ONNX Runtime runs it
+with different kernels on AVX2 and AVX-512 machines (jfk_last8s: 0.855 on an AVX-512
+Xeon, 0.588 on an AVX2-only EPYC). So each case keeps one probability per CPU class
+("by_cpu": avx512vnni, avx512, avxvnni, avx2, as the Go test names them); a run
+merges this machine's class into OUT.json and keeps the others' figures.
+
 It makes a throwaway venv ($EARSHOT_CACHE/smartturn/ref-venv) with numpy,
 onnxruntime==1.31.1, soxr, loguru, pydantic and wait_for2 from PyPI, unpacks the pipecat
 wheel there, and re-runs itself inside it. Test audio: $EARSHOT_TESTDATA or
@@ -55,6 +61,21 @@ CASES = [
 
 # Feature samples: every STRIDE-th value of the flattened (80, 800) array.
 STRIDE = 199
+
+
+def cpu_class():
+    """The kernel class ONNX Runtime's MLAS picks, from this CPU's flags (Linux)."""
+    flags = set()
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    if "avx512f" in flags:
+        return "avx512vnni" if "avx512_vnni" in flags else "avx512"
+    if "avx_vnni" in flags:
+        return "avxvnni"
+    return "avx2" if "avx2" in flags else "other"
 
 
 def testdata_dir():
@@ -116,6 +137,11 @@ def main():
     v3.compute_whisper_log_mel_features = spy
 
     td = testdata_dir()
+    cls = cpu_class()
+    old = {}
+    if os.path.exists(out_path):
+        with open(out_path) as fh:
+            old = {c["id"]: c for c in json.load(fh)["cases"]}
     cases = []
     for c in CASES:
         pcm, rate = read_wav(os.path.join(td, c["wav"]))
@@ -132,8 +158,7 @@ def main():
         case.update({
             "rate": rate,
             "samples": int(pcm.size),
-            "probability": float(got["probability"]),
-            "complete": got["prediction"] == 1,
+            "by_cpu": {},
             "mean": float(flat.mean()),
             "std": float(flat.std()),
             "min": float(flat.min()),
@@ -147,8 +172,16 @@ def main():
             # pipecat's own 16 kHz audio, so that Go can be fed exactly what it saw.
             r16 = analyzer._resample_to_model_rate(pcm)
             case["resampled_samples"] = int(r16.size)
+        prev = old.get(c["id"])
+        if prev is not None:
+            same = all(prev.get(k) == case[k] for k in ("wav", "samples", "strided"))
+            if not same:
+                raise SystemExit(f"{c['id']}: the features differ from {out_path}'s; "
+                                 "write a new file (another OUT.json) instead of merging")
+            case["by_cpu"] = dict(prev.get("by_cpu", {}))
+        case["by_cpu"][cls] = {"probability": float(got["probability"]), "complete": got["prediction"] == 1}
         cases.append(case)
-        print(f"{c['id']:18s} p={case['probability']:.6f} complete={case['complete']}", file=sys.stderr)
+        print(f"{c['id']:18s} {cls} p={got['probability']:.6f} complete={got['prediction'] == 1}", file=sys.stderr)
 
     doc = {
         "source": f"{PIPECAT} LocalSmartTurnAnalyzerV3._predict_endpoint with {ORT}, numpy {np.__version__}",
