@@ -8,6 +8,9 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 WHISPER_ENV = eval "$$(GPU=$(GPU) scripts/whisper.sh env)"
 GOFLAGS_BUILD := -trimpath -ldflags "-X github.com/earshot-dev/earshot/internal/cli.Version=$(VERSION)"
 TEST_TIMEOUT ?= 25m
+# Test binaries run at once: four, not one per core, so that the packages that mostly wait
+# (abuse, chaos, prerecorded, the paced real-time tests) overlap the ones that decode.
+TEST_PARALLEL ?= 4
 # whisper.cpp's OpenMP threads must sleep, not spin, while they wait: several tests decode
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
@@ -39,7 +42,7 @@ run: deps model ## start Redis (unless EARSHOT_REDIS_URL) and earshot serve on 1
 test: deps model ## vet + unit and integration tests (real NATS, Redis, whisper), then the web SDK and browser tests
 	@scripts/model.sh base # multilingual whisper for the Mandarin and language tests
 	@$(WHISPER_ENV) && go vet ./... && \
-	  go test -race -shuffle=on -count=1 -timeout $(TEST_TIMEOUT) ./...
+	  go test -race -shuffle=on -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) ./...
 	@scripts/web-test.sh
 
 lint: ## gofmt and vet

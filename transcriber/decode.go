@@ -278,6 +278,18 @@ func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypot
 	st.sess.send(st, r)
 }
 
+// finalOverrulesCommits reports whether, in language code, a final decoded over the
+// whole utterance replaces the words committed from its partials when it does not hold
+// them. English keeps its commits (its stable words are a promise, and its finals are
+// measured with them); every other language takes the final's own words.
+func finalOverrulesCommits(code string) bool {
+	return code != "" && code != "en" && overruleBesideEnglish
+}
+
+// overruleBesideEnglish switches finalOverrulesCommits; a measurement sets it to false to
+// compare.
+var overruleBesideEnglish = true
+
 // emitFinal emits the final of pending[0] from the words of its decode (made after the
 // first skip committed words). A decode of a trimmed window in which the last committed
 // words cannot be found cannot be joined to them without losing or repeating words: the
@@ -291,6 +303,16 @@ func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip
 		seg.from, seg.skip = 0, 0
 		seg.reuse, seg.reuseTimes, seg.reused = nil, nil, false
 		return false
+	}
+	if !ok && finalOverrulesCommits(cmp.Or(seg.lang, st.sess.lang.Code)) {
+		// The decode heard the whole utterance and does not hold the words committed from
+		// partials: in a language other than English they were committed from windows that
+		// ended mid-sentence, where whisper forced to zh turns an English opening into
+		// Chinese ("他需要去后…" for "He must be home…"); the whole decode keeps both.
+		st.sess.log.Debug("final overrules the partials' commits", "start", sec(seg.start),
+			"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
+		all = append([]string(nil), words...)
+		allTimes = append(append([]wordTime(nil), times...), make([]wordTime, max(0, len(words)-len(times)))...)[:len(words)]
 	}
 	st.pending = st.pending[1:]
 	all, allTimes = st.dropCommitted(all, allTimes, seg.start, seg.speechEnd)

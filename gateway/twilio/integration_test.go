@@ -19,6 +19,7 @@ import (
 	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/testpace"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/internal/wer"
 	"github.com/earshot-dev/earshot/transcriber"
@@ -175,10 +176,12 @@ func runRealCall(t *testing.T, nc *nats.Conn) {
 	meters := &recMetering{}
 	url := serveRealCalls(t, client, nc, rcv, meters)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// Real time, or slower on a machine that cannot keep up (testpace).
+	pace := testpace.Factor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second+testpace.Scale(t, 15*time.Second))
 	defer cancel()
 	began := time.Now()
-	if err := Simulate(ctx, url, caller.WAV, agent.WAV, SimOptions{CallSID: "CAreal", DTMF: "5"}); err != nil {
+	if err := Simulate(ctx, url, caller.WAV, agent.WAV, SimOptions{CallSID: "CAreal", DTMF: "5", Speed: 1 / pace}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("call of %.1f s simulated in %v", (caller.Duration + agent.Duration).Seconds(), time.Since(began).Round(time.Millisecond))

@@ -16,6 +16,7 @@ import (
 	listen "github.com/deepgram/deepgram-go-sdk/v3/pkg/client/listen/v1/websocket"
 
 	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/testpace"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/internal/wer"
 )
@@ -80,13 +81,15 @@ func TestOfficialDeepgramSDK(t *testing.T) {
 	if !dg.Connect() {
 		t.Fatalf("deepgram sdk could not connect to %s:\n%s", copts.Host, srv.Output())
 	}
-	const frame = 3200 // 100 ms
+	// 100 ms frames at real time, or slower on a machine that cannot keep up (testpace).
+	const frame = 3200
+	step := testpace.Scale(t, 100*time.Millisecond)
 	for off := 0; off < len(pcm); off += frame {
 		end := min(off+frame, len(pcm))
 		if _, err := dg.Write(pcm[off:end]); err != nil {
 			t.Fatalf("write: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(step)
 	}
 	if err := dg.Finalize(); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/earshot-dev/earshot/gateway/client"
 	"github.com/earshot-dev/earshot/internal/hanzi"
 	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/testpace"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/internal/wer"
 )
@@ -39,8 +40,9 @@ func mandarinClip(t *testing.T, id string) (string, []byte, string) {
 	return "", nil, ""
 }
 
-// streamRealTime sends pcm (16 kHz PCM16) in 100 ms frames at real-time pace, then
-// CloseStream, and returns every event until the stream ends.
+// streamRealTime sends pcm (16 kHz PCM16) in 100 ms frames at real-time pace (slower on
+// a machine that cannot keep up: testpace), then CloseStream, and returns every event
+// until the stream ends.
 func streamRealTime(t *testing.T, conn *client.Conn, pcm []byte) []client.Event {
 	t.Helper()
 	var evs []client.Event
@@ -52,11 +54,12 @@ func streamRealTime(t *testing.T, conn *client.Conn, pcm []byte) []client.Event 
 		}
 	}()
 	start := time.Now()
+	pace := testpace.Factor(t)
 	for off := 0; off < len(pcm); off += 3200 {
 		if err := conn.SendAudio(pcm[off:min(off+3200, len(pcm))]); err != nil {
 			t.Fatalf("send: %v", err)
 		}
-		time.Sleep(time.Until(start.Add(time.Duration(off/32+100) * time.Millisecond)))
+		time.Sleep(time.Until(start.Add(time.Duration(pace * float64(time.Duration(off/32+100)*time.Millisecond)))))
 	}
 	if err := conn.CloseStream(); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway/twilio"
 	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/testpace"
 	"github.com/earshot-dev/earshot/internal/testutil"
 	"github.com/earshot-dev/earshot/internal/wer"
 )
@@ -71,7 +73,9 @@ func TestPhoneSimIntoServe(t *testing.T) {
 	caller := filepath.Join(dir, "asterisk_conf-getconfno.wav")
 	agent := filepath.Join(dir, "asterisk_demo-echodone.wav")
 	url := strings.Replace(srv.URL, "http://", "ws://", 1) + "/v1/twilio/" + secret
-	out, err := exec.Command(testutil.Binary(t), "phone-sim", caller, agent, "--url", url).CombinedOutput()
+	// Real time, or slower on a machine that cannot keep up (testpace).
+	speed := strconv.FormatFloat(1/testpace.Factor(t), 'f', 3, 64)
+	out, err := exec.Command(testutil.Binary(t), "phone-sim", caller, agent, "--url", url, "--speed", speed).CombinedOutput()
 	if err != nil {
 		t.Fatalf("earshot phone-sim: %v\n%s", err, out)
 	}
