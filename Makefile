@@ -66,7 +66,7 @@ bench-peers: ## Earshot vs WhisperLive 0.10.0 vs WhisperLiveKit 0.2.26 on the sa
 
 bench-engine: build model ## offline WER of the manifest and real-time streaming of longform_dev (engine only; ENGINE_MODEL=tiny.en-q8_0 for the 8-bit copy)
 	@mkdir -p bench/out
-	@$(WHISPER_ENV) && EARSHOT_ENGINE_MODEL=$(ENGINE_MODEL) EARSHOT_WER_REPORT=$(CURDIR)/bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ | tee bench/out/engine.log
+	@$(WHISPER_ENV) && EARSHOT_ENGINE_MODEL=$(ENGINE_MODEL) EARSHOT_WER_REPORT=$(CURDIR)/bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ ./transcriber/accuracy/ | tee bench/out/engine.log
 
 bench-turns: build model ## turn-taking on the long-form set with mid-sentence pauses: Smart Turn v3.2 (once per pause, and asked again every 200 ms) vs 600 ms of silence, end-of-turn latency and errors, threshold sweep (idle machine, ~15 min) → bench/out/turns.md
 	@mkdir -p bench/out

@@ -156,7 +156,9 @@ func TestKeytermRecall(t *testing.T) {
 
 // TestKeytermNoInsertion: with the whole term list, silence, white noise and the dev
 // set's other speech (none of which says a term) give no term, and the dev set's WER is
-// not worse than without the list.
+// not worse than without the list. The without-list arm is a second stream of every
+// clip (three minutes on a 2-core AVX2 machine), so `make test` compares with its
+// measured WER, keytermPlainWER; EARSHOT_KEYTERM_BASELINE=1 streams it again.
 func TestKeytermNoInsertion(t *testing.T) {
 	model, newVAD := realEngine(t)
 	terms := allTerms()
@@ -174,25 +176,39 @@ func TestKeytermNoInsertion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	baseline := os.Getenv("EARSHOT_KEYTERM_BASELINE") != ""
 	var cBase, cWith wer.Corpus
 	for _, it := range items {
 		if strings.Contains(strings.ToLower(it.Reference), "montreal") {
 			continue
 		}
 		pcm := readWAV(t, it.WAV)
-		plain := streamClip(t, model, newVAD, pcm, nil)
 		biased := streamClip(t, model, newVAD, pcm, terms)
-		cBase.Add(it.Reference, plain)
 		cWith.Add(it.Reference, biased)
+		plain := "(not streamed)"
+		if baseline {
+			plain = streamClip(t, model, newVAD, pcm, nil)
+			cBase.Add(it.Reference, plain)
+		}
 		for _, term := range terms {
 			if hasTerm(biased, term) && !hasTerm(it.Reference, term) {
 				t.Errorf("%s: term %q inserted: %q (without the terms: %q)", it.ID, term, biased, plain)
 			}
 		}
 	}
-	t.Logf("dev set without Montreal clips (%d words): WER %.2f%% without the terms, %.2f%% with them",
-		cBase.Ref, 100*cBase.WER(), 100*cWith.WER())
-	if cWith.WER() > cBase.WER()+0.01 {
-		t.Errorf("dev-set WER with the terms %.2f%% > %.2f%% without (+1 point allowed)", 100*cWith.WER(), 100*cBase.WER())
+	base := keytermPlainWER
+	if baseline {
+		base = cBase.WER()
+	}
+	t.Logf("dev set without Montreal clips (%d words): WER %.2f%% without the terms (%s), %.2f%% with them",
+		cWith.Ref, 100*base, map[bool]string{true: "streamed now", false: "measured, keytermPlainWER"}[baseline], 100*cWith.WER())
+	if cWith.WER() > base+0.01 {
+		t.Errorf("dev-set WER with the terms %.2f%% > %.2f%% without (+1 point allowed)", 100*cWith.WER(), 100*base)
 	}
 }
+
+// keytermPlainWER is the dev set's WER (Montreal clips left out, 345 words) streamed
+// without the terms by TestKeytermNoInsertion with EARSHOT_KEYTERM_BASELINE=1, tiny.en
+// f16 (2026-12-05; 8.70 % with the terms in the same run). Measure it again when the
+// model, the decode parameters or the dev set change.
+const keytermPlainWER = 0.0928

@@ -386,6 +386,10 @@ func audioCtx(samples int, final bool) int {
 	return c
 }
 
+// FinalAudioCtx is the encoder window a final over samples (at most 30 s) decodes with,
+// for callers that decode a whole clip the way the stream decodes a final.
+func FinalAudioCtx(samples int) int { return audioCtx(min(samples, 30*16000), true) }
+
 const (
 	audioCtxMargin   = 128
 	minFinalAudioCtx = 384 // masked to 384 of the 512 rows flash attention reads (patch 0002)

@@ -1,4 +1,4 @@
-package transcriber_test
+package accuracy_test
 
 import (
 	"context"
@@ -97,7 +97,7 @@ func TestDetectLanguageDevSets(t *testing.T) {
 	for _, c := range clips {
 		s := readWAV16k(t, c.it.WAV)
 		h, err := d.Decode(context.Background(), transcriber.DecodeRequest{Samples: s, DetectLanguage: true, MaxTokens: 1,
-			AudioCtx: transcriber.AudioCtxFor(len(s))})
+			AudioCtx: transcriber.FinalAudioCtx(len(s))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestDetectAmong(t *testing.T) {
 	detect := func(s []float32, among ...string) transcriber.Hypothesis {
 		t.Helper()
 		h, err := d.Decode(context.Background(), transcriber.DecodeRequest{Samples: s, DetectLanguage: true, DetectAmong: among,
-			MaxTokens: 1, AudioCtx: transcriber.AudioCtxFor(len(s))})
+			MaxTokens: 1, AudioCtx: transcriber.FinalAudioCtx(len(s))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package transcriber_test
+package accuracy_test
 
 import (
 	"context"
