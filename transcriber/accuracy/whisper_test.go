@@ -51,6 +51,12 @@ func readWAV16k(tb testing.TB, path string) []float32 {
 	return ingest.Convert16kMono(format, ch)
 }
 
+// The subsets of the dev sets make test decodes (EARSHOT_DEVSET=full: every clip).
+const (
+	enSubset = 10 // of the 30 clips of the 16 kHz English manifest
+	zhSubset = 6  // of the 16 Mandarin clips
+)
+
 func speechManifest(tb testing.TB) []testdata.Item {
 	tb.Helper()
 	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(tb), testdata.SpeechManifest))
