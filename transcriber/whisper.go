@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/earshot-dev/earshot/internal/hanzi"
 	"github.com/earshot-dev/earshot/transcriber/whispercpp"
 )
@@ -108,6 +110,9 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 		"multilingual", info.Multilingual, "load_ms", time.Since(start).Milliseconds(),
 		"file_mb", fileSize>>20, "rss_delta_mb", (rssBytes()-rss0)>>20, "threads", threads,
 		"gpu", opts.UseGPU, "word_times", cmp.Or(cp.DTW, "estimated"), "system", whispercpp.SystemInfo())
+	if hint := q8Hint(name, opts.UseGPU, runtime.GOARCH == "amd64", cpu.X86.HasAVX512F, cpu.X86.HasAVX2); hint != "" {
+		log.Info(hint)
+	}
 	if info.Multilingual {
 		// Chinese script conversion loads its tables now, not on a stream's first partial.
 		if err := hanzi.Err(); err != nil {
@@ -115,6 +120,20 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 		}
 	}
 	return &whisperModel{name: name, path: path, threads: threads, m: m, log: log}, nil
+}
+
+// q8Hint is what LoadWhisper tells the operator of a CPU where the 8-bit copy of a float16
+// model decodes much faster: on an AVX2-only x86 CPU q8_0 took a third less time (tiny.en
+// and base, offline, and EndOfTurn p50 0.93 s against 1.5 s; on an AVX-512 Xeon 5 % less,
+// BENCHMARKS.md, Density), for an accuracy cost measured within a WER point. It does not
+// switch by itself: a model's name names its weights.
+func q8Hint(name string, gpu, amd64, avx512, avx2 bool) string {
+	if gpu || !amd64 || avx512 || !avx2 || strings.Contains(name, "-q") {
+		return ""
+	}
+	return fmt.Sprintf("this CPU has AVX2 but not AVX-512: the 8-bit copy decodes about a third faster here "+
+		"(BENCHMARKS.md, Density): choose %s-q8_0 (serve --models, transcribe --model; make model or "+
+		"`earshot models quantize` makes it)", name)
 }
 
 func (wm *whisperModel) Name() string { return wm.name }
