@@ -343,8 +343,10 @@ func TestTurnRealEngine(t *testing.T) {
 	if inserted := run.falseEnds - run.natural; inserted >= len(refs) {
 		t.Errorf("the model ended a turn in all %d inserted mid-sentence pauses, as the silence rule does", inserted)
 	}
-	if len(run.start) != len(refs) {
-		t.Errorf("%d StartOfTurn at the %d speech onsets", len(run.start), len(refs))
+	// A StartOfTurn at every onset that begins a turn: after a missed turn end the next
+	// utterance continues the open turn (Flux sends no StartOfTurn inside a turn).
+	if len(run.start) < len(refs)-run.missed || len(run.start) > len(refs) {
+		t.Errorf("%d StartOfTurn at the %d speech onsets (%d turn ends missed)", len(run.start), len(refs), run.missed)
 	}
 }
 
