@@ -318,9 +318,10 @@ func smartTurn(t *testing.T) TurnModel {
 // TestTurnRealEngine streams the first three long-form utterances (about 36 s with the
 // inserted pauses) in real time through real tiny.en, Silero and Smart Turn v3.2 with
 // eager turns on, and checks what a voice agent relies on: Flux's event rules, the turn
-// ends found (at most one of three missed), the transcripts, and fewer turns ended in the inserted mid-sentence
-// pauses than by the silence rule. Latency figures are logged, not asserted (the 2 cores are shared with
-// other tests here); `make bench-turns` measures them on an idle machine.
+// ends found (at most one of three missed), the transcripts, and fewer turns ended in the
+// inserted mid-sentence pauses than by the silence rule. Latency figures are logged, not
+// asserted (the 2 cores are shared with other tests here); `make bench-turns` measures
+// them on an idle machine.
 func TestTurnRealEngine(t *testing.T) {
 	m := smartTurn(t)
 	pcm, refs := buildTurnSet(t, 3)

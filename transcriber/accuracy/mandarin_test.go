@@ -70,9 +70,10 @@ func TestOfflineMandarin(t *testing.T) {
 	}
 }
 
-// TestDetectLanguageDevSets: language=multi on every clip of the English and Mandarin
-// dev sets (the subsets unless EARSHOT_DEVSET=full) (offline, whisper's detection over the clip) finds the clip's language on at
-// least 95 % of them (the target).
+// TestDetectLanguageDevSets: language=multi on the clips of the English and Mandarin dev
+// sets (make test's subsets; every clip under EARSHOT_DEVSET=full), offline with whisper's
+// detection over the clip, finds the clip's language on at least 95 % of them (the
+// issue's target).
 func TestDetectLanguageDevSets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: every dev clip through base")
