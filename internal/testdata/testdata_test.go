@@ -2,9 +2,9 @@ package testdata
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
