@@ -244,8 +244,12 @@ func checkWordTimes(t *testing.T, pcm []int16, lf testdata.Longform, sm speechMa
 		alignRefModel(), len(fs), ms(median(fs)), ms(median(fe)), ms(quantile(fs, 0.9)), ms(quantile(fe, 0.9)),
 		len(ps), ms(median(ps)), ms(median(pe)), ms(quantile(ps, 0.9)), ms(quantile(pe, 0.9)),
 		ms(median(bs)), ms(median(be)), ms(quantile(bs, 0.9)), ms(quantile(be, 0.9)))
-	if len(fs) < 100 {
-		t.Errorf("only %d final words matched the reference", len(fs))
+	refWords := 0
+	for _, u := range lf.Utterances {
+		refWords += len(wer.Normalize(u.Reference))
+	}
+	if len(fs) < refWords*6/10 { // 172 of 173 on the whole file, 65 of 66 on its first half
+		t.Errorf("only %d final words of the reference's %d matched it", len(fs), refWords)
 	}
 	if median(fs) > 0.08 || median(fe) > 0.08 {
 		t.Errorf("finals' word times: median |start error| %d ms, |end error| %d ms; want ≤ 80 ms", ms(median(fs)), ms(median(fe)))
