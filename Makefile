@@ -64,7 +64,7 @@ lint: ## gofmt and vet
 fuzz: whisper ## run every fuzz target for FUZZTIME each (default 20s)
 	@scripts/fuzz.sh $${FUZZTIME:-20s}
 
-asan: ## the whisper.cpp binding's tests with whisper.cpp and ggml under AddressSanitizer (go test -asan; first run builds them, ~10 min; not in make test)
+asan: ## the whisper.cpp binding's tests with whisper.cpp and ggml under AddressSanitizer (go test -asan; first run builds them, ~5 min; not in make test)
 	@scripts/whisper-asan.sh
 
 BENCH_STREAMS ?= 1,2,4

@@ -8,7 +8,7 @@
 #   scripts/whisper-asan.sh -run 'TestX'     # other go test arguments
 #
 # The sanitized build lives beside the normal one ($EARSHOT_CACHE/whisper.cpp-1.9.1/
-# build-cpu-address); the first run builds it (about 10 minutes on 2 cores).
+# build-cpu-address); the first run builds it (about 5 minutes on 2 cores).
 # Not part of make test: ASan makes whisper several times slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -48,10 +48,10 @@ func mean(x []float64) float64 {
 // TestWordConfidenceInformative decodes the English dev sets (the 30 clips of 16 kHz
 // speech and the 40 telephony prompts, half of each under make test; each as one final
 // decode of the live path: tiny.en, single segment, word times on) and scores every
-// decoded word right or wrong by its alignment with the reference (fewest word edits; a substituted or inserted word is
-// wrong). Word confidence must tell them apart: the right words' mean confidence clearly
-// above the wrong ones' and an AUC well above chance. It also reports the alternatives
-// wordConfidence was chosen over (BENCHMARKS.md).
+// decoded word right or wrong by its alignment with the reference (fewest word edits; a
+// substituted or inserted word is wrong). Word confidence must tell them apart: the right
+// words' mean confidence clearly above the wrong ones' and an AUC well above chance. It
+// also reports the alternatives wordConfidence was chosen over (BENCHMARKS.md).
 func TestWordConfidenceInformative(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: decodes 35 clips, 70 under EARSHOT_DEVSET=full (-short)")

@@ -157,8 +157,8 @@ func pct(d []time.Duration, p float64) time.Duration {
 
 // longformHalf is the long-form recording under EARSHOT_DEVSET=full (make bench-engine:
 // the figures in BENCHMARKS.md), or else its utterances that end in the first half of
-// the file, cut in the silence after the last of them (make test: 4 of 8 utterances,
-// 43 of 78 s; streaming all of it, paced for a slow machine, took 4–5 minutes of a
+// the file, cut in the silence after the last of them (make test: 3 of 8 utterances,
+// 33.5 of 78 s; streaming all of it, paced for a slow machine, took 4–5 minutes of a
 // 2-core AVX2 VM's make test).
 func longformHalf(t *testing.T, lf testdata.Longform, pcm []int16) (testdata.Longform, []int16) {
 	t.Helper()
@@ -185,8 +185,8 @@ func longformHalf(t *testing.T, lf testdata.Longform, pcm []int16) (testdata.Lon
 
 // TestStreamLongformRealEngine streams the 78 s long-form recording (longformHalf: its
 // first half under make test) in real time (20 ms chunks paced by the wall clock) through
-// a Pool on real tiny.en and real Silero, and checks what a user would: the transcript, stable partials, final latency after each
-// utterance, and no words in the silences.
+// a Pool on real tiny.en and real Silero, and checks what a user would: the transcript,
+// stable partials, final latency after each utterance, and no words in the silences.
 func TestStreamLongformRealEngine(t *testing.T) {
 	model, newVAD := realEngine(t)
 	lf, err := testdata.LoadLongform()

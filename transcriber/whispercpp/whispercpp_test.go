@@ -382,15 +382,15 @@ func TestDTWTokenTimes(t *testing.T) {
 		p := params()
 		p.TokenTimestamps = true // DTW runs on calls that ask for token times (patch 0003)
 		p.SingleSegment, p.NoTimestamps, p.MaxTokens = c.live, c.live, c.maxTokens
-		s := st
+		state := st
 		if c.freshState {
 			var err error
-			if s, err = m.NewState(); err != nil {
+			if state, err = m.NewState(); err != nil {
 				t.Fatal(err)
 			}
-			defer func() { _ = s.Close() }()
+			defer func() { _ = state.Close() }()
 		}
-		r := decode(t, s, p, x)
+		r := decode(t, state, p, x)
 		last, americans, country, text := -1.0, -1.0, -1.0, 0
 		for _, s := range r.Segments {
 			for _, tk := range s.Tokens {
