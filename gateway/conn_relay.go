@@ -86,8 +86,12 @@ func (cn *connection) relayLoop() {
 			}
 			if err := cfg.Quota.Check(cn.ctx, cn.info.Tenant, cn.info.Model); err != nil {
 				if _, code := quotaStatus(err); code != wire.CodeInternal {
-					cn.fail(wire.CloseQuota, code, err.Error())
-					return
+					// The audio taken so far was let in and is billed: end as the
+					// budget does, with its finals and the Metadata before 4002. The
+					// ledger can reach zero between one frame's Allow and the next
+					// (seen in CI: a stream cut with no finals, TestQuotaAcrossGateways).
+					cn.endForQuota(err)
+					continue
 				}
 				cn.log.Warn("quota recheck", "err", err)
 			}

@@ -538,6 +538,31 @@ func TestMidStreamFailures(t *testing.T) {
 		h.quota.set(ErrQuotaExhausted)
 		expectError(t, c, wire.CodeQuotaExhausted, wire.CloseQuota)
 	})
+	t.Run("quota runs out mid-stream: finals of the audio taken, then 4002", func(t *testing.T) {
+		// The recheck finds the quota gone while audio still flows: what was taken is
+		// billed, so its finals and the Metadata come before close 4002 (seen in CI:
+		// the recheck cut a stream with no finals and no Metadata when the ledger
+		// reached zero between two frames, TestQuotaAcrossGateways).
+		h := newHarness(t, func(c *Config) { c.QuotaRecheck = 50 * time.Millisecond })
+		h.backend.EndDelay = 300 * time.Millisecond
+		c, _ := h.mustDial(pcmQuery)
+		sendAudio(t, c, tone(1.5))
+		time.Sleep(100 * time.Millisecond)
+		h.quota.set(ErrQuotaExhausted)
+		msgs := expectError(t, c, wire.CodeQuotaExhausted, wire.CloseQuota)
+		if n := len(only(msgs, wire.TypeMetadata)); n != 1 {
+			t.Fatalf("%d Metadata messages, want 1: %s", n, msgs)
+		}
+		var finals []string
+		for _, m := range only(msgs, wire.TypeResults) {
+			if r := decode[wire.Results](t, m); r.IsFinal {
+				finals = append(finals, r.Transcript())
+			}
+		}
+		if got := strings.Join(finals, " "); got != "w1 w2 w3" {
+			t.Fatalf("finals %q, want \"w1 w2 w3\" (the audio sent before the quota ran out)", got)
+		}
+	})
 	t.Run("quota runs out while the finals are awaited", func(t *testing.T) {
 		// CloseStream, then the worker takes 400 ms over the last final; the quota is
 		// rechecked every 50 ms and fails meanwhile. The audio was taken and is billed,
