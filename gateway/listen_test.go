@@ -428,6 +428,18 @@ func TestListenProbe(t *testing.T) {
 }
 
 // expectError reads to the close and checks the last Error message and close code.
+// finalTranscript joins the transcripts of the final Results among msgs.
+func finalTranscript(t *testing.T, msgs []message) string {
+	t.Helper()
+	var finals []string
+	for _, m := range only(msgs, wire.TypeResults) {
+		if r := decode[wire.Results](t, m); r.IsFinal {
+			finals = append(finals, r.Transcript())
+		}
+	}
+	return strings.Join(finals, " ")
+}
+
 func expectError(t *testing.T, c *websocket.Conn, code wire.ErrorCode, close int) []message {
 	t.Helper()
 	msgs, ce := readAll(t, c, 5*time.Second)
@@ -553,13 +565,7 @@ func TestMidStreamFailures(t *testing.T) {
 		if n := len(only(msgs, wire.TypeMetadata)); n != 1 {
 			t.Fatalf("%d Metadata messages, want 1: %s", n, msgs)
 		}
-		var finals []string
-		for _, m := range only(msgs, wire.TypeResults) {
-			if r := decode[wire.Results](t, m); r.IsFinal {
-				finals = append(finals, r.Transcript())
-			}
-		}
-		if got := strings.Join(finals, " "); got != "w1 w2 w3" {
+		if got := finalTranscript(t, msgs); got != "w1 w2 w3" {
 			t.Fatalf("finals %q, want \"w1 w2 w3\" (the audio sent before the quota ran out)", got)
 		}
 	})
@@ -583,13 +589,7 @@ func TestMidStreamFailures(t *testing.T) {
 		if len(only(msgs, wire.TypeError)) != 0 || len(only(msgs, wire.TypeMetadata)) != 1 {
 			t.Fatalf("want no error and one Metadata, got %d messages: %s", len(msgs), msgs)
 		}
-		var finals []string
-		for _, m := range only(msgs, wire.TypeResults) {
-			if r := decode[wire.Results](t, m); r.IsFinal {
-				finals = append(finals, r.Transcript())
-			}
-		}
-		if got := strings.Join(finals, " "); got != "w1 w2 w3" {
+		if got := finalTranscript(t, msgs); got != "w1 w2 w3" {
 			t.Fatalf("finals %q, want \"w1 w2 w3\"", got)
 		}
 	})
