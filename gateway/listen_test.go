@@ -427,9 +427,8 @@ func TestListenProbe(t *testing.T) {
 	})
 }
 
-// expectError reads to the close and checks the last Error message and close code.
-// finalTranscript joins the transcripts of the final Results among msgs.
-func finalTranscript(t *testing.T, msgs []message) string {
+// finalTranscripts is the transcript of each final Results among msgs, in order.
+func finalTranscripts(t *testing.T, msgs []message) []string {
 	t.Helper()
 	var finals []string
 	for _, m := range only(msgs, wire.TypeResults) {
@@ -437,9 +436,10 @@ func finalTranscript(t *testing.T, msgs []message) string {
 			finals = append(finals, r.Transcript())
 		}
 	}
-	return strings.Join(finals, " ")
+	return finals
 }
 
+// expectError reads to the close and checks the last Error message and close code.
 func expectError(t *testing.T, c *websocket.Conn, code wire.ErrorCode, close int) []message {
 	t.Helper()
 	msgs, ce := readAll(t, c, 5*time.Second)
@@ -565,7 +565,7 @@ func TestMidStreamFailures(t *testing.T) {
 		if n := len(only(msgs, wire.TypeMetadata)); n != 1 {
 			t.Fatalf("%d Metadata messages, want 1: %s", n, msgs)
 		}
-		if got := finalTranscript(t, msgs); got != "w1 w2 w3" {
+		if got := strings.Join(finalTranscripts(t, msgs), " "); got != "w1 w2 w3" {
 			t.Fatalf("finals %q, want \"w1 w2 w3\" (the audio sent before the quota ran out)", got)
 		}
 	})
@@ -589,7 +589,7 @@ func TestMidStreamFailures(t *testing.T) {
 		if len(only(msgs, wire.TypeError)) != 0 || len(only(msgs, wire.TypeMetadata)) != 1 {
 			t.Fatalf("want no error and one Metadata, got %d messages: %s", len(msgs), msgs)
 		}
-		if got := finalTranscript(t, msgs); got != "w1 w2 w3" {
+		if got := strings.Join(finalTranscripts(t, msgs), " "); got != "w1 w2 w3" {
 			t.Fatalf("finals %q, want \"w1 w2 w3\"", got)
 		}
 	})
@@ -648,12 +648,7 @@ func TestShutdownDrains(t *testing.T) {
 	if ce == nil || ce.Code != wire.CloseServiceRestart {
 		t.Fatalf("close %v, want 1012", ce)
 	}
-	var finals []string
-	for _, m := range only(msgs, wire.TypeResults) {
-		if r := decode[wire.Results](t, m); r.IsFinal {
-			finals = append(finals, r.Transcript())
-		}
-	}
+	finals := finalTranscripts(t, msgs)
 	if !reflect.DeepEqual(finals, []string{"w1 w2", "w3"}) || msgs[len(msgs)-1].Type != wire.TypeMetadata {
 		t.Fatalf("finals before the drain close: %q", finals)
 	}
