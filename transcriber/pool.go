@@ -32,6 +32,9 @@ type PoolConfig struct {
 	// MaxSessions is the number of sessions each model accepts (what Capacity reports).
 	// Default: 4 × Slots.
 	MaxSessions int
+	// ModelSessions overrides MaxSessions for the models it names (values ≥ 1): each
+	// model's knee measured on this machine (internal/app capacity.go).
+	ModelSessions map[string]int
 	// Step is the partial cadence: a stream in speech is decoded again once at least Step
 	// has passed since its last decode finished and Step of new audio arrived. (Counting
 	// from the start instead, so that slow partials follow each other at once, was
@@ -90,6 +93,11 @@ func (c *PoolConfig) defaults() error {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 4 * c.Slots
+	}
+	for m, n := range c.ModelSessions {
+		if n < 1 {
+			return fmt.Errorf("transcriber: %d sessions for model %q: want at least 1", n, m)
+		}
 	}
 	if c.Step <= 0 {
 		c.Step = 300 * time.Millisecond
@@ -200,12 +208,21 @@ func (p *Pool) Capacity(model string) bus.Capacity {
 	if _, ok := p.cfg.Models[model]; !ok {
 		return bus.Capacity{}
 	}
+	n := p.maxSessions(model)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return bus.Capacity{Slots: p.cfg.MaxSessions}
+		return bus.Capacity{Slots: n}
 	}
-	return bus.Capacity{Slots: p.cfg.MaxSessions, Free: max(0, p.cfg.MaxSessions-p.sessions[model])}
+	return bus.Capacity{Slots: n, Free: max(0, n-p.sessions[model])}
+}
+
+// maxSessions is the sessions model accepts.
+func (p *Pool) maxSessions(model string) int {
+	if n, ok := p.cfg.ModelSessions[model]; ok {
+		return n
+	}
+	return p.cfg.MaxSessions
 }
 
 // Open starts a session; emit receives its results in order until Close returns.
@@ -227,7 +244,7 @@ func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
 	case p.closed:
 		p.mu.Unlock()
 		return nil, fmt.Errorf("open session %s: %w", req.Session, ErrClosed)
-	case p.sessions[req.Model] >= p.cfg.MaxSessions:
+	case p.sessions[req.Model] >= p.maxSessions(req.Model):
 		p.mu.Unlock()
 		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, bus.ErrNoCapacity)
 	}

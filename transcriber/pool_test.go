@@ -119,3 +119,23 @@ func TestPoolWarmDecodesOncePerSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolModelSessions: a model's own session count (its knee measured on this
+// machine) overrides MaxSessions in what Capacity reports and what Open admits.
+func TestPoolModelSessions(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{Slots: 2, MaxSessions: 4, ModelSessions: map[string]int{"fake": 1}}, nil)
+	if c := rig.pool.Capacity("fake"); c != (bus.Capacity{Slots: 1, Free: 1}) {
+		t.Errorf("capacity %+v, want 1 slot, 1 free", c)
+	}
+	s, err := rig.pool.Open(bus.SessionRequest{Model: "fake"}, func(bus.Result) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.pool.Open(bus.SessionRequest{Model: "fake"}, func(bus.Result) {}); !errors.Is(err, bus.ErrNoCapacity) {
+		t.Errorf("second session: %v, want bus.ErrNoCapacity", err)
+	}
+	s.Close()
+	if c := rig.pool.Capacity("fake"); c.Free != 1 {
+		t.Errorf("capacity after Close %+v", c)
+	}
+}

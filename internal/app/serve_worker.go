@@ -77,14 +77,15 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*worker.Wo
 	if err != nil {
 		return nil, err
 	}
+	slots := t.SlotsFor(cores)
 	pool, err := transcriber.NewPool(transcriber.PoolConfig{
 		TurnModel:        turn,
 		Models:           loaded,
 		NewVAD:           func() (transcriber.VAD, error) { return transcriber.NewSileroVAD(vadPath) },
 		Worker:           bus.WorkerID(id),
-		Slots:            t.SlotsFor(cores),
+		Slots:            slots,
 		ThreadsPerDecode: t.Threads,
-		MaxSessions:      t.MaxSessions,
+		ModelSessions:    sessionsPerModel(t, o.Common.ModelDir, slots, log),
 		Step:             t.Step,
 		Warm:             true,
 		Log:              log.With("component", "transcriber"),
@@ -168,9 +169,13 @@ func newStandInWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*wo
 		host, _ := os.Hostname()
 		id = fmt.Sprintf("%s-%d", strings.ReplaceAll(host, ".", "-"), os.Getpid())
 	}
+	n := t.MaxSessions
+	if n == 0 {
+		n = models.DefaultMaxSessions
+	}
 	log.Warn("stand-in engine: sessions get placeholder words at real-time pace, nothing is recognised (benchmarks only)",
-		"models", t.Models, "max_sessions", t.MaxSessions)
-	return worker.New(nc, transcriber.NewStandIn(t.Models, t.MaxSessions), worker.Config{
+		"models", t.Models, "max_sessions", n)
+	return worker.New(nc, transcriber.NewStandIn(t.Models, n), worker.Config{
 		ID: bus.WorkerID(id), Log: log.With("component", "worker"), Registerer: ops.Registry,
 		DrainTimeout: o.Common.DrainTimeout,
 	})

@@ -25,6 +25,7 @@ import (
 	"github.com/earshot-dev/earshot/internal/app"
 	"github.com/earshot-dev/earshot/internal/bench"
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/config"
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/models"
 	"github.com/earshot-dev/earshot/transcriber"
@@ -43,7 +44,9 @@ after the first level whose partial p95 exceeds --knee, whose final p95 exceeds 
 or that had errors. Every stream of every level sends the same clips, each stream from its
 own start, so levels score the same audio. Writes bench.json, bench.md, latency.svg and
 cpu.svg to --out. Credentials: --key, --token (one stream), or demo tokens
-(earshot serve --demo; one per stream); --serve makes a key of its own.
+(earshot serve --demo; one per stream); --serve makes a key of its own, and records the knee
+for this machine, model, threads and slots (--save-knee): earshot serve and transcriber
+then admit that many streams of the model when --max-sessions is not set.
 
 --engine skips the gateway: sessions are opened on transcriber workers over NATS (--nats URL, or
 --nats-port P to run an embedded NATS server here that 'earshot transcriber --nats
@@ -89,6 +92,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&lw.slots, "slots", 0, "--worker-model or --serve: concurrent decodes (0: cores / threads)")
 	fs.IntVar(&lw.threads, "threads", 2, "--worker-model or --serve: threads per decode")
 	fs.IntVar(&lw.maxSessions, "max-sessions", 0, "--worker-model or --serve: live sessions the worker accepts (0: the largest level)")
+	saveKnee := fs.Bool("save-knee", true, "--serve: record the knee in the capacity file (EARSHOT_CAPACITY_FILE, else capacity.json in the model dir); earshot serve and transcriber on this machine then admit that many streams of the model by default (--max-sessions 0)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -194,7 +198,38 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	abs, _ := filepath.Abs(*out)
 	fmt.Fprintf(e.stderr, "wrote %s/{bench.json,bench.md,latency.svg,cpu.svg}\n", abs)
+	if err == nil && *serve && *saveKnee && *peer == "" && !*engine {
+		saveBenchKnee(e, rep, cfg, *model, lw, args)
+	}
 	return err
+}
+
+// saveBenchKnee records the knee of a --serve sweep for this machine (models.SaveKnee),
+// or says why it does not.
+func saveBenchKnee(e *env, rep *bench.Report, cfg bench.Config, model string, lw localWorker, args []string) {
+	if model == "" {
+		model = models.Default
+		if m := os.Getenv("EARSHOT_DEFAULT_MODEL"); m != "" {
+			model = m
+		}
+	}
+	gpu, _ := strconv.ParseBool(os.Getenv("EARSHOT_GPU"))
+	tc := config.Transcriber{Slots: lw.slots, Threads: lw.threads}
+	key := models.HostKey(model, gpu, lw.threads, tc.SlotsFor(runtime.NumCPU()))
+	path := os.Getenv("EARSHOT_CAPACITY_FILE")
+	if path == "" {
+		path = filepath.Join(models.DefaultDir(), models.KneeFile)
+	}
+	k, err := bench.KneeRecord(rep, cfg, key, strings.Join(append([]string{"earshot bench"}, args...), " "))
+	if err == nil {
+		err = models.SaveKnee(path, k)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "knee not recorded (earshot serve keeps its default max sessions): %v\n", err)
+		return
+	}
+	fmt.Fprintf(e.stderr, "knee recorded in %s: earshot serve and transcriber on this machine now admit %d live streams of %s by default (with --threads %d --slots %d; --max-sessions overrides it)\n",
+		path, k.Sessions(), model, key.Threads, key.Slots)
 }
 
 // useEngine connects cfg to workers over NATS (embedding a NATS server when natsPort

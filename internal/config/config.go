@@ -79,19 +79,20 @@ type Gateway struct {
 
 // Transcriber settings.
 type Transcriber struct {
-	WorkerID    string        `flag:"worker-id" env:"EARSHOT_WORKER_ID" help:"this worker's id (default: host name and pid)"`
-	Models      []string      `flag:"models" env:"EARSHOT_MODELS" help:"comma-separated models this worker loads"`
-	ModelMemMB  int           `flag:"model-memory-mb" env:"EARSHOT_MODEL_MEMORY_MB" help:"memory budget of the loaded models and their decoders, MB: a worker whose --models take more once warmed up refuses to start (0: no budget)"`
-	VADModel    string        `flag:"vad-model" env:"EARSHOT_VAD_MODEL" help:"Silero VAD ggml file (name in the model dir or a path)"`
-	Slots       int           `flag:"slots" env:"EARSHOT_SLOTS" help:"concurrent whisper decodes (0: cores / threads)"`
-	Threads     int           `flag:"threads" env:"EARSHOT_THREADS" help:"threads per decode (slots x threads <= cores)"`
-	MaxSessions int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker"`
-	Step        time.Duration `flag:"step" env:"EARSHOT_STEP" help:"partial decode cadence"`
-	GPU         bool          `flag:"gpu" env:"EARSHOT_GPU" help:"use the GPU backend when whisper.cpp was built with one"`
-	Engine      string        `flag:"engine" env:"EARSHOT_ENGINE" help:"whisper, or standin: a stand-in that emits words at real-time pace without recognising anything (transport and scale benchmarks only)"`
-	WordTimes   string        `flag:"word-times" env:"EARSHOT_WORD_TIMES" help:"model: word times by DTW over the model's alignment heads (flash attention off); estimate: spread over the audio by length (flash attention on)"`
-	TurnModel   string        `flag:"turn-model" env:"EARSHOT_TURN_MODEL" help:"end-of-turn model of /v2/listen: auto (Smart Turn v3.2 when installed by make turn-model, else VAD only, with a warning), a path to smart-turn-v3.2-cpu.onnx (required), or none (VAD only: a turn ends after 600 ms of silence)"`
-	ORTLib      string        `flag:"ort-lib" env:"EARSHOT_ORT_LIB" help:"ONNX Runtime's shared library for --turn-model (default: where scripts/smartturn.sh installs libonnxruntime.so.1.31.1)"`
+	WorkerID     string        `flag:"worker-id" env:"EARSHOT_WORKER_ID" help:"this worker's id (default: host name and pid)"`
+	Models       []string      `flag:"models" env:"EARSHOT_MODELS" help:"comma-separated models this worker loads"`
+	ModelMemMB   int           `flag:"model-memory-mb" env:"EARSHOT_MODEL_MEMORY_MB" help:"memory budget of the loaded models and their decoders, MB: a worker whose --models take more once warmed up refuses to start (0: no budget)"`
+	VADModel     string        `flag:"vad-model" env:"EARSHOT_VAD_MODEL" help:"Silero VAD ggml file (name in the model dir or a path)"`
+	Slots        int           `flag:"slots" env:"EARSHOT_SLOTS" help:"concurrent whisper decodes (0: cores / threads)"`
+	Threads      int           `flag:"threads" env:"EARSHOT_THREADS" help:"threads per decode (slots x threads <= cores)"`
+	MaxSessions  int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker (0: the knee earshot bench --serve measured for the model on this machine, with these threads and slots, else 4)"`
+	CapacityFile string        `flag:"capacity-file" env:"EARSHOT_CAPACITY_FILE" help:"the measured knees --max-sessions 0 reads (default: capacity.json in --model-dir, written by earshot bench --serve)"`
+	Step         time.Duration `flag:"step" env:"EARSHOT_STEP" help:"partial decode cadence"`
+	GPU          bool          `flag:"gpu" env:"EARSHOT_GPU" help:"use the GPU backend when whisper.cpp was built with one"`
+	Engine       string        `flag:"engine" env:"EARSHOT_ENGINE" help:"whisper, or standin: a stand-in that emits words at real-time pace without recognising anything (transport and scale benchmarks only)"`
+	WordTimes    string        `flag:"word-times" env:"EARSHOT_WORD_TIMES" help:"model: word times by DTW over the model's alignment heads (flash attention off); estimate: spread over the audio by length (flash attention on)"`
+	TurnModel    string        `flag:"turn-model" env:"EARSHOT_TURN_MODEL" help:"end-of-turn model of /v2/listen: auto (Smart Turn v3.2 when installed by make turn-model, else VAD only, with a warning), a path to smart-turn-v3.2-cpu.onnx (required), or none (VAD only: a turn ends after 600 ms of silence)"`
+	ORTLib       string        `flag:"ort-lib" env:"EARSHOT_ORT_LIB" help:"ONNX Runtime's shared library for --turn-model (default: where scripts/smartturn.sh installs libonnxruntime.so.1.31.1)"`
 }
 
 // Defaults returns the settings a fresh machine runs with.
@@ -121,14 +122,13 @@ func Defaults() (Common, Gateway, Transcriber) {
 			DemoTenant:     "demo",
 			DefaultModel:   models.Default,
 		}, Transcriber{
-			Models:      []string{models.Default},
-			VADModel:    "ggml-silero-v6.2.0.bin",
-			Threads:     2,
-			MaxSessions: 4,
-			Step:        300 * time.Millisecond,
-			WordTimes:   "model",
-			TurnModel:   "auto",
-			Engine:      "whisper",
+			Models:    []string{models.Default},
+			VADModel:  "ggml-silero-v6.2.0.bin",
+			Threads:   2,
+			Step:      300 * time.Millisecond,
+			WordTimes: "model",
+			TurnModel: "auto",
+			Engine:    "whisper",
 		}
 }
 
@@ -238,8 +238,8 @@ func (t *Transcriber) Validate(cores int) error {
 	if t.ModelMemMB < 0 {
 		return fmt.Errorf("--model-memory-mb must be 0 (no budget) or more")
 	}
-	if t.Slots < 0 || t.MaxSessions < 1 {
-		return fmt.Errorf("--slots must be >= 0 and --max-sessions >= 1")
+	if t.Slots < 0 || t.MaxSessions < 0 {
+		return fmt.Errorf("--slots and --max-sessions must be >= 0 (0: chosen for this machine)")
 	}
 	if t.Slots*t.Threads > cores*2 {
 		return fmt.Errorf("--slots %d x --threads %d oversubscribes %d cores: lower one of them", t.Slots, t.Threads, cores)

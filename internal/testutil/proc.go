@@ -84,7 +84,10 @@ func StartAs(t testing.TB, name string, uid int, bin string, env []string, args 
 	t.Helper()
 	p := &Proc{Name: name, t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
+	// Workers of tests admit the default sessions, not the knee `earshot bench --serve`
+	// recorded on this machine (a developer's capacity file), unless a test names one.
+	noKnee := "EARSHOT_CAPACITY_FILE=" + filepath.Join(t.TempDir(), "no-capacity.json")
+	p.cmd.Env = append(append(os.Environ(), noKnee), env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if uid >= 0 {
 		p.cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
