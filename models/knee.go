@@ -68,6 +68,11 @@ type KneeKey struct {
 	Slots   int
 }
 
+// KneeOf is a knee measured under key, with the rest of it to fill in.
+func KneeOf(key KneeKey) Knee {
+	return Knee{Model: key.Model, CPU: key.CPU, Cores: key.Cores, Arch: key.Arch, GPU: key.GPU, Threads: key.Threads, Slots: key.Slots}
+}
+
 // Key returns the key k was measured under.
 func (k Knee) Key() KneeKey {
 	return KneeKey{Model: k.Model, CPU: k.CPU, Cores: k.Cores, Arch: k.Arch, GPU: k.GPU, Threads: k.Threads, Slots: k.Slots}

@@ -21,9 +21,9 @@ func TestSessionsPerModel(t *testing.T) {
 	}
 	dir := t.TempDir()
 	knee := func(model string, threads, streams int) models.Knee {
-		k := models.HostKey(model, false, threads, 1)
-		return models.Knee{Model: k.Model, CPU: k.CPU, Cores: k.Cores, Arch: k.Arch, Threads: k.Threads, Slots: k.Slots,
-			Streams: streams, RuleFinalMs: 1000, RulePartialMs: 2000, Date: "2026-12-05T17:00:00Z"}
+		k := models.KneeOf(models.HostKey(model, false, threads, 1))
+		k.Streams, k.RuleFinalMs, k.Date = streams, 1000, "2026-12-05T17:00:00Z"
+		return k
 	}
 	path := filepath.Join(dir, models.KneeFile)
 	for _, k := range []models.Knee{knee("tiny.en", 2, 7), knee("base", 1, 3)} {

@@ -30,13 +30,9 @@ func KneeRecord(r *Report, cfg Config, key models.KneeKey, command string) (mode
 	case key.CPU == "":
 		return models.Knee{}, fmt.Errorf("this machine's CPU has no model name in /proc/cpuinfo to key the record by")
 	}
-	k := models.Knee{
-		Model: key.Model, CPU: key.CPU, Cores: key.Cores, Arch: key.Arch, GPU: key.GPU,
-		Threads: key.Threads, Slots: key.Slots,
-		Streams: r.Knee, RuleFinalMs: r.KneeFinalMs, RulePartialMs: r.KneeP95Ms,
-		DurationS: r.Duration, Language: r.Language, Date: r.Started.UTC().Format(time.RFC3339),
-		Command: command,
-	}
+	k := models.KneeOf(key)
+	k.Streams, k.RuleFinalMs, k.RulePartialMs = r.Knee, r.KneeFinalMs, r.KneeP95Ms
+	k.DurationS, k.Language, k.Date, k.Command = r.Duration, r.Language, r.Started.UTC().Format(time.RFC3339), command
 	for _, l := range r.Levels {
 		k.Levels = append(k.Levels, l.Streams)
 		if l.Streams == r.Knee && l.OverKnee == "" {

@@ -26,10 +26,9 @@ func TestServeAdmitsTheMeasuredKnee(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), models.KneeFile)
 	slots := (&config.Transcriber{Threads: 2}).SlotsFor(runtime.NumCPU())
-	key := models.HostKey(models.Default, false, 2, slots)
-	if err := models.SaveKnee(path, models.Knee{Model: key.Model, CPU: key.CPU, Cores: key.Cores, Arch: key.Arch,
-		Threads: key.Threads, Slots: key.Slots, Streams: 1, RuleFinalMs: 1000, RulePartialMs: 2000,
-		Date: time.Now().UTC().Format(time.RFC3339), Command: "TestServeAdmitsTheMeasuredKnee"}); err != nil {
+	knee := models.KneeOf(models.HostKey(models.Default, false, 2, slots))
+	knee.Streams, knee.RuleFinalMs, knee.Date = 1, 1000, time.Now().UTC().Format(time.RFC3339)
+	if err := models.SaveKnee(path, knee); err != nil {
 		t.Fatal(err)
 	}
 	srv := testutil.StartServe(t, "--capacity-file", path, "--threads", "2")
