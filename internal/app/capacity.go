@@ -18,36 +18,56 @@ func KneeFilePath(t config.Transcriber, modelDir string) string {
 	return filepath.Join(modelDir, models.KneeFile)
 }
 
-// sessionsPerModel resolves the live sessions each model of t admits. --max-sessions,
-// when set, holds for every model. Otherwise each model takes the knee `earshot bench
-// --serve` measured on this machine (same CPU, cores, backend, threads and slots), and
-// models.DefaultMaxSessions where none was measured. Every choice is logged with its
-// reason, and what to run to measure it; a capacity file that cannot be read is
-// logged and ignored (the default holds).
-func sessionsPerModel(t config.Transcriber, modelDir string, slots int, log *slog.Logger) map[string]int {
-	out := map[string]int{}
-	if t.MaxSessions > 0 {
-		for _, m := range t.Models {
-			out[m] = t.MaxSessions
-		}
-		return out
-	}
+// capacityPlan is how a worker decodes and how many live streams it admits.
+type capacityPlan struct {
+	threads, slots int
+	sessions       map[string]int // per model
+}
+
+// planCapacity resolves t's threads, slots and sessions per model from the knees
+// `earshot bench --serve` measured on this machine (the capacity file), logging every
+// choice with its reason and what to run to measure it. A capacity file that cannot be
+// read is logged and ignored: the defaults hold.
+//
+//   - Threads and slots: --threads when set (slots: --slots, else cores / threads).
+//     Otherwise, with --slots 0, the shape whose knee for the first model is the
+//     highest, when it beats config.DefaultThreads' (ties keep the default), else
+//     config.DefaultThreads.
+//   - Sessions: --max-sessions, when set, for every model. Otherwise each model's knee
+//     measured with these threads and slots (at least 1), else models.DefaultMaxSessions.
+func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Logger) capacityPlan {
 	path := KneeFilePath(t, modelDir)
-	knees, err := models.LoadKnees(path)
-	if err != nil {
-		log.Warn("capacity file ignored: each model admits the default sessions", "err", err, "max_sessions", models.DefaultMaxSessions)
+	var knees []models.Knee
+	if t.MaxSessions == 0 || t.Threads == 0 {
+		var err error
+		if knees, err = models.LoadKnees(path); err != nil {
+			log.Warn("capacity file ignored: the default threads, slots and sessions hold", "err", err)
+		}
+	}
+	p := capacityPlan{threads: t.Threads, slots: t.Slots, sessions: map[string]int{}}
+	if p.threads == 0 {
+		p.threads = config.DefaultThreads
+		if t.Slots == 0 && len(t.Models) > 0 {
+			p.threads, p.slots = bestShape(knees, t.Models[0], t.GPU, cores, path, log)
+		}
+	}
+	if p.slots == 0 {
+		p.slots = (&config.Transcriber{Threads: p.threads}).SlotsFor(cores)
 	}
 	for _, m := range t.Models {
-		key := models.HostKey(m, t.GPU, t.Threads, slots)
-		if k, ok := models.FindKnee(knees, key); ok {
-			out[m] = k.Sessions()
-			log.Info("max sessions from the knee measured on this machine", "model", m, "max_sessions", out[m], "knee", k.String(), "file", path)
+		if t.MaxSessions > 0 {
+			p.sessions[m] = t.MaxSessions
+			continue
+		}
+		if k, ok := models.FindKnee(knees, models.HostKey(m, t.GPU, p.threads, p.slots)); ok {
+			p.sessions[m] = k.Sessions()
+			log.Info("max sessions from the knee measured on this machine", "model", m, "max_sessions", p.sessions[m], "knee", k.String(), "file", path)
 			if k.Streams == 0 {
 				log.Warn("this machine kept not even one stream of the model under the benchmark's rule: it admits one, and its finals may lag", "model", m)
 			}
 			continue
 		}
-		out[m] = models.DefaultMaxSessions
+		p.sessions[m] = models.DefaultMaxSessions
 		other := 0
 		for _, k := range knees {
 			if k.Model == m {
@@ -58,8 +78,39 @@ func sessionsPerModel(t config.Transcriber, modelDir string, slots int, log *slo
 		if other > 0 {
 			why = fmt.Sprintf("%d knee(s) of it in the capacity file were measured on another CPU or with other threads, slots or backend", other)
 		}
-		log.Info("max sessions: the default", "model", m, "max_sessions", out[m], "why", why,
-			"measure", fmt.Sprintf("earshot bench --serve --model %s --threads %d --slots %d (writes %s), or set --max-sessions", m, t.Threads, slots, path))
+		log.Info("max sessions: the default", "model", m, "max_sessions", p.sessions[m], "why", why,
+			"measure", fmt.Sprintf("earshot bench --serve --model %s --threads %d --slots %d (writes %s), or set --max-sessions", m, p.threads, p.slots, path))
 	}
-	return out
+	return p
+}
+
+// bestShape picks threads and slots for a worker whose first model is model: those of
+// its highest knee on this machine, when higher than the default shape's (0 when that
+// was not measured), else the default shape (slots 0: cores / threads).
+func bestShape(knees []models.Knee, model string, gpu bool, cores int, path string, log *slog.Logger) (threads, slots int) {
+	defSlots := (&config.Transcriber{Threads: config.DefaultThreads}).SlotsFor(cores)
+	def, haveDef := models.FindKnee(knees, models.HostKey(model, gpu, config.DefaultThreads, defSlots))
+	var best models.Knee
+	found := false
+	for _, k := range knees {
+		if k.Key() != models.HostKey(model, gpu, k.Threads, k.Slots) || k.Threads*k.Slots > cores*2 {
+			continue // another model or machine, or a shape this machine refuses
+		}
+		if !found || k.Streams > best.Streams {
+			best, found = k, true
+		}
+	}
+	if !found || best.Streams <= def.Streams { // def.Streams is 0 when not measured
+		return config.DefaultThreads, 0
+	}
+	log.Info("threads and slots from the knees measured on this machine", "model", model, "threads", best.Threads, "slots", best.Slots,
+		"knee", best.String(), "default_shape", fmt.Sprintf("%d thread(s) × %d slot(s): %s", config.DefaultThreads, defSlots, kneeOrNone(def, haveDef)), "file", path)
+	return best.Threads, best.Slots
+}
+
+func kneeOrNone(k models.Knee, ok bool) string {
+	if !ok {
+		return "not measured"
+	}
+	return fmt.Sprintf("%d stream(s)", k.Streams)
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -12,59 +13,113 @@ import (
 	"github.com/earshot-dev/earshot/models"
 )
 
-// TestSessionsPerModel: --max-sessions wins; else a model takes the knee measured on
-// this machine with the worker's threads and slots; else the default, with the log
-// saying why and what to run.
-func TestSessionsPerModel(t *testing.T) {
+// kneeDir writes knees measured on this machine (model, threads, slots, streams) into
+// a capacity file in a new directory and returns the directory.
+func kneeDir(t *testing.T, knees ...struct {
+	model                   string
+	threads, slots, streams int
+}) string {
+	t.Helper()
 	if models.CPUName() == "" {
 		t.Skip("this machine's /proc/cpuinfo names no CPU: no knee can be keyed to it")
 	}
 	dir := t.TempDir()
-	knee := func(model string, threads, streams int) models.Knee {
-		k := models.KneeOf(models.HostKey(model, false, threads, 1))
-		k.Streams, k.RuleFinalMs, k.Date = streams, 1000, "2026-12-05T17:00:00Z"
-		return k
-	}
-	path := filepath.Join(dir, models.KneeFile)
-	for _, k := range []models.Knee{knee("tiny.en", 2, 7), knee("base", 1, 3)} {
-		if err := models.SaveKnee(path, k); err != nil {
+	for _, kn := range knees {
+		k := models.KneeOf(models.HostKey(kn.model, false, kn.threads, kn.slots))
+		k.Streams, k.RuleFinalMs, k.Date = kn.streams, 1000, "2026-12-05T17:00:00Z"
+		if err := models.SaveKnee(filepath.Join(dir, models.KneeFile), k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	run := func(t config.Transcriber) (map[string]int, string) {
-		var buf bytes.Buffer
-		return sessionsPerModel(t, dir, 1, slog.New(slog.NewTextHandler(&buf, nil))), buf.String()
-	}
+	return dir
+}
+
+type kn = struct {
+	model                   string
+	threads, slots, streams int
+}
+
+func plan(t config.Transcriber, dir string) (capacityPlan, string) {
+	var buf bytes.Buffer
+	return planCapacity(t, dir, runtime.NumCPU(), slog.New(slog.NewTextHandler(&buf, nil))), buf.String()
+}
+
+// TestPlanCapacitySessions: --max-sessions wins; else a model takes the knee measured on
+// this machine with the worker's threads and slots; else the default, with the log
+// saying why and what to run.
+func TestPlanCapacitySessions(t *testing.T) {
+	defSlots := (&config.Transcriber{}).SlotsFor(runtime.NumCPU())
+	dir := kneeDir(t, kn{"tiny.en", 2, defSlots, 7}, kn{"base", 1, defSlots, 3})
 	tr := config.Transcriber{Models: []string{"tiny.en", "base", "tiny.en-q8_0"}, Threads: 2}
-	got, log := run(tr)
-	// tiny.en: measured with 2 threads × 1 slot, as this worker runs. base: measured
-	// with 1 thread, so not this worker's knee. q8_0: never measured.
-	if got["tiny.en"] != 7 || got["base"] != models.DefaultMaxSessions || got["tiny.en-q8_0"] != models.DefaultMaxSessions {
-		t.Errorf("sessions %v, want tiny.en 7 and the default for the others", got)
+	p, log := plan(tr, dir)
+	// tiny.en: measured with 2 threads, as this worker runs. base: measured with 1
+	// thread, so not this worker's knee. q8_0: never measured.
+	if p.sessions["tiny.en"] != 7 || p.sessions["base"] != models.DefaultMaxSessions || p.sessions["tiny.en-q8_0"] != models.DefaultMaxSessions {
+		t.Errorf("sessions %v, want tiny.en 7 and the default for the others", p.sessions)
 	}
 	for _, want := range []string{"max sessions from the knee measured on this machine", "1 knee(s) of it in the capacity file were measured on another CPU or with other threads",
-		"no knee measured on this machine for it", "earshot bench --serve --model tiny.en-q8_0 --threads 2 --slots 1"} {
+		"no knee measured on this machine for it", "earshot bench --serve --model tiny.en-q8_0 --threads 2 --slots "} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
 	}
 	// --max-sessions holds for every model.
 	tr.MaxSessions = 9
-	if got, _ = run(tr); got["tiny.en"] != 9 || got["base"] != 9 {
-		t.Errorf("--max-sessions 9: %v", got)
+	if p, _ = plan(tr, dir); p.sessions["tiny.en"] != 9 || p.sessions["base"] != 9 {
+		t.Errorf("--max-sessions 9: %v", p.sessions)
 	}
 	// --capacity-file elsewhere: tiny.en's knee is not there.
 	tr.MaxSessions = 0
 	tr.CapacityFile = filepath.Join(dir, "other.json")
-	if got, _ = run(tr); got["tiny.en"] != models.DefaultMaxSessions {
-		t.Errorf("another capacity file: %v", got)
+	if p, _ = plan(tr, dir); p.sessions["tiny.en"] != models.DefaultMaxSessions {
+		t.Errorf("another capacity file: %v", p.sessions)
 	}
-	// A damaged file: the default, and a warning naming the file.
+	// A damaged file: the defaults, and a warning naming the file.
 	if err := os.WriteFile(tr.CapacityFile, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, log = run(tr)
-	if got["tiny.en"] != models.DefaultMaxSessions || !strings.Contains(log, "capacity file ignored") || !strings.Contains(log, tr.CapacityFile) {
-		t.Errorf("damaged file: %v\n%s", got, log)
+	p, log = plan(tr, dir)
+	if p.sessions["tiny.en"] != models.DefaultMaxSessions || !strings.Contains(log, "capacity file ignored") || !strings.Contains(log, tr.CapacityFile) {
+		t.Errorf("damaged file: %v\n%s", p.sessions, log)
+	}
+}
+
+// TestPlanCapacityShape: without --threads and --slots a worker decodes with the
+// threads and slots whose knee for its first model was measured highest on this
+// machine, when that beats the default shape's; --threads or --slots keep theirs.
+func TestPlanCapacityShape(t *testing.T) {
+	cores := runtime.NumCPU()
+	defSlots := (&config.Transcriber{}).SlotsFor(cores)
+	tr := config.Transcriber{Models: []string{"tiny.en", "base"}}
+	for name, tc := range map[string]struct {
+		knees                   []kn
+		threads, slots, streams int // want
+	}{
+		"nothing measured":                  {nil, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
+		"one thread, more slots":            {[]kn{{"tiny.en", 2, defSlots, 1}, {"tiny.en", 1, 2 * defSlots, 2}}, 1, 2 * defSlots, 2},
+		"a tie keeps the default":           {[]kn{{"tiny.en", 2, defSlots, 2}, {"tiny.en", 1, 2 * defSlots, 2}}, config.DefaultThreads, defSlots, 2},
+		"no better than unmeasured default": {[]kn{{"tiny.en", 1, 2 * defSlots, 0}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
+		"another model's knee":              {[]kn{{"base", 1, 2 * defSlots, 3}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
+		"oversubscribed shape":              {[]kn{{"tiny.en", 4, cores, 9}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
+	} {
+		p, log := plan(tr, kneeDir(t, tc.knees...))
+		if p.threads != tc.threads || p.slots != tc.slots || p.sessions["tiny.en"] != tc.streams {
+			t.Errorf("%s: %d threads × %d slots, %d sessions; want %d × %d, %d\n%s", name, p.threads, p.slots, p.sessions["tiny.en"], tc.threads, tc.slots, tc.streams, log)
+		}
+		if p.threads != config.DefaultThreads && !strings.Contains(log, "threads and slots from the knees measured on this machine") {
+			t.Errorf("%s: the log does not say why:\n%s", name, log)
+		}
+	}
+	// --threads or --slots set: the knees do not change them.
+	dir := kneeDir(t, kn{"tiny.en", 1, 2 * defSlots, 5})
+	explicit := tr
+	explicit.Threads = 2
+	if p, _ := plan(explicit, dir); p.threads != 2 || p.slots != defSlots {
+		t.Errorf("--threads 2: %d × %d", p.threads, p.slots)
+	}
+	explicit = tr
+	explicit.Slots = 1
+	if p, _ := plan(explicit, dir); p.threads != config.DefaultThreads || p.slots != 1 {
+		t.Errorf("--slots 1: %d × %d", p.threads, p.slots)
 	}
 }

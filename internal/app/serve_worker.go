@@ -39,6 +39,11 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*worker.Wo
 	if t.Engine == "standin" {
 		return newStandInWorker(nc, o, ops, log)
 	}
+	plan := planCapacity(t, o.Common.ModelDir, cores, log)
+	t.Threads, t.Slots = plan.threads, plan.slots
+	if err := t.Validate(cores); err != nil {
+		return nil, fmt.Errorf("%w (threads and slots from the capacity file %s: measure again or delete it)", err, KneeFilePath(t, o.Common.ModelDir))
+	}
 	loaded := map[string]transcriber.Model{}
 	rss0 := transcriber.RSSBytes()
 	for _, name := range t.Models {
@@ -77,15 +82,14 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*worker.Wo
 	if err != nil {
 		return nil, err
 	}
-	slots := t.SlotsFor(cores)
 	pool, err := transcriber.NewPool(transcriber.PoolConfig{
 		TurnModel:        turn,
 		Models:           loaded,
 		NewVAD:           func() (transcriber.VAD, error) { return transcriber.NewSileroVAD(vadPath) },
 		Worker:           bus.WorkerID(id),
-		Slots:            slots,
+		Slots:            t.Slots,
 		ThreadsPerDecode: t.Threads,
-		ModelSessions:    sessionsPerModel(t, o.Common.ModelDir, slots, log),
+		ModelSessions:    plan.sessions,
 		Step:             t.Step,
 		Warm:             true,
 		Log:              log.With("component", "transcriber"),

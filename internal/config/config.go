@@ -84,7 +84,7 @@ type Transcriber struct {
 	ModelMemMB   int           `flag:"model-memory-mb" env:"EARSHOT_MODEL_MEMORY_MB" help:"memory budget of the loaded models and their decoders, MB: a worker whose --models take more once warmed up refuses to start (0: no budget)"`
 	VADModel     string        `flag:"vad-model" env:"EARSHOT_VAD_MODEL" help:"Silero VAD ggml file (name in the model dir or a path)"`
 	Slots        int           `flag:"slots" env:"EARSHOT_SLOTS" help:"concurrent whisper decodes (0: cores / threads)"`
-	Threads      int           `flag:"threads" env:"EARSHOT_THREADS" help:"threads per decode (slots x threads <= cores)"`
+	Threads      int           `flag:"threads" env:"EARSHOT_THREADS" help:"threads per decode (slots x threads <= cores; 0: with --slots 0, the threads and slots whose knee earshot bench --serve measured highest on this machine for the first model, else 2)"`
 	MaxSessions  int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker (0: the knee earshot bench --serve measured for the model on this machine, with these threads and slots, else 4)"`
 	CapacityFile string        `flag:"capacity-file" env:"EARSHOT_CAPACITY_FILE" help:"the measured knees --max-sessions 0 reads (default: capacity.json in --model-dir, written by earshot bench --serve)"`
 	Step         time.Duration `flag:"step" env:"EARSHOT_STEP" help:"partial decode cadence"`
@@ -124,7 +124,6 @@ func Defaults() (Common, Gateway, Transcriber) {
 		}, Transcriber{
 			Models:    []string{models.Default},
 			VADModel:  "ggml-silero-v6.2.0.bin",
-			Threads:   2,
 			Step:      300 * time.Millisecond,
 			WordTimes: "model",
 			TurnModel: "auto",
@@ -232,8 +231,8 @@ func (t *Transcriber) Validate(cores int) error {
 	if len(t.Models) == 0 {
 		return fmt.Errorf("--models is empty: name at least one model, e.g. --models tiny.en")
 	}
-	if t.Threads < 1 {
-		return fmt.Errorf("--threads must be at least 1")
+	if t.Threads < 0 {
+		return fmt.Errorf("--threads must be at least 1, or 0 (chosen for this machine)")
 	}
 	if t.ModelMemMB < 0 {
 		return fmt.Errorf("--model-memory-mb must be 0 (no budget) or more")
@@ -241,8 +240,8 @@ func (t *Transcriber) Validate(cores int) error {
 	if t.Slots < 0 || t.MaxSessions < 0 {
 		return fmt.Errorf("--slots and --max-sessions must be >= 0 (0: chosen for this machine)")
 	}
-	if t.Slots*t.Threads > cores*2 {
-		return fmt.Errorf("--slots %d x --threads %d oversubscribes %d cores: lower one of them", t.Slots, t.Threads, cores)
+	if t.Slots*t.ThreadsOrDefault() > cores*2 {
+		return fmt.Errorf("--slots %d x --threads %d oversubscribes %d cores: lower one of them", t.Slots, t.ThreadsOrDefault(), cores)
 	}
 	if t.Step < 50*time.Millisecond || t.Step > 5*time.Second {
 		return fmt.Errorf("--step %v: use between 50ms and 5s", t.Step)
@@ -256,12 +255,24 @@ func (t *Transcriber) Validate(cores int) error {
 	return nil
 }
 
+// DefaultThreads is the threads per decode where neither --threads nor a measured knee
+// chose them.
+const DefaultThreads = 2
+
+// ThreadsOrDefault is --threads, or DefaultThreads when it is 0 (not chosen yet).
+func (t *Transcriber) ThreadsOrDefault() int {
+	if t.Threads > 0 {
+		return t.Threads
+	}
+	return DefaultThreads
+}
+
 // SlotsFor returns the decode slots to run: the setting, or cores / threads (at least 1).
 func (t *Transcriber) SlotsFor(cores int) int {
 	if t.Slots > 0 {
 		return t.Slots
 	}
-	if n := cores / t.Threads; n > 0 {
+	if n := cores / t.ThreadsOrDefault(); n > 0 {
 		return n
 	}
 	return 1

@@ -16,41 +16,51 @@ import (
 )
 
 // TestServeAdmitsTheMeasuredKnee: `earshot serve` (real whisper, NATS, Redis) without
-// --max-sessions admits as many live streams of a model as the knee `earshot bench
-// --serve` recorded for this machine in the capacity file: here a knee of 1, so a
-// second concurrent stream is refused with HTTP 503 (no capacity), and accepted once
-// the first ends.
+// --threads, --slots or --max-sessions decodes with the threads and slots whose knee
+// `earshot bench --serve` recorded highest for this machine, and admits that many live
+// streams: here 1 thread × 2 slots per 2 cores held 2 streams against 1 with the
+// default 2 threads, so a third concurrent stream is refused with HTTP 503 (no
+// capacity), and accepted once one ends.
 func TestServeAdmitsTheMeasuredKnee(t *testing.T) {
 	if models.CPUName() == "" {
 		t.Skip("this machine's /proc/cpuinfo names no CPU: no knee can be keyed to it")
 	}
 	path := filepath.Join(t.TempDir(), models.KneeFile)
-	slots := (&config.Transcriber{Threads: 2}).SlotsFor(runtime.NumCPU())
-	knee := models.KneeOf(models.HostKey(models.Default, false, 2, slots))
-	knee.Streams, knee.RuleFinalMs, knee.Date = 1, 1000, time.Now().UTC().Format(time.RFC3339)
-	if err := models.SaveKnee(path, knee); err != nil {
-		t.Fatal(err)
+	defSlots := (&config.Transcriber{}).SlotsFor(runtime.NumCPU())
+	for _, shape := range []struct{ threads, slots, streams int }{{config.DefaultThreads, defSlots, 1}, {1, 2 * defSlots, 2}} {
+		knee := models.KneeOf(models.HostKey(models.Default, false, shape.threads, shape.slots))
+		knee.Streams, knee.RuleFinalMs, knee.Date = shape.streams, 1000, time.Now().UTC().Format(time.RFC3339)
+		if err := models.SaveKnee(path, knee); err != nil {
+			t.Fatal(err)
+		}
 	}
-	srv := testutil.StartServe(t, "--capacity-file", path, "--threads", "2")
-	if out := srv.Output(); !strings.Contains(out, "max sessions from the knee measured on this machine") {
-		t.Fatalf("serve did not log the knee it took:\n%s", out)
+	srv := testutil.StartServe(t, "--capacity-file", path)
+	for _, want := range []string{"threads and slots from the knees measured on this machine", "max sessions from the knee measured on this machine"} {
+		if out := srv.Output(); !strings.Contains(out, want) {
+			t.Fatalf("serve did not log %q:\n%s", want, out)
+		}
 	}
-	_, key1 := tenantWithKey(t, srv, "knee", "team", nil)
+	_, key := tenantWithKey(t, srv, "knee", "team", nil)
 	ctx := context.Background()
-	opts := client.Options{Key: key1, Encoding: "linear16", SampleRate: 16000}
-	first, err := client.Dial(ctx, srv.WSURL, opts)
-	if err != nil {
-		t.Fatalf("first stream: %v", err)
+	opts := client.Options{Key: key, Encoding: "linear16", SampleRate: 16000}
+	var open []*client.Conn
+	for i := range 2 {
+		c, err := client.Dial(ctx, srv.WSURL, opts)
+		if err != nil {
+			t.Fatalf("stream %d of the knee's 2: %v", i+1, err)
+		}
+		open = append(open, c)
 	}
 	// The worker's heartbeat tells the gateway it is full; until the gateway has seen
 	// it, the worker itself refuses: 503 either way.
 	var de *client.DialError
-	if _, err = client.Dial(ctx, srv.WSURL, opts); !errors.As(err, &de) || de.Status != 503 {
-		t.Fatalf("second stream: %v, want HTTP 503 (no capacity: the knee is 1)", err)
+	if _, err := client.Dial(ctx, srv.WSURL, opts); !errors.As(err, &de) || de.Status != 503 {
+		t.Fatalf("third stream: %v, want HTTP 503 (no capacity: the knee is 2)", err)
 	}
-	_ = first.CloseStream()
-	first.Close()
-	testutil.Eventually(t, 15*time.Second, "a stream admitted again once the first ended", func() bool {
+	_ = open[0].CloseStream()
+	open[0].Close()
+	defer open[1].Close()
+	testutil.Eventually(t, 15*time.Second, "a stream admitted again once one ended", func() bool {
 		c, err := client.Dial(ctx, srv.WSURL, opts)
 		if err != nil {
 			return false
