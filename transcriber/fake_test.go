@@ -276,7 +276,9 @@ func newFakeRig(t *testing.T, cfg PoolConfig, dec *scriptedDecoder) *fakeRig {
 		dec = &scriptedDecoder{}
 	}
 	clk := &testClock{t: time.Unix(1_700_000_000, 0)}
-	cfg.Models = map[string]Model{"fake": &scriptedModel{d: dec}}
+	if cfg.Models == nil {
+		cfg.Models = map[string]Model{"fake": &scriptedModel{d: dec}}
+	}
 	cfg.NewVAD = func() (VAD, error) { return &energyVAD{}, nil }
 	if cfg.now == nil {
 		cfg.now = clk.Now

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -35,6 +37,12 @@ type PoolConfig struct {
 	// ModelSessions overrides MaxSessions for the models it names (values ≥ 1): each
 	// model's knee measured on this machine (internal/app capacity.go).
 	ModelSessions map[string]int
+	// SharedModels names models of ModelSessions whose counts are knees measured on this
+	// machine alone: they share the machine, a session of a model with knee K taking 1/K
+	// of it, so that together they never admit more than it held. (make run on an
+	// AVX2-only CPU loads tiny.en-q8_0 and tiny.en, each with a knee of 1 there: one
+	// stream at a time, not one of each.) Other models count on their own.
+	SharedModels []string
 	// Step is the partial cadence: a stream in speech is decoded again once at least Step
 	// has passed since its last decode finished and Step of new audio arrived. (Counting
 	// from the start instead, so that slow partials follow each other at once, was
@@ -97,6 +105,11 @@ func (c *PoolConfig) defaults() error {
 	for m, n := range c.ModelSessions {
 		if n < 1 {
 			return fmt.Errorf("transcriber: %d sessions for model %q: want at least 1", n, m)
+		}
+	}
+	for _, m := range c.SharedModels {
+		if _, ok := c.ModelSessions[m]; !ok {
+			return fmt.Errorf("transcriber: shared model %q has no sessions of its own in ModelSessions", m)
 		}
 	}
 	if c.Step <= 0 {
@@ -214,7 +227,23 @@ func (p *Pool) Capacity(model string) bus.Capacity {
 	if p.closed {
 		return bus.Capacity{Slots: n}
 	}
-	return bus.Capacity{Slots: n, Free: max(0, n-p.sessions[model])}
+	return bus.Capacity{Slots: n, Free: p.free(model)}
+}
+
+// free is the sessions of model that can still open (p.mu held): its own count less
+// its live sessions, and for a shared model (SharedModels) no more than its knee's
+// share of what the shared models' live sessions leave of the machine.
+func (p *Pool) free(model string) int {
+	n := p.maxSessions(model)
+	free := n - p.sessions[model]
+	if slices.Contains(p.cfg.SharedModels, model) {
+		used := 0.0
+		for _, m := range p.cfg.SharedModels {
+			used += float64(p.sessions[m]) / float64(p.maxSessions(m))
+		}
+		free = min(free, int(math.Floor((1-used)*float64(n)+1e-9)))
+	}
+	return max(0, free)
 }
 
 // maxSessions is the sessions model accepts.
@@ -244,7 +273,7 @@ func (p *Pool) Open(req bus.SessionRequest, emit Emitter) (Session, error) {
 	case p.closed:
 		p.mu.Unlock()
 		return nil, fmt.Errorf("open session %s: %w", req.Session, ErrClosed)
-	case p.sessions[req.Model] >= p.maxSessions(req.Model):
+	case p.free(req.Model) < 1:
 		p.mu.Unlock()
 		return nil, fmt.Errorf("open session %s model %q: %w", req.Session, req.Model, bus.ErrNoCapacity)
 	}

@@ -139,3 +139,61 @@ func TestPoolModelSessions(t *testing.T) {
 		t.Errorf("capacity after Close %+v", c)
 	}
 }
+
+// TestPoolSharedModels: models whose session counts are knees measured on this machine
+// share it: a session of a model with knee K takes 1/K of it, so together they never
+// admit more than the machine held; a model outside the share counts on its own.
+func TestPoolSharedModels(t *testing.T) {
+	dec := &scriptedDecoder{}
+	rig := newFakeRig(t, PoolConfig{Slots: 1, MaxSessions: 3,
+		Models:        map[string]Model{"small": &scriptedModel{d: dec}, "big": &scriptedModel{d: dec}, "other": &scriptedModel{d: dec}},
+		ModelSessions: map[string]int{"small": 4, "big": 2}, SharedModels: []string{"small", "big"}}, dec)
+	open := func(model string) (Session, error) {
+		return rig.pool.Open(bus.SessionRequest{Model: model}, func(bus.Result) {})
+	}
+	free := func() [3]int {
+		return [3]int{rig.pool.Capacity("small").Free, rig.pool.Capacity("big").Free, rig.pool.Capacity("other").Free}
+	}
+	if f := free(); f != [3]int{4, 2, 3} {
+		t.Fatalf("free %v, want the knees 4 and 2, and other's 3", f)
+	}
+	var live []Session
+	for range 2 { // two small streams take half the machine
+		s, err := open("small")
+		if err != nil {
+			t.Fatal(err)
+		}
+		live = append(live, s)
+	}
+	if f := free(); f != [3]int{2, 1, 3} {
+		t.Errorf("after 2 small: free %v, want 2 small or 1 big; other untouched", f)
+	}
+	s, err := open("big") // the other half
+	if err != nil {
+		t.Fatal(err)
+	}
+	live = append(live, s)
+	if f := free(); f != [3]int{0, 0, 3} {
+		t.Errorf("after 2 small + 1 big: free %v, want the share full", f)
+	}
+	for _, m := range []string{"small", "big"} {
+		if _, err := open(m); !errors.Is(err, bus.ErrNoCapacity) {
+			t.Errorf("%s on a full share: %v, want bus.ErrNoCapacity", m, err)
+		}
+	}
+	if s, err := open("other"); err != nil {
+		t.Errorf("other, outside the share: %v", err)
+	} else {
+		s.Close()
+	}
+	live[2].Close() // the big stream ends: half the machine again
+	if f := free(); f != [3]int{2, 1, 3} {
+		t.Errorf("after the big stream ended: free %v", f)
+	}
+	for _, s := range live[:2] {
+		s.Close()
+	}
+	if _, err := NewPool(PoolConfig{Models: rig.pool.cfg.Models, NewVAD: rig.pool.cfg.NewVAD, SharedModels: []string{"other"}}); err == nil {
+		t.Error("a shared model without its own count was accepted")
+	}
+}

@@ -22,6 +22,9 @@ func KneeFilePath(t config.Transcriber, modelDir string) string {
 type capacityPlan struct {
 	threads, slots int
 	sessions       map[string]int // per model
+	// shared are the models whose sessions are knees measured on this machine: they
+	// share it (transcriber.PoolConfig.SharedModels).
+	shared []string
 }
 
 // planCapacity resolves t's threads, slots and sessions per model from the knees
@@ -35,6 +38,7 @@ type capacityPlan struct {
 //     config.DefaultThreads.
 //   - Sessions: --max-sessions, when set, for every model. Otherwise each model's knee
 //     measured with these threads and slots (at least 1), else models.DefaultMaxSessions.
+//     Models with knees share the machine: a stream of one with knee K takes 1/K of it.
 func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Logger) capacityPlan {
 	path := KneeFilePath(t, modelDir)
 	var knees []models.Knee
@@ -61,6 +65,7 @@ func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Lo
 		}
 		if k, ok := models.FindKnee(knees, models.HostKey(m, t.GPU, p.threads, p.slots)); ok {
 			p.sessions[m] = k.Sessions()
+			p.shared = append(p.shared, m)
 			log.Info("max sessions from the knee measured on this machine", "model", m, "max_sessions", p.sessions[m], "knee", k.String(), "file", path)
 			if k.Streams == 0 {
 				log.Warn("this machine kept not even one stream of the model under the benchmark's rule: it admits one, and its finals may lag", "model", m)
@@ -80,6 +85,9 @@ func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Lo
 		}
 		log.Info("max sessions: the default", "model", m, "max_sessions", p.sessions[m], "why", why,
 			"measure", fmt.Sprintf("earshot bench --serve --model %s --threads %d --slots %d (writes %s), or set --max-sessions", m, p.threads, p.slots, path))
+	}
+	if len(p.shared) > 1 {
+		log.Info("models with measured knees share this machine: a stream of a model whose knee is K takes 1/K of it", "models", p.shared)
 	}
 	return p
 }

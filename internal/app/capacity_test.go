@@ -57,6 +57,9 @@ func TestPlanCapacitySessions(t *testing.T) {
 	if p.sessions["tiny.en"] != 7 || p.sessions["base"] != models.DefaultMaxSessions || p.sessions["tiny.en-q8_0"] != models.DefaultMaxSessions {
 		t.Errorf("sessions %v, want tiny.en 7 and the default for the others", p.sessions)
 	}
+	if len(p.shared) != 1 || p.shared[0] != "tiny.en" {
+		t.Errorf("shared %v, want tiny.en alone (the only knee)", p.shared)
+	}
 	for _, want := range []string{"max sessions from the knee measured on this machine", "1 knee(s) of it in the capacity file were measured on another CPU or with other threads",
 		"no knee measured on this machine for it", "earshot bench --serve --model tiny.en-q8_0 --threads 2 --slots "} {
 		if !strings.Contains(log, want) {
@@ -65,8 +68,8 @@ func TestPlanCapacitySessions(t *testing.T) {
 	}
 	// --max-sessions holds for every model.
 	tr.MaxSessions = 9
-	if p, _ = plan(tr, dir); p.sessions["tiny.en"] != 9 || p.sessions["base"] != 9 {
-		t.Errorf("--max-sessions 9: %v", p.sessions)
+	if p, _ = plan(tr, dir); p.sessions["tiny.en"] != 9 || p.sessions["base"] != 9 || len(p.shared) != 0 {
+		t.Errorf("--max-sessions 9: %v, shared %v", p.sessions, p.shared)
 	}
 	// --capacity-file elsewhere: tiny.en's knee is not there.
 	tr.MaxSessions = 0

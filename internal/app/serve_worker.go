@@ -90,6 +90,7 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*worker.Wo
 		Slots:            t.Slots,
 		ThreadsPerDecode: t.Threads,
 		ModelSessions:    plan.sessions,
+		SharedModels:     plan.shared,
 		Step:             t.Step,
 		Warm:             true,
 		Log:              log.With("component", "transcriber"),
