@@ -28,6 +28,7 @@ func init() {
   path NAME                     print the file of an installed model (exit 1 if missing)
   install NAME FILE             copy a local file in as NAME, verified against the catalog
   card NAME                     NAME's model card as JSON, with what make model-cards measured
+                                and the knees earshot bench --serve measured for it on this machine
   measure NAME… [--measured F] measure installed models on the dev sets ($EARSHOT_TESTDATA):
                                 offline WER/CER and real-time factor, then streamed through a
                                 fresh 'earshot serve' (first text, finals, error rate, memory);
@@ -67,7 +68,12 @@ func runModels(ctx context.Context, e *env, args []string) error {
 		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(card)
+		return enc.Encode(struct {
+			models.Card
+			// What `earshot bench --serve` measured for it on this machine (README: how
+			// many streams a worker admits); absent when nothing was.
+			Here []models.Knee `json:"knees_on_this_machine,omitempty"`
+		}{card, kneesHere(e, *dir, card.Name)})
 	case "measure":
 		if len(pos) == 0 {
 			return fmt.Errorf("usage: earshot models measure NAME… [--measured FILE] [--stream-seconds 0]")
@@ -240,3 +246,26 @@ var boolFlags = map[string]bool{"json": true, "force": true, "fast": true, "demo
 	"allow-synthetic-models": true, "gpu": true, "csv": true, "multichannel": true, "turns": true}
 
 func isBoolFlag(a string) bool { return boolFlags[strings.TrimLeft(a, "-")] }
+
+// kneesHere lists the knees of model in the capacity file (EARSHOT_CAPACITY_FILE, else
+// capacity.json in dir) measured on this CPU, core count and architecture. A file that
+// cannot be read is reported on stderr and lists none.
+func kneesHere(e *env, dir, model string) []models.Knee {
+	path := filepath.Join(dir, models.KneeFile)
+	for _, kv := range e.environ {
+		if v, ok := strings.CutPrefix(kv, "EARSHOT_CAPACITY_FILE="); ok && v != "" {
+			path = v
+		}
+	}
+	knees, err := models.LoadKnees(path)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: %v\n", err)
+	}
+	var here []models.Knee
+	for _, k := range knees {
+		if host := models.HostKey(model, k.GPU, k.Threads, k.Slots); k.Key() == host {
+			here = append(here, k)
+		}
+	}
+	return here
+}
