@@ -2,11 +2,13 @@ package models
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 )
@@ -96,6 +98,28 @@ func (k Knee) String() string {
 	return s
 }
 
+// KneeFilePath is the capacity file: capacityFile (--capacity-file,
+// EARSHOT_CAPACITY_FILE) when set, else KneeFile in modelDir.
+func KneeFilePath(capacityFile, modelDir string) string {
+	if capacityFile != "" {
+		return capacityFile
+	}
+	return filepath.Join(modelDir, KneeFile)
+}
+
+// KneesHere returns the knees of model measured on this machine (its CPU, cores and
+// architecture), whatever their backend, threads and slots.
+func KneesHere(knees []Knee, model string) []Knee {
+	host := HostKey(model, false, 0, 0)
+	var here []Knee
+	for _, k := range knees {
+		if k.Model == model && k.CPU == host.CPU && k.Cores == host.Cores && k.Arch == host.Arch {
+			here = append(here, k)
+		}
+	}
+	return here
+}
+
 // HostKey is the key of a worker on this machine serving model with threads × slots.
 func HostKey(model string, gpu bool, threads, slots int) KneeKey {
 	return KneeKey{Model: model, CPU: CPUName(), Cores: runtime.NumCPU(), Arch: runtime.GOARCH, GPU: gpu, Threads: threads, Slots: slots}
@@ -143,7 +167,7 @@ func ParseKnees(b []byte) ([]Knee, error) {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadKneeFile, len(b), maxKneeFile)
 	}
 	var doc kneeDoc
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKneeFile, err)
@@ -152,16 +176,25 @@ func ParseKnees(b []byte) ([]Knee, error) {
 		return nil, fmt.Errorf("%w: more than one JSON value", ErrBadKneeFile)
 	}
 	for i, k := range doc.Knees {
-		switch {
-		case k.Model == "" || k.CPU == "":
-			return nil, fmt.Errorf("%w: record %d names no model or CPU", ErrBadKneeFile, i)
-		case k.Cores < 1 || k.Threads < 1 || k.Slots < 1:
-			return nil, fmt.Errorf("%w: record %d (%s): cores, threads and slots must be at least 1", ErrBadKneeFile, i, k.Model)
-		case k.Streams < 0 || k.Streams > 100_000:
-			return nil, fmt.Errorf("%w: record %d (%s): knee %d streams is out of range", ErrBadKneeFile, i, k.Model, k.Streams)
+		if err := k.check(); err != nil {
+			return nil, fmt.Errorf("%w: record %d: %v", ErrBadKneeFile, i, err)
 		}
 	}
 	return doc.Knees, nil
+}
+
+// check says what k lacks to be a record: a model and a CPU, positive cores, threads and
+// slots, and a knee between 0 and 100 000 streams.
+func (k Knee) check() error {
+	switch {
+	case k.Model == "" || k.CPU == "":
+		return fmt.Errorf("knee of %q on %q: names no model or CPU", k.Model, k.CPU)
+	case k.Cores < 1 || k.Threads < 1 || k.Slots < 1:
+		return fmt.Errorf("knee of %s: cores, threads and slots must be at least 1", k.Model)
+	case k.Streams < 0 || k.Streams > 100_000:
+		return fmt.Errorf("knee of %s: %d streams is out of range", k.Model, k.Streams)
+	}
+	return nil
 }
 
 // LoadKnees reads the capacity file at path; a missing file is no knees and no error.
@@ -200,8 +233,8 @@ func FindKnee(knees []Knee, key KneeKey) (Knee, bool) {
 // SaveKnee records k in the capacity file at path, replacing a record with the same key
 // and keeping the newest maxKnees. The file is replaced atomically.
 func SaveKnee(path string, k Knee) error {
-	if k.Model == "" || k.CPU == "" || k.Cores < 1 || k.Threads < 1 || k.Slots < 1 {
-		return fmt.Errorf("knee of %q: model, CPU, cores, threads and slots are all needed", k.Model)
+	if err := k.check(); err != nil {
+		return err
 	}
 	old, err := LoadKnees(path)
 	if err != nil {

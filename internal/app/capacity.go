@@ -3,20 +3,10 @@ package app
 import (
 	"fmt"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/earshot-dev/earshot/internal/config"
 	"github.com/earshot-dev/earshot/models"
 )
-
-// KneeFilePath is the capacity file a worker reads and `earshot bench --serve`
-// writes: --capacity-file, else capacity.json in the model directory.
-func KneeFilePath(t config.Transcriber, modelDir string) string {
-	if t.CapacityFile != "" {
-		return t.CapacityFile
-	}
-	return filepath.Join(modelDir, models.KneeFile)
-}
 
 // capacityPlan is how a worker decodes and how many live streams it admits.
 type capacityPlan struct {
@@ -40,7 +30,7 @@ type capacityPlan struct {
 //     measured with these threads and slots (at least 1), else models.DefaultMaxSessions.
 //     Models with knees share the machine: a stream of one with knee K takes 1/K of it.
 func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Logger) capacityPlan {
-	path := KneeFilePath(t, modelDir)
+	path := models.KneeFilePath(t.CapacityFile, modelDir)
 	var knees []models.Knee
 	if t.MaxSessions == 0 || t.Threads == 0 {
 		var err error
@@ -100,9 +90,9 @@ func bestShape(knees []models.Knee, model string, gpu bool, cores int, path stri
 	def, haveDef := models.FindKnee(knees, models.HostKey(model, gpu, config.DefaultThreads, defSlots))
 	var best models.Knee
 	found := false
-	for _, k := range knees {
-		if k.Key() != models.HostKey(model, gpu, k.Threads, k.Slots) || k.Threads*k.Slots > cores*2 {
-			continue // another model or machine, or a shape this machine refuses
+	for _, k := range models.KneesHere(knees, model) {
+		if k.GPU != gpu || k.Threads*k.Slots > cores*2 {
+			continue // another backend, or a shape this machine refuses
 		}
 		if !found || k.Streams > best.Streams {
 			best, found = k, true

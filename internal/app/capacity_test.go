@@ -13,12 +13,15 @@ import (
 	"github.com/earshot-dev/earshot/models"
 )
 
-// kneeDir writes knees measured on this machine (model, threads, slots, streams) into
-// a capacity file in a new directory and returns the directory.
-func kneeDir(t *testing.T, knees ...struct {
+// kn is a knee measured on this machine: model, threads, slots, streams.
+type kn = struct {
 	model                   string
 	threads, slots, streams int
-}) string {
+}
+
+// kneeDir writes knees measured on this machine into a capacity file in a new
+// directory and returns the directory.
+func kneeDir(t *testing.T, knees ...kn) string {
 	t.Helper()
 	if models.CPUName() == "" {
 		t.Skip("this machine's /proc/cpuinfo names no CPU: no knee can be keyed to it")
@@ -32,11 +35,6 @@ func kneeDir(t *testing.T, knees ...struct {
 		}
 	}
 	return dir
-}
-
-type kn = struct {
-	model                   string
-	threads, slots, streams int
 }
 
 func plan(t config.Transcriber, dir string) (capacityPlan, string) {

@@ -42,7 +42,7 @@ func newWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*worker.Wo
 	plan := planCapacity(t, o.Common.ModelDir, cores, log)
 	t.Threads, t.Slots = plan.threads, plan.slots
 	if err := t.Validate(cores); err != nil {
-		return nil, fmt.Errorf("%w (threads and slots from the capacity file %s: measure again or delete it)", err, KneeFilePath(t, o.Common.ModelDir))
+		return nil, fmt.Errorf("%w (threads and slots from the capacity file %s: measure again or delete it)", err, models.KneeFilePath(t.CapacityFile, o.Common.ModelDir))
 	}
 	loaded := map[string]transcriber.Model{}
 	rss0 := transcriber.RSSBytes()

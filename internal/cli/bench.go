@@ -216,10 +216,7 @@ func saveBenchKnee(e *env, rep *bench.Report, cfg bench.Config, model string, lw
 	gpu, _ := strconv.ParseBool(os.Getenv("EARSHOT_GPU"))
 	tc := config.Transcriber{Slots: lw.slots, Threads: lw.threads}
 	key := models.HostKey(model, gpu, lw.threads, tc.SlotsFor(runtime.NumCPU()))
-	path := os.Getenv("EARSHOT_CAPACITY_FILE")
-	if path == "" {
-		path = filepath.Join(models.DefaultDir(), models.KneeFile)
-	}
+	path := models.KneeFilePath(os.Getenv("EARSHOT_CAPACITY_FILE"), models.DefaultDir())
 	k, err := bench.KneeRecord(rep, cfg, key, strings.Join(append([]string{"earshot bench"}, args...), " "))
 	if err == nil {
 		err = models.SaveKnee(path, k)

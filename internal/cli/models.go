@@ -251,21 +251,15 @@ func isBoolFlag(a string) bool { return boolFlags[strings.TrimLeft(a, "-")] }
 // capacity.json in dir) measured on this CPU, core count and architecture. A file that
 // cannot be read is reported on stderr and lists none.
 func kneesHere(e *env, dir, model string) []models.Knee {
-	path := filepath.Join(dir, models.KneeFile)
+	capacityFile := ""
 	for _, kv := range e.environ {
-		if v, ok := strings.CutPrefix(kv, "EARSHOT_CAPACITY_FILE="); ok && v != "" {
-			path = v
+		if v, ok := strings.CutPrefix(kv, "EARSHOT_CAPACITY_FILE="); ok {
+			capacityFile = v
 		}
 	}
-	knees, err := models.LoadKnees(path)
+	knees, err := models.LoadKnees(models.KneeFilePath(capacityFile, dir))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "warning: %v\n", err)
 	}
-	var here []models.Knee
-	for _, k := range knees {
-		if host := models.HostKey(model, k.GPU, k.Threads, k.Slots); k.Key() == host {
-			here = append(here, k)
-		}
-	}
-	return here
+	return models.KneesHere(knees, model)
 }
