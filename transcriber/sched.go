@@ -366,9 +366,12 @@ func lastN(t []int, n int) []int {
 // audioCtx scales whisper's encoder context to the window: the encoder reads
 // audio_ctx × 20 ms, so ceil(sec/30·1500) frames cover the audio; a margin of silence
 // follows, and the total is rounded up to a multiple of 256 frames, capped at the model's
-// 1500. Flash attention works on K/V padded to 256 rows anyway (whisper-patches/0002
-// masks the padding), so the rounding fills rows that cost little with real silence
-// instead of masking them. Too little trailing silence truncates and invents tails
+// 1500. Flash attention pads K/V to 256 rows anyway (whisper-patches/0002 masks the
+// padding), but the rounding is not free: on CPU the encoder costs the same per frame
+// from 128 frames to 1 500 (TestMeasureEncoderBatching: a 1 s partial encodes 256
+// frames where rounding to 64 would give 192, a third more time). It stays for
+// accuracy: rounding to 64 lost words in the turn benchmark (BENCHMARKS, Turn-taking).
+// Too little trailing silence truncates and invents tails
 // (whisper.cpp issue #1855; TestAudioCtxMargin): +128 keeps a step away from that
 // cliff, as accurate as +64 streamed (see docs/bench/history.md).
 //
