@@ -195,6 +195,10 @@ func TestStreamLongformRealEngine(t *testing.T) {
 	}
 	pcm := readWAV(t, lf.WAV)
 	lf, pcm = longformHalf(t, lf, pcm)
+	if os.Getenv("EARSHOT_PROMPT_EN") == "0" { // a measurement: no earlier utterances' text in the prompt
+		promptInEnglish = false
+		defer func() { promptInEnglish = true }()
+	}
 	cfg := PoolConfig{Models: map[string]Model{"tiny.en": model}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2, Log: streamDebugLog()}
 	pool, err := NewPool(cfg)
 	if err != nil {

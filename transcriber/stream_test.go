@@ -368,6 +368,49 @@ func TestStreamResumeAndReplayOverlap(t *testing.T) {
 	}
 }
 
+// TestStreamPromptEarlierTextInEnglishOnly: a decode gets the stream's earlier finals as
+// its prompt in English (the default and language=en), not in another language, where
+// unrelated earlier text cost more characters than related text saved and made whisper
+// drop an English sentence after Chinese ones (earlierTextInPrompt).
+func TestStreamPromptEarlierTextInEnglishOnly(t *testing.T) {
+	for _, c := range []struct {
+		language string
+		prompted bool
+	}{{"", true}, {"en", true}, {"en-US", true}, {"zh-CN", false}, {"de", false}} {
+		t.Run("language="+c.language, func(t *testing.T) {
+			rig := newFakeRig(t, PoolConfig{}, nil)
+			s, col := rig.open(bus.StreamOptions{Language: c.language})
+			defer s.Close()
+			pos := rig.feed(s, col, cat(speech(1, 2), silence(1000)), 0, 0)
+			rig.dec.mu.Lock()
+			first := len(rig.dec.reqs)
+			rig.dec.mu.Unlock()
+			rig.feed(s, col, cat(speech(3, 4), silence(1000)), pos, 0)
+			if f := col.ofType(bus.ResultFinal); len(f) != 2 || f[1].Text != "delta echo" {
+				t.Fatalf("finals %+v, want 'bravo charlie' then 'delta echo'", f)
+			}
+			rig.dec.mu.Lock()
+			defer rig.dec.mu.Unlock()
+			second := rig.dec.reqs[first:]
+			if len(second) == 0 {
+				t.Fatal("no decode of the second utterance")
+			}
+			prompted := 0
+			for _, r := range second {
+				if len(r.PromptTokens) > 0 {
+					prompted++
+				}
+			}
+			switch {
+			case c.prompted && len(second[len(second)-1].PromptTokens) != 2:
+				t.Errorf("the second utterance's final has prompt %v, want the 2 words of the first", second[len(second)-1].PromptTokens)
+			case !c.prompted && prompted > 0:
+				t.Errorf("%d of the second utterance's %d decodes had a prompt: want none beside English", prompted, len(second))
+			}
+		})
+	}
+}
+
 func TestStreamMultiChannel(t *testing.T) {
 	rig := newFakeRig(t, PoolConfig{}, nil)
 	c := &collector{}

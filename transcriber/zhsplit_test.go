@@ -24,20 +24,29 @@ import (
 // decoded in front of them (left context) and its text removed again; at 600 and 1000 ms
 // of endpoint silence. A measurement for BENCHMARKS.md: EARSHOT_BENCH_ZHSPLIT=1 runs those;
 // a comma-separated list of variants runs them at 600 ms, where "-xclip" carries the
-// earlier clips' text into the prompt (one stream over the set) and ":ts", ":offline" and
+// earlier clips' text into the prompt (one stream over the set), "-noprompt" decodes every
+// utterance without a prompt, and ":ts", ":offline" and
 // ":offline1500" choose the decode (timestamp tokens; whisper's offline decode at the
 // final's audio_ctx or at 1500), e.g. EARSHOT_BENCH_ZHSPLIT=alone,alone-xclip,alone:ts.
+// EARSHOT_SPLIT_LANG=en runs it on the English dev clips with tiny.en, scored by WER.
 func TestMandarinSplitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_ZHSPLIT") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_ZHSPLIT=1")
 	}
-	d := realDecoder(t, "base")
+	// EARSHOT_SPLIT_LANG=en runs the same on the English dev clips with tiny.en (scored
+	// by WER) instead of the Mandarin ones with base.
+	english := os.Getenv("EARSHOT_SPLIT_LANG") == "en"
+	model, manifest, code := "base", testdata.MandarinManifest, "zh"
+	if english {
+		model, manifest, code = "tiny.en", testdata.SpeechManifest, "en"
+	}
+	d := realDecoder(t, model)
 	v, err := NewSileroVAD(testdata.VAD(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.MandarinManifest))
+	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), manifest))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +56,7 @@ func TestMandarinSplitSim(t *testing.T) {
 		s := all[a:min(int(b), len(all))]
 		x := make([]float32, max(len(s), minDecodeSamples))
 		copy(x, s)
-		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true), Threads: 2, MaxTokens: maxTokens(len(x), true), Language: "zh"}
+		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true), Threads: 2, MaxTokens: maxTokens(len(x), true), Language: code}
 		switch mode {
 		case "offline":
 			req.Offline = true
@@ -107,8 +116,17 @@ func TestMandarinSplitSim(t *testing.T) {
 			}
 			var c wer.Corpus
 			var rows []string
+			label := variant
+			noPrompt := strings.HasSuffix(variant, "-noprompt")
+			variant := strings.TrimSuffix(variant, "-noprompt")
 			for _, cl := range clips {
 				history := carried
+				prompt := func(h []string) []string {
+					if noPrompt {
+						return nil
+					}
+					return h
+				}
 				switch strings.TrimSuffix(variant, "-xclip") {
 				case "whole":
 					history = append(history, units(hanzi.ToSimplified(joinUnits(decode(cl.pcm, 0, uint64(len(cl.pcm)), nil))))...)
@@ -120,10 +138,10 @@ func TestMandarinSplitSim(t *testing.T) {
 						var w []string
 						if variant == "left-context" && i > 0 && u[1]-prevStart <= 20*bus.SampleRate {
 							from = prevStart - min(prevStart, pad)
-							dec := decode(cl.pcm, from, u[1]+pad, history[:len(history)-prevLen])
+							dec := decode(cl.pcm, from, u[1]+pad, prompt(history[:len(history)-prevLen]))
 							w = dropPrefix(dec, prev)
 						} else {
-							w = decode(cl.pcm, from, u[1]+pad, history)
+							w = decode(cl.pcm, from, u[1]+pad, prompt(history))
 						}
 						added := units(hanzi.ToSimplified(joinUnits(w))) // the prompt in the stream's script
 						history = append(history, added...)
@@ -134,10 +152,15 @@ func TestMandarinSplitSim(t *testing.T) {
 				if strings.HasSuffix(variant, "-xclip") {
 					carried = history
 				}
-				cu := c.AddZh(cl.it.Reference, own)
+				var cu wer.Counts
+				if english {
+					cu = c.Add(cl.it.Reference, own)
+				} else {
+					cu = c.AddZh(cl.it.Reference, own)
+				}
 				rows = append(rows, fmt.Sprintf("%s %d utts %.0f%%: %s", cl.it.ID, len(cl.utts), 100*cu.Rate(), own))
 			}
-			t.Logf("endpoint %d ms, %s: CER %.2f%% (%d/%d)\n%s", hang, variant, 100*c.Rate(), c.Errors(), c.Ref, strings.Join(rows, "\n"))
+			t.Logf("%s, endpoint %d ms, %s: error rate %.2f%% (%d/%d)\n%s", model, hang, label, 100*c.Rate(), c.Errors(), c.Ref, strings.Join(rows, "\n"))
 		}
 	}
 }
@@ -174,7 +197,8 @@ func dropPrefix(dec, prev []string) []string {
 // silence (as `earshot bench --manifest` does), in real time through a Pool on real
 // whisper base with language zh-CN, and logs each clip's finals and CER: the engine's
 // half of the streamed CER in BENCHMARKS.md, without the gateway. A measurement:
-// EARSHOT_BENCH_ZHSTREAM=1 (EARSHOT_STREAM_DEBUG=1 logs the policy's decisions).
+// EARSHOT_BENCH_ZHSTREAM=1 (EARSHOT_STREAM_DEBUG=1 logs the policy's decisions;
+// EARSHOT_ZH_PROMPT=1 gives the decodes the earlier clips' text as prompt, as before).
 func TestStreamMandarinRealEngine(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_ZHSTREAM") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_ZHSTREAM=1")
@@ -200,6 +224,10 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 	if os.Getenv("EARSHOT_ZH_TS") == "0" {
 		timestampsBesideEnglish = false
 		defer func() { timestampsBesideEnglish = true }()
+	}
+	if os.Getenv("EARSHOT_ZH_PROMPT") == "1" {
+		promptBesideEnglish = true // the earlier clips' text in the prompt, as before 2026-12-05
+		defer func() { promptBesideEnglish = false }()
 	}
 	var pcm []int16
 	var bounds []int
@@ -241,6 +269,6 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 		cu := c.AddZh(it.Reference, strings.Join(hyp[i], ""))
 		t.Logf("%-36s CER %5.1f%%  %s", it.ID, 100*cu.Rate(), strings.Join(hyp[i], " | "))
 	}
-	t.Logf("streamed CER %.2f%% (%d/%d), %d partials, pace %d, timestamps beside English %v", 100*c.Rate(), c.Errors(), c.Ref,
-		partials, realTimePace, timestampsBesideEnglish)
+	t.Logf("streamed CER %.2f%% (%d/%d), %d partials, pace %d, timestamps beside English %v, earlier text in the prompt %v",
+		100*c.Rate(), c.Errors(), c.Ref, partials, realTimePace, timestampsBesideEnglish, promptBesideEnglish)
 }

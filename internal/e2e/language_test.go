@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,9 +227,12 @@ func TestCodeSwitchStream(t *testing.T) {
 		t.Errorf("the Mandarin is not there in Simplified characters (want 灯): %q", finals)
 	}
 
-	// Asked for zh-CN alone, the same utterance keeps its English too: decodes in a
-	// language other than English use whisper's timestamp tokens, without which base
-	// dropped or translated the English sentence ("他必须在家").
+	// Asked for zh-CN alone, the same utterance keeps its English too, after Mandarin
+	// said earlier on the stream: decodes in a language other than English use whisper's
+	// timestamp tokens, without which base dropped or translated the English sentence
+	// ("他必须在家"), and do not get the stream's earlier Chinese text as prompt, with
+	// which it dropped it again ("他一定在家因为灯亮着…": earlierTextInPrompt).
+	_, lead, _ := mandarinClip(t, "funasr_csharp_example_2")
 	zh, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Model: "base", Encoding: "linear16", SampleRate: 16000,
 		InterimResults: true, Language: "zh-CN"})
 	if err != nil {
@@ -236,8 +240,9 @@ func TestCodeSwitchStream(t *testing.T) {
 	}
 	defer zh.Close()
 	var zhFinals string
-	for _, ev := range streamRealTime(t, zh, pcm) {
-		if r := ev.Results; r != nil && r.IsFinal {
+	leadEnd := float64(len(lead))/32000 + 1
+	for _, ev := range streamRealTime(t, zh, slices.Concat(lead, make([]byte, 32000), pcm)) {
+		if r := ev.Results; r != nil && r.IsFinal && r.Start >= leadEnd-0.5 {
 			zhFinals += " " + r.Transcript()
 		}
 	}

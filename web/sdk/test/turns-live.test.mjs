@@ -66,6 +66,7 @@ test("JFK in real time to /v2/listen: Configure, then StartOfTurn … EndOfTurn 
   const starts = turns.filter((t) => t.event === "StartOfTurn").map((t) => Math.round(t.latencyMs));
   const eagers = turns.filter((t) => t.event === "EagerEndOfTurn").map((t) => Math.round(t.latencyMs));
   console.log(`# ${flow}`);
+  console.log(`# EndOfTurns: ${ends.map((e) => JSON.stringify(e.transcript)).join(" | ")}`);
   console.log(`# latency ms: StartOfTurn ${starts.join(", ")}; EagerEndOfTurn ${eagers.join(", ") || "none"}; ` +
     `EndOfTurn ${ends.map((e) => `${Math.round(e.latencyMs)} (${e.trigger})`).join(", ")}; median EndOfTurn ${Math.round(median(ends.map((e) => e.latencyMs)))}`);
 });
