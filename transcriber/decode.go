@@ -96,9 +96,9 @@ func (st *stream) prepare() (job, bool) {
 			j.language = st.lang
 		}
 	}
-	history := st.history
-	if !st.earlierTextInPrompt(j) {
-		history = nil
+	var history []string
+	if st.earlierTextInPrompt(j) {
+		history = st.history
 	}
 	prompt := history
 	if j.speechEnd-j.speechStart < shortSpeech {

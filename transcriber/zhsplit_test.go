@@ -118,15 +118,15 @@ func TestMandarinSplitSim(t *testing.T) {
 			var rows []string
 			label := variant
 			noPrompt := strings.HasSuffix(variant, "-noprompt")
-			variant := strings.TrimSuffix(variant, "-noprompt")
+			variant = strings.TrimSuffix(variant, "-noprompt")
+			prompt := func(h []string) []string {
+				if noPrompt {
+					return nil
+				}
+				return h
+			}
 			for _, cl := range clips {
 				history := carried
-				prompt := func(h []string) []string {
-					if noPrompt {
-						return nil
-					}
-					return h
-				}
 				switch strings.TrimSuffix(variant, "-xclip") {
 				case "whole":
 					history = append(history, units(hanzi.ToSimplified(joinUnits(decode(cl.pcm, 0, uint64(len(cl.pcm)), nil))))...)

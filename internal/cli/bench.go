@@ -216,7 +216,7 @@ func saveBenchKnee(e *env, rep *bench.Report, cfg bench.Config, model string, lw
 	gpu, _ := strconv.ParseBool(os.Getenv("EARSHOT_GPU"))
 	tc := config.Transcriber{Slots: lw.slots, Threads: lw.threads}
 	key := models.HostKey(model, gpu, lw.threads, tc.SlotsFor(runtime.NumCPU()))
-	path := models.KneeFilePath(os.Getenv("EARSHOT_CAPACITY_FILE"), models.DefaultDir())
+	path := models.KneeFilePath(envOr(e, "EARSHOT_CAPACITY_FILE", ""), models.DefaultDir())
 	k, err := bench.KneeRecord(rep, cfg, key, strings.Join(append([]string{"earshot bench"}, args...), " "))
 	if err == nil {
 		err = models.SaveKnee(path, k)

@@ -251,13 +251,7 @@ func isBoolFlag(a string) bool { return boolFlags[strings.TrimLeft(a, "-")] }
 // capacity.json in dir) measured on this CPU, core count and architecture. A file that
 // cannot be read is reported on stderr and lists none.
 func kneesHere(e *env, dir, model string) []models.Knee {
-	capacityFile := ""
-	for _, kv := range e.environ {
-		if v, ok := strings.CutPrefix(kv, "EARSHOT_CAPACITY_FILE="); ok {
-			capacityFile = v
-		}
-	}
-	knees, err := models.LoadKnees(models.KneeFilePath(capacityFile, dir))
+	knees, err := models.LoadKnees(models.KneeFilePath(envOr(e, "EARSHOT_CAPACITY_FILE", ""), dir))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "warning: %v\n", err)
 	}
