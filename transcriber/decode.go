@@ -271,6 +271,7 @@ func (st *stream) completeSpec(j job, words []string, times []wordTime, hyp Hypo
 	st.specDone, st.specWords, st.specTimes, st.specConf = true, words, times, conf
 	if st.turn != nil {
 		st.tryEager()
+		st.confirmEager()
 	}
 	if st.sess.req.Options.InterimResults {
 		st.emitPartial(j, words, times, hyp)

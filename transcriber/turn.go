@@ -111,6 +111,9 @@ type turnState struct {
 	wantEager uint64  // speech end whose pause passed eager_eot_threshold (0: none)
 	eagerEnd  uint64  // speech end of the EagerEndOfTurn sent
 	eagerText string  // its transcript
+	// eagerEarly says that transcript ended with the open utterance's newest partial:
+	// the speculative final was not decoded yet when the model decided.
+	eagerEarly bool
 
 	startPending bool   // speech of the next turn began while this one was ending
 	pendingAt    uint64 // where
@@ -258,6 +261,12 @@ func (st *stream) turnDecide(speechEnd uint64, p float32) {
 	s.log.Debug("end of turn", "speech_end", sec(speechEnd), "silence_ms", (st.end()-speechEnd)/bus.SamplesPerMs, "p", p)
 	o := s.turns
 	if o.EOTThreshold < bus.MaxEOTThreshold && float64(p) >= o.EOTThreshold {
+		if o.EagerEOTThreshold > 0 && t.phase == turnOngoing {
+			// With the final already decoded the agent hears of the end now, not once
+			// the cut utterance's final is emitted (and with eagerFromPartial, at once).
+			t.wantEager = speechEnd
+			st.tryEager()
+		}
 		st.endTurn(bus.TriggerModel)
 		return
 	}
@@ -268,37 +277,79 @@ func (st *stream) turnDecide(speechEnd uint64, p float32) {
 	st.turnCheck()
 }
 
+// eagerFromPartial, a measurement knob, sends an EagerEndOfTurn at the model's decision
+// with the newest partial when the final is not decoded yet (tryEager, confirmEager).
+// Off: on the turn set it came 0.2 s after the speech end instead of 0.55 s, but its
+// text differed from the final's at 4 of 5 turn ends (the partial lacks the last word:
+// "And so my fellow" for "And so my fellow Americans."), so an agent would draft its
+// answer from a wrong transcript most of the time (BENCHMARKS.md, Turn-taking;
+// EARSHOT_TURN_EAGER_PARTIAL=1 in TestTurnBenchmark).
+var eagerFromPartial = false
+
 // tryEager sends the EagerEndOfTurn wanted for the current pause once the transcript
-// the turn would end with is known: the speculative final of the open utterance, or
-// the finals when the utterance was already cut.
+// the turn will end with is known: the speculative final of the open utterance, or the
+// finals when the utterance was already cut (with eagerFromPartial, at once, the newest
+// partial standing in for the final until confirmEager checks it).
 func (st *stream) tryEager() {
 	t := st.turn
 	if t.phase != turnOngoing || t.wantEager == 0 || t.wantEager != t.lastSpeech || !st.inTurnPause() {
 		return
 	}
-	units := append([]string(nil), t.units...)
-	ws := append([]bus.Word(nil), t.words...)
+	units, ws, known := st.turnTextNow()
+	text := joinUnits(units)
+	if text == "" || (!known && !eagerFromPartial) {
+		return // Flux: an EagerEndOfTurn always has a transcript; tried again with the final
+	}
+	t.phase, t.eagerEnd, t.eagerText, t.wantEager, t.eagerEarly = turnAwaiting, t.lastSpeech, text, 0, !known
+	st.sendTurn(bus.TurnEager, ws, text, t.p, t.lastSpeech)
+}
+
+// confirmEager checks an EagerEndOfTurn sent with a partial (eagerFromPartial) once the
+// speculative final or the final of its pause is known: the same text confirms it; a
+// different one is announced with TurnResumed and a new EagerEndOfTurn, as Flux does
+// when the transcript changes after one. Callers hold sess.mu.
+func (st *stream) confirmEager() {
+	t := st.turn
+	if t.phase != turnAwaiting || !t.eagerEarly || t.eagerEnd != t.lastSpeech || !st.inTurnPause() {
+		return
+	}
+	units, ws, known := st.turnTextNow()
+	if !known {
+		return
+	}
+	t.eagerEarly = false
+	if text := joinUnits(units); text != "" && text != t.eagerText {
+		st.sendTurn(bus.TurnResumed, nil, "", 0, 0)
+		t.eagerText = text
+		st.sendTurn(bus.TurnEager, ws, text, t.p, t.lastSpeech)
+	}
+}
+
+// turnTextNow is the turn's transcript as it would end now: its finals, then the open
+// utterance's speculative final when decoded (known), else its newest partial.
+func (st *stream) turnTextNow() (units []string, ws []bus.Word, known bool) {
+	t := st.turn
+	units = append([]string(nil), t.units...)
+	ws = append([]bus.Word(nil), t.words...)
+	partial := func() ([]string, []bus.Word, bool) {
+		return append(units, t.partUnits...), append(ws, t.partWords...), false
+	}
 	switch {
 	case st.uttOpen:
 		if st.specUtt != st.uttID || st.specEnd != st.ep.speechEnd || !st.specDone || len(st.pending) > 0 {
-			return
+			return partial()
 		}
 		words, times, ok := st.agree.finish(st.specWords, st.specTimes, st.specSkip)
 		if !ok && st.specSkip > 0 {
-			return // the final will be decoded again: its text is not known yet
+			return partial() // the final will be decoded again: its text is not known yet
 		}
 		words, times = st.dropCommitted(words, times, st.uttStart, st.ep.speechEnd)
 		units = append(units, words...)
 		ws = append(ws, st.placeWords(words, times, st.uttStart, st.ep.speechEnd, st.specConf)...)
 	case len(st.pending) > 0:
-		return // turnFinal tries again
+		return partial() // turnFinal checks again
 	}
-	text := joinUnits(units)
-	if text == "" {
-		return // Flux: an EagerEndOfTurn always has a transcript
-	}
-	t.phase, t.eagerEnd, t.eagerText, t.wantEager = turnAwaiting, t.lastSpeech, text, 0
-	st.sendTurn(bus.TurnEager, ws, text, t.p, t.lastSpeech)
+	return units, ws, true
 }
 
 // endTurn decides the end of the current turn: the open utterance is cut at its speech
@@ -369,6 +420,7 @@ func (st *stream) turnFinal(seg *finalSeg, units []string, ws []bus.Word) {
 		return
 	}
 	st.tryEager()
+	st.confirmEager()
 }
 
 func (st *stream) sendEndOfTurn(trigger string) {

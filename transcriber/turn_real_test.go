@@ -127,10 +127,15 @@ type turnRun struct {
 	name                                 string
 	turnEnds, falseEnds, missed, natural int
 	eot, eager, start                    []time.Duration
-	wer                                  float64
-	events                               []bus.Result
-	modelCalls                           int64
-	decisions                            []turnDecision
+	// eagerFinal: the EagerEndOfTurn whose transcript the turn's EndOfTurn repeated;
+	// revised: turn ends whose first EagerEndOfTurn (sent with a partial's text before
+	// the final was decoded) was followed by TurnResumed and another one.
+	eagerFinal []time.Duration
+	revised    int
+	wer        float64
+	events     []bus.Result
+	modelCalls int64
+	decisions  []turnDecision
 }
 
 // turnDecision is one end-of-turn decision: the pause after speechEnd (stream
@@ -227,6 +232,7 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 		return x+300*bus.SamplesPerMs >= ref.end && x < ref.stop+300*bus.SamplesPerMs
 	}
 	ended := make([]bool, len(refs))
+	firstEager, lastEager := make([]time.Time, len(refs)), make([]time.Time, len(refs))
 	for _, g := range got {
 		r := g.r
 		if r.Type != bus.ResultTurn {
@@ -238,12 +244,22 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 			case r.Event == bus.TurnStart && near(r.SpeechAt, ref.onset):
 				run.start = append(run.start, g.at.Sub(wall(ref.onset)))
 			case r.Event == bus.TurnEager && atEnd(r.SpeechAt, ref) && !ended[k]:
-				run.eager = append(run.eager, g.at.Sub(wall(ref.end)))
+				if firstEager[k].IsZero() {
+					firstEager[k] = g.at
+				}
+				lastEager[k] = g.at
 			case r.Event == bus.TurnEnd && r.SpeechAt >= ref.start && r.SpeechAt < ref.stop+300*bus.SamplesPerMs:
 				if atEnd(r.SpeechAt, ref) && !ended[k] {
 					ended[k] = true
 					run.turnEnds++
 					run.eot = append(run.eot, g.at.Sub(wall(ref.end)))
+					if !firstEager[k].IsZero() {
+						run.eager = append(run.eager, firstEager[k].Sub(wall(ref.end)))
+						run.eagerFinal = append(run.eagerFinal, lastEager[k].Sub(wall(ref.end)))
+						if lastEager[k] != firstEager[k] {
+							run.revised++
+						}
+					}
 				} else if !atEnd(r.SpeechAt, ref) {
 					run.falseEnds++
 					inserted := false
@@ -257,8 +273,11 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 				}
 			}
 		}
-		if r.Event == bus.TurnEnd {
+		switch r.Event {
+		case bus.TurnEnd:
 			t.Logf("%s: EndOfTurn #%d at %.2f s p=%.2f %-7s %q", name, r.TurnIndex, sec(r.SpeechAt), r.EOTConfidence, r.Trigger, r.Text)
+		case bus.TurnEager, bus.TurnResumed:
+			t.Logf("%s: %s #%d at %.2f s %q", name, r.Event, r.TurnIndex, sec(r.SpeechAt), r.Text)
 		}
 	}
 	var refText, hypText []string
@@ -293,9 +312,9 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 }
 
 func (r turnRun) String() string {
-	return fmt.Sprintf("%s: turn ends %d, missed %d, false EndOfTurn %d (%d at natural pauses), EndOfTurn p50 %v p95 %v, Eager p50 %v, StartOfTurn p50 %v p95 %v, WER %.1f%%, model calls %d",
-		r.name, r.turnEnds, r.missed, r.falseEnds, r.natural, pct(r.eot, 0.5), pct(r.eot, 0.95), pct(r.eager, 0.5),
-		pct(r.start, 0.5), pct(r.start, 0.95), 100*r.wer, r.modelCalls)
+	return fmt.Sprintf("%s: turn ends %d, missed %d, false EndOfTurn %d (%d at natural pauses), EndOfTurn p50 %v p95 %v, Eager p50 %v p95 %v (revised at %d of %d turn ends; the one EndOfTurn repeated: p50 %v), StartOfTurn p50 %v p95 %v, WER %.1f%%, model calls %d",
+		r.name, r.turnEnds, r.missed, r.falseEnds, r.natural, pct(r.eot, 0.5), pct(r.eot, 0.95), pct(r.eager, 0.5), pct(r.eager, 0.95),
+		r.revised, len(r.eager), pct(r.eagerFinal, 0.5), pct(r.start, 0.5), pct(r.start, 0.95), 100*r.wer, r.modelCalls)
 }
 
 func smartTurn(t *testing.T) TurnModel {
@@ -360,6 +379,10 @@ func TestTurnBenchmark(t *testing.T) {
 	}
 	m := smartTurn(t)
 	pcm, refs := buildTurnSet(t, 0)
+	if os.Getenv("EARSHOT_TURN_EAGER_PARTIAL") == "1" { // the knob's experiment (eagerFromPartial)
+		eagerFromPartial = true
+		defer func() { eagerFromPartial = false }()
+	}
 	runs := 3
 	if n, err := fmt.Sscan(os.Getenv("EARSHOT_TURN_RUNS"), &runs); n != 1 || err != nil {
 		runs = 3

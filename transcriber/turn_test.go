@@ -198,6 +198,125 @@ func TestTurnEagerAndResumed(t *testing.T) {
 	checkTurnRules(t, turnEvents(c), true)
 }
 
+// TestTurnEagerBeforeTheFinal: with eagerFromPartial (a measurement knob, off by
+// default), EagerEndOfTurn goes out when the model decides, with the newest partial as
+// its transcript, not once the final is decoded. When the final's text differs (here
+// the speculative final, held until the eager event is out, hears one word more),
+// TurnResumed and an EagerEndOfTurn with the final text come as soon as it is known,
+// and EndOfTurn repeats that one (Flux's rule). Without the knob the EagerEndOfTurn
+// waits for the final.
+func TestTurnEagerBeforeTheFinal(t *testing.T) {
+	t.Cleanup(func() { eagerFromPartial = false })
+	for _, tc := range []struct {
+		name    string
+		p       float32
+		o       bus.TurnOptions
+		trigger string
+		early   bool // eagerFromPartial
+	}{
+		{"the end at once", 0.9, bus.TurnOptions{EagerEOTThreshold: 0.4}, bus.TriggerModel, true},
+		{"eager, then the timeout", 0.5, bus.TurnOptions{EagerEOTThreshold: 0.4, EOTTimeoutMs: 1500}, bus.TriggerTimeout, true},
+		{"the default: the end at once, eager with the final", 0.9, bus.TurnOptions{EagerEOTThreshold: 0.4}, bus.TriggerModel, false},
+		{"the default: eager with the final, then the timeout", 0.5, bus.TurnOptions{EagerEOTThreshold: 0.4, EOTTimeoutMs: 1500}, bus.TriggerTimeout, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eagerFromPartial = tc.early
+			c := &collector{}
+			m := &scriptedTurnModel{Fn: func(string) float32 { return tc.p }}
+			words := speech(1, 2, 7)
+			lastWordEnd := uint64(len(words) - fakeGapMs*bus.SamplesPerMs)
+			// Decodes that start after the last word (the speculative final) are held until
+			// the EagerEndOfTurn is out, and hear one word more. One slot: one at a time.
+			var specNow atomic.Bool
+			var specsHeld atomic.Int64
+			dec := &scriptedDecoder{}
+			dec.OnDecode = func(DecodeRequest) {
+				specNow.Store(c.fed.Load() > lastWordEnd)
+				if !specNow.Load() {
+					return
+				}
+				specsHeld.Add(1)
+				// Until the model has decided and an EagerEndOfTurn is out, or 100 ms after
+				// the decision when none comes (the default waits for this decode).
+				for deadline := time.Now().Add(10 * time.Second); m.calls.Load() == 0 && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+				for deadline := time.Now().Add(100 * time.Millisecond); !hasEvent(c, bus.TurnEager) && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			dec.Override = func(text string) Hypothesis {
+				if specNow.Load() && text != "" {
+					text += " please"
+				}
+				return Hypothesis{Text: text, AvgLogprob: -0.1, NoSpeechProb: 0.01, Tokens: []Token{{ID: 1}}}
+			}
+			rig := newFakeRig(t, PoolConfig{TurnModel: m}, dec)
+			s, err := rig.pool.Open(bus.SessionRequest{Session: "s", Model: "fake", Channels: 1,
+				Options: bus.StreamOptions{Turns: &tc.o}}, c.emit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.Close)
+			pos := rig.feed(s, c, words[:lastWordEnd], 0, 0)
+			// The speculative final starts at the first silent window and is held; the
+			// model is asked 96 ms into the pause meanwhile.
+			pos = rig.write(s, c, cat(words[lastWordEnd:], silence(200)), pos, 0, false)
+			for deadline := time.Now().Add(10 * time.Second); !hasEvent(c, bus.TurnEager); {
+				if time.Now().After(deadline) {
+					t.Fatalf("no EagerEndOfTurn while the speculative final was held: %s", eventNames(turnEvents(c)))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			rig.waitIdle()
+			rig.feed(s, c, silence(2000), pos, 0)
+			const final = "bravo charlie hotel please"
+			if !tc.early {
+				expectEvents(t, c, fmt.Sprintf("StartOfTurn#0 EagerEndOfTurn#0(%s) EndOfTurn#0(%s)[%s]", final, final, tc.trigger))
+				checkTurnRules(t, turnEvents(c), true)
+				return
+			}
+			evs := turnEvents(c)
+			var early string
+			for _, r := range evs {
+				if r.Event == bus.TurnEager {
+					early = r.Text
+					break
+				}
+			}
+			if early == "" || strings.Contains(early, "please") {
+				t.Fatalf("the first EagerEndOfTurn carries %q: want the partial's text, before the final's", early)
+			}
+			want := fmt.Sprintf("StartOfTurn#0 EagerEndOfTurn#0(%s) TurnResumed#0 EagerEndOfTurn#0(%s) EndOfTurn#0(%s)[%s]", early, final, final, tc.trigger)
+			expectEvents(t, c, want)
+			checkTurnRules(t, evs, true)
+			if specsHeld.Load() == 0 {
+				t.Fatal("no speculative final was decoded")
+			}
+			// The corrected EagerEndOfTurn came when the final's text was known, long
+			// before a timeout.
+			rs, at := c.results(), c.at
+			for i, r := range rs {
+				if r.Type == bus.ResultTurn && r.Event == bus.TurnEager && r.Text == final {
+					if lag := (at[i] - uint64(len(words))) / bus.SamplesPerMs; lag > 400 {
+						t.Errorf("the EagerEndOfTurn with the final text came %d ms into the pause", lag)
+					}
+				}
+			}
+		})
+	}
+}
+
+// hasEvent reports whether c holds a turn event of that kind.
+func hasEvent(c *collector, event string) bool {
+	for _, r := range turnEvents(c) {
+		if r.Event == event {
+			return true
+		}
+	}
+	return false
+}
+
 func TestTurnEagerThenEnd(t *testing.T) {
 	// Asked again while the pause grows (TurnRecheck), the probability climbs: eager
 	// first, then the end, with the same transcript.
