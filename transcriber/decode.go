@@ -316,6 +316,22 @@ func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypot
 	st.sess.send(st, r)
 }
 
+// earlyEndGap is how much speech may follow a final's last word (by the model's word
+// times) before the decode counts as ended early: whisper's words end up to a few tenths
+// of a second before the VAD's speech end (its hangover, a breath).
+const earlyEndGap = 1000 * bus.SamplesPerMs
+
+// endsEarly reports whether the last word with the model's times ends more than
+// earlyEndGap before speechEnd. Without such a word it cannot tell, and says no.
+func endsEarly(times []wordTime, speechEnd uint64) bool {
+	for i := len(times) - 1; i >= 0; i-- {
+		if times[i].model {
+			return times[i].end+earlyEndGap < speechEnd
+		}
+	}
+	return false
+}
+
 // finalOverrulesCommits reports whether, in language code, a final decoded over the
 // whole utterance replaces the words committed from its partials when it does not hold
 // them. English keeps its commits (its stable words are a promise, and its finals are
@@ -334,6 +350,16 @@ var overruleBesideEnglish = true
 // final is then decoded again over the whole utterance, and emitFinal reports false.
 func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip int) bool {
 	seg := st.pending[0]
+	if skip > 0 && endsEarly(times, seg.speechEnd) {
+		// whisper ended the decode of the trimmed window early (on a Mandarin clip, after
+		// the first of two sentences: "…冠名不出" and no "豆奶牛奶换着喝…"); decoded
+		// whole, without the committed words as prompt, it holds everything.
+		st.sess.log.Debug("trimmed final ends before the speech: decoding the whole utterance", "start", sec(seg.start),
+			"speech_end", sec(seg.speechEnd), "decoded", strings.Join(words, " "))
+		seg.from, seg.skip = 0, 0
+		seg.reuse, seg.reuseTimes, seg.reused = nil, nil, false
+		return false
+	}
 	all, allTimes, ok := seg.agree.finish(words, times, skip)
 	if !ok && skip > 0 {
 		st.sess.log.Debug("trimmed final does not align: decoding the whole utterance", "start", sec(seg.start),

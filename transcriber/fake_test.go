@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,9 @@ type scriptedDecoder struct {
 	Block    bool
 	// OnDecode, when set, sees each request as the call starts.
 	OnDecode func(DecodeRequest)
+	// Timed gives each word a token whose End is where its burst ends in the window (the
+	// stand-in for DTW word times), for texts that are a prefix of what the window holds.
+	Timed bool
 
 	calls    atomic.Int64
 	inFlight atomic.Int64
@@ -144,12 +148,28 @@ func (d *scriptedDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypoth
 	if d.Override != nil {
 		return d.Override(text), nil
 	}
-	return Hypothesis{Text: text, AvgLogprob: -0.1, NoSpeechProb: 0.01, Tokens: []Token{{ID: 1}}}, nil
+	h := Hypothesis{Text: text, AvgLogprob: -0.1, NoSpeechProb: 0.01, Tokens: []Token{{ID: 1}}}
+	if d.Timed {
+		words, ends := recogniseTimed(req.Samples)
+		got := strings.Fields(text)
+		if len(got) <= len(words) && slices.Equal(got, words[:len(got)]) {
+			h.Tokens = nil
+			for i, w := range got {
+				h.Tokens = append(h.Tokens, Token{ID: i + 1, Text: " " + w, End: ends[i], P: 0.9})
+			}
+		}
+	}
+	return h, nil
 }
 
 // recognise maps the bursts of a window to words.
 func recognise(x []float32) string {
-	var words []string
+	words, _ := recogniseTimed(x)
+	return strings.Join(words, " ")
+}
+
+// recogniseTimed is recognise with where each word's burst ends (seconds into x).
+func recogniseTimed(x []float32) (words []string, ends []float64) {
 	runStart, peak := -1, 0.0
 	frames := len(x) / fakeFrame
 	flush := func(end int, cut bool) {
@@ -159,8 +179,10 @@ func recognise(x []float32) string {
 		switch {
 		case cut && n < fakeWordMs/10:
 			words = append(words, fmt.Sprintf("%s~%d", fakeVocab[k][:2], n))
+			ends = append(ends, float64(end*fakeFrame)/bus.SampleRate)
 		case n >= fakeWordMs/10-2:
 			words = append(words, fakeVocab[k])
+			ends = append(ends, float64(end*fakeFrame)/bus.SampleRate)
 		}
 		runStart, peak = -1, 0
 	}
@@ -178,7 +200,7 @@ func recognise(x []float32) string {
 	if runStart >= 0 {
 		flush(frames, true)
 	}
-	return strings.Join(words, " ")
+	return words, ends
 }
 
 // energyVAD is a deterministic stand-in for Silero: p = 1 when a 512-sample window's

@@ -557,6 +557,33 @@ func TestStreamTrimmedFinalThatDoesNotAlign(t *testing.T) {
 	}
 }
 
+// TestStreamTrimmedFinalThatEndsEarly: decodes of a trimmed window stop 1.5 s of words
+// before the window's end (whisper ending a decode early: on a Mandarin clip it wrote the first of
+// two sentences and nothing of the second). Joined to the committed words such a final
+// would lose the rest of the utterance; its last word ends long before the speech, so
+// it is decoded again over the whole utterance: every word arrives once, none is lost.
+func TestStreamTrimmedFinalThatEndsEarly(t *testing.T) {
+	dec := &scriptedDecoder{Timed: true, Prompted: func(text string) string {
+		w := strings.Fields(text)
+		return strings.Join(w[:max(0, len(w)-5)], " ") // 1.5 s of words left out
+	}}
+	rig := newFakeRig(t, PoolConfig{}, dec)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true})
+	ks, want := trimTestWords(t)
+	pos := rig.feed(s, c, silence(300), 0, 0)
+	pos = rig.feed(s, c, speech(ks...), pos, 0)
+	rig.feed(s, c, silence(1500), pos, 0)
+	finals := c.ofType(bus.ResultFinal)
+	if len(finals) != 1 || finals[0].Text != strings.Join(want, " ") {
+		t.Fatalf("finals %+v, want one: %q", finals, strings.Join(want, " "))
+	}
+	rig.dec.mu.Lock()
+	defer rig.dec.mu.Unlock()
+	if last := rig.dec.reqs[len(rig.dec.reqs)-1]; len(last.PromptTokens) != 0 {
+		t.Errorf("last decode had %d prompt tokens: want the untrimmed whole utterance", len(last.PromptTokens))
+	}
+}
+
 // TestStreamEarlyFirstPartial: an utterance's first partial is decoded while the VAD
 // still waits to confirm the speech (earlyDue, at 160 ms of candidate speech) and is
 // shown at the confirmation (250 ms), not a step (300 ms) plus a decode after it.
