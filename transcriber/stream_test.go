@@ -538,14 +538,21 @@ func trimTestWords(t *testing.T) (ks []int, want []string) {
 // differently). The final cannot be joined to the committed words, so it is decoded
 // again over the whole utterance: every word arrives once, none is lost.
 func TestStreamTrimmedFinalThatDoesNotAlign(t *testing.T) {
-	dec := &scriptedDecoder{Prompted: func(string) string { return "zulu" }}
+	c := trimmedFinalDecodedWhole(t, &scriptedDecoder{Prompted: func(string) string { return "zulu" }})
+	checkPartials(t, c.results())
+}
+
+// trimmedFinalDecodedWhole streams the trimTestWords utterance through dec and checks
+// that its one final holds every word once, from a last decode of the whole utterance
+// (no prompt: not a trimmed window).
+func trimmedFinalDecodedWhole(t *testing.T, dec *scriptedDecoder) *collector {
+	t.Helper()
 	rig := newFakeRig(t, PoolConfig{}, dec)
 	s, c := rig.open(bus.StreamOptions{InterimResults: true})
 	ks, want := trimTestWords(t)
 	pos := rig.feed(s, c, silence(300), 0, 0)
 	pos = rig.feed(s, c, speech(ks...), pos, 0)
 	rig.feed(s, c, silence(1500), pos, 0)
-	checkPartials(t, c.results())
 	finals := c.ofType(bus.ResultFinal)
 	if len(finals) != 1 || finals[0].Text != strings.Join(want, " ") {
 		t.Fatalf("finals %+v, want one: %q", finals, strings.Join(want, " "))
@@ -555,6 +562,7 @@ func TestStreamTrimmedFinalThatDoesNotAlign(t *testing.T) {
 	if last := rig.dec.reqs[len(rig.dec.reqs)-1]; len(last.PromptTokens) != 0 {
 		t.Errorf("last decode had %d prompt tokens: want the untrimmed whole utterance", len(last.PromptTokens))
 	}
+	return c
 }
 
 // TestStreamTrimmedFinalThatEndsEarly: decodes of a trimmed window stop 1.5 s of words
@@ -563,25 +571,10 @@ func TestStreamTrimmedFinalThatDoesNotAlign(t *testing.T) {
 // would lose the rest of the utterance; its last word ends long before the speech, so
 // it is decoded again over the whole utterance: every word arrives once, none is lost.
 func TestStreamTrimmedFinalThatEndsEarly(t *testing.T) {
-	dec := &scriptedDecoder{Timed: true, Prompted: func(text string) string {
+	trimmedFinalDecodedWhole(t, &scriptedDecoder{Timed: true, Prompted: func(text string) string {
 		w := strings.Fields(text)
 		return strings.Join(w[:max(0, len(w)-5)], " ") // 1.5 s of words left out
-	}}
-	rig := newFakeRig(t, PoolConfig{}, dec)
-	s, c := rig.open(bus.StreamOptions{InterimResults: true})
-	ks, want := trimTestWords(t)
-	pos := rig.feed(s, c, silence(300), 0, 0)
-	pos = rig.feed(s, c, speech(ks...), pos, 0)
-	rig.feed(s, c, silence(1500), pos, 0)
-	finals := c.ofType(bus.ResultFinal)
-	if len(finals) != 1 || finals[0].Text != strings.Join(want, " ") {
-		t.Fatalf("finals %+v, want one: %q", finals, strings.Join(want, " "))
-	}
-	rig.dec.mu.Lock()
-	defer rig.dec.mu.Unlock()
-	if last := rig.dec.reqs[len(rig.dec.reqs)-1]; len(last.PromptTokens) != 0 {
-		t.Errorf("last decode had %d prompt tokens: want the untrimmed whole utterance", len(last.PromptTokens))
-	}
+	}})
 }
 
 // TestStreamEarlyFirstPartial: an utterance's first partial is decoded while the VAD
