@@ -316,6 +316,15 @@ func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypot
 	st.sess.send(st, r)
 }
 
+// wholeAgain makes seg's final a decode of the whole utterance (no trimmed window, no
+// decode to reuse), saying why.
+func (st *stream) wholeAgain(seg *finalSeg, why string, words []string) {
+	st.sess.log.Debug(why, "start", sec(seg.start), "speech_end", sec(seg.speechEnd),
+		"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
+	seg.from, seg.skip = 0, 0
+	seg.reuse, seg.reuseTimes, seg.reused = nil, nil, false
+}
+
 // earlyEndGap is how much speech may follow a final's last word (by the model's word
 // times) before the decode counts as ended early: whisper's words end up to a few tenths
 // of a second before the VAD's speech end (its hangover, a breath).
@@ -345,27 +354,21 @@ func finalOverrulesCommits(code string) bool {
 var overruleBesideEnglish = true
 
 // emitFinal emits the final of pending[0] from the words of its decode (made after the
-// first skip committed words). A decode of a trimmed window in which the last committed
-// words cannot be found cannot be joined to them without losing or repeating words: the
-// final is then decoded again over the whole utterance, and emitFinal reports false.
+// first skip committed words). A decode of a trimmed window that cannot be joined to the
+// committed words without losing or repeating words is decoded again over the whole
+// utterance (wholeAgain), and emitFinal reports false: one in which the last committed
+// words cannot be found, and one whose words end long before the speech (endsEarly:
+// whisper ended it early; on a Mandarin clip after the first of two sentences, "…冠名不出"
+// and no "豆奶牛奶换着喝…", where the whole window holds both).
 func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip int) bool {
 	seg := st.pending[0]
 	if skip > 0 && endsEarly(times, seg.speechEnd) {
-		// whisper ended the decode of the trimmed window early (on a Mandarin clip, after
-		// the first of two sentences: "…冠名不出" and no "豆奶牛奶换着喝…"); decoded
-		// whole, without the committed words as prompt, it holds everything.
-		st.sess.log.Debug("trimmed final ends before the speech: decoding the whole utterance", "start", sec(seg.start),
-			"speech_end", sec(seg.speechEnd), "decoded", strings.Join(words, " "))
-		seg.from, seg.skip = 0, 0
-		seg.reuse, seg.reuseTimes, seg.reused = nil, nil, false
+		st.wholeAgain(seg, "trimmed final ends before the speech: decoding the whole utterance", words)
 		return false
 	}
 	all, allTimes, ok := seg.agree.finish(words, times, skip)
 	if !ok && skip > 0 {
-		st.sess.log.Debug("trimmed final does not align: decoding the whole utterance", "start", sec(seg.start),
-			"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
-		seg.from, seg.skip = 0, 0
-		seg.reuse, seg.reuseTimes, seg.reused = nil, nil, false
+		st.wholeAgain(seg, "trimmed final does not align: decoding the whole utterance", words)
 		return false
 	}
 	if !ok && finalOverrulesCommits(cmp.Or(seg.lang, st.sess.lang.Code)) {

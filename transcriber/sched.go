@@ -371,9 +371,9 @@ func lastN(t []int, n int) []int {
 // from 128 frames to 1 500 (TestMeasureEncoderBatching: a 1 s partial encodes 256
 // frames where rounding to 64 would give 192, a third more time). It stays for
 // accuracy: rounding to 64 lost words in the turn benchmark (BENCHMARKS, Turn-taking).
-// Too little trailing silence truncates and invents tails
-// (whisper.cpp issue #1855; TestAudioCtxMargin): +128 keeps a step away from that
-// cliff, as accurate as +64 streamed (see docs/bench/history.md).
+// Too little trailing silence truncates and invents tails (whisper.cpp issue #1855;
+// TestAudioCtxMargin): +128 keeps a step away from that cliff, as accurate as +64
+// streamed (see docs/bench/history.md).
 //
 // A final (or speculative final) gets at least minFinalAudioCtx: a short window with a
 // prompt loops at 256 (JFK's 1.3 s "Ask not" after "And so my fellow Americans." came

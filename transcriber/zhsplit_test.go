@@ -33,8 +33,6 @@ func TestMandarinSplitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_ZHSPLIT") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_ZHSPLIT=1")
 	}
-	// EARSHOT_SPLIT_LANG=en runs the same on the English dev clips with tiny.en (scored
-	// by WER) instead of the Mandarin ones with base.
 	english := os.Getenv("EARSHOT_SPLIT_LANG") == "en"
 	model, manifest, code := "base", testdata.MandarinManifest, "zh"
 	if english {
