@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,10 +60,10 @@ func (st *stream) prepare() (job, bool) {
 		j = job{spec: true, uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.ep.speechEnd}
 		j.winStart = st.uttStart - min(st.uttStart, s.pad)
 		j.winEnd = st.ep.speechEnd + s.tail
-		j.trim(st.winFrom, st.winSkip)
+		st.specFrom, st.specSkip = st.finalWindow()
+		j.trim(st.specFrom, st.specSkip)
 		committed = st.agree.committed
 		st.specUtt, st.specEnd, st.specDone, st.specWords, st.specTimes = st.uttID, st.ep.speechEnd, false, nil, nil
-		st.specFrom, st.specSkip = st.winFrom, st.winSkip
 		st.decodedEnd, st.speechInWin = st.end(), false
 		j.ctx, st.abortSpec = context.WithCancel(s.ctx)
 	case st.partialDue(time.Time{}, false):
@@ -148,6 +149,37 @@ func (st *stream) earlierTextInPrompt(j job) bool {
 		code = st.lang
 	}
 	return code == "en" && promptInEnglish
+}
+
+// finalWindow is the window trimming (see stream.winFrom) of the open utterance's final,
+// and of its speculative final: the partials' trimming in English, none in any other
+// language, where the final decodes the whole utterance (at most MaxSegment, 15 s) and
+// is that decode's words (finalWords). Whisper forced to a language other than English
+// turns an English opening into that language in a partial's short window ("他需要去找…"
+// for "He must be home now…" under language=zh-CN), and a final over a trimmed window
+// keeps whatever the partials committed; decoded whole, the same utterance keeps its
+// English. Measured on the Mandarin dev set (BENCHMARKS.md, "An English opening
+// translated by the partials"): streamed CER 14.6 % in 4 of 4 runs against 13.7–16.6 %
+// with trimmed finals; a long utterance's final comes later (final p95 through
+// /v1/listen 1.74 / 2.54 s against 1.56–1.91 s on a slow Xeon).
+func (st *stream) finalWindow() (from uint64, skip int) {
+	if st.uttLang() == "en" || !wholeBesideEnglish {
+		return st.winFrom, st.winSkip
+	}
+	return 0, 0
+}
+
+// wholeBesideEnglish switches finalWindow's rule; a measurement sets it to false to
+// compare.
+var wholeBesideEnglish = true
+
+// uttLang is the open utterance's language: the session's, or with language=multi the
+// one its partials detected ("" until they have).
+func (st *stream) uttLang() string {
+	if st.sess.lang.Code == "" && st.langUtt == st.uttID {
+		return st.lang
+	}
+	return st.sess.lang.Code
 }
 
 // promptBesideEnglish: a measurement sets it to true to give every language's decodes the
@@ -342,9 +374,9 @@ func endsEarly(times []wordTime, speechEnd uint64) bool {
 }
 
 // finalOverrulesCommits reports whether, in language code, a final decoded over the
-// whole utterance replaces the words committed from its partials when it does not hold
-// them. English keeps its commits (its stable words are a promise, and its finals are
-// measured with them); every other language takes the final's own words.
+// whole utterance is that decode's words, in place of the words committed from its
+// partials. English keeps its commits (its stable words are a promise, and its finals
+// are measured with them); every other language takes the final's own words.
 func finalOverrulesCommits(code string) bool {
 	return code != "" && code != "en" && overruleBesideEnglish
 }
@@ -353,33 +385,51 @@ func finalOverrulesCommits(code string) bool {
 // compare.
 var overruleBesideEnglish = true
 
-// emitFinal emits the final of pending[0] from the words of its decode (made after the
-// first skip committed words). A decode of a trimmed window that cannot be joined to the
-// committed words without losing or repeating words is decoded again over the whole
-// utterance (wholeAgain), and emitFinal reports false: one in which the last committed
+// finalWords is the final of an utterance in language lang whose speech ends at speechEnd,
+// from the words of its decode (made after the first skip committed words) and the
+// words committed from its partials (finish). A decode of a trimmed window that cannot
+// be joined to the committed words without losing or repeating words must be decoded
+// again over the whole utterance, and again says why: one in which the last committed
 // words cannot be found, and one whose words end long before the speech (endsEarly:
 // whisper ended it early; on a Mandarin clip after the first of two sentences, "…冠名不出"
-// and no "豆奶牛奶换着喝…", where the whole window holds both).
-func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip int) bool {
-	seg := st.pending[0]
-	if skip > 0 && endsEarly(times, seg.speechEnd) {
-		st.wholeAgain(seg, "trimmed final ends before the speech: decoding the whole utterance", words)
-		return false
+// and no "豆奶牛奶换着喝…", where the whole window holds both). Outside English a decode
+// of the whole utterance is the final (finalOverrulesCommits); overruled reports that
+// its words differ from the commits.
+func (a *agreement) finalWords(words []string, times []wordTime, skip int, speechEnd uint64, lang string) (
+	all []string, allTimes []wordTime, again string, overruled bool) {
+	if skip > 0 && endsEarly(times, speechEnd) {
+		return nil, nil, "trimmed final ends before the speech: decoding the whole utterance", false
 	}
-	all, allTimes, ok := seg.agree.finish(words, times, skip)
-	if !ok && skip > 0 {
-		st.wholeAgain(seg, "trimmed final does not align: decoding the whole utterance", words)
-		return false
-	}
-	if !ok && finalOverrulesCommits(cmp.Or(seg.lang, st.sess.lang.Code)) {
-		// The decode heard the whole utterance and does not hold the words committed from
-		// partials: in a language other than English they were committed from windows that
-		// ended mid-sentence, where whisper forced to zh turns an English opening into
-		// Chinese ("他需要去后…" for "He must be home…"); the whole decode keeps both.
-		st.sess.log.Debug("final overrules the partials' commits", "start", sec(seg.start),
-			"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
+	all, allTimes, ok := a.finish(words, times, skip)
+	switch {
+	case skip == 0 && finalOverrulesCommits(lang):
+		// The decode heard the whole utterance: in a language other than English the
+		// partials committed words from windows that ended mid-sentence, where whisper
+		// forced to zh turns an English opening into Chinese ("他需要去找…" for "He must be
+		// home…"), and a final that keeps them keeps the translation however the rest
+		// aligns; the whole decode keeps both (finalWindow).
+		overruled = !ok || !slices.Equal(all, words)
 		all = append([]string(nil), words...)
 		allTimes = append(append([]wordTime(nil), times...), make([]wordTime, max(0, len(words)-len(times)))...)[:len(words)]
+	case ok:
+	case skip > 0:
+		return nil, nil, "trimmed final does not align: decoding the whole utterance", false
+	}
+	return all, allTimes, "", overruled
+}
+
+// emitFinal emits the final of pending[0] from the words of its decode (see finalWords),
+// or decodes it again over the whole utterance (wholeAgain) and reports false.
+func (st *stream) emitFinal(words []string, times []wordTime, conf float64, skip int) bool {
+	seg := st.pending[0]
+	all, allTimes, again, overruled := seg.agree.finalWords(words, times, skip, seg.speechEnd, cmp.Or(seg.lang, st.sess.lang.Code))
+	if again != "" {
+		st.wholeAgain(seg, again, words)
+		return false
+	}
+	if overruled {
+		st.sess.log.Debug("final overrules the partials' commits", "start", sec(seg.start),
+			"committed", strings.Join(seg.agree.committed, " "), "decoded", strings.Join(words, " "))
 	}
 	st.pending = st.pending[1:]
 	all, allTimes = st.dropCommitted(all, allTimes, seg.start, seg.speechEnd)

@@ -236,17 +236,18 @@ func (st *stream) cut(end, speechEnd uint64, speechFinal, fromFinalize bool) {
 	seg := &finalSeg{
 		start: st.uttStart, speechEnd: speechEnd, end: end, uttID: st.uttID,
 		speechFinal: speechFinal, fromFinalize: fromFinalize,
-		agree: st.agree, audioSeq: st.audioSeq, from: st.winFrom, skip: st.winSkip,
+		agree: st.agree, audioSeq: st.audioSeq,
 	}
+	seg.from, seg.skip = st.finalWindow()
 	if st.langUtt == st.uttID {
 		seg.lang, seg.langP = st.lang, st.langP
 	}
 	switch {
 	case st.specUtt == st.uttID && st.specEnd == speechEnd && st.specDone && st.specWindowMatches(end, speechEnd) &&
-		st.specFrom == st.winFrom && st.specSkip == st.winSkip:
+		st.specFrom == seg.from && st.specSkip == seg.skip:
 		seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip, seg.reused = st.specWords, st.specTimes, st.specConf, st.specSkip, true
 	case len(st.lastHyp) > 0 && st.lastHypEnd >= min(end, speechEnd+st.sess.tail) && st.agree.settled() &&
-		(!st.modelTimes || allModelTimes(st.lastHypTimes)):
+		(!st.modelTimes || allModelTimes(st.lastHypTimes)) && (seg.skip > 0 || st.lastHypSkip == 0):
 		seg.reuse, seg.reuseTimes, seg.reuseConf, seg.reuseSkip, seg.reused = st.lastHyp, st.lastHypTimes, st.lastHypConf, st.lastHypSkip, true
 	}
 	// A speculative decode of this very window still in flight becomes the final when it

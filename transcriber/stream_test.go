@@ -499,13 +499,22 @@ func TestStreamTrimsLongUtteranceWindow(t *testing.T) {
 	if len(finals) != 1 || finals[0].Text != strings.Join(want, " ") {
 		t.Fatalf("finals %+v, want one: %q", finals, strings.Join(want, " "))
 	}
+	checkFinalWindow(t, rig, ks, false)
+}
+
+// checkFinalWindow checks the decodes of the utterance of words ks that rig streamed: the
+// partials' windows were trimmed (at least 5 decodes with committed words in their
+// prompt), and the final's, the last, covered the whole utterance without a prompt
+// (whole) or a trimmed window after committed words.
+func checkFinalWindow(t *testing.T, rig *fakeRig, ks []int, whole bool) {
+	t.Helper()
 	rig.dec.mu.Lock()
 	defer rig.dec.mu.Unlock()
 	full := len(speech(ks...)) + 2*200*bus.SamplesPerMs // the whole utterance with its pads
 	last := rig.dec.reqs[len(rig.dec.reqs)-1]
-	if len(last.Samples) >= full-2*bus.SampleRate || len(last.PromptTokens) == 0 {
-		t.Errorf("final decode: %.2f s (whole utterance %.2f s), %d prompt tokens: want a trimmed window after committed words",
-			float64(len(last.Samples))/bus.SampleRate, float64(full)/bus.SampleRate, len(last.PromptTokens))
+	if got := len(last.PromptTokens) == 0 && len(last.Samples) >= full-bus.SampleRate/2; got != whole {
+		t.Errorf("final decode: %.2f s (whole utterance %.2f s), %d prompt tokens: want the whole utterance %v",
+			float64(len(last.Samples))/bus.SampleRate, float64(full)/bus.SampleRate, len(last.PromptTokens), whole)
 	}
 	trimmed := 0
 	for _, q := range rig.dec.reqs {
@@ -575,6 +584,41 @@ func TestStreamTrimmedFinalThatEndsEarly(t *testing.T) {
 		w := strings.Fields(text)
 		return strings.Join(w[:max(0, len(w)-5)], " ") // 1.5 s of words left out
 	}})
+}
+
+// TestStreamWholeFinalBesideEnglish: under language=zh a decode of a window that ends
+// mid-utterance writes the utterance's first three words as others (whisper forced to zh
+// translating an English opening: "他需要去找…" for "He must be home now…"), and the
+// partials commit them. The final decodes the whole utterance, not the partials'
+// trimmed window with their commits in its prompt, and is that decode's words: the
+// opening comes back. The partials' windows are still trimmed; in English the final
+// decodes the trimmed window too (TestStreamTrimsLongUtteranceWindow).
+func TestStreamWholeFinalBesideEnglish(t *testing.T) {
+	ks, want := trimTestWords(t)
+	translated := func(text string) Hypothesis {
+		w := strings.Fields(text)
+		if len(w) > 3 && w[0] == want[0] && w[1] == want[1] && len(w) < len(want) {
+			w = append([]string{"tango", "uniform", "victor"}, w[3:]...)
+		}
+		return Hypothesis{Text: strings.Join(w, " "), AvgLogprob: -0.1, NoSpeechProb: 0.01, Tokens: []Token{{ID: 1}}}
+	}
+	rig := newFakeRig(t, PoolConfig{}, &scriptedDecoder{Override: translated})
+	s, c := rig.open(bus.StreamOptions{InterimResults: true, Language: "zh"})
+	pos := rig.feed(s, c, silence(300), 0, 0)
+	pos = rig.feed(s, c, speech(ks...), pos, 0)
+	rig.feed(s, c, silence(1500), pos, 0)
+	committed := false
+	for _, p := range c.ofType(bus.ResultPartial) {
+		committed = committed || strings.HasPrefix(p.Text, "tango uniform victor") && p.StableWords >= 3
+	}
+	if !committed {
+		t.Fatalf("no partial committed the stand-in's translated opening: the test does not reach the case (%+v)", c.ofType(bus.ResultPartial))
+	}
+	finals := c.ofType(bus.ResultFinal)
+	if len(finals) != 1 || finals[0].Text != strings.Join(want, " ") {
+		t.Fatalf("finals %+v, want one: %q", finals, strings.Join(want, " "))
+	}
+	checkFinalWindow(t, rig, ks, true)
 }
 
 // TestStreamEarlyFirstPartial: an utterance's first partial is decoded while the VAD

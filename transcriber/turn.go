@@ -339,8 +339,8 @@ func (st *stream) turnTextNow() (units []string, ws []bus.Word, known bool) {
 		if st.specUtt != st.uttID || st.specEnd != st.ep.speechEnd || !st.specDone || len(st.pending) > 0 {
 			return partial()
 		}
-		words, times, ok := st.agree.finish(st.specWords, st.specTimes, st.specSkip)
-		if !ok && st.specSkip > 0 {
+		words, times, again, _ := st.agree.finalWords(st.specWords, st.specTimes, st.specSkip, st.ep.speechEnd, st.uttLang())
+		if again != "" {
 			return partial() // the final will be decoded again: its text is not known yet
 		}
 		words, times = st.dropCommitted(words, times, st.uttStart, st.ep.speechEnd)

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/earshot-dev/earshot/internal/bus"
@@ -227,6 +229,10 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 		promptBesideEnglish = true // the earlier clips' text in the prompt, as before 2026-12-05
 		defer func() { promptBesideEnglish = false }()
 	}
+	if os.Getenv("EARSHOT_ZH_WHOLE") == "0" {
+		wholeBesideEnglish = false // finals over the partials' trimmed window, as before 2026-12-06
+		defer func() { wholeBesideEnglish = true }()
+	}
 	var pcm []int16
 	var bounds []int
 	for _, it := range items {
@@ -241,10 +247,12 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	got, _ := streamRealTime(t, pool, bus.SessionRequest{Session: "zh", Model: "base", Channels: 1,
+	got, writeAt := streamRealTime(t, pool, bus.SessionRequest{Session: "zh", Model: "base", Channels: 1,
 		Options: bus.StreamOptions{InterimResults: true, Language: "zh-CN"}}, pcm)
 	hyp := make([][]string, len(items))
 	partials := 0
+	var lat []time.Duration // each final after the chunk holding its last word's end
+	var slow []string       // the finals that took longest, with their utterance's length
 	for _, g := range got {
 		if !utf8.ValidString(g.r.Text) || strings.ContainsRune(g.r.Text, utf8.RuneError) {
 			t.Errorf("broken UTF-8 in a %s: %q", g.r.Type, g.r.Text)
@@ -255,6 +263,13 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 		if g.r.Type != bus.ResultFinal || g.r.Text == "" {
 			continue
 		}
+		end := g.r.Start + g.r.Duration
+		if n := len(g.r.Words); n > 0 {
+			end = g.r.Words[n-1].End
+		}
+		d := g.at.Sub(writeAt[min(len(writeAt)-1, int(end*bus.SampleRate)/realTimeChunk)])
+		lat = append(lat, d)
+		slow = append(slow, fmt.Sprintf("%6.0f ms after a %4.1f s utterance", float64(d.Milliseconds()), g.r.Duration))
 		mid := int((g.r.Start + g.r.Duration/2) * bus.SampleRate)
 		i := 0
 		for i < len(bounds)-1 && mid > bounds[i] {
@@ -267,6 +282,10 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 		cu := c.AddZh(it.Reference, strings.Join(hyp[i], ""))
 		t.Logf("%-36s CER %5.1f%%  %s", it.ID, 100*cu.Rate(), strings.Join(hyp[i], " | "))
 	}
-	t.Logf("streamed CER %.2f%% (%d/%d), %d partials, pace %d, timestamps beside English %v, earlier text in the prompt %v",
-		100*c.Rate(), c.Errors(), c.Ref, partials, realTimePace, timestampsBesideEnglish, promptBesideEnglish)
+	slices.Sort(slow)
+	t.Logf("slowest finals: %s", strings.Join(slow[max(0, len(slow)-4):], "; "))
+	t.Logf("streamed CER %.2f%% (%d/%d), %d partials, final after its last word p50 %v p95 %v (%d finals), pace %d, "+
+		"timestamps beside English %v, earlier text in the prompt %v, whole finals beside English %v",
+		100*c.Rate(), c.Errors(), c.Ref, partials, pct(lat, 0.5).Round(time.Millisecond), pct(lat, 0.95).Round(time.Millisecond),
+		len(lat), realTimePace, timestampsBesideEnglish, promptBesideEnglish, wholeBesideEnglish)
 }

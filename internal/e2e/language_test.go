@@ -231,7 +231,9 @@ func TestCodeSwitchStream(t *testing.T) {
 	// said earlier on the stream: decodes in a language other than English use whisper's
 	// timestamp tokens, without which base dropped or translated the English sentence
 	// ("他必须在家"), and do not get the stream's earlier Chinese text as prompt, with
-	// which it dropped it again ("他一定在家因为灯亮着…": earlierTextInPrompt).
+	// which it dropped it again ("他一定在家因为灯亮着…": earlierTextInPrompt); their
+	// finals decode the whole utterance, where a final of the window after the partials'
+	// commits kept a translated opening once under load ("他需要去找脑袋的来致…": finalWindow).
 	_, lead, _ := mandarinClip(t, "funasr_csharp_example_2")
 	zh, err := client.Dial(ctx, srv.WSURL, client.Options{Key: key, Model: "base", Encoding: "linear16", SampleRate: 16000,
 		InterimResults: true, Language: "zh-CN"})
