@@ -272,7 +272,7 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 		}
 		d := g.at.Sub(writeAt[min(len(writeAt)-1, int(end*bus.SampleRate)/realTimeChunk)])
 		lat = append(lat, d)
-		slow = append(slow, fmt.Sprintf("%6.0f ms after a %4.1f s utterance", float64(d.Milliseconds()), g.r.Duration))
+		slow = append(slow, fmt.Sprintf("%6d ms after a %4.1f s utterance", d.Milliseconds(), g.r.Duration))
 		mid := int((g.r.Start + g.r.Duration/2) * bus.SampleRate)
 		i := 0
 		for i < len(bounds)-1 && mid > bounds[i] {
