@@ -33,6 +33,7 @@ type job struct {
 	prompt         string
 	wordTimes      bool   // ask the model for word times (see wordTimesFrom)
 	language       string // whisper's code to decode in; "" with language=multi: detect it
+	draft          []int  // the tokens the decode is expected to produce (see stream.draft)
 }
 
 // prepare builds the stream's next decode (a final first), or false if none is due.
@@ -112,6 +113,7 @@ func (st *stream) prepare() (job, bool) {
 		prompt = append(append([]string(nil), history...), committed[:j.skip]...)
 	}
 	j.prompt = joinUnits(prompt)
+	st.draft(&j)
 	// Word times on finals, and on the partials a final may reuse or keep words from:
 	// long windows (see wordTimesFrom) and windows that end in a pause.
 	j.wordTimes = j.final || j.spec || j.winEnd-j.winStart >= wordTimesFrom || (!st.ep.inSpeech && !j.early)
@@ -234,6 +236,7 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 		s.fail(st, bus.CodeInternal, fmt.Errorf("session %s: decode: %w", s.req.Session, err))
 		return
 	}
+	st.keepDraft(j, hyp)
 	speech := sec(j.speechEnd - min(j.speechEnd, j.from))
 	text, why := guardText(hyp, speech)
 	if why != guardNone {
@@ -499,4 +502,61 @@ func confidence(h Hypothesis) float64 {
 		return 0
 	}
 	return math.Max(0, math.Min(1, math.Exp(h.AvgLogprob)))
+}
+
+// drafts are the tokens of an utterance's newest decodes, which its next decodes are
+// expected to produce again (DecodeRequest.Draft): a partial decodes the previous
+// partial's words and a little more, a final what the partials showed. They are the
+// model's own tokens, timestamps included: the words the stream committed are not (zh-CN
+// converts them to simplified characters, and whisper base writes traditional ones).
+type drafts struct {
+	utt   uint64
+	whole []int // the newest decode over the whole utterance (no committed words before it)
+	trim  []int // the newest decode of a trimmed window
+}
+
+// draftDecodes switches drafts on; a measurement sets it to false to compare.
+var draftDecodes = true
+
+// draft sets j's draft: for a trimmed window, the newest trimmed decode (a window trimmed
+// further starts inside it: whisper.cpp finds its place, patch 0007); for the whole
+// utterance, the newest decode over it followed by the newest trimmed one, which goes
+// on from words inside the first.
+func (st *stream) draft(j *job) {
+	utt := j.uttID
+	if j.seg != nil {
+		utt = j.seg.uttID
+	}
+	d := &st.drafts
+	if !draftDecodes || j.early || utt == 0 || d.utt != utt {
+		return
+	}
+	if j.skip > 0 {
+		j.draft = d.trim
+		if len(j.draft) == 0 {
+			j.draft = d.whole // the first trimmed window starts inside the whole one
+		}
+		return
+	}
+	j.draft = append(d.whole[:len(d.whole):len(d.whole)], d.trim...)
+}
+
+// keepDraft records a finished decode's tokens as the draft of the utterance's next ones.
+func (st *stream) keepDraft(j job, hyp Hypothesis) {
+	utt := j.uttID
+	if j.seg != nil {
+		utt = j.seg.uttID
+	}
+	if j.early || utt == 0 || len(hyp.Sampled) == 0 {
+		return
+	}
+	if st.drafts.utt != utt {
+		st.drafts = drafts{utt: utt}
+	}
+	ids := hyp.Sampled
+	if j.skip > 0 {
+		st.drafts.trim = ids
+	} else {
+		st.drafts.whole = ids
+	}
 }

@@ -41,6 +41,12 @@ type Hypothesis struct {
 	// detected it (DecodeRequest.DetectLanguage), else 0.
 	Language  string
 	LanguageP float32
+	// DraftProposed and DraftAccepted say what the decode did with DecodeRequest.Draft:
+	// draft tokens computed in batched decoder passes, and how many of them it sampled.
+	DraftProposed, DraftAccepted int
+	// Sampled are the ids of every token the decoder sampled, timestamps included, in
+	// order: the draft of a later decode of the same words (see stream.keepDraft).
+	Sampled []int
 }
 
 // DecodeRequest is one whisper call over a window of 16 kHz mono audio.
@@ -65,6 +71,10 @@ type DecodeRequest struct {
 	// MaxTokens stops a streaming decode after this many text tokens (0: whisper's
 	// limit, 220). See maxTokens.
 	MaxTokens int
+	// Draft are the text tokens the decode is expected to produce (see stream.draft):
+	// greedy decoding verifies them in batched decoder passes instead of one pass per
+	// token. The text stays the model's own; a wrong draft costs a pass, not words.
+	Draft []int
 	// WordTimes asks for DTW token times (Token.End) where the model was loaded with
 	// them (about 30 ms more on a 3 s window, tiny.en; see LoadOptions.EstimateWordTimes).
 	WordTimes bool

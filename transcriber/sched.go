@@ -260,6 +260,7 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 			st.sess.log.Debug("tokenize prompt", "err", err)
 		}
 	}
+	req.Draft = j.draft
 	if kt := st.sess.keyterms; len(kt.prompt) > 0 {
 		// The key terms go first: whisper keeps the last 224 prompt tokens, and the
 		// glossary is at most maxKeytermTokens (checked when the session opened).
@@ -282,7 +283,8 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 	preempt(nil)
 	cancel()
 	st.sess.log.Debug("decode", "final", j.final, "spec", j.spec, "window_s", sec(uint64(len(j.samples))),
-		"prompt_tokens", len(req.PromptTokens), "tokens", len(hyp.Tokens), "took_ms", time.Since(start).Milliseconds(), "err", err)
+		"prompt_tokens", len(req.PromptTokens), "tokens", len(hyp.Tokens), "draft", len(req.Draft),
+		"draft_computed", hyp.DraftProposed, "draft_sampled", hyp.DraftAccepted, "took_ms", time.Since(start).Milliseconds(), "err", err)
 	st.complete(j, hyp, err)
 }
 

@@ -73,6 +73,8 @@ type stream struct {
 	specFrom  uint64 // the window trimming it was decoded with
 	specSkip  int
 
+	drafts drafts // the newest decodes' tokens, the next decodes' drafts (see draft)
+
 	// The early decode (see earlyDue): the speech candidate it was asked for, and its
 	// result while that candidate is not yet confirmed as speech.
 	earlyAsked bool

