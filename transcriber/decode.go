@@ -523,10 +523,7 @@ var draftDecodes = true
 // utterance, the newest decode over it followed by the newest trimmed one, which goes
 // on from words inside the first.
 func (st *stream) draft(j *job) {
-	utt := j.uttID
-	if j.seg != nil {
-		utt = j.seg.uttID
-	}
+	utt := j.utterance()
 	d := &st.drafts
 	if !draftDecodes || j.early || utt == 0 || d.utt != utt {
 		return
@@ -543,20 +540,24 @@ func (st *stream) draft(j *job) {
 
 // keepDraft records a finished decode's tokens as the draft of the utterance's next ones.
 func (st *stream) keepDraft(j job, hyp Hypothesis) {
-	utt := j.uttID
-	if j.seg != nil {
-		utt = j.seg.uttID
-	}
+	utt := j.utterance()
 	if j.early || utt == 0 || len(hyp.Sampled) == 0 {
 		return
 	}
 	if st.drafts.utt != utt {
 		st.drafts = drafts{utt: utt}
 	}
-	ids := hyp.Sampled
 	if j.skip > 0 {
-		st.drafts.trim = ids
+		st.drafts.trim = hyp.Sampled
 	} else {
-		st.drafts.whole = ids
+		st.drafts.whole = hyp.Sampled
 	}
+}
+
+// utterance is the id of the utterance j decodes: a final's segment's, else its own.
+func (j *job) utterance() uint64 {
+	if j.seg != nil {
+		return j.seg.uttID
+	}
+	return j.uttID
 }

@@ -71,7 +71,7 @@ type DecodeRequest struct {
 	// MaxTokens stops a streaming decode after this many text tokens (0: whisper's
 	// limit, 220). See maxTokens.
 	MaxTokens int
-	// Draft are the text tokens the decode is expected to produce (see stream.draft):
+	// Draft are the tokens, timestamps included, the decode is expected to produce (see stream.draft):
 	// greedy decoding verifies them in batched decoder passes instead of one pass per
 	// token. The text stays the model's own; a wrong draft costs a pass, not words.
 	Draft []int

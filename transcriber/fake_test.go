@@ -92,6 +92,7 @@ type scriptedDecoder struct {
 	aborted  atomic.Int64
 	mu       sync.Mutex
 	reqs     []DecodeRequest
+	heard    [][]int // per request, fakeIDs of what its window holds
 }
 
 type scriptedModel struct{ d *scriptedDecoder }
@@ -123,7 +124,8 @@ func (d *scriptedDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypoth
 	}
 	d.mu.Lock()
 	// Samples keeps only the length (a zero-filled slice), not the caller's buffer.
-	d.reqs = append(d.reqs, DecodeRequest{AudioCtx: req.AudioCtx, PromptTokens: req.PromptTokens, MaxTokens: req.MaxTokens, Samples: make([]float32, len(req.Samples))})
+	d.reqs = append(d.reqs, DecodeRequest{AudioCtx: req.AudioCtx, PromptTokens: req.PromptTokens, MaxTokens: req.MaxTokens, Draft: req.Draft, Samples: make([]float32, len(req.Samples))})
+	d.heard = append(d.heard, fakeIDs(recognise(req.Samples)))
 	d.mu.Unlock()
 	if d.OnDecode != nil {
 		d.OnDecode(req)
@@ -148,7 +150,7 @@ func (d *scriptedDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypoth
 	if d.Override != nil {
 		return d.Override(text), nil
 	}
-	h := Hypothesis{Text: text, AvgLogprob: -0.1, NoSpeechProb: 0.01, Tokens: []Token{{ID: 1}}}
+	h := Hypothesis{Text: text, AvgLogprob: -0.1, NoSpeechProb: 0.01, Tokens: []Token{{ID: 1}}, Sampled: fakeIDs(text)}
 	if d.Timed {
 		words, ends := recogniseTimed(req.Samples)
 		got := strings.Fields(text)
@@ -373,4 +375,14 @@ func (r *fakeRig) write(s Session, c *collector, pcm []int16, start uint64, flag
 		}
 	}
 	return start
+}
+
+// fakeIDs are the scripted decoder's sampled token ids: one per word, the word's length
+// and first letter, so the same words give the same ids.
+func fakeIDs(text string) []int {
+	var ids []int
+	for _, w := range strings.Fields(text) {
+		ids = append(ids, 1000*len(w)+int(w[0]))
+	}
+	return ids
 }

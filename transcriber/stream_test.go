@@ -3,6 +3,7 @@ package transcriber
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -339,6 +340,45 @@ func TestStreamCloseStopsEmitting(t *testing.T) {
 	}
 	if free := rig.pool.Capacity("fake").Free; free != rig.pool.cfg.MaxSessions {
 		t.Errorf("free %d after Close, want %d", free, rig.pool.cfg.MaxSessions)
+	}
+}
+
+// TestStreamDraftsFromEarlierDecodes checks the drafts a stream hands its decoder
+// (stream.draft): both utterances' later decodes get drafts, and every draft holds only
+// tokens the same utterance's decodes sampled, never the utterance before's (the scripted
+// decoder's ids say which words a window holds).
+func TestStreamDraftsFromEarlierDecodes(t *testing.T) {
+	rig := newFakeRig(t, PoolConfig{}, nil)
+	s, c := rig.open(bus.StreamOptions{InterimResults: true})
+	pos := rig.feed(s, c, speech(0, 1, 2, 3, 0, 1, 2, 3), 0, 0)
+	pos = rig.feed(s, c, silence(1000), pos, 0)
+	rig.feed(s, c, append(speech(4, 5, 6, 4, 5, 6), silence(1000)...), pos, 0)
+	if f := c.ofType(bus.ResultFinal); len(f) != 2 {
+		t.Fatalf("finals %+v, want 2", f)
+	}
+	rig.dec.mu.Lock()
+	defer rig.dec.mu.Unlock()
+	first := fakeIDs(strings.Join(fakeVocab[:4], " "))
+	var drafted [2]int // decodes with a draft, per utterance
+	for i, r := range rig.dec.reqs {
+		heard := rig.dec.heard[i]
+		if len(r.Draft) == 0 || len(heard) == 0 {
+			continue
+		}
+		u := 1 // the utterance the window holds
+		if slices.Contains(first, heard[0]) {
+			u = 0
+		}
+		drafted[u]++
+		for _, id := range r.Draft {
+			if slices.Contains(first, id) != (u == 0) {
+				t.Errorf("decode %d of utterance %d (hears %v): draft %v holds the other utterance's tokens", i, u+1, heard, r.Draft)
+				break
+			}
+		}
+	}
+	if drafted[0] == 0 || drafted[1] == 0 {
+		t.Errorf("decodes with a draft per utterance %v of %d decodes, want some in each", drafted, len(rig.dec.reqs))
 	}
 }
 

@@ -18,8 +18,8 @@ type Params struct {
 	NoContext       bool // do not condition on the previous call's text on this State
 
 	PromptTokens []int // decoder prompt (previous text); at most n_text_ctx/2 are used
-	// Draft are the text tokens the call is expected to produce (e.g. the previous
-	// partial's). Greedy decoding at temperature 0 verifies them in batched decoder passes
+	// Draft are the tokens the call is expected to sample, timestamps included (e.g. the
+	// previous partial's). Greedy decoding at temperature 0 verifies them in batched decoder passes
 	// instead of one pass per token (patch 0007); the text is still the decoder's own.
 	// Result.Draft reports what was used.
 	Draft []int
