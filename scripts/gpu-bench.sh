@@ -49,7 +49,7 @@ if [ "${1:-}" = prep ]; then
   if [ ! -f "$SH/.done" ]; then
     log "building whisper.cpp $WVER CPU shared libraries in $SH"
     cmake -S "$SRC" -B "$SH" -DCMAKE_BUILD_TYPE=Release -DWHISPER_BUILD_EXAMPLES=OFF -DWHISPER_BUILD_TESTS=OFF \
-      -DWHISPER_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=ON >&2
+      -DWHISPER_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DGGML_LLAMAFILE=ON -DBUILD_SHARED_LIBS=ON >&2
     cmake --build "$SH" -j "$(nproc)" --target whisper >&2
     touch "$SH/.done"
   fi

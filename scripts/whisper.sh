@@ -45,8 +45,12 @@ print_env() {
     # Shared libraries: whisper.cpp's CMake puts them in build/bin.
     libs="-L$BUILD/bin $libs -L$BUILD/ggml/src/ggml-cuda -Wl,-rpath,$BUILD/bin -Wl,-rpath,$BUILD/src -Wl,-rpath,$BUILD/ggml/src"
   fi
+  # The build's id in CGO_CFLAGS: go's build cache keys cgo packages on their flags, not on
+  # the static libraries they link, so a whisper.cpp rebuilt with other patches or options
+  # would otherwise be linked into nothing until the Go sources changed.
+  local id; id="$PATCH_ID-$(cat "$BUILD/.done" 2>/dev/null || echo unbuilt)"
   echo "export CGO_ENABLED=1"
-  echo "export CGO_CFLAGS='-I$SRC/include -I$SRC/ggml/include'"
+  echo "export CGO_CFLAGS='-I$SRC/include -I$SRC/ggml/include -DEARSHOT_WHISPER_BUILD=$id'"
   echo "export CGO_CXXFLAGS='-I$SRC/include -I$SRC/ggml/include'"
   echo "export CGO_LDFLAGS='$libs'"
   echo "export C_INCLUDE_PATH='$SRC/include:$SRC/ggml/include'"
@@ -92,10 +96,12 @@ fetch_sources() {
 }
 
 build() {
-  if [ -f "$BUILD/.done" ]; then return 0; fi
   command -v cmake >/dev/null || { echo "whisper.sh: cmake is needed (apt-get install cmake)" >&2; exit 1; }
+  # GGML_LLAMAFILE: ggml's tiled matrix products (llamafile's sgemm) for float16 and q8_0
+  # weights. Off by default in whisper.cpp's ggml; on, the encoder took 25-33 % less time on
+  # 2 CPU threads (tiny.en and base; BENCHMARKS.md, Density: llamafile's matrix products).
   local args=(-DCMAKE_BUILD_TYPE=Release -DWHISPER_BUILD_EXAMPLES=OFF -DWHISPER_BUILD_TESTS=OFF
-    -DWHISPER_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_OPENMP=ON)
+    -DWHISPER_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DGGML_LLAMAFILE=ON)
   if [ "$GPU" = cuda ]; then
     command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "whisper.sh: GPU=cuda needs nvcc (CUDA toolkit) on PATH" >&2; exit 1; }
     args+=(-DBUILD_SHARED_LIBS=ON -DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90-real}")
@@ -108,10 +114,18 @@ build() {
     args+=("-DCMAKE_C_FLAGS=-fsanitize=address -fno-omit-frame-pointer -g"
       "-DCMAKE_CXX_FLAGS=-fsanitize=address -fno-omit-frame-pointer -g")
   fi
+  # .done records the configuration it was built with: a build made with other options
+  # (an older checkout of this script) is configured and built again.
+  local build_id; build_id=$(printf '%s\n' "${args[@]}" | sha256sum | cut -c1-16)
+  if [ -f "$BUILD/.done" ]; then
+    [ "$(cat "$BUILD/.done")" = "$build_id" ] && return 0
+    echo ">> whisper.cpp build options changed: building $BUILD again" >&2
+    rm -rf "$BUILD"
+  fi
   echo ">> building whisper.cpp $WVER ($GPU) in $BUILD" >&2
   cmake -S "$SRC" -B "$BUILD" "${args[@]}" >&2
   cmake --build "$BUILD" -j "$(nproc)" --target whisper >&2
-  touch "$BUILD/.done"
+  echo "$build_id" > "$BUILD/.done"
 }
 
 fetch_sources

@@ -37,10 +37,11 @@ type LoadOptions struct {
 	NoFlashAttn bool // turn whisper's flash attention off
 	// EstimateWordTimes loads the model without its alignment heads: words are then
 	// placed by spreading the utterance over its characters. By default the heads are
-	// loaded (whisper.cpp needs flash attention off for them, which cost nothing
-	// measurable on CPU: tiny.en, 2 threads, 3 windows of 6–11 s, 1.79 s with it off
-	// against 1.82 s on) and decodes that ask for DecodeRequest.WordTimes get DTW
-	// token times. A model of unknown shape falls back to estimates with a warning.
+	// loaded and decodes that ask for DecodeRequest.WordTimes get DTW token times. DTW
+	// needs the decoder without flash attention; the encoder keeps it (patch 0008: with
+	// ggml's llamafile matrix products flash attention takes 8–20 % off the encoder,
+	// BENCHMARKS.md, Density). A model of unknown shape falls back to estimates with a
+	// warning.
 	EstimateWordTimes bool
 	Log               *slog.Logger
 }
@@ -94,7 +95,7 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 		case preset == "":
 			log.Warn("no alignment heads known for this model: word times are estimated", "path", path)
 		default:
-			cp.DTW, cp.FlashAttn = preset, false
+			cp.DTW = preset
 		}
 	}
 	m, err := whispercpp.Load(path, cp)
@@ -125,8 +126,10 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 // q8Hint is what LoadWhisper tells the operator of a CPU where the 8-bit copy of a float16
 // model decodes much faster: on an AVX2-only x86 CPU q8_0 took a third less time (tiny.en
 // and base, offline, and EndOfTurn p50 0.93 s against 1.5 s; on an AVX-512 Xeon 5 % less,
-// BENCHMARKS.md, Density), for an accuracy cost measured within a WER point. It does not
-// switch by itself: a model's name names its weights.
+// and nothing once ggml was built with llamafile's matrix products, BENCHMARKS.md,
+// Density), for an accuracy cost measured within a WER point. The AVX2-only figure
+// predates the llamafile build. It does not switch by itself: a model's name names its
+// weights.
 func q8Hint(name string, gpu, amd64, avx512, avx2 bool) string {
 	if gpu || !amd64 || avx512 || !avx2 || strings.Contains(name, "-q") {
 		return ""

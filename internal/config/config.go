@@ -90,7 +90,7 @@ type Transcriber struct {
 	Step         time.Duration `flag:"step" env:"EARSHOT_STEP" help:"partial decode cadence"`
 	GPU          bool          `flag:"gpu" env:"EARSHOT_GPU" help:"use the GPU backend when whisper.cpp was built with one"`
 	Engine       string        `flag:"engine" env:"EARSHOT_ENGINE" help:"whisper, or standin: a stand-in that emits words at real-time pace without recognising anything (transport and scale benchmarks only)"`
-	WordTimes    string        `flag:"word-times" env:"EARSHOT_WORD_TIMES" help:"model: word times by DTW over the model's alignment heads (flash attention off); estimate: spread over the audio by length (flash attention on)"`
+	WordTimes    string        `flag:"word-times" env:"EARSHOT_WORD_TIMES" help:"model: word times by DTW over the model's alignment heads (flash attention in the encoder only); estimate: spread over the audio by length (flash attention throughout)"`
 	TurnModel    string        `flag:"turn-model" env:"EARSHOT_TURN_MODEL" help:"end-of-turn model of /v2/listen: auto (Smart Turn v3.2 when installed by make turn-model, else VAD only, with a warning), a path to smart-turn-v3.2-cpu.onnx (required), or none (VAD only: a turn ends after 600 ms of silence)"`
 	ORTLib       string        `flag:"ort-lib" env:"EARSHOT_ORT_LIB" help:"ONNX Runtime's shared library for --turn-model (default: where scripts/smartturn.sh installs libonnxruntime.so.1.31.1)"`
 }

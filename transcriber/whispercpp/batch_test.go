@@ -29,7 +29,7 @@ import (
 // comma-separated EARSHOT_BATCH_MODELS (default tiny.en). It logs a table for
 // BENCHMARKS.md and fails only if a decode fails or the table would be empty.
 //
-//	EARSHOT_BENCH_BATCH=1 go test -run TestMeasureEncoderBatching -v ./transcriber/whispercpp/
+//	EARSHOT_BENCH_BATCH=1 [EARSHOT_BATCH_FLASH=0] [EARSHOT_BATCH_DTW=1] go test -run TestMeasureEncoderBatching -v ./transcriber/whispercpp/
 func TestMeasureEncoderBatching(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_BATCH") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_BATCH=1")
@@ -43,13 +43,21 @@ func TestMeasureEncoderBatching(t *testing.T) {
 		runs = n
 	}
 	names := strings.Split(cmp.Or(os.Getenv("EARSHOT_BATCH_MODELS"), "tiny.en"), ",")
+	// EARSHOT_BATCH_FLASH=0 turns flash attention off; EARSHOT_BATCH_DTW=1 loads the
+	// alignment heads as the service does (flash attention then runs in the encoder only,
+	// patch 0008).
+	cp := whispercpp.DefaultContextParams()
+	cp.FlashAttn = os.Getenv("EARSHOT_BATCH_FLASH") != "0"
+	if os.Getenv("EARSHOT_BATCH_DTW") == "1" {
+		cp.DTW = "auto"
+	}
 	audio := loadWAV(t, "longform_dev.wav")
-	t.Logf("%s", whispercpp.SystemInfo())
+	t.Logf("%s; flash attention %v, DTW %q", whispercpp.SystemInfo(), cp.FlashAttn, cp.DTW)
 	t.Logf("| model | frames c | one window of c | per frame | n·c = 2c: one window vs 2 × c | n·c = 4c: one window vs 4 × c |")
 	t.Logf("|---|---:|---:|---:|---|---|")
 	rows := 0
 	for _, name := range names {
-		m, err := whispercpp.Load(testdata.Model(t, name), whispercpp.DefaultContextParams())
+		m, err := whispercpp.Load(testdata.Model(t, name), cp)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

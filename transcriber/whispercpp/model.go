@@ -24,8 +24,9 @@ type ContextParams struct {
 	// DTW names the alignment heads of the model ("tiny.en", "base", …; see dtwPresets)
 	// for DTW token times (Token.TDTW), OpenAI's word-timestamp method; "auto" picks them
 	// from the file's hyper-parameters (DTWPreset). Empty = off. whisper.cpp computes
-	// them only with FlashAttn off, and (patch 0003) only on calls with
-	// Params.TokenTimestamps.
+	// them (patch 0003) only on calls with Params.TokenTimestamps. DTW reads the
+	// decoder's cross-attention weights, which flash attention never forms: with DTW,
+	// FlashAttn applies to the encoder only (patch 0008).
 	DTW string
 }
 
@@ -99,9 +100,6 @@ func Load(path string, p ContextParams) (*Model, error) {
 		preset, ok := dtwPresets[p.DTW]
 		if !ok {
 			return nil, fmt.Errorf("load %s: no DTW alignment heads known for %q (known: tiny.en, base, small.en …): %w", path, p.DTW, ErrInvalid)
-		}
-		if p.FlashAttn {
-			return nil, fmt.Errorf("load %s: DTW token times need FlashAttn off: %w", path, ErrInvalid)
 		}
 		cp.dtw_token_timestamps = true
 		cp.dtw_aheads_preset = preset

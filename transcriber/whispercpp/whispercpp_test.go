@@ -3,6 +3,7 @@ package whispercpp_test
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -356,10 +357,6 @@ func TestStateIndependentOfEarlierDecodes(t *testing.T) {
 // well before the last "country" (about 10–10.6 s).
 func TestDTWTokenTimes(t *testing.T) {
 	cp := whispercpp.DefaultContextParams()
-	cp.DTW = "tiny.en"
-	if _, err := whispercpp.Load(modelPath(t), cp); !errors.Is(err, whispercpp.ErrInvalid) {
-		t.Fatalf("DTW with flash attention on: err = %v, want ErrInvalid", err)
-	}
 	cp.FlashAttn = false
 	cp.DTW = "tiny-unknown"
 	if _, err := whispercpp.Load(modelPath(t), cp); !errors.Is(err, whispercpp.ErrInvalid) {
@@ -426,6 +423,51 @@ func TestDTWTokenTimes(t *testing.T) {
 		} else if text < 20 || country < 9.0 || country > 11.0 {
 			t.Errorf("%s: %d text tokens, last country at %.2f s (want 9.0–11.0)", c.name, text, country)
 		}
+	}
+}
+
+// TestEncoderFlashBesideDTW: a model loaded with DTW and flash attention keeps both, flash
+// attention in the encoder only (patch 0008; whisper.cpp alone drops DTW then). Its DTW
+// times and text are those of the same model without flash attention; its token
+// probabilities are not bit for bit the same (the encoder's attention sums in another
+// order), which shows the encoder took the flash path.
+func TestEncoderFlashBesideDTW(t *testing.T) {
+	x := loadWAV(t, "whispercpp_jfk.wav")
+	p := params()
+	p.TokenTimestamps, p.SingleSegment, p.NoTimestamps = true, true, true
+	tokens := func(flash bool) []whispercpp.Token {
+		cp := whispercpp.DefaultContextParams()
+		cp.FlashAttn, cp.DTW = flash, "tiny.en"
+		_, st := loadState(t, cp)
+		var out []whispercpp.Token
+		for _, s := range decode(t, st, p, x).Segments {
+			for _, tk := range s.Tokens {
+				if !tk.Special {
+					out = append(out, tk)
+				}
+			}
+		}
+		return out
+	}
+	on, off := tokens(true), tokens(false)
+	if len(on) != len(off) || len(on) < 20 {
+		t.Fatalf("%d text tokens with flash attention in the encoder, %d without (want the same, ≥ 20)", len(on), len(off))
+	}
+	sameP := true
+	for i := range on {
+		if on[i].ID != off[i].ID {
+			t.Fatalf("token %d: %q with flash attention in the encoder, %q without", i, on[i].Text, off[i].Text)
+		}
+		if on[i].TDTW < 0 {
+			t.Fatalf("token %q has no DTW time with flash attention in the encoder: DTW was dropped", on[i].Text)
+		}
+		if d := math.Abs(on[i].TDTW - off[i].TDTW); d > 0.1 {
+			t.Errorf("token %q: DTW time %.2f s with flash attention in the encoder, %.2f s without", on[i].Text, on[i].TDTW, off[i].TDTW)
+		}
+		sameP = sameP && on[i].P == off[i].P
+	}
+	if sameP {
+		t.Errorf("every token's probability is bit for bit the one without flash attention: the encoder did not take the flash path")
 	}
 }
 
