@@ -62,6 +62,8 @@ type process struct {
 	phone  *twilio.Handler
 	srv    *http.Server
 	opsSrv *http.Server
+	// The public and ops listeners, bound before anything else starts (bindListeners).
+	gwLn, opsLn net.Listener
 }
 
 // Run runs the configured services until ctx is cancelled, then drains them.
@@ -74,6 +76,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	p := &process{o: o, log: o.Log, ops: NewOps()}
 	defer p.close()
+	if err := p.bindListeners(); err != nil {
+		return err
+	}
 	if err := p.connectNATS(ctx); err != nil {
 		return err
 	}
@@ -102,6 +107,31 @@ func Run(ctx context.Context, o Options) error {
 	}
 	<-p.gctx.Done()
 	return p.drain()
+}
+
+// bindListeners binds the public and ops addresses first: a taken address fails the
+// start at once, before models load, and nothing started later (the embedded NATS
+// server's random port, an outgoing connection) can take a port the operator chose.
+// Connections that arrive before the servers start wait in the listen backlog.
+func (p *process) bindListeners() error {
+	o, c := p.o, p.o.Common
+	if o.Parts.Gateway {
+		ln, err := net.Listen("tcp", o.Gateway.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w (is another earshot running? pick another with --listen)", o.Gateway.Listen, err)
+		}
+		p.gwLn = ln
+		p.closers = append(p.closers, func() { _ = ln.Close() })
+	}
+	if opsAddr := c.OpsAddr(); opsAddr != "" {
+		ln, err := listenOps(opsAddr, p.log)
+		if err != nil {
+			return err
+		}
+		p.opsLn = ln
+		p.closers = append(p.closers, func() { _ = ln.Close() })
+	}
+	return nil
 }
 
 // close closes what the steps opened, last first.
@@ -172,18 +202,14 @@ func (p *process) openRedis() error {
 // serveOps serves /healthz, /readyz and /metrics on the ops address, if there is one.
 func (p *process) serveOps() error {
 	o, c, log := p.o, p.o.Common, p.log
-	opsAddr := c.OpsAddr()
-	if opsAddr == "" {
+	ln := p.opsLn
+	if ln == nil {
 		return nil
 	}
 	mux := http.NewServeMux()
 	p.ops.Mount(mux)
-	opsSrv := newHTTPServer(opsAddr, mux, c)
+	opsSrv := newHTTPServer(c.OpsAddr(), mux, c)
 	p.opsSrv = opsSrv
-	ln, err := listenOps(opsAddr, log)
-	if err != nil {
-		return err
-	}
 	p.g.Go(func() error { return serveUntilClosed(opsSrv, ln) })
 	opsBase := "http://" + displayAddr(ln.Addr())
 	log.Info("ops serving", "url", opsBase)
@@ -200,10 +226,7 @@ func (p *process) serveGateway() error {
 	if srv == nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", srv.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another earshot running? pick another with --listen)", srv.Addr, err)
-	}
+	ln := p.gwLn
 	base := "http://" + displayAddr(ln.Addr())
 	tlsOn := o.Gateway.TLSCert != "" && o.Parts.Gateway
 	if tlsOn {

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/earshot-dev/earshot/internal/testdata"
 	"github.com/earshot-dev/earshot/internal/testutil"
@@ -37,5 +39,39 @@ func TestTranscribeCLI(t *testing.T) {
 	short := filepath.Join(testdata.Require(t), "speech", "wav16k", "cv_en_22058267.wav")
 	if out, err := exec.Command(bin, "transcribe", "--model", synth, short).CombinedOutput(); err != nil {
 		t.Fatalf("a synthetic model did not load and run: %v\n%s", err, out)
+	}
+}
+
+// TestServeAddressTaken: `earshot serve` asked for a public or ops address that is
+// already held exits at once naming it and saying what to do, before it starts the
+// embedded NATS server or loads a model (whose random port could otherwise take the
+// operator's address, as a CI run once saw).
+func TestServeAddressTaken(t *testing.T) {
+	bin := testutil.Binary(t)
+	r := testutil.StartRedis(t)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.Addr().String()
+	for _, c := range []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{"public", []string{"--listen", addr, "--ops-listen", ""}, "pick another with --listen"},
+		{"ops", []string{"--listen", "127.0.0.1:0", "--ops-listen", addr}, "pick another with --ops-listen"},
+	} {
+		p := testutil.Start(t, "earshot serve ("+c.name+" address taken)", bin,
+			[]string{"EARSHOT_REDIS_URL=" + r.URL(), "EARSHOT_DATA_DIR=" + t.TempDir()}, append([]string{"serve"}, c.flags...)...)
+		testutil.Eventually(t, 30*time.Second, "serve exits", p.Exited)
+		out := p.Output()
+		if !strings.Contains(out, addr) || !strings.Contains(out, "address already in use") || !strings.Contains(out, c.want) {
+			t.Errorf("%s address taken: want an error naming %s and %q:\n%s", c.name, addr, c.want, out)
+		}
+		if strings.Contains(out, "embedded NATS ready") || strings.Contains(out, "whisper model loaded") {
+			t.Errorf("%s address taken: serve started NATS or loaded a model before binding its addresses:\n%s", c.name, out)
+		}
 	}
 }

@@ -33,7 +33,38 @@ func StartServe(t testing.TB, extra ...string) *Serve {
 	t.Helper()
 	bin := Binary(t)
 	r := StartRedis(t)
-	s := &Serve{Redis: r, DataDir: t.TempDir(), t: t}
+	s := &Serve{Redis: r, t: t}
+	// freePort's answer is only a guess: another test's server or an outgoing
+	// connection can take the port before serve binds it. Serve then exits at once
+	// naming the address; choose again, up to five times.
+	for attempt := 1; ; attempt++ {
+		err := s.start(bin, r, extra)
+		if err == nil {
+			break
+		}
+		if attempt < 5 && s.Exited() && strings.Contains(s.Output(), "address already in use") {
+			t.Logf("earshot serve: a chosen port was taken meanwhile; choosing again (%d/5)", attempt+1)
+			continue
+		}
+		t.Fatal(err)
+	}
+	if m := natsLine.FindStringSubmatch(s.Output()); m != nil {
+		s.NATSURL = m[1]
+		// The embedded server refuses connections without the credentials it generated
+		// at start; they are in the data dir (0600), never in the log.
+		if b, err := os.ReadFile(filepath.Join(s.DataDir, "nats.url")); err == nil {
+			s.NATSURL = strings.TrimSpace(string(b))
+		}
+	}
+	return s
+}
+
+// start starts earshot serve on newly chosen ports with a new data dir and waits until
+// /readyz answers 200; an error carries serve's output.
+func (s *Serve) start(bin string, r *Redis, extra []string) error {
+	t := s.t
+	t.Helper()
+	s.DataDir = t.TempDir()
 	port, opsPort := freePort(t), freePort(t)
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	s.OpsURL = fmt.Sprintf("http://127.0.0.1:%d", opsPort)
@@ -46,26 +77,17 @@ func StartServe(t testing.TB, extra ...string) *Serve {
 		if resp, err := http.Get(s.URL + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return nil
 			}
 		}
 		if s.Exited() {
-			t.Fatalf("earshot serve exited:\n%s", s.Output())
+			return fmt.Errorf("earshot serve exited:\n%s", s.Output())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("earshot serve not ready within 90s:\n%s", s.Output())
+			return fmt.Errorf("earshot serve not ready within 90s:\n%s", s.Output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if m := natsLine.FindStringSubmatch(s.Output()); m != nil {
-		s.NATSURL = m[1]
-		// The embedded server refuses connections without the credentials it generated
-		// at start; they are in the data dir (0600), never in the log.
-		if b, err := os.ReadFile(filepath.Join(s.DataDir, "nats.url")); err == nil {
-			s.NATSURL = strings.TrimSpace(string(b))
-		}
-	}
-	return s
 }
 
 // DemoToken gets a short-lived token for the demo tenant.
