@@ -30,7 +30,10 @@ import (
 // utterance without a prompt, and ":ts", ":offline" and
 // ":offline1500" choose the decode (timestamp tokens; whisper's offline decode at the
 // final's audio_ctx or at 1500), e.g. EARSHOT_BENCH_ZHSPLIT=alone,alone-xclip,alone:ts.
-// EARSHOT_SPLIT_LANG=en runs it on the English dev clips with tiny.en, scored by WER.
+// EARSHOT_SPLIT_LANG=en runs it on the English dev clips with tiny.en, scored by WER;
+// EARSHOT_SPLIT_TAIL_MS keeps that much silence after each speech end instead of Pad, and
+// EARSHOT_SPLIT_VERBOSE=1 logs every decode's window, time and tokens (each variant's line
+// has the decodes' total and longest time).
 func TestMandarinSplitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_ZHSPLIT") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_ZHSPLIT=1")
@@ -51,7 +54,19 @@ func TestMandarinSplitSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	pad := uint64(200 * bus.SamplesPerMs)
-	var mode string // "offline": whisper's offline decode (timestamps, segments, fallback); "offline1500": and the whole encoder context
+	// The silence kept after each utterance's speech end: Pad, as a final on /v1/listen
+	// has; EARSHOT_SPLIT_TAIL_MS sets another (a turn session's speculative final keeps
+	// 32 ms).
+	tail := pad
+	if v := os.Getenv("EARSHOT_SPLIT_TAIL_MS"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms < 0 {
+			t.Fatalf("EARSHOT_SPLIT_TAIL_MS=%q: want milliseconds ≥ 0", v)
+		}
+		tail = uint64(ms) * bus.SamplesPerMs
+	}
+	var took []time.Duration // each decode's time, for the variant's summary
+	var mode string          // "offline": whisper's offline decode (timestamps, segments, fallback); "offline1500": and the whole encoder context
 	decode := func(all []float32, a, b uint64, prompt []string) []string {
 		s := all[a:min(int(b), len(all))]
 		x := make([]float32, max(len(s), minDecodeSamples))
@@ -69,9 +84,15 @@ func TestMandarinSplitSim(t *testing.T) {
 			toks, _ := d.Tokenize(joinUnits(lastWords(prompt, maxHistoryWords)))
 			req.PromptTokens = lastN(toks, maxPromptTokens)
 		}
+		start := time.Now()
 		h, err := d.Decode(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+		if os.Getenv("EARSHOT_SPLIT_VERBOSE") != "" {
+			t.Logf("decode %.2f s (audio_ctx %d): %v, %d tokens (%d sampled): %s", sec(b-a), req.AudioCtx,
+				took[len(took)-1].Round(time.Millisecond), len(h.Tokens), len(h.Sampled), h.Text)
 		}
 		text, _ := guardText(h, sec(b-a))
 		return units(text)
@@ -116,6 +137,7 @@ func TestMandarinSplitSim(t *testing.T) {
 			}
 			var c wer.Corpus
 			var rows []string
+			took = took[:0]
 			label := variant
 			noPrompt := strings.HasSuffix(variant, "-noprompt")
 			variant = strings.TrimSuffix(variant, "-noprompt")
@@ -138,10 +160,10 @@ func TestMandarinSplitSim(t *testing.T) {
 						var w []string
 						if variant == "left-context" && i > 0 && u[1]-prevStart <= 20*bus.SampleRate {
 							from = prevStart - min(prevStart, pad)
-							dec := decode(cl.pcm, from, u[1]+pad, prompt(history[:len(history)-prevLen]))
+							dec := decode(cl.pcm, from, u[1]+tail, prompt(history[:len(history)-prevLen]))
 							w = dropPrefix(dec, prev)
 						} else {
-							w = decode(cl.pcm, from, u[1]+pad, prompt(history))
+							w = decode(cl.pcm, from, u[1]+tail, prompt(history))
 						}
 						added := units(hanzi.ToSimplified(joinUnits(w))) // the prompt in the stream's script
 						history = append(history, added...)
@@ -160,7 +182,16 @@ func TestMandarinSplitSim(t *testing.T) {
 				}
 				rows = append(rows, fmt.Sprintf("%s %d utts %.0f%%: %s", cl.it.ID, len(cl.utts), 100*cu.Rate(), own))
 			}
-			t.Logf("%s, endpoint %d ms, %s: error rate %.2f%% (%d/%d)\n%s", model, hang, label, 100*c.Rate(), c.Errors(), c.Ref, strings.Join(rows, "\n"))
+			if len(took) == 0 {
+				t.Fatalf("%s: nothing decoded", label)
+			}
+			slices.Sort(took)
+			var sum time.Duration
+			for _, d := range took {
+				sum += d
+			}
+			t.Logf("%s, endpoint %d ms, %s: error rate %.2f%% (%d/%d); %d decodes, %v in all, the longest %v\n%s", model, hang, label,
+				100*c.Rate(), c.Errors(), c.Ref, len(took), sum.Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), strings.Join(rows, "\n"))
 		}
 	}
 }
