@@ -31,9 +31,10 @@ type job struct {
 	from           uint64 // where the words of the window start: speechStart, or the trimmed window's start
 	skip           int    // committed words before the window (in the prompt)
 	prompt         string
-	wordTimes      bool   // ask the model for word times (see wordTimesFrom)
-	language       string // whisper's code to decode in; "" with language=multi: detect it
-	draft          []int  // the tokens the decode is expected to produce (see stream.draft)
+	wordTimes      bool          // ask the model for word times (see wordTimesFrom)
+	language       string        // whisper's code to decode in; "" with language=multi: detect it
+	draft          []int         // the tokens the decode is expected to produce (see stream.draft)
+	took           time.Duration // the decode's time (set when it completes)
 }
 
 // prepare builds the stream's next decode (a final first), or false if none is due.
@@ -60,7 +61,8 @@ func (st *stream) prepare() (job, bool) {
 	case st.specDue():
 		j = job{spec: true, uttID: st.uttID, speechStart: st.uttStart, speechEnd: st.ep.speechEnd}
 		j.winStart = st.uttStart - min(st.uttStart, s.pad)
-		j.winEnd = st.ep.speechEnd + s.tail
+		st.specTail = st.specLead()
+		j.winEnd = st.ep.speechEnd + st.specTail
 		st.specFrom, st.specSkip = st.finalWindow()
 		j.trim(st.specFrom, st.specSkip)
 		committed = st.agree.committed
@@ -237,6 +239,9 @@ func (st *stream) complete(j job, hyp Hypothesis, err error) {
 		return
 	}
 	st.keepDraft(j, hyp)
+	if n := len(j.samples); n > 0 && j.took > 0 {
+		st.decodeRate = float64(j.took.Microseconds()) / 1000 / (float64(n) / bus.SampleRate)
+	}
 	speech := sec(j.speechEnd - min(j.speechEnd, j.from))
 	text, why := guardText(hyp, speech)
 	if why != guardNone {

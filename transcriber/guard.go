@@ -17,6 +17,7 @@ const (
 	minLoopRepeats   = 4    // an n-gram repeated this often in a row is a decoding loop …
 	minLoopRepeatsN3 = 3    // … or, for n ≥ 3 words, this often (a 3-word phrase said 3× in a row is whisper looping)
 	maxLoopN         = 12   // longest n-gram checked for loops
+	minTwiceN        = 5    // a phrase this long or longer said twice at the very end is a loop too (twiceAtEnd)
 	lowConfLogprob   = -0.6 // below this a blocklisted phrase is treated as invented
 	lowConfNoSpeech  = 0.2  // above this likewise
 	shortSpeechForBL = 0.5  // seconds: a blocklisted phrase on less speech than this is dropped
@@ -67,6 +68,10 @@ func guardText(h Hypothesis, speechSec float64) (string, string) {
 		words, reason = words[:at], guardLoop
 		text = joinUnits(words)
 	}
+	if at := twiceAtEnd(words); at >= 0 {
+		words, reason = words[:at], guardLoop
+		text = joinUnits(words)
+	}
 	if compressionRatio(text) > maxCompression {
 		return "", guardCompression
 	}
@@ -81,6 +86,26 @@ func guardText(h Hypothesis, speechSec float64) (string, string) {
 		return "", guardBlocklist
 	}
 	return text, reason
+}
+
+// twiceAtEnd finds a phrase of minTwiceN to maxLoopN words (characters in Chinese) said
+// twice in a row at the end of the hypothesis and returns where its second copy starts,
+// or -1. A decode whose window ends right after the speech can loop once and stop at the
+// window's end: "And so am I fellow Americans. And so am I fellow Americans." for a
+// speculative final that kept 32 ms of silence (BENCHMARKS.md, Density, "A long final's
+// time"); loopStart wants three copies. Speakers do repeat themselves, but rarely five
+// words or more verbatim as the last thing in a window.
+func twiceAtEnd(words []string) int {
+	norm := make([]string, len(words))
+	for i, w := range words {
+		norm[i] = normWord(w)
+	}
+	for n := min(maxLoopN, len(norm)/2); n >= minTwiceN; n-- {
+		if at := len(norm) - n; equalRun(norm, at-n, at, n) {
+			return at
+		}
+	}
+	return -1
 }
 
 // loopStart finds the first n-gram (n ≤ maxLoopN) repeated minLoopRepeats times in a

@@ -27,6 +27,11 @@ func TestGuardText(t *testing.T) {
 		{"loop truncated at its start", confident("I think that I think that I think that I think that I think that"), 3, "I think that", guardLoop},
 		{"word loop truncated", confident("so the the the the the the the"), 3, "so the", guardLoop},
 		{"three repeats kept", confident("no no no"), 1, "no no no", guardNone},
+		{"sentence said twice at the end truncated", confident("And so am I fellow Americans. And so am I fellow Americans."), 2, "And so am I fellow Americans.", guardLoop},
+		{"sentence twice after other words truncated", confident("Ask not. Your country can do for you. Your country can do for you."), 2, "Ask not. Your country can do for you.", guardLoop},
+		{"short phrase twice at the end kept", confident("thank you very much thank you very much"), 2, "thank you very much thank you very much", guardNone},
+		{"phrase twice before more words kept", confident("I said it to him, I said it to him, and he left."), 3, "I said it to him, I said it to him, and he left.", guardNone},
+		{"Chinese phrase twice at the end truncated", confident("他一定在家因为灯亮着他一定在家因为灯亮着"), 3, "他一定在家因为灯亮着", guardLoop},
 		{"long phrase loop truncated", confident("the curtain on the left. With finish behind the curtain on the left. With finish behind the curtain on the left. With finish behind"), 5, "the curtain on the left. With finish behind", guardLoop},
 	}
 	for _, tt := range tests {

@@ -72,6 +72,10 @@ type stream struct {
 	specConf  float64
 	specFrom  uint64 // the window trimming it was decoded with
 	specSkip  int
+	specTail  uint64 // the silence after the speech end in its window (specLead)
+	// decodeRate is the stream's latest decode's time per second of its window (ms), what
+	// specLead expects of the next one (0: no decode yet).
+	decodeRate float64
 
 	drafts drafts // the newest decodes' tokens, the next decodes' drafts (see draft)
 
@@ -453,12 +457,34 @@ func (st *stream) inPause() bool {
 	return st.uttOpen && st.ep.inSpeech && st.ep.silence > 0
 }
 
-// specPhase reports whether Pad of silence has followed the open utterance's speech
+// specPhase reports whether specLead of silence has followed the open utterance's speech
 // (and the endpoint hangover has not ended it yet): the time of its speculative final.
 func (st *stream) specPhase() bool {
 	s := st.sess
 	return s.endpoint > 0 && s.tail <= s.hangover && st.inPause() &&
-		st.ep.speechEnd > st.uttStart && st.end() >= st.ep.speechEnd+s.tail
+		st.ep.speechEnd > st.uttStart && st.end() >= st.ep.speechEnd+st.specLead()
+}
+
+// specLead is the silence after the open utterance's speech end at which its speculative
+// final starts, and the silence its window keeps: the session's tail (Pad; one Silero
+// window in a turn session), unless the final would not be ready by the endpoint that
+// way. When the stream's latest decode, scaled to the utterance's window, says the
+// decode takes longer than the rest of the endpoint silence after Pad (a long utterance,
+// base on Mandarin, a loaded machine), it starts at the first silent Silero window
+// (specEarly), as in a turn session, and the final comes that much sooner after the
+// endpoint. Starting every speculative final there would decode at the speaker's short
+// pauses too, at a final's priority (BENCHMARKS.md, Density, "A long final's time").
+func (st *stream) specLead() uint64 {
+	s := st.sess
+	if s.tail <= specEarly || st.decodeRate == 0 {
+		return s.tail
+	}
+	window := st.ep.speechEnd + specEarly - (st.uttStart - min(st.uttStart, s.pad))
+	estMs := st.decodeRate * float64(window) / bus.SampleRate
+	if estMs*bus.SamplesPerMs > float64(s.hangover-min(s.hangover, s.tail)) {
+		return specEarly
+	}
+	return s.tail
 }
 
 // specDue reports whether the speculative final of the open utterance should be decoded
@@ -468,9 +494,9 @@ func (st *stream) specDue() bool {
 }
 
 // specWindowMatches reports whether a final cut at end with speech up to speechEnd
-// decodes the speculative window [uttStart − Pad, speechEnd + Pad).
+// covers the speculative window [uttStart − Pad, speechEnd + specTail).
 func (st *stream) specWindowMatches(end, speechEnd uint64) bool {
-	return end >= speechEnd+st.sess.tail
+	return end >= speechEnd+st.specTail
 }
 
 // schedule queues the stream when a final or a partial is due. Callers hold sess.mu.

@@ -521,6 +521,35 @@ func TestStreamSpeculativeFinal(t *testing.T) {
 	})
 }
 
+// TestStreamSpeculativeFinalEarlyWhenLate: the speculative final starts at Pad of
+// silence while the stream's decodes are quick, and at the first silent Silero window
+// (specEarly) once its latest decode says the final would not be done by the endpoint
+// that way: the same final text, one decode of the final's window either way, its window
+// ending specEarly after the speech instead of Pad.
+func TestStreamSpeculativeFinalEarlyWhenLate(t *testing.T) {
+	const want = "bravo charlie delta echo foxtrot golf"
+	finalWindow := func(delay time.Duration) int {
+		rig := newFakeRig(t, PoolConfig{}, &scriptedDecoder{Delay: delay})
+		s, c := rig.open(bus.StreamOptions{InterimResults: true})
+		pos := rig.feed(s, c, speech(1, 2, 3, 4, 5, 6), 0, 0) // longer than a decode's 1 s minimum window
+		rig.feed(s, c, silence(1000), pos, 0)
+		if f := c.ofType(bus.ResultFinal); len(f) != 1 || f[0].Text != want {
+			t.Fatalf("decodes taking %v: finals %+v, want one: %q", delay, f, want)
+		}
+		rig.dec.mu.Lock()
+		defer rig.dec.mu.Unlock()
+		return len(rig.dec.reqs[len(rig.dec.reqs)-1].Samples) // the final's decode: the last
+	}
+	quick := finalWindow(0)
+	// Half a second a decode of a window of a second or more: the final's, longer, would
+	// take more than the 400 ms left of the 600 ms endpoint after Pad.
+	slow := finalWindow(500 * time.Millisecond)
+	if want := int(200*bus.SamplesPerMs - specEarly); quick-slow != want {
+		t.Errorf("final windows %d samples with quick decodes, %d with slow ones: want the slow one %d shorter (ending %d ms after the speech, not 200)",
+			quick, slow, want, specEarly/bus.SamplesPerMs)
+	}
+}
+
 // TestStreamTrimsLongUtteranceWindow: a 6.6 s utterance (22 words without an endpoint
 // pause). Once words are committed, decodes stop starting at the utterance's start
 // (retrim): later partials and the final decode a shorter window with the committed words

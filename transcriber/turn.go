@@ -54,10 +54,13 @@ const (
 	// decode starts at the first silent Silero window, so it runs while the model waits
 	// for turnTail and thinks, and EndOfTurn is not a whole decode after the model's
 	// decision (EndOfTurn p50 463–528 → 381–385 ms; BENCHMARKS.md, Turn-taking).
-	turnSpecTail  = 32 * bus.SamplesPerMs
-	turnUpdate    = 250 * bus.SamplesPerMs // Update cadence (Flux: about every 0.25 s of audio)
-	turnResumeMin = 64 * bus.SamplesPerMs  // speech after an EagerEndOfTurn that resumes the turn
-	turnAudio     = 8 * bus.SampleRate     // what the model hears at most (Smart Turn's window)
+	turnSpecTail = specEarly
+	turnUpdate   = 250 * bus.SamplesPerMs // Update cadence (Flux: about every 0.25 s of audio)
+	// specEarly is the earliest a speculative final starts: the first silent Silero
+	// window after the speech (stream.specLead).
+	specEarly     = 32 * bus.SamplesPerMs
+	turnResumeMin = 64 * bus.SamplesPerMs // speech after an EagerEndOfTurn that resumes the turn
+	turnAudio     = 8 * bus.SampleRate    // what the model hears at most (Smart Turn's window)
 	// DefaultTurnSilence is the VAD-only end of turn (no TurnModel): the pause after
 	// which the turn ends, Earshot's endpointing default. It is the baseline the model
 	// is measured against (BENCHMARKS.md, Turn-taking).
