@@ -82,8 +82,9 @@ time at which the bench had written the frame that completes stream time t):
 - first text latency: for each utterance, arrival of its first non-empty partial (or its
   final, if no partial came first) − sent(start of the utterance), the start being where
   the server's VAD heard speech begin (less its 200 ms pad).
-- final latency: for each non-empty final, arrival − sent(start + duration of the final); it
-  includes the endpointing silence the server waits for.
+- final latency: for each non-empty final, arrival − sent(start + duration of the final); a
+  final's audio ends where the server ended the utterance, after its endpointing silence, so
+  this is the wait after the endpoint, not after the speech end.
 - WER: all finals of a stream joined, against the references of the clips it sent
   (internal/wer normalisation), pooled over streams; for Chinese, Japanese and Korean
   (--language) the character error rate instead (wer.ErrorRate). A result with a
