@@ -64,11 +64,12 @@ func guardText(h Hypothesis, speechSec float64) (string, string) {
 	}
 	reason := guardNone
 	words := units(text)
-	if at := loopStart(words); at >= 0 {
-		words, reason = words[:at], guardLoop
+	norm := normWords(words)
+	if at := loopStart(norm); at >= 0 {
+		words, norm, reason = words[:at], norm[:at], guardLoop
 		text = joinUnits(words)
 	}
-	if at := twiceAtEnd(words); at >= 0 {
+	if at := twiceAtEnd(norm); at >= 0 {
 		words, reason = words[:at], guardLoop
 		text = joinUnits(words)
 	}
@@ -88,18 +89,24 @@ func guardText(h Hypothesis, speechSec float64) (string, string) {
 	return text, reason
 }
 
+// normWords is words as the loop checks compare them (normWord).
+func normWords(words []string) []string {
+	norm := make([]string, len(words))
+	for i, w := range words {
+		norm[i] = normWord(w)
+	}
+	return norm
+}
+
 // twiceAtEnd finds a phrase of minTwiceN to maxLoopN words (characters in Chinese) said
-// twice in a row at the end of the hypothesis and returns where its second copy starts,
+// twice in a row at the end of the hypothesis (normWords) and returns where its second
+// copy starts,
 // or -1. A decode whose window ends right after the speech can loop once and stop at the
 // window's end: "And so am I fellow Americans. And so am I fellow Americans." for a
 // speculative final that kept 32 ms of silence (BENCHMARKS.md, Density, "A long final's
 // time"); loopStart wants three copies. Speakers do repeat themselves, but rarely five
 // words or more verbatim as the last thing in a window.
-func twiceAtEnd(words []string) int {
-	norm := make([]string, len(words))
-	for i, w := range words {
-		norm[i] = normWord(w)
-	}
+func twiceAtEnd(norm []string) int {
 	for n := min(maxLoopN, len(norm)/2); n >= minTwiceN; n-- {
 		if at := len(norm) - n; equalRun(norm, at-n, at, n) {
 			return at
@@ -109,13 +116,9 @@ func twiceAtEnd(words []string) int {
 }
 
 // loopStart finds the first n-gram (n ≤ maxLoopN) repeated minLoopRepeats times in a
-// row (minLoopRepeatsN3 for n ≥ 3) and returns the index just after its first occurrence (the loop keeps one copy),
-// or -1.
-func loopStart(words []string) int {
-	norm := make([]string, len(words))
-	for i, w := range words {
-		norm[i] = normWord(w)
-	}
+// row (minLoopRepeatsN3 for n ≥ 3) in norm (normWords) and returns the index just after
+// its first occurrence (the loop keeps one copy), or -1.
+func loopStart(norm []string) int {
 	best := -1
 	for n := 1; n <= maxLoopN; n++ {
 		need := minLoopRepeats

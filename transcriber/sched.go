@@ -282,10 +282,10 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 	}
 	preempt(nil)
 	cancel()
+	j.took = time.Since(start)
 	st.sess.log.Debug("decode", "final", j.final, "spec", j.spec, "window_s", sec(uint64(len(j.samples))),
 		"prompt_tokens", len(req.PromptTokens), "tokens", len(hyp.Tokens), "draft", len(req.Draft),
-		"draft_computed", hyp.DraftProposed, "draft_sampled", hyp.DraftAccepted, "took_ms", time.Since(start).Milliseconds(), "err", err)
-	j.took = time.Since(start)
+		"draft_computed", hyp.DraftProposed, "draft_sampled", hyp.DraftAccepted, "took_ms", j.took.Milliseconds(), "err", err)
 	st.complete(j, hyp, err)
 }
 

@@ -28,7 +28,7 @@ type session struct {
 	utteranceEnd uint64 // samples; 0 = no ResultUtteranceEnd
 	step         uint64 // samples
 	pad          uint64
-	tail         uint64 // audio after the speech end in a final's window: pad, or turnSpecTail in a turn session
+	tail         uint64 // audio after the speech end in a final's window: pad, or specEarly in a turn session
 	maxSegment   uint64
 	maxBuffer    uint64
 
@@ -72,7 +72,7 @@ func newSession(p *Pool, req bus.SessionRequest, emit Emitter) (*session, error)
 		// Utterances end at the server's endpointing, as on /v1/listen (whisper
 		// transcribes a pause-free window best); the turn spans them (turn.go).
 		s.turns = &o
-		s.tail = turnSpecTail
+		s.tail = specEarly
 		s.req.Options.InterimResults = true // Update events carry the partials
 	case ms > 0:
 		s.endpoint = max(uint64(ms)*bus.SamplesPerMs, samples(cfg.MinEndpoint))

@@ -15,7 +15,7 @@ import (
 // transcribes a window without long pauses best. A turn spans utterances. Differences:
 // an utterance opens after turnMinSpeech of speech (StartOfTurn must come within about
 // 150 ms of the speech onset: barge-in), and the speculative final starts after
-// turnSpecTail of silence (one Silero window) instead of Pad, and keeps that much silence
+// specEarly of silence (one Silero window) instead of Pad, and keeps that much silence
 // after the speech end in its window. Once the speaker has been silent for turnTail, the
 // end-of-turn model (TurnModel: Smart Turn v3.2 in production) hears the turn's last 8 s,
 // once per pause: Smart Turn is trained on speech followed by a short silence, and asked
@@ -50,17 +50,16 @@ type TurnModel interface {
 const (
 	turnMinSpeech = 96 * bus.SamplesPerMs // three Silero windows of speech open a turn
 	turnTail      = 96 * bus.SamplesPerMs // silence after speech before the model is asked
-	// turnSpecTail is the silence after speech in a turn's speculative final window: the
-	// decode starts at the first silent Silero window, so it runs while the model waits
-	// for turnTail and thinks, and EndOfTurn is not a whole decode after the model's
-	// decision (EndOfTurn p50 463–528 → 381–385 ms; BENCHMARKS.md, Turn-taking).
-	turnSpecTail = specEarly
-	turnUpdate   = 250 * bus.SamplesPerMs // Update cadence (Flux: about every 0.25 s of audio)
-	// specEarly is the earliest a speculative final starts: the first silent Silero
-	// window after the speech (stream.specLead).
+	// specEarly is the first silent Silero window after speech: where a turn session's
+	// speculative final always starts, and the silence its window keeps, so the decode
+	// runs while the model waits for turnTail and thinks, and EndOfTurn is not a whole
+	// decode after the model's decision (EndOfTurn p50 463–528 → 381–385 ms;
+	// BENCHMARKS.md, Turn-taking); on /v1/listen, where one starts when it would be late
+	// (stream.specLead).
 	specEarly     = 32 * bus.SamplesPerMs
-	turnResumeMin = 64 * bus.SamplesPerMs // speech after an EagerEndOfTurn that resumes the turn
-	turnAudio     = 8 * bus.SampleRate    // what the model hears at most (Smart Turn's window)
+	turnUpdate    = 250 * bus.SamplesPerMs // Update cadence (Flux: about every 0.25 s of audio)
+	turnResumeMin = 64 * bus.SamplesPerMs  // speech after an EagerEndOfTurn that resumes the turn
+	turnAudio     = 8 * bus.SampleRate     // what the model hears at most (Smart Turn's window)
 	// DefaultTurnSilence is the VAD-only end of turn (no TurnModel): the pause after
 	// which the turn ends, Earshot's endpointing default. It is the baseline the model
 	// is measured against (BENCHMARKS.md, Turn-taking).

@@ -107,7 +107,7 @@ func TestTurnEndsWhenTheModelSaysSo(t *testing.T) {
 }
 
 // TestTurnSpeculativeFinalBeforeTheModel: a turn's speculative final starts at the first
-// silent VAD window (turnSpecTail), not when the model is asked (turnTail), so it decodes
+// silent VAD window (specEarly), not when the model is asked (turnTail), so it decodes
 // while the model waits and thinks.
 func TestTurnSpeculativeFinalBeforeTheModel(t *testing.T) {
 	var mu sync.Mutex
@@ -150,7 +150,7 @@ func TestTurnSpeculativeFinalBeforeTheModel(t *testing.T) {
 	}
 	if lead := (modelAt - specAt) / bus.SamplesPerMs; lead < 40 {
 		t.Errorf("the speculative final started %d ms before the model was asked, want about %d ms",
-			lead, (turnTail-turnSpecTail)/bus.SamplesPerMs)
+			lead, (turnTail-specEarly)/bus.SamplesPerMs)
 	}
 }
 

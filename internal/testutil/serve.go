@@ -38,7 +38,7 @@ func StartServe(t testing.TB, extra ...string) *Serve {
 	// connection can take the port before serve binds it. Serve then exits at once
 	// naming the address; choose again, up to five times.
 	for attempt := 1; ; attempt++ {
-		err := s.start(bin, r, extra)
+		err := s.start(bin, extra)
 		if err == nil {
 			break
 		}
@@ -61,7 +61,7 @@ func StartServe(t testing.TB, extra ...string) *Serve {
 
 // start starts earshot serve on newly chosen ports with a new data dir and waits until
 // /readyz answers 200; an error carries serve's output.
-func (s *Serve) start(bin string, r *Redis, extra []string) error {
+func (s *Serve) start(bin string, extra []string) error {
 	t := s.t
 	t.Helper()
 	s.DataDir = t.TempDir()
@@ -71,7 +71,7 @@ func (s *Serve) start(bin string, r *Redis, extra []string) error {
 	s.WSURL = fmt.Sprintf("ws://127.0.0.1:%d/v1/listen", port)
 	args := append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--demo", "--drain-timeout", "5s",
 		"--ops-listen", fmt.Sprintf("127.0.0.1:%d", opsPort)}, extra...)
-	s.Proc = Start(t, "earshot serve", bin, []string{"EARSHOT_REDIS_URL=" + r.URL(), "EARSHOT_DATA_DIR=" + s.DataDir}, args...)
+	s.Proc = Start(t, "earshot serve", bin, []string{"EARSHOT_REDIS_URL=" + s.Redis.URL(), "EARSHOT_DATA_DIR=" + s.DataDir}, args...)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if resp, err := http.Get(s.URL + "/readyz"); err == nil {
