@@ -48,8 +48,12 @@ type Knee struct {
 	// Over says why the level after the knee was over the rule.
 	Over string `json:"over,omitempty"`
 	// FinalP95Ms is the final latency p95 at the knee (0 when Streams is 0).
-	FinalP95Ms    float64 `json:"final_p95_ms"`
-	RuleFinalMs   float64 `json:"rule_final_p95_ms"`
+	FinalP95Ms  float64 `json:"final_p95_ms"`
+	RuleFinalMs float64 `json:"rule_final_p95_ms"`
+	// FinalFrom is where the sweep timed finals from: KneeFromSpeechEnd. Records
+	// without it come from builds that timed them from the endpoint, after the
+	// endpointing silence, a looser rule: FindKnee skips them.
+	FinalFrom     string  `json:"final_from,omitempty"`
 	RulePartialMs float64 `json:"rule_partial_p95_ms"`
 	Levels        []int   `json:"levels"`     // the levels tried
 	DurationS     float64 `json:"duration_s"` // audio per stream per level
@@ -70,9 +74,11 @@ type KneeKey struct {
 	Slots   int
 }
 
-// KneeOf is a knee measured under key, with the rest of it to fill in.
+// KneeOf is a knee measured under key with the current rule (finals timed from the
+// speech end), with the rest of it to fill in.
 func KneeOf(key KneeKey) Knee {
-	return Knee{Model: key.Model, CPU: key.CPU, Cores: key.Cores, Arch: key.Arch, GPU: key.GPU, Threads: key.Threads, Slots: key.Slots}
+	return Knee{Model: key.Model, CPU: key.CPU, Cores: key.Cores, Arch: key.Arch, GPU: key.GPU, Threads: key.Threads, Slots: key.Slots,
+		FinalFrom: KneeFromSpeechEnd}
 }
 
 // Key returns the key k was measured under.
@@ -108,12 +114,13 @@ func KneeFilePath(capacityFile, modelDir string) string {
 }
 
 // KneesHere returns the knees of model measured on this machine (its CPU, cores and
-// architecture), whatever their backend, threads and slots.
+// architecture) with the current rule (Knee.Current), whatever their backend, threads
+// and slots.
 func KneesHere(knees []Knee, model string) []Knee {
 	host := HostKey(model, false, 0, 0)
 	var here []Knee
 	for _, k := range knees {
-		if k.Model == model && k.CPU == host.CPU && k.Cores == host.Cores && k.Arch == host.Arch {
+		if k.Current() && k.Model == model && k.CPU == host.CPU && k.Cores == host.Cores && k.Arch == host.Arch {
 			here = append(here, k)
 		}
 	}
@@ -218,12 +225,20 @@ func LoadKnees(path string) ([]Knee, error) {
 	return knees, nil
 }
 
-// FindKnee returns the newest of knees measured under key.
+// KneeFromSpeechEnd is Knee.FinalFrom of a sweep that timed finals from the speech end.
+const KneeFromSpeechEnd = "speech end"
+
+// Current reports whether k was measured with finals timed from the speech end (the
+// rule a knee sets defaults by).
+func (k Knee) Current() bool { return k.FinalFrom == KneeFromSpeechEnd }
+
+// FindKnee returns the newest of knees measured under key with the current rule
+// (Knee.Current).
 func FindKnee(knees []Knee, key KneeKey) (Knee, bool) {
 	var best Knee
 	found := false
 	for _, k := range knees {
-		if k.Key() == key && (!found || k.Date >= best.Date) {
+		if k.Current() && k.Key() == key && (!found || k.Date >= best.Date) {
 			best, found = k, true
 		}
 	}

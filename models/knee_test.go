@@ -11,7 +11,7 @@ import (
 func testKnee(model string, threads, streams int, date string) Knee {
 	return Knee{Model: model, CPU: "Test CPU @ 2.0GHz", Cores: 2, Arch: "amd64", Threads: threads, Slots: 1,
 		Streams: streams, RuleFinalMs: 1000, RulePartialMs: 2000, FinalP95Ms: 640, Levels: []int{1, 2, 4, 6},
-		DurationS: 60, Date: date, Command: "earshot bench --serve"}
+		DurationS: 60, Date: date, Command: "earshot bench --serve", FinalFrom: KneeFromSpeechEnd}
 }
 
 func TestKneeFileRoundTrip(t *testing.T) {
@@ -54,6 +54,18 @@ func TestKneeFileRoundTrip(t *testing.T) {
 		if k, ok := FindKnee(knees, key); ok {
 			t.Errorf("key %+v matched %+v", key, k)
 		}
+	}
+	// A knee from an older build, which timed finals from the endpoint, is not used.
+	old := testKnee("tiny.en", 2, 8, "2026-12-05T12:00:00Z")
+	old.FinalFrom = ""
+	if err := SaveKnee(path, old); err != nil {
+		t.Fatal(err)
+	}
+	if knees, err = LoadKnees(path); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := FindKnee(knees, a.Key()); ok {
+		t.Errorf("an endpoint-timed knee was found: %+v", k)
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*.tmp")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)

@@ -43,6 +43,11 @@ type MeasuredLanguage struct {
 	PartialP50Ms    float64 `json:"partial_p50_ms"`
 	FinalP50Ms      float64 `json:"final_p50_ms"`
 	FinalP95Ms      float64 `json:"final_p95_ms"`
+	// FinalFrom is where the final latencies start: "speech end" (where the bench's
+	// Silero heard the speech end, the 600 ms endpointing silence included) or
+	// "endpoint" (the final's own end, after that silence: measurements before
+	// 2026-12-06 14:00 UTC).
+	FinalFrom string `json:"final_from,omitempty"`
 }
 
 // MeasuredFile is the committed measurements file: model name → measurement.

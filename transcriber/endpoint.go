@@ -1,6 +1,10 @@
 package transcriber
 
-import "github.com/earshot-dev/earshot/internal/bus"
+import (
+	"time"
+
+	"github.com/earshot-dev/earshot/internal/bus"
+)
 
 // vadEvent is what the endpointer saw in one VAD window.
 type vadEvent uint8
@@ -10,6 +14,10 @@ const (
 	evSpeechStart          // speech began (at endpointer.speechStart)
 	evSpeechEnd            // hangover of silence after speech (speech ended at endpointer.speechEnd)
 )
+
+// DefaultEndpointSilence is the silence after speech that ends an utterance unless a
+// pool or session sets another (PoolConfig.EndpointSilence, endpointing=).
+const DefaultEndpointSilence = 600 * time.Millisecond
 
 // Endpointer hysteresis defaults (Silero's own: start at 0.5, end at 0.5 − 0.15).
 const (
@@ -84,4 +92,29 @@ func (e *endpointer) push(p float32) vadEvent {
 		}
 	}
 	return evNone
+}
+
+// SpeechRuns is where a stream's endpointer hears speech in a whole recording:
+// [start, end) in samples, with its thresholds and minimum speech, a pause of hangover
+// (the endpointing silence) ending a run. With the stream's hangover a run's end is
+// the speech end of the utterance the stream cuts there. v is reset first. Benchmarks
+// measure final latency from these ends (internal/bench, Clip.Speech).
+func SpeechRuns(v VAD, pcm []float32, hangover time.Duration) ([][2]int, error) {
+	v.Reset()
+	probs, err := v.Process(pcm)
+	if err != nil {
+		return nil, err
+	}
+	win := v.WindowSamples()
+	ep := newEndpointer(win, 0, max(uint64(win), uint64(hangover.Milliseconds())*bus.SamplesPerMs))
+	var runs [][2]int
+	for _, p := range probs {
+		if ep.push(p) == evSpeechEnd {
+			runs = append(runs, [2]int{int(ep.speechStart), int(ep.speechEnd)})
+		}
+	}
+	if ep.inSpeech { // speech up to the end of the recording
+		runs = append(runs, [2]int{int(ep.speechStart), int(ep.speechEnd)})
+	}
+	return runs, nil
 }

@@ -40,3 +40,36 @@ func TestEndpointHysteresis(t *testing.T) {
 		t.Errorf("speech end %d, want %d", e.speechEnd, want)
 	}
 }
+
+// SpeechRuns (with the deterministic energy stand-in for Silero) ends a run after the
+// endpointing silence, at the last speech window; a shorter pause stays inside the run,
+// a blip shorter than the minimum speech is no speech, and speech at the end of the
+// recording is a run to the end.
+func TestSpeechRuns(t *testing.T) {
+	const w = 512
+	loud := func(windows int) []float32 {
+		x := make([]float32, windows*w)
+		for i := range x {
+			x[i] = 0.3
+		}
+		return x
+	}
+	quiet := func(windows int) []float32 { return make([]float32, windows*w) }
+	var pcm []float32
+	pcm = append(pcm, quiet(10)...) // 0–10
+	pcm = append(pcm, loud(20)...)  // 10–30: speech
+	pcm = append(pcm, quiet(5)...)  // 30–35: a 160 ms pause, inside the run
+	pcm = append(pcm, loud(10)...)  // 35–45
+	pcm = append(pcm, quiet(30)...) // 45–75: 960 ms, ends the run at 45
+	pcm = append(pcm, loud(3)...)   // 75–78: 96 ms, under the minimum speech
+	pcm = append(pcm, quiet(30)...) // 78–108
+	pcm = append(pcm, loud(12)...)  // 108–120: to the end
+	runs, err := SpeechRuns(&energyVAD{}, pcm, DefaultEndpointSilence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]int{{10 * w, 45 * w}, {108 * w, 120 * w}}
+	if len(runs) != len(want) || runs[0] != want[0] || runs[1] != want[1] {
+		t.Fatalf("runs %v, want %v", runs, want)
+	}
+}

@@ -53,7 +53,7 @@ type PoolConfig struct {
 	MaxSegment time.Duration
 	// EndpointSilence is the silence after speech that ends an utterance (a final with
 	// SpeechFinal). StreamOptions.EndpointingMs > 0 overrides it per session; < 0
-	// disables VAD finals. Default 600 ms.
+	// disables VAD finals. Default DefaultEndpointSilence.
 	EndpointSilence time.Duration
 	// MinEndpoint is the shortest endpointing a client may ask for: whisper decodes a
 	// one-word utterance badly and without context, so a shorter request (Deepgram's
@@ -122,7 +122,7 @@ func (c *PoolConfig) defaults() error {
 		c.MinEndpoint = 500 * time.Millisecond
 	}
 	if c.EndpointSilence <= 0 {
-		c.EndpointSilence = 600 * time.Millisecond
+		c.EndpointSilence = DefaultEndpointSilence
 	}
 	if c.MaxBuffer <= 0 {
 		c.MaxBuffer = 60 * time.Second

@@ -63,14 +63,20 @@ func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Lo
 			continue
 		}
 		p.sessions[m] = models.DefaultMaxSessions
-		other := 0
+		other, stale := 0, 0
 		for _, k := range knees {
-			if k.Model == m {
+			switch {
+			case k.Model == m && !k.Current():
+				stale++
+			case k.Model == m:
 				other++
 			}
 		}
 		why := "no knee measured on this machine for it"
-		if other > 0 {
+		switch {
+		case stale > 0:
+			why = fmt.Sprintf("%d knee(s) of it in the capacity file were measured by an older earshot, which timed finals from the endpoint instead of the speech end", stale)
+		case other > 0:
 			why = fmt.Sprintf("%d knee(s) of it in the capacity file were measured on another CPU or with other threads, slots or backend", other)
 		}
 		log.Info("max sessions: the default", "model", m, "max_sessions", p.sessions[m], "why", why,

@@ -83,6 +83,18 @@ func TestPlanCapacitySessions(t *testing.T) {
 	if p.sessions["tiny.en"] != models.DefaultMaxSessions || !strings.Contains(log, "capacity file ignored") || !strings.Contains(log, tr.CapacityFile) {
 		t.Errorf("damaged file: %v\n%s", p.sessions, log)
 	}
+	// A knee from an older build, which timed finals from the endpoint (a looser rule):
+	// the default, and the log says why.
+	old := models.KneeOf(models.HostKey("tiny.en", false, 2, defSlots))
+	old.Streams, old.RuleFinalMs, old.Date, old.FinalFrom = 7, 1000, "2026-12-05T17:00:00Z", ""
+	tr.CapacityFile = filepath.Join(dir, "old.json")
+	if err := models.SaveKnee(tr.CapacityFile, old); err != nil {
+		t.Fatal(err)
+	}
+	p, log = plan(tr, dir)
+	if p.sessions["tiny.en"] != models.DefaultMaxSessions || !strings.Contains(log, "measured by an older earshot, which timed finals from the endpoint") {
+		t.Errorf("a knee timed from the endpoint: %v\n%s", p.sessions, log)
+	}
 }
 
 // TestPlanCapacityShape: without --threads and --slots a worker decodes with the

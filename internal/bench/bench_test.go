@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/xml"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -60,27 +61,27 @@ func TestProgramPlansTheSameClipsForEveryStream(t *testing.T) {
 	}
 	p := newProgram(clips, 5*time.Second)
 	// a(1 s)+gap, b(2 s)+gap = 5 s: the level's audio ends at that clip boundary.
-	pcm, ref := p.plan(0, 1, 5*time.Second)
+	pcm, ref, _ := p.plan(0, 1, 5*time.Second)
 	if len(pcm) != 5*32000 || ref != "alpha bravo" || pcm[0] != 1 || pcm[2*32000] != 2 {
 		t.Fatalf("one stream: %d bytes, %q", len(pcm), ref)
 	}
-	pcm, ref = p.plan(1, 2, 5*time.Second)
+	pcm, ref, _ = p.plan(1, 2, 5*time.Second)
 	if len(pcm) != 5*32000 || ref != "bravo alpha" || pcm[0] != 2 || pcm[3*32000] != 1 {
 		t.Fatalf("stream 1 of 2 starts at the second clip: %d bytes, %q", len(pcm), ref)
 	}
-	pcm, ref = p.plan(0, 2, 5*time.Second)
+	pcm, ref, _ = p.plan(0, 2, 5*time.Second)
 	if ref != "alpha bravo" || pcm[0] != 1 {
 		t.Fatalf("stream 0 of 2: %q", ref)
 	}
 	// 6 s: a+gap, b+gap, c+gap; three streams each start on a different clip.
 	for i, want := range []string{"alpha bravo charlie", "bravo charlie alpha", "charlie alpha bravo"} {
-		pcm, ref := p.plan(i, 3, 6*time.Second)
+		pcm, ref, _ := p.plan(i, 3, 6*time.Second)
 		if ref != want || len(pcm) != 7*32000 {
 			t.Fatalf("stream %d of 3: %d bytes, %q; want %q", i, len(pcm), ref, want)
 		}
 	}
 	// More streams than clips: they share starts, still the same clips.
-	if _, ref := p.plan(3, 4, 6*time.Second); ref != "charlie alpha bravo" {
+	if _, ref, _ := p.plan(3, 4, 6*time.Second); ref != "charlie alpha bravo" {
 		t.Fatalf("stream 3 of 4: %q", ref)
 	}
 }
@@ -169,5 +170,77 @@ func TestSweepOverTheBus(t *testing.T) {
 		if l.BilledSec != nil {
 			t.Errorf("billing over the bus should be unavailable")
 		}
+	}
+}
+
+// With the clips' speech known, a sweep times finals from the speech end: the echo
+// worker's one final covers the whole stream (1 s clip, 1 s gap), so it comes 1.5 s
+// after the speech (which ends at 0.5 s) and just after its own end; without it, from
+// the final's own end, and the report says which.
+func TestSweepTimesFinalsFromTheSpeechEnd(t *testing.T) {
+	r := newTransportRig(t)
+	for _, speech := range [][]Span{{{From: 0.2, To: 0.5}}, nil} {
+		cfg := Config{Clips: []Clip{{ID: "tone", PCM: make([]byte, 32000), Reference: "echo", Speech: speech}},
+			Streams: []int{1}, Duration: 2 * time.Second}
+		cfg.UseBus(r.cl, echoModel, "bus test")
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := rep.Levels[0]
+		if l.FinalMs.N != 1 || l.FinalEndMs.N != 1 || l.FinalEndMs.P50 > 300 {
+			t.Fatalf("speech %v: finals %+v, after the endpoint %+v; want one, soon after its end", speech, l.FinalMs, l.FinalEndMs)
+		}
+		if speech == nil {
+			if rep.FinalFrom != FinalFromEndpoint || l.FinalMs.P50 != l.FinalEndMs.P50 {
+				t.Errorf("no speech: from %q, final %.0f ms, after the endpoint %.0f ms; want the same", rep.FinalFrom, l.FinalMs.P50, l.FinalEndMs.P50)
+			}
+			continue
+		}
+		if d := l.FinalMs.P50 - l.FinalEndMs.P50; rep.FinalFrom != FinalFromSpeechEnd || d < 1400 || d > 1600 {
+			t.Errorf("from %q: final %.0f ms after the speech end, %.0f ms after its own end; want 1 500 ms apart", rep.FinalFrom, l.FinalMs.P50, l.FinalEndMs.P50)
+		}
+	}
+}
+
+// A final is timed from the end of the speech it holds: the last speech span that starts
+// before the final's end, cut at that end when the speech runs past it.
+func TestSpeechEnd(t *testing.T) {
+	speech := []Span{{0.5, 2.0}, {3.0, 4.5}, {6.0, 9.0}}
+	for _, tc := range []struct{ end, want float64 }{
+		{2.6, 2.0},  // endpoint 600 ms after the first span
+		{5.1, 4.5},  // after the second
+		{7.0, 7.0},  // cut while speech goes on (maximum utterance, Finalize)
+		{0.3, 0.3},  // before any speech: its own end
+		{12.0, 9.0}, // the stream's end
+	} {
+		if got := speechEnd(speech, tc.end); got != tc.want {
+			t.Errorf("speechEnd(%v) = %v, want %v", tc.end, got, tc.want)
+		}
+	}
+	if got := speechEnd(nil, 1.5); got != 1.5 {
+		t.Errorf("no speech: %v, want the final's end", got)
+	}
+}
+
+// plan shifts each clip's speech to where the clip lies in the stream, and drops it all
+// when a clip's speech was not measured.
+func TestPlanSpeech(t *testing.T) {
+	clips := []Clip{{ID: "a", PCM: make([]byte, 32000), Speech: []Span{{0.1, 0.9}}},
+		{ID: "b", PCM: make([]byte, 64000), Speech: []Span{{0.2, 0.8}, {1.2, 1.9}}}}
+	p := newProgram(clips, 5*time.Second)
+	_, _, speech := p.plan(1, 2, 5*time.Second) // b+gap (3 s), then a
+	want := []Span{{0.2, 0.8}, {1.2, 1.9}, {3.1, 3.9}}
+	if len(speech) != len(want) {
+		t.Fatalf("speech %v, want %v", speech, want)
+	}
+	for i := range want {
+		if math.Abs(speech[i].From-want[i].From) > 1e-9 || math.Abs(speech[i].To-want[i].To) > 1e-9 {
+			t.Fatalf("speech %v, want %v", speech, want)
+		}
+	}
+	clips[0].Speech = nil
+	if _, _, speech := newProgram(clips, 5*time.Second).plan(0, 1, 5*time.Second); speech != nil {
+		t.Errorf("a clip without speech spans: %v, want none", speech)
 	}
 }

@@ -14,7 +14,15 @@ type Clip struct {
 	ID        string
 	PCM       []byte // linear16 little-endian, 16 kHz, mono
 	Reference string
+	// Speech is where the server's VAD hears speech in the clip, at its endpointing
+	// (transcriber.SpeechRuns with Silero; `earshot bench` fills it): a final's latency
+	// is measured from the end of the speech it holds. Nil: not measured; finals are
+	// then timed from their own end, the endpoint.
+	Speech []Span
 }
+
+// Span is a stretch of a clip or stream, in seconds.
+type Span struct{ From, To float64 }
 
 // Seconds is the clip's length.
 func (c Clip) Seconds() float64 { return float64(len(c.PCM)) / 32000 }

@@ -27,6 +27,8 @@ func KneeRecord(r *Report, cfg Config, key models.KneeKey, command string) (mode
 		return models.Knee{}, fmt.Errorf("--duration %v is under %v per level: too short to set a default", cfg.Duration, MinKneeDuration)
 	case cfg.KneeFinalP95 > kneeFinalRule || cfg.KneeP95 > kneePartialRule:
 		return models.Knee{}, fmt.Errorf("the rule (--knee %v, --knee-final %v) is looser than %v / %v", cfg.KneeP95, cfg.KneeFinalP95, kneePartialRule, kneeFinalRule)
+	case r.FinalFrom != FinalFromSpeechEnd:
+		return models.Knee{}, fmt.Errorf("finals were timed from the %s, not from the speech end (no Silero model to find it: `make model`, or --vad)", r.FinalFrom)
 	case key.CPU == "":
 		return models.Knee{}, fmt.Errorf("this machine's CPU has no model name in /proc/cpuinfo to key the record by")
 	}

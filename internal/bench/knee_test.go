@@ -9,7 +9,7 @@ import (
 )
 
 func kneeReport(final ...float64) *Report {
-	r := &Report{Started: time.Date(2026, 12, 5, 17, 30, 0, 0, time.UTC), Duration: 60, KneeFinalMs: 1000, KneeP95Ms: 2000}
+	r := &Report{Started: time.Date(2026, 12, 5, 17, 30, 0, 0, time.UTC), Duration: 60, KneeFinalMs: 1000, KneeP95Ms: 2000, FinalFrom: FinalFromSpeechEnd}
 	for i, f := range final {
 		l := Level{Streams: 1 << i, FinalMs: Dist{N: 10, P95: f}, PartialMs: Dist{N: 10, P95: 500}}
 		l.OverKnee = l.overKnee(2*time.Second, time.Second)
@@ -34,7 +34,7 @@ func TestKneeRecord(t *testing.T) {
 	if k.Streams != 4 || k.FinalP95Ms != 900 || k.AtLeast || !strings.Contains(k.Over, "8 streams: final p95 1800 ms") {
 		t.Errorf("record %+v: want knee 4 at 900 ms, over at 8", k)
 	}
-	if k.Key() != key || k.Date != "2026-12-05T17:30:00Z" || len(k.Levels) != 4 || k.Command != "earshot bench --serve" {
+	if k.Key() != key || k.Date != "2026-12-05T17:30:00Z" || len(k.Levels) != 4 || k.Command != "earshot bench --serve" || !k.Current() {
 		t.Errorf("record %+v: key, date, levels or command wrong", k)
 	}
 	// Every level under the rule: the knee is the largest tried, marked as a lower bound.
@@ -52,16 +52,19 @@ func TestKneeRecord(t *testing.T) {
 	loose.KneeFinalP95 = 2 * time.Second
 	noCPU := key
 	noCPU.CPU = ""
+	fromEndpoint := kneeReport(300)
+	fromEndpoint.FinalFrom = FinalFromEndpoint
 	for name, tc := range map[string]struct {
 		r    *Report
 		cfg  Config
 		key  models.KneeKey
 		want string
 	}{
-		"too short":   {kneeReport(300), short, key, "too short"},
-		"looser rule": {kneeReport(300), loose, key, "looser"},
-		"no CPU name": {kneeReport(300), cfg, noCPU, "no model name"},
-		"no level":    {&Report{}, cfg, key, "no level"},
+		"too short":         {kneeReport(300), short, key, "too short"},
+		"looser rule":       {kneeReport(300), loose, key, "looser"},
+		"no CPU name":       {kneeReport(300), cfg, noCPU, "no model name"},
+		"no level":          {&Report{}, cfg, key, "no level"},
+		"from the endpoint": {fromEndpoint, cfg, key, "not from the speech end"},
 	} {
 		if _, err := KneeRecord(tc.r, tc.cfg, tc.key, ""); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)

@@ -42,8 +42,11 @@ func WriteMarkdown(w io.Writer, r *Report) {
 	if r.Language != "" {
 		fmt.Fprintf(w, "Language: %s (error rate: %s).\n\n", r.Language, errorRateName(r.Language))
 	}
-	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | first text p50 / p95 ms | final p50 / p95 / p99 ms | WER | RTF | CPU s / audio s | peak RSS MB | RSS per stream MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
-	fmt.Fprintln(w, "|---:|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|")
+	if r.FinalFrom != FinalFromSpeechEnd {
+		fmt.Fprintf(w, "Final latency from: %s (the clips' speech was not measured: no Silero model; `make model` installs it, --vad names it), not from the speech end.\n\n", r.FinalFrom)
+	}
+	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | first text p50 / p95 ms | final p50 / p95 / p99 ms | after the endpoint p50 / p95 ms | WER | RTF | CPU s / audio s | peak RSS MB | RSS per stream MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
+	fmt.Fprintln(w, "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|")
 	for _, l := range r.Levels {
 		var rss float64
 		for _, p := range l.Procs {
@@ -61,9 +64,9 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		if l.OverKnee != "" {
 			note = " (" + l.OverKnee + ")"
 		}
-		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.1f%% | %.3f | %.3f | %.0f | %s | %s | %.1f / %.1f / %s | %d%s |\n",
+		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f | %.1f%% | %.3f | %.3f | %.0f | %s | %s | %.1f / %.1f / %s | %d%s |\n",
 			l.Streams, l.PartialMs.P50, l.PartialMs.P95, l.PartialMs.P99, l.WordMs.P50, l.WordMs.P95, l.FirstMs.P50, l.FirstMs.P95,
-			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, 100*l.WER, l.RTF, l.CPUPerAudio, rss, perStream(r.IdleRSSMB, rss, l.Streams), gpu,
+			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, l.FinalEndMs.P50, l.FinalEndMs.P95, 100*l.WER, l.RTF, l.CPUPerAudio, rss, perStream(r.IdleRSSMB, rss, l.Streams), gpu,
 			l.AudioSec, l.AcceptedSec, bill, l.Errors, note)
 	}
 	if r.IdleRSSMB > 0 {
@@ -82,9 +85,15 @@ time at which the bench had written the frame that completes stream time t):
 - first text latency: for each utterance, arrival of its first non-empty partial (or its
   final, if no partial came first) − sent(start of the utterance), the start being where
   the server's VAD heard speech begin (less its 200 ms pad).
-- final latency: for each non-empty final, arrival − sent(start + duration of the final); a
-  final's audio ends where the server ended the utterance, after its endpointing silence, so
-  this is the wait after the endpoint, not after the speech end.
+- final latency: for each non-empty final, arrival − sent(the end of the speech it holds):
+  where Silero, run on each clip with the server's endpointer (transcriber.SpeechRuns:
+  thresholds 0.5 / 0.35, 250 ms minimum speech, 600 ms endpointing), heard the last speech
+  before the final's end. It includes the endpointing silence the server waits for before
+  it ends an utterance (600 ms by default). Without a Silero model the bench times finals
+  from their own end instead, and the line above the table says so.
+- after the endpoint: for each non-empty final, arrival − sent(start + duration of the
+  final), its own end: the server's endpoint, after the endpointing silence. What is left
+  of the final's work once the server has decided the utterance is over.
 - WER: all finals of a stream joined, against the references of the clips it sent
   (internal/wer normalisation), pooled over streams; for Chinese, Japanese and Korean
   (--language) the character error rate instead (wer.ErrorRate). A result with a

@@ -70,9 +70,10 @@ type Level struct {
 	ErrorSample []string       `json:"error_sample,omitempty"`
 	PartialMs   Dist           `json:"partial_latency_ms"`
 	WordMs      Dist           `json:"word_latency_ms"`
-	FinalMs     Dist           `json:"final_latency_ms"`
-	FirstMs     Dist           `json:"first_text_latency_ms"` // an utterance's first text after its start was sent
-	WER         float64        `json:"wer"`                   // pooled over streams: errors / reference words (characters: CER)
+	FinalMs     Dist           `json:"final_latency_ms"`        // from the speech end (Report.FinalFrom)
+	FinalEndMs  Dist           `json:"final_after_endpoint_ms"` // from the final's own end, the endpoint
+	FirstMs     Dist           `json:"first_text_latency_ms"`   // an utterance's first text after its start was sent
+	WER         float64        `json:"wer"`                     // pooled over streams: errors / reference words (characters: CER)
 	AudioSec    float64        `json:"audio_sec"`
 	AcceptedSec float64        `json:"accepted_sec"`
 	BilledSec   *float64       `json:"billed_sec"` // null: billing unavailable
@@ -95,11 +96,29 @@ type Report struct {
 	KneeP95Ms   float64   `json:"knee_p95_ms"`
 	KneeFinalMs float64   `json:"knee_final_p95_ms"`
 	Language    string    `json:"language,omitempty"`
-	Knee        int       `json:"knee_streams"` // most streams that stayed under the knee; 0: none
+	// FinalFrom is where final latency starts: "speech end" (every clip's speech was
+	// measured: Clip.Speech) or "endpoint" (the final's own end).
+	FinalFrom string `json:"final_from"`
+	Knee      int    `json:"knee_streams"` // most streams that stayed under the knee; 0: none
 	// IdleRSSMB is the RSS of the service processes before the first level (their pids
 	// that could be read); a level's RSS per stream is (its peak − this) / streams.
 	IdleRSSMB float64 `json:"idle_rss_mb"`
 	Levels    []Level `json:"levels"`
+}
+
+// Report.FinalFrom values.
+const (
+	FinalFromSpeechEnd = "speech end"
+	FinalFromEndpoint  = "endpoint"
+)
+
+func speechKnown(clips []Clip) bool {
+	for _, c := range clips {
+		if c.Speech == nil {
+			return false
+		}
+	}
+	return len(clips) > 0
 }
 
 // Run sweeps the levels of cfg, stopping after the first level over the knee.
@@ -112,7 +131,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Target: cfg.Target, Started: time.Now().UTC(), Clips: len(cfg.Clips),
 		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds()),
-		KneeFinalMs: float64(cfg.KneeFinalP95.Milliseconds()), Language: cfg.Language}
+		KneeFinalMs: float64(cfg.KneeFinalP95.Milliseconds()), Language: cfg.Language, FinalFrom: FinalFromEndpoint}
+	if speechKnown(cfg.Clips) {
+		rep.FinalFrom = FinalFromSpeechEnd
+	}
 	for _, p := range cfg.Pids {
 		if kb, err := rssKB(p); err == nil {
 			rep.IdleRSSMB += float64(kb) / 1024
@@ -161,8 +183,8 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 			case <-time.After(time.Duration(i) * stagger):
 			case <-ctx.Done():
 			}
-			pcm, ref := prog.plan(i, n, cfg.Duration)
-			results[i] = runStream(ctx, cfg.dial, i, pcm, ref, cfg.Language, cfg.ChunkMs)
+			pcm, ref, speech := prog.plan(i, n, cfg.Duration)
+			results[i] = runStream(ctx, cfg.dial, i, pcm, ref, speech, cfg.Language, cfg.ChunkMs)
 		}()
 	}
 	wg.Wait()
@@ -171,11 +193,12 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 	if gs != nil {
 		lv.GPU = gs.finish()
 	}
-	var pm, wm, fm, ftm []float64
+	var pm, wm, fm, fem, ftm []float64
 	var errs, refs int
 	var rtf float64
 	for _, r := range results {
 		pm, wm, fm, ftm = append(pm, r.PartialMs...), append(wm, r.WordMs...), append(fm, r.FinalMs...), append(ftm, r.FirstMs...)
+		fem = append(fem, r.FinalEndMs...)
 		errs, refs = errs+r.WordErrors, refs+r.RefWords
 		lv.AudioSec += r.AudioSec
 		lv.AcceptedSec += r.AcceptedSec
@@ -189,6 +212,7 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 	}
 	lv.PerStream = results
 	lv.PartialMs, lv.WordMs, lv.FinalMs, lv.FirstMs = distOf(pm), distOf(wm), distOf(fm), distOf(ftm)
+	lv.FinalEndMs = distOf(fem)
 	lv.RTF = rtf / float64(n)
 	if refs > 0 {
 		lv.WER = float64(errs) / float64(refs)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ type program struct {
 type segment struct {
 	from, to int // byte offsets in pcm (clip and its gap)
 	ref      string
+	speech   []Span // the clip's speech, from the clip's start; nil: not measured
 }
 
 func newProgram(clips []Clip, d time.Duration) *program {
@@ -38,7 +40,7 @@ func newProgram(clips []Clip, d time.Duration) *program {
 		from := len(p.pcm)
 		p.pcm = append(p.pcm, c.PCM...)
 		p.pcm = append(p.pcm, gap...)
-		p.segs = append(p.segs, segment{from: from, to: len(p.pcm), ref: c.Reference})
+		p.segs = append(p.segs, segment{from: from, to: len(p.pcm), ref: c.Reference, speech: c.Speech})
 	}
 	return p
 }
@@ -47,8 +49,9 @@ func newProgram(clips []Clip, d time.Duration) *program {
 // one on until they last at least d (the level's audio), rotated so that stream i starts
 // at clip i·k/n of those k. Every stream of every level thus sends the same clips, so
 // levels score the same audio and a level's WER compares with one stream's; and the
-// streams start on different clips, so they do not decode in lockstep.
-func (p *program) plan(i, n int, d time.Duration) (pcm []byte, ref string) {
+// streams start on different clips, so they do not decode in lockstep. speech is where
+// the stream's audio holds speech on its clock (nil when a clip's was not measured).
+func (p *program) plan(i, n int, d time.Duration) (pcm []byte, ref string, speech []Span) {
 	k := len(p.segs)
 	for j := range p.segs {
 		if float64(p.segs[j].to) >= d.Seconds()*32000 {
@@ -59,12 +62,32 @@ func (p *program) plan(i, n int, d time.Duration) (pcm []byte, ref string) {
 	start := i * k / max(n, 1) % k
 	pcm = make([]byte, 0, p.segs[k-1].to)
 	refs := make([]string, 0, k)
+	known := true
 	for j := range k {
 		sg := p.segs[(start+j)%k]
+		at := float64(len(pcm)) / 32000
+		known = known && sg.speech != nil
+		for _, sp := range sg.speech {
+			speech = append(speech, Span{From: at + sp.From, To: at + sp.To})
+		}
 		pcm = append(pcm, p.pcm[sg.from:sg.to]...)
 		refs = append(refs, sg.ref)
 	}
-	return pcm, strings.Join(refs, " ")
+	if !known {
+		speech = nil
+	}
+	return pcm, strings.Join(refs, " "), speech
+}
+
+// speechEnd is the end of the speech a result covering the stream up to end holds:
+// the end of the last speech span that starts before end, or end itself when that
+// span runs past it (a final cut in the middle of speech) or when nothing was heard.
+func speechEnd(speech []Span, end float64) float64 {
+	i := sort.Search(len(speech), func(i int) bool { return speech[i].From >= end })
+	if i == 0 {
+		return end
+	}
+	return min(speech[i-1].To, end)
 }
 
 // StreamResult is what one stream measured. Latencies are in milliseconds.
@@ -82,12 +105,14 @@ type StreamResult struct {
 	Errors      int       `json:"errors"`
 	Partial     Dist      `json:"partial_latency_ms"`
 	Word        Dist      `json:"word_latency_ms"`
-	Final       Dist      `json:"final_latency_ms"`
+	Final       Dist      `json:"final_latency_ms"`        // from the speech end (from the endpoint when speech is unknown)
+	FinalEnd    Dist      `json:"final_after_endpoint_ms"` // from the final's own end
 	First       Dist      `json:"first_text_latency_ms"`
 	PartialMs   []float64 `json:"-"`
 	FirstMs     []float64 `json:"-"`
 	WordMs      []float64 `json:"-"`
 	FinalMs     []float64 `json:"-"`
+	FinalEndMs  []float64 `json:"-"`
 	Transcript  string    `json:"transcript"` // its finals, joined
 	Reference   string    `json:"reference"`  // the references of the clips it sent
 }
@@ -120,7 +145,9 @@ func (c *sendClock) sentAt(sec float64) (time.Time, bool) {
 }
 
 // runStream streams pcm in real time on one connection and measures it.
-func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref, language string, chunkMs int) StreamResult {
+// A final's latency is from the end of the speech it holds (speech, on the stream
+// clock; nil: from the final's end).
+func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string, speech []Span, language string, chunkMs int) StreamResult {
 	res := StreamResult{Index: idx, Reference: ref}
 	c, err := dial(ctx)
 	if err != nil {
@@ -213,7 +240,15 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref, langu
 			res.Finals++
 			finals = append(finals, ev.text)
 			if l, ok := lat(now, ev.start+ev.dur); ok {
-				res.FinalMs = append(res.FinalMs, l)
+				res.FinalEndMs = append(res.FinalEndMs, l)
+				if speech == nil {
+					res.FinalMs = append(res.FinalMs, l)
+				}
+			}
+			if speech != nil {
+				if l, ok := lat(now, speechEnd(speech, ev.start+ev.dur)); ok {
+					res.FinalMs = append(res.FinalMs, l)
+				}
 			}
 		case evMetadata:
 			res.AcceptedSec = ev.acceptedSec
@@ -235,6 +270,7 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref, langu
 		}
 	}
 	res.Partial, res.Word, res.Final, res.First = distOf(res.PartialMs), distOf(res.WordMs), distOf(res.FinalMs), distOf(res.FirstMs)
+	res.FinalEnd = distOf(res.FinalEndMs)
 	res.Transcript = strings.Join(finals, " ")
 	cnt := wer.ErrorRate(language, ref, res.Transcript)
 	res.WER, res.WordErrors, res.RefWords = cnt.Rate(), cnt.Errors(), cnt.Ref

@@ -54,14 +54,19 @@ type echoSession struct {
 	f    *echoFactory
 	emit transcriber.Emitter
 	once sync.Once
+	end  uint64 // samples received
 }
 
+// Write echoes each chunk as a partial over it, and at the stream's end a final over
+// all of it.
 func (s *echoSession) Write(c *bus.AudioChunk) error {
 	if len(c.PCM) > 0 {
 		s.emit(bus.Result{Type: bus.ResultPartial, AudioSeq: c.Seq, Start: float64(c.StartSample) / bus.SampleRate,
 			Duration: float64(len(c.PCM)) / bus.SampleRate, Text: "echo"})
+		s.end = max(s.end, c.StartSample+uint64(len(c.PCM)))
 	}
 	if c.Flags&bus.FlagEnd != 0 {
+		s.emit(bus.Result{Type: bus.ResultFinal, AudioSeq: c.Seq, Duration: float64(s.end) / bus.SampleRate, Text: "echo"})
 		s.emit(bus.Result{Type: bus.ResultClosed})
 	}
 	return nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/earshot-dev/earshot/billing"
 	"github.com/earshot-dev/earshot/gateway"
+	"github.com/earshot-dev/earshot/ingest"
 	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/app"
 	"github.com/earshot-dev/earshot/internal/bench"
@@ -87,7 +89,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	mergeCmd := fs.String("merge-command", "", "--merge-peers: the command to name under the table")
 	var lw localWorker
 	fs.StringVar(&lw.model, "worker-model", "", "--engine: run a worker in this process on this ggml file (random weights allowed: benchmarks only)")
-	fs.StringVar(&lw.vad, "vad", "", "--worker-model: Silero VAD ggml file (default: ggml-silero-v6.2.0.bin beside the model)")
+	fs.StringVar(&lw.vad, "vad", "", "Silero VAD ggml file: where the clips' speech ends, which final latency is timed from, and the --worker-model's VAD (default: ggml-silero-v6.2.0.bin in the model dir, or beside --worker-model)")
 	fs.BoolVar(&lw.gpu, "gpu-decode", false, "--worker-model: decode on the GPU (needs a CUDA build of whisper.cpp)")
 	fs.IntVar(&lw.slots, "slots", 0, "--worker-model or --serve: concurrent decodes (0: cores / threads)")
 	fs.IntVar(&lw.threads, "threads", 2, "--worker-model or --serve: threads per decode")
@@ -124,6 +126,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if cfg.Clips, err = bench.LoadClips(*manifest); err != nil {
 		return err
 	}
+	markSpeech(cfg.Clips, lw.vadPath(), log)
 	if *peer != "" {
 		if err := cfg.UsePeer(*peer, *url, *peerTrace); err != nil {
 			return err
@@ -318,6 +321,47 @@ func newBenchLog(e *env) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
+// markSpeech finds where each clip's speech lies as the server's VAD hears it at its
+// default endpointing (transcriber.SpeechRuns with Silero), so that finals are timed
+// from the speech end. Without the model it says so, and finals are timed from their
+// own end (the endpoint): the report says which.
+func markSpeech(clips []bench.Clip, vadPath string, log *slog.Logger) {
+	fail := func(err error) {
+		for i := range clips {
+			clips[i].Speech = nil
+		}
+		log.Warn("final latency is timed from the endpoint, not the speech end: the clips' speech could not be measured (make model installs Silero; --vad names it)", "err", err)
+	}
+	v, err := transcriber.NewSileroVAD(vadPath)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer v.Close()
+	for i := range clips {
+		runs, err := transcriber.SpeechRuns(v, ingest.FromPCM16Bytes(clips[i].PCM), transcriber.DefaultEndpointSilence)
+		if err != nil {
+			fail(fmt.Errorf("%s: %w", clips[i].ID, err))
+			return
+		}
+		clips[i].Speech = make([]bench.Span, 0, len(runs))
+		for _, r := range runs {
+			clips[i].Speech = append(clips[i].Speech, bench.Span{From: float64(r[0]) / 16000, To: float64(r[1]) / 16000})
+		}
+	}
+}
+
+// vadPath is --vad, else Silero beside --worker-model, else in the model dir.
+func (lw *localWorker) vadPath() string {
+	switch {
+	case lw.vad != "":
+		return lw.vad
+	case lw.model != "":
+		return filepath.Join(filepath.Dir(lw.model), "ggml-silero-v6.2.0.bin")
+	}
+	return filepath.Join(models.DefaultDir(), "ggml-silero-v6.2.0.bin")
+}
+
 // localWorker is a transcriber worker run inside the bench process (--worker-model):
 // for hosts with no Redis and no other earshot services, and for random-weight models.
 type localWorker struct {
@@ -332,10 +376,7 @@ func (lw *localWorker) start(nc *nats.Conn, log *slog.Logger) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	vad := lw.vad
-	if vad == "" {
-		vad = filepath.Join(filepath.Dir(lw.model), "ggml-silero-v6.2.0.bin")
-	}
+	vad := lw.vadPath()
 	slots := lw.slots
 	if slots <= 0 {
 		slots = max(1, runtime.NumCPU()/max(lw.threads, 1))
@@ -369,7 +410,25 @@ func (lw *localWorker) start(nc *nats.Conn, log *slog.Logger) (func(), error) {
 // pid and a stop function.
 // It sets *key to an API key of a tenant "bench" on the team plan: demo tokens open one
 // stream each and the demo tenant is capped, so the bench does not run on them.
+//
+// The ports are picked free and then handed to the processes, so another process can
+// take one in between: when redis-server or serve exits saying its address is in use,
+// it starts again on new ports (three tries), rather than waiting on, or talking to,
+// whatever took the port.
 func startServe(ctx context.Context, e *env, key *string, model string, extra ...string) (url string, pid int, stop func(), err error) {
+	for try := 1; ; try++ {
+		url, pid, stop, err = startServeOnce(ctx, e, key, model, extra...)
+		if !errors.Is(err, errPortTaken) || try == 3 {
+			return url, pid, stop, err
+		}
+		fmt.Fprintf(e.stderr, "bench: %v; starting again on other ports\n", err)
+	}
+}
+
+// errPortTaken: a process startServe started exited because its port was taken.
+var errPortTaken = errors.New("a port picked for the bench's services was taken meanwhile")
+
+func startServeOnce(ctx context.Context, e *env, key *string, model string, extra ...string) (url string, pid int, stop func(), err error) {
 	redisBin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("--serve needs redis-server on PATH (apt-get install redis-server)")
@@ -383,15 +442,15 @@ func startServe(ctx context.Context, e *env, key *string, model string, extra ..
 		return "", 0, nil, err
 	}
 	var procs []*exec.Cmd
+	var waits []<-chan struct{} // waits[i] is closed when procs[i] has exited (and been reaped)
 	stop = func() {
 		for i := len(procs) - 1; i >= 0; i-- {
 			_ = procs[i].Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func(c *exec.Cmd) { _ = c.Wait(); close(done) }(procs[i])
 			select {
-			case <-done:
+			case <-waits[i]:
 			case <-time.After(10 * time.Second):
 				_ = procs[i].Process.Kill()
+				<-waits[i]
 			}
 		}
 		os.RemoveAll(dir)
@@ -403,7 +462,8 @@ func startServe(ctx context.Context, e *env, key *string, model string, extra ..
 		stop()
 		return "", 0, nil, err
 	}
-	procs = append(procs, redis)
+	redisExited := exited(redis)
+	procs, waits = append(procs, redis), append(waits, redisExited)
 	logf, err := os.Create(filepath.Join(dir, "serve.log"))
 	if err != nil {
 		stop()
@@ -421,10 +481,34 @@ func startServe(ctx context.Context, e *env, key *string, model string, extra ..
 		stop()
 		return "", 0, nil, err
 	}
-	procs = append(procs, srv)
+	srvExited := exited(srv)
+	procs, waits = append(procs, srv), append(waits, srvExited)
+	// serveExited is the error for serve's exit: errPortTaken when its address was
+	// taken, else its log.
+	serveExited := func() error {
+		out, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+		if strings.Contains(string(out), "address already in use") {
+			return fmt.Errorf("%w: earshot serve on port %d", errPortTaken, gport)
+		}
+		return fmt.Errorf("earshot serve exited before it was ready:\n%s", out)
+	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", gport)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
+		select {
+		case <-redisExited:
+			out, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			stop()
+			if strings.Contains(string(out), "already in use") {
+				return "", 0, nil, fmt.Errorf("%w: redis-server on port %d", errPortTaken, rport)
+			}
+			return "", 0, nil, fmt.Errorf("the bench's redis-server on port %d exited:\n%s", rport, out)
+		case <-srvExited:
+			err := serveExited()
+			stop()
+			return "", 0, nil, err
+		default:
+		}
 		resp, herr := http.Get(base + "/readyz")
 		if herr == nil {
 			resp.Body.Close()
@@ -439,6 +523,15 @@ func startServe(ctx context.Context, e *env, key *string, model string, extra ..
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Ready, but whose /readyz answered? serve binds its address before anything else,
+	// so had another process held it, serve would have exited by now.
+	select {
+	case <-srvExited:
+		err := serveExited()
+		stop()
+		return "", 0, nil, err
+	case <-time.After(300 * time.Millisecond):
+	}
 	rdb := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rport)})
 	defer rdb.Close()
 	if _, err = billing.NewStore(rdb, billing.DefaultPlans(), nil).CreateTenant(ctx, "bench", "team"); err == nil {
@@ -450,6 +543,13 @@ func startServe(ctx context.Context, e *env, key *string, model string, extra ..
 	}
 	fmt.Fprintf(e.stderr, "bench: earshot serve (pid %d) on %s, redis on port %d\n", srv.Process.Pid, base, rport)
 	return fmt.Sprintf("ws://127.0.0.1:%d/v1/listen", gport), srv.Process.Pid, stop, nil
+}
+
+// exited is closed once c's process has exited; it waits for it (the one Wait of c).
+func exited(c *exec.Cmd) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { _ = c.Wait(); close(ch) }()
+	return ch
 }
 
 func freePort() int {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -88,20 +89,20 @@ func measureModels(ctx context.Context, e *env, dir, out string, names []string,
 				continue
 			}
 			mp, _ := testdata.Path(set.manifest)
-			lv, err := measureStream(ctx, e, name, mp, set.language, streamSec)
+			lv, from, err := measureStream(ctx, e, dir, name, mp, set.language, streamSec)
 			if err != nil {
 				return err
 			}
 			ml.StreamErrorRate = round1(100 * lv.WER)
 			ml.StreamSeconds = lv.AudioSec
 			ml.FirstTextP50Ms, ml.FirstTextP95Ms = lv.FirstMs.P50, lv.FirstMs.P95
-			ml.PartialP50Ms, ml.FinalP50Ms, ml.FinalP95Ms = lv.PartialMs.P50, lv.FinalMs.P50, lv.FinalMs.P95
+			ml.PartialP50Ms, ml.FinalP50Ms, ml.FinalP95Ms, ml.FinalFrom = lv.PartialMs.P50, lv.FinalMs.P50, lv.FinalMs.P95, from
 			for _, p := range lv.Procs {
 				m.PeakRSSMB = max(m.PeakRSSMB, p.PeakRSSMB)
 			}
 			m.Languages[set.code] = ml
-			fmt.Fprintf(e.stderr, "  %s streamed: %s %.1f%%, first text p50 %.0f ms, final p95 %.0f ms\n",
-				set.code, ml.Metric, ml.StreamErrorRate, ml.FirstTextP50Ms, ml.FinalP95Ms)
+			fmt.Fprintf(e.stderr, "  %s streamed: %s %.1f%%, first text p50 %.0f ms, final p95 %.0f ms from the %s\n",
+				set.code, ml.Metric, ml.StreamErrorRate, ml.FirstTextP50Ms, ml.FinalP95Ms, ml.FinalFrom)
 		}
 		file[name] = m
 		b, err := json.MarshalIndent(file, "", "  ")
@@ -153,17 +154,18 @@ func measureOffline(ctx context.Context, log io.Writer, m transcriber.Model, man
 	return ml, nil
 }
 
-func measureStream(ctx context.Context, e *env, model, manifest, language string, dur time.Duration) (bench.Level, error) {
+func measureStream(ctx context.Context, e *env, dir, model, manifest, language string, dur time.Duration) (bench.Level, string, error) {
 	var key string
 	url, pid, stop, err := startServe(ctx, e, &key, model)
 	if err != nil {
-		return bench.Level{}, err
+		return bench.Level{}, "", err
 	}
 	defer stop()
 	cfg := bench.Config{Streams: []int{1}, Duration: dur, Language: language, Pids: []int{pid}, Log: newBenchLog(e)}
 	if cfg.Clips, err = bench.LoadClips(manifest); err != nil {
-		return bench.Level{}, err
+		return bench.Level{}, "", err
 	}
+	markSpeech(cfg.Clips, filepath.Join(dir, "ggml-silero-v6.2.0.bin"), cfg.Log)
 	if dur == 0 { // the whole set once: each clip and the second of silence after it
 		for _, c := range cfg.Clips {
 			cfg.Duration += time.Duration((c.Seconds() + 1) * float64(time.Second))
@@ -172,13 +174,13 @@ func measureStream(ctx context.Context, e *env, model, manifest, language string
 	cfg.UseWebSocket(url, model, &bench.Credentials{Key: key, Base: bench.HTTPBase(url)})
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
-		return bench.Level{}, err
+		return bench.Level{}, "", err
 	}
 	lv := rep.Levels[0]
 	if lv.Errors > 0 {
-		return lv, fmt.Errorf("streaming %s (%s): %d errors: %v", model, language, lv.Errors, lv.ErrorSample)
+		return lv, "", fmt.Errorf("streaming %s (%s): %d errors: %v", model, language, lv.Errors, lv.ErrorSample)
 	}
-	return lv, nil
+	return lv, rep.FinalFrom, nil
 }
 
 // modelSource says where an installed file came from: the canonical file (its sha256

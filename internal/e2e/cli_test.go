@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"math"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -73,5 +77,55 @@ func TestServeAddressTaken(t *testing.T) {
 		if strings.Contains(out, "embedded NATS ready") || strings.Contains(out, "whisper model loaded") {
 			t.Errorf("%s address taken: serve started NATS or loaded a model before binding its addresses:\n%s", c.name, out)
 		}
+	}
+}
+
+// TestBenchTimesFinalsFromTheSpeechEnd: `earshot bench --serve` (real tiny.en, Silero,
+// Redis and serve, through /v1/listen) times finals from the speech end it finds in each
+// clip with Silero and the server's endpointer. The server ends an utterance 600 ms
+// after the speech end its own Silero saw, so a final's latency from the speech end is
+// its latency after its own end (the endpoint) plus 600 ms, if the two agree on where
+// the speech ended: at the median within two Silero windows.
+func TestBenchTimesFinalsFromTheSpeechEnd(t *testing.T) {
+	testdata.Model(t, "tiny.en")
+	testdata.Require(t)
+	bin := testutil.Binary(t)
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "bench", "--serve", "--save-knee=false", "--streams", "1", "--duration", "30s", "--out", out)
+	cmd.Env = append(os.Environ(), "EARSHOT_CAPACITY_FILE="+filepath.Join(t.TempDir(), "capacity.json"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("earshot bench --serve: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type dist struct {
+		N   int     `json:"n"`
+		P50 float64 `json:"p50"`
+	}
+	var rep struct {
+		FinalFrom string `json:"final_from"`
+		Levels    []struct {
+			Final    dist    `json:"final_latency_ms"`
+			Endpoint dist    `json:"final_after_endpoint_ms"`
+			WER      float64 `json:"wer"`
+			Errors   int     `json:"errors"`
+		} `json:"levels"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.FinalFrom != "speech end" || len(rep.Levels) != 1 {
+		t.Fatalf("finals timed from %q over %d levels, want the speech end over 1:\n%s", rep.FinalFrom, len(rep.Levels), b)
+	}
+	l := rep.Levels[0]
+	if l.Errors != 0 || l.Final.N < 5 || l.Endpoint.N != l.Final.N || l.WER > 0.15 {
+		t.Fatalf("errors %d, %d finals (%d after the endpoint), WER %.1f %%:\n%s", l.Errors, l.Final.N, l.Endpoint.N, 100*l.WER, b)
+	}
+	if d := l.Final.P50 - l.Endpoint.P50; math.Abs(d-600) > 64 {
+		t.Errorf("final p50 %.0f ms from the speech end, %.0f ms after the endpoint: %.0f ms apart, want 600 ± 64", l.Final.P50, l.Endpoint.P50, d)
 	}
 }
