@@ -19,6 +19,19 @@ const (
 // pool or session sets another (PoolConfig.EndpointSilence, endpointing=).
 const DefaultEndpointSilence = 600 * time.Millisecond
 
+// DefaultMinEndpoint is the shortest endpointing a client may ask for unless a pool
+// sets another (PoolConfig.MinEndpoint): a shorter request is raised to it.
+const DefaultMinEndpoint = 500 * time.Millisecond
+
+// EndpointFor is the endpointing silence a stream asking for endpointing= ms gets from
+// a pool with the default settings (0: the default; below the minimum: the minimum).
+func EndpointFor(ms int) time.Duration {
+	if ms <= 0 {
+		return DefaultEndpointSilence
+	}
+	return max(time.Duration(ms)*time.Millisecond, DefaultMinEndpoint)
+}
+
 // Endpointer hysteresis defaults (Silero's own: start at 0.5, end at 0.5 − 0.15).
 const (
 	vadStartThold = 0.5

@@ -1,6 +1,9 @@
 package transcriber
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestEndpointHysteresis(t *testing.T) {
 	const win = 512
@@ -71,5 +74,18 @@ func TestSpeechRuns(t *testing.T) {
 	want := [][2]int{{10 * w, 45 * w}, {108 * w, 120 * w}}
 	if len(runs) != len(want) || runs[0] != want[0] || runs[1] != want[1] {
 		t.Fatalf("runs %v, want %v", runs, want)
+	}
+}
+
+// EndpointFor is the silence a stream asking for endpointing= gets from a default pool:
+// the default for 0, the minimum for less than it, else what it asked.
+func TestEndpointFor(t *testing.T) {
+	for _, tc := range []struct {
+		ms   int
+		want time.Duration
+	}{{0, DefaultEndpointSilence}, {10, DefaultMinEndpoint}, {500, 500 * time.Millisecond}, {800, 800 * time.Millisecond}} {
+		if got := EndpointFor(tc.ms); got != tc.want {
+			t.Errorf("EndpointFor(%d) = %v, want %v", tc.ms, got, tc.want)
+		}
 	}
 }

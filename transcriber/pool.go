@@ -119,7 +119,7 @@ func (c *PoolConfig) defaults() error {
 		c.MaxSegment = 15 * time.Second
 	}
 	if c.MinEndpoint <= 0 {
-		c.MinEndpoint = 500 * time.Millisecond
+		c.MinEndpoint = DefaultMinEndpoint
 	}
 	if c.EndpointSilence <= 0 {
 		c.EndpointSilence = DefaultEndpointSilence

@@ -43,14 +43,14 @@ type conn interface {
 type dialer func(ctx context.Context) (conn, error)
 
 // wsDialer opens streams on a gateway's /v1/listen with gateway/client.
-func wsDialer(url, model, language string, cred *Credentials) dialer {
+func wsDialer(url, model, language string, endpointing int, cred *Credentials) dialer {
 	return func(ctx context.Context) (conn, error) {
 		key, token, err := cred.Auth(ctx)
 		if err != nil {
 			return nil, err
 		}
 		c, err := client.Dial(ctx, url, client.Options{Key: key, Token: token, Model: model, Language: language,
-			Encoding: "linear16", SampleRate: 16000, Channels: 1, InterimResults: true})
+			Encoding: "linear16", SampleRate: 16000, Channels: 1, InterimResults: true, EndpointingMs: endpointing})
 		if err != nil {
 			return nil, err
 		}

@@ -27,6 +27,8 @@ func KneeRecord(r *Report, cfg Config, key models.KneeKey, command string) (mode
 		return models.Knee{}, fmt.Errorf("--duration %v is under %v per level: too short to set a default", cfg.Duration, MinKneeDuration)
 	case cfg.KneeFinalP95 > kneeFinalRule || cfg.KneeP95 > kneePartialRule:
 		return models.Knee{}, fmt.Errorf("the rule (--knee %v, --knee-final %v) is looser than %v / %v", cfg.KneeP95, cfg.KneeFinalP95, kneePartialRule, kneeFinalRule)
+	case r.EndpointingMs != 0:
+		return models.Knee{}, fmt.Errorf("--endpointing %d: a knee sets the default admission, so it is measured at the server's default endpointing", r.EndpointingMs)
 	case r.FinalFrom != FinalFromSpeechEnd:
 		return models.Knee{}, fmt.Errorf("finals were timed from the %s, not from the speech end (no Silero model to find it: `make model`, or --vad)", r.FinalFrom)
 	case key.CPU == "":

@@ -54,6 +54,8 @@ func TestKneeRecord(t *testing.T) {
 	noCPU.CPU = ""
 	fromEndpoint := kneeReport(300)
 	fromEndpoint.FinalFrom = FinalFromEndpoint
+	otherEndpointing := kneeReport(300)
+	otherEndpointing.EndpointingMs = 500
 	for name, tc := range map[string]struct {
 		r    *Report
 		cfg  Config
@@ -65,6 +67,7 @@ func TestKneeRecord(t *testing.T) {
 		"no CPU name":       {kneeReport(300), cfg, noCPU, "no model name"},
 		"no level":          {&Report{}, cfg, key, "no level"},
 		"from the endpoint": {fromEndpoint, cfg, key, "not from the speech end"},
+		"endpointing 500":   {otherEndpointing, cfg, key, "default endpointing"},
 	} {
 		if _, err := KneeRecord(tc.r, tc.cfg, tc.key, ""); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)

@@ -42,6 +42,9 @@ func WriteMarkdown(w io.Writer, r *Report) {
 	if r.Language != "" {
 		fmt.Fprintf(w, "Language: %s (error rate: %s).\n\n", r.Language, errorRateName(r.Language))
 	}
+	if r.EndpointingMs != 0 {
+		fmt.Fprintf(w, "Endpointing: %d ms (endpointing= on every stream; the server's default otherwise).\n\n", r.EndpointingMs)
+	}
 	if r.FinalFrom != FinalFromSpeechEnd {
 		fmt.Fprintf(w, "Final latency from: %s (the clips' speech was not measured: no Silero model; `make model` installs it, --vad names it), not from the speech end.\n\n", r.FinalFrom)
 	}

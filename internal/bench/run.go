@@ -23,9 +23,13 @@ type Config struct {
 	// Language is the streams' language= (set before UseWebSocket or UseBus); scoring is
 	// by character error rate for Chinese, Japanese and Korean (wer.ErrorRate).
 	Language string
-	Pids     []int // service processes to measure (CPU, RSS)
-	GPU      bool  // sample nvidia-smi during each level
-	Log      *slog.Logger
+	// EndpointingMs is the streams' endpointing= (set before UseWebSocket or UseBus):
+	// 0 for the server's default. The clips' speech (Clip.Speech) must be measured with
+	// the same endpointing.
+	EndpointingMs int
+	Pids          []int // service processes to measure (CPU, RSS)
+	GPU           bool  // sample nvidia-smi during each level
+	Log           *slog.Logger
 
 	// dial opens one stream; set by RunWebSocket or RunBus.
 	dial dialer
@@ -96,6 +100,8 @@ type Report struct {
 	KneeP95Ms   float64   `json:"knee_p95_ms"`
 	KneeFinalMs float64   `json:"knee_final_p95_ms"`
 	Language    string    `json:"language,omitempty"`
+	// EndpointingMs is the streams' endpointing= (0: the server's default).
+	EndpointingMs int `json:"endpointing_ms,omitempty"`
 	// FinalFrom is where final latency starts: "speech end" (every clip's speech was
 	// measured: Clip.Speech) or "endpoint" (the final's own end).
 	FinalFrom string `json:"final_from"`
@@ -131,7 +137,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Target: cfg.Target, Started: time.Now().UTC(), Clips: len(cfg.Clips),
 		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds()),
-		KneeFinalMs: float64(cfg.KneeFinalP95.Milliseconds()), Language: cfg.Language, FinalFrom: FinalFromEndpoint}
+		KneeFinalMs: float64(cfg.KneeFinalP95.Milliseconds()), Language: cfg.Language, FinalFrom: FinalFromEndpoint,
+		EndpointingMs: cfg.EndpointingMs}
 	if speechKnown(cfg.Clips) {
 		rep.FinalFrom = FinalFromSpeechEnd
 	}

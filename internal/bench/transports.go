@@ -13,7 +13,7 @@ import (
 // wss://) with cred, and read billed audio from its GET /v1/usage. c.Language is set
 // first.
 func (c *Config) UseWebSocket(url, model string, cred *Credentials) {
-	c.dial = wsDialer(url, model, c.Language, cred)
+	c.dial = wsDialer(url, model, c.Language, c.EndpointingMs, cred)
 	c.usage = cred.UsageMs
 	c.Target = url
 }
@@ -24,7 +24,7 @@ func (c *Config) UseWebSocket(url, model string, cred *Credentials) {
 func (c *Config) UseBus(cl *remote.Client, model, target string) {
 	c.dial = func(ctx context.Context) (conn, error) {
 		s, err := cl.Open(ctx, bus.SessionRequest{Tenant: "bench", Model: model, Channels: 1,
-			Options: bus.StreamOptions{InterimResults: true, Language: c.Language}})
+			Options: bus.StreamOptions{InterimResults: true, Language: c.Language, EndpointingMs: c.EndpointingMs}})
 		if err != nil {
 			return nil, err
 		}

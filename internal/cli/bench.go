@@ -67,6 +67,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	key := fs.String("key", "", "API key (or env EARSHOT_API_KEY)")
 	token := fs.String("token", "", "token from POST /v1/auth/grant (opens one stream: use --key for more)")
 	model := fs.String("model", "", "model (default: the server's; --engine: tiny.en; with --serve the server loads it)")
+	endpointing := fs.Int("endpointing", 0, "endpointing= of every stream, in ms (0: the server's default, 600 ms; the server raises values under 500 ms to 500); a sweep with it records no knee")
 	language := fs.String("language", "", "language= of every stream (zh-CN, multi, …; default: the server's, English); zh, ja, ko are scored by CER")
 	manifest := fs.String("manifest", "", "speech manifest (default: the shared test data's speech/manifest.tsv)")
 	streams := fs.String("streams", "1,2,4,8,12,16", "concurrent streams per level, ascending")
@@ -106,7 +107,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := newBenchLog(e)
-	cfg := bench.Config{Duration: *dur, ChunkMs: *chunk, KneeP95: *knee, KneeFinalP95: *kneeFinal, GPU: *gpu, Log: log, Language: *language}
+	cfg := bench.Config{Duration: *dur, ChunkMs: *chunk, KneeP95: *knee, KneeFinalP95: *kneeFinal, GPU: *gpu, Log: log, Language: *language,
+		EndpointingMs: *endpointing}
+	if *endpointing < 0 {
+		return fmt.Errorf("--endpointing %d: give milliseconds, or 0 for the server's default", *endpointing)
+	}
 	var err error
 	if cfg.Streams, err = parseInts(*streams); err != nil {
 		return fmt.Errorf("--streams: %w", err)
@@ -126,7 +131,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if cfg.Clips, err = bench.LoadClips(*manifest); err != nil {
 		return err
 	}
-	markSpeech(cfg.Clips, lw.vadPath(), log)
+	markSpeech(cfg.Clips, lw.vadPath(), transcriber.EndpointFor(*endpointing), log)
 	if *peer != "" {
 		if err := cfg.UsePeer(*peer, *url, *peerTrace); err != nil {
 			return err
@@ -321,11 +326,11 @@ func newBenchLog(e *env) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// markSpeech finds where each clip's speech lies as the server's VAD hears it at its
-// default endpointing (transcriber.SpeechRuns with Silero), so that finals are timed
+// markSpeech finds where each clip's speech lies as the server's VAD hears it at the
+// streams' endpointing (transcriber.SpeechRuns with Silero), so that finals are timed
 // from the speech end. Without the model it says so, and finals are timed from their
 // own end (the endpoint): the report says which.
-func markSpeech(clips []bench.Clip, vadPath string, log *slog.Logger) {
+func markSpeech(clips []bench.Clip, vadPath string, endpointing time.Duration, log *slog.Logger) {
 	fail := func(err error) {
 		for i := range clips {
 			clips[i].Speech = nil
@@ -339,7 +344,7 @@ func markSpeech(clips []bench.Clip, vadPath string, log *slog.Logger) {
 	}
 	defer v.Close()
 	for i := range clips {
-		runs, err := transcriber.SpeechRuns(v, ingest.FromPCM16Bytes(clips[i].PCM), transcriber.DefaultEndpointSilence)
+		runs, err := transcriber.SpeechRuns(v, ingest.FromPCM16Bytes(clips[i].PCM), endpointing)
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", clips[i].ID, err))
 			return
