@@ -6,6 +6,9 @@ import (
 	"strings"
 )
 
+// SileroFile is the Silero VAD's file in the model directory (catalog "silero-v6.2.0").
+const SileroFile = "ggml-silero-v6.2.0.bin"
+
 // Kind says what a model does.
 type Kind string
 
@@ -153,7 +156,7 @@ func Catalog() []Card {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return append(out, Card{
 		Name: "silero-v6.2.0", Kind: KindVAD, Languages: "any", Params: "not recorded",
-		File: "ggml-silero-v6.2.0.bin", URL: "https://huggingface.co/ggml-org/whisper-vad/resolve/main/ggml-silero-v6.2.0.bin",
+		File: SileroFile, URL: "https://huggingface.co/ggml-org/whisper-vad/resolve/main/ggml-silero-v6.2.0.bin",
 		SizeBytes: 885098, SHA256: "2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987",
 		ChecksumNote: "sha256 of whisper.cpp's published file; scripts/silero-ggml.py rebuilds it byte for byte from PyPI silero-vad==6.2.0 (the offline source of make model)",
 		Quantization: "f32", WERSource: "not applicable (voice activity detector)",

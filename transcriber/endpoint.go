@@ -26,10 +26,16 @@ const DefaultMinEndpoint = 500 * time.Millisecond
 // EndpointFor is the endpointing silence a stream asking for endpointing= ms gets from
 // a pool with the default settings (0: the default; below the minimum: the minimum).
 func EndpointFor(ms int) time.Duration {
+	return endpointSilence(ms, DefaultEndpointSilence, DefaultMinEndpoint)
+}
+
+// endpointSilence is the silence that ends a stream's utterances when it asks for
+// endpointing= ms (> 0; 0: def), raised to floor.
+func endpointSilence(ms int, def, floor time.Duration) time.Duration {
 	if ms <= 0 {
-		return DefaultEndpointSilence
+		return def
 	}
-	return max(time.Duration(ms)*time.Millisecond, DefaultMinEndpoint)
+	return max(time.Duration(ms)*time.Millisecond, floor)
 }
 
 // Endpointer hysteresis defaults (Silero's own: start at 0.5, end at 0.5 − 0.15).

@@ -75,7 +75,7 @@ func newSession(p *Pool, req bus.SessionRequest, emit Emitter) (*session, error)
 		s.tail = specEarly
 		s.req.Options.InterimResults = true // Update events carry the partials
 	case ms > 0:
-		s.endpoint = max(uint64(ms)*bus.SamplesPerMs, samples(cfg.MinEndpoint))
+		s.endpoint = samples(endpointSilence(ms, cfg.EndpointSilence, cfg.MinEndpoint))
 		s.hangover = s.endpoint
 	case ms < 0:
 		s.endpoint = 0

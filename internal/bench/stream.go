@@ -21,8 +21,9 @@ const gapSeconds = 1.0
 // by a gap, looped until they cover the level's duration.
 // Read-only once built, shared by all streams.
 type program struct {
-	pcm  []byte
-	segs []segment
+	pcm    []byte
+	segs   []segment
+	speech bool // every clip's speech was measured (speechKnown)
 }
 
 type segment struct {
@@ -32,7 +33,7 @@ type segment struct {
 }
 
 func newProgram(clips []Clip, d time.Duration) *program {
-	p := &program{}
+	p := &program{speech: speechKnown(clips)}
 	gap := silence(gapSeconds)
 	need := 32000 * (d.Seconds() + 1)
 	for i := 0; float64(len(p.pcm)) < need; i++ {
@@ -62,19 +63,16 @@ func (p *program) plan(i, n int, d time.Duration) (pcm []byte, ref string, speec
 	start := i * k / max(n, 1) % k
 	pcm = make([]byte, 0, p.segs[k-1].to)
 	refs := make([]string, 0, k)
-	known := true
 	for j := range k {
 		sg := p.segs[(start+j)%k]
-		at := float64(len(pcm)) / 32000
-		known = known && sg.speech != nil
-		for _, sp := range sg.speech {
-			speech = append(speech, Span{From: at + sp.From, To: at + sp.To})
+		if p.speech {
+			at := float64(len(pcm)) / 32000
+			for _, sp := range sg.speech {
+				speech = append(speech, Span{From: at + sp.From, To: at + sp.To})
+			}
 		}
 		pcm = append(pcm, p.pcm[sg.from:sg.to]...)
 		refs = append(refs, sg.ref)
-	}
-	if !known {
-		speech = nil
 	}
 	return pcm, strings.Join(refs, " "), speech
 }
@@ -241,14 +239,9 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 			finals = append(finals, ev.text)
 			if l, ok := lat(now, ev.start+ev.dur); ok {
 				res.FinalEndMs = append(res.FinalEndMs, l)
-				if speech == nil {
-					res.FinalMs = append(res.FinalMs, l)
-				}
 			}
-			if speech != nil {
-				if l, ok := lat(now, speechEnd(speech, ev.start+ev.dur)); ok {
-					res.FinalMs = append(res.FinalMs, l)
-				}
+			if l, ok := lat(now, speechEnd(speech, ev.start+ev.dur)); ok {
+				res.FinalMs = append(res.FinalMs, l)
 			}
 		case evMetadata:
 			res.AcceptedSec = ev.acceptedSec

@@ -362,9 +362,9 @@ func (lw *localWorker) vadPath() string {
 	case lw.vad != "":
 		return lw.vad
 	case lw.model != "":
-		return filepath.Join(filepath.Dir(lw.model), "ggml-silero-v6.2.0.bin")
+		return filepath.Join(filepath.Dir(lw.model), models.SileroFile)
 	}
-	return filepath.Join(models.DefaultDir(), "ggml-silero-v6.2.0.bin")
+	return filepath.Join(models.DefaultDir(), models.SileroFile)
 }
 
 // localWorker is a transcriber worker run inside the bench process (--worker-model):

@@ -165,7 +165,7 @@ func measureStream(ctx context.Context, e *env, dir, model, manifest, language s
 	if cfg.Clips, err = bench.LoadClips(manifest); err != nil {
 		return bench.Level{}, "", err
 	}
-	markSpeech(cfg.Clips, filepath.Join(dir, "ggml-silero-v6.2.0.bin"), transcriber.DefaultEndpointSilence, cfg.Log)
+	markSpeech(cfg.Clips, filepath.Join(dir, models.SileroFile), transcriber.DefaultEndpointSilence, cfg.Log)
 	if dur == 0 { // the whole set once: each clip and the second of silence after it
 		for _, c := range cfg.Clips {
 			cfg.Duration += time.Duration((c.Seconds() + 1) * float64(time.Second))

@@ -123,7 +123,7 @@ func Defaults() (Common, Gateway, Transcriber) {
 			DefaultModel:   models.Default,
 		}, Transcriber{
 			Models:    []string{models.Default},
-			VADModel:  "ggml-silero-v6.2.0.bin",
+			VADModel:  models.SileroFile,
 			Step:      300 * time.Millisecond,
 			WordTimes: "model",
 			TurnModel: "auto",
