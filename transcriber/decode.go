@@ -117,8 +117,13 @@ func (st *stream) prepare() (job, bool) {
 	j.prompt = joinUnits(prompt)
 	st.draft(&j)
 	// Word times on finals, and on the partials a final may reuse or keep words from:
-	// long windows (see wordTimesFrom) and windows that end in a pause.
-	j.wordTimes = j.final || j.spec || j.winEnd-j.winStart >= wordTimesFrom || (!st.ep.inSpeech && !j.early)
+	// long windows (see wordTimesFrom) and windows that end in a pause. A turn session's
+	// finals go without: EndOfTurn waits for its speculative final, the DTW pass costs
+	// about 45 ms of it (BENCHMARKS.md, Turn-taking), and Flux's words carry no times.
+	j.wordTimes = j.winEnd-j.winStart >= wordTimesFrom || (!st.ep.inSpeech && !j.early)
+	if j.final || j.spec {
+		j.wordTimes = !s.turnOn()
+	}
 	if j.ctx == nil {
 		j.ctx = s.ctx
 	}

@@ -83,6 +83,12 @@ type DecodeRequest struct {
 	BiasTerms [][]int
 }
 
+// english reports whether the request decodes English: a language of "en" or none (the
+// decoder's default), and no detection.
+func (r DecodeRequest) english() bool {
+	return !r.DetectLanguage && (r.Language == "en" || r.Language == "")
+}
+
 // Decoder decodes windows for one stream. It owns one whisper_state; it is not safe for
 // concurrent use, and Close releases it. Decode returns early with ctx.Err() when ctx is
 // cancelled (whisper's abort callback).

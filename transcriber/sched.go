@@ -243,7 +243,6 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 	}
 	req := DecodeRequest{
 		Samples:  j.samples,
-		AudioCtx: audioCtx(len(j.samples), j.final || j.spec),
 		Language: j.language,
 		// language=multi: a decode without the utterance's language finds it first.
 		DetectLanguage: st.sess.lang.Detect && j.language == "",
@@ -253,6 +252,7 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		WordTimes:      j.wordTimes,
 		Timestamps:     timestampsBesideEnglish,
 	}
+	req.AudioCtx = audioCtx(len(j.samples), j.final || j.spec, req.english())
 	if j.prompt != "" {
 		if toks, err := d.Tokenize(j.prompt); err == nil {
 			req.PromptTokens = lastN(toks, maxPromptTokens)
@@ -302,7 +302,7 @@ func (w *decodeSlot) warm(ctx context.Context) {
 		d, err := w.decoder(name)
 		if err == nil {
 			samples := make([]float32, bus.SampleRate)
-			_, err = d.Decode(ctx, DecodeRequest{Samples: samples, AudioCtx: audioCtx(len(samples), false),
+			_, err = d.Decode(ctx, DecodeRequest{Samples: samples, AudioCtx: audioCtx(len(samples), false, true),
 				Threads: w.pool.cfg.ThreadsPerDecode})
 		}
 		if err != nil {
@@ -384,7 +384,18 @@ func lastN(t []int, n int) []int {
 // Partials keep 256: a loop there is trimmed by the guard and replaced by the next
 // partial, and their cadence is what partial latency is made of (the floor on partials
 // too was measured worse: see docs/bench/history.md).
-func audioCtx(samples int, final bool) int {
+//
+// An English final rounds up to a multiple of 128 instead (the margin stays +128): a
+// 2.6–5.1 s window, the common utterance, encodes 384 frames instead of 512, about 45 ms
+// less on 2 cores, the same words on the long-form utterances and the English dev clips
+// (TestAudioCtxMargin, TestMandarinSplitSim with EARSHOT_SPLIT_LANG=en), and EndOfTurn
+// waits for such a decode (BENCHMARKS.md, Turn-taking). Every other final keeps 256:
+// Mandarin through base lost 11 characters of 542 at 128 (CER 13.3 → 15.3 %).
+func audioCtx(samples int, final, english bool) int {
+	if final && english {
+		frames := (samples*1500 + 30*16000 - 1) / (30 * 16000)
+		return max(minFinalAudioCtx, min(1500, (frames+audioCtxMargin+127)/128*128))
+	}
 	c := audioCtxWith(samples, audioCtxMargin)
 	if final {
 		c = max(c, minFinalAudioCtx)
@@ -392,9 +403,10 @@ func audioCtx(samples int, final bool) int {
 	return c
 }
 
-// FinalAudioCtx is the encoder window a final over samples (at most 30 s) decodes with,
-// for callers that decode a whole clip the way the stream decodes a final.
-func FinalAudioCtx(samples int) int { return audioCtx(min(samples, 30*16000), true) }
+// FinalAudioCtx is the encoder window a final beside English over samples (at most 30
+// s) decodes with, for callers that decode a whole clip the way the stream decodes a
+// final.
+func FinalAudioCtx(samples int) int { return audioCtx(min(samples, 30*16000), true, false) }
 
 const (
 	audioCtxMargin   = 128

@@ -216,3 +216,43 @@ func TestStreamFinalPreemptsPartial(t *testing.T) {
 		t.Errorf("a's finals %+v", f)
 	}
 }
+
+// TestAudioCtx: the encoder context of each kind of decode (frames of 20 ms; see
+// audioCtx). A 3.4 s window holds 170 frames: +128 of margin is 298, rounded up to 512
+// for a partial and a final beside English, to 384 for an English final.
+func TestAudioCtx(t *testing.T) {
+	sec := func(s float64) int { return int(s * bus.SampleRate) }
+	for _, tc := range []struct {
+		samples        int
+		final, english bool
+		want           int
+	}{
+		{sec(1), false, true, 256},
+		{sec(1), true, true, minFinalAudioCtx},
+		{sec(1), true, false, minFinalAudioCtx},
+		{sec(3.4), false, true, 512},
+		{sec(3.4), true, true, 384},
+		{sec(3.4), true, false, 512},
+		{sec(6), true, true, 512},
+		{sec(6), true, false, 512},
+		{sec(30), true, true, 1500},
+		{sec(30), false, false, 1500},
+	} {
+		if got := audioCtx(tc.samples, tc.final, tc.english); got != tc.want {
+			t.Errorf("audioCtx(%.1f s, final %v, english %v) = %d, want %d", float64(tc.samples)/bus.SampleRate, tc.final, tc.english, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		req  DecodeRequest
+		want bool
+	}{
+		{DecodeRequest{}, true},
+		{DecodeRequest{Language: "en"}, true},
+		{DecodeRequest{Language: "zh"}, false},
+		{DecodeRequest{DetectLanguage: true}, false},
+	} {
+		if got := tc.req.english(); got != tc.want {
+			t.Errorf("%+v: english() = %v, want %v", tc.req, got, tc.want)
+		}
+	}
+}

@@ -312,9 +312,18 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 }
 
 func (r turnRun) String() string {
-	return fmt.Sprintf("%s: turn ends %d, missed %d, false EndOfTurn %d (%d at natural pauses), EndOfTurn p50 %v p95 %v, Eager p50 %v p95 %v (revised at %d of %d turn ends; the one EndOfTurn repeated: p50 %v), StartOfTurn p50 %v p95 %v, WER %.1f%%, model calls %d",
+	return fmt.Sprintf("%s: turn ends %d, missed %d, false EndOfTurn %d (%d at natural pauses), EndOfTurn p50 %v p95 %v, Eager p50 %v p95 %v (revised at %d of %d turn ends; the one EndOfTurn repeated: p50 %v), StartOfTurn p50 %v p95 %v, WER %.1f%%, model calls %d; each EndOfTurn at a turn end (ms): %v",
 		r.name, r.turnEnds, r.missed, r.falseEnds, r.natural, pct(r.eot, 0.5), pct(r.eot, 0.95), pct(r.eager, 0.5), pct(r.eager, 0.95),
-		r.revised, len(r.eager), pct(r.eagerFinal, 0.5), pct(r.start, 0.5), pct(r.start, 0.95), 100*r.wer, r.modelCalls)
+		r.revised, len(r.eager), pct(r.eagerFinal, 0.5), pct(r.start, 0.5), pct(r.start, 0.95), 100*r.wer, r.modelCalls, msList(r.eot))
+}
+
+// msList is ds in milliseconds, in the order given.
+func msList(ds []time.Duration) []int64 {
+	out := make([]int64, len(ds))
+	for i, d := range ds {
+		out[i] = d.Milliseconds()
+	}
+	return out
 }
 
 func smartTurn(t *testing.T) TurnModel {

@@ -106,6 +106,39 @@ func TestTurnEndsWhenTheModelSaysSo(t *testing.T) {
 	}
 }
 
+// TestTurnFinalsWithoutWordTimes: a turn session's finals and speculative finals skip
+// the DTW pass, which EndOfTurn would wait for (Flux's words carry no times); an
+// ordinary stream's finals ask for it. The stand-in decoder records what was asked.
+func TestTurnFinalsWithoutWordTimes(t *testing.T) {
+	for _, turns := range []bool{false, true} {
+		var o *bus.TurnOptions
+		if turns {
+			o = &bus.TurnOptions{}
+		}
+		rig := newFakeRig(t, PoolConfig{TurnModel: &scriptedTurnModel{}}, nil)
+		s, c := rig.open(bus.StreamOptions{Turns: o, InterimResults: true})
+		rig.feed(s, c, cat(speech(1, 2, 7), silence(1000)), 0, 0)
+		if f := c.ofType(bus.ResultFinal); len(f) != 1 || f[0].Text != "bravo charlie hotel" {
+			t.Fatalf("turns %v: finals %+v, want one", turns, f)
+		}
+		rig.dec.mu.Lock()
+		finals := 0
+		for _, q := range rig.dec.reqs {
+			if q.AudioCtx < minFinalAudioCtx { // a partial (short windows get 256)
+				continue
+			}
+			finals++
+			if q.WordTimes == turns {
+				t.Errorf("turns %v: a final's decode asked for word times %v", turns, q.WordTimes)
+			}
+		}
+		rig.dec.mu.Unlock()
+		if finals == 0 {
+			t.Errorf("turns %v: no final-sized decode among %d", turns, len(rig.dec.reqs))
+		}
+	}
+}
+
 // TestTurnSpeculativeFinalBeforeTheModel: a turn's speculative final starts at the first
 // silent VAD window (specEarly), not when the model is asked (turnTail), so it decodes
 // while the model waits and thinks.

@@ -71,7 +71,7 @@ func TestMandarinSplitSim(t *testing.T) {
 		s := all[a:min(int(b), len(all))]
 		x := make([]float32, max(len(s), minDecodeSamples))
 		copy(x, s)
-		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true), Threads: 2, MaxTokens: maxTokens(len(x), true), Language: code}
+		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, english), Threads: 2, MaxTokens: maxTokens(len(x), true), Language: code}
 		switch mode {
 		case "offline":
 			req.Offline = true
