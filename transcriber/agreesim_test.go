@@ -29,7 +29,7 @@ func TestAgreeCommitSim(t *testing.T) {
 		s := all[int(max(a, 0)*bus.SampleRate):min(int(b*bus.SampleRate), len(all))]
 		x := make([]float32, max(len(s), minDecodeSamples))
 		copy(x, s)
-		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), false, true), Threads: 2}
+		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), false, false), Threads: 2}
 		if prompt != "" {
 			toks, _ := d.Tokenize(prompt)
 			req.PromptTokens = lastN(toks, maxPromptTokens)

@@ -91,7 +91,7 @@ func TestWordConfidenceInformative(t *testing.T) {
 				t.Fatalf("%s: %v", it.WAV, err)
 			}
 			x := ingest.Convert16kMono(format, ch)
-			h, err := d.Decode(context.Background(), DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, true),
+			h, err := d.Decode(context.Background(), DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, false),
 				Threads: 2, MaxTokens: maxTokens(len(x), false), WordTimes: true})
 			if err != nil {
 				t.Fatal(err)

@@ -37,7 +37,7 @@ func TestDraftSameText(t *testing.T) {
 			pcm := readWAVFloat(t, it.WAV)
 			x := pcm[:min(len(pcm), 15*16000)]
 			dec := func(s []float32, draft []int) (Hypothesis, time.Duration) {
-				req := DecodeRequest{Samples: s, AudioCtx: audioCtx(len(s), true, set.lang == "en"), Threads: 2, Language: set.lang,
+				req := DecodeRequest{Samples: s, AudioCtx: audioCtx(len(s), true, false), Threads: 2, Language: set.lang,
 					Timestamps: set.lang != "en", MaxTokens: maxTokens(len(s), set.lang != "en"), Draft: draft}
 				var best time.Duration
 				var h Hypothesis

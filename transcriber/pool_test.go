@@ -114,8 +114,8 @@ func TestPoolWarmDecodesOncePerSlot(t *testing.T) {
 	r.dec.mu.Lock()
 	defer r.dec.mu.Unlock()
 	for _, q := range r.dec.reqs {
-		if q.AudioCtx != audioCtx(bus.SampleRate, false, true) {
-			t.Fatalf("warm-up request with audio_ctx %d, want %d (one second)", q.AudioCtx, audioCtx(bus.SampleRate, false, true))
+		if q.AudioCtx != audioCtx(bus.SampleRate, false, false) {
+			t.Fatalf("warm-up request with audio_ctx %d, want %d (one second)", q.AudioCtx, audioCtx(bus.SampleRate, false, false))
 		}
 	}
 }

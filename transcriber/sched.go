@@ -252,7 +252,7 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		WordTimes:      j.wordTimes,
 		Timestamps:     timestampsBesideEnglish,
 	}
-	req.AudioCtx = audioCtx(len(j.samples), j.final || j.spec, req.english())
+	req.AudioCtx = audioCtx(len(j.samples), j.final || j.spec, st.sess.turnOn() && req.english())
 	if j.prompt != "" {
 		if toks, err := d.Tokenize(j.prompt); err == nil {
 			req.PromptTokens = lastN(toks, maxPromptTokens)
@@ -302,7 +302,7 @@ func (w *decodeSlot) warm(ctx context.Context) {
 		d, err := w.decoder(name)
 		if err == nil {
 			samples := make([]float32, bus.SampleRate)
-			_, err = d.Decode(ctx, DecodeRequest{Samples: samples, AudioCtx: audioCtx(len(samples), false, true),
+			_, err = d.Decode(ctx, DecodeRequest{Samples: samples, AudioCtx: audioCtx(len(samples), false, false),
 				Threads: w.pool.cfg.ThreadsPerDecode})
 		}
 		if err != nil {
@@ -385,14 +385,17 @@ func lastN(t []int, n int) []int {
 // partial, and their cadence is what partial latency is made of (the floor on partials
 // too was measured worse: see docs/bench/history.md).
 //
-// An English final rounds up to a multiple of 128 instead (the margin stays +128): a
-// 2.6–5.1 s window, the common utterance, encodes 384 frames instead of 512, about 45 ms
-// less on 2 cores, the same words on the long-form utterances and the English dev clips
-// (TestAudioCtxMargin, TestMandarinSplitSim with EARSHOT_SPLIT_LANG=en), and EndOfTurn
-// waits for such a decode (BENCHMARKS.md, Turn-taking). Every other final keeps 256:
-// Mandarin through base lost 11 characters of 542 at 128 (CER 13.3 → 15.3 %).
-func audioCtx(samples int, final, english bool) int {
-	if final && english {
+// An English final of a turn session (tight) rounds up to a multiple of 128 instead (the
+// margin stays +128): a 2.6–5.1 s window, the common utterance, encodes 384 frames
+// instead of 512, about 45 ms less on 2 cores, and EndOfTurn waits for that decode
+// (BENCHMARKS.md, Turn-taking). The long-form utterances and the English dev clips gave
+// the same words (TestAudioCtxMargin, TestMandarinSplitSim with EARSHOT_SPLIT_LANG=en),
+// but one long-form stream in eleven came out at 10 % WER against 1.7–2.3 %, and a
+// /v1/listen final waits for the endpoint, not for its decode, so only turn sessions
+// take the risk. Mandarin through base lost 11 characters of 542 at 128 (CER 13.3 →
+// 15.3 %): every other language keeps 256.
+func audioCtx(samples int, final, tight bool) int {
+	if final && tight {
 		frames := (samples*1500 + 30*16000 - 1) / (30 * 16000)
 		return max(minFinalAudioCtx, min(1500, (frames+audioCtxMargin+127)/128*128))
 	}
@@ -403,9 +406,8 @@ func audioCtx(samples int, final, english bool) int {
 	return c
 }
 
-// FinalAudioCtx is the encoder window a final beside English over samples (at most 30
-// s) decodes with, for callers that decode a whole clip the way the stream decodes a
-// final.
+// FinalAudioCtx is the encoder window a final over samples (at most 30 s) decodes with
+// on /v1/listen, for callers that decode a whole clip the way the stream decodes a final.
 func FinalAudioCtx(samples int) int { return audioCtx(min(samples, 30*16000), true, false) }
 
 const (

@@ -219,18 +219,18 @@ func TestStreamFinalPreemptsPartial(t *testing.T) {
 
 // TestAudioCtx: the encoder context of each kind of decode (frames of 20 ms; see
 // audioCtx). A 3.4 s window holds 170 frames: +128 of margin is 298, rounded up to 512
-// for a partial and a final beside English, to 384 for an English final.
+// for a partial and a /v1/listen final, to 384 for a turn session's English final.
 func TestAudioCtx(t *testing.T) {
 	sec := func(s float64) int { return int(s * bus.SampleRate) }
 	for _, tc := range []struct {
-		samples        int
-		final, english bool
-		want           int
+		samples      int
+		final, tight bool
+		want         int
 	}{
-		{sec(1), false, true, 256},
+		{sec(1), false, false, 256},
 		{sec(1), true, true, minFinalAudioCtx},
 		{sec(1), true, false, minFinalAudioCtx},
-		{sec(3.4), false, true, 512},
+		{sec(3.4), false, false, 512},
 		{sec(3.4), true, true, 384},
 		{sec(3.4), true, false, 512},
 		{sec(6), true, true, 512},
@@ -238,8 +238,8 @@ func TestAudioCtx(t *testing.T) {
 		{sec(30), true, true, 1500},
 		{sec(30), false, false, 1500},
 	} {
-		if got := audioCtx(tc.samples, tc.final, tc.english); got != tc.want {
-			t.Errorf("audioCtx(%.1f s, final %v, english %v) = %d, want %d", float64(tc.samples)/bus.SampleRate, tc.final, tc.english, got, tc.want)
+		if got := audioCtx(tc.samples, tc.final, tc.tight); got != tc.want {
+			t.Errorf("audioCtx(%.1f s, final %v, tight %v) = %d, want %d", float64(tc.samples)/bus.SampleRate, tc.final, tc.tight, got, tc.want)
 		}
 	}
 	for _, tc := range []struct {

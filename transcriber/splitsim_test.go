@@ -59,7 +59,7 @@ func TestPauseSplitSim(t *testing.T) {
 		s := all[a:min(int(b), len(all))]
 		x := make([]float32, max(len(s), minDecodeSamples))
 		copy(x, s)
-		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, true), Threads: 2, MaxTokens: maxTokens(len(x), false)}
+		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, false), Threads: 2, MaxTokens: maxTokens(len(x), false)}
 		if len(prompt) > 0 {
 			toks, _ := d.Tokenize(strings.Join(lastWords(prompt, maxHistoryWords), " "))
 			req.PromptTokens = lastN(toks, maxPromptTokens)

@@ -106,35 +106,32 @@ func TestTurnEndsWhenTheModelSaysSo(t *testing.T) {
 	}
 }
 
-// TestTurnFinalsWithoutWordTimes: a turn session's finals and speculative finals skip
-// the DTW pass, which EndOfTurn would wait for (Flux's words carry no times); an
-// ordinary stream's finals ask for it. The stand-in decoder records what was asked.
+// TestTurnFinalsWithoutWordTimes: a turn session's final skips the DTW pass, which
+// EndOfTurn would wait for (Flux's words carry no times), and its encoder context is
+// rounded up to 128 frames (384 for this 3.6 s window) instead of 256 (512); an ordinary
+// stream's final asks for word times and keeps 512. The stand-in decoder records what
+// each decode asked; the final's decode is the last one.
 func TestTurnFinalsWithoutWordTimes(t *testing.T) {
 	for _, turns := range []bool{false, true} {
 		var o *bus.TurnOptions
+		ctx := 512
 		if turns {
-			o = &bus.TurnOptions{}
+			o, ctx = &bus.TurnOptions{}, 384
 		}
 		rig := newFakeRig(t, PoolConfig{TurnModel: &scriptedTurnModel{}}, nil)
 		s, c := rig.open(bus.StreamOptions{Turns: o, InterimResults: true})
-		rig.feed(s, c, cat(speech(1, 2, 7), silence(1000)), 0, 0)
-		if f := c.ofType(bus.ResultFinal); len(f) != 1 || f[0].Text != "bravo charlie hotel" {
+		rig.feed(s, c, cat(speech(1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 7), silence(1000)), 0, 0)
+		if f := c.ofType(bus.ResultFinal); len(f) != 1 || !strings.HasSuffix(f[0].Text, "hotel") {
 			t.Fatalf("turns %v: finals %+v, want one", turns, f)
 		}
 		rig.dec.mu.Lock()
-		finals := 0
-		for _, q := range rig.dec.reqs {
-			if q.AudioCtx < minFinalAudioCtx { // a partial (short windows get 256)
-				continue
-			}
-			finals++
-			if q.WordTimes == turns {
-				t.Errorf("turns %v: a final's decode asked for word times %v", turns, q.WordTimes)
-			}
-		}
+		last := rig.dec.reqs[len(rig.dec.reqs)-1]
 		rig.dec.mu.Unlock()
-		if finals == 0 {
-			t.Errorf("turns %v: no final-sized decode among %d", turns, len(rig.dec.reqs))
+		if secs := float64(len(last.Samples)) / bus.SampleRate; secs < 3.4 || secs > 4.1 {
+			t.Fatalf("turns %v: the last decode's window is %.2f s, want the final's (3.6 s of speech and pad)", turns, secs)
+		}
+		if last.WordTimes == turns || last.AudioCtx != ctx {
+			t.Errorf("turns %v: the final's decode asked word times %v at audio_ctx %d, want %v at %d", turns, last.WordTimes, last.AudioCtx, !turns, ctx)
 		}
 	}
 }

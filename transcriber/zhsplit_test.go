@@ -31,7 +31,9 @@ import (
 // ":offline1500" choose the decode (timestamp tokens; whisper's offline decode at the
 // final's audio_ctx or at 1500), e.g. EARSHOT_BENCH_ZHSPLIT=alone,alone-xclip,alone:ts.
 // EARSHOT_SPLIT_LANG=en runs it on the English dev clips with tiny.en, scored by WER;
-// EARSHOT_SPLIT_TAIL_MS keeps that much silence after each speech end instead of Pad, and
+// EARSHOT_SPLIT_TIGHT=1 (with EARSHOT_SPLIT_LANG=en) decodes with a turn session's
+// encoder context (audioCtx's tight); EARSHOT_SPLIT_TAIL_MS keeps that much silence
+// after each speech end instead of Pad, and
 // EARSHOT_SPLIT_VERBOSE=1 logs every decode's window, time and tokens (each variant's line
 // has the decodes' total and longest time).
 func TestMandarinSplitSim(t *testing.T) {
@@ -71,7 +73,7 @@ func TestMandarinSplitSim(t *testing.T) {
 		s := all[a:min(int(b), len(all))]
 		x := make([]float32, max(len(s), minDecodeSamples))
 		copy(x, s)
-		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, english), Threads: 2, MaxTokens: maxTokens(len(x), true), Language: code}
+		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, english && os.Getenv("EARSHOT_SPLIT_TIGHT") == "1"), Threads: 2, MaxTokens: maxTokens(len(x), true), Language: code}
 		switch mode {
 		case "offline":
 			req.Offline = true
