@@ -395,11 +395,11 @@ func lastN(t []int, n int) []int {
 // take the risk. Mandarin through base lost 11 characters of 542 at 128 (CER 13.3 →
 // 15.3 %): every other language keeps 256.
 func audioCtx(samples int, final, tight bool) int {
+	step := 256
 	if final && tight {
-		frames := (samples*1500 + 30*16000 - 1) / (30 * 16000)
-		return max(minFinalAudioCtx, min(1500, (frames+audioCtxMargin+127)/128*128))
+		step = 128
 	}
-	c := audioCtxWith(samples, audioCtxMargin)
+	c := audioCtxRound(samples, audioCtxMargin, step)
 	if final {
 		c = max(c, minFinalAudioCtx)
 	}
@@ -415,9 +415,13 @@ const (
 	minFinalAudioCtx = 384 // masked to 384 of the 512 rows flash attention reads (patch 0002)
 )
 
-func audioCtxWith(samples, margin int) int {
+func audioCtxWith(samples, margin int) int { return audioCtxRound(samples, margin, 256) }
+
+// audioCtxRound is the frames covering samples, plus margin, rounded up to a multiple of
+// step, capped at the model's 1500.
+func audioCtxRound(samples, margin, step int) int {
 	frames := (samples*1500 + 30*16000 - 1) / (30 * 16000)
-	return min(1500, (frames+margin+255)/256*256)
+	return min(1500, (frames+margin+step-1)/step*step)
 }
 
 // mergeCtx is a context cancelled when either parent is.
