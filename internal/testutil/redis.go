@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,9 +54,9 @@ func redisServer(t testing.TB) string {
 	return bin
 }
 
-// errPortTaken: redis-server exited because a port freePort had chosen was taken before
+// errPortTaken: redis-server exited because a port FreePort had chosen was taken before
 // it could bind it (by another test's server, or as an outgoing connection's ephemeral
-// port: freePort's answer is only a guess).
+// port: FreePort can only check and reserve it against other tests).
 var errPortTaken = errors.New("a port was taken before redis-server could bind it")
 
 // startOnFreePorts chooses free ports (r.Port, and whatever more chooses sets) and
@@ -67,7 +66,7 @@ func (r *Redis) startOnFreePorts(bin string, chooses func()) {
 	r.t.Helper()
 	var err error
 	for range 5 {
-		r.Port = freePort(r.t)
+		r.Port = FreePort(r.t)
 		r.Addr = "127.0.0.1:" + strconv.Itoa(r.Port)
 		if chooses != nil {
 			chooses()
@@ -206,7 +205,7 @@ func StartSentinel(t testing.TB, master *Redis, name string) string {
 		t.Fatal("redis-server not found")
 	}
 	dir := t.TempDir()
-	port := freePort(t)
+	port := FreePort(t)
 	conf := filepath.Join(dir, "sentinel.conf")
 	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
 		"sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\n"+
@@ -242,14 +241,4 @@ func (r *Redis) Restart() {
 	r.Stop()
 	bin, _ := exec.LookPath("redis-server")
 	r.start(bin)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

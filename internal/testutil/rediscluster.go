@@ -40,7 +40,7 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 		t.Cleanup(r.Stop) // also when it cannot start: a server still starting is stopped
 		r.startOnFreePorts(bin, func() {
 			_ = os.Remove(filepath.Join(r.Dir, "nodes.conf")) // a node that failed to bind may have written it
-			r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(freePort(t)),
+			r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(FreePort(t)),
 				"--cluster-config-file", filepath.Join(r.Dir, "nodes.conf"), "--cluster-node-timeout", "1000"}
 		})
 		rc.Nodes = append(rc.Nodes, r)

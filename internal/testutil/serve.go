@@ -65,7 +65,7 @@ func (s *Serve) start(bin string, extra []string) error {
 	t := s.t
 	t.Helper()
 	s.DataDir = t.TempDir()
-	port, opsPort := freePort(t), freePort(t)
+	port, opsPort := FreePort(t), FreePort(t)
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	s.OpsURL = fmt.Sprintf("http://127.0.0.1:%d", opsPort)
 	s.WSURL = fmt.Sprintf("ws://127.0.0.1:%d/v1/listen", port)
