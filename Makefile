@@ -83,9 +83,9 @@ bench-engine: build model ## offline WER of the manifest and real-time streaming
 	@mkdir -p bench/out
 	@$(WHISPER_ENV) && EARSHOT_DEVSET=full EARSHOT_ENGINE_MODEL=$(ENGINE_MODEL) EARSHOT_WER_REPORT=$(CURDIR)/bench/out/offline-wer.md go test -count=1 -timeout 30m -run 'TestOfflineManifest|TestStreamLongformRealEngine' -v ./transcriber/ ./transcriber/accuracy/ | tee bench/out/engine.log
 
-bench-turns: build model ## turn-taking on the long-form set with mid-sentence pauses: Smart Turn v3.2 (once per pause, and asked again every 200 ms) vs 600 ms of silence, end-of-turn latency and errors, threshold sweep (idle machine, ~15 min) → bench/out/turns.md
+bench-turns: build model ## turn-taking on the long-form set with mid-sentence pauses: Smart Turn v3.2 (once per pause, and asked again every 200 ms) vs 600 ms of silence, end-of-turn latency and errors, threshold sweep (ENGINE_MODEL=tiny.en-q8_0 for the 8-bit copy; idle machine, ~15 min) → bench/out/turns.md
 	@mkdir -p bench/out
-	@$(WHISPER_ENV) && EARSHOT_TURN_BENCH=1 go test -count=1 -timeout 40m -run TestTurnBenchmark -v ./transcriber/ | tee bench/out/turns.log
+	@$(WHISPER_ENV) && EARSHOT_TURN_BENCH=1 EARSHOT_ENGINE_MODEL=$(ENGINE_MODEL) go test -count=1 -timeout 40m -run TestTurnBenchmark -v ./transcriber/ | tee bench/out/turns.log
 
 bench-webrtc: build model ## WER of English clips through the web SDK's mic capture in headless Chromium, per getUserMedia echoCancellation/noiseSuppression/autoGainControl setting, against 16 kHz WAV (RUNS=3) → bench/out/webrtc/report.md
 	@scripts/bench-webrtc.sh
@@ -99,9 +99,9 @@ chaos-short: build model ## the CI form of the fault-injection suite (~35 s)
 cluster: build model ## a multi-node Earshot on loopback: 3 NATS nodes, Redis + 2 replicas + 3 Sentinels (REDIS=cluster: a Redis Cluster, 3 masters × 2 replicas), 2 gateways, 2 transcribers, 2 billing
 	@scripts/cluster.sh
 
-model-cards: build ## measure tiny.en, base and base-q8_0 on the dev sets (offline and streamed; idle machine, ~20 min) → models/measured.json, shown on the cards
+model-cards: build ## measure tiny.en, tiny.en-q8_0, base and base-q8_0 on the dev sets (offline and streamed; idle machine, ~25 min) → models/measured.json, shown on the cards
 	@scripts/model.sh tiny.en && scripts/model.sh base
-	@$(BIN) models measure tiny.en base base-q8_0 --measured models/measured.json
+	@$(BIN) models measure tiny.en tiny.en-q8_0 base base-q8_0 --measured models/measured.json
 
 cluster-chaos: build model ## the whole topology under 6 live streams: kill -9 a NATS node, the Redis master (Sentinel, and a Redis Cluster master), a gateway, a transcriber, a billing consumer; freeze a NATS node; partition one (root + iptables) → bench/out/cluster-chaos.md
 	@mkdir -p bench/out

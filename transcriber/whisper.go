@@ -123,20 +123,24 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 	return &whisperModel{name: name, path: path, threads: threads, m: m, log: log}, nil
 }
 
-// q8Hint is what LoadWhisper tells the operator of a CPU where the 8-bit copy of a float16
-// model decodes much faster: on an AVX2-only x86 CPU q8_0 took a third less time (tiny.en
-// and base, offline, and EndOfTurn p50 0.93 s against 1.5 s; on an AVX-512 Xeon 5 % less,
-// and nothing once ggml was built with llamafile's matrix products, BENCHMARKS.md,
-// Density), for an accuracy cost measured within a WER point. The AVX2-only figure
-// predates the llamafile build. It does not switch by itself: a model's name names its
-// weights.
+// q8Hint is what LoadWhisper tells the operator of an x86 CPU with AVX2, where the 8-bit
+// copy of a float16 model decodes faster for an accuracy cost measured within a WER point:
+// on an AVX2-only CPU q8_0 took a third less time (tiny.en and base, offline, and
+// EndOfTurn p50 0.93 s against 1.5 s, before llamafile's matrix products); on an AVX-512
+// Xeon with them about 15 % less (the turn benchmark's speculative finals 253–266 against
+// 301 ms, EndOfTurn p50 283–327 against 369 ms; 4 live streams' final p95 803 against
+// 970 ms; BENCHMARKS.md, Density). `make run` serves it by default on such CPUs
+// (scripts/run.sh). It does not switch by itself: a model's name names its weights.
 func q8Hint(name string, gpu, amd64, avx512, avx2 bool) string {
-	if gpu || !amd64 || avx512 || !avx2 || strings.Contains(name, "-q") {
+	if gpu || !amd64 || !avx2 || strings.Contains(name, "-q") {
 		return ""
 	}
-	return fmt.Sprintf("this CPU has AVX2 but not AVX-512: the 8-bit copy decodes about a third faster here "+
-		"(BENCHMARKS.md, Density): choose %s-q8_0 (serve --models, transcribe --model; make model or "+
-		"`earshot models quantize` makes it)", name)
+	gain := "about a third faster here (AVX2 without AVX-512)"
+	if avx512 {
+		gain = "about 15 % faster here (AVX-512)"
+	}
+	return fmt.Sprintf("the 8-bit copy decodes %s within a WER point (BENCHMARKS.md, Density): choose %s-q8_0 "+
+		"(serve --models, transcribe --model; make model or `earshot models quantize` makes it)", gain, name)
 }
 
 func (wm *whisperModel) Name() string { return wm.name }

@@ -11,10 +11,10 @@ import (
 )
 
 // TestRunScriptModelChoice: `make run` (scripts/run.sh) serves tiny.en-q8_0 as the
-// default model beside tiny.en on an x86 CPU with AVX2 but not AVX-512, where the 8-bit
-// copy decodes about a third faster (BENCHMARKS.md, Density), and leaves the models
-// alone everywhere else: on AVX-512, without the q8_0 file, with the GPU, or when the
-// operator chose the models. The CPU is a cpuinfo file of the test's (EARSHOT_CPUINFO);
+// default model beside tiny.en on an x86 CPU with AVX2, where the 8-bit copy decodes
+// about a third faster without AVX-512 and about 15 % faster with it (BENCHMARKS.md,
+// Density), and leaves the models alone everywhere else: without AVX2, without the q8_0
+// file, with the GPU, or when the operator chose the models. The CPU is a cpuinfo file of the test's (EARSHOT_CPUINFO);
 // `earshot serve` is replaced by a script that records the environment it was given, so
 // this checks the script's choice, not serving (the q8_0 model's decodes are covered by
 // the transcriber and models packages).
@@ -25,6 +25,7 @@ func TestRunScriptModelChoice(t *testing.T) {
 	script := filepath.Join(testutil.ModuleRoot(t), "scripts", "run.sh")
 	const avx2 = "flags\t\t: fpu sse2 avx avx2 fma bmi2\n"
 	const avx512 = "flags\t\t: fpu sse2 avx avx2 fma bmi2 avx512f avx512bw\n"
+	const noAVX2 = "flags\t\t: fpu sse2 avx\n"
 	cases := []struct {
 		name, cpu   string
 		q8File      bool
@@ -32,7 +33,8 @@ func TestRunScriptModelChoice(t *testing.T) {
 		models, def string
 	}{
 		{"AVX2 without AVX-512", avx2, true, nil, "tiny.en-q8_0,tiny.en", "tiny.en-q8_0"},
-		{"AVX-512", avx512, true, nil, "", ""},
+		{"AVX-512", avx512, true, nil, "tiny.en-q8_0,tiny.en", "tiny.en-q8_0"},
+		{"no AVX2", noAVX2, true, nil, "", ""},
 		{"no q8_0 file", avx2, false, nil, "", ""},
 		{"GPU asked for", avx2, true, []string{"EARSHOT_GPU=1"}, "", ""},
 		{"operator's models", avx2, true, []string{"EARSHOT_MODELS=tiny.en,base"}, "tiny.en,base", ""},
@@ -79,9 +81,12 @@ func TestRunScriptModelChoice(t *testing.T) {
 			if string(got) != want {
 				t.Fatalf("serve got\n%s\nwant\n%s\nrun.sh said: %s", got, want, out)
 			}
-			said := strings.Contains(string(out), "AVX2 but not AVX-512")
+			said := strings.Contains(string(out), "the 8-bit copy decodes")
 			if said != (c.def == "tiny.en-q8_0") {
 				t.Fatalf("run.sh's message about the choice: printed %v, want %v:\n%s", said, !said, out)
+			}
+			if gain := map[string]string{avx2: "about a third", avx512: "about 15 %"}[c.cpu]; said && !strings.Contains(string(out), gain) {
+				t.Fatalf("run.sh's message does not give this CPU's gain (%s):\n%s", gain, out)
 			}
 		})
 	}
