@@ -30,17 +30,16 @@ if [ -z "${EARSHOT_REDIS_URL:-}" ]; then
   echo "redis: $EARSHOT_REDIS_URL (AOF in $DATA/redis)"
 fi
 # On an x86 CPU with AVX2, tiny.en's 8-bit copy decodes faster within a WER point: about a
-# third without AVX-512, about 15 % with it, where it also takes EndOfTurn about 50 ms
-# sooner (BENCHMARKS.md, Density, "q8_0 on an AVX2-only CPU" and "q8_0 the default on
-# AVX-512 too"): serve it beside tiny.en and make it the default, unless the models were
-# chosen (EARSHOT_MODELS, EARSHOT_DEFAULT_MODEL) or the GPU is asked for. Clients naming
-# tiny.en still get float16.
+# third without AVX-512, its live decodes about 15 % with it (BENCHMARKS.md, Density,
+# "q8_0 on an AVX2-only CPU" and "q8_0 the default on AVX-512 too"): serve it beside
+# tiny.en and make it the default, unless the models were chosen (EARSHOT_MODELS,
+# EARSHOT_DEFAULT_MODEL) or the GPU is asked for. Clients naming tiny.en still get float16.
 cpuinfo="${EARSHOT_CPUINFO:-/proc/cpuinfo}"
 q8="${EARSHOT_MODEL_DIR:-$HOME/.cache/earshot/models}/ggml-tiny.en-q8_0.bin"
 if [ -z "${EARSHOT_MODELS:-}${EARSHOT_DEFAULT_MODEL:-}" ] && [ -z "${EARSHOT_GPU:-}" ] && [ -r "$cpuinfo" ] &&
   grep -qw avx2 "$cpuinfo" && [ -f "$q8" ]; then
   export EARSHOT_MODELS="tiny.en-q8_0,tiny.en" EARSHOT_DEFAULT_MODEL="tiny.en-q8_0"
-  gain="about 15 % (AVX-512)"
+  gain="about 15 % (AVX-512; live decodes: pre-recorded ones no faster)"
   grep -qw avx512f "$cpuinfo" || gain="about a third (AVX2 without AVX-512)"
   echo "models: tiny.en-q8_0 (default) and tiny.en: on this CPU the 8-bit copy decodes $gain faster within a WER point (BENCHMARKS.md, Density); EARSHOT_MODELS=tiny.en EARSHOT_DEFAULT_MODEL=tiny.en make run serves float16 alone"
 fi

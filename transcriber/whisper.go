@@ -127,17 +127,19 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 // copy of a float16 model decodes faster for an accuracy cost measured within a WER point:
 // on an AVX2-only CPU q8_0 took a third less time (tiny.en and base, offline, and
 // EndOfTurn p50 0.93 s against 1.5 s, before llamafile's matrix products); on an AVX-512
-// Xeon with them about 15 % less (the turn benchmark's speculative finals 253–266 against
-// 301 ms, EndOfTurn p50 283–327 against 369 ms; 4 live streams' final p95 803 against
-// 970 ms; BENCHMARKS.md, Density). `make run` serves it by default on such CPUs
-// (scripts/run.sh). It does not switch by itself: a model's name names its weights.
+// Xeon with them about 15 % less (the turn benchmark's speculative finals 244–280 against
+// 301 ms, EndOfTurn p50 median 309 against 369 ms; 4 live streams' final p95 803 against
+// 970 ms; a whole pre-recorded window at 1 500 frames no faster, RTF 0.18 against 0.17;
+// BENCHMARKS.md, Density, Languages and the model pool). `make run` serves it by default
+// on such CPUs (scripts/run.sh). It does not switch by itself: a model's name names its
+// weights.
 func q8Hint(name string, gpu, amd64, avx512, avx2 bool) string {
 	if gpu || !amd64 || !avx2 || strings.Contains(name, "-q") {
 		return ""
 	}
 	gain := "about a third faster here (AVX2 without AVX-512)"
 	if avx512 {
-		gain = "about 15 % faster here (AVX-512)"
+		gain = "about 15 % faster here in live streams (AVX-512; pre-recorded no faster)"
 	}
 	return fmt.Sprintf("the 8-bit copy decodes %s within a WER point (BENCHMARKS.md, Density): choose %s-q8_0 "+
 		"(serve --models, transcribe --model; make model or `earshot models quantize` makes it)", gain, name)
