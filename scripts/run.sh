@@ -39,9 +39,9 @@ q8="${EARSHOT_MODEL_DIR:-$HOME/.cache/earshot/models}/ggml-tiny.en-q8_0.bin"
 if [ -z "${EARSHOT_MODELS:-}${EARSHOT_DEFAULT_MODEL:-}" ] && [ -z "${EARSHOT_GPU:-}" ] && [ -r "$cpuinfo" ] &&
   grep -qw avx2 "$cpuinfo" && [ -f "$q8" ]; then
   export EARSHOT_MODELS="tiny.en-q8_0,tiny.en" EARSHOT_DEFAULT_MODEL="tiny.en-q8_0"
-  gain="about 15 % (AVX-512; live decodes: pre-recorded ones no faster)"
-  grep -qw avx512f "$cpuinfo" || gain="about a third (AVX2 without AVX-512)"
-  echo "models: tiny.en-q8_0 (default) and tiny.en: on this CPU the 8-bit copy decodes $gain faster within a WER point (BENCHMARKS.md, Density); EARSHOT_MODELS=tiny.en EARSHOT_DEFAULT_MODEL=tiny.en make run serves float16 alone"
+  gain="about 15 % faster in live streams (AVX-512; pre-recorded audio no faster)"
+  grep -qw avx512f "$cpuinfo" || gain="about a third faster (AVX2 without AVX-512)"
+  echo "models: tiny.en-q8_0 (default) and tiny.en: on this CPU the 8-bit copy decodes $gain, within a WER point (BENCHMARKS.md, Density); EARSHOT_MODELS=tiny.en EARSHOT_DEFAULT_MODEL=tiny.en make run serves float16 alone"
 fi
 export EARSHOT_DATA_DIR="$DATA"
 (umask 077 && mkdir -p "$DATA")

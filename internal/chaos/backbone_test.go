@@ -36,10 +36,10 @@ func longformPCM(t *testing.T) ([]byte, string) {
 // startSecondGateway runs another `earshot gateway` process on the same NATS and Redis.
 func (c *cluster) startSecondGateway() string {
 	c.t.Helper()
-	port := freePort(c.t)
+	port := testutil.FreePort(c.t)
 	p := testutil.Start(c.t, "gateway-2", c.bin, c.env(), append([]string{"gateway",
 		"--listen", "127.0.0.1:" + strconv.Itoa(port), "--demo", "--token-ttl", "10m",
-		"--ops-listen", "127.0.0.1:" + strconv.Itoa(freePort(c.t))}, c.gwFlags...)...)
+		"--ops-listen", "127.0.0.1:" + strconv.Itoa(testutil.FreePort(c.t))}, c.gwFlags...)...)
 	p.WaitOutput("msg=serving", 30*time.Second)
 	return "ws://127.0.0.1:" + strconv.Itoa(port) + "/v1/listen"
 }

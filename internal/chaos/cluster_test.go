@@ -108,7 +108,7 @@ func newCluster(t *testing.T, transcribers int, gatewayFlags ...string) *cluster
 func (c *cluster) start(transcribers int) {
 	c.t.Helper()
 	c.bin = testutil.Binary(c.t)
-	c.natsPort, c.gwPort, c.opsPort = freePort(c.t), freePort(c.t), freePort(c.t)
+	c.natsPort, c.gwPort, c.opsPort = testutil.FreePort(c.t), testutil.FreePort(c.t), testutil.FreePort(c.t)
 	c.natsDir, c.dataDir = c.t.TempDir(), c.t.TempDir()
 	c.startNATS()
 	c.startBilling()
@@ -253,8 +253,6 @@ func (c *cluster) gatewayMetric(name string) (float64, bool) {
 	}
 	return 0, false
 }
-
-func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 var _ = context.Background
 

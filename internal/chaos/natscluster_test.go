@@ -25,11 +25,11 @@ func newNATSCluster(t *testing.T, nodes, transcribers int, gatewayFlags ...strin
 	c := &cluster{t: t, modelDir: requireModel(t), gwFlags: gatewayFlags, replicas: nodes}
 	c.redis = testutil.StartRedis(t)
 	c.bin = testutil.Binary(t)
-	c.gwPort, c.opsPort = freePort(t), freePort(t)
+	c.gwPort, c.opsPort = testutil.FreePort(t), testutil.FreePort(t)
 	c.dataDir = t.TempDir()
 	for range nodes {
-		c.nodePorts = append(c.nodePorts, freePort(t))
-		c.routePorts = append(c.routePorts, freePort(t))
+		c.nodePorts = append(c.nodePorts, testutil.FreePort(t))
+		c.routePorts = append(c.routePorts, testutil.FreePort(t))
 		c.nodeDirs = append(c.nodeDirs, t.TempDir())
 	}
 	c.nodes = make([]*testutil.Proc, nodes)

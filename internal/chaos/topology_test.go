@@ -51,8 +51,8 @@ func newTopology(t *testing.T) *topology {
 	c.bin = testutil.Binary(t)
 	c.dataDir = t.TempDir()
 	for range 3 {
-		c.nodePorts = append(c.nodePorts, freePort(t))
-		c.routePorts = append(c.routePorts, freePort(t))
+		c.nodePorts = append(c.nodePorts, testutil.FreePort(t))
+		c.routePorts = append(c.routePorts, testutil.FreePort(t))
 		c.nodeDirs = append(c.nodeDirs, t.TempDir())
 	}
 	if ok, why := canPartition(); ok {
@@ -71,7 +71,7 @@ func newTopology(t *testing.T) *topology {
 	for i := range 2 {
 		tp.startBilling(i)
 		c.startTranscriber(i)
-		tp.gwPorts[i] = freePort(t)
+		tp.gwPorts[i] = testutil.FreePort(t)
 		tp.startGateway(i)
 	}
 	tp.lb = startBalancer(t, tp.gwPorts[:])
@@ -92,7 +92,7 @@ func (tp *topology) startGateway(i int) {
 	tp.t.Helper()
 	tp.gateways[i] = testutil.Start(tp.t, fmt.Sprintf("gateway-%d", i), tp.bin, tp.env(), "gateway",
 		"--listen", "127.0.0.1:"+strconv.Itoa(tp.gwPorts[i]), "--token-ttl", "10m",
-		"--ops-listen", "127.0.0.1:"+strconv.Itoa(freePort(tp.t)))
+		"--ops-listen", "127.0.0.1:"+strconv.Itoa(testutil.FreePort(tp.t)))
 	tp.gateways[i].WaitOutput("msg=serving", 30*time.Second)
 }
 

@@ -14,10 +14,10 @@ import (
 // default model beside tiny.en on an x86 CPU with AVX2, where the 8-bit copy decodes
 // about a third faster without AVX-512 and about 15 % faster with it (BENCHMARKS.md,
 // Density), and leaves the models alone everywhere else: without AVX2, without the q8_0
-// file, with the GPU, or when the operator chose the models. The CPU is a cpuinfo file of the test's (EARSHOT_CPUINFO);
-// `earshot serve` is replaced by a script that records the environment it was given, so
-// this checks the script's choice, not serving (the q8_0 model's decodes are covered by
-// the transcriber and models packages).
+// file, with the GPU, or when the operator chose the models. The CPU is a cpuinfo file
+// of the test's (EARSHOT_CPUINFO); `earshot serve` is replaced by a script that records
+// the environment it was given, so this checks the script's choice, not serving (the
+// q8_0 model's decodes are covered by the transcriber and models packages).
 func TestRunScriptModelChoice(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not installed")

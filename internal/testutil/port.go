@@ -21,7 +21,8 @@ import (
 // range, where neither outgoing connections nor :0 listeners are given ports, and
 // reserves each port it gives for the life of the process with a lock file that every
 // test process (packages run in parallel) honours; the kernel drops the lock when the
-// process ends, so nothing is left to clean up.
+// process ends, so no reservation outlives its process (the empty lock files stay in
+// $TMPDIR/earshot-test-ports and are reused).
 
 const (
 	portLow  = 20000 // the range FreePort chooses from, where it lies outside the ephemeral range
