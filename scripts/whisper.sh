@@ -7,6 +7,7 @@
 #   GPU=cuda scripts/whisper.sh   # CUDA backend (needs nvcc), shared libraries
 #   scripts/whisper.sh env        # print CGO_* exports for the current build
 #   SANITIZE=address scripts/whisper.sh   # CPU with AddressSanitizer (scripts/whisper-asan.sh)
+#   WHISPER_CPU=portable scripts/whisper.sh   # x86: AVX2 only, for binaries run on other machines
 #
 # Cache layout: $EARSHOT_CACHE/whisper.cpp-1.9.1/{src,build-cpu,build-cuda,build-cpu-address}
 #
@@ -29,6 +30,11 @@ CACHE="${EARSHOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/earshot}"
 ROOT="$CACHE/whisper.cpp-$WVER"
 SRC="$ROOT/src"
 SANITIZE="${SANITIZE:-}"
+WHISPER_CPU="${WHISPER_CPU:-auto}"
+case "$WHISPER_CPU" in
+  auto|portable) ;;
+  *) echo "whisper.sh: WHISPER_CPU=$WHISPER_CPU is not known; use WHISPER_CPU=auto (this machine's instructions) or WHISPER_CPU=portable (AVX2 only)" >&2; exit 2 ;;
+esac
 case "$SANITIZE" in
   ''|address) ;;
   *) echo "whisper.sh: SANITIZE=$SANITIZE is not known; use SANITIZE=address or leave it empty" >&2; exit 2 ;;
@@ -95,6 +101,28 @@ fetch_sources() {
   rm -rf "$tmp"
 }
 
+# x86 instruction sets beyond AVX2 that ggml's CPU code is compiled for (WHISPER_CPU=auto,
+# the default): those of the machine building it. With llamafile's matrix products, on a
+# 2-vCPU AVX-512 Xeon, AVX-512 took about a fifth off offline decoding (tiny.en and its
+# q8_0), a quarter off a float16 model's 10 s live window (tiny.en, base) and a tenth off a
+# turn's q8_0 final (BENCHMARKS.md, Density: An AVX-512 build since llamafile). A binary
+# so built refuses to load a model on a CPU without them (transcriber/whispercpp names what
+# is missing), so a build meant for other machines (deploy/Dockerfile) sets
+# WHISPER_CPU=portable: AVX2, FMA and F16C, one build for any x86-64 CPU that has AVX2.
+cpu_args() {
+  [ "$WHISPER_CPU" = auto ] && [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ] || return 0
+  local flags; flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  has() { local f; for f in "$@"; do [[ "$flags" == *" $f "* ]] || return 1; done; }
+  if has avx512f avx512cd avx512vl avx512dq avx512bw; then
+    args+=(-DGGML_AVX512=ON)
+    if has avx512vbmi; then args+=(-DGGML_AVX512_VBMI=ON); fi
+    if has avx512_vnni; then args+=(-DGGML_AVX512_VNNI=ON); fi
+    if has avx512_bf16; then args+=(-DGGML_AVX512_BF16=ON); fi
+  fi
+  if has avx_vnni; then args+=(-DGGML_AVX_VNNI=ON); fi
+  return 0
+}
+
 build() {
   command -v cmake >/dev/null || { echo "whisper.sh: cmake is needed (apt-get install cmake)" >&2; exit 1; }
   # GGML_LLAMAFILE: ggml's tiled matrix products (llamafile's sgemm) for float16 and q8_0
@@ -108,6 +136,7 @@ build() {
     command -v ninja >/dev/null && args+=(-G Ninja)
   else
     args+=(-DBUILD_SHARED_LIBS=OFF)
+    cpu_args
   fi
   if [ "$SANITIZE" = address ]; then
     [ "$GPU" = cuda ] && { echo "whisper.sh: SANITIZE=address is for the CPU build" >&2; exit 2; }
@@ -122,7 +151,7 @@ build() {
     echo ">> whisper.cpp build options changed: building $BUILD again" >&2
     rm -rf "$BUILD"
   fi
-  echo ">> building whisper.cpp $WVER ($GPU) in $BUILD" >&2
+  echo ">> building whisper.cpp $WVER ($GPU${WHISPER_CPU:+, WHISPER_CPU=$WHISPER_CPU}) in $BUILD: ${args[*]}" >&2
   cmake -S "$SRC" -B "$BUILD" "${args[@]}" >&2
   cmake --build "$BUILD" -j "$(nproc)" --target whisper >&2
   echo "$build_id" > "$BUILD/.done"

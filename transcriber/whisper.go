@@ -111,7 +111,7 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 		"multilingual", info.Multilingual, "load_ms", time.Since(start).Milliseconds(),
 		"file_mb", fileSize>>20, "rss_delta_mb", (rssBytes()-rss0)>>20, "threads", threads,
 		"gpu", opts.UseGPU, "word_times", cmp.Or(cp.DTW, "estimated"), "system", whispercpp.SystemInfo())
-	if hint := q8Hint(name, opts.UseGPU, runtime.GOARCH == "amd64", cpu.X86.HasAVX512F, cpu.X86.HasAVX2); hint != "" {
+	if hint := q8Hint(name, opts.UseGPU, runtime.GOARCH == "amd64", cpu.X86.HasAVX512F, cpu.X86.HasAVX2, whispercpp.BuiltWithAVX512()); hint != "" {
 		log.Info(hint)
 	}
 	if info.Multilingual {
@@ -126,20 +126,26 @@ func LoadWhisper(path string, opts LoadOptions) (Model, error) {
 // q8Hint is what LoadWhisper tells the operator of an x86 CPU with AVX2, where the 8-bit
 // copy of a float16 model decodes faster for an accuracy cost measured within a WER point:
 // on an AVX2-only CPU q8_0 took a third less time (tiny.en and base, offline, and
-// EndOfTurn p50 0.93 s against 1.5 s, before llamafile's matrix products); on an AVX-512
-// Xeon with them about 15 % less (the turn benchmark's speculative finals 244–280 against
-// 301 ms, EndOfTurn p50 median 309 against 369 ms; 4 live streams' final p95 803 against
-// 970 ms; a whole pre-recorded window at 1 500 frames no faster, RTF 0.18 against 0.17;
-// BENCHMARKS.md, Density, Languages and the model pool). `make run` serves it by default
-// on such CPUs (scripts/run.sh). It does not switch by itself: a model's name names its
-// weights.
-func q8Hint(name string, gpu, amd64, avx512, avx2 bool) string {
+// EndOfTurn p50 0.93 s against 1.5 s, before llamafile's matrix products). On an AVX-512
+// Xeon with them it depends on the build (build512: ggml compiled for AVX-512,
+// scripts/whisper.sh's WHISPER_CPU=auto there): about 6 % less (EndOfTurn p50 276 / 274
+// against 299 / 289 ms; 30 clips offline 24.3 / 22.9 against 25.6 / 24.3 s), since the
+// build took a quarter off float16's decodes and a tenth off q8_0's; in an AVX2-only
+// build about 15 % less in live streams (speculative finals 244–280 against 301 ms,
+// EndOfTurn p50 median 309 against 369 ms; 4 live streams' final p95 803 against 970 ms;
+// a whole pre-recorded window at 1 500 frames no faster). BENCHMARKS.md, Density.
+// `make run` serves it by default on such CPUs (scripts/run.sh). It does not switch by
+// itself: a model's name names its weights.
+func q8Hint(name string, gpu, amd64, avx512, avx2, build512 bool) string {
 	if gpu || !amd64 || !avx2 || strings.Contains(name, "-q") {
 		return ""
 	}
 	gain := "about a third faster here (AVX2 without AVX-512)"
-	if avx512 {
-		gain = "about 15 % faster here in live streams (AVX-512; pre-recorded no faster)"
+	switch {
+	case avx512 && build512:
+		gain = "about 6 % faster here (AVX-512, whisper.cpp built for it)"
+	case avx512:
+		gain = "about 15 % faster here in live streams (AVX-512, whisper.cpp built for AVX2 only; pre-recorded no faster)"
 	}
 	return fmt.Sprintf("the 8-bit copy decodes %s within a WER point (BENCHMARKS.md, Density): choose %s-q8_0 "+
 		"(serve --models, transcribe --model; make model or `earshot models quantize` makes it)", gain, name)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,14 +33,7 @@ func TestMeasureEncoderBatching(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_BATCH") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_BATCH=1")
 	}
-	runs := 5
-	if v := os.Getenv("EARSHOT_BATCH_RUNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("EARSHOT_BATCH_RUNS=%q: want a count ≥ 1", v)
-		}
-		runs = n
-	}
+	runs := envInt(t, "EARSHOT_BATCH_RUNS", 5)
 	names := strings.Split(cmp.Or(os.Getenv("EARSHOT_BATCH_MODELS"), "tiny.en"), ",")
 	// EARSHOT_BATCH_FLASH=0 turns flash attention off; EARSHOT_BATCH_DTW=1 loads the
 	// alignment heads as the service does (flash attention then runs in the encoder only,

@@ -3,6 +3,7 @@ package whispercpp_test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/earshot-dev/earshot/ingest"
@@ -38,4 +39,19 @@ func readWAV(tb testing.TB, p string) []float32 {
 		tb.Fatalf("%s: %v", p, err)
 	}
 	return ingest.Convert16kMono(format, ch)
+}
+
+// envInt reads a positive count from the environment (def when unset) for the
+// measurement tests.
+func envInt(t *testing.T, key string, def int) int {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", key, v)
+	}
+	return n
 }

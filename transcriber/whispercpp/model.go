@@ -78,6 +78,9 @@ type Model struct {
 
 // Load reads a ggml whisper model (whisper_init_from_file_with_params_no_state).
 func Load(path string, p ContextParams) (*Model, error) {
+	if err := CPUSupported(); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, errors.Join(ErrLoad, err))

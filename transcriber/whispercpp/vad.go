@@ -27,6 +27,9 @@ type VAD struct {
 // LoadVAD loads a ggml Silero model (whisper_vad_init_from_file_with_params) on
 // the CPU with the given number of threads (1 is right for a 512-sample window).
 func LoadVAD(path string, threads int) (*VAD, error) {
+	if err := CPUSupported(); err != nil {
+		return nil, fmt.Errorf("load VAD %s: %w", path, err)
+	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("load VAD %s: %w: %w", path, ErrLoad, err)
 	}

@@ -23,7 +23,7 @@ var (
 )
 
 // model loads the tiny.en weights once for the package's tests.
-func model(t *testing.T) *whispercpp.Model {
+func model(t testing.TB) *whispercpp.Model {
 	t.Helper()
 	p := modelPath(t)
 	sharedOnce.Do(func() { sharedModel, sharedErr = whispercpp.Load(p, whispercpp.DefaultContextParams()) })
