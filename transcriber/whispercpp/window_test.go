@@ -89,12 +89,10 @@ func TestMeasureStreamWindow(t *testing.T) {
 		}
 		for i, w := range ways {
 			slices.Sort(took[i])
-			t.Logf("%-14s %-10s median %6.1f ms  best %6.1f ms", name, w.name,
-				msf(took[i][len(took[i])/2]), msf(took[i][0]))
+			t.Logf("%-14s %-10s median %6s  best %6s", name, w.name,
+				ms(took[i][len(took[i])/2]), ms(took[i][0]))
 		}
 		st.Close()
 		m.Close()
 	}
 }
-
-func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
