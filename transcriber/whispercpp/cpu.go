@@ -56,6 +56,10 @@ func cpuMissing(list []isa) error {
 // BuiltWithAVX512 reports whether the linked ggml was compiled for AVX-512.
 func BuiltWithAVX512() bool { return C.ggml_cpu_has_avx512() != 0 }
 
+// BuiltWithAVX512VNNI reports whether ggml was compiled for AVX-512 VNNI: what its q8_0
+// kernel of whisper patch 0010 needs (Load has checked that the CPU has it too).
+func BuiltWithAVX512VNNI() bool { return C.ggml_cpu_has_avx512_vnni() != 0 }
+
 // BuiltFor names the instruction sets beyond the baseline that the linked ggml was
 // compiled for ("AVX2, FMA, AVX-512, …"; "baseline" if none).
 func BuiltFor() string {

@@ -76,6 +76,19 @@ type Model struct {
 	info   ModelInfo
 }
 
+// RepackedBytes is how much of the weights ggml repacked at load for a faster matrix
+// kernel (whisper patch 0010: q8_0 weights, built for and run on a CPU with AVX-512 VNNI);
+// 0 when they are used as stored: other weight types and CPUs, or EARSHOT_Q8_REPACK=0 in
+// the environment when the model was loaded.
+func (m *Model) RepackedBytes() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return 0
+	}
+	return int64(C.whisper_earshot_repacked_bytes(m.ctx))
+}
+
 // Load reads a ggml whisper model (whisper_init_from_file_with_params_no_state).
 func Load(path string, p ContextParams) (*Model, error) {
 	if err := CPUSupported(); err != nil {

@@ -16,8 +16,10 @@ import (
 // TestMeasureStreamWindow times one streaming decode of the JFK recording's first
 // EARSHOT_WINDOW_SECONDS (default 5) the way a live stream's final decodes it (one
 // segment, no timestamps, encoder context of the window plus margin, at least 384
-// frames), three ways: stopped after one token (log-mel, encoder, prompt), whole, and
-// whole with its own text as the draft (a final after partials that showed it). It
+// frames), four ways: stopped after one token (log-mel, encoder, prompt), whole, whole
+// with its own text as the draft (a final after partials that showed it), and stopped
+// after one token with a 100-token prompt (a live English stream's earlier text; its own
+// tokens repeated). It
 // logs each one's median and best of EARSHOT_WINDOW_RUNS (default 7) calls, rounds
 // interleaved, for each of the comma-separated EARSHOT_WINDOW_MODELS (default
 // tiny.en-q8_0), with the instruction sets ggml was built for: the figures of
@@ -76,6 +78,15 @@ func TestMeasureStreamWindow(t *testing.T) {
 			{"one token", func() whispercpp.Params { p := base(); p.MaxTokens = 1; return p }},
 			{"whole", base},
 			{"with draft", func() whispercpp.Params { p := base(); p.Draft = draft; return p }},
+			{"1 token, prompt", func() whispercpp.Params {
+				p := base()
+				p.MaxTokens = 1
+				for len(p.PromptTokens) < 100 {
+					p.PromptTokens = append(p.PromptTokens, draft...)
+				}
+				p.PromptTokens = p.PromptTokens[:100]
+				return p
+			}},
 		}
 		took := make([][]time.Duration, len(ways))
 		for range runs {
