@@ -4,3 +4,6 @@ package whispercpp
 var PowerSpectrum = powerSpectrum
 
 func (s *State) Mel(samples []float32, threads int) error { return s.mel(samples, threads) }
+
+// GELU reaches ggml's GELU through gelu (TestGELUTable).
+var GELU = gelu
