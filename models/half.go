@@ -4,8 +4,8 @@ import "math"
 
 func math32bits(f float32) uint32 { return math.Float32bits(f) }
 
-// halfToFloat converts IEEE 754 binary16 bits to float32 (exact).
-func halfToFloat(h uint16) float32 {
+// HalfToFloat converts IEEE 754 binary16 bits to float32 (exact).
+func HalfToFloat(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h) & 0x3ff

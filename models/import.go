@@ -195,7 +195,7 @@ func convertFloats(src []byte, from CT2DType, to GGMLType) ([]byte, error) {
 	at := func(i int) float32 {
 		switch from {
 		case CT2Float16:
-			return halfToFloat(binary.LittleEndian.Uint16(src[2*i:]))
+			return HalfToFloat(binary.LittleEndian.Uint16(src[2*i:]))
 		case CT2BFloat16:
 			return bf16ToFloat(binary.LittleEndian.Uint16(src[2*i:]))
 		}

@@ -224,7 +224,7 @@ func quantizeQ8_0(t ggmlTensor) ([]byte, error) {
 	for i := 0; i < n; i += q8Block {
 		for j := range block {
 			if size == 2 {
-				block[j] = halfToFloat(binary.LittleEndian.Uint16(t.data[2*(i+j):]))
+				block[j] = HalfToFloat(binary.LittleEndian.Uint16(t.data[2*(i+j):]))
 			} else {
 				block[j] = math.Float32frombits(binary.LittleEndian.Uint32(t.data[4*(i+j):]))
 			}
@@ -262,7 +262,7 @@ func appendQ8Block(out []byte, x *[q8Block]float32) []byte {
 func dequantizeQ8_0(b []byte) []float32 {
 	out := make([]float32, 0, len(b)/(2+q8Block)*q8Block)
 	for len(b) >= 2+q8Block {
-		d := halfToFloat(binary.LittleEndian.Uint16(b))
+		d := HalfToFloat(binary.LittleEndian.Uint16(b))
 		for _, q := range b[2 : 2+q8Block] {
 			out = append(out, d*float32(int8(q)))
 		}

@@ -20,7 +20,7 @@ func TestQ8BlockRoundTrip(t *testing.T) {
 	if len(b) != 2+q8Block {
 		t.Fatalf("block of %d bytes, want 34", len(b))
 	}
-	d := halfToFloat(binary.LittleEndian.Uint16(b))
+	d := HalfToFloat(binary.LittleEndian.Uint16(b))
 	if want := float32(20*0.037) / 127; math.Abs(float64(d-want)) > float64(want)*1e-3 {
 		t.Errorf("scale %g, want max|x|/127 = %g", d, want)
 	}
@@ -96,8 +96,8 @@ func TestQuantizeSyntheticFile(t *testing.T) {
 		quantized++
 		back := dequantizeQ8_0(b.data)
 		for j := 0; j < len(back); j += 97 {
-			w := halfToFloat(binary.LittleEndian.Uint16(a.data[2*j:]))
-			d := halfToFloat(binary.LittleEndian.Uint16(b.data[(j/q8Block)*(2+q8Block):]))
+			w := HalfToFloat(binary.LittleEndian.Uint16(a.data[2*j:]))
+			d := HalfToFloat(binary.LittleEndian.Uint16(b.data[(j/q8Block)*(2+q8Block):]))
 			if math.Abs(float64(back[j]-w)) > q8MaxError(d) {
 				t.Fatalf("%s weight %d: %g back as %g (step %g)", a.name, j, w, back[j], d)
 			}
@@ -210,9 +210,9 @@ func FuzzQuantizeTensor(f *testing.F) {
 			if f32 {
 				w = math.Float32frombits(binary.LittleEndian.Uint32(tn.data[4*j:]))
 			} else {
-				w = halfToFloat(binary.LittleEndian.Uint16(tn.data[2*j:]))
+				w = HalfToFloat(binary.LittleEndian.Uint16(tn.data[2*j:]))
 			}
-			d := halfToFloat(binary.LittleEndian.Uint16(out[(j/q8Block)*(2+q8Block):]))
+			d := HalfToFloat(binary.LittleEndian.Uint16(out[(j/q8Block)*(2+q8Block):]))
 			if math.Abs(float64(v-w)) > q8MaxError(d) || math.IsInf(float64(d), 0) {
 				t.Fatalf("weight %d: %g back as %g (step %g)", j, w, v, d)
 			}

@@ -172,7 +172,7 @@ func (r *synthRand) tensor(it planItem) []byte {
 	out := make([]byte, 4*n)
 	gain := strings.HasSuffix(it.name, "ln.weight") || strings.HasSuffix(it.name, "ln_post.weight")
 	for i := 0; i < n; i++ {
-		v := halfToFloat(r.table[r.next()&4095])
+		v := HalfToFloat(r.table[r.next()&4095])
 		if gain {
 			v += 1
 		}

