@@ -82,7 +82,8 @@ type PoolConfig struct {
 	// Log is the pool's logger. Default: discard.
 	Log *slog.Logger
 
-	now func() time.Time // clock; tests replace it
+	now   func() time.Time // clock; tests replace it
+	cores int              // CPUs the pool may use: runtime.NumCPU(); tests replace it
 }
 
 func (c *PoolConfig) defaults() error {
@@ -92,7 +93,10 @@ func (c *PoolConfig) defaults() error {
 	if c.NewVAD == nil {
 		return errors.New("transcriber: pool without a VAD factory")
 	}
-	cores := runtime.NumCPU()
+	if c.cores <= 0 {
+		c.cores = runtime.NumCPU()
+	}
+	cores := c.cores
 	if c.Slots <= 0 {
 		c.Slots = max(1, cores/4)
 	}
@@ -161,6 +165,10 @@ type Pool struct {
 	turnCalls    atomic.Int64 // end-of-turn model calls (tests, metrics)
 	turnInFlight atomic.Int64 // of which running now
 
+	capMu    sync.Mutex
+	capCalls int // end-of-turn model calls running (turnCall)
+	capNow   int // the decodes' thread cap now (0: none)
+
 	mu       sync.Mutex
 	sessions map[string]int // open sessions per model
 	closed   bool
@@ -168,14 +176,52 @@ type Pool struct {
 
 var _ SessionFactory = (*Pool)(nil)
 
+// turnCall counts an end-of-turn model call in (+1) and out (−1). The model runs on one
+// thread of its own; while calls run on a CPU that the decode slots' threads fill, every
+// decode graph that starts takes fewer threads (threadCap), so that a decode's threads
+// do not wait at ggml's barriers for one the kernel parked to run the model (ThreadCapper;
+// whisper patch 0012). On 2 cores with 1 slot × 2 threads: one thread while Smart Turn
+// runs; on the turn set the model's answer came about 16 ms sooner and EndOfTurn p50
+// 200 against 212 ms (medians of 5 runs each; BENCHMARKS.md, Density, "A turn's own
+// prompt, one decode thread beside Smart Turn").
+func (p *Pool) turnCall(delta int) {
+	p.capMu.Lock()
+	defer p.capMu.Unlock()
+	p.capCalls += delta
+	n := threadCap(p.cfg.Slots, p.cfg.ThreadsPerDecode, p.capCalls, p.cfg.cores)
+	if n == p.capNow {
+		return
+	}
+	p.capNow = n
+	for _, m := range p.cfg.Models {
+		if c, ok := m.(ThreadCapper); ok {
+			c.CapThreads(n)
+		}
+	}
+}
+
+// threadCap is the cap on each decode's threads while calls end-of-turn model calls run
+// (0: none): each slot gives up the threads that slots × threads + calls needs to fit
+// the cores, and keeps at least one.
+func threadCap(slots, threads, calls, cores int) int {
+	excess := slots*threads + calls - cores
+	if calls <= 0 || excess <= 0 {
+		return 0
+	}
+	if n := max(1, threads-(excess+slots-1)/slots); n < threads {
+		return n
+	}
+	return 0
+}
+
 // NewPool validates cfg, applies defaults and starts cfg.Slots decode workers. Close
 // stops them.
 func NewPool(cfg PoolConfig) (*Pool, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	if cfg.Slots*cfg.ThreadsPerDecode > runtime.NumCPU() {
-		cfg.Log.Warn("decode threads exceed cores", "slots", cfg.Slots, "threads", cfg.ThreadsPerDecode, "cores", runtime.NumCPU())
+	if cfg.Slots*cfg.ThreadsPerDecode > cfg.cores {
+		cfg.Log.Warn("decode threads exceed cores", "slots", cfg.Slots, "threads", cfg.ThreadsPerDecode, "cores", cfg.cores)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{

@@ -197,3 +197,23 @@ func TestPoolSharedModels(t *testing.T) {
 		t.Error("a shared model without its own count was accepted")
 	}
 }
+
+// TestThreadCap: the decodes' thread cap while end-of-turn model calls run: each slot
+// gives up what the cores need, keeps one, and nothing is capped when all fits.
+func TestThreadCap(t *testing.T) {
+	for _, c := range []struct{ slots, threads, calls, cores, want int }{
+		{1, 2, 0, 2, 0}, // no call
+		{1, 2, 1, 2, 1}, // this VM: one thread while Smart Turn runs
+		{1, 2, 2, 2, 1}, // at least one
+		{1, 1, 1, 2, 0}, // fits
+		{1, 2, 1, 4, 0}, // fits
+		{2, 1, 1, 2, 0}, // one thread each already
+		{4, 4, 1, 16, 3},
+		{4, 4, 5, 16, 2},
+		{2, 4, 1, 8, 3},
+	} {
+		if got := threadCap(c.slots, c.threads, c.calls, c.cores); got != c.want {
+			t.Errorf("threadCap(slots %d, threads %d, calls %d, cores %d) = %d, want %d", c.slots, c.threads, c.calls, c.cores, got, c.want)
+		}
+	}
+}

@@ -16,11 +16,13 @@ import (
 // an utterance opens after turnMinSpeech of speech (StartOfTurn must come within about
 // 150 ms of the speech onset: barge-in), and the speculative final starts after
 // specEarly of silence (one Silero window) instead of Pad, and keeps that much silence
-// after the speech end in its window. Once the speaker has been silent for turnTail, the
-// end-of-turn model (TurnModel: Smart Turn v3.2 in production) hears the turn's last 8 s,
-// once per pause: Smart Turn is trained on speech followed by a short silence, and asked
-// again as the silence grows it says "finished" more and more often, mid-sentence too
-// (measured: BENCHMARKS.md, Turn-taking; PoolConfig.TurnRecheck asks again).
+// after the speech end in its window; a decode's prompt is the open turn's own earlier
+// text, not the stream's (stream.promptHistory). Once the speaker has been silent for
+// turnTail, the end-of-turn model (TurnModel: Smart Turn v3.2 in production) hears the
+// turn's last 8 s, once per pause: Smart Turn is trained on speech followed by a short
+// silence, and asked again as the silence grows it says "finished" more and more often,
+// mid-sentence too (measured: BENCHMARKS.md, Turn-taking; PoolConfig.TurnRecheck asks
+// again).
 // Its probability decides:
 //
 //   - ≥ eager_eot_threshold (when set): EagerEndOfTurn, once the transcript the turn will
@@ -234,7 +236,9 @@ func (st *stream) turnCheck() {
 	s.pool.turnInFlight.Add(1)
 	go func() {
 		defer s.pool.turnInFlight.Add(-1)
+		s.pool.turnCall(1)
 		p, err := m.Predict(pcm)
+		s.pool.turnCall(-1)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		t.checking = false

@@ -221,6 +221,107 @@ func TestTurnPauseMidSentence(t *testing.T) {
 	}
 }
 
+// TestTurnPromptIsTheTurnsOwnText: in a turn session a decode's prompt is the open
+// turn's own earlier text, never an earlier turn's (promptHistory): the first turn ends
+// ("bravo charlie hotel"); the second has a pause mid-sentence that the model holds, so
+// it spans two utterances. Every decode of its first utterance goes without a prompt;
+// the final of its second has the first's two words.
+func TestTurnPromptIsTheTurnsOwnText(t *testing.T) {
+	rig, s, c := openTurns(t, &scriptedTurnModel{}, bus.TurnOptions{})
+	count := func() int {
+		rig.dec.mu.Lock()
+		defer rig.dec.mu.Unlock()
+		return len(rig.dec.reqs)
+	}
+	pos := rig.feed(s, c, cat(speech(1, 2, 7), silence(1000)), 0, 0)
+	n0 := count()
+	pos = rig.feed(s, c, cat(speech(3, 4), silence(900)), pos, 0)
+	n1 := count()
+	rig.feed(s, c, cat(speech(5, 7), silence(1000)), pos, 0)
+	expectEvents(t, c, "StartOfTurn#0 EndOfTurn#0(bravo charlie hotel)[model] StartOfTurn#1 EndOfTurn#1(delta echo foxtrot hotel)[model]")
+	rig.dec.mu.Lock()
+	defer rig.dec.mu.Unlock()
+	first, second := rig.dec.reqs[n0:n1], rig.dec.reqs[n1:]
+	if len(first) == 0 || len(second) == 0 {
+		t.Fatalf("%d and %d decodes of the second turn's two utterances, want some of each", len(first), len(second))
+	}
+	for i, r := range first {
+		if len(r.PromptTokens) > 0 {
+			t.Errorf("decode %d of the second turn's first utterance has prompt %v: the first turn's text", i, r.PromptTokens)
+		}
+	}
+	if last := second[len(second)-1]; len(last.PromptTokens) != 2 {
+		t.Errorf("the second utterance's final has prompt %v, want the 2 words of the turn's first", last.PromptTokens)
+	}
+}
+
+// cappedModel is the stand-in model that also records the decode thread caps the pool
+// sets (ThreadCapper).
+type cappedModel struct {
+	scriptedModel
+	mu   sync.Mutex
+	caps []int
+}
+
+func (m *cappedModel) CapThreads(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.caps = append(m.caps, n)
+}
+
+// cap is the cap in force now (0: none).
+func (m *cappedModel) cap() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.caps) == 0 {
+		return 0
+	}
+	return m.caps[len(m.caps)-1]
+}
+
+// TestTurnCallCapsDecodeThreads: while the end-of-turn model runs on a CPU that the
+// decode slot's threads fill (1 slot × 2 threads on 2 cores), the decodes are capped at
+// one thread, and the cap is lifted when the call returns (Pool.turnCall); with cores to
+// spare (4) they keep their threads.
+func TestTurnCallCapsDecodeThreads(t *testing.T) {
+	for _, c := range []struct {
+		cores, during int
+	}{{2, 1}, {4, 0}} {
+		t.Run(fmt.Sprintf("%d cores", c.cores), func(t *testing.T) {
+			dec := &scriptedDecoder{}
+			m := &cappedModel{scriptedModel: scriptedModel{d: dec}}
+			var mu sync.Mutex
+			var seen []int
+			tm := &scriptedTurnModel{Fn: func(last string) float32 {
+				mu.Lock()
+				seen = append(seen, m.cap())
+				mu.Unlock()
+				if last == "hotel" {
+					return 0.9
+				}
+				return 0.1
+			}}
+			rig := newFakeRig(t, PoolConfig{Models: map[string]Model{"fake": m}, TurnModel: tm, ThreadsPerDecode: 2, cores: c.cores}, dec)
+			s, col := rig.open(bus.StreamOptions{Turns: &bus.TurnOptions{}})
+			rig.feed(s, col, cat(speech(1, 2, 7), silence(1000)), 0, 0)
+			expectEvents(t, col, "StartOfTurn#0 EndOfTurn#0(bravo charlie hotel)[model]")
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) == 0 {
+				t.Fatal("the end-of-turn model was not asked")
+			}
+			for i, n := range seen {
+				if n != c.during {
+					t.Errorf("call %d ran beside decodes capped at %d threads, want %d", i, n, c.during)
+				}
+			}
+			if n := m.cap(); n != 0 {
+				t.Errorf("after the calls the decodes are capped at %d threads, want no cap", n)
+			}
+		})
+	}
+}
+
 func TestTurnEagerAndResumed(t *testing.T) {
 	rig, s, c := openTurns(t, &scriptedTurnModel{}, bus.TurnOptions{EagerEOTThreshold: 0.4})
 	rig.feed(s, c, cat(speech(1, 6), silence(500), speech(3, 7), silence(1000)), 0, 0)

@@ -179,6 +179,9 @@ func (wm *whisperModel) NewDecoder() (Decoder, error) {
 // Close releases the weights once every Decoder is closed. Idempotent.
 func (wm *whisperModel) Close() error { return wm.m.Close() }
 
+// CapThreads caps the threads of every whisper decode of the process (ThreadCapper).
+func (wm *whisperModel) CapThreads(n int) { whispercpp.SetThreadCap(n) }
+
 type whisperDecoder struct {
 	wm *whisperModel
 	st *whispercpp.State

@@ -7,3 +7,6 @@ func (s *State) Mel(samples []float32, threads int) error { return s.mel(samples
 
 // GELU reaches ggml's GELU through gelu (TestGELUTable).
 var GELU = gelu
+
+// LastThreads reaches lastThreads (TestThreadCap).
+var LastThreads = lastThreads
