@@ -33,7 +33,7 @@ func TestThreadCap(t *testing.T) {
 	if capped != free || again != free {
 		t.Errorf("the text depends on the cap:\n free   %q\n capped %q\n again  %q", free, capped, again)
 	}
-	if n := run(3, 2); n != free {
-		t.Errorf("a cap above the decode's threads changed the text: %q", n)
+	if text := run(3, 2); text != free {
+		t.Errorf("a cap above the decode's threads changed the text: %q", text)
 	}
 }
