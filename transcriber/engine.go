@@ -100,8 +100,9 @@ type Decoder interface {
 
 // ThreadCapper is implemented by a Model whose decodes can be told to start their work on
 // fewer threads for a while (the whisper models: every decode of the process, whisper
-// patch 0012). The Pool caps them while its end-of-turn model runs on a CPU that the
-// decodes' threads fill (Pool.turnCall). Safe for concurrent use.
+// patch 0012). The Pool caps them while the decodes running and its end-of-turn model's
+// calls need more threads than there are cores (Pool.decodeCall, Pool.turnCall). Safe
+// for concurrent use.
 type ThreadCapper interface {
 	CapThreads(n int) // at most n threads; n ≤ 0: no cap
 }

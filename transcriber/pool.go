@@ -29,7 +29,9 @@ type PoolConfig struct {
 	// models. Default: max(1, NumCPU/4).
 	Slots int
 	// ThreadsPerDecode is whisper's n_threads per call. Default: max(1, NumCPU/Slots), so
-	// Slots × ThreadsPerDecode ≤ cores.
+	// Slots × ThreadsPerDecode ≤ cores. More is allowed when every model can cap its
+	// threads (ThreadCapper, the whisper models): the decodes running at a time then
+	// share the cores, each on at most ThreadsPerDecode (Pool.decodeCall).
 	ThreadsPerDecode int
 	// MaxSessions is the number of sessions each model accepts (what Capacity reports).
 	// Default: 4 × Slots.
@@ -165,9 +167,10 @@ type Pool struct {
 	turnCalls    atomic.Int64 // end-of-turn model calls (tests, metrics)
 	turnInFlight atomic.Int64 // of which running now
 
-	capMu    sync.Mutex
-	capCalls int // end-of-turn model calls running (turnCall)
-	capNow   int // the decodes' thread cap now (0: none)
+	capMu      sync.Mutex
+	capCalls   int // end-of-turn model calls running (turnCall)
+	capDecodes int // decodes running (decodeCall)
+	capNow     int // the decodes' thread cap now (0: none)
 
 	mu       sync.Mutex
 	sessions map[string]int // open sessions per model
@@ -176,19 +179,32 @@ type Pool struct {
 
 var _ SessionFactory = (*Pool)(nil)
 
-// turnCall counts an end-of-turn model call in (+1) and out (−1). The model runs on one
-// thread of its own; while calls run on a CPU that the decode slots' threads fill, every
-// decode graph that starts takes fewer threads (threadCap), so that a decode's threads
-// do not wait at ggml's barriers for one the kernel parked to run the model (ThreadCapper;
-// whisper patch 0012). On 2 cores with 1 slot × 2 threads: one thread while Smart Turn
-// runs; on the turn set the model's answer came about 16 ms sooner and EndOfTurn p50
-// 200 against 212 ms (medians of 5 runs each; BENCHMARKS.md, Density, "A turn's own
-// prompt, one decode thread beside Smart Turn").
-func (p *Pool) turnCall(delta int) {
+// turnCall counts an end-of-turn model call in (+1) and out (−1), and decodeCall a
+// decode (+1 as it starts, −1 as it returns). Whenever the decodes running, each on
+// ThreadsPerDecode threads, and the end-of-turn model's calls (one thread each) would
+// need more threads than there are cores, every decode graph that starts from then on
+// takes fewer threads (threadCap; ThreadCapper, whisper patch 0012): otherwise the
+// kernel parks one of a decode's threads in turn, and ggml's barriers after every graph
+// node keep the decode's other threads waiting for it. A decode's graphs that already
+// run keep their threads; the cap is lifted as soon as everything fits again.
+//
+// So a pool of 2 slots × 2 threads on 2 cores decodes one stream on both cores and two
+// at once on one core each. 12 live streams on this project's 2-vCPU VM: final p95
+// 704–725 ms with 2 slots × 1 thread against 1 714–1 769 ms with 1 slot × 2 threads
+// (BENCHMARKS.md, Density, "Elastic decode threads"). The end-of-turn model's call
+// beside one decode of 2 threads on 2 cores: one thread while Smart Turn runs;
+// EndOfTurn p50 200 against 212 ms ("A turn's own prompt, one decode thread beside
+// Smart Turn").
+func (p *Pool) turnCall(delta int) { p.recap(delta, 0) }
+
+func (p *Pool) decodeCall(delta int) { p.recap(0, delta) }
+
+func (p *Pool) recap(calls, decodes int) {
 	p.capMu.Lock()
 	defer p.capMu.Unlock()
-	p.capCalls += delta
-	n := threadCap(p.cfg.Slots, p.cfg.ThreadsPerDecode, p.capCalls, p.cfg.cores)
+	p.capCalls += calls
+	p.capDecodes += decodes
+	n := threadCap(p.capDecodes, p.cfg.ThreadsPerDecode, p.capCalls, p.cfg.cores)
 	if n == p.capNow {
 		return
 	}
@@ -200,18 +216,30 @@ func (p *Pool) turnCall(delta int) {
 	}
 }
 
-// threadCap is the cap on each decode's threads while calls end-of-turn model calls run
-// (0: none): each slot gives up the threads that slots × threads + calls needs to fit
-// the cores, and keeps at least one.
-func threadCap(slots, threads, calls, cores int) int {
-	excess := slots*threads + calls - cores
-	if calls <= 0 || excess <= 0 {
+// threadCap is the cap on each decode's threads (0: none) while decodes decodes of
+// threads threads each and calls end-of-turn model calls of one thread run (a call
+// with no decode running counts one, the decode that may start beside it): none when
+// they fit the cores, else an even share of the cores the calls leave, at least one.
+func threadCap(decodes, threads, calls, cores int) int {
+	decodes = max(decodes, 1)
+	if decodes*threads+max(calls, 0) <= cores {
 		return 0
 	}
-	if n := max(1, threads-(excess+slots-1)/slots); n < threads {
+	if n := max(1, (cores-calls)/decodes); n < threads {
 		return n
 	}
 	return 0
+}
+
+// capped reports whether every model's decodes can be capped (ThreadCapper): then
+// slots × threads may exceed the cores, the decodes sharing them (Pool.decodeCall).
+func (c *PoolConfig) capped() bool {
+	for _, m := range c.Models {
+		if _, ok := m.(ThreadCapper); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // NewPool validates cfg, applies defaults and starts cfg.Slots decode workers. Close
@@ -220,8 +248,9 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	if cfg.Slots*cfg.ThreadsPerDecode > cfg.cores {
-		cfg.Log.Warn("decode threads exceed cores", "slots", cfg.Slots, "threads", cfg.ThreadsPerDecode, "cores", cfg.cores)
+	if cfg.Slots*cfg.ThreadsPerDecode > cfg.cores && !cfg.capped() {
+		cfg.Log.Warn("decode threads exceed cores, and no model can cap them (threads fight at ggml's barriers)",
+			"slots", cfg.Slots, "threads", cfg.ThreadsPerDecode, "cores", cfg.cores)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{

@@ -198,22 +198,91 @@ func TestPoolSharedModels(t *testing.T) {
 	}
 }
 
-// TestThreadCap: the decodes' thread cap while end-of-turn model calls run: each slot
-// gives up what the cores need, keeps one, and nothing is capped when all fits.
+// TestThreadCap: the decodes' thread cap for the decodes and end-of-turn model calls
+// running: nothing is capped when all fits the cores, else each decode gets an even
+// share of what the calls leave, at least one.
 func TestThreadCap(t *testing.T) {
-	for _, c := range []struct{ slots, threads, calls, cores, want int }{
-		{1, 2, 0, 2, 0}, // no call
+	for _, c := range []struct{ decodes, threads, calls, cores, want int }{
+		{1, 2, 0, 2, 0}, // one decode on this VM: both cores
+		{2, 2, 0, 2, 1}, // two at once: one core each
 		{1, 2, 1, 2, 1}, // this VM: one thread while Smart Turn runs
+		{0, 2, 1, 2, 1}, // a call with no decode yet: the one that may start beside it
 		{1, 2, 2, 2, 1}, // at least one
+		{2, 2, 1, 2, 1},
 		{1, 1, 1, 2, 0}, // fits
 		{1, 2, 1, 4, 0}, // fits
 		{2, 1, 1, 2, 0}, // one thread each already
+		{2, 2, 0, 4, 0},
+		{3, 2, 0, 4, 1},
+		{8, 2, 0, 16, 0},
+		{9, 2, 0, 16, 1},
 		{4, 4, 1, 16, 3},
 		{4, 4, 5, 16, 2},
 		{2, 4, 1, 8, 3},
 	} {
-		if got := threadCap(c.slots, c.threads, c.calls, c.cores); got != c.want {
-			t.Errorf("threadCap(slots %d, threads %d, calls %d, cores %d) = %d, want %d", c.slots, c.threads, c.calls, c.cores, got, c.want)
+		if got := threadCap(c.decodes, c.threads, c.calls, c.cores); got != c.want {
+			t.Errorf("threadCap(decodes %d, threads %d, calls %d, cores %d) = %d, want %d", c.decodes, c.threads, c.calls, c.cores, got, c.want)
 		}
+	}
+}
+
+// TestConcurrentDecodesShareTheCores: with 2 slots of 2 threads on 2 cores, a decode
+// that runs alone keeps both threads, and while two run every graph that starts takes
+// one (Pool.decodeCall); with 4 cores nothing is capped. The cap is lifted at the end.
+func TestConcurrentDecodesShareTheCores(t *testing.T) {
+	for _, c := range []struct{ cores, together int }{{2, 1}, {4, 0}} {
+		t.Run(fmt.Sprintf("%d cores", c.cores), func(t *testing.T) {
+			dec := &scriptedDecoder{Delay: 5 * time.Millisecond}
+			m := &cappedModel{scriptedModel: scriptedModel{d: dec}}
+			rig := newFakeRig(t, PoolConfig{Models: map[string]Model{"fake": m}, Slots: 2, ThreadsPerDecode: 2, cores: c.cores}, dec)
+			var mu sync.Mutex
+			seen := map[int][]int{} // decodes running as a decode started → the caps it saw
+			dec.OnDecode = func(DecodeRequest) {
+				rig.pool.capMu.Lock() // the count and the cap change together under it
+				n, capNow := rig.pool.capDecodes, m.cap()
+				rig.pool.capMu.Unlock()
+				mu.Lock()
+				seen[n] = append(seen[n], capNow)
+				mu.Unlock()
+			}
+			var sessions []Session
+			for i := range 2 {
+				s, err := rig.pool.Open(bus.SessionRequest{Session: bus.SessionID(fmt.Sprint("s", i)), Model: "fake", Channels: 1,
+					Options: bus.StreamOptions{InterimResults: true}}, (&collector{}).emit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(s.Close)
+				sessions = append(sessions, s)
+			}
+			pcm := cat(speech(1, 2, 3, 4, 5, 6, 7), silence(1000))
+			const chunk = 20 * bus.SamplesPerMs
+			for at := 0; at < len(pcm); at += chunk {
+				rig.clock.Advance(20 * time.Millisecond)
+				for i, s := range sessions {
+					ch := &bus.AudioChunk{Session: bus.SessionID(fmt.Sprint("s", i)), Seq: uint64(at/chunk + 1), StartSample: uint64(at), PCM: pcm[at:min(at+chunk, len(pcm))]}
+					if err := s.Write(ch); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(time.Millisecond) // let the slots take what is due
+			}
+			rig.waitIdle()
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen[2]) == 0 {
+				t.Fatalf("no two decodes ran at once (decodes started alone: %d): the test did not test", len(seen[1]))
+			}
+			for n, want := range map[int]int{1: 0, 2: c.together} {
+				for i, got := range seen[n] {
+					if got != want {
+						t.Errorf("decode %d started with %d running under a cap of %d threads, want %d", i, n, got, want)
+					}
+				}
+			}
+			if n := m.cap(); n != 0 {
+				t.Errorf("after the decodes the cap is %d threads, want none", n)
+			}
+		})
 	}
 }

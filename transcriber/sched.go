@@ -273,7 +273,9 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		w.pool.sched.started(w.id, preempt)
 	}
 	start := time.Now()
+	w.pool.decodeCall(1)
 	hyp, err := d.Decode(pctx, req)
+	w.pool.decodeCall(-1)
 	if !j.final && !j.spec {
 		w.pool.sched.stopped(w.id)
 		if err != nil && errors.Is(context.Cause(pctx), errPreempted) && dctx.Err() == nil {
@@ -302,8 +304,10 @@ func (w *decodeSlot) warm(ctx context.Context) {
 		d, err := w.decoder(name)
 		if err == nil {
 			samples := make([]float32, bus.SampleRate)
+			w.pool.decodeCall(1)
 			_, err = d.Decode(ctx, DecodeRequest{Samples: samples, AudioCtx: audioCtx(len(samples), false, false),
 				Threads: w.pool.cfg.ThreadsPerDecode})
+			w.pool.decodeCall(-1)
 		}
 		if err != nil {
 			w.pool.log.Warn("warm-up decode failed", "slot", w.id, "model", name, "err", err)

@@ -22,7 +22,8 @@ type capacityPlan struct {
 // choice with its reason and what to run to measure it. A capacity file that cannot be
 // read is logged and ignored: the defaults hold.
 //
-//   - Threads and slots: --threads when set (slots: --slots, else cores / threads).
+//   - Threads and slots: --threads when set (slots: --slots, else config's SlotsFor: one
+//     per core on the CPU).
 //     Otherwise, with --slots 0, the shape whose knee for the first model is the
 //     highest, when it beats config.DefaultThreads' (ties keep the default), else
 //     config.DefaultThreads.
@@ -46,7 +47,7 @@ func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Lo
 		}
 	}
 	if p.slots == 0 {
-		p.slots = (&config.Transcriber{Threads: p.threads}).SlotsFor(cores)
+		p.slots = (&config.Transcriber{Threads: p.threads, GPU: t.GPU}).SlotsFor(cores)
 	}
 	for _, m := range t.Models {
 		if t.MaxSessions > 0 {
@@ -90,9 +91,9 @@ func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Lo
 
 // bestShape picks threads and slots for a worker whose first model is model: those of
 // its highest knee on this machine, when higher than the default shape's (0 when that
-// was not measured), else the default shape (slots 0: cores / threads).
+// was not measured), else the default shape (slots 0: config's SlotsFor).
 func bestShape(knees []models.Knee, model string, gpu bool, cores int, path string, log *slog.Logger) (threads, slots int) {
-	defSlots := (&config.Transcriber{Threads: config.DefaultThreads}).SlotsFor(cores)
+	defSlots := (&config.Transcriber{Threads: config.DefaultThreads, GPU: gpu}).SlotsFor(cores)
 	def, haveDef := models.FindKnee(knees, models.HostKey(model, gpu, config.DefaultThreads, defSlots))
 	var best models.Knee
 	found := false

@@ -109,10 +109,10 @@ func TestPlanCapacityShape(t *testing.T) {
 		threads, slots, streams int // want
 	}{
 		"nothing measured":                  {nil, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
-		"one thread, more slots":            {[]kn{{"tiny.en", 2, defSlots, 1}, {"tiny.en", 1, 2 * defSlots, 2}}, 1, 2 * defSlots, 2},
-		"a tie keeps the default":           {[]kn{{"tiny.en", 2, defSlots, 2}, {"tiny.en", 1, 2 * defSlots, 2}}, config.DefaultThreads, defSlots, 2},
-		"no better than unmeasured default": {[]kn{{"tiny.en", 1, 2 * defSlots, 0}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
-		"another model's knee":              {[]kn{{"base", 1, 2 * defSlots, 3}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
+		"one thread a decode":               {[]kn{{"tiny.en", 2, defSlots, 1}, {"tiny.en", 1, defSlots, 2}}, 1, defSlots, 2},
+		"a tie keeps the default":           {[]kn{{"tiny.en", 2, defSlots, 2}, {"tiny.en", 1, defSlots, 2}}, config.DefaultThreads, defSlots, 2},
+		"no better than unmeasured default": {[]kn{{"tiny.en", 1, defSlots, 0}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
+		"another model's knee":              {[]kn{{"base", 1, defSlots, 3}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
 		"oversubscribed shape":              {[]kn{{"tiny.en", 4, cores, 9}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
 	} {
 		p, log := plan(tr, kneeDir(t, tc.knees...))
@@ -124,7 +124,7 @@ func TestPlanCapacityShape(t *testing.T) {
 		}
 	}
 	// --threads or --slots set: the knees do not change them.
-	dir := kneeDir(t, kn{"tiny.en", 1, 2 * defSlots, 5})
+	dir := kneeDir(t, kn{"tiny.en", 1, defSlots, 5})
 	explicit := tr
 	explicit.Threads = 2
 	if p, _ := plan(explicit, dir); p.threads != 2 || p.slots != defSlots {

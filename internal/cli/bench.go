@@ -92,7 +92,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&lw.model, "worker-model", "", "--engine: run a worker in this process on this ggml file (random weights allowed: benchmarks only)")
 	fs.StringVar(&lw.vad, "vad", "", "Silero VAD ggml file: where the clips' speech ends, which final latency is timed from, and the --worker-model's VAD (default: ggml-silero-v6.2.0.bin in the model dir, or beside --worker-model)")
 	fs.BoolVar(&lw.gpu, "gpu-decode", false, "--worker-model: decode on the GPU (needs a CUDA build of whisper.cpp)")
-	fs.IntVar(&lw.slots, "slots", 0, "--worker-model or --serve: concurrent decodes (0: cores / threads)")
+	fs.IntVar(&lw.slots, "slots", 0, "--worker-model or --serve: concurrent decodes (0: as earshot serve's --slots 0: one per core on the CPU, sharing the cores)")
 	fs.IntVar(&lw.threads, "threads", 2, "--worker-model or --serve: threads per decode")
 	fs.IntVar(&lw.maxSessions, "max-sessions", 0, "--worker-model or --serve: live sessions the worker accepts (0: the largest level)")
 	saveKnee := fs.Bool("save-knee", true, "--serve: record the knee in the capacity file (EARSHOT_CAPACITY_FILE, else capacity.json in the model dir); earshot serve and transcriber on this machine then admit that many streams of the model by default (--max-sessions 0)")
@@ -222,7 +222,7 @@ func saveBenchKnee(e *env, rep *bench.Report, cfg bench.Config, model string, lw
 		}
 	}
 	gpu, _ := strconv.ParseBool(os.Getenv("EARSHOT_GPU"))
-	tc := config.Transcriber{Slots: lw.slots, Threads: lw.threads}
+	tc := config.Transcriber{Slots: lw.slots, Threads: lw.threads, GPU: gpu}
 	key := models.HostKey(model, gpu, lw.threads, tc.SlotsFor(runtime.NumCPU()))
 	path := models.KneeFilePath(envOr(e, "EARSHOT_CAPACITY_FILE", ""), models.DefaultDir())
 	k, err := bench.KneeRecord(rep, cfg, key, strings.Join(append([]string{"earshot bench"}, args...), " "))
@@ -382,10 +382,7 @@ func (lw *localWorker) start(nc *nats.Conn, log *slog.Logger) (func(), error) {
 		return nil, err
 	}
 	vad := lw.vadPath()
-	slots := lw.slots
-	if slots <= 0 {
-		slots = max(1, runtime.NumCPU()/max(lw.threads, 1))
-	}
+	slots := (&config.Transcriber{Slots: lw.slots, Threads: lw.threads, GPU: lw.gpu}).SlotsFor(runtime.NumCPU())
 	pool, err := transcriber.NewPool(transcriber.PoolConfig{
 		Models:           map[string]transcriber.Model{name: m},
 		NewVAD:           func() (transcriber.VAD, error) { return transcriber.NewSileroVAD(vad) },

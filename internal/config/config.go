@@ -83,7 +83,7 @@ type Transcriber struct {
 	Models       []string      `flag:"models" env:"EARSHOT_MODELS" help:"comma-separated models this worker loads"`
 	ModelMemMB   int           `flag:"model-memory-mb" env:"EARSHOT_MODEL_MEMORY_MB" help:"memory budget of the loaded models and their decoders, MB: a worker whose --models take more once warmed up refuses to start (0: no budget)"`
 	VADModel     string        `flag:"vad-model" env:"EARSHOT_VAD_MODEL" help:"Silero VAD ggml file (name in the model dir or a path)"`
-	Slots        int           `flag:"slots" env:"EARSHOT_SLOTS" help:"concurrent whisper decodes (0: cores / threads)"`
+	Slots        int           `flag:"slots" env:"EARSHOT_SLOTS" help:"concurrent whisper decodes (0: one per core, each on up to --threads threads while the decodes running fit the cores, on fewer when more run at once; with --gpu: cores / threads)"`
 	Threads      int           `flag:"threads" env:"EARSHOT_THREADS" help:"threads per decode (slots x threads <= cores; 0: with --slots 0, the threads and slots whose knee earshot bench --serve measured highest on this machine for the first model, else 2)"`
 	MaxSessions  int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker (0: the knee earshot bench --serve measured for the model on this machine, with these threads and slots, else 4)"`
 	CapacityFile string        `flag:"capacity-file" env:"EARSHOT_CAPACITY_FILE" help:"the measured knees --max-sessions 0 reads (default: capacity.json in --model-dir, written by earshot bench --serve)"`
@@ -267,10 +267,16 @@ func (t *Transcriber) ThreadsOrDefault() int {
 	return DefaultThreads
 }
 
-// SlotsFor returns the decode slots to run: the setting, or cores / threads (at least 1).
+// SlotsFor returns the decode slots to run: the setting, else one per core on the CPU
+// (the pool gives each decode up to the threads per decode while the decodes running
+// fit the cores, fewer when more run at once: transcriber Pool.decodeCall), else, with
+// --gpu, cores / threads (at least 1).
 func (t *Transcriber) SlotsFor(cores int) int {
 	if t.Slots > 0 {
 		return t.Slots
+	}
+	if !t.GPU {
+		return max(1, cores)
 	}
 	if n := cores / t.ThreadsOrDefault(); n > 0 {
 		return n

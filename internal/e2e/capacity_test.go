@@ -33,7 +33,7 @@ func TestServeAdmitsTheMeasuredKnee(t *testing.T) {
 	for _, k := range []struct {
 		model                   string
 		threads, slots, streams int
-	}{{models.Default, config.DefaultThreads, defSlots, 1}, {models.Default, 1, 2 * defSlots, 2}, {q8, 1, 2 * defSlots, 2}} {
+	}{{models.Default, config.DefaultThreads, defSlots, 1}, {models.Default, 1, defSlots, 2}, {q8, 1, defSlots, 2}} {
 		knee := models.KneeOf(models.HostKey(k.model, false, k.threads, k.slots))
 		knee.Streams, knee.RuleFinalMs, knee.Date = k.streams, 1000, time.Now().UTC().Format(time.RFC3339)
 		if err := models.SaveKnee(path, knee); err != nil {
