@@ -15,6 +15,7 @@ type agreement struct {
 	ends      []uint64   // estimated end (stream sample) of each committed word
 	times     []wordTime // each committed word's times and confidence, from the decode that committed it
 	prev      []string   // the previous hypothesis, words after the committed ones
+	unaligned bool       // the last hypothesis was a trimmed window that did not align
 }
 
 // maxShift bounds how far a new hypothesis may be shifted (inserted or dropped words)
@@ -30,6 +31,14 @@ const maxShift = 2
 // the window, where whisper still changes its mind); commitable < 0 means all.
 func (a *agreement) update(hyp []string, times []wordTime, ends []uint64, skip, commitable int) (tail []string) {
 	rest, found := align(a.committed, hyp, skip)
+	a.unaligned = !found && skip > 0
+	if a.unaligned {
+		// A trimmed window whose words cannot be joined to the committed ones, taken by
+		// position, may repeat committed words or lack new ones: nothing is committed from
+		// it, and the next hypothesis cannot commit by agreeing with it.
+		a.prev = nil
+		return rest
+	}
 	// A decode with the model's word times refreshes the committed words it holds: a
 	// window long enough to be trimmed next is decoded with word times (wordTimesFrom),
 	// so every committed word has the model's times before the audio under it leaves it.
@@ -128,25 +137,48 @@ func align(committed, hyp []string, skip int) (rest []string, found bool) {
 		reach = maxTrimShift
 	}
 	for d := 0; d <= 2*reach; d++ {
-		j := k + (d+1)/2 // 0, +1, -1, +2, -2, …
-		if d%2 == 0 {
-			j = k - d/2
-		}
+		j := around(k, d)
 		if j < 1 || j > len(hyp) {
 			continue
 		}
 		if !sameWord(hyp[j-1], committed[n-1]) {
 			continue
 		}
-		if n >= 2 && j >= 2 && !sameWord(hyp[j-2], committed[n-2]) {
+		// The committed word before it must match too, unless that falls on a trimmed
+		// window's first word, which whisper often hears cut off ("look impressions" for
+		// "…took impressions": by position the rest lost a word there).
+		if n >= 2 && j >= 2 && !sameWord(hyp[j-2], committed[n-2]) && (skip == 0 || j > 2) {
 			continue
 		}
 		return hyp[j:], true
+	}
+	if skip > 0 && n >= 3 {
+		// Farther out, a trimmed window's words count as aligned only where the last three
+		// committed words stand in a row, the nearest such place first. whisper may say a
+		// window's prompt again, or a pause in the speech may have put the estimated word
+		// ends (and so the window's start) further off than maxTrimShift words: "It was not
+		// so much the loss" committed, the window trimmed after its fifth word, and the
+		// decode "It was not so much the loss of the carton itself"; by position the rest
+		// would have begun at "not so much the loss" again.
+		for d := 2*reach + 1; d <= 2*len(hyp); d++ {
+			if j := around(k, d); j >= 3 && j <= len(hyp) && sameWord(hyp[j-1], committed[n-1]) &&
+				sameWord(hyp[j-2], committed[n-2]) && sameWord(hyp[j-3], committed[n-3]) {
+				return hyp[j:], true
+			}
+		}
 	}
 	if k >= len(hyp) {
 		return nil, false
 	}
 	return hyp[k:], false
+}
+
+// around is the d-th position tried around k, nearest first: k, k+1, k−1, k+2, k−2, …
+func around(k, d int) int {
+	if d%2 == 0 {
+		return k - d/2
+	}
+	return k + (d+1)/2
 }
 
 // maxTrimShift is maxShift for a trimmed window: its start is placed by estimated word

@@ -90,6 +90,11 @@ func TestAgreeCommitableHoldsBackTheWindowEnd(t *testing.T) {
 // words in it, or reports that it cannot, so the final is decoded again untrimmed.
 func TestAlignTrimmedWindow(t *testing.T) {
 	committed := strings.Fields("it was not so much the loss of the carton")
+	// the window's first word heard cut ("look" for "took"): the last committed word
+	// alone places the rest there
+	if rest, ok := align(strings.Fields("for although the chinese took impressions"), strings.Fields("look impressions from wood blocks"), 4); !ok || strings.Join(rest, " ") != "from wood blocks" {
+		t.Errorf("a window whose first word was heard cut: rest %q, aligned %v; want \"from wood blocks\", true", strings.Join(rest, " "), ok)
+	}
 	for _, tt := range []struct {
 		hyp  string
 		skip int
@@ -100,11 +105,39 @@ func TestAlignTrimmedWindow(t *testing.T) {
 		{"much the loss of the carton itself", 6, "itself", true}, // window starts 2 words early
 		{"the carton itself", 8, "itself", true},
 		{"mr g but please you to consider", 6, "", false},
+		// whisper said the window's prompt again: six words before where they should be,
+		// beyond maxTrimShift; the last three committed words in a row place the rest.
+		{"it was not so much the loss of the carton itself", 6, "itself", true},
+		// no three in a row beyond the reach: not aligned, the rest by position
+		{"so much the loss of a carton itself", 8, "", false},
 	} {
 		rest, ok := align(committed, strings.Fields(tt.hyp), tt.skip)
 		if ok != tt.ok || (ok && strings.Join(rest, " ") != tt.rest) {
 			t.Errorf("align(%q, skip %d) = %q, %v; want %q, %v", tt.hyp, tt.skip, strings.Join(rest, " "), ok, tt.rest, tt.ok)
 		}
+	}
+}
+
+// TestAgreeTrimmedUnalignedCommitsNothing: a trimmed window's words that cannot be
+// joined to the committed ones commit nothing, however often they repeat: by position
+// they could repeat committed words ("not so much the loss not so much the loss").
+func TestAgreeTrimmedUnalignedCommitsNothing(t *testing.T) {
+	a := &agreement{committed: strings.Fields("it was not so much the loss"), ends: make([]uint64, 7), times: make([]wordTime, 7)}
+	hyp := strings.Fields("mr g but please you to consider")
+	for range 3 {
+		if tail := a.update(hyp, nil, nil, 5, -1); len(tail) == 0 {
+			t.Error("an unaligned window shows no words")
+		}
+	}
+	if got := strings.Join(a.committed, " "); got != "it was not so much the loss" {
+		t.Errorf("committed %q after three unaligned trimmed windows, want the seven words before them", got)
+	}
+	// The next aligned window commits again, once two agree.
+	for _, h := range []string{"so much the loss of the carton", "so much the loss of the carton itself"} {
+		a.update(strings.Fields(h), nil, nil, 3, -1)
+	}
+	if got := strings.Join(a.committed, " "); got != "it was not so much the loss of the carton" {
+		t.Errorf("committed %q after two aligned windows, want %q", got, "it was not so much the loss of the carton")
 	}
 }
 

@@ -349,7 +349,7 @@ func (st *stream) emitPartial(j job, words []string, times []wordTime, hyp Hypot
 	}
 	tail := st.agree.update(words, times, wordEnds(words, j.from, j.winEnd), j.skip, commitable(words, j.from, j.winEnd, commitLag))
 	st.sess.log.Debug("partial", "start", sec(j.speechStart), "from", sec(j.from), "win_end", sec(j.winEnd), "spec", j.spec,
-		"committed", strings.Join(st.agree.committed, " "), "decoded", strings.Join(words, " "))
+		"committed", strings.Join(st.agree.committed, " "), "decoded", strings.Join(words, " "), "unaligned", st.agree.unaligned)
 	conf := confidence(hyp)
 	st.lastHyp, st.lastHypTimes, st.lastHypEnd, st.lastHypConf, st.lastHypSkip = words, times, j.winEnd, conf, j.skip
 	if !j.spec { // a speculative final's window must stay the final's
