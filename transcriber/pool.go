@@ -190,7 +190,7 @@ var _ SessionFactory = (*Pool)(nil)
 //
 // So a pool of 2 slots × 2 threads on 2 cores decodes one stream on both cores and two
 // at once on one core each. 12 live streams on this project's 2-vCPU VM: final p95
-// 704–725 ms with 2 slots × 1 thread against 1 714–1 769 ms with 1 slot × 2 threads
+// 705–720 ms (median of 3: 709) against 1 423–1 769 ms with 1 slot × 2 threads
 // (BENCHMARKS.md, Density, "Elastic decode threads"). The end-of-turn model's call
 // beside one decode of 2 threads on 2 cores: one thread while Smart Turn runs;
 // EndOfTurn p50 200 against 212 ms ("A turn's own prompt, one decode thread beside
@@ -249,7 +249,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		return nil, err
 	}
 	if cfg.Slots*cfg.ThreadsPerDecode > cfg.cores && !cfg.capped() {
-		cfg.Log.Warn("decode threads exceed cores, and no model can cap them (threads fight at ggml's barriers)",
+		cfg.Log.Warn("decode threads exceed cores, and a model cannot cap them (threads fight at ggml's barriers)",
 			"slots", cfg.Slots, "threads", cfg.ThreadsPerDecode, "cores", cfg.cores)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
