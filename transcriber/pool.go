@@ -222,7 +222,7 @@ func (p *Pool) recap(calls, decodes int) {
 // they fit the cores, else an even share of the cores the calls leave, at least one.
 func threadCap(decodes, threads, calls, cores int) int {
 	decodes = max(decodes, 1)
-	if decodes*threads+max(calls, 0) <= cores {
+	if decodes*threads+calls <= cores {
 		return 0
 	}
 	if n := max(1, (cores-calls)/decodes); n < threads {

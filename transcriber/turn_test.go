@@ -255,28 +255,25 @@ func TestTurnPromptIsTheTurnsOwnText(t *testing.T) {
 	}
 }
 
-// cappedModel is the stand-in model that also records the decode thread caps the pool
-// sets (ThreadCapper).
+// cappedModel is the stand-in model that also keeps the decode thread cap the pool set
+// last (ThreadCapper).
 type cappedModel struct {
 	scriptedModel
-	mu   sync.Mutex
-	caps []int
+	mu  sync.Mutex
+	now int
 }
 
 func (m *cappedModel) CapThreads(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.caps = append(m.caps, n)
+	m.now = n
 }
 
 // cap is the cap in force now (0: none).
 func (m *cappedModel) cap() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.caps) == 0 {
-		return 0
-	}
-	return m.caps[len(m.caps)-1]
+	return m.now
 }
 
 // TestTurnCallCapsDecodeThreads: while the end-of-turn model runs on a CPU that the
