@@ -79,6 +79,11 @@ type PoolConfig struct {
 	// TurnRecheck, when positive, runs the end-of-turn model again at this interval
 	// while a pause grows; 0: once per pause (the default, measured better: turn.go).
 	TurnRecheck time.Duration
+	// TurnEagerRecheck is how often the end-of-turn model is asked again in a pause
+	// that already passed eager_eot_threshold but not eot_threshold (an EagerEndOfTurn
+	// is out or wanted), until EndOfTurn, speech or eot_timeout_ms. 0:
+	// DefaultTurnEagerRecheck; negative: never (the turn waits for the timeout).
+	TurnEagerRecheck time.Duration
 	// TurnSilence is the VAD-only end of turn. Default DefaultTurnSilence.
 	TurnSilence time.Duration
 	// Log is the pool's logger. Default: discard.

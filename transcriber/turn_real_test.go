@@ -127,6 +127,9 @@ type turnRun struct {
 	name                                 string
 	turnEnds, falseEnds, missed, natural int
 	eot, eager, start                    []time.Duration
+	// eotAll is eot with each missed turn end counted at eot_timeout_ms, the soonest
+	// it could have ended (it ends then, or merges with the next turn).
+	eotAll []time.Duration
 	// eagerFinal: the EagerEndOfTurn whose transcript the turn's EndOfTurn repeated;
 	// revised: turn ends whose first EagerEndOfTurn (sent with a partial's text before
 	// the final was decoded) was followed by TurnResumed and another one.
@@ -206,14 +209,14 @@ func (h *decisionLog) Handle(ctx context.Context, r slog.Record) error {
 
 // runTurnSet streams pcm in real time (20 ms chunks) through a Pool on real tiny.en and
 // Silero with turns on, and scores the events against refs.
-func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o bus.TurnOptions, pcm []int16, refs []turnRef) turnRun {
+func runTurnSet(t *testing.T, name string, m TurnModel, recheck, eagerRecheck time.Duration, o bus.TurnOptions, pcm []int16, refs []turnRef) turnRun {
 	t.Helper()
 	model, newVAD := realEngine(t)
 	dl := &decisionLog{}
 	if os.Getenv("EARSHOT_STREAM_DEBUG") != "" { // every end-of-turn decision
 		dl.tee = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
 	}
-	cfg := PoolConfig{Models: map[string]Model{"tiny.en": model}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2, TurnModel: m, TurnRecheck: recheck,
+	cfg := PoolConfig{Models: map[string]Model{"tiny.en": model}, NewVAD: newVAD, Slots: 1, ThreadsPerDecode: 2, TurnModel: m, TurnRecheck: recheck, TurnEagerRecheck: eagerRecheck,
 		Log: slog.New(dl)}
 	pool, err := NewPool(cfg)
 	if err != nil {
@@ -284,6 +287,11 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 	for k, ref := range refs {
 		if !ended[k] {
 			run.missed++
+			timeout := o.EOTTimeoutMs
+			if timeout == 0 {
+				timeout = bus.DefaultEOTTimeoutMs
+			}
+			run.eotAll = append(run.eotAll, time.Duration(timeout)*time.Millisecond)
 		}
 		refText = append(refText, ref.reference)
 	}
@@ -306,14 +314,15 @@ func runTurnSet(t *testing.T, name string, m TurnModel, recheck time.Duration, o
 		run.decisions = append(run.decisions, turnDecision{d.speechEnd, d.p, kind})
 	}
 	dl.mu.Unlock()
+	run.eotAll = append(run.eotAll, run.eot...)
 	run.wer, _, _ = wer.WER(strings.Join(refText, " "), strings.Join(hypText, " "))
 	checkTurnRules(t, run.events, o.EagerEOTThreshold > 0)
 	return run
 }
 
 func (r turnRun) String() string {
-	return fmt.Sprintf("%s: turn ends %d, missed %d, false EndOfTurn %d (%d at natural pauses), EndOfTurn p50 %v p95 %v, Eager p50 %v p95 %v (revised at %d of %d turn ends; the one EndOfTurn repeated: p50 %v), StartOfTurn p50 %v p95 %v, WER %.1f%%, model calls %d; each EndOfTurn at a turn end (ms): %v",
-		r.name, r.turnEnds, r.missed, r.falseEnds, r.natural, pct(r.eot, 0.5), pct(r.eot, 0.95), pct(r.eager, 0.5), pct(r.eager, 0.95),
+	return fmt.Sprintf("%s: turn ends %d, missed %d, false EndOfTurn %d (%d at natural pauses), EndOfTurn p50 %v p95 %v (every turn end, a missed one at eot_timeout_ms: p50 %v p95 %v), Eager p50 %v p95 %v (revised at %d of %d turn ends; the one EndOfTurn repeated: p50 %v), StartOfTurn p50 %v p95 %v, WER %.1f%%, model calls %d; each EndOfTurn at a turn end (ms): %v",
+		r.name, r.turnEnds, r.missed, r.falseEnds, r.natural, pct(r.eot, 0.5), pct(r.eot, 0.95), pct(r.eotAll, 0.5), pct(r.eotAll, 0.95), pct(r.eager, 0.5), pct(r.eager, 0.95),
 		r.revised, len(r.eager), pct(r.eagerFinal, 0.5), pct(r.start, 0.5), pct(r.start, 0.95), 100*r.wer, r.modelCalls, msList(r.eot))
 }
 
@@ -353,7 +362,7 @@ func smartTurn(t *testing.T) TurnModel {
 func TestTurnRealEngine(t *testing.T) {
 	m := smartTurn(t)
 	pcm, refs := buildTurnSet(t, 3)
-	run := runTurnSet(t, "smart-turn", m, 0, bus.TurnOptions{EagerEOTThreshold: 0.4}, pcm, refs)
+	run := runTurnSet(t, "smart-turn", m, 0, 0, bus.TurnOptions{EagerEOTThreshold: 0.4}, pcm, refs)
 	t.Log(run)
 	// The model's probabilities depend on the CPU's int8 kernels (transcriber/smartturn,
 	// reference.json): JFK's end scores about 0.86 on the AVX-512 Xeon and 0.59 on the
@@ -399,23 +408,24 @@ func TestTurnBenchmark(t *testing.T) {
 	var lines []string
 	for i := range runs {
 		for _, c := range []struct {
-			name    string
-			m       TurnModel
-			recheck time.Duration
-			o       bus.TurnOptions
+			name                  string
+			m                     TurnModel
+			recheck, eagerRecheck time.Duration
+			o                     bus.TurnOptions
 		}{
-			{"smart-turn", m, 0, bus.TurnOptions{EagerEOTThreshold: 0.4}},
-			{"smart-turn, again every 200 ms of pause", m, 200 * time.Millisecond, bus.TurnOptions{EagerEOTThreshold: 0.4}},
-			{"vad-only-600ms", nil, 0, bus.TurnOptions{}},
+			{"smart-turn", m, 0, 0, bus.TurnOptions{EagerEOTThreshold: 0.4}},
+			{"smart-turn-eager-once", m, 0, -1, bus.TurnOptions{EagerEOTThreshold: 0.4}},
+			{"smart-turn, again every 200 ms of pause", m, 200 * time.Millisecond, 0, bus.TurnOptions{EagerEOTThreshold: 0.4}},
+			{"vad-only-600ms", nil, 0, 0, bus.TurnOptions{}},
 		} {
 			if v := os.Getenv("EARSHOT_TURN_ONLY"); v != "" && !slices.Contains(strings.Split(v, ","), c.name) {
 				continue
 			}
-			r := runTurnSet(t, c.name, c.m, c.recheck, c.o, pcm, refs)
+			r := runTurnSet(t, c.name, c.m, c.recheck, c.eagerRecheck, c.o, pcm, refs)
 			line := fmt.Sprintf("run %d %s", i+1, r)
 			t.Log(line)
 			lines = append(lines, line)
-			if c.m != nil && c.recheck == 0 {
+			if c.m != nil && c.recheck == 0 && c.eagerRecheck < 0 {
 				sw := append([]string{"| eot_threshold | false EndOfTurn | missed turn ends |", "|---|---|---|"}, sweep(r.decisions)...)
 				t.Log("threshold sweep (once per pause):\n" + strings.Join(sw, "\n"))
 				lines = append(lines, sw...)

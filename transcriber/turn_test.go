@@ -445,20 +445,48 @@ func hasEvent(c *collector, event string) bool {
 	return false
 }
 
+// TestTurnEagerThenEnd: a pause that passed eager_eot_threshold but not eot_threshold
+// is asked about again as it grows (TurnEagerRecheck, 250 ms by default), and the
+// probability climbs: EagerEndOfTurn first, then EndOfTurn with the same transcript,
+// long before eot_timeout_ms. Asked once (TurnEagerRecheck < 0), the turn waits for
+// the timeout; a pause below eager_eot_threshold is asked once either way.
 func TestTurnEagerThenEnd(t *testing.T) {
-	// Asked again while the pause grows (TurnRecheck), the probability climbs: eager
-	// first, then the end, with the same transcript.
-	var calls atomic.Int64
-	m := &scriptedTurnModel{Fn: func(string) float32 {
-		if calls.Add(1) == 1 {
-			return 0.5
+	for _, c := range []struct {
+		recheck time.Duration
+		first   float32
+		want    string
+		calls   int64
+	}{
+		{0, 0.5, "StartOfTurn#0 EagerEndOfTurn#0(bravo charlie delta) EndOfTurn#0(bravo charlie delta)[model]", 2},
+		{-1, 0.5, "StartOfTurn#0 EagerEndOfTurn#0(bravo charlie delta)", 1},
+		{0, 0.2, "StartOfTurn#0", 1},
+	} {
+		var calls atomic.Int64
+		m := &scriptedTurnModel{Fn: func(string) float32 {
+			if calls.Add(1) == 1 {
+				return c.first
+			}
+			return 0.8
+		}}
+		rig := newFakeRig(t, PoolConfig{TurnModel: m, TurnEagerRecheck: c.recheck}, nil)
+		s, col := rig.open(bus.StreamOptions{Turns: &bus.TurnOptions{EagerEOTThreshold: 0.4}})
+		rig.feed(s, col, cat(speech(1, 2, 3), silence(1000)), 0, 0)
+		if got := eventNames(turnEvents(col)); got != c.want {
+			t.Errorf("recheck %v, first p %.1f: events\n got %s\nwant %s", c.recheck, c.first, got, c.want)
 		}
-		return 0.8
-	}}
-	rig := newFakeRig(t, PoolConfig{TurnModel: m, TurnRecheck: 200 * time.Millisecond}, nil)
-	s, c := rig.open(bus.StreamOptions{Turns: &bus.TurnOptions{EagerEOTThreshold: 0.4}})
-	rig.feed(s, c, cat(speech(1, 2, 3), silence(1000)), 0, 0)
-	expectEvents(t, c, "StartOfTurn#0 EagerEndOfTurn#0(bravo charlie delta) EndOfTurn#0(bravo charlie delta)[model]")
+		if n := calls.Load(); n != c.calls {
+			t.Errorf("recheck %v, first p %.1f: the model ran %d times in a 1 s pause, want %d", c.recheck, c.first, n, c.calls)
+		}
+		// The EndOfTurn comes at the second call, 250 ms after the first.
+		rs, at := col.results(), col.at
+		for i, r := range rs {
+			if r.Type == bus.ResultTurn && r.Event == bus.TurnEnd {
+				if lag := at[i] - r.SpeechAt; lag > turnTail+uint64(DefaultTurnEagerRecheck.Milliseconds())*bus.SamplesPerMs+2*20*bus.SamplesPerMs+512 {
+					t.Errorf("EndOfTurn came %d ms after the speech end", lag/bus.SamplesPerMs)
+				}
+			}
+		}
+	}
 }
 
 func TestTurnTimeout(t *testing.T) {

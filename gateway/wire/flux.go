@@ -289,6 +289,19 @@ func ParseFluxControl(b []byte) (FluxControl, error) {
 		}
 		return FluxControl{}, fmt.Errorf("%w: %q (known: KeepAlive, CloseStream, ForceEndTurn, Configure)", ErrUnknownControl, t)
 	}
+	// A Configure field Earshot does not know (a misspelt "threshold") would otherwise
+	// change nothing without a word: ConfigureFailure names it.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return FluxControl{}, fmt.Errorf("%w: %v", ErrBadControl, err)
+	}
+	for k := range fields {
+		switch k {
+		case "type", "thresholds", "keyterms", "language_hints", "numerals":
+		default:
+			return FluxControl{}, fmt.Errorf("%w: Configure has no field %q (known: thresholds, keyterms, language_hints, numerals)", ErrBadControl, clipName(k))
+		}
+	}
 	cf := &FluxConfigure{}
 	if isSet(raw.Thresholds) {
 		var th map[string]json.RawMessage

@@ -123,6 +123,8 @@ func TestParseFluxControl(t *testing.T) {
 		{`{"type":"Configure","thresholds":{"eot_thresold":0.5}}`, ErrBadControl},
 		{`{"type":"Configure","keyterms":5}`, ErrBadControl},
 		{`{"type":"Configure","numerals":"yes"}`, ErrBadControl},
+		{`{"type":"Configure","threshold":{"eot_threshold":0.5}}`, ErrBadControl},
+		{`{"type":"Configure","thresholds":{"eot_threshold":0.5},"eot_timeout_ms":3000}`, ErrBadControl},
 		{`{"type":"Configure","pad":"` + strings.Repeat("x", MaxControlBytes) + `"}`, ErrControlTooLarge},
 	} {
 		if _, err := ParseFluxControl([]byte(c.msg)); !errors.Is(err, c.want) {
