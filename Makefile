@@ -67,10 +67,20 @@ fuzz: whisper ## run every fuzz target for FUZZTIME each (default 20s)
 asan: ## the whisper.cpp binding's tests with whisper.cpp and ggml under AddressSanitizer (go test -asan; first run builds them, ~5 min; not in make test)
 	@scripts/whisper-asan.sh
 
-BENCH_STREAMS ?= 1,2,4
+# The sweep stops after the first level over the knee, so the levels may reach past what
+# a machine holds: 16 covers the 2-core Ice Lake VM's measured knee (at least 16).
+BENCH_STREAMS ?= 1,2,4,8,12,16
 BENCH_DURATION ?= 60s
-bench: build model ## load sweep through the public WebSocket API (redis + earshot serve on free ports) → bench/out/
-	@$(BIN) bench --serve --streams $(BENCH_STREAMS) --duration $(BENCH_DURATION) --out bench/out
+# The models `make run` serves by default (scripts/run.sh models: tiny.en-q8_0 and tiny.en
+# on an x86 CPU with AVX2; else EARSHOT_MODELS, EARSHOT_DEFAULT_MODEL, or empty for the
+# server's default), comma-separated: one sweep each records each one's knee. Expanded
+# after `model` has fetched the q8_0 copy.
+BENCH_MODELS ?= $(shell scripts/run.sh models)
+bench: build model ## load sweep through the public WebSocket API (redis + earshot serve on free ports) of each model make run serves (BENCH_MODELS; BENCH_STREAMS=1,2,4,8,12,16), recording each knee → bench/out/<model>/
+	@models="$(BENCH_MODELS)"; set -- $${models//,/ }; [ $$# -gt 0 ] || set -- ""; \
+	for m in "$$@"; do \
+	  $(BIN) bench --serve $${m:+--model $$m} --streams $(BENCH_STREAMS) --duration $(BENCH_DURATION) --out bench/out$${m:+/$$m} || exit 1; \
+	done
 	@$(WHISPER_ENV) && go test -run XXX -bench Transport -benchtime 1000x ./internal/bench/
 
 bench-sim: build ## scale simulation: make cluster's topology with stand-in transcribers, 250/500/1000 streams (needs haproxy) → bench/out/sim/sim.md

@@ -17,10 +17,30 @@ import (
 // measured on this machine (`earshot serve --capacity-file` names another).
 const KneeFile = "capacity.json"
 
-// DefaultMaxSessions is the live sessions per model a worker admits when neither
-// --max-sessions nor a knee measured on this machine says otherwise. It is the knee
-// measured on the development Xeon (BENCHMARKS.md, Density).
-const DefaultMaxSessions = 4
+// Without --max-sessions or a knee measured on this machine, a worker admits
+// DefaultMaxSessions live streams per model: on the CPU DefaultSessionsPerCore per core,
+// at least MinDefaultSessions; on the GPU DefaultGPUSessions.
+const (
+	// DefaultSessionsPerCore is the lowest knee per core measured on our machines:
+	// 4 streams on the 2-core development Xeon with the old 1 slot × 2 threads shape
+	// (BENCHMARKS.md, Density); the 2-core Ice Lake VM, one slot per core with elastic
+	// threads, held at least 16 (8 per core).
+	DefaultSessionsPerCore = 2
+	// MinDefaultSessions is the least a CPU worker admits by default, whatever its cores.
+	MinDefaultSessions = 4
+	// DefaultGPUSessions is the GPU worker's default: no GPU knee was measured yet.
+	DefaultGPUSessions = 4
+)
+
+// DefaultMaxSessions is the live sessions per model a worker with cores CPUs admits when
+// neither --max-sessions nor a knee measured on this machine says otherwise (measure it
+// with `make bench` or `earshot bench --serve --model M`).
+func DefaultMaxSessions(cores int, gpu bool) int {
+	if gpu {
+		return DefaultGPUSessions
+	}
+	return max(MinDefaultSessions, DefaultSessionsPerCore*cores)
+}
 
 // maxKneeFile bounds what LoadKnees reads: a capacity file holds a few records.
 const maxKneeFile = 1 << 20

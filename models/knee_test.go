@@ -81,6 +81,22 @@ func TestKneeSessions(t *testing.T) {
 	}
 }
 
+// Without a knee a CPU worker admits 2 streams per core, at least 4; a GPU worker 4.
+func TestDefaultMaxSessions(t *testing.T) {
+	for _, tc := range []struct {
+		cores int
+		gpu   bool
+		want  int
+	}{
+		{1, false, 4}, {2, false, 4}, {3, false, 6}, {4, false, 8}, {16, false, 32},
+		{0, false, 4}, {2, true, 4}, {64, true, 4},
+	} {
+		if got := DefaultMaxSessions(tc.cores, tc.gpu); got != tc.want {
+			t.Errorf("DefaultMaxSessions(%d cores, gpu %v) = %d, want %d", tc.cores, tc.gpu, got, tc.want)
+		}
+	}
+}
+
 func TestParseKneesRefuses(t *testing.T) {
 	for name, doc := range map[string]string{
 		"not JSON":      `{"knees": [`,

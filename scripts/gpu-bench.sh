@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # GPU load benchmark (issue 12): N = 1, 8, 32, 64, 128, 256 concurrent real-time streams of
-# recorded speech per model, stopping at the knee (partial or final p95 > 2 s, or errors), on a
-# transcriber worker that decodes with whisper.cpp's CUDA backend. Writes, per model,
-# bench.json + bench.md + latency.svg + cpu.svg (partial/word/final latency, WER, RTF, GPU
-# util and memory from nvidia-smi, CPU and RSS) and a summary gpu-bench.md to $OUT.
+# recorded speech per model, stopping at the knee (partial or final p95 > 2 s, a stream behind
+# real time by more than 2 s, or errors), on a transcriber worker that decodes with
+# whisper.cpp's CUDA backend. Writes, per model, bench.json + bench.md + latency.svg +
+# cpu.svg (partial/word/final latency, WER, RTF, GPU util and memory from nvidia-smi, CPU
+# and RSS) and a summary gpu-bench.md to $OUT. Then it measures whether a batched encoder
+# would pay on this GPU (issue 23: TestMeasureEncoderBatching, transcriber/whispercpp/
+# batch_test.go: one encoder graph of n·c frames against n of c, per model swept) →
+# encoder-batching.log and a table in gpu-bench.md.
 #
 #   scripts/gpu-bench.sh prep     # HERE (Go, internet): build bin/gpu-bench/ to carry
 #   scripts/gpu-bench.sh          # ON THE GPU HOST: nvcc, cmake, ninja; no Go, no internet
@@ -16,9 +20,10 @@
 # the loop (the CPU `make bench` covers them), so "billed" is n/a. Models have random
 # weights (`earshot models synth`): latency and GPU load are real, WER is meaningless.
 #
-# prep builds whisper.cpp 1.9.1 as CPU *shared* libraries, links bin/gpu-bench/earshot
+# prep builds whisper.cpp 1.9.1 as CPU *shared* libraries, links bin/gpu-bench/earshot and
+# the whispercpp package's test binary (whispercpp.test, for the batching measurement)
 # against them (libwhisper.so.1, libggml*.so), and packs the trimmed whisper.cpp sources,
-# the Silero VAD and the speech test data beside it (about 35 MB: carry "bin/gpu-bench").
+# the Silero VAD and the speech test data beside it (about 40 MB: carry "bin/gpu-bench").
 # On the GPU host this script compiles the same sources with GGML_CUDA for sm_90
 # (CUDA_ARCH=90-real; `GPU=cuda scripts/whisper.sh`) and runs the binary with
 # LD_LIBRARY_PATH on the CUDA libraries, which export the same symbols.
@@ -26,7 +31,8 @@
 # Environment: OUT (default bench/out/gpu), DURATION (audio per stream per level, 12s),
 # STREAMS (override every model's levels), MODELS (default "large-v3-turbo small tiny.en";
 # GPU=none: "tiny.en"), SLOTS (concurrent decodes, default 8 on GPU), BUDGET_S (stop
-# starting models after this many seconds, default 420).
+# starting models after this many seconds, default 420), BATCH (the batching measurement:
+# default 1 on the GPU, 0 with GPU=none, where 1 runs it with go test on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,19 +66,27 @@ if [ "${1:-}" = prep ]; then
   CGO_ENABLED=1 CGO_CFLAGS="-I$SRC/include -I$SRC/ggml/include" CGO_CXXFLAGS="-I$SRC/include -I$SRC/ggml/include" \
     CGO_LDFLAGS="-L$SH/bin" LIBRARY_PATH="$SH/bin" C_INCLUDE_PATH="$SRC/include:$SRC/ggml/include" \
     go build -trimpath -ldflags "-s -w" -o "$PREP/earshot" ./cmd/earshot
+  # The GPU host has no Go: the batching measurement travels as a test binary.
+  CGO_ENABLED=1 CGO_CFLAGS="-I$SRC/include -I$SRC/ggml/include" CGO_CXXFLAGS="-I$SRC/include -I$SRC/ggml/include" \
+    CGO_LDFLAGS="-L$SH/bin" LIBRARY_PATH="$SH/bin" C_INCLUDE_PATH="$SRC/include:$SRC/ggml/include" \
+    go test -c -trimpath -ldflags "-s -w" -o "$PREP/whispercpp.test" ./transcriber/whispercpp/
   tar czf "$PREP/whisper-src.tgz" -C "$SRC" --exclude=./examples --exclude=./models --exclude=./tests \
     --exclude=./bindings --exclude=./samples --exclude=./media .
   MD="${EARSHOT_MODEL_DIR:-$HOME/.cache/earshot/models}"
   cp "$MD/ggml-silero-v6.2.0.bin" "$PREP/models/"
   TD="${EARSHOT_TESTDATA:-$ROOT/../shared/testdata}"
   cp "$TD/speech/manifest.tsv" "$PREP/testdata/speech/"
+  # longform_dev.wav is not in the manifest; the batching measurement cuts its windows
+  # from it (2.5 MB).
   cp -r "$TD/speech/wav16k" "$PREP/testdata/speech/"
-  rm -f "$PREP/testdata/speech/wav16k/longform_dev.wav"
-  if ! ldd "$PREP/earshot" | grep -q 'libwhisper.so'; then
-    echo "gpu-bench.sh prep: $PREP/earshot is not linked against libwhisper.so" >&2; exit 1
-  fi
-  # A CPU smoke test of the packed binary on its CPU shared libraries.
+  for b in earshot whispercpp.test; do
+    if ! ldd "$PREP/$b" | grep -q 'libwhisper.so'; then
+      echo "gpu-bench.sh prep: $PREP/$b is not linked against libwhisper.so" >&2; exit 1
+    fi
+  done
+  # A CPU smoke test of the packed binaries on their CPU shared libraries.
   LD_LIBRARY_PATH="$SH/bin" "$PREP/earshot" version
+  LD_LIBRARY_PATH="$SH/bin" "$PREP/whispercpp.test" -test.list '^TestMeasureEncoderBatching$' | grep TestMeasureEncoderBatching >/dev/null
   du -sh "$PREP" >&2
   log "carry bin/gpu-bench to the GPU host and run scripts/gpu-bench.sh there"
   exit 0
@@ -101,6 +115,8 @@ case "$GPU" in
     SLOTS="${SLOTS:-8}"
     THREADS=1
     GPUFLAGS=(--gpu-decode --gpu)
+    BATCH="${BATCH:-1}"
+    TESTDATA="$PREP/testdata"
     nvidia-smi -L > "$OUT/gpu.txt" 2>&1 || true
     nvidia-smi --query-gpu=name,memory.total,compute_cap,driver_version --format=csv >> "$OUT/gpu.txt" 2>&1 || true
     ;;
@@ -115,6 +131,8 @@ case "$GPU" in
     SLOTS="${SLOTS:-1}"
     THREADS=2
     GPUFLAGS=()
+    BATCH="${BATCH:-0}"
+    TESTDATA="$TD"
     echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" > "$OUT/gpu.txt"
     ;;
   *) echo "gpu-bench.sh: GPU=$GPU is not known; use GPU=cuda or GPU=none" >&2; exit 2 ;;
@@ -157,4 +175,35 @@ for m in $MODELS; do
   { echo; echo "## $m"; echo; if [ $rc -eq 0 ]; then cat "$OUT/$m.md"; else echo "failed (exit $rc): see $m.log"; tail -5 "$OUT/$m.log"; fi; } >> "$OUT/gpu-bench.md"
   [ $rc -eq 0 ] || { log "bench of $m failed (exit $rc)"; tail -20 "$OUT/$m.log" >&2; exit $rc; }
 done
+# Batched encoder (issue 23): would encoding several streams' windows in one graph pay on
+# this GPU? TestMeasureEncoderBatching times one window of n·c encoder frames against n of
+# c, on the models swept above (random weights: one decoded token, so the encoder's time
+# is the real one). EARSHOT_BATCH_GPU=1 puts the weights on the GPU (use_gpu) in the CUDA
+# build; whisper.cpp says on stderr which backend it took ("using CUDA0 backend").
+if [ "$BATCH" = 1 ]; then
+  have=()
+  for m in $MODELS; do [ -f "$WORK/models/ggml-$m.bin" ] && have+=("$m"); done
+  batch_models=$(IFS=,; echo "${have[*]}")
+  log "encoder batching: $batch_models"
+  benv=(EARSHOT_BENCH_BATCH=1 EARSHOT_BATCH_MODELS="$batch_models" EARSHOT_MODEL_DIR="$WORK/models" EARSHOT_TESTDATA="$TESTDATA")
+  rc=0
+  if [ -z "$batch_models" ]; then
+    rc=1; echo "no model was synthesised above" > "$OUT/encoder-batching.log"
+  elif [ "$GPU" = cuda ]; then
+    [ -x "$PREP/whispercpp.test" ] || { echo "no $PREP/whispercpp.test: run 'scripts/gpu-bench.sh prep' again" >&2; exit 1; }
+    env "${benv[@]}" EARSHOT_BATCH_GPU=1 "$PREP/whispercpp.test" -test.run '^TestMeasureEncoderBatching$' -test.v \
+      -test.timeout 10m > "$OUT/encoder-batching.log" 2>&1 || rc=$?
+    grep -q 'CUDA' "$OUT/encoder-batching.log" ||
+      log "encoder batching: whisper.cpp did not report a CUDA backend: the figures may be the CPU's (see encoder-batching.log)"
+  else
+    (eval "$(GPU=none scripts/whisper.sh env)" && env "${benv[@]}" EARSHOT_BATCH_GPU=0 go test -count=1 -run '^TestMeasureEncoderBatching$' -v \
+      -timeout 10m ./transcriber/whispercpp/) > "$OUT/encoder-batching.log" 2>&1 || rc=$?
+  fi
+  {
+    echo; echo "## Encoder batching (TestMeasureEncoderBatching)"; echo
+    if [ $rc -eq 0 ]; then sed -n 's/^ *batch_test\.go:[0-9]*: //p' "$OUT/encoder-batching.log"
+    else echo "failed (exit $rc): see encoder-batching.log"; tail -5 "$OUT/encoder-batching.log"; fi
+  } >> "$OUT/gpu-bench.md"
+  [ $rc -eq 0 ] || { log "encoder batching failed (exit $rc)"; tail -20 "$OUT/encoder-batching.log" >&2; exit $rc; }
+fi
 log "done in $(( $(date +%s) - START ))s: $OUT/gpu-bench.md"

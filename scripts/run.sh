@@ -6,7 +6,39 @@
 # NATS URL to $DATA/nats.url, this script the Redis URL to $DATA/redis.url (both 0600,
 # removed at exit), so `earshot tenants create T` and `earshot keys create --tenant T`
 # need no --redis or --nats.
+# `scripts/run.sh models` only prints the models it would serve (comma-separated; empty:
+# the server's default) and exits: `make bench` measures the knee of each.
 set -euo pipefail
+# On an x86 CPU with AVX2, tiny.en's 8-bit copy decodes faster within a WER point: about a
+# third without AVX-512; with it about 6 % when whisper.cpp is built for AVX-512 (the
+# default, WHISPER_CPU=auto) and its live decodes about 15 % in an AVX2 build
+# (WHISPER_CPU=portable) (BENCHMARKS.md, Density, "q8_0 on an AVX2-only CPU", "q8_0 the
+# default on AVX-512 too" and "An AVX-512 build since llamafile"): serve it beside
+# tiny.en and make it the default, unless the models were chosen (EARSHOT_MODELS,
+# EARSHOT_DEFAULT_MODEL) or the GPU is asked for. Clients naming tiny.en still get float16.
+# choose_models exports EARSHOT_MODELS and EARSHOT_DEFAULT_MODEL when it makes that choice,
+# and sets gain to what the 8-bit copy gains on this CPU ("" when it does not).
+choose_models() {
+  gain=""
+  local cpuinfo="${EARSHOT_CPUINFO:-/proc/cpuinfo}"
+  local q8="${EARSHOT_MODEL_DIR:-$HOME/.cache/earshot/models}/ggml-tiny.en-q8_0.bin"
+  if [ -z "${EARSHOT_MODELS:-}${EARSHOT_DEFAULT_MODEL:-}" ] && [ -z "${EARSHOT_GPU:-}" ] && [ -r "$cpuinfo" ] &&
+    grep -qw avx2 "$cpuinfo" && [ -f "$q8" ]; then
+    export EARSHOT_MODELS="tiny.en-q8_0,tiny.en" EARSHOT_DEFAULT_MODEL="tiny.en-q8_0"
+    gain="about a third faster (AVX2 without AVX-512)"
+    if grep -qw avx512f "$cpuinfo"; then
+      gain="about 6 % faster (AVX-512, whisper.cpp built for it)"
+      [ "${WHISPER_CPU:-auto}" = portable ] &&
+        gain="about 15 % faster in live streams (AVX-512, whisper.cpp built for AVX2 only; pre-recorded audio no faster)"
+    fi
+  fi
+  true
+}
+if [ "${1:-}" = models ]; then
+  choose_models
+  echo "${EARSHOT_MODELS:-${EARSHOT_DEFAULT_MODEL:-}}"
+  exit 0
+fi
 BIN="${EARSHOT_BIN:-bin/earshot}"
 DATA="${EARSHOT_DATA_DIR:-data}"
 # Loopback unless told otherwise: EARSHOT_LISTEN=:8080 make run serves other machines too.
@@ -29,24 +61,8 @@ if [ -z "${EARSHOT_REDIS_URL:-}" ]; then
   export EARSHOT_REDIS_URL="redis://127.0.0.1:$port/0"
   echo "redis: $EARSHOT_REDIS_URL (AOF in $DATA/redis)"
 fi
-# On an x86 CPU with AVX2, tiny.en's 8-bit copy decodes faster within a WER point: about a
-# third without AVX-512; with it about 6 % when whisper.cpp is built for AVX-512 (the
-# default, WHISPER_CPU=auto) and its live decodes about 15 % in an AVX2 build
-# (WHISPER_CPU=portable) (BENCHMARKS.md, Density, "q8_0 on an AVX2-only CPU", "q8_0 the
-# default on AVX-512 too" and "An AVX-512 build since llamafile"): serve it beside
-# tiny.en and make it the default, unless the models were chosen (EARSHOT_MODELS,
-# EARSHOT_DEFAULT_MODEL) or the GPU is asked for. Clients naming tiny.en still get float16.
-cpuinfo="${EARSHOT_CPUINFO:-/proc/cpuinfo}"
-q8="${EARSHOT_MODEL_DIR:-$HOME/.cache/earshot/models}/ggml-tiny.en-q8_0.bin"
-if [ -z "${EARSHOT_MODELS:-}${EARSHOT_DEFAULT_MODEL:-}" ] && [ -z "${EARSHOT_GPU:-}" ] && [ -r "$cpuinfo" ] &&
-  grep -qw avx2 "$cpuinfo" && [ -f "$q8" ]; then
-  export EARSHOT_MODELS="tiny.en-q8_0,tiny.en" EARSHOT_DEFAULT_MODEL="tiny.en-q8_0"
-  gain="about a third faster (AVX2 without AVX-512)"
-  if grep -qw avx512f "$cpuinfo"; then
-    gain="about 6 % faster (AVX-512, whisper.cpp built for it)"
-    [ "${WHISPER_CPU:-auto}" = portable ] &&
-      gain="about 15 % faster in live streams (AVX-512, whisper.cpp built for AVX2 only; pre-recorded audio no faster)"
-  fi
+choose_models
+if [ -n "$gain" ]; then
   echo "models: tiny.en-q8_0 (default) and tiny.en: on this CPU the 8-bit copy decodes $gain, within a WER point (BENCHMARKS.md, Density); EARSHOT_MODELS=tiny.en EARSHOT_DEFAULT_MODEL=tiny.en make run serves float16 alone"
 fi
 export EARSHOT_DATA_DIR="$DATA"

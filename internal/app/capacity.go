@@ -28,7 +28,8 @@ type capacityPlan struct {
 //     highest, when it beats config.DefaultThreads' (ties keep the default), else
 //     config.DefaultThreads.
 //   - Sessions: --max-sessions, when set, for every model. Otherwise each model's knee
-//     measured with these threads and slots (at least 1), else models.DefaultMaxSessions.
+//     measured with these threads and slots (at least 1), else models.DefaultMaxSessions:
+//     2 per core on the CPU (at least 4), 4 on the GPU.
 //     Models with knees share the machine: a stream of one with knee K takes 1/K of it.
 func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Logger) capacityPlan {
 	path := models.KneeFilePath(t.CapacityFile, modelDir)
@@ -63,7 +64,7 @@ func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Lo
 			}
 			continue
 		}
-		p.sessions[m] = models.DefaultMaxSessions
+		p.sessions[m] = models.DefaultMaxSessions(cores, t.GPU)
 		other, stale := 0, 0
 		for _, k := range knees {
 			switch {
@@ -80,13 +81,21 @@ func planCapacity(t config.Transcriber, modelDir string, cores int, log *slog.Lo
 		case other > 0:
 			why = fmt.Sprintf("%d knee(s) of it in the capacity file were measured on another CPU or with other threads, slots or backend", other)
 		}
-		log.Info("max sessions: the default", "model", m, "max_sessions", p.sessions[m], "why", why,
+		log.Info("max sessions: the default", "model", m, "max_sessions", p.sessions[m], "default", defaultSessionsRule(cores, t.GPU), "why", why,
 			"measure", fmt.Sprintf("earshot bench --serve --model %s --threads %d --slots %d (writes %s), or set --max-sessions", m, p.threads, p.slots, path))
 	}
 	if len(p.shared) > 1 {
 		log.Info("models with measured knees share this machine: a stream of a model whose knee is K takes 1/K of it", "models", p.shared)
 	}
 	return p
+}
+
+// defaultSessionsRule says how models.DefaultMaxSessions came to its number, for the log.
+func defaultSessionsRule(cores int, gpu bool) string {
+	if gpu {
+		return fmt.Sprintf("%d on the GPU (not measured)", models.DefaultGPUSessions)
+	}
+	return fmt.Sprintf("%d per core on %d cores, at least %d", models.DefaultSessionsPerCore, cores, models.MinDefaultSessions)
 }
 
 // bestShape picks threads and slots for a worker whose first model is model: those of

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -47,19 +48,21 @@ func plan(t config.Transcriber, dir string) (capacityPlan, string) {
 // saying why and what to run.
 func TestPlanCapacitySessions(t *testing.T) {
 	defSlots := (&config.Transcriber{}).SlotsFor(runtime.NumCPU())
+	def := models.DefaultMaxSessions(runtime.NumCPU(), false) // 2 per core, at least 4
 	dir := kneeDir(t, kn{"tiny.en", 2, defSlots, 7}, kn{"base", 1, defSlots, 3})
 	tr := config.Transcriber{Models: []string{"tiny.en", "base", "tiny.en-q8_0"}, Threads: 2}
 	p, log := plan(tr, dir)
 	// tiny.en: measured with 2 threads, as this worker runs. base: measured with 1
 	// thread, so not this worker's knee. q8_0: never measured.
-	if p.sessions["tiny.en"] != 7 || p.sessions["base"] != models.DefaultMaxSessions || p.sessions["tiny.en-q8_0"] != models.DefaultMaxSessions {
+	if p.sessions["tiny.en"] != 7 || p.sessions["base"] != def || p.sessions["tiny.en-q8_0"] != def {
 		t.Errorf("sessions %v, want tiny.en 7 and the default for the others", p.sessions)
 	}
 	if len(p.shared) != 1 || p.shared[0] != "tiny.en" {
 		t.Errorf("shared %v, want tiny.en alone (the only knee)", p.shared)
 	}
 	for _, want := range []string{"max sessions from the knee measured on this machine", "1 knee(s) of it in the capacity file were measured on another CPU or with other threads",
-		"no knee measured on this machine for it", "earshot bench --serve --model tiny.en-q8_0 --threads 2 --slots "} {
+		"no knee measured on this machine for it", "earshot bench --serve --model tiny.en-q8_0 --threads 2 --slots ",
+		"2 per core on " + strconv.Itoa(runtime.NumCPU()) + " cores, at least 4"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
@@ -72,7 +75,7 @@ func TestPlanCapacitySessions(t *testing.T) {
 	// --capacity-file elsewhere: tiny.en's knee is not there.
 	tr.MaxSessions = 0
 	tr.CapacityFile = filepath.Join(dir, "other.json")
-	if p, _ = plan(tr, dir); p.sessions["tiny.en"] != models.DefaultMaxSessions {
+	if p, _ = plan(tr, dir); p.sessions["tiny.en"] != def {
 		t.Errorf("another capacity file: %v", p.sessions)
 	}
 	// A damaged file: the defaults, and a warning naming the file.
@@ -80,7 +83,7 @@ func TestPlanCapacitySessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, log = plan(tr, dir)
-	if p.sessions["tiny.en"] != models.DefaultMaxSessions || !strings.Contains(log, "capacity file ignored") || !strings.Contains(log, tr.CapacityFile) {
+	if p.sessions["tiny.en"] != def || !strings.Contains(log, "capacity file ignored") || !strings.Contains(log, tr.CapacityFile) {
 		t.Errorf("damaged file: %v\n%s", p.sessions, log)
 	}
 	// A knee from an older build, which timed finals from the endpoint (a looser rule):
@@ -92,8 +95,13 @@ func TestPlanCapacitySessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, log = plan(tr, dir)
-	if p.sessions["tiny.en"] != models.DefaultMaxSessions || !strings.Contains(log, "measured by an older earshot, which timed finals from the endpoint") {
+	if p.sessions["tiny.en"] != def || !strings.Contains(log, "measured by an older earshot, which timed finals from the endpoint") {
 		t.Errorf("a knee timed from the endpoint: %v\n%s", p.sessions, log)
+	}
+	// On the GPU nothing was measured: 4, whatever the cores.
+	gpu := config.Transcriber{Models: []string{"tiny.en"}, Threads: 2, GPU: true}
+	if p, log = plan(gpu, t.TempDir()); p.sessions["tiny.en"] != models.DefaultGPUSessions || !strings.Contains(log, "on the GPU (not measured)") {
+		t.Errorf("GPU: %v, want %d\n%s", p.sessions, models.DefaultGPUSessions, log)
 	}
 }
 
@@ -103,17 +111,18 @@ func TestPlanCapacitySessions(t *testing.T) {
 func TestPlanCapacityShape(t *testing.T) {
 	cores := runtime.NumCPU()
 	defSlots := (&config.Transcriber{}).SlotsFor(cores)
+	def := models.DefaultMaxSessions(cores, false)
 	tr := config.Transcriber{Models: []string{"tiny.en", "base"}}
 	for name, tc := range map[string]struct {
 		knees                   []kn
 		threads, slots, streams int // want
 	}{
-		"nothing measured":                  {nil, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
+		"nothing measured":                  {nil, config.DefaultThreads, defSlots, def},
 		"one thread a decode":               {[]kn{{"tiny.en", 2, defSlots, 1}, {"tiny.en", 1, defSlots, 2}}, 1, defSlots, 2},
 		"a tie keeps the default":           {[]kn{{"tiny.en", 2, defSlots, 2}, {"tiny.en", 1, defSlots, 2}}, config.DefaultThreads, defSlots, 2},
-		"no better than unmeasured default": {[]kn{{"tiny.en", 1, defSlots, 0}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
-		"another model's knee":              {[]kn{{"base", 1, defSlots, 3}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
-		"oversubscribed shape":              {[]kn{{"tiny.en", 4, cores, 9}}, config.DefaultThreads, defSlots, models.DefaultMaxSessions},
+		"no better than unmeasured default": {[]kn{{"tiny.en", 1, defSlots, 0}}, config.DefaultThreads, defSlots, def},
+		"another model's knee":              {[]kn{{"base", 1, defSlots, 3}}, config.DefaultThreads, defSlots, def},
+		"oversubscribed shape":              {[]kn{{"tiny.en", 4, cores, 9}}, config.DefaultThreads, defSlots, def},
 	} {
 		p, log := plan(tr, kneeDir(t, tc.knees...))
 		if p.threads != tc.threads || p.slots != tc.slots || p.sessions["tiny.en"] != tc.streams {

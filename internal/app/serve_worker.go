@@ -176,7 +176,7 @@ func newStandInWorker(nc *nats.Conn, o Options, ops *Ops, log *slog.Logger) (*wo
 	}
 	n := t.MaxSessions
 	if n == 0 {
-		n = models.DefaultMaxSessions
+		n = models.DefaultMaxSessions(runtime.NumCPU(), t.GPU)
 	}
 	log.Warn("stand-in engine: sessions get placeholder words at real-time pace, nothing is recognised (benchmarks only)",
 		"models", t.Models, "max_sessions", n)

@@ -9,10 +9,10 @@ import (
 )
 
 func kneeReport(final ...float64) *Report {
-	r := &Report{Started: time.Date(2026, 12, 5, 17, 30, 0, 0, time.UTC), Duration: 60, KneeFinalMs: 1000, KneeP95Ms: 2000, FinalFrom: FinalFromSpeechEnd}
+	r := &Report{Started: time.Date(2026, 12, 5, 17, 30, 0, 0, time.UTC), Duration: 60, KneeFinalMs: 1000, KneeP95Ms: 1500, FinalFrom: FinalFromSpeechEnd}
 	for i, f := range final {
 		l := Level{Streams: 1 << i, FinalMs: Dist{N: 10, P95: f}, PartialMs: Dist{N: 10, P95: 500}}
-		l.OverKnee = l.overKnee(2*time.Second, time.Second)
+		l.OverKnee = l.overKnee(kneePartialRule, kneeFinalRule)
 		r.Levels = append(r.Levels, l)
 		if l.OverKnee != "" {
 			break
@@ -24,7 +24,7 @@ func kneeReport(final ...float64) *Report {
 
 func TestKneeRecord(t *testing.T) {
 	key := models.KneeKey{Model: "tiny.en", CPU: "Test CPU", Cores: 2, Arch: "amd64", Threads: 2, Slots: 1}
-	cfg := Config{Duration: 60 * time.Second, KneeP95: 2 * time.Second, KneeFinalP95: time.Second}
+	cfg := Config{Duration: 60 * time.Second, KneeP95: 1500 * time.Millisecond, KneeFinalP95: time.Second}
 
 	// 1, 2, 4 streams under the rule, 8 over: the knee is 4, with 4's final p95.
 	k, err := KneeRecord(kneeReport(300, 500, 900, 1800), cfg, key, "earshot bench --serve")
@@ -50,6 +50,8 @@ func TestKneeRecord(t *testing.T) {
 	short.Duration = 10 * time.Second
 	loose := cfg
 	loose.KneeFinalP95 = 2 * time.Second
+	loosePartial := cfg
+	loosePartial.KneeP95 = 2 * time.Second // the rule before issue 23's 1.5 s
 	noCPU := key
 	noCPU.CPU = ""
 	fromEndpoint := kneeReport(300)
@@ -64,6 +66,7 @@ func TestKneeRecord(t *testing.T) {
 	}{
 		"too short":         {kneeReport(300), short, key, "too short"},
 		"looser rule":       {kneeReport(300), loose, key, "looser"},
+		"looser partials":   {kneeReport(300), loosePartial, key, "looser"},
 		"no CPU name":       {kneeReport(300), cfg, noCPU, "no model name"},
 		"no level":          {&Report{}, cfg, key, "no level"},
 		"from the endpoint": {fromEndpoint, cfg, key, "not from the speech end"},

@@ -37,8 +37,8 @@ func WriteFiles(dir string, r *Report) error {
 
 // WriteMarkdown renders the sweep as a Markdown table with the definitions under it.
 func WriteMarkdown(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "Target %s, %s UTC; %d clips looped, %.0f s of audio per stream per level; knee rule: partial p95 > %.0f ms, final p95 > %.0f ms or any error. Every stream sends the same clips (each from its own start), so levels score the same audio.\n\n",
-		r.Target, r.Started.Format("2006-01-02 15:04"), r.Clips, r.Duration, r.KneeP95Ms, r.KneeFinalMs)
+	fmt.Fprintf(w, "Target %s, %s UTC; %d clips looped, %.0f s of audio per stream per level; knee rule: partial p95 > %.0f ms, final p95 > %.0f ms, a stream behind real time by more than %.0f ms, or any error. Every stream sends the same clips (each from its own start), so levels score the same audio.\n\n",
+		r.Target, r.Started.Format("2006-01-02 15:04"), r.Clips, r.Duration, r.KneeP95Ms, r.KneeFinalMs, r.KneeFinalMs)
 	if r.Language != "" {
 		fmt.Fprintf(w, "Language: %s (error rate: %s).\n\n", r.Language, errorRateName(r.Language))
 	}
@@ -48,8 +48,8 @@ func WriteMarkdown(w io.Writer, r *Report) {
 	if r.FinalFrom != FinalFromSpeechEnd {
 		fmt.Fprintf(w, "Final latency from: %s (the clips' speech was not measured: no Silero model; `make model` installs it, --vad names it), not from the speech end.\n\n", r.FinalFrom)
 	}
-	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | first text p50 / p95 ms | final p50 / p95 / p99 ms | after the endpoint p50 / p95 ms | WER | RTF | CPU s / audio s | peak RSS MB | RSS per stream MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
-	fmt.Fprintln(w, "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|")
+	fmt.Fprintln(w, "| streams | partial p50 / p95 / p99 ms | word p50 / p95 ms | first text p50 / p95 ms | final p50 / p95 / p99 ms | after the endpoint p50 / p95 ms | WER | RTF | worst lag s | CPU s / audio s | peak RSS MB | RSS per stream MB | GPU util % / mem MiB | audio s sent / accepted / billed | errors |")
+	fmt.Fprintln(w, "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
 	for _, l := range r.Levels {
 		var rss float64
 		for _, p := range l.Procs {
@@ -67,9 +67,9 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		if l.OverKnee != "" {
 			note = " (" + l.OverKnee + ")"
 		}
-		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f | %.1f%% | %.3f | %.3f | %.0f | %s | %s | %.1f / %.1f / %s | %d%s |\n",
+		fmt.Fprintf(w, "| %d | %.0f / %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f | %.1f%% | %.3f | %.2f | %.3f | %.0f | %s | %s | %.1f / %.1f / %s | %d%s |\n",
 			l.Streams, l.PartialMs.P50, l.PartialMs.P95, l.PartialMs.P99, l.WordMs.P50, l.WordMs.P95, l.FirstMs.P50, l.FirstMs.P95,
-			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, l.FinalEndMs.P50, l.FinalEndMs.P95, 100*l.WER, l.RTF, l.CPUPerAudio, rss, perStream(r.IdleRSSMB, rss, l.Streams), gpu,
+			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, l.FinalEndMs.P50, l.FinalEndMs.P95, 100*l.WER, l.RTF, l.LagMaxSec, l.CPUPerAudio, rss, perStream(r.IdleRSSMB, rss, l.Streams), gpu,
 			l.AudioSec, l.AcceptedSec, bill, l.Errors, note)
 	}
 	if r.IdleRSSMB > 0 {
@@ -102,6 +102,10 @@ time at which the bench had written the frame that completes stream time t):
   (--language) the character error rate instead (wer.ErrorRate). A result with a
   replacement character (broken UTF-8) counts as an error.
 - RTF: stream wall time (first frame → close) / audio seconds; live audio cannot go below ~1.
+- worst lag: the largest over the level's streams of the time from asking for the end of
+  the stream (after its last frame) to its close: how far that stream was behind real time
+  when its audio ended (≈ 0 when it kept up: its last final came during the last clip's
+  1 s of silence). Above the final rule the level is over the knee.
 - CPU s / audio s: CPU seconds of the measured service processes / audio seconds of the level.
 - billed: growth of GET /v1/usage total_ms over the level (n/a when unavailable).
 - RSS per stream: (the level's peak RSS − the idle RSS before the first level) / streams.

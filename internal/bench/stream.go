@@ -94,6 +94,7 @@ type StreamResult struct {
 	AudioSec    float64   `json:"audio_sec"`    // sent
 	AcceptedSec float64   `json:"accepted_sec"` // the gateway's Metadata duration
 	WallSec     float64   `json:"wall_sec"`     // first audio sent → stream closed
+	LagSec      float64   `json:"lag_sec"`      // behind real time: the end asked for (after the last frame) → closed; Level.overKnee
 	Partials    int       `json:"partials"`
 	Finals      int       `json:"finals"`
 	WER         float64   `json:"wer"`
@@ -155,6 +156,7 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 	clock := &sendClock{chunkMs: chunkMs}
 	chunk := 32 * chunkMs
 	start := time.Now()
+	var asked time.Time // the end of the stream asked for; read after sendErr
 	sendErr := make(chan error, 1)
 	go func() {
 		for k := 0; k*chunk < len(pcm); k++ {
@@ -174,7 +176,9 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 				return
 			}
 		}
-		sendErr <- c.closeStream()
+		err := c.closeStream()
+		asked = time.Now()
+		sendErr <- err
 	}()
 	res.AudioSec = float64(len(pcm)) / 32000
 	var finals []string
@@ -252,9 +256,13 @@ func runStream(ctx context.Context, dial dialer, idx int, pcm []byte, ref string
 			}
 		}
 	}
-	res.WallSec = time.Since(start).Seconds()
+	end := time.Now()
+	res.WallSec = end.Sub(start).Seconds()
 	if err := <-sendErr; err != nil && res.Error == "" {
 		res.Error, res.Errors = "send: "+err.Error(), res.Errors+1
+	}
+	if !asked.IsZero() {
+		res.LagSec = max(0, end.Sub(asked).Seconds())
 	}
 	if err := c.err(); err != nil && !errors.Is(err, context.Canceled) {
 		res.Errors++

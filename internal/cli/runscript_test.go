@@ -18,7 +18,8 @@ import (
 // file, with the GPU, or when the operator chose the models. The CPU is a cpuinfo file
 // of the test's (EARSHOT_CPUINFO); `earshot serve` is replaced by a script that records
 // the environment it was given, so this checks the script's choice, not serving (the
-// q8_0 model's decodes are covered by the transcriber and models packages).
+// q8_0 model's decodes are covered by the transcriber and models packages). `run.sh
+// models`, which make bench measures, must name the same models.
 func TestRunScriptModelChoice(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not installed")
@@ -90,6 +91,19 @@ func TestRunScriptModelChoice(t *testing.T) {
 			}
 			if said && !strings.Contains(string(out), c.gain) {
 				t.Fatalf("run.sh's message does not give this CPU's gain (%s):\n%s", c.gain, out)
+			}
+			// `run.sh models` (make bench's BENCH_MODELS) names the same models, or the
+			// default alone, or nothing for the server's default.
+			cmd = exec.Command("bash", script, "models")
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
+				"EARSHOT_MODEL_DIR=" + models, "EARSHOT_CPUINFO=" + cpuinfo}, c.env...)
+			list, err := cmd.Output()
+			wantList := c.models
+			if wantList == "" {
+				wantList = c.def
+			}
+			if err != nil || strings.TrimSpace(string(list)) != wantList {
+				t.Fatalf("run.sh models: %q, %v; want %q", list, err, wantList)
 			}
 		})
 	}

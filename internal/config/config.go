@@ -85,7 +85,7 @@ type Transcriber struct {
 	VADModel     string        `flag:"vad-model" env:"EARSHOT_VAD_MODEL" help:"Silero VAD ggml file (name in the model dir or a path)"`
 	Slots        int           `flag:"slots" env:"EARSHOT_SLOTS" help:"concurrent whisper decodes (0: one per core, each on up to --threads threads while the decodes running fit the cores, on fewer when more run at once; with --gpu: cores / threads)"`
 	Threads      int           `flag:"threads" env:"EARSHOT_THREADS" help:"threads per decode, at most (fewer while more decodes run than the cores hold; 0: with --slots 0, the threads and slots whose knee earshot bench --serve measured highest on this machine for the first model, else 2)"`
-	MaxSessions  int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker (0: the knee earshot bench --serve measured for the model on this machine, with these threads and slots, else 4)"`
+	MaxSessions  int           `flag:"max-sessions" env:"EARSHOT_MAX_SESSIONS" help:"live sessions per model on this worker (0: the knee earshot bench --serve measured for the model on this machine, with these threads and slots, else 2 per core, at least 4; with --gpu 4. Measure it: make bench, or earshot bench --serve --model M)"`
 	CapacityFile string        `flag:"capacity-file" env:"EARSHOT_CAPACITY_FILE" help:"the measured knees --max-sessions 0 reads (default: capacity.json in --model-dir, written by earshot bench --serve)"`
 	Step         time.Duration `flag:"step" env:"EARSHOT_STEP" help:"partial decode cadence"`
 	GPU          bool          `flag:"gpu" env:"EARSHOT_GPU" help:"use the GPU backend when whisper.cpp was built with one"`

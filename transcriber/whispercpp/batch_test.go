@@ -25,10 +25,13 @@ import (
 //
 // Each window is decoded to at most one token (an encoder pass plus one decoder
 // step), the median of EARSHOT_BATCH_RUNS (default 5) calls. Models: the
-// comma-separated EARSHOT_BATCH_MODELS (default tiny.en). It logs a table for
-// BENCHMARKS.md and fails only if a decode fails or the table would be empty.
+// comma-separated EARSHOT_BATCH_MODELS (default tiny.en). EARSHOT_BATCH_GPU=1 decodes on
+// the GPU (use_gpu; a CUDA build of whisper.cpp: scripts/gpu-bench.sh runs it so), =0 on
+// the CPU even in a GPU build; unset, whisper.cpp's default (use_gpu on: the GPU when the
+// build has one). It logs a table for BENCHMARKS.md and fails only if a decode fails or
+// the table would be empty.
 //
-//	EARSHOT_BENCH_BATCH=1 [EARSHOT_BATCH_FLASH=0] [EARSHOT_BATCH_DTW=1] go test -run TestMeasureEncoderBatching -v ./transcriber/whispercpp/
+//	EARSHOT_BENCH_BATCH=1 [EARSHOT_BATCH_FLASH=0] [EARSHOT_BATCH_DTW=1] [EARSHOT_BATCH_GPU=1] go test -run TestMeasureEncoderBatching -v ./transcriber/whispercpp/
 func TestMeasureEncoderBatching(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_BATCH") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_BATCH=1")
@@ -43,8 +46,14 @@ func TestMeasureEncoderBatching(t *testing.T) {
 	if os.Getenv("EARSHOT_BATCH_DTW") == "1" {
 		cp.DTW = "auto"
 	}
+	switch os.Getenv("EARSHOT_BATCH_GPU") {
+	case "1":
+		cp.UseGPU = true
+	case "0":
+		cp.UseGPU = false
+	}
 	audio := loadWAV(t, "longform_dev.wav")
-	t.Logf("%s; flash attention %v, DTW %q", whispercpp.SystemInfo(), cp.FlashAttn, cp.DTW)
+	t.Logf("%s; use_gpu %v, flash attention %v, DTW %q", whispercpp.SystemInfo(), cp.UseGPU, cp.FlashAttn, cp.DTW)
 	t.Logf("| model | frames c | one window of c | per frame | n·c = 2c: one window vs 2 × c | n·c = 4c: one window vs 4 × c |")
 	t.Logf("|---|---:|---:|---:|---|---|")
 	rows := 0
