@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -167,6 +168,78 @@ func TestLinear16BitExact(t *testing.T) {
 			t.Fatalf("sample %d: the worker got %d, the client sent %d", i, got[i], want[i])
 		}
 	}
+}
+
+// twoModels lists the model the test worker loads and "base", which it does not.
+type twoModels struct{}
+
+func (twoModels) Lookup(name string) (gateway.Model, bool) {
+	return gateway.Model{Name: name, Arch: "whisper"}, name == gatewaytest.Model || name == "base"
+}
+func (twoModels) List() []gateway.Model {
+	return []gateway.Model{{Name: gatewaytest.Model}, {Name: "base"}}
+}
+
+// TestNoCapacityForAModelNoWorkerLoaded: in a pool whose one worker loaded only the
+// default model, a stream asking for another catalog model is refused with HTTP 503
+// NO_CAPACITY, a Retry-After, and a message that names the model asked for, within the
+// grant timeout; the loaded model is still served.
+func TestNoCapacityForAModelNoWorkerLoaded(t *testing.T) {
+	ns := testutil.NATS(t)
+	gatewaytest.ServeWorker(t, ns, transcriber.NewStandIn([]string{gatewaytest.Model}, 1), worker.Config{ID: "only-default"})
+	keys := gateway.NewKeyStore(testutil.StartRedis(t).Client())
+	_, secret, err := keys.Create(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gateway.NewSigner(bytes.Repeat([]byte("k"), 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grantTimeout = 500 * time.Millisecond
+	srv, err := gateway.New(gateway.Config{
+		Backend: gatewaytest.NATSBackend(t, ns, remote.ClientOptions{MaxSpeed: -1, GrantTimeout: grantTimeout}),
+		Models:  twoModels{}, Keys: keys, Signer: signer, DefaultModel: gatewaytest.Model, RealtimeFactor: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	dial := func(model string) (*websocket.Conn, *http.Response, error) {
+		url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/listen?encoding=linear16&sample_rate=16000&model=" + model
+		return websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Token " + secret}})
+	}
+
+	start := time.Now()
+	c, resp, err := dial("base")
+	if err == nil {
+		c.Close()
+		t.Fatal("a stream for base opened, but no worker loaded it")
+	}
+	if took := time.Since(start); took > grantTimeout+2*time.Second {
+		t.Errorf("the refusal took %v (grant timeout %v)", took, grantTimeout)
+	}
+	if resp == nil {
+		t.Fatalf("no HTTP response: %v", err)
+	}
+	defer resp.Body.Close()
+	var he wire.HTTPError
+	if err := json.NewDecoder(resp.Body).Decode(&he); err != nil {
+		t.Fatalf("body of %d: %v", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || he.Code != wire.CodeNoCapacity || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("got %d %+v (Retry-After %q), want 503 %s with a Retry-After", resp.StatusCode, he, resp.Header.Get("Retry-After"), wire.CodeNoCapacity)
+	}
+	if !strings.Contains(he.Message, "base") {
+		t.Errorf("message %q does not name the model asked for (base)", he.Message)
+	}
+	t.Logf("refused: %d %s %q", resp.StatusCode, he.Code, he.Message)
+
+	c, _, err = dial(gatewaytest.Model)
+	if err != nil {
+		t.Fatalf("a stream for the loaded model %s: %v", gatewaytest.Model, err)
+	}
+	c.Close()
 }
 
 // Declared formats are judged by ingest.ParseFormat; a refusal names its parameter.

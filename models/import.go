@@ -26,11 +26,15 @@ type ImportReport struct {
 	Bytes         int64         `json:"bytes"`
 	SkippedScalar int           `json:"skipped_scalars"`
 	Elapsed       time.Duration `json:"elapsed_ns"`
+	// Warnings are differences between the export's config.json and what whisper.cpp
+	// does with the imported file that do not stop the import (checkCT2Config).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ImportCT2 converts a CTranslate2 Whisper model directory (model.bin,
 // config.json, vocabulary.json or vocabulary.txt; float16 or float32 weights)
-// into whisper.cpp's legacy ggml format at outPath. It writes outPath+".tmp",
+// into whisper.cpp's legacy ggml format at outPath. config.json's decoding
+// rules must be the ones whisper.cpp applies (checkCT2Config). It writes outPath+".tmp",
 // checks the result with ParseGGML, fsyncs and renames; on error nothing is
 // left under outPath. progress (may be nil) gets a line per 10% of tensors.
 func ImportCT2(ctx context.Context, dir, outPath string, progress io.Writer) (*ImportReport, error) {
@@ -80,13 +84,18 @@ func ImportCT2(ctx context.Context, dir, outPath string, progress io.Writer) (*I
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", vocabPath, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
-		return nil, fmt.Errorf("%w: %s: config.json missing (%v)", ErrNotWhisper, dir, err)
+	cfg, err := readCT2Config(dir)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", dir, err)
+	}
+	warnings, err := checkCT2Config(cfg, h, vocab)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", dir, err)
 	}
 
 	rep := &ImportReport{Source: dir, Output: outPath, CT2Version: m.BinaryVersion, SpecRevision: m.SpecRevision,
 		Vocabulary: vocabPath, Hparams: h, ModelType: h.ModelType(), Variant: variantOf(h),
-		Multilingual: h.Multilingual(), VocabEntries: len(vocab), Tensors: len(plan)}
+		Multilingual: h.Multilingual(), VocabEntries: len(vocab), Tensors: len(plan), Warnings: warnings}
 	for _, v := range m.Vars {
 		if len(v.Dims) == 0 {
 			rep.SkippedScalar++

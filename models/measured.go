@@ -1,6 +1,7 @@
 package models
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -56,15 +57,31 @@ type MeasuredFile map[string]Measured
 //go:embed measured.json
 var measuredJSON []byte
 
-var measured = sync.OnceValues(func() (MeasuredFile, error) {
+var measured = sync.OnceValues(func() (MeasuredFile, error) { return parseMeasured(measuredJSON) })
+
+// parseMeasured decodes measured.json strictly: an unknown key is a typo or a file
+// from another version, either way figures the cards would not show.
+func parseMeasured(b []byte) (MeasuredFile, error) {
 	var m MeasuredFile
-	if err := json.Unmarshal(measuredJSON, &m); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("models/measured.json: %w (regenerate it with make model-cards)", err)
 	}
 	return m, nil
-})
+}
 
-// MeasuredOf returns the committed measurement of model name, if any.
+// MeasuredErr says why the committed measurements cannot be read, nil when they can.
+// A broken measured.json leaves every card without its measurements (MeasuredOf finds
+// none), so whoever shows cards (earshot models list and card, serve's /v1/models)
+// reports this error instead of showing cards that silently lost them.
+func MeasuredErr() error {
+	_, err := measured()
+	return err
+}
+
+// MeasuredOf returns the committed measurement of model name, if any; none for any
+// model when measured.json cannot be read (MeasuredErr).
 func MeasuredOf(name string) (Measured, bool) {
 	m, err := measured()
 	if err != nil {

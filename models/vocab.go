@@ -82,9 +82,17 @@ func readCT2Vocabulary(dir string) ([]string, string, error) {
 	return lines, p, nil
 }
 
-// ggmlVocab builds the vocabulary block whisper.cpp's own converter writes:
-// ids 0..eot-1 as raw bytes, then the literal "<|endoftext|>" at eot. The
-// loader names the remaining special and timestamp tokens itself.
+// ggmlVocab builds the vocabulary block of whisper.cpp's published ggml files:
+// ids 0..eot-1 as raw bytes, and for English-only vocabularies the literal
+// "<|endoftext|>" at eot (50256): 50,257 entries either way. A multilingual
+// vocabulary stops before its eot (50257): its last entry, 50256, is the empty
+// slot, and neither of whisper.cpp's converters (convert-pt-to-ggml.py, from
+// multilingual.tiktoken or from the older multilingual/vocab.json, which keeps
+// <|endoftext|> in added_tokens.json) writes an <|endoftext|>; ggml-base.bin is
+// 147,951,465 bytes, not the 147,951,482 an extra entry (4 + 13 bytes) makes.
+// The published English files were converted from gpt2/vocab.json before
+// whisper.cpp PR #725 dropped its <|endoftext|>, so they keep it. The loader
+// names the remaining special and timestamp tokens itself.
 func ggmlVocab(tokens []string, nVocab int) ([][]byte, error) {
 	eot := 50256
 	if nVocab >= 51865 {
@@ -114,6 +122,9 @@ func ggmlVocab(tokens []string, nVocab int) ([][]byte, error) {
 	}
 	if !hasSpace {
 		return nil, fmt.Errorf("%w: vocabulary has no \" \" token (whisper.cpp needs it)", ErrBadModelFile)
+	}
+	if nVocab >= 51865 {
+		return out, nil
 	}
 	return append(out, []byte(tokens[eot])), nil
 }

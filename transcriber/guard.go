@@ -5,6 +5,8 @@ import (
 	"compress/flate"
 	"regexp"
 	"strings"
+
+	"github.com/earshot-dev/earshot/internal/hanzi"
 )
 
 // Hallucination guards. whisper invents text on silence, noise and very short input
@@ -52,6 +54,82 @@ var weakInvented = map[string]bool{
 	"i'm sorry": true, "hmm": true,
 }
 
+// Chinese inventions. whisper learned these from the credits and sign-offs of Chinese
+// subtitles in its training data and writes them on silence and noise, alone or after
+// real speech (openai/whisper discussions #928, on the Amara.org credits in every
+// language, and #2015, on 明镜与点点; the "中文字幕由 Amara.org 社群提供" of pull request
+// #1838's logs). They are matched per character on cjkNorm text: no spaces or
+// punctuation, simplified characters (謝謝觀看 is 谢谢观看), Latin lower-cased.
+var (
+	// cjkCredits are never said in a live stream: a text that has one at a unit
+	// boundary loses it and everything after it (a volunteer's name follows it, or
+	// another credit).
+	cjkCredits = []string{
+		"字幕由amaraorg", "中文字幕由amaraorg", "字幕by索兰娅", "中文字幕志愿者",
+		"请不吝点赞", "明镜与点点栏目", "明镜需要您的支持", "优优独播剧场",
+	}
+	// cjkSignOffs are alwaysInvented: a text that starts with one is dropped, and one
+	// that is the whole rest of the text after real speech is cut off.
+	cjkSignOffs = map[string]bool{
+		"谢谢观看": true, "谢谢大家观看": true, "感谢观看": true, "请订阅我的频道": true,
+	}
+	// weakCJK are weakInvented: dropped only when they are the whole text and the
+	// decode is short or low-confidence.
+	weakCJK = map[string]bool{"谢谢": true, "谢谢大家": true, "谢谢你": true, "嗯": true}
+)
+
+// cjkNorm is a unit as the Chinese blocklists compare it: normWord in simplified
+// characters.
+func cjkNorm(u string) string { return hanzi.ToSimplified(normWord(u)) }
+
+// cjkInvented finds where whisper's Chinese inventions start in words (units) and
+// returns how many units to keep (0: drop everything) and the kept units' cjkNorm text
+// joined without spaces, for weakCJK.
+func cjkInvented(words []string) (int, string) {
+	norm := make([]string, len(words))
+	off := make([]int, len(words)+1) // off[i]: where unit i starts in compact
+	for i, w := range words {
+		norm[i] = cjkNorm(w)
+		off[i+1] = off[i] + len(norm[i])
+	}
+	compact := strings.Join(norm, "")
+	end := len(words)
+	for i := 0; i < end; i++ {
+		if hasAnyPrefix(compact[off[i]:off[end]], cjkCredits) {
+			end = i
+			break
+		}
+	}
+	for cut := true; cut && end > 0; {
+		cut = false
+		for i := end - 1; i >= 0; i-- {
+			if cjkSignOffs[compact[off[i]:off[end]]] {
+				end, cut = i, true
+				break
+			}
+		}
+		for cut && end > 0 && norm[end-1] == "" { // a lone "《" or "——" before what was cut
+			end--
+		}
+	}
+	kept := compact[:off[end]]
+	for p := range cjkSignOffs {
+		if strings.HasPrefix(kept, p) {
+			return 0, ""
+		}
+	}
+	return end, kept
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // guardText cleans one hypothesis. speechSec is the VAD speech in the decoded window.
 // It returns the text to use ("" = drop everything) and why text was removed.
 func guardText(h Hypothesis, speechSec float64) (string, string) {
@@ -82,8 +160,20 @@ func guardText(h Hypothesis, speechSec float64) (string, string) {
 			return "", guardBlocklist
 		}
 	}
+	var cjk string
+	if strings.IndexFunc(text, isCJK) >= 0 {
+		var keep int
+		keep, cjk = cjkInvented(words)
+		switch {
+		case keep == 0:
+			return "", guardBlocklist
+		case keep < len(words):
+			text, reason = joinUnits(words[:keep]), guardBlocklist
+			n = normText(text)
+		}
+	}
 	lowConf := h.AvgLogprob < lowConfLogprob || h.NoSpeechProb > lowConfNoSpeech
-	if weakInvented[n] && (lowConf || speechSec < shortSpeechForBL) {
+	if (weakInvented[n] || weakCJK[cjk]) && (lowConf || speechSec < shortSpeechForBL) {
 		return "", guardBlocklist
 	}
 	return text, reason

@@ -18,6 +18,7 @@ import (
 	"github.com/earshot-dev/earshot/ingest/remote"
 	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/earshot-dev/earshot/internal/privacy"
+	"github.com/earshot-dev/earshot/models"
 	"github.com/earshot-dev/earshot/transcriber"
 	"github.com/earshot-dev/earshot/web"
 )
@@ -58,6 +59,9 @@ func (p *process) startGateway(ctx context.Context) error {
 		return err
 	}
 	p.closers = append(p.closers, func() { _ = client.Close() })
+	if err := models.MeasuredErr(); err != nil {
+		log.Error("model cards are served without measurements", "err", err)
+	}
 	gw, err := gateway.New(gateway.Config{
 		Backend:             gateway.RemoteBackend(client),
 		Models:              catalog{allowSynthetic: o.Gateway.AllowSynthetic},

@@ -57,11 +57,13 @@ func runModels(ctx context.Context, e *env, args []string) error {
 	pos := fs.Args()
 	switch sub {
 	case "list":
+		warnMeasured(e)
 		return modelsList(e, *dir, *asJSON)
 	case "card":
 		if len(pos) != 1 {
 			return fmt.Errorf("usage: earshot models card NAME (see 'earshot models list')")
 		}
+		warnMeasured(e)
 		card, err := models.Lookup(pos[0])
 		if err != nil {
 			return err
@@ -101,6 +103,9 @@ func runModels(ctx context.Context, e *env, args []string) error {
 		rep, err := models.ImportCT2(ctx, pos[0], dst, e.stderr)
 		if err != nil {
 			return err
+		}
+		for _, w := range rep.Warnings {
+			fmt.Fprintln(e.stderr, "import: warning:", w)
 		}
 		fmt.Fprintf(e.stdout, "imported %s (%s, %d tensors, %d bytes) in %v → %s\n",
 			*name, rep.ModelType, rep.Tensors, rep.Bytes, rep.Elapsed.Round(1e6), rep.Output)
@@ -171,6 +176,14 @@ func runModels(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown subcommand %q: use list, pull, import-ct2, quantize, synth, verify, path or install", sub)
+}
+
+// warnMeasured says on stderr that the cards come without their measurements when the
+// committed measured.json is broken.
+func warnMeasured(e *env) {
+	if err := models.MeasuredErr(); err != nil {
+		fmt.Fprintf(e.stderr, "warning: model cards are shown without measurements: %v\n", err)
+	}
 }
 
 func modelsList(e *env, dir string, asJSON bool) error {
