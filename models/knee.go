@@ -21,10 +21,11 @@ const KneeFile = "capacity.json"
 // DefaultMaxSessions live streams per model: on the CPU DefaultSessionsPerCore per core,
 // at least MinDefaultSessions; on the GPU DefaultGPUSessions.
 const (
-	// DefaultSessionsPerCore is the lowest knee per core measured on our machines:
-	// 4 streams on the 2-core development Xeon with the old 1 slot × 2 threads shape
-	// (BENCHMARKS.md, Density); the 2-core Ice Lake VM, one slot per core with elastic
-	// threads, held at least 16 (8 per core).
+	// DefaultSessionsPerCore is the knee per core of the 2-core development Xeon with
+	// the old 1 slot × 2 threads shape, 4 streams (BENCHMARKS.md, Density); the 2-core
+	// Ice Lake VM, one slot per core with elastic threads, held at least 16 (8 per core).
+	// A 2-core AVX2-only EPYC held 1 stream of tiny.en-q8_0 (2026-12-05): a CPU that slow
+	// needs its own knee (planCapacity logs the command that measures it).
 	DefaultSessionsPerCore = 2
 	// MinDefaultSessions is the least a CPU worker admits by default, whatever its cores.
 	MinDefaultSessions = 4
