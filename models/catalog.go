@@ -16,6 +16,9 @@ type Kind string
 const (
 	KindASR Kind = "asr"
 	KindVAD Kind = "vad"
+	// KindTurn: the end-of-turn model of /v2/listen. It is not a ggml file and not in
+	// the model directory: make turn-model installs it (scripts/smartturn.sh).
+	KindTurn Kind = "turn"
 )
 
 // Card describes one named model. Numbers come from the sources named in
@@ -161,6 +164,13 @@ func Catalog() []Card {
 		ChecksumNote: "sha256 of whisper.cpp's published file; scripts/silero-ggml.py rebuilds it byte for byte from PyPI silero-vad==6.2.0 (the offline source of make model)",
 		Quantization: "f32", WERSource: "not applicable (voice activity detector)",
 		MemoryNote: "not measured",
+	}, Card{
+		Name: "smart-turn-v3.2", Kind: KindTurn, Languages: "23 (pipecat-ai/smart-turn README; Chinese and English among them)", Params: "8M",
+		File: "smart-turn-v3.2-cpu.onnx", URL: "https://pypi.org/project/pipecat-ai/1.14.0/",
+		SizeBytes: 8679182, SHA256: "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+		ChecksumNote: "sha256 of pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx in the PyPI wheel pipecat-ai==1.14.0, which make turn-model extracts and checks (scripts/smartturn.sh); run by ONNX Runtime 1.31.1 (MIT, PyPI onnxruntime==1.31.1)",
+		Quantization: "int8 (Pipecat's CPU export)", WERSource: "not applicable (end-of-turn model: turn ends found and false, BENCHMARKS.md Turn-taking)",
+		MemoryNote: "not measured", Licence: "BSD-2-Clause (Pipecat's smart-turn)",
 	})
 }
 

@@ -18,7 +18,11 @@ func TestCatalog(t *testing.T) {
 			t.Errorf("duplicate %s", c.Name)
 		}
 		seen[c.Name] = true
-		if c.File != "ggml-"+c.Name+".bin" || !strings.HasSuffix(c.URL, "/"+c.File) || c.ChecksumNote == "" {
+		if c.Kind == KindTurn {
+			if c.Licence == "" || c.SHA256 == "" || c.SizeBytes == 0 || c.ChecksumNote == "" {
+				t.Errorf("end-of-turn card without licence, checksum or size: %+v", c)
+			}
+		} else if c.File != "ggml-"+c.Name+".bin" || !strings.HasSuffix(c.URL, "/"+c.File) || c.ChecksumNote == "" {
 			t.Errorf("card %+v", c)
 		}
 		if c.SHA256 != "" {
@@ -31,7 +35,7 @@ func TestCatalog(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-		"large-v3", "large-v3-turbo", "tiny-q5_1", "tiny-q8_0", "large-v3-turbo-q5_0", "silero-v6.2.0"} {
+		"large-v3", "large-v3-turbo", "tiny-q5_1", "tiny-q8_0", "large-v3-turbo-q5_0", "silero-v6.2.0", "smart-turn-v3.2"} {
 		if !seen[n] {
 			t.Errorf("catalog lacks %s", n)
 		}

@@ -33,6 +33,9 @@ type PullOptions struct {
 // connection or a write error (a full disk) the .part stays for the next
 // Pull to resume; content that fails its checksum is deleted.
 func Pull(ctx context.Context, card Card, dir string, opts PullOptions) (string, error) {
+	if card.Kind == KindTurn {
+		return "", fmt.Errorf("%s is not pulled into the model directory: run make turn-model (it extracts the model from PyPI pipecat-ai==1.14.0 and checks its sha256)", card.Name)
+	}
 	final := filepath.Join(dir, card.File)
 	if _, err := os.Stat(final); err == nil && !opts.Force {
 		return final, nil
