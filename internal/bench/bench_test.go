@@ -115,7 +115,8 @@ func TestReportFiles(t *testing.T) {
 		Levels: []Level{
 			{Streams: 1, PartialMs: Dist{N: 3, P50: 300, P95: 900}, FinalMs: Dist{N: 1, P50: 700, P95: 700}, BilledSec: &billed,
 				Procs:     []ProcStat{{Pid: 1, CPUPercent: 80, PeakRSSMB: 200}},
-				PerStream: []StreamResult{{Transcript: "ask not", Reference: "ask not what"}}},
+				PerStream: []StreamResult{{Transcript: "ask not", Reference: "ask not what"}},
+				Languages: map[string]int{"en": 1, "zh": 3, "de": 1}},
 			{Streams: 2, PartialMs: Dist{N: 3, P50: 500, P95: 2500}, OverKnee: "partial p95 2500 ms > 2s"},
 		}}
 	dir := t.TempDir()
@@ -123,7 +124,8 @@ func TestReportFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(dir + "/bench.md")
-	for _, want := range []string{"| 1 | 300 / 900 /", "| 200 | 30.0 |", "| 0 | – |", "before the first level: 170 MB", "3.200", "n/a", "(partial p95 2500 ms > 2s)", "Knee: 2 concurrent"} {
+	for _, want := range []string{"| 1 | 300 / 900 /", "| 200 | 30.0 |", "| 0 | – |", "before the first level: 170 MB", "3.200", "n/a", "(partial p95 2500 ms > 2s)", "Knee: 2 concurrent",
+		"Finals by detected_language at 1 streams: zh 3, de 1, en 1."} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("bench.md lacks %q:\n%s", want, md)
 		}

@@ -14,6 +14,10 @@ type Clip struct {
 	ID        string
 	PCM       []byte // linear16 little-endian, 16 kHz, mono
 	Reference string
+	// ModelReference: the reference is another ASR model's output, not a person's
+	// transcript (provenance.tsv beside the manifest). The report gives the error rate
+	// over the other clips beside the rate over all.
+	ModelReference bool
 	// Speech is where the server's VAD hears speech in the clip, at its endpointing
 	// (transcriber.SpeechRuns with Silero; `earshot bench` fills it): a final's latency
 	// is measured from the end of the speech it holds. Nil: not measured; finals are
@@ -29,8 +33,14 @@ func (c Clip) Seconds() float64 { return float64(len(c.PCM)) / 32000 }
 
 // LoadClips reads the WAV files of a speech manifest (see internal/testdata). Every
 // file must be 16 kHz mono: the bench streams them back to back on one connection.
+// A provenance.tsv beside the manifest, when there is one (at most 1 MiB), marks the
+// clips whose reference another model printed (Clip.ModelReference).
 func LoadClips(manifest string) ([]Clip, error) {
 	items, err := testdata.LoadManifest(manifest)
+	if err != nil {
+		return nil, err
+	}
+	prov, _, err := testdata.ProvenanceFor(manifest)
 	if err != nil {
 		return nil, err
 	}
@@ -41,6 +51,7 @@ func LoadClips(manifest string) ([]Clip, error) {
 			return nil, fmt.Errorf("%s: %w", it.ID, err)
 		}
 		c.ID, c.Reference = it.ID, it.Reference
+		c.ModelReference = prov != nil && !prov.HumanReference(it.ID)
 		clips = append(clips, c)
 	}
 	if len(clips) == 0 {

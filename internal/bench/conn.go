@@ -14,6 +14,7 @@ type event struct {
 	text        string
 	words       []word
 	acceptedSec float64 // metadata: audio the gateway accepted
+	lang        string  // the result's detected_language (language=multi, detect_language)
 	err         string  // error: code and description
 }
 
@@ -79,6 +80,7 @@ func (w *wsConn) relay() {
 		case ev.Results != nil:
 			r := ev.Results
 			e.kind, e.start, e.dur, e.text = evPartial, r.Start, r.Duration, r.Transcript()
+			e.lang = r.Channel.DetectedLanguage
 			if r.IsFinal {
 				e.kind = evFinal
 			}

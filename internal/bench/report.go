@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -72,8 +73,29 @@ func WriteMarkdown(w io.Writer, r *Report) {
 			l.FinalMs.P50, l.FinalMs.P95, l.FinalMs.P99, l.FinalEndMs.P50, l.FinalEndMs.P95, 100*l.WER, l.RTF, l.LagMaxSec, l.CPUPerAudio, rss, perStream(r.IdleRSSMB, rss, l.Streams), gpu,
 			l.AudioSec, l.AcceptedSec, bill, l.Errors, note)
 	}
+	if r.HumanRefClips > 0 {
+		fmt.Fprintf(w, "\n%s over the %d of %d clips whose reference a person wrote (provenance.tsv beside the manifest; the others' references are another model's output):",
+			errorRateName(r.Language)[:3], r.HumanRefClips, r.Clips)
+		for i, l := range r.Levels {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			if l.WERHumanRef != nil {
+				fmt.Fprintf(w, "%s %d streams %.1f%%", sep, l.Streams, 100**l.WERHumanRef)
+			} else {
+				fmt.Fprintf(w, "%s %d streams –", sep, l.Streams)
+			}
+		}
+		fmt.Fprintln(w, ".")
+	}
 	if r.IdleRSSMB > 0 {
 		fmt.Fprintf(w, "\nIdle RSS of the service processes before the first level: %.0f MB.\n", r.IdleRSSMB)
+	}
+	for _, l := range r.Levels {
+		if len(l.Languages) > 0 {
+			fmt.Fprintf(w, "\nFinals by detected_language at %d streams: %s.\n", l.Streams, languageCounts(l.Languages))
+		}
 	}
 	if r.Knee > 0 {
 		fmt.Fprintf(w, "\nKnee: %d concurrent streams stayed under the rule.\n", r.Knee)
@@ -100,7 +122,10 @@ time at which the bench had written the frame that completes stream time t):
 - WER: all finals of a stream joined, against the references of the clips it sent
   (internal/wer normalisation), pooled over streams; for Chinese, Japanese and Korean
   (--language) the character error rate instead (wer.ErrorRate). A result with a
-  replacement character (broken UTF-8) counts as an error.
+  replacement character (broken UTF-8) counts as an error. When a provenance.tsv beside
+  the manifest marks references that another model printed, the line under the table
+  gives the rate over the other clips too: each final counted in the clip (with its gap)
+  that holds its midpoint.
 - RTF: stream wall time (first frame → close) / audio seconds; live audio cannot go below ~1.
 - worst lag: the largest over the level's streams of the time from asking for the end of
   the stream (after its last frame) to its close: how far that stream was behind real time
@@ -126,4 +151,23 @@ func perStream(idle, peak float64, streams int) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f", (peak-idle)/float64(streams))
+}
+
+// languageCounts is "en 28, zh 2": the most finals first, then by name.
+func languageCounts(m map[string]int) string {
+	ls := make([]string, 0, len(m))
+	for l := range m {
+		ls = append(ls, l)
+	}
+	sort.Slice(ls, func(i, j int) bool {
+		if m[ls[i]] != m[ls[j]] {
+			return m[ls[i]] > m[ls[j]]
+		}
+		return ls[i] < ls[j]
+	})
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = fmt.Sprintf("%s %d", l, m[l])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -71,22 +71,25 @@ func (c *Config) defaults() error {
 
 // Level is one step of the sweep: N streams at once.
 type Level struct {
-	Streams     int            `json:"streams"`
-	Errors      int            `json:"errors"`
-	ErrorSample []string       `json:"error_sample,omitempty"`
-	PartialMs   Dist           `json:"partial_latency_ms"`
-	WordMs      Dist           `json:"word_latency_ms"`
-	FinalMs     Dist           `json:"final_latency_ms"`        // from the speech end (Report.FinalFrom)
-	FinalEndMs  Dist           `json:"final_after_endpoint_ms"` // from the final's own end, the endpoint
-	FirstMs     Dist           `json:"first_text_latency_ms"`   // an utterance's first text after its start was sent
-	WER         float64        `json:"wer"`                     // pooled over streams: errors / reference words (characters: CER)
-	AudioSec    float64        `json:"audio_sec"`
-	AcceptedSec float64        `json:"accepted_sec"`
-	BilledSec   *float64       `json:"billed_sec"` // null: billing unavailable
-	BilledNote  string         `json:"billed_note,omitempty"`
-	WallSec     float64        `json:"wall_sec"`
-	RTF         float64        `json:"rtf"`                   // mean over streams of wall / audio (≥ 1 for live audio)
-	LagMaxSec   float64        `json:"lag_max_sec"`           // the worst stream's StreamResult.LagSec: how far it fell behind real time
+	Streams     int      `json:"streams"`
+	Errors      int      `json:"errors"`
+	ErrorSample []string `json:"error_sample,omitempty"`
+	PartialMs   Dist     `json:"partial_latency_ms"`
+	WordMs      Dist     `json:"word_latency_ms"`
+	FinalMs     Dist     `json:"final_latency_ms"`        // from the speech end (Report.FinalFrom)
+	FinalEndMs  Dist     `json:"final_after_endpoint_ms"` // from the final's own end, the endpoint
+	FirstMs     Dist     `json:"first_text_latency_ms"`   // an utterance's first text after its start was sent
+	WER         float64  `json:"wer"`                     // pooled over streams: errors / reference words (characters: CER)
+	WERHumanRef *float64 `json:"wer_human_ref,omitempty"` // WER over the clips whose reference a person wrote (Report.HumanRefClips); null: not told apart
+	AudioSec    float64  `json:"audio_sec"`
+	AcceptedSec float64  `json:"accepted_sec"`
+	BilledSec   *float64 `json:"billed_sec"` // null: billing unavailable
+	BilledNote  string   `json:"billed_note,omitempty"`
+	WallSec     float64  `json:"wall_sec"`
+	RTF         float64  `json:"rtf"`         // mean over streams of wall / audio (≥ 1 for live audio)
+	LagMaxSec   float64  `json:"lag_max_sec"` // the worst stream's StreamResult.LagSec: how far it fell behind real time
+	// Languages counts every stream's finals by detected_language (language=multi).
+	Languages   map[string]int `json:"detected_languages,omitempty"`
 	CPUPerAudio float64        `json:"cpu_sec_per_audio_sec"` // service CPU seconds per audio second
 	Procs       []ProcStat     `json:"procs,omitempty"`       // each measured process
 	GPU         *GPUStat       `json:"gpu,omitempty"`         // nvidia-smi, when asked for and present
@@ -113,6 +116,11 @@ type Report struct {
 	// that could be read); a level's RSS per stream is (its peak − this) / streams.
 	IdleRSSMB float64 `json:"idle_rss_mb"`
 	Levels    []Level `json:"levels"`
+
+	// HumanRefClips is how many of the clips have a reference a person wrote, when a
+	// provenance.tsv beside the manifest marked the others as another model's output
+	// (Clip.ModelReference); 0 when the clips are not told apart.
+	HumanRefClips int `json:"human_ref_clips,omitempty"`
 }
 
 // Report.FinalFrom values.
@@ -141,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Target: cfg.Target, Started: time.Now().UTC(), Clips: len(cfg.Clips),
 		Duration: cfg.Duration.Seconds(), KneeP95Ms: float64(cfg.KneeP95.Milliseconds()),
 		KneeFinalMs: float64(cfg.KneeFinalP95.Milliseconds()), Language: cfg.Language, FinalFrom: FinalFromEndpoint,
-		EndpointingMs: cfg.EndpointingMs}
+		EndpointingMs: cfg.EndpointingMs, HumanRefClips: humanRefClips(cfg.Clips)}
 	if speechKnown(cfg.Clips) {
 		rep.FinalFrom = FinalFromSpeechEnd
 	}
@@ -159,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		lv := runLevel(ctx, cfg, prog, n)
 		rep.Levels = append(rep.Levels, lv)
 		cfg.Log.Info("level done", "streams", n, "partial_p95_ms", lv.PartialMs.P95,
-			"final_p95_ms", lv.FinalMs.P95, "wer", lv.WER, "errors", lv.Errors)
+			"final_p95_ms", lv.FinalMs.P95, "wer", lv.WER, "wer_human_ref", lv.WERHumanRef, "errors", lv.Errors)
 		if lv.OverKnee != "" {
 			break
 		}
@@ -194,7 +202,7 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 			case <-ctx.Done():
 			}
 			pcm, ref, speech := prog.plan(i, n, cfg.Duration)
-			results[i] = runStream(ctx, cfg.dial, i, pcm, ref, speech, cfg.Language, cfg.ChunkMs)
+			results[i] = runStream(ctx, cfg.dial, i, pcm, ref, speech, prog.humanRefs(i, n, cfg.Duration), cfg.Language, cfg.ChunkMs)
 		}()
 	}
 	wg.Wait()
@@ -204,12 +212,13 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 		lv.GPU = gs.finish()
 	}
 	var pm, wm, fm, fem, ftm []float64
-	var errs, refs int
+	var errs, refs, herrs, hrefs int
 	var rtf float64
 	for _, r := range results {
 		pm, wm, fm, ftm = append(pm, r.PartialMs...), append(wm, r.WordMs...), append(fm, r.FinalMs...), append(ftm, r.FirstMs...)
 		fem = append(fem, r.FinalEndMs...)
 		errs, refs = errs+r.WordErrors, refs+r.RefWords
+		herrs, hrefs = herrs+r.HumanRefErrors, hrefs+r.HumanRefWords
 		lv.AudioSec += r.AudioSec
 		lv.AcceptedSec += r.AcceptedSec
 		lv.Errors += r.Errors
@@ -220,6 +229,12 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 			rtf += r.WallSec / r.AudioSec
 		}
 		lv.LagMaxSec = max(lv.LagMaxSec, r.LagSec)
+		for l, k := range r.Languages {
+			if lv.Languages == nil {
+				lv.Languages = map[string]int{}
+			}
+			lv.Languages[l] += k
+		}
 	}
 	lv.PerStream = results
 	lv.PartialMs, lv.WordMs, lv.FinalMs, lv.FirstMs = distOf(pm), distOf(wm), distOf(fm), distOf(ftm)
@@ -227,6 +242,10 @@ func runLevel(ctx context.Context, cfg Config, prog *program, n int) Level {
 	lv.RTF = rtf / float64(n)
 	if refs > 0 {
 		lv.WER = float64(errs) / float64(refs)
+	}
+	if prog.mixed && hrefs > 0 {
+		w := float64(herrs) / float64(hrefs)
+		lv.WERHumanRef = &w
 	}
 	var cpu float64
 	for _, p := range lv.Procs {

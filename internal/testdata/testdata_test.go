@@ -129,3 +129,39 @@ func TestSubset(t *testing.T) {
 		t.Errorf("%s=full: %d items, want all 30", EnvDevSet, len(all))
 	}
 }
+
+// TestMandarinProvenance: the Mandarin set's provenance.tsv lists every clip, and the
+// references that another model printed are told from those a person wrote.
+func TestMandarinProvenance(t *testing.T) {
+	manifest := filepath.Join(Require(t), MandarinManifest)
+	items, err := LoadManifest(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := ProvenanceFor(manifest)
+	if err != nil || !ok {
+		t.Fatalf("provenance beside %s: ok %v, %v", manifest, ok, err)
+	}
+	human := 0
+	for _, it := range items {
+		if _, listed := p[it.ID]; !listed {
+			t.Errorf("%s: not in provenance.tsv", it.ID)
+		}
+		if p.HumanReference(it.ID) {
+			human++
+		}
+	}
+	for id, want := range map[string]bool{"aishell1_BAC009S0724W0121": true, "cosyvoice_zero_shot_prompt": true,
+		"paddlespeech_zh": false, "funasr_csharp_example_2": false} {
+		if got := p.HumanReference(id); got != want {
+			t.Errorf("%s (%q): human reference %v, want %v", id, p[id], got, want)
+		}
+	}
+	if human == 0 || human == len(items) {
+		t.Errorf("%d of %d clips with a human reference", human, len(items))
+	}
+	t.Logf("%d of %d clips with a human reference", human, len(items))
+	if _, ok, err := ProvenanceFor(filepath.Join(t.TempDir(), "manifest.tsv")); ok || err != nil {
+		t.Errorf("no provenance.tsv: ok %v, %v; want false, nil", ok, err)
+	}
+}
