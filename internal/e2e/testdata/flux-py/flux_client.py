@@ -3,11 +3,16 @@ official Python SDK, unmodified, and prints what the SDK hands back.
 
 Used by internal/e2e TestFluxOfficialSDK against `earshot serve`: the SDK is pointed at
 the server with its documented environment option, authenticates with an API key
-(Authorization: Token …), streams the audio in real time and sends CloseStream.
+(Authorization: Token …) and streams the audio in real time. With --configure-after-ms
+it sends a Configure message (new thresholds) through the SDK's typed send_configure
+that far into the audio; with --force-end-turn it sends ForceEndTurn through the SDK's
+typed send_force_end_turn right after the last audio and waits for an EndOfTurn (at
+most --force-timeout seconds). Last it sends CloseStream (send_close_stream).
 
 Every line on stdout is one JSON object:
   {"t": S, "sdk_type": "ListenV2TurnInfo", "msg": {...}}  a message, as the SDK typed it
   {"t": S, "error": "..."}                                 anything the SDK or the schema rejected
+  {"t": S, "sent": "Configure", "control": {...}}         a control message, as sent, just before it is
   {"t": S, "closed": true}                                 the SDK's close event
   {"t": S, "done": true, "sdk_version": V, "sent_bytes": N, "errors": N}   last line
 t is seconds since the client began to connect. Exit status 1 when any error was seen.
@@ -33,10 +38,13 @@ from deepgram.core.events import EventType
 from deepgram.core.pydantic_utilities import parse_obj_as
 from deepgram.environment import DeepgramClientEnvironment
 from deepgram.listen.v2.types import (
+    ListenV2Configure,
     ListenV2ConfigureFailure,
     ListenV2ConfigureSuccess,
+    ListenV2ConfigureThresholds,
     ListenV2Connected,
     ListenV2FatalError,
+    ListenV2ForceEndTurn,
     ListenV2TurnInfo,
     ListenV2Warning,
 )
@@ -78,7 +86,7 @@ class SDKLogErrors(logging.Handler):
         self.out.line(error="sdk log %s: %s: %s" % (record.levelname, record.name, record.getMessage()))
 
 
-def on_message(out, msg):
+def on_message(out, msg, end_of_turn):
     if isinstance(msg, (bytes, bytearray)):
         out.line(error="binary message of %d bytes" % len(msg))
         return
@@ -94,6 +102,8 @@ def on_message(out, msg):
             out.line(error="%s does not match the SDK's schema: %s" % (type(msg).__name__, e), sdk_type=type(msg).__name__)
             return
     out.line(sdk_type=type(msg).__name__, msg=msg.model_dump(mode="json", by_alias=True))
+    if isinstance(msg, ListenV2TurnInfo) and msg.event == "EndOfTurn":
+        end_of_turn.set()
     if isinstance(msg, ListenV2FatalError):
         out.line(error="Error message: %s: %s" % (msg.code, msg.description))
 
@@ -107,6 +117,13 @@ def main():
     ap.add_argument("--chunk-ms", type=int, default=50)
     ap.add_argument("--eager-eot-threshold", type=float, default=0.5)
     ap.add_argument("--eot-timeout-ms", type=int, default=1500)
+    ap.add_argument("--configure-after-ms", type=int, default=0,
+                    help="send Configure this far into the audio (0: never)")
+    ap.add_argument("--configure-eot-threshold", type=float)
+    ap.add_argument("--configure-eot-timeout-ms", type=int)
+    ap.add_argument("--force-end-turn", action="store_true",
+                    help="send ForceEndTurn after the last audio and wait for an EndOfTurn")
+    ap.add_argument("--force-timeout", type=float, default=5.0)
     ap.add_argument("--close-timeout", type=float, default=30.0)
     args = ap.parse_args()
 
@@ -125,21 +142,33 @@ def main():
     client = DeepgramClient(api_key=args.key, environment=env)
 
     closed = threading.Event()
+    end_of_turn = threading.Event()
     sent = 0
     out.t0 = time.monotonic()
     try:
         with client.listen.v2.connect(model=args.model, encoding="linear16", sample_rate=16000,
                                       eager_eot_threshold=args.eager_eot_threshold,
                                       eot_timeout_ms=args.eot_timeout_ms) as conn:
-            conn.on(EventType.MESSAGE, lambda m: on_message(out, m))
+            conn.on(EventType.MESSAGE, lambda m: on_message(out, m, end_of_turn))
             conn.on(EventType.ERROR, lambda e: out.line(error="sdk error event: %s: %s" % (type(e).__name__, e)))
             conn.on(EventType.CLOSE, lambda _: (out.line(closed=True), closed.set()))
             listener = threading.Thread(target=conn.start_listening, daemon=True)
             listener.start()
 
             step = 16000 * 2 * args.chunk_ms // 1000
+            configure_at = -1
+            if args.configure_after_ms > 0:
+                configure_at = args.configure_after_ms // args.chunk_ms
             start = time.monotonic()
             for i, off in enumerate(range(0, len(pcm), step)):
+                if i == configure_at and not closed.is_set():
+                    # Only the thresholds given change (the SDK sends an unset field as nothing).
+                    given = {"eot_threshold": args.configure_eot_threshold,
+                             "eot_timeout_ms": args.configure_eot_timeout_ms}
+                    thresholds = ListenV2ConfigureThresholds(**{k: v for k, v in given.items() if v is not None})
+                    configure = ListenV2Configure(type="Configure", thresholds=thresholds)
+                    out.line(sent="Configure", control=configure.dict())  # first: the reply may come at once
+                    conn.send_configure(configure)
                 delay = start + i * args.chunk_ms / 1000 - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
@@ -148,6 +177,13 @@ def main():
                     break
                 conn.send_media(pcm[off:off + step])
                 sent += len(pcm[off:off + step])
+            if args.force_end_turn and not closed.is_set():
+                end_of_turn.clear()
+                force = ListenV2ForceEndTurn(type="ForceEndTurn")
+                out.line(sent="ForceEndTurn", control=force.dict())
+                conn.send_force_end_turn(force)
+                if not end_of_turn.wait(args.force_timeout):
+                    out.line(error="no EndOfTurn within %gs of ForceEndTurn" % args.force_timeout)
             if not closed.is_set():
                 conn.send_close_stream()
             if not closed.wait(args.close_timeout):
