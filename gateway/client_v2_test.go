@@ -5,14 +5,17 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/earshot-dev/earshot/gateway/client"
 	"github.com/earshot-dev/earshot/gateway/wire"
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/testutil"
 )
 
 // TestSDKListenV2: the Go SDK's turn-taking mode sends the knobs, ForceEndTurn and
@@ -114,5 +117,97 @@ func TestStreamTurnsFile(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if err != nil || !strings.Contains(lines[0], `"type":"`+wire.TypeConnected+`"`) || !strings.Contains(lines[len(lines)-1], `"EndOfTurn"`) {
 		t.Fatalf("json output %v %q", err, lines)
+	}
+}
+
+// TestSDKListenV2Reconnect: a turn-taking stream whose worker is lost in the middle of
+// a turn resumes with TurnOptions.Reconnect. The client hears one stream: one
+// Connected, turn_index counting on (the new connection is told where with
+// resume_turn_index), no turn started or ended twice, times on the whole stream's
+// clock; the resent audio (from the last EndOfTurn on) is billed to the first stream.
+func TestSDKListenV2Reconnect(t *testing.T) {
+	h := newHarness(t, nil)
+	h.backend.FailFirstAt = 28000 // lost at 1.75 s: turn 0 ("w1 w2", 0–1 s) ended, turn 1 open since 1.5 s
+	c, err := client.ListenV2(context.Background(), h.ts.URL, client.TurnOptions{Key: h.secret,
+		Encoding: "linear16", SampleRate: 16000, Reconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := c.RequestID()
+	audio := tone(3)
+	for i := 0; i < 18; i++ { // 1.8 s
+		if err := c.SendAudio(audio[i*3200 : (i+1)*3200]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "reconnected", func() bool { return c.RequestID() != first })
+	for i := 18; i < 30; i++ {
+		if err := c.SendAudio(audio[i*3200 : (i+1)*3200]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.CloseStream()
+	evs := collect(t, c.Events())
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var turns []string
+	connected := 0
+	for _, ev := range evs {
+		switch {
+		case ev.Connected != nil:
+			connected++
+		case ev.TurnInfo != nil && ev.TurnInfo.Event != bus.TurnUpdate:
+			ti := ev.TurnInfo
+			turns = append(turns, fmt.Sprintf("%d %s %.1f-%.1f %q", ti.TurnIndex, ti.Event, ti.AudioWindowStart, ti.AudioWindowEnd, ti.Transcript))
+		}
+	}
+	// The stand-in names words by the audio of its own connection: the resumed one got
+	// the stream from 1.0 s on, so turn 1 is its "w1 w2" again, at 1–2 s of the stream.
+	want := []string{`0 StartOfTurn 0.0-0.5 "w1"`, `0 EndOfTurn 0.0-1.0 "w1 w2"`, `1 StartOfTurn 1.0-1.5 "w3"`,
+		`1 EndOfTurn 1.0-2.0 "w1 w2"`, `2 StartOfTurn 2.0-2.5 "w3"`, `2 EndOfTurn 2.0-3.0 "w3 w4"`}
+	if connected != 1 || strings.Join(turns, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%d Connected; turns\n%s\nwant\n%s", connected, strings.Join(turns, "\n"), strings.Join(want, "\n"))
+	}
+	h.meter.mu.Lock()
+	defer h.meter.mu.Unlock()
+	second := h.meter.infos[bus.SessionID(c.RequestID())]
+	if second.Billed != bus.SessionID(first) || second.OffsetMs != 1000 || second.RunUpMs != 0 {
+		t.Fatalf("the second connection is billed to %q from %d ms (run-up %d ms), want %q from 1000 ms, no run-up",
+			second.Billed, second.OffsetMs, second.RunUpMs, first)
+	}
+	// Each connection meters what it received (1.8 s, then 2 s from 1.0 s on); billing
+	// credits the overlap from resume and resume_offset_ms (docs/api.md, the resume rule).
+	if a, b := h.meter.ms[bus.SessionID(first)], h.meter.ms[bus.SessionID(c.RequestID())]; a != 1800 || b != 2000 {
+		t.Fatalf("metered %d ms, then %d ms", a, b)
+	}
+}
+
+// TestStreamTurnsFileReconnect: `earshot stream --turns --fast` through a lost worker:
+// all the audio and CloseStream went out on the first connection; the reconnect sends
+// the audio after the last EndOfTurn and CloseStream again, and the output goes on
+// with the turns where they were.
+func TestStreamTurnsFileReconnect(t *testing.T) {
+	h := newHarness(t, nil)
+	h.backend.FailFirstAt = 28000
+	path := filepath.Join(t.TempDir(), "a.raw")
+	if err := os.WriteFile(path, tone(3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := client.StreamTurnsFile(context.Background(), h.ts.URL, client.TurnOptions{Key: h.secret, Encoding: "linear16",
+		SampleRate: 16000, Reconnect: true}, path, client.FileOptions{}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{"turn 0 EndOfTurn        0.00–  1.00s", "turn 1 EndOfTurn        1.00–  2.00s",
+		"turn 2 EndOfTurn        2.00–  3.00s"} {
+		if strings.Count(got, want) != 1 {
+			t.Fatalf("output has %q %d times, want once:\n%s", want, strings.Count(got, want), got)
+		}
+	}
+	if n := len(h.backend.Opened()); n != 2 {
+		t.Fatalf("%d streams opened, want 2", n)
 	}
 }

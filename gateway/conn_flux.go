@@ -40,6 +40,14 @@ type fluxState struct {
 	configAt     time.Time // when configTokens was last topped up
 }
 
+// newFluxState is the state of a connection opened with fp (detecting: the model
+// detects the language). A resumed connection numbers its turns from
+// resume_turn_index, so the client's turn_index goes on from the stream it continues.
+func newFluxState(fp wire.FluxParams, detecting bool) *fluxState {
+	return &fluxState{turns: fp.Turns, hints: fp.LanguageHints, detecting: detecting,
+		base: fp.ResumeTurnIndex, next: fp.ResumeTurnIndex}
+}
+
 // Configure messages a client may send: configureBurst at once, configureRate a second.
 const (
 	configureBurst = 10

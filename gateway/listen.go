@@ -73,7 +73,7 @@ func (s *Server) serveListen(w http.ResponseWriter, r *http.Request, v2 bool) {
 				fail(http.StatusBadRequest, code, msg, param)
 				return
 			}
-			flux = &fluxState{turns: fp.Turns, hints: fp.LanguageHints, detecting: params.Detecting()}
+			flux = newFluxState(fp, params.Detecting())
 		}
 	} else {
 		params, err = wire.ParseQuery(r.URL.Query())

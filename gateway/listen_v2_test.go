@@ -274,6 +274,7 @@ func TestListenV2Refusals(t *testing.T) {
 		{"unknown model", pcmQuery + "&model=flux-general-xx", wire.CodeUnknownModel, "model"},
 		{"encoding missing", "sample_rate=16000", wire.CodeBadRequest, "encoding"},
 		{"encoding unsupported", "encoding=opus&sample_rate=16000", wire.CodeBadRequest, "encoding"},
+		{"resume_turn_index without resume", pcmQuery + "&resume_turn_index=2", wire.CodeBadRequest, "resume_turn_index"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -437,9 +438,16 @@ func TestFluxTurnNumbering(t *testing.T) {
 			{bus.TurnEnd, 1, 1, false}, {bus.TurnStart, 2, 2, false}, {bus.TurnStart, 0, 2, true},
 			{bus.TurnEager, 0, 2, false}, {bus.TurnEnd, 0, 2, false}, {bus.TurnStart, 1, 3, false}},
 	}
+	// A connection resumed with resume_turn_index=3 (the client saw turns 0–2 end)
+	// counts from there, through a failover too.
+	cases["resumed at turn 3"] = []ev{{bus.TurnStart, 0, 3, false}, {bus.TurnStart, 0, 3, true},
+		{bus.TurnEnd, 0, 3, false}, {bus.TurnStart, 1, 4, false}, {bus.TurnEnd, 1, 4, false}}
 	for name, evs := range cases {
 		t.Run(name, func(t *testing.T) {
 			var f fluxState
+			if strings.HasPrefix(name, "resumed") {
+				f = *newFluxState(wire.FluxParams{ResumeTurnIndex: 3}, false)
+			}
 			for i, e := range evs {
 				idx, drop := f.clientTurn(e.event, e.w)
 				if idx != e.idx || drop != e.drop {

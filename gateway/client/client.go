@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/earshot-dev/earshot/gateway/wire"
@@ -38,8 +36,9 @@ type Options struct {
 	Extra          url.Values // any other query parameters
 
 	// Reconnect redials after a close that invites it (1011, 1012, 1013 or a dropped
-	// connection) and resends the audio not yet covered by a final; result times stay
-	// relative to the start of the whole stream. Needs Encoding and SampleRate.
+	// connection), also after CloseStream (sent again), and resends the audio not yet
+	// covered by a final; result times stay relative to the start of the whole stream.
+	// Needs Encoding and SampleRate.
 	Reconnect     bool
 	MaxReconnects int // default 5
 	// ReplayLimit bounds the audio kept for a reconnect, in bytes; default 8 MiB.
@@ -81,23 +80,8 @@ func (e *CloseError) Error() string {
 // Conn is one live stream. SendAudio, Finalize, KeepAlive and CloseStream may be
 // called from any goroutine; Events must be drained.
 type Conn struct {
-	url    string
-	hdr    http.Header
-	opts   Options
-	dialer *websocket.Dialer
-	events chan Event
-
-	mu        sync.Mutex // guards ws writes and the fields below
-	ws        *websocket.Conn
-	requestID string
-	streamID  string  // request_id of the first connection: what a reconnect resumes
-	replay    []byte  // audio sent since the last final (with Reconnect)
-	dropped   int64   // bytes of audio before replay[0]
-	finalMs   int64   // stream ms where the last final ended
-	offset    float64 // seconds added to result times of the current connection
-	closing   bool
-	err       error
-	done      chan struct{}
+	link[Event]
+	opts Options
 }
 
 // Dial opens a stream. base is the server, "ws://host:port" or "wss://…" (a path of
@@ -136,43 +120,16 @@ func Dial(ctx context.Context, base string, o Options) (*Conn, error) {
 	set("utterance_end_ms", itoa(o.UtteranceEndMs))
 	setKeyterms(q, o.Keyterms)
 	u.RawQuery = q.Encode()
-	if o.MaxReconnects == 0 {
-		o.MaxReconnects = 5
-	}
-	if o.ReplayLimit == 0 {
-		o.ReplayLimit = 8 << 20
-	}
-	c := &Conn{url: u.String(), hdr: authHeader(o.Key, o.Token), opts: o, dialer: dialerOr(o.Dialer),
-		events: make(chan Event, 256), done: make(chan struct{})}
-	ws, err := c.dial(ctx, "")
-	if err != nil {
+	rules := newReconnectRules(o.Reconnect, o.MaxReconnects, o.ReplayLimit)
+	o.MaxReconnects, o.ReplayLimit = rules.max, rules.replayLimit
+	c := &Conn{opts: o, link: newLink[Event](u.String(), authHeader(o.Key, o.Token), o.Dialer, rules,
+		bytesPerSecond(o.Encoding, o.SampleRate, o.Channels), o.SampleRate)}
+	c.runUpMs = resumeRunUpMs
+	c.read = c.readConn
+	if err := c.start(ctx); err != nil {
 		return nil, err
 	}
-	c.ws = ws
-	go c.readLoop(ws)
 	return c, nil
-}
-
-func (c *Conn) dial(ctx context.Context, query string) (*websocket.Conn, error) {
-	u := c.url
-	if query != "" {
-		sep := "?"
-		if strings.Contains(u, "?") {
-			sep = "&"
-		}
-		u += sep + query
-	}
-	ws, reqID, err := dialServer(ctx, c.dialer, u, c.hdr)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.requestID = reqID
-	if c.streamID == "" {
-		c.streamID = c.requestID
-	}
-	c.mu.Unlock()
-	return ws, nil
 }
 
 // streamURL is base as a WebSocket URL ("ws://host:port", "wss://…"; http and https
@@ -266,47 +223,8 @@ func streamEnd(err error) (_ error, ce *websocket.CloseError) {
 	return &CloseError{Code: ce.Code, Reason: ce.Text}, ce
 }
 
-// RequestID is the server's id of the current connection's stream.
-func (c *Conn) RequestID() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.requestID
-}
-
-// Events delivers server messages; it is closed when the stream ends, after which
-// Err says why.
-func (c *Conn) Events() <-chan Event { return c.events }
-
-// Err is nil after a normal close (1000), else a *CloseError or transport error.
-// Valid once Events is closed.
-func (c *Conn) Err() error {
-	<-c.done
-	return c.err
-}
-
-// SendAudio sends one frame of audio in the declared encoding.
-func (c *Conn) SendAudio(b []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.opts.Reconnect {
-		if len(c.replay)+len(b) > c.opts.ReplayLimit {
-			cut := len(c.replay) + len(b) - c.opts.ReplayLimit
-			cut = min(cut, len(c.replay))
-			c.replay = c.replay[cut:]
-			c.dropped += int64(cut)
-		}
-		c.replay = append(c.replay, b...)
-	}
-	return c.ws.WriteMessage(websocket.BinaryMessage, b)
-}
-
 func (c *Conn) control(typ string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if typ == wire.ControlCloseStream {
-		c.closing = true
-	}
-	return c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"`+typ+`"}`))
+	return c.sendText([]byte(`{"type":"`+typ+`"}`), typ == wire.ControlCloseStream)
 }
 
 // Finalize asks for finals of everything sent so far.
@@ -319,91 +237,8 @@ func (c *Conn) KeepAlive() error { return c.control(wire.ControlKeepAlive) }
 // the close.
 func (c *Conn) CloseStream() error { return c.control(wire.ControlCloseStream) }
 
-// Close drops the connection at once.
-func (c *Conn) Close() error {
-	c.mu.Lock()
-	c.closing = true
-	ws := c.ws
-	c.mu.Unlock()
-	return ws.Close()
-}
-
-func (c *Conn) readLoop(ws *websocket.Conn) {
-	reconnects := 0
-	for {
-		err, ce := streamEnd(c.readConn(ws))
-		c.mu.Lock()
-		retry := err != nil && c.opts.Reconnect && !c.closing && reconnects < c.opts.MaxReconnects &&
-			(ce == nil || ce.Code == 1011 || ce.Code == 1012 || ce.Code == 1013 || ce.Code == 1006)
-		c.mu.Unlock()
-		// A refused redial (the gateway is still restarting) is retried with backoff
-		// until MaxReconnects attempts are spent, not given up after the first.
-		for retry {
-			reconnects++
-			nws, rerr := c.resume(reconnects)
-			if rerr == nil {
-				ws = nws
-				break
-			}
-			c.mu.Lock()
-			retry = !c.closing && reconnects < c.opts.MaxReconnects
-			c.mu.Unlock()
-		}
-		if retry {
-			continue
-		}
-		c.err = err
-		close(c.events)
-		close(c.done)
-		return
-	}
-}
-
-// resume redials with backoff and replays the audio since the last final. The new
-// connection names the stream it continues and where its audio starts (resume,
-// resume_offset_ms), so the server bills the resent audio once.
-func (c *Conn) resume(attempt int) (*websocket.Conn, error) {
-	time.Sleep(time.Duration(attempt*attempt) * 200 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	c.mu.Lock()
-	var query string
-	if c.streamID != "" {
-		offMs := c.dropped * 1000 / int64(c.bytesPerSecond())
-		q := url.Values{"resume": {c.streamID}, "resume_offset_ms": {strconv.FormatInt(offMs, 10)}}
-		if runUp := min(c.finalMs-offMs, resumeRunUpMs); runUp > 0 {
-			q.Set("resume_runup_ms", strconv.FormatInt(runUp, 10))
-		}
-		query = q.Encode()
-	}
-	c.mu.Unlock()
-	ws, err := c.dial(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ws = ws
-	c.offset = float64(c.dropped) / c.bytesPerSecond()
-	replay := c.replay
-	c.replay = nil
-	for len(replay) > 0 {
-		n := min(len(replay), 32<<10)
-		if err := ws.WriteMessage(websocket.BinaryMessage, replay[:n]); err != nil {
-			return nil, err
-		}
-		c.replay = append(c.replay, replay[:n]...)
-		replay = replay[n:]
-	}
-	return ws, nil
-}
-
 // resumeRunUpMs is the audio before the last final's end a reconnect resends.
 const resumeRunUpMs = 500
-
-func (c *Conn) bytesPerSecond() float64 {
-	return bytesPerSecond(c.opts.Encoding, c.opts.SampleRate, c.opts.Channels)
-}
 
 // bytesPerSecond of audio in encoding (8 kHz when rate is 0, mono when channels is 0).
 func bytesPerSecond(encoding string, rate, channels int) float64 {
@@ -432,9 +267,7 @@ func (c *Conn) readConn(ws *websocket.Conn) error {
 			continue
 		}
 		ev.Type = head.Type
-		c.mu.Lock()
-		off := c.offset
-		c.mu.Unlock()
+		off, _ := c.timing()
 		switch head.Type {
 		case wire.TypeResults:
 			ev.Results = new(wire.Results)
@@ -472,32 +305,4 @@ func (c *Conn) readConn(ws *websocket.Conn) error {
 		}
 		c.events <- ev
 	}
-}
-
-// settle drops replay audio up to stream time end (seconds).
-func (c *Conn) settle(end float64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.opts.Reconnect {
-		return
-	}
-	// Cut on a whole millisecond (exact for rates that are multiples of 1 kHz), so the
-	// resume offset a reconnect declares is exactly where its audio starts.
-	bps := int64(c.bytesPerSecond())
-	frame := bps / int64(max(c.opts.SampleRate, 1))
-	// Half a second before the final's end stays as run-up for a resume: the next word
-	// is then decoded whole (resume_runup_ms), not cut at its first sound.
-	endMs := int64(math.Round(end * 1000))
-	c.finalMs = max(c.finalMs, endMs)
-	upTo := max(0, endMs-resumeRunUpMs) * bps / 1000
-	if frame > 0 {
-		upTo -= upTo % frame
-	}
-	cut := upTo - c.dropped
-	if cut <= 0 {
-		return
-	}
-	cut = min(cut, int64(len(c.replay)))
-	c.replay = c.replay[cut:]
-	c.dropped += cut
 }

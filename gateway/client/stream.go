@@ -39,11 +39,11 @@ func StreamFile(ctx context.Context, url string, o Options, path string, fo File
 		return err
 	}
 	defer c.Close()
-	chunk := chunkBytes(c.bytesPerSecond(), fo.ChunkMs, o.SampleRate)
+	chunk := chunkBytes(c.bps, fo.ChunkMs, o.SampleRate)
 	sendErr := sendPaced(ctx, c, audio, chunk, fo, time.Now())
 	w := bufio.NewWriter(out)
 	defer w.Flush()
-	if err := relay(ctx, sendErr, c.Events(), w, fo.JSON, func(ev Event, partial bool) bool {
+	if err := relay(ctx, sendErr, c.Events(), w, fo.JSON, o.Reconnect, func(ev Event, partial bool) bool {
 		if ev.Results == nil {
 			return partial
 		}
@@ -134,12 +134,13 @@ func serverError(code wire.ErrorCode, description string) error {
 }
 
 // relay writes each event to w, as a JSON line with jsonLines or else with text, until
-// events is closed (nil), the server sends an Error, the sender reports a failure on
-// sendErr, or ctx ends. text is told whether the line last written is still open (to
+// events is closed (nil), the server sends an Error (unless the stream is resumable:
+// the connection that sent it may be resumed, and the stream's end says how it
+// went), the sender reports a failure on sendErr, or ctx ends. text is told whether the line last written is still open (to
 // be rewritten in place) and returns whether it left one open; relay ends an open line
 // when events closes.
 func relay[E serverMessage](ctx context.Context, sendErr <-chan error, events <-chan E, w *bufio.Writer,
-	jsonLines bool, text func(ev E, open bool) bool) error {
+	jsonLines, resumable bool, text func(ev E, open bool) bool) error {
 	open := false
 	for {
 		select {
@@ -164,7 +165,7 @@ func relay[E serverMessage](ctx context.Context, sendErr <-chan error, events <-
 			} else {
 				open = text(ev, open)
 			}
-			if err := ev.serverErr(); err != nil {
+			if err := ev.serverErr(); err != nil && !resumable {
 				return err
 			}
 		}

@@ -8,12 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/earshot-dev/earshot/gateway/wire"
+	"github.com/earshot-dev/earshot/internal/bus"
 	"github.com/gorilla/websocket"
 )
 
@@ -32,7 +33,20 @@ type TurnOptions struct {
 	Keyterms          []string
 	LanguageHint      string     // a multilingual model's language (none: detect)
 	Extra             url.Values // any other query parameters
-	Dialer            *websocket.Dialer
+
+	// Reconnect redials after a close that invites it (1011, 1012, 1013 or a dropped
+	// connection), also after CloseStream (sent again), and resends the audio since the
+	// last EndOfTurn: the open turn starts again on the new connection, and the resent
+	// audio is billed once (resume, resume_offset_ms). The events go on as one stream:
+	// turn_index keeps counting (resume_turn_index), times stay relative to the start
+	// of the whole stream, no turn starts or ends twice, and the new connection's
+	// Connected is not delivered (RequestID changes). An Error message before such a
+	// close is still delivered. Needs Encoding and SampleRate.
+	Reconnect     bool
+	MaxReconnects int // default 5
+	// ReplayLimit bounds the audio kept for a reconnect, in bytes; default 8 MiB.
+	ReplayLimit int
+	Dialer      *websocket.Dialer
 }
 
 // TurnEvent is one message of a turn-taking stream; the typed field of its Type is set.
@@ -54,14 +68,13 @@ type TurnConfig struct {
 }
 
 // TurnConn is one turn-taking stream. SendAudio and the control methods may be called
-// from any goroutine; Events must be drained. It does not reconnect.
+// from any goroutine; Events must be drained. With TurnOptions.Reconnect it resumes a
+// lost connection.
 type TurnConn struct {
-	ws        *websocket.Conn
-	requestID string
-	events    chan TurnEvent
-	mu        sync.Mutex // serialises writes
-	err       error
-	done      chan struct{}
+	link[TurnEvent]
+	// Turns as the client has seen them, guarded by mu: what a resume continues from.
+	ended int // turns ended (the next turn's turn_index)
+	open  int // turn_index of the turn whose StartOfTurn was delivered; -1: none
 }
 
 // ListenV2 opens a turn-taking stream. base is the server ("ws://host:port"; a path
@@ -91,34 +104,18 @@ func ListenV2(ctx context.Context, base string, o TurnOptions) (*TurnConn, error
 	setKeyterms(q, o.Keyterms)
 	set("language_hint", o.LanguageHint)
 	u.RawQuery = q.Encode()
-	ws, reqID, err := dialServer(ctx, dialerOr(o.Dialer), u.String(), authHeader(o.Key, o.Token))
-	if err != nil {
+	c := &TurnConn{open: -1, link: newLink[TurnEvent](u.String(), authHeader(o.Key, o.Token), o.Dialer,
+		newReconnectRules(o.Reconnect, o.MaxReconnects, o.ReplayLimit), bytesPerSecond(o.Encoding, o.SampleRate, 1), o.SampleRate)}
+	c.read = c.readConn
+	c.resumeQuery = func(q url.Values) {
+		if c.ended > 0 {
+			q.Set("resume_turn_index", strconv.Itoa(c.ended))
+		}
+	}
+	if err := c.start(ctx); err != nil {
 		return nil, err
 	}
-	c := &TurnConn{ws: ws, requestID: reqID, events: make(chan TurnEvent, 256), done: make(chan struct{})}
-	go c.readLoop()
 	return c, nil
-}
-
-// RequestID is the server's id of the stream.
-func (c *TurnConn) RequestID() string { return c.requestID }
-
-// Events delivers the server's messages; it is closed when the stream ends, after
-// which Err says why.
-func (c *TurnConn) Events() <-chan TurnEvent { return c.events }
-
-// Err is nil after a normal close (1000), else a *CloseError or transport error.
-// Valid once Events is closed.
-func (c *TurnConn) Err() error {
-	<-c.done
-	return c.err
-}
-
-// SendAudio sends one frame of audio in the declared encoding.
-func (c *TurnConn) SendAudio(b []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ws.WriteMessage(websocket.BinaryMessage, b)
 }
 
 func (c *TurnConn) send(v any) error {
@@ -126,9 +123,7 @@ func (c *TurnConn) send(v any) error {
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ws.WriteMessage(websocket.TextMessage, b)
+	return c.sendText(b, false)
 }
 
 // ForceEndTurn ends the current turn now: an EndOfTurn with trigger "manual" follows.
@@ -151,20 +146,15 @@ func (c *TurnConn) KeepAlive() error { return c.send(map[string]string{"type": w
 // CloseStream asks the server to finish: an open turn ends (trigger "close"), then
 // the server closes.
 func (c *TurnConn) CloseStream() error {
-	return c.send(map[string]string{"type": wire.ControlCloseStream})
+	return c.sendText([]byte(`{"type":"`+wire.ControlCloseStream+`"}`), true)
 }
 
-// Close drops the connection at once.
-func (c *TurnConn) Close() error { return c.ws.Close() }
-
-func (c *TurnConn) readLoop() {
-	defer close(c.done)
-	defer close(c.events)
+// readConn reads one connection's messages onto events until it ends.
+func (c *TurnConn) readConn(ws *websocket.Conn) error {
 	for {
-		_, b, err := c.ws.ReadMessage()
+		_, b, err := ws.ReadMessage()
 		if err != nil {
-			c.err, _ = streamEnd(err)
-			return
+			return err
 		}
 		ev := TurnEvent{Raw: b}
 		var head struct{ Type string }
@@ -172,11 +162,21 @@ func (c *TurnConn) readLoop() {
 			continue
 		}
 		ev.Type = head.Type
+		off, resumed := c.timing()
 		switch head.Type {
 		case wire.TypeConnected:
+			if resumed {
+				continue // the stream goes on: one Connected
+			}
 			ev.Connected = decode[wire.Connected](b)
 		case wire.TypeTurnInfo:
 			ev.TurnInfo = decode[wire.TurnInfo](b)
+			if !c.turn(ev.TurnInfo, off) {
+				continue
+			}
+			if off != 0 {
+				ev.Raw, _ = json.Marshal(ev.TurnInfo)
+			}
 		case wire.TypeConfigureSuccess:
 			ev.ConfigureSuccess = decode[wire.ConfigureSuccess](b)
 		case wire.TypeConfigureFailure:
@@ -187,6 +187,43 @@ func (c *TurnConn) readLoop() {
 		c.events <- ev
 	}
 }
+
+// turn puts a TurnInfo on the whole stream's clock (off: the connection's offset in
+// seconds) and keeps the turns the client has seen; false: the event repeats one it
+// has (a resumed connection starts the open turn again). An EndOfTurn settles the
+// audio under it: a reconnect resends only what follows.
+func (c *TurnConn) turn(t *wire.TurnInfo, off float64) bool {
+	if off != 0 {
+		t.AudioWindowStart = round3(t.AudioWindowStart + off)
+		t.AudioWindowEnd = round3(t.AudioWindowEnd + off)
+		for i := range t.Words {
+			t.Words[i].Start += off
+			t.Words[i].End += off
+		}
+	}
+	c.mu.Lock()
+	switch t.Event {
+	case bus.TurnStart:
+		if t.TurnIndex == c.open || t.TurnIndex < c.ended {
+			c.mu.Unlock()
+			return false
+		}
+		c.open = t.TurnIndex
+	case bus.TurnEnd:
+		if t.TurnIndex < c.ended {
+			c.mu.Unlock()
+			return false
+		}
+		c.open, c.ended = -1, t.TurnIndex+1
+	}
+	c.mu.Unlock()
+	if t.Event == bus.TurnEnd {
+		c.settle(t.AudioWindowEnd)
+	}
+	return true
+}
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 
 // decode is the message b as a T; what does not decode stays zero.
 func decode[T any](b []byte) *T {
@@ -227,7 +264,7 @@ func StreamTurnsFile(ctx context.Context, url string, o TurnOptions, path string
 	sendErr := sendPaced(ctx, c, audio, chunk, fo, start)
 	w := bufio.NewWriter(out)
 	defer w.Flush()
-	if err := relay(ctx, sendErr, c.Events(), w, fo.JSON, func(ev TurnEvent, inPlace bool) bool {
+	if err := relay(ctx, sendErr, c.Events(), w, fo.JSON, o.Reconnect, func(ev TurnEvent, inPlace bool) bool {
 		defer w.Flush()
 		at := time.Since(start).Seconds()
 		switch {

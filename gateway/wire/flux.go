@@ -81,7 +81,14 @@ type FluxParams struct {
 	// the languages each utterance's detection chooses among (Params.Language is
 	// lang.Among of them).
 	LanguageHints []string
+	// ResumeTurnIndex is the turn_index a resumed connection's first turn gets
+	// (resume_turn_index, with resume): the turns of the stream it continues keep
+	// counting instead of starting at 0 again.
+	ResumeTurnIndex int
 }
+
+// MaxResumeTurnIndex bounds resume_turn_index.
+const MaxResumeTurnIndex = 1_000_000
 
 // fluxShared are the /v2 parameters whose syntax ParseQuery checks as for /v1.
 var fluxShared = map[string]bool{
@@ -92,7 +99,7 @@ var fluxShared = map[string]bool{
 // fluxOwn are the /v2 parameters read here.
 var fluxOwn = map[string]bool{
 	"eot_threshold": true, "eager_eot_threshold": true, "eot_timeout_ms": true, "language_hint": true,
-	"redact": true, "mip_opt_out": true, "profanity_filter": true,
+	"redact": true, "mip_opt_out": true, "profanity_filter": true, "resume_turn_index": true,
 }
 
 // fluxRefused explains parameters Deepgram or /v1 know that /v2/listen does not take.
@@ -162,6 +169,12 @@ func ParseFluxQuery(q url.Values) (FluxParams, error) {
 	}
 	if err := fp.Turns.Check(); err != nil {
 		return FluxParams{}, err
+	}
+	if fp.ResumeTurnIndex, err = intParam(one, "resume_turn_index", 0, 0, MaxResumeTurnIndex); err != nil {
+		return FluxParams{}, err
+	}
+	if _, ok := q["resume_turn_index"]; ok && fp.Resume == "" {
+		return FluxParams{}, BadParam("resume_turn_index", "only with resume")
 	}
 	for _, v := range q["language_hint"] {
 		v = strings.TrimSpace(v)

@@ -39,6 +39,10 @@ func TestParseFluxQuery(t *testing.T) {
 	if p, err := ParseFluxQuery(url.Values{"eot_threshold": {"1.0"}}); err != nil || p.Turns.EOTThreshold != 1 {
 		t.Fatalf("eot_threshold=1.0 (ForceEndTurn only): %+v %v", p, err)
 	}
+	if p, err := ParseFluxQuery(url.Values{"resume": {"r1"}, "resume_offset_ms": {"1000"}, "resume_turn_index": {"2"}}); err != nil ||
+		p.Resume != "r1" || p.ResumeTurnIndex != 2 {
+		t.Fatalf("resume_turn_index: %+v %v", p, err)
+	}
 
 	for _, c := range []struct{ query, param, says string }{
 		{"eot_threshold=0.49", "eot_threshold", "out of range"},
@@ -67,6 +71,8 @@ func TestParseFluxQuery(t *testing.T) {
 		{"sample_rate=x", "sample_rate", "not an integer"},
 		{"model=a/b", "model", "not a model name"},
 		{"keyterm=", "keyterm", "empty"},
+		{"resume_turn_index=1", "resume_turn_index", "only with resume"},
+		{"resume=r1&resume_offset_ms=0&resume_turn_index=-1", "resume_turn_index", "out of range"},
 	} {
 		q, _ := url.ParseQuery(c.query)
 		_, err := ParseFluxQuery(q)
@@ -138,6 +144,7 @@ func FuzzParseFluxQuery(f *testing.F) {
 		"model=flux-general-en&encoding=linear16&sample_rate=16000&eot_threshold=0.8&eager_eot_threshold=0.5&eot_timeout_ms=3000",
 		"model=flux-general-multi&language_hint=de&keyterm=Earshot&mip_opt_out=true",
 		"eot_threshold=1.0&redact=numbers&numerals=false", "resume=r1&resume_offset_ms=2000&resume_runup_ms=500",
+		"resume=r1&resume_offset_ms=2000&resume_turn_index=3", "resume_turn_index=2", "resume=r1&resume_offset_ms=0&resume_turn_index=-1",
 		"tag=x", "eager_eot_threshold=0.9&eot_threshold=0.5", "eot_timeout_ms=1e3", "language_hint=zh-Hant-TW", "language_hint=zh-CN&language_hint=en", "a=1&a=2&;",
 	} {
 		f.Add(s)
@@ -154,6 +161,9 @@ func FuzzParseFluxQuery(f *testing.F) {
 		}
 		if err := p.Turns.Check(); err != nil {
 			t.Fatalf("accepted thresholds out of range: %+v: %v", p.Turns, err)
+		}
+		if p.ResumeTurnIndex < 0 || p.ResumeTurnIndex > MaxResumeTurnIndex || (p.ResumeTurnIndex > 0 && p.Resume == "") {
+			t.Fatalf("resume_turn_index %d (resume %q)", p.ResumeTurnIndex, p.Resume)
 		}
 		if p.Channels != 1 || p.Multichannel || p.InterimResults || len(p.LanguageHints) > lang.MaxAmong {
 			t.Fatalf("accepted what /v2 refuses: %+v", p)

@@ -23,7 +23,9 @@ a demo token is fetched from /demo/grant.
 event with the second it arrived, the turn's audio window, its end-of-turn confidence and,
 on EndOfTurn, why the turn ended and how long after its audio the event came; tune it with
 --eot-threshold, --eager-eot-threshold and --eot-timeout-ms (--language is then the
-language_hint).`,
+language_hint).
+A dropped connection is resumed (--reconnect=false: not): the audio since the last final, or
+with --turns the last EndOfTurn, is sent again, billed once; the output goes on where it was.`,
 		run: runStream,
 	})
 }
@@ -42,6 +44,7 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print every server message as JSON (one per line)")
 	interim := fs.Bool("interim", true, "ask for partial results")
 	chunk := fs.Int("chunk-ms", 100, "audio per WebSocket frame")
+	reconnect := fs.Bool("reconnect", true, "resume a dropped connection (1011/1012/1013 or lost), resending the audio since the last final (--turns: EndOfTurn)")
 	turns := fs.Bool("turns", false, "turn-taking: stream to /v2/listen and print turn events")
 	eot := fs.Float64("eot-threshold", 0, "--turns: end-of-turn confidence that ends a turn, 0.5–1.0 (default: the server's 0.7)")
 	eager := fs.Float64("eager-eot-threshold", 0, "--turns: confidence for EagerEndOfTurn, 0.3–0.9 (default: off)")
@@ -75,11 +78,11 @@ func runStream(ctx context.Context, e *env, args []string) error {
 	fo := client.FileOptions{Realtime: !*fast, JSON: *asJSON, ChunkMs: *chunk}
 	if *turns {
 		to := client.TurnOptions{Key: *key, Token: *token, Model: *model, LanguageHint: *language, Encoding: *enc,
-			SampleRate: *rate, EOTThreshold: *eot, EagerEOTThreshold: *eager, EOTTimeoutMs: *eotTimeout}
+			SampleRate: *rate, EOTThreshold: *eot, EagerEOTThreshold: *eager, EOTTimeoutMs: *eotTimeout, Reconnect: *reconnect}
 		return client.StreamTurnsFile(ctx, *url, to, fs.Arg(0), fo, e.stdout)
 	}
 	o := client.Options{Key: *key, Token: *token, Model: *model, Language: *language, Encoding: *enc, SampleRate: *rate,
-		Channels: *channels, InterimResults: *interim, VADEvents: true}
+		Channels: *channels, InterimResults: *interim, VADEvents: true, Reconnect: *reconnect}
 	return client.StreamFile(ctx, *url, o, fs.Arg(0), fo, e.stdout)
 }
 

@@ -205,6 +205,17 @@ interface Chunk {
   sentAt: number; // performance.now() of the last send, or -1 when not yet sent
 }
 
+/** The wait before reconnect attempt n (1, 2, …): 250 ms doubling up to 8 s, ±25 % jitter. */
+const backoffMs = (attempt: number): number => Math.min(8000, 250 * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+
+/** Kills a socket as a network fault would (ws's terminate; a browser socket can only close). */
+function cutSocket(sock: WebSocket | null): void {
+  const s = sock as (WebSocket & { terminate?: () => void }) | null;
+  if (!s) return;
+  if (typeof s.terminate === "function") s.terminate();
+  else s.close(4000, "test drop");
+}
+
 const now = (): number => (typeof performance !== "undefined" ? performance.now() : Date.now());
 
 function bytesPerSample(enc: string): number {
@@ -408,7 +419,7 @@ export function connect(opts: ConnectOptions): Connection {
     }
     attempt++;
     state = "reconnecting";
-    const delayMs = Math.min(8000, 250 * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+    const delayMs = backoffMs(attempt);
     emit("reconnecting", { attempt, delayMs, bufferedSeconds: pending(), error: err });
     setTimeout(open, delayMs);
   };
@@ -669,10 +680,7 @@ export function connect(opts: ConnectOptions): Connection {
       return requestId;
     },
     _dropForTest() {
-      const s = sock as (WebSocket & { terminate?: () => void }) | null;
-      if (!s) return;
-      if (typeof s.terminate === "function") s.terminate();
-      else s.close(4000, "test drop");
+      cutSocket(sock);
     },
   };
   void open();
@@ -711,6 +719,17 @@ export interface TurnOptions {
   keepAliveMs?: number;
   /** Seconds of send times kept for latencyMs (see TurnInfoEvent). Default 120. */
   latencyHistorySeconds?: number;
+  /**
+   * Reconnect after a dropped connection or a close that invites it (1011, 1012, 1013),
+   * resending the audio after the last EndOfTurn: the open turn starts again on the new
+   * connection, and the events go on as one stream (turn_index counting on, times in
+   * stream seconds, no turn started or ended twice, one connected event). Default true.
+   */
+  reconnect?: boolean;
+  /** Reconnect attempts in a row before giving up. Default 6. */
+  maxReconnects?: number;
+  /** Seconds of audio after the last EndOfTurn kept for resending. Default 120. */
+  maxBufferSeconds?: number;
   /** WebSocket constructor; default globalThis.WebSocket. */
   WebSocket?: WebSocketCtor;
   /** fetch used to probe why a connection was refused (browsers hide the HTTP status). Default globalThis.fetch. */
@@ -777,10 +796,12 @@ export interface TurnConfig {
 }
 
 export interface TurnEventMap {
-  /** The socket opened. */
-  open: { requestId: string };
-  /** The server's Connected message (the stream's first). */
+  /** A socket opened; attempt counts them (2 and up: a reconnect). */
+  open: { requestId: string; attempt: number };
+  /** The server's Connected message (the stream's first; a reconnect's is not delivered). */
   connected: { requestId: string; sequenceId: number };
+  /** The connection dropped and is being reopened; bufferedSeconds: the audio after the last EndOfTurn, resent on reopen. */
+  reconnecting: { attempt: number; delayMs: number; bufferedSeconds: number; error: EarshotError };
   /** Every TurnInfo, before the event of its own name below. */
   turn: TurnInfoEvent;
   startofturn: TurnInfoEvent;
@@ -792,7 +813,7 @@ export interface TurnEventMap {
   configuresuccess: { thresholds: TurnThresholds; keyterms: string[]; sequenceId: number; raw: Record<string, unknown> };
   /** A Configure was refused; nothing of it was applied. */
   configurefailure: { description: string; sequenceId: number; raw: Record<string, unknown> };
-  /** Every server message, parsed, before its own event (for logging and fields this SDK does not know). */
+  /** Every server message, parsed, before its own event (for logging and fields this SDK does not know); as the server sent it (times of its own connection). */
   message: Record<string, unknown>;
   /** Fatal: the stream is over (Flux's Error, a refused upgrade, a lost connection); close follows. */
   error: EarshotError;
@@ -817,11 +838,11 @@ export interface TurnConnection {
   abort(): void;
   on<K extends TurnEventType>(type: K, fn: Listener<TurnEventMap[K]>): () => void;
   off<K extends TurnEventType>(type: K, fn: Listener<TurnEventMap[K]>): void;
-  /** "connecting" | "open" | "closing" | "closed" */
+  /** "connecting" | "open" | "reconnecting" | "closing" | "closed" */
   readonly state: string;
   /** Seconds of audio given to sendAudio so far. */
   readonly sentSeconds: number;
-  /** Request id of the stream (from Connected). */
+  /** Request id of the current connection (from its Connected). */
   readonly requestId: string;
   /** The turn in progress (or the next one), counted from 0 as turn_index is. */
   readonly turnIndex: number;
@@ -831,6 +852,8 @@ export interface TurnConnection {
    * latencyHistorySeconds.
    */
   sentAt(t: number): number | undefined;
+  /** Test hook: kill the socket as a network fault would (the connection reconnects). */
+  _dropForTest(): void;
 }
 
 const TURN_EVENTS: Record<string, TurnEventType> = {
@@ -869,8 +892,11 @@ const num = (v: unknown, dflt = 0): number => {
  * update, eagerendofturn, turnresumed, endofturn, configuresuccess,
  * configurefailure, message, error, close.
  *
- * It does not reconnect: a turn's state lives in the server's session, so a
- * dropped connection ends the stream (error, then close); open a new one. Works
+ * Reconnection (options.reconnect, default true) follows connect()'s: after a dropped
+ * connection or a close 1011/1012/1013 it gets a fresh token from getToken, reopens with
+ * resume (so the resent audio is billed once) and resume_turn_index, and resends the
+ * audio after the last EndOfTurn; the open turn starts again there. Other closes (a
+ * Flux Error such as BAD_AUDIO, IDLE_TIMEOUT) end the stream: error, then close. Works
  * with microphone({ connection }) exactly as connect() does.
  */
 export function connectTurns(opts: TurnOptions): TurnConnection {
@@ -882,6 +908,10 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
   const bytesPerSecond = bytesPerSample(opts.encoding ?? "linear16") * (opts.sampleRate ?? 16000);
   const keepAliveMs = opts.keepAliveMs ?? 4000;
   const history = Math.max(1, opts.latencyHistorySeconds ?? 120);
+  const reconnect = opts.reconnect ?? true;
+  const maxReconnects = opts.maxReconnects ?? 6;
+  const maxBuffer = opts.maxBufferSeconds ?? 120;
+  const sampleBytes = bytesPerSample(opts.encoding ?? "linear16");
 
   const listeners = new Map<string, Set<Listener<never>>>();
   const emit = <K extends TurnEventType>(type: K, ev: TurnEventMap[K]): void => {
@@ -908,6 +938,29 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
   let closeWaiters: Array<() => void> = [];
   let closing = false;
   let lastError: EarshotError | undefined;
+  // Reconnection, as connect() does it, with EndOfTurn as the final.
+  let attempt = 0; // consecutive failed attempts
+  let sessions = 0; // sockets opened so far
+  let streamId = ""; // request_id of the first connection: what a reconnect resumes
+  let offset = 0; // stream time at which the current connection's time 0 lies
+  let ended = 0; // turns ended (the next turn's turn_index)
+  let openTurn = -1; // turn_index of the turn whose StartOfTurn was delivered
+  let chunks: Array<{ data: ArrayBuffer; start: number; end: number }> = []; // audio after the last EndOfTurn
+  let testDrop = false; // _dropForTest cut the socket
+
+  // Drops the audio up to stream time t (an EndOfTurn's end; cut on a sample) and
+  // beyond maxBuffer seconds.
+  const settle = (t: number): void => {
+    let i = 0;
+    while (i < chunks.length && (chunks[i].end <= t + 1e-9 || sent - chunks[i].start > maxBuffer)) i++;
+    if (i > 0) chunks = chunks.slice(i);
+    const c = chunks[0];
+    if (c && c.start < t) {
+      const k = Math.round(((t - c.start) * bytesPerSecond) / sampleBytes) * sampleBytes;
+      chunks[0] = { data: c.data.slice(k), start: c.start + k / bytesPerSecond, end: c.end };
+    }
+  };
+  const buffered = (): number => chunks.reduce((s, c) => s + c.end - c.start, 0);
 
   const sentAt = (t: number): number | undefined => {
     if (t < 0 || t > sent + 1e-6 || starts.length === 0) return undefined;
@@ -927,6 +980,7 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
     state = "closed";
     if (keepAlive) clearInterval(keepAlive);
     outbox = [];
+    chunks = [];
     if (err) emit("error", err);
     emit("close", { code, reason, error: err });
     for (const w of closeWaiters) w();
@@ -943,12 +997,14 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
   };
 
   const turnInfo = (m: Record<string, unknown>, receivedAt: number): TurnInfoEvent => {
+    // Times of a resumed connection start at its first resent sample: put them on the stream's clock.
+    const at = (v: unknown): number => Math.round((num(v) + offset) * 1e6) / 1e6;
     const words = (Array.isArray(m.words) ? m.words : []).map((w: Record<string, unknown>) => ({
-      word: String(w?.word ?? ""), confidence: num(w?.confidence), start: num(w?.start), end: num(w?.end),
+      word: String(w?.word ?? ""), confidence: num(w?.confidence), start: at(w?.start), end: at(w?.end),
     }));
     const event = String(m.event ?? "") as TurnEventName;
-    const start = num(m.audio_window_start);
-    const end = num(m.audio_window_end);
+    const start = at(m.audio_window_start);
+    const end = at(m.audio_window_end);
     const from = event === "StartOfTurn" ? start : words.length > 0 ? words[words.length - 1].end : end;
     // An end time is the end of the frame it closes, not the start of the next one.
     const t = sentAt(event === "StartOfTurn" ? from : Math.max(0, from - 1e-4));
@@ -979,10 +1035,21 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
     switch (m.type) {
       case "Connected":
         if (typeof m.request_id === "string") requestId = m.request_id;
+        if (sessions > 1) break; // a reconnect continues the stream: one connected event
+        if (streamId === "") streamId = requestId;
         emit("connected", { requestId, sequenceId: seq });
         break;
       case "TurnInfo": {
         const ev = turnInfo(m, receivedAt);
+        // A resumed connection starts the open turn again: its StartOfTurn is not news.
+        if (ev.event === "StartOfTurn" && (ev.turnIndex === openTurn || ev.turnIndex < ended)) break;
+        if (ev.event === "EndOfTurn" && ev.turnIndex < ended) break;
+        if (ev.event === "StartOfTurn") openTurn = ev.turnIndex;
+        if (ev.event === "EndOfTurn") {
+          ended = ev.turnIndex + 1;
+          openTurn = -1;
+          if (reconnect) settle(ev.audioWindowEnd);
+        }
         if (ev.event === "EndOfTurn") turnIndex = ev.turnIndex + 1;
         else turnIndex = ev.turnIndex;
         emit("turn", ev);
@@ -1009,20 +1076,51 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
     }
   };
 
+  // fail ends the stream with err, or reopens it when a reconnect can help: a dropped
+  // connection or a close 1011/1012/1013 (connect()'s rule), never after closeStream.
+  const fail = (err: EarshotError, code: number, reason: string): void => {
+    const canRetry = reconnect && !closing && state !== "closed" && attempt < maxReconnects && !FATAL.has(err.code) &&
+      (code === 1006 || code === 1011 || code === 1012 || code === 1013 || err.code === "UNREACHABLE");
+    if (!canRetry) {
+      finish(code, reason, err);
+      return;
+    }
+    attempt++;
+    state = "reconnecting";
+    const delayMs = backoffMs(attempt);
+    emit("reconnecting", { attempt, delayMs, bufferedSeconds: buffered(), error: err });
+    setTimeout(() => void open(), delayMs);
+  };
+
   async function open(): Promise<void> {
+    if (state === "closed") return;
     let tok: string;
     try {
-      tok = opts.token ?? (await (opts.getToken as () => string | Promise<string>)());
+      tok = opts.getToken && (sessions > 0 || attempt > 0 || !opts.token)
+        ? await opts.getToken()
+        : (opts.token as string);
     } catch (e) {
       const err = e instanceof EarshotError ? e : new EarshotError("UNREACHABLE", "could not get a token: " + String((e as Error)?.message ?? e));
-      finish(1006, "token", err);
+      if (sessions > 0) fail(err, 1006, "token");
+      else finish(1006, "token", err);
       return;
     }
     if (state === "closed") return;
     const useProto = (opts.auth ?? "subprotocol") === "subprotocol";
+    let u = url;
+    const resumed = sessions > 0;
+    if (resumed && streamId !== "") {
+      // The stream this connection continues, where its resent audio starts, and the
+      // turn_index of its first turn, so that the resent audio is billed once and the
+      // turns count on.
+      settle(0);
+      const from = chunks.length > 0 ? chunks[0].start : sent;
+      u += "&resume=" + encodeURIComponent(streamId) + "&resume_offset_ms=" + String(Math.round(from * 1000));
+      if (ended > 0) u += "&resume_turn_index=" + String(ended);
+    }
     let s: WebSocket;
     try {
-      s = useProto ? new WS(url, ["token", tok]) : new WS(url + "&token=" + encodeURIComponent(tok));
+      s = useProto ? new WS(u, ["token", tok]) : new WS(u + "&token=" + encodeURIComponent(tok));
     } catch (e) {
       finish(1006, "constructor", new EarshotError("BAD_REQUEST", String((e as Error)?.message ?? e)));
       return;
@@ -1034,14 +1132,25 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
     s.addEventListener("open", () => {
       if (sock !== s) return;
       opened = true;
+      attempt = 0;
+      sessions++;
       state = closing ? "closing" : "open";
       const frames = outbox;
       outbox = [];
-      for (const f of frames) s.send(f);
+      if (resumed) {
+        // The audio after the last EndOfTurn (the queued audio is part of it), then
+        // the queued control messages. The new connection's time 0 is its first sample.
+        settle(0);
+        offset = chunks.length > 0 ? chunks[0].start : sent;
+        for (const c of chunks) s.send(c.data);
+        for (const f of frames) if (typeof f === "string") s.send(f);
+      } else {
+        for (const f of frames) s.send(f);
+      }
       lastSend = now();
       // Audio queued before the open counts as sent now.
       for (let i = times.length - 1; i >= 0 && times[i] < 0; i--) times[i] = lastSend;
-      emit("open", { requestId });
+      emit("open", { requestId, attempt: sessions });
     });
     s.addEventListener("message", (ev: MessageEvent) => {
       if (sock === s) onMessage(ev.data);
@@ -1052,10 +1161,13 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
     s.addEventListener("close", (ev: CloseEvent) => {
       if (sock !== s) return;
       sock = null;
-      const code = ev.code;
+      const code = testDrop ? 1006 : ev.code;
+      testDrop = false;
       const reason = ev.reason ?? "";
       if (!opened) {
-        void probeRefusal(errEv, url, tok, opts.fetch).then((err) => finish(code, reason, err));
+        // A refused first connection ends the stream; a refused reconnect is retried
+        // while a retry can help (the gateway may still be restarting).
+        void probeRefusal(errEv, url, tok, opts.fetch).then((err) => (resumed ? fail(err, 1006, reason) : finish(code, reason, err)));
         return;
       }
       if (code === 1000 && !lastError) {
@@ -1065,7 +1177,8 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
       const err = lastError ?? (CLOSE_CODES[code]
         ? new EarshotError(CLOSE_CODES[code], reason || MESSAGES[CLOSE_CODES[code]] || CLOSE_CODES[code], { closeCode: code })
         : new EarshotError("CONNECTION_LOST", `connection lost (close ${code}${reason ? ": " + reason : ""})`, { closeCode: code }));
-      finish(code, reason, err);
+      lastError = undefined;
+      fail(err, code, reason);
     });
   }
 
@@ -1091,8 +1204,11 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
       const open = sock !== null && sock.readyState === 1;
       starts.push(sent);
       times.push(open ? now() : -1);
+      const start = sent;
       sent += data.byteLength / bytesPerSecond;
-      send(data);
+      if (reconnect) chunks.push({ data, start, end: sent });
+      // While reconnecting the audio waits in chunks: the reopen resends them.
+      if (state !== "reconnecting") send(data);
       // Forget send times older than the history (in blocks, not frame by frame).
       if (starts.length > 64 && sent - starts[64] > history) {
         let i = 0;
@@ -1118,6 +1234,8 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
         send(JSON.stringify({ type: "CloseStream" }));
         closing = true;
         if (state === "open") state = "closing";
+        // Nothing to resend while reconnecting (no open turn's audio): the stream is over.
+        if (state === "reconnecting" && buffered() === 0) finish(1000, "closed while reconnecting");
         const t = setTimeout(() => {
           const s = sock;
           sock = null;
@@ -1160,6 +1278,11 @@ export function connectTurns(opts: TurnOptions): TurnConnection {
       return turnIndex;
     },
     sentAt,
+    _dropForTest() {
+      if (!sock) return;
+      testDrop = true; // a browser socket cannot be cut: its close counts as a lost connection
+      cutSocket(sock);
+    },
   };
   void open();
   return conn;

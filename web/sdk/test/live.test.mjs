@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { connect } from "../dist/index.js";
-import { CLIP, SENTENCE, demoToken, jfkWav, normalise, readWav, startEarshot, streamRealTime, wordDistance } from "./helpers/server.mjs";
+import { CLIP, SENTENCE, billedMs, demoToken, jfkWav, normalise, readWav, startEarshot, streamRealTime, wordDistance } from "./helpers/server.mjs";
 
 let srv;
 before(async () => { srv = await startEarshot(); });
@@ -50,19 +50,9 @@ test("JFK in real time: partials, then a final with the sentence", { timeout: 12
   assert.ok(last.end > 8 && last.end < 13, `last final ends at ${last.end}s of an 11 s clip`);
 });
 
-/** The demo tenant's billed audio (GET /v1/usage total_ms: a route for API keys, not tokens). */
-let demoKey;
-async function billedMs(base) {
-  demoKey ??= srv.apiKey();
-  const r = await fetch(base + "/v1/usage", { headers: { Authorization: "Token " + demoKey } });
-  const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(`GET /v1/usage: HTTP ${r.status} ${JSON.stringify(body)}`);
-  return Number(body.total_ms);
-}
-
 test("reconnect mid-sentence resumes without losing or repeating speech, nothing free", { timeout: 120_000 }, async () => {
   const { rate, samples } = readWav(jfkWav);
-  const billedBefore = await billedMs(srv.base);
+  const billedBefore = await billedMs(srv);
   let tokens = 0;
   const conn = connect({
     url: srv.base, getToken: () => { tokens++; return demoToken(srv.base); },
@@ -115,11 +105,11 @@ test("reconnect mid-sentence resumes without losing or repeating speech, nothing
   const sentMs = Math.round(((samples.length + silence(rate, 1.5).length) * 1000) / rate);
   let billed = 0;
   for (let i = 0; i < 100 && billed - billedBefore < sentMs; i++) {
-    billed = await billedMs(srv.base);
+    billed = await billedMs(srv);
     if (billed - billedBefore < sentMs) await new Promise((r) => setTimeout(r, 200));
   }
   await new Promise((r) => setTimeout(r, 1000)); // late usage would still be arriving
-  billed = await billedMs(srv.base);
+  billed = await billedMs(srv);
   const extra = billed - billedBefore - sentMs;
   assert.ok(extra >= 0 && extra <= 5000, `billed ${billed - billedBefore} ms for ${sentMs} ms of audio sent over two connections: want between ${sentMs} and ${sentMs + 5000}\n${srv.log()}`);
   console.log(`# billed ${billed - billedBefore} ms for ${sentMs} ms sent (${extra} ms of finalised context resent)`);

@@ -276,7 +276,7 @@ test("errors: Flux's fatal Error, a dropped connection, a refused upgrade, an un
   });
   await t.test("connection lost mid-stream: CONNECTION_LOST", async () => {
     const srv = await fluxStandin({ dropAfterSamples: RATE / 4 });
-    const conn = connectTurns({ url: srv.url, token: "t", WebSocket, keepAliveMs: 0 });
+    const conn = connectTurns({ url: srv.url, token: "t", WebSocket, keepAliveMs: 0, reconnect: false });
     const rec = record(conn);
     sendAll(conn, script([[1, 0.5]]));
     const close = await rec.closed;
@@ -308,6 +308,43 @@ test("errors: Flux's fatal Error, a dropped connection, a refused upgrade, an un
     assert.match(close.error.message, /grant down/);
   });
   assert.throws(() => connectTurns({ url: "http://h", WebSocket }), { code: "TOKEN" });
+});
+
+test("reconnect mid-turn: the audio after the last EndOfTurn is resent, billed once, and the turns go on", async () => {
+  // Turn 0 is "w1" (0–0.5 s, ended at 0.9 s); the connection is cut at 1.25 s inside
+  // turn 1 ("w2", 1.0–1.5 s); turn 2 is "w3" (2.0–2.3 s).
+  const srv = await fluxStandin({ dropAfterSamples: 1.25 * RATE });
+  let tokens = 0;
+  const conn = connectTurns({ url: srv.url, getToken: () => `t${++tokens}`, WebSocket, keepAliveMs: 0 });
+  const rec = record(conn);
+  const reconnecting = [];
+  conn.on("reconnecting", (e) => reconnecting.push(e));
+  const audio = script([[1, 0.5], [0, 0.5], [2, 0.5], [0, 0.5], [3, 0.3], [0, 0.5]]);
+  sendAll(conn, audio.subarray(0, 1.2 * RATE));
+  await until(() => rec.turns.some((t) => t.event === "StartOfTurn" && t.turnIndex === 1));
+  sendAll(conn, audio.subarray(1.2 * RATE));
+  await until(() => conn.state === "open" && srv.upgrades === 2);
+  await conn.closeStream();
+  const close = await rec.closed;
+  srv.close();
+  assert.equal(close.error, undefined);
+  assert.equal(reconnecting.length, 1);
+  assert.equal(reconnecting[0].error.code, "CONNECTION_LOST");
+  assert.equal(tokens, 2, "a fresh token for the reconnect");
+  assert.equal(rec.names.filter((n) => n === "connected").length, 1, "one connected event");
+  assert.equal(fluxOrderError(rec.turns), "");
+  const ends = rec.turns.filter((t) => t.event === "EndOfTurn");
+  assert.deepEqual(ends.map((t) => [t.turnIndex, t.transcript, t.audioWindowStart, t.audioWindowEnd, t.trigger]), [
+    [0, "w1", 0, 0.9, "model"], [1, "w2", 1, 1.9, "model"], [2, "w3", 2, 2.7, "model"]]);
+  assert.deepEqual(ends[1].words.map((w) => [w.word, w.start, w.end]), [["w2", 1, 1.5]], "word times in stream seconds");
+  // The reconnect names the stream, where its audio starts (the end of turn 0) and
+  // the turn it continues with; it resends only the audio from there.
+  assert.equal(srv.queries[0].get("resume"), null);
+  assert.equal(srv.queries[1].get("resume"), "standin");
+  assert.equal(srv.queries[1].get("resume_offset_ms"), "900");
+  assert.equal(srv.queries[1].get("resume_turn_index"), "1");
+  assert.equal(srv.samples[1], audio.length - 0.9 * RATE);
+  assert.equal(conn.turnIndex, 3);
 });
 
 test("microphone() streams into a turn connection as into connect()", async () => {

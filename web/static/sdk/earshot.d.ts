@@ -201,6 +201,17 @@ export interface TurnOptions {
     keepAliveMs?: number;
     /** Seconds of send times kept for latencyMs (see TurnInfoEvent). Default 120. */
     latencyHistorySeconds?: number;
+    /**
+     * Reconnect after a dropped connection or a close that invites it (1011, 1012, 1013),
+     * resending the audio after the last EndOfTurn: the open turn starts again on the new
+     * connection, and the events go on as one stream (turn_index counting on, times in
+     * stream seconds, no turn started or ended twice, one connected event). Default true.
+     */
+    reconnect?: boolean;
+    /** Reconnect attempts in a row before giving up. Default 6. */
+    maxReconnects?: number;
+    /** Seconds of audio after the last EndOfTurn kept for resending. Default 120. */
+    maxBufferSeconds?: number;
     /** WebSocket constructor; default globalThis.WebSocket. */
     WebSocket?: WebSocketCtor;
     /** fetch used to probe why a connection was refused (browsers hide the HTTP status). Default globalThis.fetch. */
@@ -261,14 +272,22 @@ export interface TurnConfig {
     eotTimeoutMs?: number;
 }
 export interface TurnEventMap {
-    /** The socket opened. */
+    /** A socket opened; attempt counts them (2 and up: a reconnect). */
     open: {
         requestId: string;
+        attempt: number;
     };
-    /** The server's Connected message (the stream's first). */
+    /** The server's Connected message (the stream's first; a reconnect's is not delivered). */
     connected: {
         requestId: string;
         sequenceId: number;
+    };
+    /** The connection dropped and is being reopened; bufferedSeconds: the audio after the last EndOfTurn, resent on reopen. */
+    reconnecting: {
+        attempt: number;
+        delayMs: number;
+        bufferedSeconds: number;
+        error: EarshotError;
     };
     /** Every TurnInfo, before the event of its own name below. */
     turn: TurnInfoEvent;
@@ -290,7 +309,7 @@ export interface TurnEventMap {
         sequenceId: number;
         raw: Record<string, unknown>;
     };
-    /** Every server message, parsed, before its own event (for logging and fields this SDK does not know). */
+    /** Every server message, parsed, before its own event (for logging and fields this SDK does not know); as the server sent it (times of its own connection). */
     message: Record<string, unknown>;
     /** Fatal: the stream is over (Flux's Error, a refused upgrade, a lost connection); close follows. */
     error: EarshotError;
@@ -317,11 +336,11 @@ export interface TurnConnection {
     abort(): void;
     on<K extends TurnEventType>(type: K, fn: Listener<TurnEventMap[K]>): () => void;
     off<K extends TurnEventType>(type: K, fn: Listener<TurnEventMap[K]>): void;
-    /** "connecting" | "open" | "closing" | "closed" */
+    /** "connecting" | "open" | "reconnecting" | "closing" | "closed" */
     readonly state: string;
     /** Seconds of audio given to sendAudio so far. */
     readonly sentSeconds: number;
-    /** Request id of the stream (from Connected). */
+    /** Request id of the current connection (from its Connected). */
     readonly requestId: string;
     /** The turn in progress (or the next one), counted from 0 as turn_index is. */
     readonly turnIndex: number;
@@ -331,6 +350,8 @@ export interface TurnConnection {
      * latencyHistorySeconds.
      */
     sentAt(t: number): number | undefined;
+    /** Test hook: kill the socket as a network fault would (the connection reconnects). */
+    _dropForTest(): void;
 }
 /** turnsURL builds the /v2/listen URL (without credentials) from the options. */
 export declare function turnsURL(o: TurnOptions): string;
@@ -341,8 +362,11 @@ export declare function turnsURL(o: TurnOptions): string;
  * update, eagerendofturn, turnresumed, endofturn, configuresuccess,
  * configurefailure, message, error, close.
  *
- * It does not reconnect: a turn's state lives in the server's session, so a
- * dropped connection ends the stream (error, then close); open a new one. Works
+ * Reconnection (options.reconnect, default true) follows connect()'s: after a dropped
+ * connection or a close 1011/1012/1013 it gets a fresh token from getToken, reopens with
+ * resume (so the resent audio is billed once) and resume_turn_index, and resends the
+ * audio after the last EndOfTurn; the open turn starts again there. Other closes (a
+ * Flux Error such as BAD_AUDIO, IDLE_TIMEOUT) end the stream: error, then close. Works
  * with microphone({ connection }) exactly as connect() does.
  */
 export declare function connectTurns(opts: TurnOptions): TurnConnection;

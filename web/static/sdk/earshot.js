@@ -47,6 +47,18 @@ const MESSAGES = {
     INVALID_AUTH: "The credentials were refused.",
     UNREACHABLE: "The server cannot be reached.",
 };
+/** The wait before reconnect attempt n (1, 2, …): 250 ms doubling up to 8 s, ±25 % jitter. */
+const backoffMs = (attempt) => Math.min(8000, 250 * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+/** Kills a socket as a network fault would (ws's terminate; a browser socket can only close). */
+function cutSocket(sock) {
+    const s = sock;
+    if (!s)
+        return;
+    if (typeof s.terminate === "function")
+        s.terminate();
+    else
+        s.close(4000, "test drop");
+}
 const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
 function bytesPerSample(enc) {
     switch (enc) {
@@ -259,7 +271,7 @@ export function connect(opts) {
         }
         attempt++;
         state = "reconnecting";
-        const delayMs = Math.min(8000, 250 * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+        const delayMs = backoffMs(attempt);
         emit("reconnecting", { attempt, delayMs, bufferedSeconds: pending(), error: err });
         setTimeout(open, delayMs);
     };
@@ -539,13 +551,7 @@ export function connect(opts) {
             return requestId;
         },
         _dropForTest() {
-            const s = sock;
-            if (!s)
-                return;
-            if (typeof s.terminate === "function")
-                s.terminate();
-            else
-                s.close(4000, "test drop");
+            cutSocket(sock);
         },
     };
     void open();
@@ -592,8 +598,11 @@ const num = (v, dflt = 0) => {
  * update, eagerendofturn, turnresumed, endofturn, configuresuccess,
  * configurefailure, message, error, close.
  *
- * It does not reconnect: a turn's state lives in the server's session, so a
- * dropped connection ends the stream (error, then close); open a new one. Works
+ * Reconnection (options.reconnect, default true) follows connect()'s: after a dropped
+ * connection or a close 1011/1012/1013 it gets a fresh token from getToken, reopens with
+ * resume (so the resent audio is billed once) and resume_turn_index, and resends the
+ * audio after the last EndOfTurn; the open turn starts again there. Other closes (a
+ * Flux Error such as BAD_AUDIO, IDLE_TIMEOUT) end the stream: error, then close. Works
  * with microphone({ connection }) exactly as connect() does.
  */
 export function connectTurns(opts) {
@@ -607,6 +616,10 @@ export function connectTurns(opts) {
     const bytesPerSecond = bytesPerSample(opts.encoding ?? "linear16") * (opts.sampleRate ?? 16000);
     const keepAliveMs = opts.keepAliveMs ?? 4000;
     const history = Math.max(1, opts.latencyHistorySeconds ?? 120);
+    const reconnect = opts.reconnect ?? true;
+    const maxReconnects = opts.maxReconnects ?? 6;
+    const maxBuffer = opts.maxBufferSeconds ?? 120;
+    const sampleBytes = bytesPerSample(opts.encoding ?? "linear16");
     const listeners = new Map();
     const emit = (type, ev) => {
         for (const fn of [...(listeners.get(type) ?? [])]) {
@@ -632,6 +645,30 @@ export function connectTurns(opts) {
     let closeWaiters = [];
     let closing = false;
     let lastError;
+    // Reconnection, as connect() does it, with EndOfTurn as the final.
+    let attempt = 0; // consecutive failed attempts
+    let sessions = 0; // sockets opened so far
+    let streamId = ""; // request_id of the first connection: what a reconnect resumes
+    let offset = 0; // stream time at which the current connection's time 0 lies
+    let ended = 0; // turns ended (the next turn's turn_index)
+    let openTurn = -1; // turn_index of the turn whose StartOfTurn was delivered
+    let chunks = []; // audio after the last EndOfTurn
+    let testDrop = false; // _dropForTest cut the socket
+    // Drops the audio up to stream time t (an EndOfTurn's end; cut on a sample) and
+    // beyond maxBuffer seconds.
+    const settle = (t) => {
+        let i = 0;
+        while (i < chunks.length && (chunks[i].end <= t + 1e-9 || sent - chunks[i].start > maxBuffer))
+            i++;
+        if (i > 0)
+            chunks = chunks.slice(i);
+        const c = chunks[0];
+        if (c && c.start < t) {
+            const k = Math.round(((t - c.start) * bytesPerSecond) / sampleBytes) * sampleBytes;
+            chunks[0] = { data: c.data.slice(k), start: c.start + k / bytesPerSecond, end: c.end };
+        }
+    };
+    const buffered = () => chunks.reduce((s, c) => s + c.end - c.start, 0);
     const sentAt = (t) => {
         if (t < 0 || t > sent + 1e-6 || starts.length === 0)
             return undefined;
@@ -655,6 +692,7 @@ export function connectTurns(opts) {
         if (keepAlive)
             clearInterval(keepAlive);
         outbox = [];
+        chunks = [];
         if (err)
             emit("error", err);
         emit("close", { code, reason, error: err });
@@ -672,12 +710,14 @@ export function connectTurns(opts) {
         }
     };
     const turnInfo = (m, receivedAt) => {
+        // Times of a resumed connection start at its first resent sample: put them on the stream's clock.
+        const at = (v) => Math.round((num(v) + offset) * 1e6) / 1e6;
         const words = (Array.isArray(m.words) ? m.words : []).map((w) => ({
-            word: String(w?.word ?? ""), confidence: num(w?.confidence), start: num(w?.start), end: num(w?.end),
+            word: String(w?.word ?? ""), confidence: num(w?.confidence), start: at(w?.start), end: at(w?.end),
         }));
         const event = String(m.event ?? "");
-        const start = num(m.audio_window_start);
-        const end = num(m.audio_window_end);
+        const start = at(m.audio_window_start);
+        const end = at(m.audio_window_end);
         const from = event === "StartOfTurn" ? start : words.length > 0 ? words[words.length - 1].end : end;
         // An end time is the end of the frame it closes, not the start of the next one.
         const t = sentAt(event === "StartOfTurn" ? from : Math.max(0, from - 1e-4));
@@ -714,10 +754,27 @@ export function connectTurns(opts) {
             case "Connected":
                 if (typeof m.request_id === "string")
                     requestId = m.request_id;
+                if (sessions > 1)
+                    break; // a reconnect continues the stream: one connected event
+                if (streamId === "")
+                    streamId = requestId;
                 emit("connected", { requestId, sequenceId: seq });
                 break;
             case "TurnInfo": {
                 const ev = turnInfo(m, receivedAt);
+                // A resumed connection starts the open turn again: its StartOfTurn is not news.
+                if (ev.event === "StartOfTurn" && (ev.turnIndex === openTurn || ev.turnIndex < ended))
+                    break;
+                if (ev.event === "EndOfTurn" && ev.turnIndex < ended)
+                    break;
+                if (ev.event === "StartOfTurn")
+                    openTurn = ev.turnIndex;
+                if (ev.event === "EndOfTurn") {
+                    ended = ev.turnIndex + 1;
+                    openTurn = -1;
+                    if (reconnect)
+                        settle(ev.audioWindowEnd);
+                }
                 if (ev.event === "EndOfTurn")
                     turnIndex = ev.turnIndex + 1;
                 else
@@ -747,22 +804,56 @@ export function connectTurns(opts) {
             }
         }
     };
+    // fail ends the stream with err, or reopens it when a reconnect can help: a dropped
+    // connection or a close 1011/1012/1013 (connect()'s rule), never after closeStream.
+    const fail = (err, code, reason) => {
+        const canRetry = reconnect && !closing && state !== "closed" && attempt < maxReconnects && !FATAL.has(err.code) &&
+            (code === 1006 || code === 1011 || code === 1012 || code === 1013 || err.code === "UNREACHABLE");
+        if (!canRetry) {
+            finish(code, reason, err);
+            return;
+        }
+        attempt++;
+        state = "reconnecting";
+        const delayMs = backoffMs(attempt);
+        emit("reconnecting", { attempt, delayMs, bufferedSeconds: buffered(), error: err });
+        setTimeout(() => void open(), delayMs);
+    };
     async function open() {
+        if (state === "closed")
+            return;
         let tok;
         try {
-            tok = opts.token ?? (await opts.getToken());
+            tok = opts.getToken && (sessions > 0 || attempt > 0 || !opts.token)
+                ? await opts.getToken()
+                : opts.token;
         }
         catch (e) {
             const err = e instanceof EarshotError ? e : new EarshotError("UNREACHABLE", "could not get a token: " + String(e?.message ?? e));
-            finish(1006, "token", err);
+            if (sessions > 0)
+                fail(err, 1006, "token");
+            else
+                finish(1006, "token", err);
             return;
         }
         if (state === "closed")
             return;
         const useProto = (opts.auth ?? "subprotocol") === "subprotocol";
+        let u = url;
+        const resumed = sessions > 0;
+        if (resumed && streamId !== "") {
+            // The stream this connection continues, where its resent audio starts, and the
+            // turn_index of its first turn, so that the resent audio is billed once and the
+            // turns count on.
+            settle(0);
+            const from = chunks.length > 0 ? chunks[0].start : sent;
+            u += "&resume=" + encodeURIComponent(streamId) + "&resume_offset_ms=" + String(Math.round(from * 1000));
+            if (ended > 0)
+                u += "&resume_turn_index=" + String(ended);
+        }
         let s;
         try {
-            s = useProto ? new WS(url, ["token", tok]) : new WS(url + "&token=" + encodeURIComponent(tok));
+            s = useProto ? new WS(u, ["token", tok]) : new WS(u + "&token=" + encodeURIComponent(tok));
         }
         catch (e) {
             finish(1006, "constructor", new EarshotError("BAD_REQUEST", String(e?.message ?? e)));
@@ -776,16 +867,31 @@ export function connectTurns(opts) {
             if (sock !== s)
                 return;
             opened = true;
+            attempt = 0;
+            sessions++;
             state = closing ? "closing" : "open";
             const frames = outbox;
             outbox = [];
-            for (const f of frames)
-                s.send(f);
+            if (resumed) {
+                // The audio after the last EndOfTurn (the queued audio is part of it), then
+                // the queued control messages. The new connection's time 0 is its first sample.
+                settle(0);
+                offset = chunks.length > 0 ? chunks[0].start : sent;
+                for (const c of chunks)
+                    s.send(c.data);
+                for (const f of frames)
+                    if (typeof f === "string")
+                        s.send(f);
+            }
+            else {
+                for (const f of frames)
+                    s.send(f);
+            }
             lastSend = now();
             // Audio queued before the open counts as sent now.
             for (let i = times.length - 1; i >= 0 && times[i] < 0; i--)
                 times[i] = lastSend;
-            emit("open", { requestId });
+            emit("open", { requestId, attempt: sessions });
         });
         s.addEventListener("message", (ev) => {
             if (sock === s)
@@ -798,10 +904,13 @@ export function connectTurns(opts) {
             if (sock !== s)
                 return;
             sock = null;
-            const code = ev.code;
+            const code = testDrop ? 1006 : ev.code;
+            testDrop = false;
             const reason = ev.reason ?? "";
             if (!opened) {
-                void probeRefusal(errEv, url, tok, opts.fetch).then((err) => finish(code, reason, err));
+                // A refused first connection ends the stream; a refused reconnect is retried
+                // while a retry can help (the gateway may still be restarting).
+                void probeRefusal(errEv, url, tok, opts.fetch).then((err) => (resumed ? fail(err, 1006, reason) : finish(code, reason, err)));
                 return;
             }
             if (code === 1000 && !lastError) {
@@ -811,7 +920,8 @@ export function connectTurns(opts) {
             const err = lastError ?? (CLOSE_CODES[code]
                 ? new EarshotError(CLOSE_CODES[code], reason || MESSAGES[CLOSE_CODES[code]] || CLOSE_CODES[code], { closeCode: code })
                 : new EarshotError("CONNECTION_LOST", `connection lost (close ${code}${reason ? ": " + reason : ""})`, { closeCode: code }));
-            finish(code, reason, err);
+            lastError = undefined;
+            fail(err, code, reason);
         });
     }
     if (keepAliveMs > 0) {
@@ -840,8 +950,13 @@ export function connectTurns(opts) {
             const open = sock !== null && sock.readyState === 1;
             starts.push(sent);
             times.push(open ? now() : -1);
+            const start = sent;
             sent += data.byteLength / bytesPerSecond;
-            send(data);
+            if (reconnect)
+                chunks.push({ data, start, end: sent });
+            // While reconnecting the audio waits in chunks: the reopen resends them.
+            if (state !== "reconnecting")
+                send(data);
             // Forget send times older than the history (in blocks, not frame by frame).
             if (starts.length > 64 && sent - starts[64] > history) {
                 let i = 0;
@@ -873,6 +988,9 @@ export function connectTurns(opts) {
                 closing = true;
                 if (state === "open")
                     state = "closing";
+                // Nothing to resend while reconnecting (no open turn's audio): the stream is over.
+                if (state === "reconnecting" && buffered() === 0)
+                    finish(1000, "closed while reconnecting");
                 const t = setTimeout(() => {
                     const s = sock;
                     sock = null;
@@ -916,6 +1034,12 @@ export function connectTurns(opts) {
             return turnIndex;
         },
         sentAt,
+        _dropForTest() {
+            if (!sock)
+                return;
+            testDrop = true; // a browser socket cannot be cut: its close counts as a lost connection
+            cutSocket(sock);
+        },
     };
     void open();
     return conn;

@@ -26,14 +26,17 @@ export const EOT_MS = 400;
  * the n-th upgrade; delayMs(msg) → ms to hold a message back before it (and all after
  * it) go out; idleMs: Error IDLE_TIMEOUT and close 4001 after that long without a frame;
  * failAfterSamples: {samples, code, closeCode}: a fatal Error once that much audio came;
- * dropAfterSamples: the socket is cut (no close frame) once that much audio came.
+ * dropAfterSamples: the first connection's socket is cut (no close frame) once that much
+ * audio came. A connection with resume_turn_index counts its turns from there (as
+ * Earshot does); its times start at 0, like any connection's.
  * The returned state records queries, tokens, and per connection the text frames in
- * order with the audio samples received before each (log), the messages sent (sent).
+ * order with the audio samples received before each (log), the messages sent (sent),
+ * the audio samples received (samples).
  */
 export function fluxStandin({ reject, delayMs, idleMs, failAfterSamples, dropAfterSamples } = {}) {
   const http = createServer();
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (ps) => [...ps][0] });
-  const state = { upgrades: 0, tokens: [], queries: [], sockets: [], log: [], sent: [] };
+  const state = { upgrades: 0, tokens: [], queries: [], sockets: [], log: [], sent: [], samples: [] };
   http.on("upgrade", (req, sock, head) => {
     const q = new URL(req.url, "http://x").searchParams;
     state.queries.push(q);
@@ -52,6 +55,7 @@ export function fluxStandin({ reject, delayMs, idleMs, failAfterSamples, dropAft
 
   function session(ws, q) {
     state.sockets.push(ws);
+    const conn = state.samples.push(0) - 1;
     const log = [];
     const sentMsgs = [];
     state.log.push(log);
@@ -95,7 +99,7 @@ export function fluxStandin({ reject, delayMs, idleMs, failAfterSamples, dropAft
 
     let n = 0; // samples received
     let phase = "between"; // between | ongoing | awaiting
-    let index = 0;
+    let index = q.has("resume_turn_index") ? Number(q.get("resume_turn_index")) : 0;
     let turnStart = 0;
     let lastSpeech = 0;
     let nextUpdate = 0;
@@ -152,11 +156,12 @@ export function fluxStandin({ reject, delayMs, idleMs, failAfterSamples, dropAft
         const pcm = new Int16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
         for (const v of pcm) {
           sample(v);
+          state.samples[conn] = n;
           if (failAfterSamples && n === failAfterSamples.samples) {
             fatal(failAfterSamples.code, failAfterSamples.code + " from the stand-in", failAfterSamples.closeCode);
             return;
           }
-          if (dropAfterSamples && n === dropAfterSamples) {
+          if (dropAfterSamples && conn === 0 && n === dropAfterSamples) {
             closed = true;
             ws.terminate();
             return;

@@ -136,6 +136,18 @@ export async function startEarshot({ readyTimeoutMs = 180_000 } = {}) {
   }
 }
 
+/**
+ * The demo tenant's billed audio in ms (GET /v1/usage total_ms: a route for API keys,
+ * not tokens). srv: what startEarshot returned.
+ */
+export async function billedMs(srv) {
+  srv.demoKey ??= srv.apiKey();
+  const r = await fetch(srv.base + "/v1/usage", { headers: { Authorization: "Token " + srv.demoKey } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(`GET /v1/usage: HTTP ${r.status} ${JSON.stringify(body)}`);
+  return Number(body.total_ms);
+}
+
 /** POST /demo/grant → token. */
 export async function demoToken(base) {
   const r = await fetch(base + "/demo/grant", { method: "POST" });
