@@ -223,7 +223,7 @@ func checkCT2Config(c ct2Config, h Hparams, vocab [][]byte) ([]string, error) {
 		}
 	}
 
-	preset := dtwPresetOf(h)
+	preset := DTWPreset(h)
 	switch heads, known := dtwHeads[preset]; {
 	case c.AlignmentHeads == nil:
 	case !known:
@@ -253,9 +253,12 @@ func sameHeads(a, b [][2]int) bool {
 	return slices.Equal(a, b)
 }
 
-// dtwPresetOf names the alignment-head preset transcriber/whispercpp's dtwPreset picks
-// for a file with these hyper-parameters (keep the two in step).
-func dtwPresetOf(h Hparams) string {
+// DTWPreset names the alignment heads of OpenAI's checkpoint with these
+// hyper-parameters ("" if none is known): the size from the encoder's layers and width,
+// ".en" for the English-only vocabulary (51864 tokens), large-v3 from its 128 mel bins
+// and turbo from its 4 decoder layers. A fine-tune keeps its base's heads; quantized
+// files keep them too. transcriber/whispercpp asks whisper.cpp for the heads it names.
+func DTWPreset(h Hparams) string {
 	size := map[[2]int32]string{{4, 384}: "tiny", {6, 512}: "base", {12, 768}: "small", {24, 1024}: "medium"}[[2]int32{h.NAudioLayer, h.NAudioState}]
 	switch {
 	case size != "" && h.NVocab == 51864:

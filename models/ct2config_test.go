@@ -127,7 +127,7 @@ func TestCT2ConfigMismatch(t *testing.T) {
 	good := func(h Hparams) ct2Config {
 		l := layoutOf(int(h.NVocab))
 		c := ct2Config{SuppressIDs: []int{1, 2, 3, 500, 501, 600, 601, l.sot, l.translate, l.transcribe, l.solm, l.prev, l.nosp},
-			SuppressIDsBegin: []int{220, l.eot}, AlignmentHeads: dtwHeads[dtwPresetOf(h)]}
+			SuppressIDsBegin: []int{220, l.eot}, AlignmentHeads: dtwHeads[DTWPreset(h)]}
 		for i := 1; i <= l.langs; i++ {
 			c.LangIDs = append(c.LangIDs, l.sot+i)
 		}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"sync"
 	"unsafe"
+
+	"github.com/earshot-dev/earshot/models"
 )
 
 // ContextParams are whisper_context_params: where the weights run.
@@ -250,25 +252,11 @@ type header struct {
 }
 
 // dtwPreset names the alignment heads of OpenAI's checkpoint with these
-// hyper-parameters ("" if none is known): the size from the encoder's layers and
-// width, ".en" for the English-only vocabulary (51864 tokens), large-v3 from its
-// 128 mel bins and turbo from its 4 decoder layers. A fine-tune keeps its base's
-// heads; quantized files keep them too.
+// hyper-parameters: models.DTWPreset.
 func (h header) dtwPreset() string {
-	size := map[[2]int32]string{{4, 384}: "tiny", {6, 512}: "base", {12, 768}: "small", {24, 1024}: "medium"}[[2]int32{h.NAudioLayer, h.NAudioState}]
-	switch {
-	case size != "" && h.NVocab == 51864:
-		return size + ".en"
-	case size != "":
-		return size
-	case h.NAudioLayer == 32 && h.NAudioState == 1280 && h.NMels == 128 && h.NTextLayer == 4:
-		return "large-v3-turbo"
-	case h.NAudioLayer == 32 && h.NAudioState == 1280 && h.NMels == 128:
-		return "large-v3"
-	case h.NAudioLayer == 32 && h.NAudioState == 1280:
-		return "large-v2"
-	}
-	return ""
+	return models.DTWPreset(models.Hparams{NVocab: h.NVocab, NAudioCtx: h.NAudioCtx, NAudioState: h.NAudioState,
+		NAudioHead: h.NAudioHead, NAudioLayer: h.NAudioLayer, NTextCtx: h.NTextCtx, NTextState: h.NTextState,
+		NTextHead: h.NTextHead, NTextLayer: h.NTextLayer, NMels: h.NMels, FType: h.FType})
 }
 
 // DTWPreset reads the header of a ggml whisper file and names the alignment heads

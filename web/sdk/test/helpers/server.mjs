@@ -148,6 +148,20 @@ export async function billedMs(srv) {
   return Number(body.total_ms);
 }
 
+/**
+ * settledBilledMs waits (up to 20 s) until the tenant's usage has grown by sentMs over
+ * before, then 1 s more for late usage, and returns the growth.
+ */
+export async function settledBilledMs(srv, before, sentMs) {
+  let billed = 0;
+  for (let i = 0; i < 100 && billed - before < sentMs; i++) {
+    billed = await billedMs(srv);
+    if (billed - before < sentMs) await new Promise((r) => setTimeout(r, 200));
+  }
+  await new Promise((r) => setTimeout(r, 1000)); // late usage would still be arriving
+  return (await billedMs(srv)) - before;
+}
+
 /** POST /demo/grant → token. */
 export async function demoToken(base) {
   const r = await fetch(base + "/demo/grant", { method: "POST" });
