@@ -1,11 +1,14 @@
 package testdata
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -50,14 +53,34 @@ func LoadProvenance(path string) (Provenance, error) {
 }
 
 // ProvenanceFor loads the provenance.tsv beside manifest. ok is false, with no
-// error, when there is none.
+// error, when there is none, or when it has no reference_quality column (the English
+// set's names each file's source and says nothing of who wrote the references).
 func ProvenanceFor(manifest string) (p Provenance, ok bool, err error) {
-	p, err = LoadProvenance(filepath.Join(filepath.Dir(manifest), ProvenanceFile))
-	if errors.Is(err, fs.ErrNotExist) {
+	path := filepath.Join(filepath.Dir(manifest), ProvenanceFile)
+	has, err := headerHas(path, "reference_quality")
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !has) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
+	p, err = LoadProvenance(path)
+	if err != nil {
+		return nil, false, err
+	}
 	return p, true, nil
+}
+
+// headerHas says whether the tab-separated file's first line names column.
+func headerHas(path, column string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(io.LimitReader(f, 64<<10)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return slices.Contains(strings.Split(strings.TrimRight(line, "\r\n"), "\t"), column), nil
 }

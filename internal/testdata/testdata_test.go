@@ -165,3 +165,29 @@ func TestMandarinProvenance(t *testing.T) {
 		t.Errorf("no provenance.tsv: ok %v, %v; want false, nil", ok, err)
 	}
 }
+
+// TestProvenanceWithoutReferenceQuality: a provenance.tsv that names no
+// reference_quality (the English set's lists each file's source) tells no references
+// apart: ok is false and no error, so the bench and tests score every clip alike, as
+// the bench did on the English set before (it failed on it once).
+func TestProvenanceWithoutReferenceQuality(t *testing.T) {
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "manifest.tsv")
+	if err := os.WriteFile(filepath.Join(dir, ProvenanceFile), []byte("id\tmanifest\tnotes\nclip1\tmain\t\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok, err := ProvenanceFor(manifest); err != nil || ok || p != nil {
+		t.Fatalf("no reference_quality column: %v, %v, %v; want nil, false, nil", p, ok, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ProvenanceFile), []byte("id\treference_quality\nclip1\tmodel-output\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok, err := ProvenanceFor(manifest); err != nil || !ok || p.HumanReference("clip1") {
+		t.Fatalf("with the column: %v, %v, %v; want clip1 model-output", p, ok, err)
+	}
+	if shared, err := Dir(); err == nil {
+		if _, ok, err := ProvenanceFor(filepath.Join(shared, "speech", "manifest.tsv")); err != nil || ok {
+			t.Errorf("the English set's provenance.tsv: ok %v, %v; want false, nil", ok, err)
+		}
+	}
+}
