@@ -48,7 +48,11 @@ async function run() {
   mkdirSync(artifacts, { recursive: true });
   // MODES (default "transcript,agent,zh") picks the parts to run.
   const modes = (process.env.MODES || "transcript,agent,zh").split(",");
-  if (modes.includes("transcript")) await transcriptRun(artifacts);
+  // A run whose transcript alone is off (what tiny.en hears through the browser's audio
+  // path varies: "ask not my country" once in a CI run on 2026-12-07, with the same build
+  // right 3 of 3 times after it) runs once more, and says so; a lost or repeated final and
+  // every other check fail at once.
+  if (modes.includes("transcript") && !(await transcriptRun(artifacts, true))) await transcriptRun(artifacts, false);
   if (modes.includes("zh")) await mandarinRun(artifacts);
   if (!modes.includes("agent")) return;
   // Voice agent mode, AGENT_RUNS times (default 1): each in a fresh browser, whose fake
@@ -71,7 +75,7 @@ async function run() {
   }
 }
 
-async function transcriptRun(artifacts) {
+async function transcriptRun(artifacts, mayRetry) {
   const consoleLines = [];
 
   const browser = await chromium.launch({
@@ -153,10 +157,11 @@ async function transcriptRun(artifacts) {
     // machine, require the sentence the noise suppression broke (within one edit), and the clip's last
     // sentence exactly once: a lost or repeated final removes or doubles it.
     const dist = wordDistance(finals, CLIP);
-    if (dist > 2) throw new Error(`finals differ from the clip by ${dist} words: ${finals}`);
+    const misheard = (msg) => Object.assign(new Error(msg), { misheard: true });
+    if (dist > 2) throw misheard(`finals differ from the clip by ${dist} words: ${finals}`);
     // One word edit allowed: tiny.en sometimes hears "as not what your country…" here; the
     // noise suppression's "ask not my country" is two.
-    if (!containsNearly(finals, SENTENCE, 1)) throw new Error(`"${SENTENCE}" is not in the finals (within one word edit): ${finals}`);
+    if (!containsNearly(finals, SENTENCE, 1)) throw misheard(`"${SENTENCE}" is not in the finals (within one word edit): ${finals}`);
     // The clip's last sentence once, within one word edit: the mic path hears "as" for
     // "ask" now and then (seen in two CI runs; BENCHMARKS.md measured 3.5 % WER on it),
     // while a lost final gives 0 and a repeated one 2.
@@ -178,12 +183,17 @@ async function transcriptRun(artifacts) {
     if (page) await page.screenshot({ path: join(artifacts, "demo.png"), fullPage: true }).catch(() => {});
     await browser.close();
   }
+  if (failed && failed.misheard && mayRetry) {
+    console.log(`transcript run misheard: ${failed.message}; running it once more (a misheard final, not a lost or repeated one)`);
+    return false;
+  }
   if (failed) {
     console.error("FAIL:", failed.message);
     console.error("---- page console ----\n" + consoleLines.join("\n"));
     process.exit(1);
   }
   console.log(`PASS; screenshot ${join(artifacts, "demo.png")}`);
+  return true;
 }
 
 function median(xs) {
