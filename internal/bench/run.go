@@ -166,8 +166,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Log.Info("level", "streams", n, "duration", cfg.Duration)
 		lv := runLevel(ctx, cfg, prog, n)
 		rep.Levels = append(rep.Levels, lv)
-		cfg.Log.Info("level done", "streams", n, "partial_p95_ms", lv.PartialMs.P95,
-			"final_p95_ms", lv.FinalMs.P95, "wer", lv.WER, "wer_human_ref", lv.WERHumanRef, "errors", lv.Errors)
+		attrs := []any{"streams", n, "partial_p95_ms", lv.PartialMs.P95, "final_p95_ms", lv.FinalMs.P95, "wer", lv.WER}
+		if lv.WERHumanRef != nil { // the rate, not the pointer
+			attrs = append(attrs, "wer_human_ref", *lv.WERHumanRef)
+		}
+		cfg.Log.Info("level done", append(attrs, "errors", lv.Errors)...)
 		if lv.OverKnee != "" {
 			break
 		}
