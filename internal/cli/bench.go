@@ -50,7 +50,8 @@ audio. Writes bench.json, bench.md, latency.svg and cpu.svg to --out. Credential
 --token (one stream), or demo tokens (earshot serve --demo; one per stream); --serve makes
 a key of its own, and records the knee for this machine, model, threads and slots
 (--save-knee): earshot serve and transcriber then admit that many streams of the model when
---max-sessions is not set.
+--max-sessions is not set. --serve's log is kept in $EARSHOT_BENCH_SERVE_LOG when it is set
+(EARSHOT_LOG_LEVEL=debug logs every decode and its time).
 
 --engine skips the gateway: sessions are opened on transcriber workers over NATS (--nats URL, or
 --nats-port P to run an embedded NATS server here that 'earshot transcriber --nats
@@ -468,7 +469,13 @@ func startServeOnce(ctx context.Context, e *env, key *string, model string, extr
 	}
 	redisExited := exited(redis)
 	procs, waits = append(procs, redis), append(waits, redisExited)
-	logf, err := os.Create(filepath.Join(dir, "serve.log"))
+	// EARSHOT_BENCH_SERVE_LOG keeps serve's log (with EARSHOT_LOG_LEVEL=debug, every
+	// decode's time) where the run leaves it; by default it goes with the run's temp dir.
+	logPath := filepath.Join(dir, "serve.log")
+	if p := os.Getenv("EARSHOT_BENCH_SERVE_LOG"); p != "" {
+		logPath = p
+	}
+	logf, err := os.Create(logPath)
 	if err != nil {
 		stop()
 		return "", 0, nil, err
@@ -490,7 +497,7 @@ func startServeOnce(ctx context.Context, e *env, key *string, model string, extr
 	// serveExited is the error for serve's exit: errPortTaken when its address was
 	// taken, else its log.
 	serveExited := func() error {
-		out, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+		out, _ := os.ReadFile(logPath)
 		if strings.Contains(string(out), "address already in use") {
 			return fmt.Errorf("%w: earshot serve on port %d", errPortTaken, gport)
 		}
@@ -521,7 +528,7 @@ func startServeOnce(ctx context.Context, e *env, key *string, model string, extr
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			out, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+			out, _ := os.ReadFile(logPath)
 			stop()
 			return "", 0, nil, fmt.Errorf("earshot serve not ready on %s within 2 minutes:\n%s", base, out)
 		}

