@@ -6,6 +6,7 @@ package whispercpp
 import "C"
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 )
@@ -24,15 +25,19 @@ func lastThreads() int { return int(C.whisper_earshot_last_threads()) }
 // patch 0013): every pass of greedy decoding after the prompt (one token, the last
 // sampled) and a prompt of a few special tokens, where ggml's barrier after each graph
 // node costs more than the node's work on two threads. A draft's verifying pass (9 to 65
-// rows, patch 0007) and a prompt of earlier text keep the decode's threads. See
-// oneThreadRows in the patch for the measurements. EARSHOT_ONE_THREAD_ROWS sets another
-// value for comparisons (0: every pass on the decode's threads, as whisper.cpp does).
+// rows, patch 0007) and a prompt of earlier text keep the decode's threads. The
+// measurements: the patch's header (scripts/whisper-patches/0013-…) and BENCHMARKS.md, "One
+// thread per decoded token". EARSHOT_ONE_THREAD_ROWS sets another value for comparisons
+// (0: every pass on the decode's threads, as whisper.cpp does).
 const OneThreadRows = 8
 
 func init() {
 	rows := OneThreadRows
 	if v, ok := os.LookupEnv("EARSHOT_ONE_THREAD_ROWS"); ok {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			fmt.Fprintf(os.Stderr, "earshot: EARSHOT_ONE_THREAD_ROWS=%q is not a row count (0 or more): using %d; unset it or give a number\n", v, OneThreadRows)
+		} else {
 			rows = n
 		}
 	}

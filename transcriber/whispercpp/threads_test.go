@@ -1,6 +1,7 @@
 package whispercpp_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -17,15 +18,10 @@ func TestThreadCap(t *testing.T) {
 	whispercpp.SetOneThreadRows(0)
 	t.Cleanup(func() { whispercpp.SetOneThreadRows(whispercpp.OneThreadRows) })
 	pcm := loadWAV(t, "whispercpp_jfk.wav")
-	p := params() // 2 threads
 	run := func(cap, want int) string {
 		t.Helper()
 		whispercpp.SetThreadCap(cap)
-		text := decode(t, st, p, pcm).Text()
-		if n := whispercpp.LastThreads(); n != want {
-			t.Errorf("cap %d: the last graph ran on %d threads, want %d", cap, n, want)
-		}
-		return text
+		return decodeOnThreads(t, st, pcm, fmt.Sprintf("cap %d", cap), want)
 	}
 	free := run(0, 2)
 	capped := run(1, 1)
@@ -47,15 +43,10 @@ func TestOneThreadRows(t *testing.T) {
 	_, st := loadState(t, whispercpp.ContextParams{FlashAttn: true})
 	t.Cleanup(func() { whispercpp.SetOneThreadRows(whispercpp.OneThreadRows) })
 	pcm := loadWAV(t, "whispercpp_jfk.wav")
-	p := params() // 2 threads
 	run := func(rows, want int) string {
 		t.Helper()
 		whispercpp.SetOneThreadRows(rows)
-		text := decode(t, st, p, pcm).Text()
-		if n := whispercpp.LastThreads(); n != want {
-			t.Errorf("one-thread rows %d: the last decoder pass ran on %d threads, want %d", rows, n, want)
-		}
-		return text
+		return decodeOnThreads(t, st, pcm, fmt.Sprintf("one-thread rows %d", rows), want)
 	}
 	shared := run(0, 2)
 	single := run(whispercpp.OneThreadRows, 1)
@@ -68,4 +59,15 @@ func TestOneThreadRows(t *testing.T) {
 	if whispercpp.OneThreadRows < 2 {
 		t.Errorf("OneThreadRows %d leaves a one-token pass on the decode's threads", whispercpp.OneThreadRows)
 	}
+}
+
+// decodeOnThreads decodes pcm with params (2 threads) and checks that the decode's last
+// graph computation ran on want threads; what names the setting in the error.
+func decodeOnThreads(t *testing.T, st *whispercpp.State, pcm []float32, what string, want int) string {
+	t.Helper()
+	text := decode(t, st, params(), pcm).Text()
+	if n := whispercpp.LastThreads(); n != want {
+		t.Errorf("%s: the last graph ran on %d threads, want %d", what, n, want)
+	}
+	return text
 }
