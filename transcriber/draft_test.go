@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/earshot-dev/earshot/internal/hanzi"
+	"github.com/earshot-dev/earshot/internal/lang"
 	"github.com/earshot-dev/earshot/internal/testdata"
+	"github.com/earshot-dev/earshot/internal/wer"
 )
 
 // TestDraftSameText decodes real speech with real weights three ways: without a draft,
@@ -98,4 +101,64 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestDraftAcrossScripts decodes Mandarin clips with real base weights and, as the draft,
+// the same text in the other script (what a stream has when its partials wrote simplified
+// characters and its final turns to traditional ones, or back): without DecodeRequest.Script
+// the decoder leaves the draft at the first character it writes the other way; with it
+// (whisper patch 0014) it takes the draft's token of the same text in that script and
+// samples more of its tokens from the draft. The text the client reads (converted to the
+// script) keeps its accuracy: within 2 characters, over the clips, of the undrafted decode.
+func TestDraftAcrossScripts(t *testing.T) {
+	d := realDecoder(t, "base")
+	items, err := testdata.LoadManifest(filepath.Join(testdata.Require(t), testdata.MandarinManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tried, errsRef, errsWith int
+	for _, it := range items[:min(len(items), 4)] {
+		pcm := readWAVFloat(t, it.WAV)
+		x := pcm[:min(len(pcm), 15*16000)]
+		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, false), Threads: 2, Language: "zh",
+			Timestamps: true, MaxTokens: maxTokens(len(x), true)}
+		dec := func(r DecodeRequest) Hypothesis {
+			h, err := d.Decode(context.Background(), r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}
+		ref := dec(req)
+		spec := lang.Spec{Script: lang.Simplified}
+		other := hanzi.ToSimplified(ref.Text)
+		if other == ref.Text {
+			spec.Script, other = lang.Traditional, hanzi.ToTraditional(ref.Text)
+		}
+		if other == ref.Text {
+			t.Logf("%s: %q reads the same in both scripts", it.ID, ref.Text)
+			continue
+		}
+		tried++
+		if req.Draft, err = d.Tokenize(other); err != nil {
+			t.Fatal(err)
+		}
+		without := dec(req)
+		req.Script = spec.Script
+		with := dec(req)
+		if with.DraftSame == 0 || with.DraftAccepted <= without.DraftAccepted {
+			t.Errorf("%s, draft %q: %d tokens sampled from it with the script (%d taken for their class), %d without: want more with",
+				it.ID, other, with.DraftAccepted, with.DraftSame, without.DraftAccepted)
+		}
+		shown := func(h Hypothesis) int { return wer.CER(it.Reference, toScript(spec, "zh", h.Text)).Errors() }
+		errsRef, errsWith = errsRef+shown(ref), errsWith+shown(with)
+		t.Logf("%s (%s): %d of %d tokens from the draft with the script (%d for their class), %d without; %d character errors undrafted, %d with\n  undrafted %q\n  drafted   %q",
+			it.ID, spec.Script, with.DraftAccepted, len(with.Sampled), with.DraftSame, without.DraftAccepted, shown(ref), shown(with), ref.Text, with.Text)
+	}
+	if tried == 0 {
+		t.Fatal("no clip's text changes between scripts: the test checked nothing")
+	}
+	if errsWith > errsRef+2 {
+		t.Errorf("drafted across scripts: %d character errors over %d clips, undrafted %d", errsWith, tried, errsRef)
+	}
 }

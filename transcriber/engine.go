@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/lang"
 )
 
 // Sentinel errors of the transcriber.
@@ -44,6 +45,9 @@ type Hypothesis struct {
 	// DraftProposed and DraftAccepted say what the decode did with DecodeRequest.Draft:
 	// draft tokens computed in batched decoder passes, and how many of them it sampled.
 	DraftProposed, DraftAccepted int
+	// DraftSame is how many sampled tokens gave way to the draft's token of the same text
+	// in DecodeRequest.Script (whisper patch 0014).
+	DraftSame int
 	// Sampled are the ids of every token the decoder sampled, timestamps included, in
 	// order: the draft of a later decode of the same words (see stream.keepDraft).
 	Sampled []int
@@ -75,6 +79,12 @@ type DecodeRequest struct {
 	// greedy decoding verifies them in batched decoder passes instead of one pass per
 	// token. The text stays the model's own; a wrong draft costs a pass, not words.
 	Draft []int
+	// Script is the script the session shows Chinese text in (lang.Spec.Script). In a
+	// Chinese decode with a draft, a sampled token whose text converts to the same text in
+	// it as the draft's next token's gives way to the draft's (whisper patch 0014): whisper
+	// base may write the final of an utterance in traditional characters where its partials
+	// chose simplified, and leave the draft for the rest of it. "" = never.
+	Script lang.Script
 	// WordTimes asks for DTW token times (Token.End) where the model was loaded with
 	// them (about 30 ms more on a 3 s window, tiny.en; see LoadOptions.EstimateWordTimes).
 	WordTimes bool

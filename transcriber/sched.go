@@ -261,6 +261,7 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 		}
 	}
 	req.Draft = j.draft
+	req.Script = st.sess.lang.Script
 	if kt := st.sess.keyterms; len(kt.prompt) > 0 {
 		// The key terms go first: whisper keeps the last 224 prompt tokens, and the
 		// glossary is at most maxKeytermTokens (checked when the session opened).
@@ -287,7 +288,7 @@ func (w *decodeSlot) serve(ctx context.Context, st *stream) {
 	j.took = time.Since(start)
 	st.sess.log.Debug("decode", "final", j.final, "spec", j.spec, "window_s", sec(uint64(len(j.samples))),
 		"prompt_tokens", len(req.PromptTokens), "tokens", len(hyp.Tokens), "draft", len(req.Draft),
-		"draft_computed", hyp.DraftProposed, "draft_sampled", hyp.DraftAccepted, "took_ms", j.took.Milliseconds(), "err", err)
+		"draft_computed", hyp.DraftProposed, "draft_sampled", hyp.DraftAccepted, "draft_same", hyp.DraftSame, "took_ms", j.took.Milliseconds(), "err", err)
 	st.complete(j, hyp, err)
 }
 

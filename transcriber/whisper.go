@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/earshot-dev/earshot/internal/hanzi"
+	"github.com/earshot-dev/earshot/internal/lang"
 	"github.com/earshot-dev/earshot/transcriber/whispercpp"
 )
 
@@ -62,6 +63,61 @@ type whisperModel struct {
 	threads int
 	m       *whispercpp.Model
 	log     *slog.Logger
+
+	classesMu sync.Mutex
+	classes   map[lang.Script]*whispercpp.TokenClasses // draftClasses, made on first use
+}
+
+// draftClassesOn switches whisper patch 0014 on for Chinese decodes (DecodeRequest.Script);
+// EARSHOT_DRAFT_CLASSES=0 switches it off, for comparisons (BENCHMARKS.md, "Drafts across
+// scripts").
+var draftClassesOn = envSwitch("EARSHOT_DRAFT_CLASSES", true)
+
+// envSwitch reads a 0/1 switch from the environment: def when unset, and with a warning on
+// stderr when it is neither.
+func envSwitch(name string, def bool) bool {
+	v, ok := os.LookupEnv(name)
+	switch {
+	case !ok:
+		return def
+	case v == "0" || v == "1":
+		return v == "1"
+	}
+	on := map[bool]string{true: "on", false: "off"}[def]
+	fmt.Fprintf(os.Stderr, "earshot: %s=%q is neither 0 nor 1: leaving it %s; unset it or give 0 or 1\n", name, v, on)
+	return def
+}
+
+// draftClasses are the model's text tokens classed by their text in script (patch 0014,
+// DecodeRequest.Script); nil for no script, or when they cannot be made (logged; the
+// decode goes on without them).
+func (wm *whisperModel) draftClasses(script lang.Script) *whispercpp.TokenClasses {
+	var key func(string) string
+	switch script {
+	case lang.Simplified:
+		key = hanzi.ToSimplified
+	case lang.Traditional:
+		key = hanzi.ToTraditional
+	default:
+		return nil
+	}
+	wm.classesMu.Lock()
+	defer wm.classesMu.Unlock()
+	if c, ok := wm.classes[script]; ok {
+		return c
+	}
+	start := time.Now()
+	c, err := wm.m.TokenClasses(key)
+	if err != nil {
+		wm.log.Warn("draft token classes", "script", script, "err", err)
+		return nil
+	}
+	if wm.classes == nil {
+		wm.classes = map[lang.Script]*whispercpp.TokenClasses{}
+	}
+	wm.classes[script] = c
+	wm.log.Debug("draft token classes", "script", script, "shared", c.Shared(), "took_ms", time.Since(start).Milliseconds())
+	return c
 }
 
 // LoadWhisper loads ggml whisper weights once (one weights-only context);
@@ -234,6 +290,9 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 		p.SuppressNST = true
 		p.MaxTokens = req.MaxTokens
 		p.Draft = req.Draft
+		if draftClassesOn && len(req.Draft) > 0 && (p.Language == "zh" || p.Language == "yue") {
+			p.DraftClasses = d.wm.draftClasses(req.Script)
+		}
 	}
 	res, err := d.st.Full(ctx, p, req.Samples)
 	if err != nil {
@@ -243,7 +302,7 @@ func (d *whisperDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypothe
 		return Hypothesis{}, err
 	}
 	h := Hypothesis{AvgLogprob: res.AvgLogprob, Language: cmp.Or(p.Language, "en"), LanguageP: detected.P,
-		DraftProposed: res.Draft.Proposed, DraftAccepted: res.Draft.Accepted}
+		DraftProposed: res.Draft.Proposed, DraftAccepted: res.Draft.Accepted, DraftSame: res.Draft.Same}
 	var text strings.Builder
 	for i, s := range res.Segments {
 		if i == 0 {

@@ -78,7 +78,9 @@ func runService(ctx context.Context, e *env, name string, parts app.Parts, args 
 		// Read by whisper.cpp itself (patch 0010): 0 keeps q8_0 weights as stored, for comparisons.
 		"EARSHOT_Q8_REPACK",
 		// Read by transcriber/whispercpp: the decoder passes run on one thread (patch 0013), for comparisons.
-		"EARSHOT_ONE_THREAD_ROWS")
+		"EARSHOT_ONE_THREAD_ROWS",
+		// Read by the transcriber: drafts across Chinese scripts (whisper patch 0014), for comparisons.
+		"EARSHOT_DRAFT_CLASSES")
 	if err := config.CheckEnv(e.environ, known); err != nil {
 		return err
 	}

@@ -23,7 +23,12 @@ type Params struct {
 	// instead of one pass per token (patch 0007); the text is still the decoder's own.
 	// Result.Draft reports what was used.
 	Draft []int
-	Bias  *Bias // key-term biasing of the decoder's logits; nil = none
+	// DraftClasses lets a sampled text token give way to the draft's next token where the
+	// two are of one class (whisper patch 0014; e.g. one character in two scripts, for a
+	// caller that converts the text to one of them): decoding stays on the draft. nil =
+	// the decoder's tokens as sampled. Result.Draft.Same says how many were taken so.
+	DraftClasses *TokenClasses
+	Bias         *Bias // key-term biasing of the decoder's logits; nil = none
 
 	SuppressBlank bool
 	SuppressNST   bool // suppress non-speech tokens ("[MUSIC]", "♪" …)

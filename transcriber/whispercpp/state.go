@@ -61,6 +61,7 @@ type Result struct {
 // sampled (each one a decoder pass saved).
 type DraftStats struct {
 	Batches, Proposed, Accepted int
+	Same                        int // sampled tokens replaced by the draft's of their class (Params.DraftClasses)
 }
 
 // Text joins the segment texts.
@@ -83,6 +84,7 @@ type State struct {
 	// detected is the input of the last call when it was DetectLanguage: a Full over
 	// the same samples and audio_ctx reuses its encoder pass (whisper patch 0005).
 	detected detectedInput
+	classes  *TokenClasses // the draft classes set on st (patch 0014 keeps them until set again)
 }
 
 // detectedInput identifies the samples (the caller's slice: first element, length) and
@@ -141,6 +143,9 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 		if id < 0 || id >= nVocab {
 			return nil, fmt.Errorf("draft token %d outside the vocabulary (%d): %w", id, nVocab, ErrInvalid)
 		}
+	}
+	if p.DraftClasses != nil && p.DraftClasses.m != s.m {
+		return nil, fmt.Errorf("draft classes of another model: %w", ErrInvalid)
 	}
 	orig, realLen := samples, len(samples)
 	if realLen < MinSamples {
@@ -248,6 +253,14 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 		d[i] = C.whisper_token(id)
 	}
 	C.whisper_earshot_set_draft(s.st, &d[0], C.int(len(p.Draft)))
+	if p.DraftClasses != s.classes {
+		if c := p.DraftClasses; c != nil {
+			C.whisper_earshot_set_draft_classes(s.st, &c.class[0], C.int(len(c.class))) // copied before this returns
+		} else {
+			C.whisper_earshot_set_draft_classes(s.st, nil, 0)
+		}
+		s.classes = p.DraftClasses
+	}
 	var rc C.int
 	if in := (detectedInput{&orig[0], len(orig), p.AudioCtx}); s.detected == in {
 		// DetectLanguage just encoded this window of these samples: decode without
@@ -271,7 +284,7 @@ func (s *State) Full(ctx context.Context, p Params, samples []float32) (*Result,
 	s.collect(res, p, float64(realLen)/SampleRate)
 	var b, pr, a C.int
 	C.whisper_earshot_draft_stats(s.st, &b, &pr, &a)
-	res.Draft = DraftStats{int(b), int(pr), int(a)}
+	res.Draft = DraftStats{int(b), int(pr), int(a), int(C.whisper_earshot_draft_same(s.st))}
 	return res, nil
 }
 
