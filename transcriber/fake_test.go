@@ -125,7 +125,7 @@ func (d *scriptedDecoder) Decode(ctx context.Context, req DecodeRequest) (Hypoth
 	d.mu.Lock()
 	// Samples keeps only the length (a zero-filled slice), not the caller's buffer.
 	d.reqs = append(d.reqs, DecodeRequest{AudioCtx: req.AudioCtx, PromptTokens: req.PromptTokens, MaxTokens: req.MaxTokens, Draft: req.Draft,
-		WordTimes: req.WordTimes, Samples: make([]float32, len(req.Samples))})
+		WordTimes: req.WordTimes, Script: req.Script, Samples: make([]float32, len(req.Samples))})
 	d.heard = append(d.heard, fakeIDs(recognise(req.Samples)))
 	d.mu.Unlock()
 	if d.OnDecode != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/earshot-dev/earshot/internal/bus"
+	"github.com/earshot-dev/earshot/internal/lang"
 )
 
 // checkPartials asserts the user-visible streaming contract: within an utterance, the
@@ -405,6 +406,37 @@ func TestStreamResumeAndReplayOverlap(t *testing.T) {
 	// The final (over more than shortSpeech) has the request's prompt as context.
 	if last := rig.dec.reqs[len(rig.dec.reqs)-1]; len(last.PromptTokens) != 2 {
 		t.Errorf("final's prompt tokens %v, want the 2 words of the request prompt", last.PromptTokens)
+	}
+}
+
+// TestStreamDecodesInTheSessionsScript: every decode of a zh-CN stream asks for
+// simplified characters and of a zh-TW stream for traditional ones (DecodeRequest.Script),
+// which is what lets a Chinese decode take its draft's token of the same text in that
+// script (whisper patch 0014) when whisper writes the other script.
+func TestStreamDecodesInTheSessionsScript(t *testing.T) {
+	for _, c := range []struct {
+		language string
+		want     lang.Script
+	}{{"zh-CN", lang.Simplified}, {"zh-TW", lang.Traditional}} {
+		t.Run("language="+c.language, func(t *testing.T) {
+			rig := newFakeRig(t, PoolConfig{}, nil)
+			s, col := rig.open(bus.StreamOptions{InterimResults: true, Language: c.language})
+			defer s.Close()
+			rig.feed(s, col, cat(speech(1, 2, 3), silence(1000)), 0, 0)
+			if len(col.ofType(bus.ResultFinal)) != 1 {
+				t.Fatalf("finals %+v, want one", col.ofType(bus.ResultFinal))
+			}
+			rig.dec.mu.Lock()
+			defer rig.dec.mu.Unlock()
+			if len(rig.dec.reqs) < 2 {
+				t.Fatalf("%d decodes, want partials and a final", len(rig.dec.reqs))
+			}
+			for i, r := range rig.dec.reqs {
+				if r.Script != c.want {
+					t.Errorf("decode %d of %d asks for script %q, want %q", i+1, len(rig.dec.reqs), r.Script, c.want)
+				}
+			}
+		})
 	}
 }
 

@@ -37,6 +37,9 @@ func (m *Model) TokenClasses(key func(text string) string) (*TokenClasses, error
 	if m.closed || m.ctx == nil {
 		return nil, ErrClosed
 	}
+	if m.eot <= 0 {
+		return nil, fmt.Errorf("token classes: model has no text tokens: %w", ErrInvalid)
+	}
 	c := &TokenClasses{m: m, class: make([]C.int32_t, m.eot)}
 	first := map[string]int{}
 	members := map[int]int{}
@@ -62,9 +65,6 @@ func (m *Model) TokenClasses(key func(text string) string) (*TokenClasses, error
 		if n > 1 {
 			c.n += n
 		}
-	}
-	if len(c.class) == 0 {
-		return nil, fmt.Errorf("token classes: model has no text tokens: %w", ErrInvalid)
 	}
 	return c, nil
 }
