@@ -38,3 +38,27 @@ func BenchmarkFeatures(b *testing.B) {
 		smartturn.Features(pcm)
 	}
 }
+
+// BenchmarkPredictTurn3s and BenchmarkFeaturesTurn3s are the same on a 3 s turn (the
+// last 3 s of the clip), what the turn engine gives the model for a short turn: the
+// window's first 5 s are silence.
+func BenchmarkPredictTurn3s(b *testing.B) {
+	m := openModel(b)
+	pcm := benchAudio(b)
+	pcm = pcm[len(pcm)-3*16000:]
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := m.Predict(pcm); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFeaturesTurn3s(b *testing.B) {
+	pcm := benchAudio(b)
+	pcm = pcm[len(pcm)-3*16000:]
+	b.ResetTimer()
+	for b.Loop() {
+		smartturn.Features(pcm)
+	}
+}
