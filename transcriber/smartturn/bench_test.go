@@ -19,33 +19,25 @@ func benchAudio(b *testing.B) []float32 {
 
 // BenchmarkPredict is one end-of-turn decision on 8 s of audio: features and
 // the model on one intra-op thread.
-func BenchmarkPredict(b *testing.B) {
-	m := openModel(b)
-	pcm := benchAudio(b)
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := m.Predict(pcm); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkPredict(b *testing.B) { benchPredict(b, benchAudio(b)) }
 
 // BenchmarkFeatures is the log-mel step alone.
-func BenchmarkFeatures(b *testing.B) {
-	pcm := benchAudio(b)
-	b.ResetTimer()
-	for b.Loop() {
-		smartturn.Features(pcm)
-	}
-}
+func BenchmarkFeatures(b *testing.B) { benchFeatures(b, benchAudio(b)) }
 
 // BenchmarkPredictTurn3s and BenchmarkFeaturesTurn3s are the same on a 3 s turn (the
 // last 3 s of the clip), what the turn engine gives the model for a short turn: the
 // window's first 5 s are silence.
-func BenchmarkPredictTurn3s(b *testing.B) {
-	m := openModel(b)
+func BenchmarkPredictTurn3s(b *testing.B) { benchPredict(b, last3s(b)) }
+
+func BenchmarkFeaturesTurn3s(b *testing.B) { benchFeatures(b, last3s(b)) }
+
+func last3s(b *testing.B) []float32 {
 	pcm := benchAudio(b)
-	pcm = pcm[len(pcm)-3*16000:]
+	return pcm[len(pcm)-3*16000:]
+}
+
+func benchPredict(b *testing.B, pcm []float32) {
+	m := openModel(b)
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := m.Predict(pcm); err != nil {
@@ -54,9 +46,7 @@ func BenchmarkPredictTurn3s(b *testing.B) {
 	}
 }
 
-func BenchmarkFeaturesTurn3s(b *testing.B) {
-	pcm := benchAudio(b)
-	pcm = pcm[len(pcm)-3*16000:]
+func benchFeatures(b *testing.B, pcm []float32) {
 	b.ResetTimer()
 	for b.Loop() {
 		smartturn.Features(pcm)

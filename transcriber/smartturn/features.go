@@ -145,7 +145,7 @@ func features(pcm []float32, out []float32) {
 	maxv := math.Inf(-1)
 	// The silence put before audio shorter than the window is one value once normalised,
 	// so every frame that reads only that silence (reflect padding included) has the
-	// same values: its mel bands are computed once and copied (a 3 s turn has 550 such
+	// same values: its mel bands are computed once and copied (a 3 s turn has 499 such
 	// frames of 800). Bit for bit the same features: TestFeaturesPaddingAndTruncation.
 	pad := Window - len(pcm)
 	padFrame := -1 // the first frame of silence only, once computed
