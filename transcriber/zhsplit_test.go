@@ -1,6 +1,7 @@
 package transcriber
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -33,7 +34,10 @@ import (
 // EARSHOT_SPLIT_LANG=en runs it on the English dev clips with tiny.en, scored by WER;
 // EARSHOT_SPLIT_TIGHT=1 (with EARSHOT_SPLIT_LANG=en) decodes with a turn session's
 // encoder context (audioCtx's tight); EARSHOT_SPLIT_TAIL_MS keeps that much silence
-// after each speech end instead of Pad, and
+// after each speech end instead of Pad; EARSHOT_SPLIT_MODEL decodes with another model
+// than base (tiny.en in English), e.g. base-q8_0; EARSHOT_SPLIT_CTX=STEP,MARGIN gives the
+// finals' encoder context as the frames of the audio plus MARGIN, rounded up to a
+// multiple of STEP (at least minFinalAudioCtx; audioCtx's rule is 256,128), and
 // EARSHOT_SPLIT_VERBOSE=1 logs every decode's window, time and tokens (each variant's line
 // has the decodes' total and longest time).
 func TestMandarinSplitSim(t *testing.T) {
@@ -44,6 +48,13 @@ func TestMandarinSplitSim(t *testing.T) {
 	model, manifest, code := "base", testdata.MandarinManifest, "zh"
 	if english {
 		model, manifest, code = "tiny.en", testdata.SpeechManifest, "en"
+	}
+	model = cmp.Or(os.Getenv("EARSHOT_SPLIT_MODEL"), model)
+	var ctxStep, ctxMargin int
+	if v := os.Getenv("EARSHOT_SPLIT_CTX"); v != "" {
+		if n, err := fmt.Sscanf(v, "%d,%d", &ctxStep, &ctxMargin); n != 2 || err != nil || ctxStep <= 0 || ctxMargin < 0 {
+			t.Fatalf("EARSHOT_SPLIT_CTX=%q: want STEP,MARGIN in frames, e.g. 256,128", v)
+		}
 	}
 	d := realDecoder(t, model)
 	v, err := NewSileroVAD(testdata.VAD(t))
@@ -74,6 +85,9 @@ func TestMandarinSplitSim(t *testing.T) {
 		x := make([]float32, max(len(s), minDecodeSamples))
 		copy(x, s)
 		req := DecodeRequest{Samples: x, AudioCtx: audioCtx(len(x), true, english && os.Getenv("EARSHOT_SPLIT_TIGHT") == "1"), Threads: 2, MaxTokens: maxTokens(len(x), true), Language: code}
+		if ctxStep > 0 {
+			req.AudioCtx = max(minFinalAudioCtx, audioCtxRound(len(x), ctxMargin, ctxStep))
+		}
 		switch mode {
 		case "offline":
 			req.Offline = true
