@@ -37,8 +37,10 @@ import (
 // after each speech end instead of Pad; EARSHOT_SPLIT_MODEL decodes with another model
 // than base (tiny.en in English), e.g. base-q8_0; EARSHOT_SPLIT_CTX=STEP,MARGIN gives the
 // finals' encoder context as the frames of the audio plus MARGIN, rounded up to a
-// multiple of STEP (at least minFinalAudioCtx; audioCtx's rule is 256,128), and
-// EARSHOT_SPLIT_VERBOSE=1 logs every decode's window, time and tokens (each variant's line
+// multiple of STEP (at least minFinalAudioCtx; audioCtx's rule is 256,128),
+// EARSHOT_SPLIT_PAUSECUT=L,P (ms) cuts an utterance whose speech has lasted L where a
+// pause reaches P (a "-uttprompt" variant prompts each piece with the earlier pieces of
+// its utterance only), and EARSHOT_SPLIT_VERBOSE=1 logs every decode's window, time and tokens (each variant's line
 // has the decodes' total and longest time).
 func TestMandarinSplitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_ZHSPLIT") == "" {
@@ -114,9 +116,19 @@ func TestMandarinSplitSim(t *testing.T) {
 		return units(text)
 	}
 	type clip struct {
-		it   testdata.Item
-		pcm  []float32
-		utts [][2]uint64
+		it    testdata.Item
+		pcm   []float32
+		utts  [][2]uint64
+		group []int // the endpoint utterance each of utts is a piece of (pause cuts)
+	}
+	// EARSHOT_SPLIT_PAUSECUT=L,P (ms): an utterance whose speech has lasted L is cut
+	// where a pause reaches P, and the next piece starts where the speech resumes.
+	var cutLen, cutPause uint64
+	if v := os.Getenv("EARSHOT_SPLIT_PAUSECUT"); v != "" {
+		if n, err := fmt.Sscanf(v, "%d,%d", &cutLen, &cutPause); n != 2 || err != nil || cutPause == 0 {
+			t.Fatalf("EARSHOT_SPLIT_PAUSECUT=%q: want L,P in ms, e.g. 6000,250", v)
+		}
+		cutLen, cutPause = cutLen*bus.SamplesPerMs, cutPause*bus.SamplesPerMs
 	}
 	hangs, variants := []uint64{600, 1000}, []string{"whole", "alone", "left-context"}
 	if v := os.Getenv("EARSHOT_BENCH_ZHSPLIT"); v != "1" {
@@ -132,18 +144,31 @@ func TestMandarinSplitSim(t *testing.T) {
 			}
 			ep := newEndpointer(v.WindowSamples(), 0, hang*bus.SamplesPerMs)
 			var utts [][2]uint64
+			var group []int
+			open := false
 			for _, p := range probs {
 				switch ep.push(p) {
 				case evSpeechStart:
-					utts = append(utts, [2]uint64{ep.speechStart, 0})
+					utts, group, open = append(utts, [2]uint64{ep.speechStart, 0}), append(group, len(group)), true
 				case evSpeechEnd:
-					utts[len(utts)-1][1] = ep.speechEnd
+					if open {
+						utts[len(utts)-1][1] = ep.speechEnd
+					}
+					open = false
+				default:
+					switch {
+					case cutPause == 0 || !ep.inSpeech:
+					case open && ep.silence >= cutPause && ep.speechEnd-utts[len(utts)-1][0] >= cutLen:
+						utts[len(utts)-1][1], open = ep.speechEnd, false
+					case !open && ep.silence == 0:
+						utts, group, open = append(utts, [2]uint64{ep.speechEnd - ep.win, 0}), append(group, group[len(group)-1]), true
+					}
 				}
 			}
 			if n := len(utts); n > 0 && utts[n-1][1] == 0 {
 				utts[n-1][1] = uint64(len(pcm))
 			}
-			clips = append(clips, clip{it, pcm, utts})
+			clips = append(clips, clip{it, pcm, utts, group})
 		}
 		for _, variant := range variants {
 			var carried []string // the earlier clips' text, for "-xclip" variants
@@ -157,6 +182,8 @@ func TestMandarinSplitSim(t *testing.T) {
 			label := variant
 			noPrompt := strings.HasSuffix(variant, "-noprompt")
 			variant = strings.TrimSuffix(variant, "-noprompt")
+			uttPrompt := strings.HasSuffix(variant, "-uttprompt") // only the earlier pieces of the same utterance
+			variant = strings.TrimSuffix(variant, "-uttprompt")
 			prompt := func(h []string) []string {
 				if noPrompt {
 					return nil
@@ -171,8 +198,16 @@ func TestMandarinSplitSim(t *testing.T) {
 				default:
 					var prev []string
 					prevStart, prevLen := uint64(0), 0
+					uttFrom := len(history) // where the current endpoint utterance's text starts
 					for i, u := range cl.utts {
 						from := u[0] - min(u[0], pad)
+						if i == 0 || cl.group[i] != cl.group[i-1] {
+							uttFrom = len(history)
+						}
+						prompt := prompt
+						if uttPrompt {
+							prompt = func([]string) []string { return history[uttFrom:] }
+						}
 						var w []string
 						if variant == "left-context" && i > 0 && u[1]-prevStart <= 20*bus.SampleRate {
 							from = prevStart - min(prevStart, pad)
@@ -197,6 +232,11 @@ func TestMandarinSplitSim(t *testing.T) {
 					cu = c.AddZh(cl.it.Reference, own)
 				}
 				rows = append(rows, fmt.Sprintf("%s %d utts %.0f%%: %s", cl.it.ID, len(cl.utts), 100*cu.Rate(), own))
+				for i, u := range cl.utts {
+					if i > 0 && cl.group[i] == cl.group[i-1] {
+						rows[len(rows)-1] += fmt.Sprintf(" [cut %.2f–%.2f s]", sec(cl.utts[i-1][1]), sec(u[0]))
+					}
+				}
 			}
 			if len(took) == 0 {
 				t.Fatalf("%s: nothing decoded", label)
