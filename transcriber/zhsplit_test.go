@@ -40,8 +40,8 @@ import (
 // multiple of STEP (at least minFinalAudioCtx; audioCtx's rule is 256,128),
 // EARSHOT_SPLIT_PAUSECUT=L,P (ms) cuts an utterance whose speech has lasted L where a
 // pause reaches P (a "-uttprompt" variant prompts each piece with the earlier pieces of
-// its utterance only), and EARSHOT_SPLIT_VERBOSE=1 logs every decode's window, time and tokens (each variant's line
-// has the decodes' total and longest time).
+// its utterance only), and EARSHOT_SPLIT_VERBOSE=1 logs every decode's window, time and
+// tokens (each variant's line has the decodes' total and longest time).
 func TestMandarinSplitSim(t *testing.T) {
 	if os.Getenv("EARSHOT_BENCH_ZHSPLIT") == "" {
 		t.Skip("measurement: set EARSHOT_BENCH_ZHSPLIT=1")
@@ -142,32 +142,7 @@ func TestMandarinSplitSim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ep := newEndpointer(v.WindowSamples(), 0, hang*bus.SamplesPerMs)
-			var utts [][2]uint64
-			var group []int
-			open := false
-			for _, p := range probs {
-				switch ep.push(p) {
-				case evSpeechStart:
-					utts, group, open = append(utts, [2]uint64{ep.speechStart, 0}), append(group, len(group)), true
-				case evSpeechEnd:
-					if open {
-						utts[len(utts)-1][1] = ep.speechEnd
-					}
-					open = false
-				default:
-					switch {
-					case cutPause == 0 || !ep.inSpeech:
-					case open && ep.silence >= cutPause && ep.speechEnd-utts[len(utts)-1][0] >= cutLen:
-						utts[len(utts)-1][1], open = ep.speechEnd, false
-					case !open && ep.silence == 0:
-						utts, group, open = append(utts, [2]uint64{ep.speechEnd - ep.win, 0}), append(group, group[len(group)-1]), true
-					}
-				}
-			}
-			if n := len(utts); n > 0 && utts[n-1][1] == 0 {
-				utts[n-1][1] = uint64(len(pcm))
-			}
+			utts, group := speechPieces(probs, v.WindowSamples(), hang*bus.SamplesPerMs, cutLen, cutPause, uint64(len(pcm)))
 			clips = append(clips, clip{it, pcm, utts, group})
 		}
 		for _, variant := range variants {
@@ -198,7 +173,7 @@ func TestMandarinSplitSim(t *testing.T) {
 				default:
 					var prev []string
 					prevStart, prevLen := uint64(0), 0
-					uttFrom := len(history) // where the current endpoint utterance's text starts
+					var uttFrom int // where the current endpoint utterance's text starts in history
 					for i, u := range cl.utts {
 						from := u[0] - min(u[0], pad)
 						if i == 0 || cl.group[i] != cl.group[i-1] {
@@ -249,6 +224,93 @@ func TestMandarinSplitSim(t *testing.T) {
 			t.Logf("%s, endpoint %d ms, %s: error rate %.2f%% (%d/%d); %d decodes, %v in all, the longest %v\n%s", model, hang, label,
 				100*c.Rate(), c.Errors(), c.Ref, len(took), sum.Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), strings.Join(rows, "\n"))
 		}
+	}
+}
+
+// speechPieces is where the stream's endpointer (hangover hang) hears utterances in a
+// recording of total samples, from the VAD's per-window probabilities: [start, end) of
+// each piece, and the endpoint utterance each piece belongs to. With cutPause > 0 an
+// utterance whose speech has lasted cutLen is cut where a pause reaches cutPause, and its
+// next piece starts at the window where the speech resumes (all in samples).
+func speechPieces(probs []float32, win int, hang, cutLen, cutPause, total uint64) (utts [][2]uint64, group []int) {
+	ep := newEndpointer(win, 0, hang)
+	open, utterances := false, 0
+	for _, p := range probs {
+		switch ep.push(p) {
+		case evSpeechStart:
+			utts, group, open = append(utts, [2]uint64{ep.speechStart, 0}), append(group, utterances), true
+			utterances++
+		case evSpeechEnd:
+			if open {
+				utts[len(utts)-1][1] = ep.speechEnd
+			}
+			open = false
+		default:
+			switch {
+			case cutPause == 0 || !ep.inSpeech:
+			case open && ep.silence >= cutPause && ep.speechEnd-utts[len(utts)-1][0] >= cutLen:
+				utts[len(utts)-1][1], open = ep.speechEnd, false
+			case !open && ep.silence == 0:
+				utts, group, open = append(utts, [2]uint64{ep.speechEnd - ep.win, 0}), append(group, group[len(group)-1]), true
+			}
+		}
+	}
+	if n := len(utts); n > 0 && utts[n-1][1] == 0 {
+		utts[n-1][1] = total
+	}
+	return utts, group
+}
+
+// TestSpeechPieces checks the pause cuts TestMandarinSplitSim's EARSHOT_SPLIT_PAUSECUT
+// measures, on synthetic VAD probabilities (512-sample windows, 32 ms): 8 s of speech
+// with a 160 ms dip at 2 s and a 320 ms dip at 7 s, 1 s of silence, 2 s of speech.
+func TestSpeechPieces(t *testing.T) {
+	const win = 512
+	w := func(ms int) int { return ms * bus.SamplesPerMs / win }
+	var probs []float32
+	add := func(ms int, p float32) {
+		for range w(ms) {
+			probs = append(probs, p)
+		}
+	}
+	add(2000, 0.9)
+	add(160, 0.1)
+	add(4992, 0.9)
+	add(320, 0.1)
+	add(1024, 0.9)
+	add(1024, 0.1)
+	add(1984, 0.9)
+	add(800, 0.1)
+	total := uint64(len(probs) * win)
+	at := func(i int) uint64 { return uint64(i * win) } // the start of window i
+	hang := uint64(600 * bus.SamplesPerMs)
+	ms := func(n uint64) uint64 { return n * bus.SamplesPerMs }
+
+	utts, group := speechPieces(probs, win, hang, 0, 0, total)
+	if len(utts) != 2 || !slices.Equal(group, []int{0, 1}) {
+		t.Fatalf("no cuts: %d utterances, groups %v; want the two endpoint utterances", len(utts), group)
+	}
+	// The endpointer confirms speech minSpeech after its start and dates it back.
+	second := w(2000) + w(160) + w(4992) + w(320) + w(1024) + w(1024)
+	if utts[0] != [2]uint64{0, at(second - w(1024))} || utts[1] != [2]uint64{at(second), at(second + w(1984))} {
+		t.Errorf("no cuts: %v", utts)
+	}
+
+	utts, group = speechPieces(probs, win, hang, ms(6000), ms(250), total)
+	resume := w(2000) + w(160) + w(4992) + w(320)
+	want := [][2]uint64{{0, at(resume - w(320))}, {at(resume), at(second - w(1024))}, {at(second), at(second + w(1984))}}
+	if !slices.Equal(utts, want) || !slices.Equal(group, []int{0, 0, 1}) {
+		t.Errorf("cut after 6 s at a 250 ms pause: %v groups %v; want %v groups [0 0 1] (the 160 ms dip too short, the second utterance too short)", utts, group, want)
+	}
+
+	// At 150 ms the 160 ms dip is a pause too, but it comes before 6 s of speech: the
+	// same cuts. With L = 1 s it is cut there as well.
+	if utts, _ = speechPieces(probs, win, hang, ms(6000), ms(150), total); !slices.Equal(utts, want) {
+		t.Errorf("cut after 6 s at a 150 ms pause: %v; want %v (the dip at 2 s comes before 6 s of speech)", utts, want)
+	}
+	utts, _ = speechPieces(probs, win, hang, ms(1000), ms(150), total)
+	if len(utts) != 4 || utts[0][1] != at(w(2000)) || utts[1][0] != at(w(2000)+w(160)) {
+		t.Errorf("cut after 1 s at a 150 ms pause: %v; want the 2 s dip and the 7 s dip cut", utts)
 	}
 }
 
